@@ -1,0 +1,180 @@
+"""torch -> ONNX export, checks, and fp16 conversion.
+
+The torch.export-based (dynamo) exporter is tried first and the TorchScript
+exporter is the fallback; which one produced the file is recorded. Every
+file then passes ``onnx.checker`` (full check) and shape inference. Weights
+are embedded (``external_data=False``) so each variant is one file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from packager.spec import ModelSpec
+from runtime.errors import ExportError
+
+OPSET = 20
+_OP_PATTERNS = (
+    re.compile(r"OpOverload\(op='([\w.]+)'"),
+    re.compile(r"operator '([\w:.]+)'"),
+    re.compile(r"\b(aten[.:]{1,2}[\w.]+)"),
+)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    exporter: str  # "dynamo" | "torchscript" | "onnx-file"
+    fallback_reason: str = ""
+
+
+def failing_op(message: str) -> str:
+    """The op an exporter choked on, read off its error message ('' if none is named)."""
+    for pattern in _OP_PATTERNS:
+        m = pattern.search(message)
+        if m:
+            return m.group(1)
+    return ""
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the exporters' chatter (warnings, logs, prints); errors still raise."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch._dynamo", "torch.export", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, lv in zip(loggers, levels):
+            lg.setLevel(lv)
+
+
+def _output_names(spec: ModelSpec, n: int) -> list[str]:
+    return [spec.output] + [f"{spec.output}_{k}" for k in range(1, n)]
+
+
+def export_model(model, spec: ModelSpec, example: dict[str, np.ndarray], dest: Path) -> ExportResult:
+    """Export ``model`` to ``dest`` with a dynamic batch dimension; check the file."""
+    import torch
+
+    args = tuple(torch.from_numpy(np.ascontiguousarray(example[i.name])) for i in spec.inputs)
+    names = [i.name for i in spec.inputs]
+    with torch.no_grad():
+        out = model(*args)
+    n_out = len(out) if isinstance(out, (tuple, list)) else 1
+    out_names = _output_names(spec, n_out)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    errors = []
+    batch = torch.export.Dim("batch", min=1)
+    try:
+        with _quiet():
+            torch.onnx.export(
+                model, args, str(dest), dynamo=True, external_data=False, opset_version=OPSET,
+                input_names=names, output_names=out_names, dynamic_shapes=tuple({0: batch} for _ in args),
+            )
+        exporter = "dynamo"
+    except Exception as exc:
+        errors.append(f"dynamo: {type(exc).__name__}: {exc}")
+        try:
+            with _quiet():
+                torch.onnx.export(
+                    model, args, str(dest), dynamo=False, opset_version=17, input_names=names, output_names=out_names,
+                    dynamic_axes={n: {0: "batch"} for n in names + out_names},
+                )
+            exporter = "torchscript"
+        except Exception as exc2:
+            errors.append(f"torchscript: {type(exc2).__name__}: {exc2}")
+            op = failing_op(errors[0]) or failing_op(errors[1])
+            what = f"op {op!r} has no ONNX conversion" if op else "both exporters failed"
+            raise ExportError(
+                f"model {spec.name!r} cannot be exported to ONNX: {what}. Tried the torch.export-based exporter "
+                f"({_first_line(errors[0])}) and the TorchScript exporter ({_first_line(errors[1])}). "
+                "Rewrite that part of the model with supported ops, or export it yourself and give `onnx = \"model.onnx\"`."
+            ) from exc2
+    check_onnx(dest, spec.name)
+    return ExportResult(path=dest, exporter=exporter, fallback_reason=_first_line(errors[0]) if errors else "")
+
+
+def _first_line(text: str) -> str:
+    summary = re.search(r"Exception summary\s*\|?\s*(.+?)(?:\n\n|\Z)", text, re.S)
+    line = (summary.group(1) if summary else text).strip().splitlines()[-1 if summary else 0]
+    return re.sub(r"\x1b\[[0-9;]*m", "", line)[:300]
+
+
+def check_onnx(path: Path, name: str) -> None:
+    """onnx.checker full check plus shape inference; ExportError on failure."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+        onnx.shape_inference.infer_shapes_path(str(path), str(path), check_type=True, strict_mode=False)
+    except Exception as exc:
+        raise ExportError(f"model {name!r}: {path.name} fails the ONNX checker: {str(exc)[:500]}") from exc
+
+
+def copy_onnx(src: Path, dest: Path, name: str) -> ExportResult:
+    """An already-exported ONNX model, re-saved with its weights embedded, and checked."""
+    import onnx
+
+    if not src.is_file():
+        raise ExportError(f"model {name!r}: onnx file {src} not found")
+    try:
+        model = onnx.load(str(src))  # pulls external data in from beside src
+    except Exception as exc:
+        raise ExportError(f"model {name!r}: {src} is not a readable ONNX file: {exc}") from exc
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, str(dest), save_as_external_data=False)
+    check_onnx(dest, name)
+    return ExportResult(path=dest, exporter="onnx-file")
+
+
+def sort_graph(graph) -> None:
+    """Reorder ``graph.node`` topologically (the fp16 converter appends its input casts last)."""
+    known = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered = []
+    while pending:
+        ready = [n for n in pending if all(i in known for i in n.input)]
+        if not ready:
+            raise ExportError(f"graph {graph.name!r} has a cycle or an undefined input; cannot order its nodes")
+        for n in ready:
+            known.update(n.output)
+        ordered.extend(ready)
+        ready_ids = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in ready_ids]
+    copies = [type(n)() for n in ordered]
+    for c, n in zip(copies, ordered):
+        c.CopyFrom(n)
+    del graph.node[:]
+    graph.node.extend(copies)
+
+
+def to_fp16(src: Path, dest: Path, name: str) -> Path:
+    """fp16 copy of an fp32 ONNX file; inputs and outputs stay fp32 so feeds do not change."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    try:
+        with _quiet():
+            half = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+        sort_graph(half.graph)
+        onnx.save_model(half, str(dest))
+    except Exception as exc:
+        raise ExportError(f"model {name!r}: fp16 conversion failed: {str(exc)[:400]}") from exc
+    check_onnx(dest, name)
+    return dest
+
+
+__all__ = ["ExportResult", "check_onnx", "copy_onnx", "export_model", "failing_op", "to_fp16"]

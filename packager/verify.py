@@ -1,0 +1,135 @@
+"""Parity of each exported file with the original torch model, on real sample data.
+
+The ONNX side runs through the runtime's own onnxruntime backend (the very
+code that will run on Kaggle), on CPU. Each output is compared element-wise
+with ``|onnx - torch| <= atol + rtol * |torch|`` at batch size 1 and at the
+member's batch size; tolerances depend on the precision. Classification-like
+outputs also report top-1 agreement, the metric-level view of the difference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from packager.spec import ModelSpec
+from runtime.backends import get as get_backend
+from runtime.backends.base import BackendOptions
+from runtime.errors import ShapeMismatchError, ToleranceError
+
+#: (atol, rtol) per precision. fp16 keeps ~3 significant digits; Polygraphy's
+#: 1e-5 default fails it, and maintainers call ~1e-2 fine for fp16.
+TOLERANCES = {"fp32": (1e-4, 1e-3), "fp16": (2e-2, 2e-2)}
+
+
+@dataclass(frozen=True)
+class OutputCheck:
+    output: str
+    batch: int
+    shape: tuple[int, ...]
+    max_abs: float
+    max_rel: float
+    worst_index: tuple[int, ...]
+    expected: float
+    got: float
+    atol: float
+    rtol: float
+    ok: bool
+    top1_agreement: float | None = None
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    model: str
+    variant: str
+    precision: str
+    file: str
+    samples: str  # where the sample inputs came from
+    checks: tuple[OutputCheck, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "passed": self.passed}
+
+
+def tolerances(spec: ModelSpec, precision: str) -> tuple[float, float]:
+    atol, rtol = TOLERANCES[precision]
+    return (spec.atol if spec.atol is not None else atol, spec.rtol if spec.rtol is not None else rtol)
+
+
+def _torch_outputs(model, spec: ModelSpec, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+    import torch
+
+    with torch.no_grad():
+        out = model(*(torch.from_numpy(np.ascontiguousarray(feed[i.name])) for i in spec.inputs))
+    out = out if isinstance(out, (tuple, list)) else (out,)
+    return [o.detach().cpu().numpy() for o in out]
+
+
+def compare(output: str, batch: int, expected: np.ndarray, got: np.ndarray, atol: float, rtol: float) -> OutputCheck:
+    """One output at one batch size, element-wise."""
+    e = expected.astype(np.float64)
+    g = got.astype(np.float64)
+    diff = np.abs(e - g)
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    excess = diff - (atol + rtol * np.abs(e))
+    worst = np.unravel_index(int(np.argmax(excess)), e.shape) if e.size else ()
+    rel = diff / np.maximum(np.abs(e), 1e-12)
+    agree = None
+    if e.ndim == 2 and e.shape[1] > 1:
+        agree = float(np.mean(np.argmax(e, axis=1) == np.argmax(np.nan_to_num(g), axis=1)))
+    return OutputCheck(
+        output=output, batch=batch, shape=tuple(e.shape), max_abs=float(diff.max(initial=0.0)),
+        max_rel=float(rel.max(initial=0.0)), worst_index=tuple(int(i) for i in worst),
+        expected=float(e[worst]) if e.size else 0.0, got=float(g[worst]) if e.size else 0.0,
+        atol=atol, rtol=rtol, ok=bool(e.size == 0 or excess.max() <= 0), top1_agreement=agree,
+    )
+
+
+def verify_file(
+    model, spec: ModelSpec, variant: str, precision: str, path: Path, samples: dict[str, np.ndarray], source: str
+) -> VerifyResult:
+    """Compare ``path`` against ``model`` on ``samples``; raise a ParityError on the first failure."""
+    atol, rtol = tolerances(spec, precision)
+    n = len(next(iter(samples.values())))
+    batches = sorted({1, min(n, spec.batch_size)})
+    runner = get_backend("onnxruntime").load(path, f"{spec.name}/{variant}", BackendOptions(providers=("CPUExecutionProvider",)))
+    checks = []
+    with runner:
+        for b in batches:
+            expected_all, got_all = [], []
+            for start in range(0, n if b > 1 else 1, b):
+                feed = {k: v[start:start + b] for k, v in samples.items()}
+                expected_all.append(_torch_outputs(model, spec, feed))
+                got = runner.infer(feed)
+                got_all.append([got[name] for name in runner.output_names])
+            for k, name in enumerate(runner.output_names):
+                e = np.concatenate([x[k] for x in expected_all])
+                g = np.concatenate([x[k] for x in got_all])
+                if e.shape != g.shape:
+                    raise ShapeMismatchError(
+                        f"model {spec.name!r} variant {variant!r}: output {name!r} has shape {g.shape} in ONNX "
+                        f"but {e.shape} in torch (batch {b})"
+                    )
+                checks.append(compare(name, b, e, g, atol, rtol))
+    result = VerifyResult(spec.name, variant, precision, path.name, source, tuple(checks))
+    for c in checks:
+        if not c.ok:
+            raise ToleranceError(
+                f"model {spec.name!r} variant {variant!r} ({precision}) does not match the torch model: output "
+                f"{c.output!r} at batch size {c.batch}, element {list(c.worst_index)}: ONNX {c.got:.6g} vs torch "
+                f"{c.expected:.6g} (|diff| {abs(c.got - c.expected):.3g}); tolerance |diff| <= {c.atol:g} + "
+                f"{c.rtol:g}*|torch|. Max abs error {c.max_abs:.3g}, max rel error {c.max_rel:.3g}"
+                + (f", top-1 agreement {c.top1_agreement:.1%}" if c.top1_agreement is not None else "")
+                + f" (samples: {source}). Set atol/rtol in the spec only if this difference is acceptable."
+            )
+    return result
+
+
+__all__ = ["OutputCheck", "TOLERANCES", "VerifyResult", "compare", "tolerances", "verify_file"]

@@ -1,0 +1,112 @@
+"""onnxruntime backend: CPU, CUDA and TensorRT execution providers.
+
+The provider order is TensorRT > CUDA > CPU, restricted to what the installed
+onnxruntime offers (and TensorRT only where its libraries can be found, since
+onnxruntime-gpu lists the provider even without them). The providers a session
+really got are recorded by :meth:`OnnxRuntimeRunner.describe`.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import importlib.util
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from runtime.backends.base import BackendOptions, Runner, translate_error
+from runtime.errors import BackendError, BackendUnavailableError
+
+TRT_EP = "TensorrtExecutionProvider"
+CUDA_EP = "CUDAExecutionProvider"
+CPU_EP = "CPUExecutionProvider"
+_PREFERENCE = (TRT_EP, CUDA_EP, CPU_EP)
+
+
+def _tensorrt_libraries_present() -> bool:
+    return importlib.util.find_spec("tensorrt") is not None or ctypes.util.find_library("nvinfer") is not None
+
+
+def select_providers(available: list[str], options: BackendOptions) -> list[tuple[str, dict[str, Any]]]:
+    """Pick (provider, provider options) pairs in preference order."""
+    if options.providers is not None:
+        missing = [p for p in options.providers if p not in available]
+        if missing:
+            raise BackendUnavailableError(
+                f"no execution provider {', '.join(map(repr, missing))}; available: {', '.join(available)}"
+            )
+        wanted = list(options.providers)
+    else:
+        wanted = [p for p in _PREFERENCE if p in available and (p != TRT_EP or _tensorrt_libraries_present())]
+    chosen = []
+    for p in wanted:
+        if p == TRT_EP:
+            opts: dict[str, Any] = {"device_id": options.device_id, "trt_fp16_enable": options.fp16}
+            if options.cache_dir is not None:
+                cache = str(Path(options.cache_dir) / "trt")
+                Path(cache).mkdir(parents=True, exist_ok=True)
+                opts.update(
+                    trt_engine_cache_enable=True, trt_engine_cache_path=cache,
+                    trt_timing_cache_enable=True, trt_timing_cache_path=cache,
+                )
+            chosen.append((p, opts))
+        elif p == CUDA_EP:
+            chosen.append((p, {"device_id": options.device_id}))
+        else:
+            chosen.append((p, {}))
+    return chosen
+
+
+class OnnxRuntimeRunner(Runner):
+    """Runs an ONNX file with onnxruntime."""
+
+    def __init__(self, path: Path, name: str, options: BackendOptions):
+        super().__init__(name)
+        self.path = Path(path)
+        self.options = options
+        self.session = None
+        self.providers: list[str] = []
+
+    def activate_impl(self) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise BackendUnavailableError("onnxruntime is not installed (pip install onnxruntime, or onnxruntime-gpu)") from exc
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3
+        if self.options.threads:
+            so.intra_op_num_threads = self.options.threads
+        providers = select_providers(ort.get_available_providers(), self.options)
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), sess_options=so,
+                providers=[p for p, _ in providers], provider_options=[o for _, o in providers],
+            )
+        except Exception as exc:
+            raise BackendError(f"{self.name}: onnxruntime could not load {self.path.name}: {str(exc)[:400]}") from exc
+        self.providers = self.session.get_providers()
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def deactivate_impl(self) -> None:
+        self.session = None
+
+    def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = self.session.run(self.output_names, dict(feed))
+        return dict(zip(self.output_names, outputs))
+
+    def device_kind(self) -> str:
+        return "gpu" if any(p in (TRT_EP, CUDA_EP) for p in self.providers) else "cpu"
+
+    def describe(self) -> str:
+        return f"onnxruntime ({', '.join(self.providers) or 'inactive'})"
+
+
+def load(path: Path, name: str, options: BackendOptions) -> OnnxRuntimeRunner:
+    """Loader for the registry: deferred, nothing is built until activate()."""
+    return OnnxRuntimeRunner(path, name, options)
+
+
+__all__ = ["OnnxRuntimeRunner", "load", "select_providers", "translate_error"]

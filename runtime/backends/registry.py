@@ -1,0 +1,70 @@
+"""Registry of inference backends.
+
+A backend registers only when its library is importable (checked without
+importing it, so ``import runtime`` stays numpy-only); duplicate names raise.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from runtime.backends.base import BackendOptions, Runner
+from runtime.errors import BackendUnavailableError
+
+#: Loader signature: (onnx path, runner name, options) -> Runner (not yet active).
+Loader = Callable[[Path, str, BackendOptions], Runner]
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    load: Loader
+    requires: tuple[str, ...]
+    description: str
+
+
+_REGISTRY: dict[str, Backend] = {}
+_UNAVAILABLE: dict[str, str] = {}
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def register(name: str, load: Loader, *, requires: tuple[str, ...], description: str) -> bool:
+    """Register ``name`` if every module in ``requires`` is importable; return whether it was."""
+    if name in _REGISTRY or name in _UNAVAILABLE:
+        raise ValueError(f"backend {name!r} is already registered")
+    missing = [m for m in requires if not _importable(m)]
+    if missing:
+        _UNAVAILABLE[name] = f"needs {', '.join(missing)}, which is not installed"
+        return False
+    _REGISTRY[name] = Backend(name=name, load=load, requires=requires, description=description)
+    return True
+
+
+def available() -> list[str]:
+    """Names of the backends usable here, in registration (preference) order."""
+    return list(_REGISTRY)
+
+
+def unavailable() -> dict[str, str]:
+    """Backends known but not usable here, with the reason."""
+    return dict(_UNAVAILABLE)
+
+
+def get(name: str) -> Backend:
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if name in _UNAVAILABLE:
+        raise BackendUnavailableError(f"backend {name!r} is not available here: {_UNAVAILABLE[name]}; available: {', '.join(available()) or 'none'}")
+    raise BackendUnavailableError(f"no backend {name!r}; known backends: {', '.join([*_REGISTRY, *_UNAVAILABLE])}")
+
+
+__all__ = ["Backend", "Loader", "available", "get", "register", "unavailable"]

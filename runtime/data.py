@@ -1,0 +1,168 @@
+"""Test data: a table of features (CSV / Parquet) or a folder of images with an index.
+
+pandas (and, when asked, cudf.pandas) and PIL are imported lazily here so that
+``import runtime`` needs numpy alone. Row ids are kept as strings, exactly as
+written in the files, so the submission reproduces them byte for byte.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from runtime.errors import DataError
+from runtime.manifest import DataSpec, InputSpec, Member
+from runtime.settings import env_flag
+
+_NUMERIC_KINDS = "biuf"
+
+
+def _pandas():
+    """pandas, accelerated by cudf.pandas when NINEFIT_CUDF=1 and a GPU is present."""
+    if env_flag("NINEFIT_CUDF"):
+        import warnings
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # it warns and falls back to pandas without a GPU
+                import cudf.pandas
+
+                cudf.pandas.install()
+        except ImportError:
+            pass
+    import pandas
+
+    return pandas
+
+
+def read_table(path: Path, *, id_column: str | None = None):
+    """Read a CSV or Parquet file into a DataFrame, with the id column as strings."""
+    pd = _pandas()
+    if not path.is_file():
+        raise DataError(f"test data file {path} not found (expected a .csv or .parquet file)")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            df = pd.read_parquet(path)
+            if id_column and id_column in df.columns:
+                df[id_column] = df[id_column].astype(str)
+        else:
+            df = pd.read_csv(path, dtype={id_column: str} if id_column else None, keep_default_na=True)
+    except Exception as exc:
+        raise DataError(f"could not read {path}: {exc}") from exc
+    if id_column and id_column not in df.columns:
+        raise DataError(
+            f"{path.name} has no id column {id_column!r}; its columns are: {', '.join(map(str, df.columns[:20]))}"
+        )
+    return df
+
+
+def _dims(spec: InputSpec) -> tuple[int, ...]:
+    return tuple(d if isinstance(d, int) else -1 for d in spec.shape[1:])
+
+
+class TestData:
+    """The rows to predict, in file order, and the features each model needs."""
+
+    def __init__(self, ids: Sequence[str], frame, spec: DataSpec, root: Path):
+        self.ids = list(ids)
+        self.frame = frame
+        self.spec = spec
+        self.root = root
+        self._cache: dict[tuple[str, ...], np.ndarray] = {}
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.ids)
+
+    def check(self, member: Member) -> None:
+        """Raise DataError if the data lacks a column the member needs, or has the wrong dtype."""
+        for inp in member.inputs:
+            if inp.image is not None:
+                continue
+            missing = [c for c in inp.columns if c not in self.frame.columns]
+            if missing:
+                raise DataError(
+                    f"test data is missing {len(missing)} column(s) that model {member.name!r} input {inp.name!r} needs: "
+                    f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''} "
+                    f"(expected {len(inp.columns)} feature columns, as in the spec)"
+                )
+            bad = [f"{c} ({self.frame[c].dtype})" for c in inp.columns if self.frame[c].dtype.kind not in _NUMERIC_KINDS]
+            if bad:
+                raise DataError(
+                    f"test data column(s) {', '.join(bad[:5])} for model {member.name!r} are not numeric; "
+                    f"expected numbers convertible to {inp.dtype}"
+                )
+
+    def feed(self, member: Member, start: int, stop: int, *, image_size: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+        """Model inputs for rows ``[start, stop)``, keyed by ONNX input name."""
+        out = {}
+        for inp in member.inputs:
+            if inp.image is not None:
+                out[inp.name] = self._images(inp, start, stop, image_size)
+            else:
+                matrix = self._matrix(inp.columns)
+                out[inp.name] = matrix[start:stop].astype(inp.dtype, copy=False).reshape((stop - start, *_dims(inp)))
+        return out
+
+    def _matrix(self, columns: tuple[str, ...]) -> np.ndarray:
+        if columns not in self._cache:
+            self._cache[columns] = self.frame.loc[:, list(columns)].to_numpy()
+        return self._cache[columns]
+
+    def _images(self, inp: InputSpec, start: int, stop: int, size: tuple[int, int] | None) -> np.ndarray:
+        from PIL import Image
+
+        img = inp.image
+        h, w = size or img.size
+        folder = self.root / self.spec.image_dir
+        batch = np.empty((stop - start, h, w, img.channels), dtype=np.float32)
+        for i, rel in enumerate(self.frame[self.spec.image_column].iloc[start:stop]):
+            path = folder / str(rel)
+            try:
+                with Image.open(path) as im:
+                    im = im.convert("L" if img.channels == 1 else "RGB").resize((w, h), Image.BILINEAR)
+                    arr = np.asarray(im, dtype=np.float32)
+            except (OSError, ValueError) as exc:
+                raise DataError(f"could not read image {path}: {exc}") from exc
+            batch[i] = arr.reshape(h, w, img.channels)
+        batch = (batch * img.scale - np.asarray(img.mean, np.float32)) / np.asarray(img.std, np.float32)
+        if img.layout == "NCHW":
+            batch = batch.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(batch, dtype=inp.dtype)
+
+
+def apply_tta(feed: dict[str, np.ndarray], transform: str, member: Member) -> dict[str, np.ndarray]:
+    """Apply one test-time-augmentation transform to the image inputs of a feed."""
+    if transform == "none":
+        return feed
+    out = dict(feed)
+    for inp in member.inputs:
+        if inp.image is None:
+            continue
+        w_axis = -1 if inp.image.layout == "NCHW" else -2
+        axis = w_axis if transform == "hflip" else w_axis - 1
+        out[inp.name] = np.ascontiguousarray(np.flip(feed[inp.name], axis=axis))
+    return out
+
+
+def open_test_data(data_dir: str | os.PathLike, spec: DataSpec) -> TestData:
+    """Open the test data named by ``spec`` inside ``data_dir`` (a folder, or the table file itself)."""
+    root = Path(data_dir)
+    path = root if root.is_file() else root / spec.test
+    if root.is_file():
+        root = root.parent
+    elif not root.is_dir():
+        raise DataError(f"--data {root} does not exist (expected the competition's data folder holding {spec.test})")
+    frame = read_table(path, id_column=spec.id_column)
+    ids = frame[spec.id_column].tolist()
+    if len(set(ids)) != len(ids):
+        raise DataError(f"{path.name}: id column {spec.id_column!r} has duplicate ids; each row needs a unique id")
+    if spec.format == "images" and spec.image_column not in frame.columns:
+        raise DataError(f"{path.name} has no image column {spec.image_column!r}; its columns: {', '.join(map(str, frame.columns))}")
+    return TestData(ids, frame, spec, root)
+
+
+__all__ = ["TestData", "apply_tta", "open_test_data", "read_table"]

@@ -1,0 +1,114 @@
+"""Exceptions raised by ninefit.
+
+Every error ninefit raises on purpose derives from :class:`NinefitError`; the
+CLI turns it into a one-paragraph message and a non-zero exit. Anything else
+that escapes is a bug in ninefit and is shown with its traceback.
+
+Tree::
+
+    NinefitError
+    ├── SpecError                 the TOML spec is wrong (packager side)
+    ├── ModelLoadError            checkpoint / factory / TorchScript cannot be loaded
+    ├── ExportError               torch -> ONNX export failed (names the op)
+    ├── ParityError               export disagrees with the original model
+    │   ├── ShapeMismatchError    an output has another shape
+    │   └── ToleranceError        an output differs by more than the tolerance
+    ├── BundleError               the bundle cannot be trusted
+    │   ├── SchemaVersionError    manifest from a newer (or unknown) schema
+    │   └── ChecksumError         a bundle file is modified or missing
+    ├── DataError                 test data / sample submission do not fit the spec
+    ├── BackendError              an inference backend failed
+    │   ├── BackendUnavailableError   backend or provider not installed here
+    │   └── OutOfMemoryError      the backend ran out of (GPU or host) memory
+    ├── PackagingError            wheelhouse, dataset or notebook could not be built
+    └── BudgetError               the time budget cannot be met at all
+"""
+
+from __future__ import annotations
+
+
+class NinefitError(Exception):
+    """Root of every error ninefit raises on purpose (a user-facing problem)."""
+
+    #: Process exit status the CLI uses for this kind of error.
+    exit_code = 2
+
+
+class SpecError(NinefitError):
+    """The ensemble spec (TOML) is malformed or refers to something that is missing."""
+
+
+class ModelLoadError(NinefitError):
+    """A model could not be built or loaded (bad factory, unreadable checkpoint)."""
+
+
+class ExportError(NinefitError):
+    """A model could not be exported to ONNX."""
+
+
+class ParityError(NinefitError):
+    """An exported model does not reproduce the original model's outputs."""
+
+
+class ShapeMismatchError(ParityError):
+    """An exported output has a different shape from the original."""
+
+
+class ToleranceError(ParityError):
+    """An exported output differs from the original by more than the tolerance."""
+
+
+class BundleError(NinefitError):
+    """The bundle is incomplete, modified, or otherwise cannot be trusted."""
+
+
+class SchemaVersionError(BundleError):
+    """The manifest was written by a newer (or unknown) schema version."""
+
+
+class ChecksumError(BundleError):
+    """A bundle file is missing or its sha256 does not match the manifest."""
+
+
+class DataError(NinefitError):
+    """Test data or sample submission do not match what the bundle expects."""
+
+
+class BackendError(NinefitError):
+    """An inference backend failed to load or run a model."""
+
+
+class BackendUnavailableError(BackendError):
+    """The requested backend (or execution provider) is not available here."""
+
+
+class OutOfMemoryError(BackendError):
+    """The backend ran out of memory; the caller may retry with a smaller batch."""
+
+
+class PackagingError(NinefitError):
+    """A bundle artefact (wheelhouse, dataset metadata, notebook) could not be built."""
+
+
+class BudgetError(NinefitError):
+    """The time budget is impossible to meet (e.g. the deadline has already passed)."""
+
+
+__all__ = [
+    "BackendError",
+    "BackendUnavailableError",
+    "BudgetError",
+    "BundleError",
+    "ChecksumError",
+    "DataError",
+    "ExportError",
+    "ModelLoadError",
+    "NinefitError",
+    "OutOfMemoryError",
+    "PackagingError",
+    "ParityError",
+    "SchemaVersionError",
+    "ShapeMismatchError",
+    "SpecError",
+    "ToleranceError",
+]

@@ -1,0 +1,234 @@
+"""The bundle manifest: the contract between the packager and the runtime.
+
+A bundle folder holds ``manifest.json`` (this schema), the ONNX files, the
+runtime's own source and a checksum of every file. The packager writes it;
+the runtime (inside the offline Kaggle notebook) reads it and refuses to run a
+manifest written by a newer schema than it knows.
+
+Everything here is a frozen dataclass with ``to_dict`` / ``from_dict`` so the
+JSON round trip is exact and testable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime.errors import BundleError, SchemaVersionError
+
+#: Bumped on any change a reader of an older version could misread.
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+#: Activation applied to a model's output before it enters the ensemble.
+ACTIVATIONS = ("none", "softmax", "sigmoid")
+#: How member outputs are combined, row by row.
+COMBINERS = ("mean", "geometric_mean")
+#: How the combined vector becomes submission columns.
+SUBMISSION_MODES = ("values", "argmax")
+#: Test-time-augmentation transforms a variant may apply to image-like inputs.
+TTA_TRANSFORMS = ("none", "hflip", "vflip")
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """How an image file becomes a model input (images data only)."""
+
+    size: tuple[int, int]  # (height, width) after resize
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    scale: float = 1.0 / 255.0  # applied to raw 0..255 pixels before mean/std
+    channels: int = 3  # 1 = grayscale, 3 = RGB
+    layout: str = "NCHW"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input: its ONNX name, dtype, shape and where its values come from.
+
+    Shapes use a string for symbolic dimensions; the first one is the batch.
+    ``columns`` lists the test-table columns flattened into ``shape[1:]``;
+    ``image`` says how to decode image files instead.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int | str, ...]
+    columns: tuple[str, ...] = ()
+    image: ImageSpec | None = None
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One rung of a member's degradation ladder (the first is the full model)."""
+
+    name: str
+    file: str  # ONNX file, relative to the bundle root
+    precision: str = "fp32"
+    tta: tuple[str, ...] = ("none",)
+    image_size: tuple[int, int] | None = None
+    value_factor: float = 1.0
+    data_files: tuple[str, ...] = ()  # external-data files that travel with ``file``
+
+
+@dataclass(frozen=True)
+class Member:
+    """One model of the ensemble."""
+
+    name: str
+    weight: float
+    inputs: tuple[InputSpec, ...]
+    output: str
+    variants: tuple[Variant, ...]
+    activation: str = "none"
+    score: float | None = None
+    batch_size: int = 64
+    exporter: str = ""
+    n_outputs: int = 1  # width of the output vector per row
+
+    @property
+    def value(self) -> float:
+        """Value used to rank members: the validation score if given, else the weight."""
+        return self.weight * self.score if self.score is not None else self.weight
+
+    def variant(self, name: str) -> Variant:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise BundleError(
+            f"member {self.name!r} has no variant {name!r}; "
+            f"available: {', '.join(v.name for v in self.variants)}"
+        )
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the test data lives relative to ``--data`` and how rows are identified."""
+
+    format: str  # "table" | "images"
+    test: str  # file name of the table, or the index file for images
+    id_column: str
+    image_column: str = ""  # images: index column holding the file path
+    image_dir: str = ""  # images: folder the paths are relative to
+
+
+@dataclass(frozen=True)
+class SubmissionSpec:
+    """How the combined ensemble output becomes ``submission.csv``."""
+
+    id_column: str
+    columns: tuple[str, ...]  # output columns after the id, in order
+    mode: str = "values"  # "values": one column per output; "argmax": label column
+    classes: tuple[str, ...] = ()  # argmax: label written for each output index
+    sample: str = "sample_submission.csv"  # file name looked up in --data
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything the runtime needs to know about a bundle."""
+
+    name: str
+    members: tuple[Member, ...]
+    data: DataSpec
+    submission: SubmissionSpec
+    combiner: str = "mean"
+    files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
+    created: str = ""
+    ninefit_version: str = ""
+    profile: dict[str, Any] = field(default_factory=dict)
+    fallback: str = ""  # optional relative path of a prior submission-shaped CSV
+    schema_version: int = SCHEMA_VERSION
+
+    def member(self, name: str) -> Member:
+        for m in self.members:
+            if m.name == name:
+                return m
+        raise BundleError(
+            f"no member {name!r} in bundle {self.name!r}; "
+            f"members: {', '.join(m.name for m in self.members)}"
+        )
+
+    # -- JSON --------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Manifest:
+        version = d.get("schema_version")
+        if not isinstance(version, int):
+            raise BundleError(f"manifest has no integer 'schema_version' (got {version!r}); is this a ninefit bundle?")
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"the bundle's manifest uses schema version {version}, but this runtime reads "
+                f"versions up to {SCHEMA_VERSION}. Re-package with this ninefit version, or run "
+                "the runtime vendored inside the bundle (its runtime/ folder)."
+            )
+        try:
+            return _build(cls, d)
+        except (TypeError, KeyError, ValueError) as exc:
+            raise BundleError(f"manifest does not match schema version {version}: {exc}") from exc
+
+    @classmethod
+    def load(cls, bundle_dir: str | os.PathLike) -> Manifest:
+        path = Path(bundle_dir) / MANIFEST_NAME
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise BundleError(f"{path} not found: {bundle_dir} is not a ninefit bundle (expected a manifest.json at its root)") from None
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise BundleError(f"{path} is not valid JSON ({exc}); the bundle is damaged") from exc
+
+
+def _build(cls: type, value: Any) -> Any:
+    """Rebuild nested frozen dataclasses (and tuples) from plain JSON values."""
+    hints = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(value) - set(hints)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys {sorted(unknown)}")
+    kwargs = {}
+    for name, f in hints.items():
+        if name not in value:
+            continue
+        kwargs[name] = _convert(f.type, value[name])
+    return cls(**kwargs)
+
+
+_DATACLASSES = {c.__name__: c for c in (ImageSpec, InputSpec, Variant, Member, DataSpec, SubmissionSpec)}
+
+
+def _convert(annotation: str, value: Any) -> Any:
+    ann = str(annotation)
+    for name, klass in _DATACLASSES.items():
+        if ann.startswith(f"tuple[{name}"):
+            return tuple(_build(klass, v) for v in value)
+        if ann.startswith(name):
+            return None if value is None else _build(klass, value)
+    if ann.startswith("tuple") and value is not None:
+        return tuple(value)
+    return value
+
+
+__all__ = [
+    "ACTIVATIONS",
+    "COMBINERS",
+    "MANIFEST_NAME",
+    "SCHEMA_VERSION",
+    "SUBMISSION_MODES",
+    "TTA_TRANSFORMS",
+    "DataSpec",
+    "ImageSpec",
+    "InputSpec",
+    "Manifest",
+    "Member",
+    "SubmissionSpec",
+    "Variant",
+]

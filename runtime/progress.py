@@ -1,0 +1,63 @@
+"""Progress a person can follow, in a terminal (one updating line) or a notebook (a line every few seconds)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+def _fmt_s(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+class Progress:
+    """Reports rows done for one task; silent when ``enabled`` is False."""
+
+    def __init__(self, label: str, total: int, *, enabled: bool = True, stream: TextIO | None = None, every_s: float = 5.0):
+        self.label, self.total, self.enabled = label, total, enabled
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.every_s = 0.2 if self.tty else every_s
+        self.start = time.perf_counter()
+        self._last = -1e9
+        self.done = 0
+
+    def update(self, done: int) -> None:
+        self.done = done
+        now = time.perf_counter()
+        if self.enabled and (now - self._last >= self.every_s or done >= self.total):
+            self._last = now
+            self._emit(now, final=False)
+
+    def close(self, status: str = "done") -> None:
+        if self.enabled:
+            self._emit(time.perf_counter(), final=True, status=status)
+
+    def _emit(self, now: float, *, final: bool, status: str = "") -> None:
+        elapsed = now - self.start
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        pct = 100.0 * self.done / self.total if self.total else 100.0
+        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
+        line = f"[{self.label}] {self.done}/{self.total} rows ({pct:5.1f}%) {rate:,.0f} rows/s"
+        line += f" {status} in {_fmt_s(elapsed)}" if final else (f" ETA {_fmt_s(eta)}" if eta == eta else "")
+        if self.tty:
+            self.stream.write("\r\033[K" + line + ("\n" if final else ""))
+        elif final or self.done < self.total:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def log(message: str, *, stream: TextIO | None = None) -> None:
+    """One line of the run log."""
+    s = stream or sys.stderr
+    s.write(f"ninefit: {message}\n")
+    s.flush()
+
+
+__all__ = ["Progress", "log"]

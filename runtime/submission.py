@@ -1,0 +1,99 @@
+"""The sample submission, id matching, and atomic writing of ``submission.csv``.
+
+The sample submission fixes the columns and the row order. It is also the
+fallback of last resort: a row no model covered gets the declared fallback's
+value, or else the sample's own, so the file on disk is always complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from runtime.data import read_table
+from runtime.errors import DataError
+from runtime.manifest import SubmissionSpec
+
+
+@dataclass(frozen=True)
+class SampleSubmission:
+    ids: list[str]
+    header: list[str]
+    rows: dict[str, list[str]]  # id -> the non-id cells, as written
+
+
+def read_sample(path: Path, spec: SubmissionSpec) -> SampleSubmission:
+    """Read a submission-shaped CSV (sample or fallback) and check its columns."""
+    if not path.is_file():
+        raise DataError(f"sample submission {path} not found (expected {spec.sample} in the data folder)")
+    df = read_table(path, id_column=spec.id_column).astype(str)
+    header = [str(c) for c in df.columns]
+    expected = [spec.id_column, *spec.columns]
+    if header != expected:
+        raise DataError(f"{path.name} has columns {header}; the bundle was packaged for {expected}")
+    ids = df[spec.id_column].tolist()
+    cells = df[list(spec.columns)].to_numpy().tolist()
+    return SampleSubmission(ids=ids, header=header, rows=dict(zip(ids, cells)))
+
+
+def match_ids(sample: SampleSubmission, test_ids: Sequence[str], *, sample_name: str = "sample_submission.csv") -> np.ndarray:
+    """Index into the test rows for each sample row, in sample order; DataError on mismatch."""
+    position = {i: n for n, i in enumerate(test_ids)}
+    in_sample = set(sample.ids)
+    extra = [i for i in sample.ids if i not in position]
+    missing = [i for i in test_ids if i not in in_sample]
+    if extra or missing:
+        parts = []
+        if extra:
+            parts.append(f"{len(extra)} id(s) of {sample_name} are not in the test data (e.g. {', '.join(extra[:3])})")
+        if missing:
+            parts.append(f"{len(missing)} test id(s) are not in {sample_name} (e.g. {', '.join(missing[:3])})")
+        raise DataError("; ".join(parts) + ". The sample submission and the test data must list the same ids.")
+    return np.fromiter((position[i] for i in sample.ids), dtype=np.int64, count=len(sample.ids))
+
+
+def format_rows(
+    values: np.ndarray, covered: np.ndarray, order: np.ndarray, test_ids: Sequence[str],
+    spec: SubmissionSpec, fallback: SampleSubmission,
+) -> list[list[str]]:
+    """Submission rows (id first) in sample order; uncovered rows come from ``fallback``."""
+    rows = []
+    for idx in order:
+        rid = test_ids[idx]
+        if not covered[idx]:
+            rows.append([rid, *fallback.rows[rid]])
+        elif spec.mode == "argmax":
+            rows.append([rid, spec.classes[int(np.argmax(values[idx]))]])
+        else:
+            rows.append([rid, *(f"{v:.9g}" for v in values[idx])])
+    return rows
+
+
+def write_atomic(path: str | os.PathLike, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Write a CSV so that ``path`` is at every moment absent, the old file, or the complete new file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(buf.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+__all__ = ["SampleSubmission", "format_rows", "match_ids", "read_sample", "write_atomic"]
