@@ -1,0 +1,34 @@
+"""Shared set-up for the benchmarks: a prepared, packaged digits example, test set enlarged."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def digits_bundle(work: Path, *, repeat: int = 1) -> tuple[Path, Path]:
+    """Package the digits example under ``work``; return (bundle, data folder).
+
+    With ``repeat`` > 1 the 540 test rows are tiled (new ids) to make a larger test set.
+    """
+    from packager.build import package
+
+    src = work / "digits"
+    if not src.exists():
+        shutil.copytree(REPO / "examples" / "digits", src, ignore=shutil.ignore_patterns("data", "checkpoints", "__pycache__"))
+        subprocess.run([sys.executable, "prepare.py"], cwd=src, check=True, capture_output=True)
+    bundle = work / "bundle"
+    if not bundle.exists():
+        package(src / "ninefit.toml", bundle, log=lambda _m: None)
+    data = work / f"data-x{repeat}"
+    if not data.exists():
+        data.mkdir()
+        test = (src / "data" / "test.csv").read_text().splitlines()
+        rows = [f"r{k}-{line}" for k in range(repeat) for line in test[1:]]
+        (data / "test.csv").write_text("\n".join([test[0], *rows]) + "\n")
+        (data / "sample_submission.csv").write_text("id,label\n" + "".join(f"{r.split(',', 1)[0]},0\n" for r in rows))
+    return bundle, data

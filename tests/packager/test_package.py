@@ -1,0 +1,194 @@
+"""`ninefit package`: export, parity, bundle contents, and every bad input.
+
+Bad inputs go through the real CLI entry point: each must give a one-paragraph
+message, exit status 2, no traceback, and no bundle folder (nor temp folder).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from packager.build import PackageOptions, package
+from packager.cli import main
+from runtime.bundle import open_bundle, sha256_file
+from runtime.errors import BundleError, ExportError, ModelLoadError, ToleranceError
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def work(digits_dir, tmp_path) -> Path:
+    """A private, editable copy of the prepared digits example."""
+    d = tmp_path / "digits"
+    shutil.copytree(digits_dir, d)
+    return d
+
+
+def edit(spec: Path, old: str, new: str) -> None:
+    text = spec.read_text()
+    assert old in text, f"test bug: {old!r} not in spec"
+    spec.write_text(text.replace(old, new, 1 if old != 'columns = "px*"' else -1))
+
+
+def fails_cleanly(capsys, argv, *needles) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in err, err
+    return err
+
+
+def assert_no_bundle(out: Path) -> None:
+    assert not out.exists()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")], "temp folder left behind"
+
+
+def test_bundle_contents(digits_bundle):
+    b = open_bundle(digits_bundle)  # verifies every checksum
+    m = b.manifest
+    assert [x.name for x in m.members] == ["cnn", "mlp"]
+    assert m.members[0].exporter == "dynamo"
+    assert [v.file for v in m.members[0].variants] == ["models/cnn/fp32.onnx", "models/cnn/fp16.onnx"]
+    assert "runtime/__init__.py" in m.files and "runtime/run.py" in m.files
+    assert "report.md" in m.files and "verification.json" in m.files
+    assert all(sha256_file(digits_bundle / f) == h for f, h in m.files.items())
+    report = (digits_bundle / "report.md").read_text()
+    assert "| cnn | fp16 | logits | 256 |" in report and "FAIL" not in report
+    checks = json.loads((digits_bundle / "verification.json").read_text())
+    assert {(c["model"], c["variant"]) for c in checks} == {("cnn", "fp32"), ("cnn", "fp16"), ("mlp", "fp32")}
+    assert all(c["passed"] for c in checks)
+
+
+def test_exported_model_matches_torch(digits_dir, digits_bundle):
+    """The bundle's ONNX reproduces the checkpoint on real rows (independently of verify.py)."""
+    import onnxruntime as ort
+    import pandas as pd
+    import sys
+    import torch
+
+    sys.path.insert(0, str(digits_dir))
+    try:
+        from models import make_mlp
+    finally:
+        sys.path.remove(str(digits_dir))
+    model = make_mlp()
+    model.load_state_dict(torch.load(digits_dir / "checkpoints" / "mlp.pt"))
+    x = pd.read_csv(digits_dir / "data" / "test.csv").filter(like="px").to_numpy(np.float32)[:37]
+    sess = ort.InferenceSession(str(digits_bundle / "models" / "mlp" / "fp32.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(["logits"], {"pixels": x})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(got, model.eval()(torch.from_numpy(x)).numpy(), atol=1e-4, rtol=1e-3)
+
+
+def test_fp16_precision_loss_fails_parity(work, tmp_path):
+    """A model whose result cancels beyond fp16's precision must not pass as an fp16 variant."""
+    (work / "cancel.py").write_text(
+        "import torch\n"
+        "class Cancel(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.a, self.b = torch.nn.Linear(64, 10, bias=False), torch.nn.Linear(64, 10, bias=False)\n"
+        "        torch.nn.init.constant_(self.a.weight, 2048.7)  # fp16 spacing at 2048 is 2: rounds to 2048\n"
+        "        torch.nn.init.constant_(self.b.weight, 2048.0)\n"
+        "    def forward(self, pixels):\n"
+        "        return self.a(pixels) - self.b(pixels)\n"
+        "def make():\n    return Cancel()\n"
+    )
+    spec = work / "ninefit.toml"
+    edit(spec, 'factory = "models:make_mlp"\ncheckpoint = "checkpoints/mlp.pt"', 'factory = "cancel:make"')
+    edit(spec, 'name = "mlp"', 'name = "cancel"')
+    spec.write_text(spec.read_text() + '\n  [[model.variant]]\n  name = "fp16"\n  precision = "fp16"\n')  # mlp is last
+    out = tmp_path / "bundle"
+    with pytest.raises(ToleranceError) as info:
+        package(spec, out, log=lambda _m: None)
+    msg = str(info.value)
+    assert "model 'cancel' variant 'fp16'" in msg and "output 'logits'" in msg and "tolerance" in msg
+    assert_no_bundle(out)
+
+
+def test_unexportable_model_names_the_op(work, tmp_path):
+    (work / "eig.py").write_text(
+        "import torch\n"
+        "class Eig(torch.nn.Module):\n"
+        "    def forward(self, pixels):\n"
+        "        return torch.linalg.eigvals(pixels.reshape(-1, 8, 8)).real[:, :10].repeat(1, 2)[:, :10]\n"
+        "def make():\n    return Eig()\n"
+    )
+    spec = work / "ninefit.toml"
+    edit(spec, 'factory = "models:make_mlp"\ncheckpoint = "checkpoints/mlp.pt"', 'factory = "eig:make"')
+    out = tmp_path / "bundle"
+    with pytest.raises(ExportError, match="linalg_eig"):
+        package(spec, out, log=lambda _m: None)
+    assert_no_bundle(out)
+
+
+def test_failed_repackage_keeps_the_old_bundle(work, tmp_path):
+    out = tmp_path / "bundle"
+    package(work / "ninefit.toml", out, log=lambda _m: None)
+    before = sha256_file(out / "manifest.json")
+    (work / "checkpoints" / "mlp.pt").write_bytes(b"garbage")
+    with pytest.raises(BundleError, match="--force"):
+        package(work / "ninefit.toml", out, log=lambda _m: None)
+    with pytest.raises(ModelLoadError):
+        package(work / "ninefit.toml", out, PackageOptions(force=True), log=lambda _m: None)
+    assert sha256_file(out / "manifest.json") == before
+    open_bundle(out)
+
+
+@pytest.mark.parametrize(
+    "case, needles",
+    [
+        ("missing_checkpoint", ["model 'mlp'", "checkpoint", "not found"]),
+        ("unreadable_checkpoint", ["model 'mlp'", "unreadable as a torch state_dict"]),
+        ("bad_factory", ["factory module 'no_such_module' does not import"]),
+        ("missing_function", ["has no callable 'make_nothing'"]),
+        ("wrong_state_dict", ["model 'mlp'", "could not load", "size mismatch"]),
+        ("missing_column", ["missing 1 column(s)", "px63"]),
+        ("wrong_dtype", ["px5 (", "not numeric"]),
+        ("ids_mismatch", ["id(s) of sample_submission.csv are not in the test data", "zzz"]),
+    ],
+)
+def test_bad_input_cli(work, tmp_path, capsys, case, needles):
+    spec = work / "ninefit.toml"
+    data = work / "data"
+    if case == "missing_checkpoint":
+        (work / "checkpoints" / "mlp.pt").unlink()
+    elif case == "unreadable_checkpoint":
+        (work / "checkpoints" / "mlp.pt").write_bytes(b"not a checkpoint")
+    elif case == "bad_factory":
+        edit(spec, "models:make_mlp", "no_such_module:make_mlp")
+    elif case == "missing_function":
+        edit(spec, "models:make_mlp", "models:make_nothing")
+    elif case == "wrong_state_dict":
+        edit(spec, 'factory = "models:make_mlp"', 'factory = "models:make_mlp"\nfactory_kwargs = { hidden = 32 }')
+    elif case == "missing_column":
+        lines = (data / "test.csv").read_text().splitlines()
+        (data / "test.csv").write_text("\n".join(",".join(l.split(",")[:-1]) for l in lines) + "\n")
+        edit(spec, 'columns = "px*"', "columns = [" + ", ".join(f'"px{i}"' for i in range(64)) + "]")
+    elif case == "wrong_dtype":
+        lines = (data / "test.csv").read_text().splitlines()
+        lines[3] = ",".join(c if i != 6 else "dark" for i, c in enumerate(lines[3].split(",")))
+        (data / "test.csv").write_text("\n".join(lines) + "\n")
+    elif case == "ids_mismatch":
+        lines = (data / "sample_submission.csv").read_text().splitlines()
+        lines[5] = "zzz,0"
+        (data / "sample_submission.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "bundle"
+    fails_cleanly(capsys, ["package", str(spec), "-o", str(out)], *needles)
+    assert_no_bundle(out)
+
+
+def test_existing_bundle_needs_force(digits_bundle, work, tmp_path, capsys):
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    fails_cleanly(capsys, ["package", str(work / "ninefit.toml"), "-o", str(out)], "already exists", "--force")
+    fails_cleanly(capsys, ["package", str(work / "ninefit.toml"), "-o", str(out), "--force"], "not a ninefit bundle")
+    assert (out / "keep.txt").read_text() == "mine"
