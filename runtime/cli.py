@@ -7,6 +7,7 @@ A user-facing problem is one paragraph on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -15,15 +16,35 @@ from runtime.errors import NinefitError
 
 
 def add_run_parser(sub) -> None:
-    p = sub.add_parser("run", help="run a bundle on test data and write submission.csv",
-                       description="Verify a bundle, run its models over the test data and write submission.csv atomically.")
+    p = sub.add_parser(
+        "run", help="run a bundle on test data and write submission.csv",
+        description="Verify a bundle, run its models over the test data and write submission.csv atomically. "
+        "With --time-limit, the run plans to finish before the limit: it orders members by value per second, "
+        "takes cheaper variants or drops members when the projection passes the limit, and keeps a valid "
+        "submission on disk from the start. Finished chunks are checkpointed in --work-dir: rerunning the same "
+        "command after a crash resumes.",
+        epilog="Durations: 9h, 540m, 32400s, 1h30m or plain seconds. Exit status: 0 when the run succeeded; 1 when "
+        "a submission was written but no model covered any row, or the run would have failed on Kaggle "
+        "(see the report); 2 for a usage or input error. Custom backends: NINEFIT_PLUGINS=module[,module] names "
+        "modules imported first, which call runtime.backends.register().",
+    )
     p.add_argument("bundle", type=Path, help="bundle folder written by `ninefit package`")
     p.add_argument("--data", type=Path, required=True, help="competition data folder (holding the test table and sample submission), or the test table itself")
     p.add_argument("--out", type=Path, default=Path("submission.csv"), help="submission to write (default: %(default)s)")
     p.add_argument("--backend", default=None, help="inference backend (default: the best available: onnxruntime, or tensorrt)")
     p.add_argument("--batch-size", type=int, default=None, help="override every member's batch size")
     p.add_argument("--threads", type=int, default=None, help="CPU threads per model (default: onnxruntime's choice)")
-    p.add_argument("--work-dir", type=Path, default=None, help="folder for engine caches and checkpoints")
+    p.add_argument("--work-dir", type=Path, default=None,
+                   help="folder for engine caches and checkpoints (default: ninefit-work/ next to --out)")
+    p.add_argument("--time-limit", type=_duration, default=None, metavar="DURATION",
+                   help="the notebook's run-time limit, counted from --start-time (default: no limit)")
+    p.add_argument("--margin", type=_duration, default=None, metavar="DURATION",
+                   help="safety margin before the limit (default: 5%% of the limit, at least 5s, at most 15m)")
+    p.add_argument("--reserve", type=_duration, default=None, metavar="DURATION",
+                   help="time kept for the final submission write (default: measured, at least 0.5s)")
+    p.add_argument("--start-time", type=_epoch, default=None, metavar="EPOCH",
+                   help="when the clock started, in epoch seconds (time.time() in the notebook's first cell); "
+                   "default: now")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_run)
 
@@ -35,10 +56,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise NinefitError(f"--batch-size {args.batch_size}: expected a positive number of rows")
     report = run(args.bundle, args.data, args.out, RunOptions(
         backend=args.backend, batch_size=args.batch_size, threads=args.threads,
-        work_dir=args.work_dir, progress=not args.quiet,
+        work_dir=args.work_dir, progress=not args.quiet, time_limit_s=args.time_limit,
+        start_time=args.start_time, margin_s=args.margin, reserve_s=args.reserve,
     ))
     print(report.table())
-    return 0
+    return 1 if report.failure or (report.members and not report.covered_rows) else 0
+
+
+def _duration(text: str) -> float:
+    from runtime.settings import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _epoch(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"cannot read start time {text!r}; expected epoch seconds, e.g. 1718000000.5") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"start time {text!r}: expected epoch seconds (time.time())")
+    return value
 
 
 def run_cli(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, prog: str = "ninefit") -> int:

@@ -1,31 +1,60 @@
-"""Run a bundle on test data and write ``submission.csv``.
+"""Run a bundle on test data and write ``submission.csv``, before the deadline.
 
 Order of work: verify the bundle (schema, checksums) before anything runs;
-open the test data and match its ids against the sample submission; then
-for each member load its runner, stream the rows in batches, and accumulate
-its activated outputs; finally write the submission atomically.
+open the test data and match its ids against the sample submission; write a
+first valid submission at once (the declared fallback, else the sample
+submission's values, plus whatever an earlier killed run checkpointed); then
+let :class:`runtime.executor.Executor` run the members to the deadline,
+rewriting the submission atomically as each member finishes; finally write it
+once more, and the run report.
+
+The submission is always combined from the checkpointed chunks, members in
+manifest order and chunks in row order, so it depends on which rows each
+member covered and never on timing: a resumed run writes the same bytes as an
+uninterrupted one.
+
+The clock is the notebook's: ``start_time`` (epoch seconds, recorded by the
+notebook's first cell) makes install and loading time count against
+``time_limit_s``. Everything must end by ``start + limit - margin``; a
+``reserve`` before that is kept for the final write.
+
+Custom backends: set ``NINEFIT_PLUGINS`` to a comma-separated list of module
+names; :func:`run` imports each (they must be importable, e.g. on
+``PYTHONPATH``) before choosing the backend, and each registers its backends
+with :func:`runtime.backends.register`. Pass ``--backend NAME`` to use one.
 """
 
 from __future__ import annotations
 
-import json
+import importlib
 import os
+import re
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from runtime import backends
 from runtime.backends.base import BackendOptions, Runner
 from runtime.bundle import Bundle, open_bundle
-from runtime.data import TestData, apply_tta, open_test_data
-from runtime.ensemble import Accumulator, activate
-from runtime.errors import BackendError, BundleError
+from runtime.checkpoint import ChunkStore, chunk_grid, data_fingerprint, run_key
+from runtime.data import TestData, open_test_data
+from runtime.ensemble import Accumulator
+from runtime.errors import BackendUnavailableError, BundleError, DataError
+from runtime.budget import Clock, make_budget
+from runtime.executor import Executor, predict_rows
+from runtime.gpu import gpu_count
 from runtime.manifest import Manifest, Member, Variant
+from runtime.memory import MemoryMonitor
 from runtime.progress import Progress, log
+from runtime.report import MemberReport, RunReport, kaggle_failure
 from runtime.submission import SampleSubmission, format_rows, match_ids, read_sample, write_atomic
+
+#: Environment variable naming plugin modules to import (they register backends).
+PLUGINS_ENV = "NINEFIT_PLUGINS"
+_MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
 @dataclass(frozen=True)
@@ -36,50 +65,14 @@ class RunOptions:
     batch_size: int | None = None  # None: each member's packaged batch size
     threads: int | None = None
     device_id: int = 0
-    work_dir: Path | None = None  # engine caches, checkpoints
+    work_dir: Path | None = None  # engine caches, checkpoints; None: ninefit-work/ next to the submission
     progress: bool = True
     report_path: Path | None = None  # run report JSON; None: next to the submission
-
-
-@dataclass
-class MemberReport:
-    name: str
-    variant: str = ""
-    backend: str = ""
-    rows: int = 0
-    seconds: float = 0.0
-    load_seconds: float = 0.0
-    status: str = "pending"  # done / partial / degraded / dropped / failed
-    reason: str = ""
-
-    @property
-    def rows_per_s(self) -> float:
-        return self.rows / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass
-class RunReport:
-    bundle: str
-    rows: int
-    submission: str
-    members: list[MemberReport] = field(default_factory=list)
-    seconds: float = 0.0
-    covered_rows: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for m, src in zip(d["members"], self.members):
-            m["rows_per_s"] = src.rows_per_s
-        return d
-
-    def table(self) -> str:
-        lines = [f"{'member':<16} {'variant':<10} {'status':<9} {'rows':>8} {'seconds':>9} {'rows/s':>10}  reason"]
-        for m in self.members:
-            lines.append(
-                f"{m.name:<16} {m.variant:<10} {m.status:<9} {m.rows:>8} {m.seconds:>9.2f} {m.rows_per_s:>10,.0f}  {m.reason}"
-            )
-        lines.append(f"{self.covered_rows}/{self.rows} rows covered by a model; {self.seconds:.2f}s in all -> {self.submission}")
-        return "\n".join(lines)
+    # The deadline: the run must be over by start_time + time_limit_s - margin_s.
+    time_limit_s: float | None = None  # None: no limit
+    start_time: float | None = None  # epoch seconds (time.time()) when the clock started; None: now
+    margin_s: float | None = None  # safety margin; None: budget.default_margin(time_limit_s)
+    reserve_s: float | None = None  # kept for the final write; None: measured (budget.RESERVE_FLOOR_S at least)
 
 
 def member_width(manifest: Manifest) -> int:
@@ -101,26 +94,11 @@ def load_runner(bundle: Bundle, member: Member, variant: Variant, options: RunOp
     return backend.load(bundle.path(variant.file), f"{member.name}/{variant.name}", bopts)
 
 
-def predict_rows(
-    runner: Runner, member: Member, variant: Variant, test: TestData, start: int, stop: int, batch_size: int
-) -> np.ndarray:
-    """Activated predictions of one member for rows ``[start, stop)``, TTA-averaged."""
-    feed = test.feed(member, start, stop, image_size=variant.image_size)
-    total = None
-    for t in variant.tta:
-        outputs = runner.infer(apply_tta(feed, t, member))
-        if member.output not in outputs:
-            raise BackendError(f"{member.name}: model has no output {member.output!r}; outputs: {', '.join(outputs)}")
-        values = activate(outputs[member.output], member.activation)
-        total = values if total is None else total + values
-    return total / len(variant.tta)
-
-
 def run_member(
     runner: Runner, member: Member, variant: Variant, test: TestData, acc: Accumulator,
     *, batch_size: int, progress: Progress,
 ) -> int:
-    """Stream every row through one member into the accumulator; returns rows covered."""
+    """Stream every row through one member into the accumulator, no deadline; returns rows covered."""
     done = 0
     while done < test.n_rows:
         stop = min(done + batch_size, test.n_rows)
@@ -144,13 +122,87 @@ def load_fallback(bundle: Bundle, data_dir: Path, sample: SampleSubmission) -> S
     return read_sample(bundle.path(m.fallback), m.submission)
 
 
-def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, options: RunOptions = RunOptions()) -> RunReport:
-    """Run every member of a bundle over the test data and write the submission.
+def load_plugins(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Import the modules listed (comma-separated) in ``NINEFIT_PLUGINS``; returns their names.
 
     Raises:
-        NinefitError: a user-facing problem (bad bundle, bad data); nothing is written.
+        BackendUnavailableError: a name that is not a module name, or a module
+            that cannot be imported or raised while importing.
+    """
+    raw = (os.environ if environ is None else environ).get(PLUGINS_ENV, "")
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    for name in names:
+        if not _MODULE_NAME.match(name):
+            raise BackendUnavailableError(
+                f"{PLUGINS_ENV}={raw!r}: {name!r} is not a module name (expected e.g. mypkg.backends, comma-separated)"
+            )
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise BackendUnavailableError(
+                f"{PLUGINS_ENV}: cannot import plugin module {name!r} ({exc}); it must be importable, e.g. on PYTHONPATH"
+            ) from exc
+        except Exception as exc:
+            raise BackendUnavailableError(
+                f"{PLUGINS_ENV}: plugin module {name!r} raised while importing: {type(exc).__name__}: {exc}"
+            ) from exc
+    return names
+
+
+class SubmissionWriter:
+    """Combines the checkpointed chunks and writes the submission atomically.
+
+    Members are combined in manifest order and chunks in row order; a chunk
+    held by several variants of a member is taken from the best one. Rows no
+    member covered get the fallback's values.
+    """
+
+    def __init__(self, out: Path, manifest: Manifest, store: ChunkStore, grids: Mapping[str, list[tuple[int, int]]],
+                 test: TestData, sample: SampleSubmission, order: np.ndarray, fallback: SampleSubmission):
+        self.out, self.manifest, self.store, self.grids = out, manifest, store, grids
+        self.test, self.sample, self.order, self.fallback = test, sample, order, fallback
+        self.width = member_width(manifest)
+        self.writes = 0
+        self.covered = 0
+
+    def combine(self, skip: frozenset[str] = frozenset()) -> Accumulator:
+        acc = Accumulator(self.test.n_rows, self.width, self.manifest.combiner)
+        for member in self.manifest.members:
+            if member.name in skip:
+                continue
+            held = [self.store.chunks(member.name, v.name) for v in member.variants]
+            for a, b in self.grids[member.name]:
+                for v, chunks in zip(member.variants, held):
+                    values = self.store.load(member.name, v.name, a, b, self.width) if (a, b) in chunks else None
+                    if values is not None:
+                        acc.add(member.weight, a, values)
+                        break
+        return acc
+
+    def write(self, skip: frozenset[str] = frozenset()) -> float:
+        """Write the submission from what is checkpointed now; returns the seconds it took."""
+        t0 = time.perf_counter()
+        acc = self.combine(skip)
+        covered = acc.covered
+        rows = format_rows(acc.result(), covered, self.order, self.test.ids, self.manifest.submission, self.fallback)
+        write_atomic(self.out, self.sample.header, rows)
+        self.writes += 1
+        self.covered = int(covered.sum())
+        return time.perf_counter() - t0
+
+
+def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, options: RunOptions = RunOptions()) -> RunReport:
+    """Run the members of a bundle over the test data, to the deadline, and write the submission.
+
+    Raises:
+        NinefitError: a user-facing problem (bad bundle, bad data, impossible
+            budget, unknown backend); then nothing is written. Failures of one
+            member are not raised: it is skipped and reported.
     """
     t0 = time.perf_counter()
+    clock = Clock(options.start_time)
+    budget = make_budget(options.time_limit_s, options.margin_s, options.reserve_s, options.start_time, clock)
+    load_plugins()
     bundle = open_bundle(bundle_dir)
     m = bundle.manifest
     data_dir = Path(data)
@@ -159,41 +211,103 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     sample = read_sample(sample_dir / m.submission.sample, m.submission)
     order = match_ids(sample, test.ids, sample_name=m.submission.sample)
     fallback = load_fallback(bundle, sample_dir, sample)
+    failed, errors = {}, []
     for member in m.members:
-        test.check(member)
-    acc = Accumulator(test.n_rows, member_width(m), m.combiner)
-    report = RunReport(bundle=str(bundle.root), rows=test.n_rows, submission=str(out))
-    log(f"bundle {m.name!r}: {len(m.members)} member(s), {test.n_rows} rows; backends here: {', '.join(backends.available())}", )
-    for member in m.members:
-        variant = member.variants[0]
-        mr = MemberReport(name=member.name, variant=variant.name)
-        report.members.append(mr)
-        batch = options.batch_size or member.batch_size
-        progress = Progress(member.name, test.n_rows, enabled=options.progress)
         try:
-            tl = time.perf_counter()
-            runner = load_runner(bundle, member, variant, options)
-            with runner:
-                mr.load_seconds = time.perf_counter() - tl
-                mr.backend = runner.describe()
-                log(f"{member.name}: {mr.backend}, batch {batch}")
-                ts = time.perf_counter()
-                mr.rows = run_member(runner, member, variant, test, acc, batch_size=batch, progress=progress)
-                mr.seconds = time.perf_counter() - ts
-            mr.status = "done"
-            progress.close("done")
-        except BackendError as exc:
-            mr.status, mr.reason = "failed", str(exc)
-            progress.close("failed")
-            log(f"{member.name}: failed, skipped: {exc}")
-    covered = acc.covered
-    rows = format_rows(acc.result(), covered, order, test.ids, m.submission, fallback)
-    write_atomic(out, sample.header, rows)
-    report.covered_rows = int(covered.sum())
-    report.seconds = time.perf_counter() - t0
-    report_path = options.report_path or Path(out).with_name("run_report.json")
-    Path(report_path).write_text(json.dumps(report.to_dict(), indent=2))
+            test.check(member)
+        except DataError as exc:
+            failed[member.name] = f"failed (test data): {exc}"
+            errors.append(exc)
+    if m.members and len(errors) == len(m.members):
+        raise errors[0]  # no member can run on this data: the user's mistake, said before anything is written
+    backend = options.backend or backends.default_backend()
+    backends.get(backend)  # an unknown or missing backend is the user's mistake: say so before running
+    out = Path(out)
+    work = Path(options.work_dir) if options.work_dir else out.parent / "ninefit-work"
+    options = options if options.work_dir else replace(options, work_dir=work)
+    store = ChunkStore(work, run_key(m, data_fingerprint(data_dir if data_dir.is_file() else data_dir / m.data.test), backend))
+    grids = {mem.name: chunk_grid(test.n_rows, mem.batch_size) for mem in m.members}
+    report = RunReport(bundle=str(bundle.root), rows=test.n_rows, submission=str(out),
+                       time_limit_s=options.time_limit_s, margin_s=budget.margin_s, started_at_s=clock(),
+                       work_dir=str(store.root))
+    report.members = [MemberReport(name=mem.name, weight=mem.weight, value=mem.value) for mem in m.members]
+    log(f"bundle {m.name!r}: {len(m.members)} member(s), {test.n_rows} rows; backend {backend} "
+        f"(here: {', '.join(backends.available())})"
+        + (f"; limit {budget.deadline:.0f}s, margin {budget.margin_s:.0f}s, {clock():.1f}s used before the run"
+           if options.time_limit_s is not None else ""))
+    writer = SubmissionWriter(out, m, store, grids, test, sample, order, fallback)
+    monitor = MemoryMonitor(device_id=options.device_id if gpu_count() else None)
+    executor = None
+    error: BaseException | None = None
+
+    def skip() -> frozenset[str]:
+        return frozenset(n for n, st in executor.states.items() if st.status == "failed") if executor else frozenset(failed)
+
+    monitor.start()
+    try:
+        executor = Executor(
+            m.members, grids, test, store, lambda mem, v: load_runner(bundle, mem, v, options), clock, budget,
+            report, monitor, lambda: writer.write(skip()), profile=(m.profile or {}).get("members"),
+            batch_size=options.batch_size, limited=options.time_limit_s is not None,
+            fixed_reserve=options.reserve_s is not None, failed=failed, progress=options.progress,
+            width=member_width(m),
+        )
+        executor.after_write(writer.write(skip()))
+        log(f"first submission written ({writer.covered}/{test.n_rows} rows from checkpoints, "
+            f"the rest from {'the fallback ' + m.fallback if m.fallback else 'the sample submission'})")
+        executor.run()
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        try:
+            writer.write(skip())
+        except Exception as exc:  # keep the error that got us here; the last good file is still on disk
+            log(f"could not write the final submission: {exc}")
+        monitor.stop()
+        _finish_report(report, executor, writer, store, monitor, clock, t0, error, out, options)
     return report
 
 
-__all__ = ["MemberReport", "RunOptions", "RunReport", "load_runner", "predict_rows", "run", "run_member"]
+def _finish_report(report: RunReport, executor: Executor | None, writer: SubmissionWriter, store: ChunkStore,
+                   monitor: MemoryMonitor, clock: Clock, t0: float, error: BaseException | None, out: Path,
+                   options: RunOptions) -> None:
+    report.finished_at_s = clock()
+    report.seconds = time.perf_counter() - t0
+    report.covered_rows = writer.covered
+    report.submission_writes = writer.writes
+    if executor is not None:
+        report.reserve_s = executor.budget.reserve_s
+        report.weight_delivered, report.value_delivered = executor.delivered()
+    if report.time_limit_s is not None:
+        report.slack_s = report.time_limit_s - report.finished_at_s
+    report.peak_rss_bytes = monitor.peak_rss
+    report.peak_ram_used_bytes = monitor.peak_ram_used
+    report.peak_gpu_bytes = monitor.peak_gpu_used
+    if monitor.last is not None:
+        report.ram_limit_bytes, report.gpu_total_bytes = monitor.last.ram_limit, monitor.last.gpu_total
+    report.checkpoint_bytes = store.nbytes()
+    in_output = Path(store.root).resolve().is_relative_to(out.resolve().parent)
+    report.failure, report.failure_reason = kaggle_failure(
+        report, submission_exists=out.is_file(), exception=error if isinstance(error, Exception) else None,
+        disk_bytes=report.checkpoint_bytes if in_output else 0,
+    )
+    try:
+        report.write_json(options.report_path or out.with_name("run_report.json"))
+    except OSError as exc:
+        log(f"could not write the run report: {exc}")
+
+
+__all__ = [
+    "PLUGINS_ENV",
+    "MemberReport",
+    "RunOptions",
+    "RunReport",
+    "SubmissionWriter",
+    "load_plugins",
+    "load_runner",
+    "member_width",
+    "predict_rows",
+    "run",
+    "run_member",
+]

@@ -13,14 +13,55 @@ def register(sub) -> None:
     p.add_argument("spec", type=Path, help="ensemble spec (TOML); see docs/spec.md")
     p.add_argument("-o", "--out", type=Path, required=True, help="bundle folder to write")
     p.add_argument("--force", action="store_true", help="replace an existing bundle folder")
+    p.add_argument("--no-profile", action="store_true",
+                   help="do not measure the members here (the profile `ninefit estimate` and the runtime's planner use)")
+    p.add_argument("--profile-seconds", type=float, default=3.0, metavar="S",
+                   help="measuring time per member when profiling (default: %(default)s)")
+    off = p.add_argument_group("offline install on Kaggle (wheels/, dataset-metadata.json)")
+    off.add_argument("--no-wheels", action="store_true", help="do not collect the wheelhouse")
+    off.add_argument("--target", default="t4x2",
+                     help="Kaggle accelerator the wheels are for: cpu, or a GPU target such as t4x2 (default: %(default)s)")
+    off.add_argument("--requirement", action="append", default=None, metavar="REQ",
+                     help="wheel requirement to collect instead of the default (repeatable; default: onnxruntime-gpu, "
+                     "or onnxruntime for --target cpu)")
+    off.add_argument("--kaggle-python", default="3.11", metavar="X.Y", help="Python version of Kaggle's image (default: %(default)s)")
+    off.add_argument("--find-links", action="append", type=Path, default=[], metavar="DIR", help="also resolve wheels from DIR (repeatable)")
+    off.add_argument("--no-index", action="store_true", help="resolve from --find-links folders only, not from PyPI")
+    off.add_argument("--no-install-check", action="store_true", help="skip the offline install check of the wheelhouse")
+    off.add_argument("--kaggle-owner", default=None, metavar="NAME",
+                     help="Kaggle user owning the dataset (default: KAGGLE_USERNAME or ~/.kaggle/kaggle.json)")
+    off.add_argument("--dataset-title", default=None, help="dataset title (default: the spec's name)")
+    off.add_argument("--dataset-slug", default=None, help="dataset slug (default: from the title)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from packager.build import PackageOptions, package
 
-    result = package(args.spec, args.out, PackageOptions(force=args.force))
+    hooks = []
+    if not args.no_profile:
+        from packager.estimate.profile import ProfileOptions, profile_hook
+
+        if not args.profile_seconds > 0:
+            from runtime.errors import SpecError
+
+            raise SpecError(f"--profile-seconds {args.profile_seconds}: expected a positive number of seconds")
+        hooks.append(profile_hook(ProfileOptions(seconds_per_member=args.profile_seconds)))
+    from packager.offline import dataset_hook, offline_summary, wheelhouse_hook
+
+    if not args.no_wheels:  # before the dataset hook, so its size check includes the wheels
+        hooks.append(wheelhouse_hook(
+            args.requirement, target=args.target, python_version=args.kaggle_python, find_links=args.find_links,
+            index=not args.no_index, verify=not args.no_install_check, log=print,
+        ))
+    hooks.append(dataset_hook(
+        args.dataset_title, owner=args.kaggle_owner, slug=args.dataset_slug,
+        owner_hint="pass --kaggle-owner NAME or set KAGGLE_USERNAME, then package again",
+    ))
+    result = package(args.spec, args.out, PackageOptions(force=args.force, hooks=tuple(hooks)))
     for w in result.warnings:
         print(f"warning: {w}")
     print(f"bundle written to {result.bundle} ({len(result.manifest.members)} member(s), {len(result.manifest.files)} files); report: {result.bundle / 'report.md'}")
+    for line in offline_summary(result.bundle):
+        print(line)
     return 0

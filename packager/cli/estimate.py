@@ -1,0 +1,124 @@
+"""``ninefit estimate BUNDLE --target t4x2 --rows 25000 --time-limit 9h``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _duration(text: str) -> float:
+    from runtime.settings import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive duration, e.g. 9h")
+    return seconds
+
+
+def _margin(text: str) -> tuple[str, float]:
+    if text.strip().endswith("%"):
+        try:
+            share = float(text.strip()[:-1]) / 100
+        except ValueError:
+            share = -1.0
+        if not 0 <= share < 1:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected a share of the limit between 0% and 99%")
+        return "share", share
+    from runtime.settings import parse_duration
+
+    try:
+        return "seconds", parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; or a share of the limit, e.g. 10%") from None
+
+
+def _rows(text: str) -> int:
+    try:
+        rows = int(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        rows = 0
+    if rows < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected the hidden test set's number of rows, e.g. 25000")
+    return rows
+
+
+def register(sub) -> None:
+    from packager.estimate.hardware import TARGETS
+
+    p = sub.add_parser("estimate", help="estimate a bundle's run time on a Kaggle target, with a verdict",
+                       description="Translate the bundle's measured profile to a Kaggle target and print per stage "
+                       "and member the expected time with its band, the total against the limit, a verdict (fits: "
+                       "the band's high edge fits limit - margin; tight: only the expected time does; does not fit), "
+                       "pre-flight checks and, when it does not fit, the best plan that does.")
+    p.add_argument("bundle", type=Path, help="bundle folder written by `ninefit package`")
+    p.add_argument("--target", default="t4x2", help=f"hardware: {', '.join(TARGETS)} (default: %(default)s)")
+    p.add_argument("--rows", type=_rows, required=True, help="rows of the hidden test set (from the data page)")
+    p.add_argument("--time-limit", type=_duration, default=9 * 3600.0, help="run-time limit, e.g. 9h, 540m (default: 9h)")
+    p.add_argument("--margin", type=_margin, default=None, help="safety margin: a duration (30m) or a share of the "
+                   "limit (10%%); default 10%%")
+    p.add_argument("--batch-size", type=int, default=None, help="override every member's batch size")
+    p.add_argument("--data-parallel", action="store_true",
+                   help="assume each member's batches are spread over all GPUs of a multi-GPU target (default: one GPU)")
+    p.add_argument("--tensorrt", action="store_true", help="engines are built by TensorRT on the target (adds build time)")
+    p.add_argument("--plan", action="store_true", help="show the best plan that fits even when everything fits")
+    p.add_argument("--calibrate", type=Path, action="append", default=[], metavar="RUN_REPORT.json",
+                   help="fold a run report from the target (ninefit run's run_report.json) into its calibration first; "
+                   "may be repeated")
+    p.add_argument("--calibration", type=Path, default=None, metavar="FILE",
+                   help="calibration file (default: ~/.cache/ninefit/calibration.json, or under $XDG_CACHE_HOME)")
+    p.add_argument("--no-calibration", action="store_true", help="ignore stored calibrations")
+    p.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    p.add_argument("--chart", type=Path, default=None, metavar="PNG", help="write a chart of the stages against the limit")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from packager.estimate.calibrate import CalibrationStore, calibrate
+    from packager.estimate.estimator import EstimateOptions, estimate_bundle
+    from packager.estimate.hardware import get_target
+    from packager.estimate.render import format_table
+    from runtime.bundle import open_bundle
+    from runtime.errors import SpecError
+
+    get_target(args.target)  # an unknown target fails before anything else
+    if args.batch_size is not None and args.batch_size < 1:
+        raise SpecError(f"--batch-size {args.batch_size}: expected a positive number of rows")
+    margin = None
+    if args.margin is not None:
+        kind, value = args.margin
+        margin = value * args.time_limit if kind == "share" else value
+    options = EstimateOptions(target=args.target.strip().lower(), rows=args.rows, time_limit_s=args.time_limit,
+                              margin_s=margin, batch_size=args.batch_size, data_parallel=args.data_parallel,
+                              tensorrt=args.tensorrt)
+    bundle = open_bundle(args.bundle, verify=False)
+    store = None if args.no_calibration and not args.calibrate else CalibrationStore.load(args.calibration)
+    lines = []
+    for report in args.calibrate:
+        observations = calibrate(store, args.bundle, bundle.manifest, report, options)
+        if not observations:
+            lines.append(f"{report}: already folded into {store.path}; not counted twice")
+        lines.extend(f"calibrated on {report}: {o.line()}" for o in observations)
+    if args.calibrate:
+        store.save()
+        lines.append(f"calibration for {options.target} saved to {store.path}")
+    est = estimate_bundle(args.bundle, options, manifest=bundle.manifest,
+                          calibration=None if args.no_calibration else store, plan=True if args.plan else None)
+    if args.chart is not None:
+        from packager.estimate.chart import write_chart
+
+        write_chart(est, args.chart)
+        lines.append(f"chart written to {args.chart}")
+    if args.json:
+        data = est.to_dict()
+        data["messages"] = lines
+        print(json.dumps(data, indent=2))
+    else:
+        print(format_table(est))
+        if lines:
+            print()
+            print("\n".join(lines))
+    return 0

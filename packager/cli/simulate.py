@@ -1,0 +1,34 @@
+"""``ninefit simulate BUNDLE_DIR --data DIR``: rehearse the submission notebook offline."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("simulate", help="run the submission notebook offline, as Kaggle would, and judge it",
+                       description="Execute the submission notebook on a local Kaggle-shaped tree (read-only inputs, "
+                       "/kaggle/working writable) with the network cut off and the time limit enforced, then check "
+                       "submission.csv against the sample submission. Exits 0 only when the verdict is 'passed'.")
+    p.add_argument("bundle", type=Path, help="bundle folder written by `ninefit package`")
+    p.add_argument("--data", type=Path, required=True, help="competition data folder (test table and sample submission)")
+    p.add_argument("--time-limit", default="9h", help="run-time limit to enforce, e.g. 2m, 9h (default: %(default)s, Kaggle's usual)")
+    p.add_argument("--notebook", type=Path, default=None,
+                   help="notebook to run (default: the one `ninefit notebook` writes for this bundle)")
+    p.add_argument("--keep", type=Path, default=Path("ninefit-simulation"),
+                   help="folder for the executed notebook, submission.csv and run_report.json (default: %(default)s)")
+    p.add_argument("--competition", default=None, help="name of the data folder under /kaggle/input (default: the --data folder's name)")
+    p.add_argument("--isolation", choices=("auto", "netns", "audit"), default="auto",
+                   help="how to cut the network off: a network namespace, an audit hook in the kernel, or the first "
+                   "that works here (default: %(default)s)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from packager.simulate import simulate
+
+    result = simulate(args.bundle, args.data, time_limit=args.time_limit, notebook=args.notebook, keep=args.keep,
+                      competition=args.competition, isolation=args.isolation)
+    print(result.summary())
+    return 0 if result.passed else 1

@@ -1,0 +1,227 @@
+"""Fold real runs on a target into that target's calibration.
+
+A run report (``run_report.json`` from ``ninefit run`` or the deadline-aware
+runtime; read fields: ``members[].name``, ``variant``, ``rows``, ``seconds``,
+``load_seconds``, ``status``) gives, per member, the seconds its rows took
+on the target. Each is compared with the *uncalibrated* estimate of the same
+member, variant and rows (its inference item: the runtime's ``seconds`` times
+``predict_rows`` alone; ``rows_computed`` and ``batch_size`` are used when the
+report has them) and the ratio is added to a
+:class:`~packager.estimate.roofline.Calibration`:
+
+* per member, keyed ``name:sha256[:12]`` of its first variant's ONNX file (the
+  same graph on the same target), applied to that member's inference;
+* target-wide (``"all"``), every member's ratio: applied to members that have
+  no record of their own (e.g. another bundle);
+* ``"setup"``: the load seconds (when either side is at least ``MIN_LOAD_S``),
+  applied to every member's load.
+
+Storage: one JSON file, by default ``$XDG_CACHE_HOME/ninefit/calibration.json``
+(``~/.cache/ninefit/calibration.json``), so a calibration made with one
+bundle helps the next; ``--calibration FILE`` picks another file (e.g. one
+kept with the bundle's sources). Written atomically. A report already folded
+(same sha256) is not counted twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from packager.estimate.estimator import Costing, EstimateOptions
+from packager.estimate.roofline import Calibration
+from runtime.errors import DataError
+from runtime.manifest import Manifest
+
+CALIBRATION_VERSION = 1
+#: Load times below this (estimated and measured) are not folded into the calibration.
+MIN_LOAD_S = 0.25
+_USABLE = ("done", "partial", "degraded")
+
+
+def default_calibration_path() -> Path:
+    """``$XDG_CACHE_HOME/ninefit/calibration.json``, else ``~/.cache/ninefit/calibration.json``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ninefit" / "calibration.json"
+
+
+def member_key(manifest: Manifest, name: str) -> str:
+    """``name:sha256[:12]`` of the member's first variant file (``name`` alone if unknown)."""
+    member = manifest.member(name)
+    sha = manifest.files.get(member.variants[0].file, "") if member.variants else ""
+    return f"{name}:{sha[:12]}" if sha else name
+
+
+class CalibrationStore:
+    """Calibrations per target, in one JSON file."""
+
+    def __init__(self, path: str | os.PathLike, data: dict[str, Any] | None = None):
+        self.path = Path(path)
+        self.data = data or {"version": CALIBRATION_VERSION, "targets": {}}
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None) -> CalibrationStore:
+        """Read ``path`` (default :func:`default_calibration_path`); a missing file is empty.
+
+        Raises:
+            DataError: The file exists but is not a calibration file.
+        """
+        path = Path(path) if path is not None else default_calibration_path()
+        if not path.is_file():
+            return cls(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or not isinstance(data.get("targets"), dict):
+                raise ValueError("no 'targets' object")
+        except (ValueError, OSError) as exc:
+            raise DataError(f"calibration file {path} is not readable ({exc}); expected the JSON that "
+                            "`ninefit estimate --calibrate` writes (delete it to start over)") from exc
+        return cls(path, data)
+
+    def save(self) -> None:
+        """Write the file atomically (tmp file + ``os.replace``)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(self.data, f, indent=2, sort_keys=True)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _target(self, target: str) -> dict[str, Any]:
+        return self.data["targets"].setdefault(target.strip().lower(), {"members": {}, "reports": []})
+
+    def _get(self, target: str, *path: str) -> Calibration | None:
+        node: Any = self.data["targets"].get(target.strip().lower())
+        for key in path:
+            if not isinstance(node, dict) or key not in node:
+                return None
+            node = node[key]
+        return Calibration.from_dict(node) if isinstance(node, dict) else None
+
+    def for_member(self, target: str, manifest: Manifest, name: str) -> Calibration | None:
+        """The member's own calibration on ``target``, else the target-wide one."""
+        own = self._get(target, "members", member_key(manifest, name), "calibration")
+        return own if own is not None and own.count else self._get(target, "all")
+
+    def for_setup(self, target: str) -> Calibration | None:
+        """The calibration of load times on ``target``."""
+        return self._get(target, "setup")
+
+    def _update(self, node: dict[str, Any], key: str, target: str, member: str | None,
+                estimated: float, actual: float) -> Calibration:
+        old = Calibration.from_dict(node[key]) if key in node else Calibration(target=target, member=member)
+        new = old.update(estimated, actual)
+        node[key] = new.to_dict()
+        return new
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One member of a run report compared with its estimate."""
+
+    member: str
+    variant: str
+    what: str  # "inference" or "load"
+    rows: int
+    estimated_s: float
+    actual_s: float
+
+    @property
+    def ratio(self) -> float:
+        return self.actual_s / self.estimated_s
+
+    def line(self) -> str:
+        return (f"{self.member}/{self.variant} {self.what}: estimated {self.estimated_s:.3g} s, measured "
+                f"{self.actual_s:.3g} s for {self.rows} rows (x{self.ratio:.3f})")
+
+
+def read_report(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a run report; :class:`DataError` naming the expected fields if it is not one."""
+    path = Path(path)
+    expected = ("expected the run_report.json that `ninefit run` writes, with members[].name, variant, rows, "
+                "seconds, load_seconds, status")
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"run report {path} not found; {expected}") from None
+    except (ValueError, OSError) as exc:
+        raise DataError(f"run report {path} is not JSON ({exc}); {expected}") from exc
+    members = report.get("members") if isinstance(report, dict) else None
+    if not isinstance(members, list) or not all(isinstance(m, dict) and "name" in m for m in members):
+        raise DataError(f"run report {path} has no members list; {expected}")
+    return report
+
+
+def calibrate(store: CalibrationStore, bundle: str | os.PathLike, manifest: Manifest, report_path: str | os.PathLike,
+              options: EstimateOptions) -> list[Observation]:
+    """Fold one run report on ``options.target`` into ``store`` (not saved).
+
+    Returns:
+        The observations folded in; empty when this report was folded before.
+
+    Raises:
+        DataError: Not a run report, or nothing in it is usable (no member of
+            this bundle finished any rows).
+    """
+    report = read_report(report_path)
+    digest = hashlib.sha256(Path(report_path).read_bytes()).hexdigest()
+    node = store._target(options.target)
+    if digest in node.setdefault("reports", []):
+        return []
+    target = options.target.strip().lower()
+    names = {m.name for m in manifest.members}
+    observations: list[Observation] = []
+    skipped: list[str] = []
+    for entry in report["members"]:
+        name = str(entry.get("name"))
+        try:
+            rows = int(entry.get("rows_computed") or entry.get("rows") or 0)
+            seconds = float(entry.get("seconds") or 0.0)
+            load_s = float(entry.get("load_seconds") or 0.0)
+            batch = int(entry.get("batch_size") or 0)
+        except (TypeError, ValueError):
+            skipped.append(f"{name} (non-numeric rows/seconds)")
+            continue
+        if name not in names:
+            skipped.append(f"{name} (not in bundle {manifest.name!r})")
+            continue
+        member = manifest.member(name)
+        variant = member.variant(str(entry.get("variant") or member.variants[0].name))
+        if entry.get("status") not in _USABLE or rows < 1 or seconds <= 0:
+            skipped.append(f"{name} (status {entry.get('status')!r}, {rows} rows)")
+            continue
+        costing = Costing(bundle, manifest, replace(options, rows=rows))
+        batch = batch or costing.batch_for(member)
+        estimated, _ = costing.inference(member, variant, batch, rows)
+        estimated = estimated.seconds
+        if estimated > 0:
+            key = member_key(manifest, name)
+            slot = node["members"].setdefault(key, {"name": name})
+            store._update(slot, "calibration", target, name, estimated, seconds)
+            store._update(node, "all", target, None, estimated, seconds)
+            observations.append(Observation(name, variant.name, "inference", rows, estimated, seconds))
+        if load_s > 0:
+            load, _ = costing.load(member, variant, batch)
+            # Sub-second loads are noise next to a run's budget, and the first one loaded
+            # also pays the backend's import (counted in startup here): not folded in.
+            if max(load.seconds, load_s) >= MIN_LOAD_S:
+                store._update(node, "setup", target, None, load.seconds, load_s)
+                observations.append(Observation(name, variant.name, "load", rows, load.seconds, load_s))
+    if not observations:
+        raise DataError(f"run report {report_path} has nothing to calibrate with for bundle {manifest.name!r}: "
+                        f"{'; '.join(skipped) or 'no members'}; expected members of this bundle with status "
+                        f"{' / '.join(_USABLE)} and rows > 0")
+    node["reports"].append(digest)
+    return observations
+
+
+__all__ = ["CALIBRATION_VERSION", "CalibrationStore", "Observation", "calibrate", "default_calibration_path",
+           "member_key", "read_report"]

@@ -1,0 +1,107 @@
+"""The best plan that fits: :func:`runtime.planner.plan` over estimated costs on a target.
+
+Each member's variants, each at the batch sizes worth trying, become planner
+variants (``s_per_row`` and ``setup_s`` on the target, at the high edge of
+their band, so the plan fits by the verdict's own rule); the fixed stages
+(install, startup, read, writing) are the planner's reserve. The planner then
+maximises delivered value (``member.value * value_factor``), degrading before
+dropping; see :mod:`runtime.planner`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from runtime import planner
+from runtime.manifest import Member
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to run a member: a variant at a batch size, with its high-edge costs."""
+
+    variant: str
+    batch_size: int
+    setup_s: float  # load / engine build on the target
+    stream_s: float  # every row through the member (inference + ensembling)
+    value_factor: float = 1.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant}@{self.batch_size}"
+
+
+@dataclass(frozen=True)
+class FitPlan:
+    """The best plan that fits (planned on the high edge of every band).
+
+    Attributes:
+        steps: ``(member, variant, batch_size, seconds)`` in run order.
+        dropped: ``(member, reason)`` for each member left out.
+        degraded: ``(member, from, to)`` (``variant@batch``) for members run
+            otherwise than packaged: a cheaper rung or another batch size.
+        value: Delivered ensemble value; ``full_value`` is all members at full.
+        high_s: Total (high edge) of the plan, fixed stages included.
+    """
+
+    steps: tuple[tuple[str, str, int, float], ...]
+    dropped: tuple[tuple[str, str], ...]
+    degraded: tuple[tuple[str, str, str], ...]
+    value: float
+    full_value: float
+    high_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"steps": [{"member": m, "variant": v, "batch_size": b, "seconds": s} for m, v, b, s in self.steps],
+                "dropped": [{"member": m, "reason": r} for m, r in self.dropped],
+                "degraded": [{"member": m, "from": a, "to": b} for m, a, b in self.degraded],
+                "value": self.value, "full_value": self.full_value, "high_s": self.high_s}
+
+
+def best_plan(
+    members: Sequence[tuple[Member, Sequence[Candidate]]],
+    rows: int,
+    time_limit_s: float,
+    margin_s: float,
+    reserve_s: float,
+    reserve_what: str = "the fixed stages",
+) -> FitPlan:
+    """Choose members, variants and batch sizes that fit ``time_limit_s - margin_s - reserve_s``.
+
+    Args:
+        members: Each member with its candidates, the packaged way first.
+        rows: Rows every member must predict.
+        time_limit_s: The limit; ``margin_s`` is kept free.
+        reserve_s: Time the rest of the run needs (high edge).
+        reserve_what: Names that rest in a drop reason.
+    """
+    full_value = sum(m.value for m, _ in members)
+    available = time_limit_s - margin_s
+    if reserve_s >= available:
+        reason = (f"{reserve_what} need {reserve_s:.0f} s at the high edge, more than the {available:.0f} s "
+                  "available")
+        return FitPlan((), tuple((m.name, reason) for m, _ in members), (), 0.0, full_value, reserve_s)
+    states, labels = [], {}
+    for member, candidates in members:
+        variants = []
+        for c in candidates:
+            labels[(member.name, c.label)] = c
+            variants.append(planner.Variant(name=c.label, s_per_row=c.stream_s / rows, setup_s=c.setup_s,
+                                            value_factor=c.value_factor))
+        states.append(planner.MemberState(name=member.name, value=member.value, variants=tuple(variants),
+                                          rows_total=rows))
+    result = planner.plan(states, 0.0, planner.Budget(deadline=time_limit_s, margin_s=margin_s, reserve_s=reserve_s))
+    packaged = {m.name: cands[0].label for m, cands in members}
+    steps, degraded = [], []
+    for step in result.steps:
+        c = labels[(step.member, step.variant)]
+        steps.append((step.member, c.variant, c.batch_size, step.expected_s))
+        if step.variant != packaged[step.member]:
+            degraded.append((step.member, packaged[step.member], step.variant))
+    return FitPlan(tuple(steps), result.dropped, tuple(degraded), result.value, full_value,
+                   reserve_s + sum(s[3] for s in steps))
+
+
+__all__ = ["Candidate", "FitPlan", "best_plan"]

@@ -1,0 +1,222 @@
+"""The bundle-wide parts of a run, measured here: everything but the members' own work.
+
+* :func:`measure_startup`: interpreter start and the runtime's imports, in a
+  subprocess run in the bundle folder (the vendored runtime is imported), and
+  the extra cost of a process's first inference session.
+* :func:`hash_rate`: ``sha256_file`` throughput, for bundle verification.
+* :func:`measure_write`: one submission write (combine, format, write
+  atomically) at two row counts, as fixed + per row.
+* :func:`measure_checkpoint` / :func:`measure_ensemble`: saving and loading
+  one chunk of predictions, and the per-row add into the ensemble.
+* :func:`check_run`: the runtime itself, end to end, at two sizes: what its
+  report shows beyond the measured parts is its own work, split into fixed
+  and per chunk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from packager.estimate.sampling import fit_line, tile_data
+from runtime.bundle import Bundle, checksum_tree
+from runtime.data import TestData
+from runtime.ensemble import Accumulator
+from runtime.manifest import MANIFEST_NAME, Manifest
+from runtime.run import RunOptions, member_width
+from runtime.submission import format_rows, write_atomic
+
+# What `python -m runtime run` imports, plus what pandas imports lazily on first use
+# (string dtypes load pyarrow: 0.2 s).
+_IMPORTS = ("import io, importlib.util, runtime.cli, runtime.run, runtime.data, runtime.submission, onnxruntime, "
+            "pandas; importlib.util.find_spec('psutil') and __import__('psutil'); "
+            "pandas.read_csv(io.StringIO('id,x\\nA,1\\n'), dtype={'id': str}).astype(str).to_numpy().tolist()")
+_CHECK_SECONDS = 1.0  # inference time the end-to-end check run is sized for
+#: Most checkpoint chunks per member (``runtime.checkpoint.MAX_CHUNKS``).
+MAX_CHUNKS = 512
+
+
+_FIRST_SESSION = """
+import sys, time
+import onnxruntime as ort
+def make():
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    t = time.perf_counter()
+    ort.InferenceSession(sys.argv[1], sess_options=so, providers=["CPUExecutionProvider"])
+    return time.perf_counter() - t
+first = make()
+print(max(first - min(make(), make()), 0.0))
+"""
+
+
+def measure_startup(root: Path, model: Path, images: bool) -> dict[str, Any]:
+    """Interpreter start plus the runtime's imports (twice, in the bundle folder, so the
+    vendored runtime is imported), and the extra cost of a process's first session."""
+    times = []
+    # No PYTHONPATH (the vendored runtime must be the one imported) and no .pyc files
+    # written into the bundle (on Kaggle it is read-only, so the runtime compiles each time).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    for _ in range(2):
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", _IMPORTS + ("; import PIL.Image" if images else "")], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=120)
+        times.append(time.perf_counter() - t0)
+        if done.returncode != 0:
+            return {"import_s": None, "note": f"imports failed: {done.stderr.strip()[-300:]}"}
+    out: dict[str, Any] = {"import_s": max(times), "import_runs": times}
+    done = subprocess.run([sys.executable, "-c", _FIRST_SESSION, str(model)], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+    try:
+        out["first_session_s"] = float(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        out["first_session_s"] = None
+    return out
+
+
+def hash_rate(size: int = 32 << 20) -> float:
+    """Bytes per second of ``sha256_file`` on a file in the page cache (as bundle verification)."""
+    from runtime.bundle import sha256_file
+
+    with tempfile.NamedTemporaryFile(prefix="ninefit-hash-") as f:
+        f.write(np.random.default_rng(0).bytes(size))
+        f.flush()
+        sha256_file(f.name)  # warm the page cache
+        t0 = time.perf_counter()
+        sha256_file(f.name)
+        return size / (time.perf_counter() - t0)
+
+
+def measure_write(manifest: Manifest, test: TestData, sample, rows: list[int], folder: Path) -> dict[str, Any]:
+    """Ensemble finalisation plus ``format_rows`` + ``write_atomic`` at each row count."""
+    width = member_width(manifest)
+    rng = np.random.default_rng(0)
+    points = []
+    for n in rows:
+        acc = Accumulator(n, width, manifest.combiner)
+        acc.add(1.0, 0, rng.random((n, width)))
+        order = np.arange(n)
+        t0 = time.perf_counter()
+        values = acc.result()
+        body = format_rows(values, acc.covered, order, test.ids[:n], manifest.submission, sample)
+        write_atomic(folder / "submission.csv", sample.header, body)
+        points.append((n, time.perf_counter() - t0))
+    fixed, per_row = fit_line(points)
+    return {"fixed_s": fixed, "s_per_row": per_row, "points": points}
+
+
+def measure_checkpoint(manifest: Manifest, folder: Path, repeats: int = 20) -> dict[str, Any]:
+    """Seconds to save (tmp file + ``os.replace``) and load one chunk of predictions.
+
+    The runtime checkpoints every chunk (at most 512 per member) and reloads
+    them for each submission write; measured on the largest member batch.
+    """
+    width = member_width(manifest)
+    rows = max(m.batch_size for m in manifest.members)
+    values = np.random.default_rng(0).random((rows, width))
+    folder.mkdir(parents=True, exist_ok=True)
+    saves, loads = [], []
+    for k in range(repeats):
+        path = folder / f"{k}.npy"
+        t0 = time.perf_counter()
+        fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=folder)
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, values, allow_pickle=False)
+        os.replace(tmp, path)
+        t1 = time.perf_counter()
+        np.load(path, allow_pickle=False)
+        saves.append(t1 - t0)
+        loads.append(time.perf_counter() - t1)
+    return {"rows": rows, "save_s": statistics.median(saves), "load_s": statistics.median(loads)}
+
+
+def measure_ensemble(manifest: Manifest, rows: int) -> dict[str, Any]:
+    """Seconds per row and member of ``Accumulator.add`` at each member's batch size."""
+    width = member_width(manifest)
+    rng = np.random.default_rng(0)
+    per_row = []
+    for member in manifest.members:
+        b = member.batch_size
+        values = rng.random((min(b, rows), width))
+        acc = Accumulator(rows, width, manifest.combiner)
+        t0, done = time.perf_counter(), 0
+        while done + len(values) <= rows:
+            acc.add(member.weight, done, values)
+            done += len(values)
+        per_row.append((time.perf_counter() - t0) / max(done, 1))
+    return {"s_per_row": max(per_row) if per_row else 0.0}
+
+
+def check_run(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, Any], data_info: dict[str, Any],
+               write: dict[str, Any], max_rows: int, run_options: RunOptions) -> dict[str, Any]:
+    """Run the runtime itself end to end (``runtime.run.run``) at two sizes.
+
+    What its run report shows beyond the measured parts (session setup,
+    ``predict_rows``, reading, the submission writes) is the runtime's own
+    work: verification and set-up (fixed) and checkpointing each chunk,
+    memory checks, re-planning (per chunk). The two sizes separate the two.
+    """
+    manifest = bundle.manifest
+    per_row = sum(members[m.name][m.variants[0].name]["s_per_row"] for m in manifest.members)
+    batch = max(m.batch_size for m in manifest.members)
+    big = int(min(max_rows, max(4 * batch, _CHECK_SECONDS / max(per_row, 1e-9))))
+    small = min(batch, big)
+    if not manifest.files:  # a staged bundle inside `ninefit package`: list its files for verification
+        staged = replace(manifest, files=checksum_tree(bundle.root))
+        (Path(bundle.root) / MANIFEST_NAME).write_text(staged.to_json(), encoding="utf-8")
+    points = [_one_check(bundle, data_dir, work / f"check-{rows}", rows, data_info, write, run_options)
+              for rows in (small, big)]
+    a, b = points
+    if b["chunks"] > a["chunks"]:
+        per_chunk = max((b["residual_s"] - a["residual_s"]) / (b["chunks"] - a["chunks"]), 0.0)
+    else:
+        per_chunk = b["residual_s"] / max(b["chunks"], 1)
+    fixed = max(a["residual_s"] - per_chunk * a["chunks"], 0.0)
+    return {"points": points, "fixed_s": fixed, "overhead_s_per_chunk": per_chunk}
+
+
+def _one_check(bundle: Bundle, data_dir: Path, work: Path, rows: int, data_info: dict[str, Any],
+               write: dict[str, Any], run_options: RunOptions) -> dict[str, Any]:
+    from runtime.run import run
+
+    manifest = bundle.manifest
+    folder = tile_data(data_dir, manifest.data, manifest.submission.sample, manifest.submission.id_column, rows,
+                   work / "data")
+    t0 = time.perf_counter()
+    with contextlib.redirect_stderr(io.StringIO()):  # the run's log lines are not the user's business here
+        report = run(bundle.root, folder, work / "out" / "submission.csv",
+                     replace(run_options, progress=False, work_dir=work / "work"))
+    wall = time.perf_counter() - t0
+    data = report.to_dict()
+    seconds = float(data.get("seconds") or wall)
+    inside = sum(float(m.get("load_seconds") or 0) + float(m.get("seconds") or 0) for m in data["members"])
+    writes = int(data.get("submission_writes") or len(manifest.members) + 2)
+    one_write = write["fixed_s"] + write["s_per_row"] * rows
+    read = data_info["read_fixed_s"] + data_info["read_s_per_row"] * rows
+    chunks = sum(n_chunks(rows, m.batch_size) for m in manifest.members)
+    residual = max(seconds - inside - read - writes * one_write, 0.0)
+    return {"rows": rows, "seconds": seconds, "inside_s": inside, "writes": writes, "chunks": chunks,
+            "residual_s": residual}
+
+
+def n_chunks(rows: int, batch: int, max_chunks: int = MAX_CHUNKS) -> int:
+    """Chunks the runtime checkpoints for ``rows`` rows at ``batch`` (as ``runtime.checkpoint.chunk_grid``)."""
+    size = batch * max(1, math.ceil(rows / (batch * max_chunks)))
+    return math.ceil(rows / size)
+
+
+__all__ = ["MAX_CHUNKS", "check_run", "hash_rate", "measure_checkpoint", "measure_ensemble", "measure_startup",
+           "measure_write", "n_chunks"]

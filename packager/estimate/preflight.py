@@ -1,0 +1,143 @@
+"""Kaggle pre-flight checks run while estimating: what will fail before it is slow.
+
+* ``bf16``: a bf16 variant (by its declared precision or its graph's dtype)
+  on a target without bf16 tensor cores (T4, P100): it runs at fp32 speed at
+  best, or not at all; export fp16 instead.
+* ``sm60``: the P100 is Pascal (sm_60), for which current PyTorch and
+  onnxruntime-gpu builds ship no kernels.
+* ``gpu-memory``: per member at its batch size, ``CUDA_CONTEXT_BYTES`` +
+  weights + twice the largest node's tensors (what the arena holds around
+  one node; the largest node bounds the live activations of a chain) against
+  one device's memory. Warned above 90 %, with the batch size that fits.
+* ``ram``: the test table in memory (measured bytes per row), the ensemble
+  accumulator, the largest member's weights twice (file buffer + session) and
+  ``PROCESS_BYTES``, against the notebook's RAM. Warned above 80 %.
+* ``profile``: no profile, a profile measured on another machine for
+  ``--target local``, synthetic rows, or windows that never settled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from packager.estimate.estimator import (
+    CUDA_CONTEXT_BYTES,
+    PROCESS_BYTES,
+    Check,
+    Costing,
+    EstimateOptions,
+)
+from packager.estimate.flops import GraphCost
+from runtime.manifest import Member, Variant
+from runtime.run import member_width
+
+_GPU_SHARE = 0.9
+_RAM_SHARE = 0.8
+
+
+def gpu_memory_need(cost: GraphCost) -> float:
+    """Bytes of GPU memory one session needs for one call at the counted batch size."""
+    peak = max((n.bytes for n in cost.nodes), default=0.0)
+    return CUDA_CONTEXT_BYTES + cost.weight_bytes + 2 * peak
+
+
+def _gib(x: float) -> str:
+    return f"{x / 2**30:.1f} GiB"
+
+
+def preflight(costing: Costing, options: EstimateOptions) -> tuple[list[Check], Callable[[Member, Variant, int], bool]]:
+    """Checks for ``costing``'s bundle on its target, and a "fits GPU memory" predicate."""
+    target = costing.target
+    manifest = costing.manifest
+    checks: list[Check] = []
+
+    def fits_memory(member: Member, variant: Variant, batch: int) -> bool:
+        if target.kind != "gpu":
+            return True
+        return gpu_memory_need(costing.cost(variant, batch)) <= _GPU_SHARE * target.memory_bytes
+
+    for member in manifest.members:
+        for variant in member.variants:
+            dtype = costing.cost(variant, 1).dtype
+            if (variant.precision == "bf16" or dtype == "bfloat16") and not target.bf16:
+                checks.append(Check("bf16", "warning", (
+                    f"{member.name}/{variant.name} is bf16, but {target.name} has no bf16 tensor cores: it runs "
+                    "at fp32 speed at best (estimated so) or fails to load; export it as fp16 instead")))
+    if target.compute_capability == (6, 0):
+        checks.append(Check("sm60", "warning", (
+            f"{target.name} is Pascal (sm_60): current PyTorch and onnxruntime-gpu builds ship no sm_60 "
+            "kernels, so CUDA may fail or fall back to the CPU; prefer the T4 x2 accelerator")))
+
+    largest_weights = 0.0
+    for member in manifest.members:
+        variant = member.variants[0]
+        batch = costing.batch_for(member)
+        cost = costing.cost(variant, batch)
+        largest_weights = max(largest_weights, cost.weight_bytes)
+        if target.kind == "gpu":
+            need = gpu_memory_need(cost)
+            if need > _GPU_SHARE * target.memory_bytes:
+                fitting = _largest_batch(costing, variant, batch, target.memory_bytes)
+                advice = f"batch_size {fitting} fits" if fitting else "not even batch 1 fits"
+                checks.append(Check("gpu-memory", "warning", (
+                    f"{member.name}/{variant.name} at batch {batch} needs about {_gib(need)} of GPU memory "
+                    f"(weights {_gib(cost.weight_bytes)}, activations {_gib(need - cost.weight_bytes - CUDA_CONTEXT_BYTES)},"
+                    f" CUDA context {_gib(CUDA_CONTEXT_BYTES)}); {target.name} has {_gib(target.memory_bytes)} per GPU: "
+                    f"{advice}")))
+
+    data = costing.profile.get("data") or {}
+    row_bytes = float(data.get("memory_bytes_per_row") or 0.0)
+    if not row_bytes:
+        row_bytes = 8.0 * sum(max(len(i.columns), 1) for m in manifest.members for i in m.inputs)
+    acc = options.rows * member_width(manifest) * 8 * 2
+    cpu_activations = 0.0
+    if target.kind == "cpu":
+        cpu_activations = max(gpu_memory_need(costing.cost(m.variants[0], costing.batch_for(m))) - CUDA_CONTEXT_BYTES
+                              for m in manifest.members)
+    ram = PROCESS_BYTES + options.rows * row_bytes + acc + 2 * largest_weights + cpu_activations
+    if ram > _RAM_SHARE * target.host_ram_bytes:
+        checks.append(Check("ram", "warning", (
+            f"the run needs about {_gib(ram)} of RAM (test table {_gib(options.rows * row_bytes)}, ensemble "
+            f"{_gib(acc)}, weights {_gib(2 * largest_weights)}, process {_gib(PROCESS_BYTES)}); the notebook has "
+            f"{_gib(target.host_ram_bytes)}: read the table in chunks or use fewer columns")))
+
+    checks.extend(_profile_checks(costing))
+    return checks, fits_memory
+
+
+def _largest_batch(costing: Costing, variant: Variant, batch: int, memory: float) -> int:
+    """Largest power-of-two batch below ``batch`` whose need fits ``memory``; 0 if none."""
+    b = 1
+    while b * 2 < batch:
+        b *= 2
+    while b >= 1:
+        if gpu_memory_need(costing.cost(variant, b)) <= _GPU_SHARE * memory:
+            return b
+        b //= 2
+    return 0
+
+
+def _profile_checks(costing: Costing) -> list[Check]:
+    profile = costing.profile
+    if not profile.get("members"):
+        return [Check("profile", "warning", "the bundle has no measured profile: the estimate comes from spec "
+                      "sheets alone (low confidence, wide band); run `ninefit profile BUNDLE --data DATA`")]
+    out = []
+    missing = [f"{m.name}/{v.name}" for m in costing.manifest.members for v in m.variants if costing.record(m, v) is None]
+    if missing:
+        out.append(Check("profile", "warning", f"no measurement for {', '.join(missing)}: priced from spec sheets"))
+    if costing.options.target.strip().lower() == "local" and costing.machine is not None and not costing.machine.same:
+        out.append(Check("profile", "warning", "the profile was measured on another machine "
+                         f"({costing.machine.source.name}); re-run `ninefit profile` here for a same-machine estimate"))
+    if (profile.get("data") or {}).get("synthetic"):
+        out.append(Check("profile", "note", "measured on synthetic rows: reading and preprocessing of the real "
+                         "table may differ; profile with --data for better figures"))
+    unstable = [f"{m}/{v}" for m, variants in profile["members"].items() for v, rec in variants.items()
+                if not rec.get("stable", True)]
+    if unstable:
+        out.append(Check("profile", "note", f"measurement windows of {', '.join(unstable)} never agreed within "
+                         "the tolerance (a busy machine?): their figures are medians"))
+    return out
+
+
+__all__ = ["gpu_memory_need", "preflight"]

@@ -1,0 +1,441 @@
+"""Measure what each member of a bundle costs on the machine at hand.
+
+:func:`profile_bundle` drives the very runtime that will run on Kaggle
+(``runtime.run.load_runner`` / ``predict_rows`` over ``runtime.data`` test
+data) and returns the ``manifest.profile`` dict the estimator and the
+deadline-aware runtime read. Per member and variant it measures:
+
+* setup: ``load_runner`` plus ``activate()`` (session / engine creation), the
+  same span the runtime reports as ``load_seconds``;
+* at several batch sizes, the whole per-batch path (read the rows out of the
+  table, preprocess, infer with every TTA transform, activate): warm-up
+  first (the first call of a session can be 1000x slower), then measurement
+  windows until ``stable_windows`` consecutive windows agree within
+  ``tolerance`` (perf_analyzer's stability rule: max/min - 1 <= 10 %), bounded
+  by a share of ``seconds_per_member``. A point that never settles keeps the
+  median of its windows and is marked ``"stable": false``;
+* the split of that path into preprocess (``TestData.feed``), infer
+  (``Runner.infer``, once per TTA transform) and postprocess (the rest).
+
+Bundle-wide (:mod:`.overheads`, :mod:`.sampling`) it measures interpreter
+start plus imports, bundle verification, reading the test table and sample
+submission at two sizes (fixed + per row), per-row ensembling, checkpoint
+chunks, the writing of the submission, and runs the runtime itself end to
+end at two sizes: what its report shows beyond the parts measured above is
+the runtime's own work, stored as fixed + per chunk.
+
+Rows come from the public test data when given, else from synthetic rows of
+the declared input shapes written to a temporary folder (``data.source``
+says which). Small tables are tiled (with fresh ids) to reach the largest
+batch. Profile format: see :data:`PROFILE_VERSION` and ``docs`` in
+:func:`profile_bundle`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from packager.estimate.hardware import fingerprint
+from packager.estimate.overheads import (
+    check_run,
+    hash_rate,
+    measure_checkpoint,
+    measure_ensemble,
+    measure_startup,
+    measure_write,
+)
+from packager.estimate.sampling import SYNTHETIC_ROWS, measure_data, write_synthetic_data
+from runtime.bundle import Bundle, checksum_tree, open_bundle
+from runtime.data import TestData
+from runtime.errors import BundleError, NinefitError
+from runtime.manifest import MANIFEST_NAME, Manifest, Member, Variant
+from runtime.run import RunOptions, load_runner, predict_rows
+
+#: Bumped when a key changes meaning; readers ignore keys they do not know.
+PROFILE_VERSION = 1
+_SPLIT_CALLS = 3  # calls timed for the preprocess / infer split of each point
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    """How long and how to measure; ``None`` means the default.
+
+    Attributes:
+        seconds_per_member: Soft bound on measuring one member, all its
+            variants and batch sizes together (setup excluded).
+        batch_sizes: Batch sizes to measure; None: the member's own, a quarter
+            of it and four times it.
+        tolerance: Windows agree when max/min - 1 is at most this.
+        stable_windows: How many consecutive windows must agree.
+        backend: Runtime backend (None: the runtime's default).
+        threads: CPU intra-op threads (None: the backend's default, as ``ninefit run``).
+        device_id: GPU to measure on.
+        startup: Measure interpreter start and imports in a subprocess.
+        check_run: Run the runtime end to end once (about a second of
+            inference) to measure its per-chunk bookkeeping.
+    """
+
+    seconds_per_member: float = 3.0
+    batch_sizes: tuple[int, ...] | None = None
+    tolerance: float = 0.10
+    stable_windows: int = 3
+    backend: str | None = None
+    threads: int | None = None
+    device_id: int = 0
+    startup: bool = True
+    check_run: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.seconds_per_member > 0:
+            raise ValueError(f"seconds_per_member must be > 0, got {self.seconds_per_member}")
+        if self.batch_sizes is not None and (not self.batch_sizes or min(self.batch_sizes) < 1):
+            raise ValueError(f"batch_sizes must be positive integers, got {self.batch_sizes}")
+
+
+def batch_sizes_for(member: Member, options: ProfileOptions) -> tuple[int, ...]:
+    """Batch sizes measured for ``member``, ascending."""
+    if options.batch_sizes is not None:
+        return tuple(sorted(set(options.batch_sizes)))
+    b = member.batch_size
+    return tuple(sorted({max(1, b // 4), b, b * 4}))
+
+
+# -- timing ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Point:
+    batch: int
+    s_per_row: float
+    s_per_batch: float
+    windows: list[float]
+    stable: bool
+    calls: int
+    rows: int
+    preprocess: float = 0.0
+    infer: float = 0.0
+    postprocess: float = 0.0
+    first_call_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "s_per_row": self.s_per_row, "s_per_batch": self.s_per_batch, "stable": self.stable,
+            "first_call_s": self.first_call_s,
+            "windows": self.windows, "calls": self.calls, "rows": self.rows,
+            "stages": {"preprocess": self.preprocess, "infer": self.infer, "postprocess": self.postprocess},
+        }
+
+
+def stable(windows: list[float], count: int, tolerance: float) -> bool:
+    """Whether the last ``count`` windows agree within ``tolerance`` (max/min - 1)."""
+    if len(windows) < count:
+        return False
+    last = windows[-count:]
+    return min(last) > 0 and max(last) / min(last) - 1 <= tolerance + 1e-12
+
+
+def _measure_point(runner, member: Member, variant: Variant, test: TestData, batch: int,
+                   budget_s: float, options: ProfileOptions) -> _Point:
+    """Warm up, then time windows of whole ``predict_rows`` calls until stable or out of time."""
+    n = test.n_rows
+    starts = list(range(0, max(n - batch, 0) + 1, batch)) or [0]
+    cursor = 0
+
+    def call() -> float:
+        nonlocal cursor
+        start = starts[cursor % len(starts)]
+        cursor += 1
+        stop = min(start + batch, n)
+        t = time.perf_counter()
+        predict_rows(runner, member, variant, test, start, stop, batch)
+        return time.perf_counter() - t
+
+    t_begin = time.perf_counter()
+    deadline = t_begin + budget_s
+    # Warm-up: at least two calls and a fifth of the budget, or until the latest
+    # call is no slower than the fastest seen (lazy allocation is over).
+    times = [call(), call()]
+    while time.perf_counter() < t_begin + budget_s / 5 and times[-1] > 1.2 * min(times):
+        times.append(call())
+    window_s = max(budget_s / 10, min(times))
+    windows: list[float] = []
+    calls = rows = 0
+    rows_per_call = min(batch, n)
+    while True:
+        t0, k = time.perf_counter(), 0
+        while True:
+            call()
+            k += 1
+            if time.perf_counter() - t0 >= window_s:
+                break
+        elapsed = time.perf_counter() - t0
+        windows.append(elapsed / (k * rows_per_call))
+        calls += k
+        rows += k * rows_per_call
+        if stable(windows, options.stable_windows, options.tolerance):
+            settled = True
+            break
+        if time.perf_counter() >= deadline:
+            settled = False
+            break
+    recent = windows[-options.stable_windows:]
+    s_per_row = statistics.mean(recent) if settled else statistics.median(recent)
+    point = _Point(batch=rows_per_call, s_per_row=s_per_row, s_per_batch=s_per_row * rows_per_call,
+                   windows=windows, stable=settled, calls=calls, rows=rows, first_call_s=times[0])
+    _split(point, runner, member, variant, test)
+    return point
+
+
+def _split(point: _Point, runner, member: Member, variant: Variant, test: TestData) -> None:
+    """Share the per-batch time between preprocess, infer (x TTA) and postprocess."""
+    from runtime.data import apply_tta
+
+    b = point.batch
+    pre, inf = [], []
+    for _ in range(_SPLIT_CALLS):
+        t0 = time.perf_counter()
+        feed = test.feed(member, 0, b, image_size=variant.image_size)
+        t1 = time.perf_counter()
+        for transform in variant.tta:
+            runner.infer(apply_tta(feed, transform, member))
+        t2 = time.perf_counter()
+        pre.append(t1 - t0)
+        inf.append(t2 - t1)
+    total = point.s_per_batch
+    pre_s, inf_s = min(pre), min(inf)
+    if pre_s + inf_s > total:  # noise: keep the proportions, the window total rules
+        scale = total / (pre_s + inf_s)
+        pre_s, inf_s = pre_s * scale, inf_s * scale
+    point.preprocess, point.infer, point.postprocess = pre_s, inf_s, total - pre_s - inf_s
+
+
+def _measure_setup(bundle: Bundle, member: Member, variant: Variant, run_options: RunOptions):
+    """Seconds to load and activate a runner (mean of two when quick), and the active runner."""
+    times = []
+    for attempt in range(2):
+        t0 = time.perf_counter()
+        runner = load_runner(bundle, member, variant, run_options)
+        runner.activate()
+        times.append(time.perf_counter() - t0)
+        if attempt == 0 and times[0] > 1.0:
+            break
+        if attempt == 0:
+            runner.deactivate()
+    return statistics.mean(times), runner
+
+
+def profile_member(bundle: Bundle, member: Member, test: TestData, options: ProfileOptions,
+                   log: Callable[[str], None] = lambda _m: None) -> dict[str, dict[str, Any]]:
+    """``{variant: {...}}`` for every variant of ``member`` (see :func:`profile_bundle`)."""
+    batches = batch_sizes_for(member, options)
+    share = options.seconds_per_member / (len(member.variants) * len(batches))
+    run_options = RunOptions(backend=options.backend, threads=options.threads,
+                             device_id=options.device_id, progress=False)
+    out: dict[str, dict[str, Any]] = {}
+    for variant in member.variants:
+        t_variant = time.perf_counter()
+        points: dict[int, _Point] = {}
+        setups: dict[int, float] = {}
+        runner = None
+        for b in batches:
+            if runner is None or _needs_fixed_batch(runner):
+                if runner is not None:
+                    runner.deactivate()
+                setups[b], runner = _measure_setup(bundle, member, variant, replace(run_options, batch_size=b))
+            try:
+                points[b] = _measure_point(runner, member, variant, test, b, share, options)
+            except NinefitError as exc:
+                raise type(exc)(f"profiling {member.name}/{variant.name} at batch {b}: {exc}") from exc
+        device, backend = runner.device_kind(), runner.describe()
+        runner.deactivate()
+        packaged = points.get(member.batch_size) or min(points.values(), key=lambda p: abs(p.batch - member.batch_size))
+        best = min(points.values(), key=lambda p: p.s_per_row)
+        setup_s = setups.get(member.batch_size, max(setups.values()))
+        ordered = [points[b] for b in batches]
+        # The session's first call pays lazy initialisation; each new shape pays a little again.
+        warmup_s = max(ordered[0].first_call_s - ordered[0].s_per_batch, 0.0)
+        reshape_s = statistics.median([max(p.first_call_s - p.s_per_batch, 0.0) for p in ordered[1:]] or [0.0])
+        out[variant.name] = {
+            "s_per_row": packaged.s_per_row,
+            "setup_s": setup_s,
+            "warmup_s": warmup_s,
+            "reshape_s": reshape_s,
+            "batch_size": packaged.batch,
+            "best_batch_size": best.batch,
+            "precision": variant.precision,
+            "tta": len(variant.tta),
+            "device": device,
+            "backend": backend,
+            "stable": all(p.stable for p in points.values()),
+            "rows_measured": sum(p.rows for p in points.values()),
+            "seconds": time.perf_counter() - t_variant,
+            "batches": {str(b): p.to_dict() for b, p in sorted(points.items())},
+        }
+        log(f"{member.name}/{variant.name}: {packaged.s_per_row * 1e6:.1f} us/row at batch {packaged.batch} "
+            f"(best {best.batch}), setup {setup_s:.2f} s{'' if out[variant.name]['stable'] else ', NOT stable'}")
+    return out
+
+
+def _needs_fixed_batch(runner) -> bool:
+    """TensorRT engines are built for one largest batch: rebuild per batch size."""
+    return "tensorrt" in type(runner).__module__ or "Tensorrt" in runner.describe()
+
+
+# -- the bundle -----------------------------------------------------------------------
+
+
+def profile_bundle(
+    bundle: str | os.PathLike | Bundle,
+    data: str | os.PathLike | None = None,
+    options: ProfileOptions = ProfileOptions(),
+    log: Callable[[str], None] = lambda _m: None,
+) -> dict[str, Any]:
+    """Measure every member of a bundle here; returns the ``manifest.profile`` dict.
+
+    Args:
+        bundle: A bundle folder (verified first) or an opened :class:`Bundle`
+            (e.g. the staged one inside ``ninefit package``).
+        data: The public test data (folder or table), or None for synthetic rows.
+        options: What to measure and for how long.
+        log: Receives one line per measured variant.
+
+    Returns:
+        ``{"version", "created", "fingerprint", "options", "data", "startup",
+        "ensemble", "write", "members"}``, where ``members[name][variant]`` has
+        ``s_per_row`` (whole per-batch path at the member's batch size),
+        ``setup_s``, ``batch_size``, ``best_batch_size``, ``device``,
+        ``backend``, ``stable`` and ``batches[str(b)]`` with ``s_per_row``,
+        ``s_per_batch``, ``windows``, ``stable`` and ``stages`` (seconds per
+        batch of preprocess, infer, postprocess).
+
+    Raises:
+        BundleError: The bundle fails verification.
+        DataError: The data does not fit the bundle.
+        BackendError: A member cannot be loaded or run here.
+    """
+    t_verify = None
+    if not isinstance(bundle, Bundle):
+        t0 = time.perf_counter()
+        bundle = open_bundle(bundle)
+        t_verify = time.perf_counter() - t0
+    manifest = bundle.manifest
+    root = Path(bundle.root)
+    if not manifest.members:
+        raise BundleError(f"bundle {root} has no members to profile")
+    with tempfile.TemporaryDirectory(prefix="ninefit-profile-") as tmp:
+        work = Path(tmp)
+        if data is None:
+            data_dir = write_synthetic_data(manifest, work / "synthetic")
+            source = f"synthetic: {SYNTHETIC_ROWS} random rows of the declared input shapes"
+        else:
+            data_dir = Path(data)
+            if data_dir.is_file():
+                data_dir = data_dir.parent
+            source = f"public test data: {data_dir / manifest.data.test}"
+        max_batch = max(max(batch_sizes_for(m, options)) for m in manifest.members)
+        data_info, test, sample = measure_data(manifest, data_dir, work, max_batch)
+        data_info["source"] = source
+        data_info["synthetic"] = data is None
+        try:  # imported before timing setup: the import is counted in startup
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            pass
+
+        members = {}
+        for member in manifest.members:
+            members[member.name] = profile_member(bundle, member, test, options, log)
+        write = measure_write(manifest, test, sample, [min(data_info["rows"], test.n_rows), test.n_rows], work)
+        checkpoint = measure_checkpoint(manifest, work / "chunks")
+        if options.check_run:
+            run_options = RunOptions(backend=options.backend, threads=options.threads, device_id=options.device_id)
+            checkpoint["run"] = check_run(bundle, work / "tiled", work, members, data_info, write, test.n_rows,
+                                          run_options)
+    ensemble = measure_ensemble(manifest, test.n_rows)
+    if t_verify is None:
+        t0 = time.perf_counter()
+        checksum_tree(root)
+        t_verify = time.perf_counter() - t0
+    bundle_bytes = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    rate = hash_rate()
+    smallest = min((root / v.file for m in manifest.members for v in m.variants), key=lambda p: p.stat().st_size)
+    images = manifest.data.format == "images"
+    startup = measure_startup(root, smallest, images) if options.startup else {"import_s": None, "note": "not measured"}
+    startup.update(verify_s=t_verify, bundle_bytes=bundle_bytes, hash_bytes_per_s=rate)
+    fp = fingerprint()
+    devices = {v["device"] for m in members.values() for v in m.values()}
+    fp.update(intra_op_threads=options.threads, backend=options.backend or "default",
+              device="gpu" if "gpu" in devices else "cpu")
+    return {
+        "version": PROFILE_VERSION,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "fingerprint": fp,
+        "options": {"seconds_per_member": options.seconds_per_member, "tolerance": options.tolerance,
+                    "stable_windows": options.stable_windows, "batch_sizes": options.batch_sizes},
+        "data": data_info,
+        "startup": startup,
+        "ensemble": ensemble,
+        "write": write,
+        "checkpoint": checkpoint,
+        "members": members,
+    }
+
+
+def profile_hook(options: ProfileOptions = ProfileOptions(), log: Callable[[str], None] = print):
+    """A ``PackageOptions.hooks`` entry: profile the staged bundle and store the profile.
+
+    Uses the spec's public test data when it is on disk, else synthetic rows.
+    """
+
+    def hook(stage: Path, spec, manifest: Manifest) -> Manifest:
+        data = spec.test_path if spec.test_path.is_file() else None
+        log(f"profiling on {'the public test data' if data else 'synthetic rows'} "
+            f"(about {options.seconds_per_member:g} s per member; --no-profile skips)")
+        profile = profile_bundle(Bundle(root=Path(stage), manifest=manifest), data, options, log)
+        return replace(manifest, profile=profile)
+
+    return hook
+
+
+def store_profile(bundle_dir: str | os.PathLike, profile: dict[str, Any]) -> Path:
+    """Replace ``manifest.profile`` in place, atomically (tmp file + ``os.replace``).
+
+    The manifest is not among the checksummed files, so the bundle stays valid.
+    """
+    root = Path(bundle_dir)
+    manifest = Manifest.load(root)
+    text = replace(manifest, profile=profile).to_json()
+    path = root / MANIFEST_NAME
+    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST_NAME}.", suffix=".tmp", dir=root)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    json.loads(path.read_text(encoding="utf-8"))  # cheap self-check of what was written
+    return path
+
+
+__all__ = [
+    "PROFILE_VERSION",
+    "ProfileOptions",
+    "batch_sizes_for",
+    "profile_bundle",
+    "profile_hook",
+    "profile_member",
+    "stable",
+    "store_profile",
+    "write_synthetic_data",  # from .sampling, kept here for callers of the profile API
+]

@@ -1,0 +1,74 @@
+"""The text table ``ninefit estimate`` prints."""
+
+from __future__ import annotations
+
+from packager.estimate.estimator import BudgetEstimate
+
+
+def fmt_s(seconds: float) -> str:
+    """``0.41s``, ``12.3s``, ``4m05s``, ``8h06m``; a leading ``-`` when negative."""
+    sign = "-" if seconds < 0 else ""
+    s = abs(seconds)
+    if s < 10:
+        return f"{sign}{s:.2f}s"
+    if s < 60:
+        return f"{sign}{s:.1f}s"
+    if s < 3600:
+        m, sec = divmod(int(round(s)), 60)
+        return f"{sign}{m}m{sec:02d}s"
+    h, m = divmod(int(round(s / 60)), 60)
+    return f"{sign}{h}h{m:02d}m"
+
+
+def format_table(est: BudgetEstimate) -> str:
+    """Per stage and member: expected time, band, confidence; then total, margin, verdict, checks, plan."""
+    out = [
+        f"bundle {est.bundle!r} on {est.target_name} ({est.target}), {est.rows:,} rows, "
+        f"limit {fmt_s(est.time_limit_s)}, margin {fmt_s(est.margin_s)}",
+        f"profile: {est.profile}",
+        "",
+        f"{'stage':<11} {'member':<14} {'variant':<8} {'batch':>6} {'expected':>9} {'band':>21}  {'conf':<6} basis",
+    ]
+    for item in est.items:
+        e = item.estimate
+        band = f"{fmt_s(e.low)} - {fmt_s(e.high)}"
+        out.append(f"{item.stage:<11} {item.member or '-':<14} {item.variant:<8} "
+                   f"{item.batch_size or '':>6} {fmt_s(e.seconds):>9} {band:>21}  {e.confidence:<6} {item.basis}")
+    band = f"{fmt_s(est.low_s)} - {fmt_s(est.high_s)}"
+    out.append(f"{'total':<11} {'':<14} {'':<8} {'':>6} {fmt_s(est.expected_s):>9} {band:>21}  {est.confidence}")
+    out.append("")
+    left = est.available_s - est.expected_s
+    out.append(f"limit {fmt_s(est.time_limit_s)} - margin {fmt_s(est.margin_s)} = {fmt_s(est.available_s)} "
+               f"available; expected {fmt_s(est.expected_s)} ({est.expected_s / est.available_s:.0%}), "
+               f"margin left {fmt_s(left)} (expected) / {fmt_s(est.available_s - est.high_s)} (high edge)")
+    rule = {"fits": "the high edge fits", "tight": "the expected time fits, the high edge does not",
+            "does not fit": "the expected time does not fit"}[est.verdict]
+    out.append(f"verdict: {est.verdict.upper()} ({rule})")
+    if est.calibrated:
+        out.append("calibration: " + "; ".join(est.calibrated))
+    if est.checks:
+        out.append("")
+        out.append("pre-flight checks:")
+        out.extend(f"  {c.level} [{c.code}] {c.message}" for c in est.checks)
+    if est.plan is not None:
+        p = est.plan
+        out.append("")
+        share = p.value / p.full_value if p.full_value else 0.0
+        out.append(f"best plan that fits (planned on the high edges): value {p.value:.3g} of {p.full_value:.3g} "
+                   f"({share:.0%}), {fmt_s(p.high_s)} at most")
+        for member, variant, batch, seconds in p.steps:
+            out.append(f"  run   {member:<14} {variant:<8} batch {batch:<6} {fmt_s(seconds):>9}")
+        for member, old, new in p.degraded:
+            (v_old, _, b_old), (v_new, _, b_new) = old.partition("@"), new.partition("@")
+            if v_old == v_new:
+                out.append(f"  batch {member}: {b_old} -> {b_new} (the profile's fastest batch size)")
+            else:
+                out.append(f"  degrade {member}: {old} -> {new}")
+        for member, reason in p.dropped:
+            out.append(f"  drop  {member}: {reason}")
+        if not p.steps:
+            out.append("  nothing fits in the time available")
+    return "\n".join(out)
+
+
+__all__ = ["fmt_s", "format_table"]

@@ -1,0 +1,185 @@
+"""Rows to measure on: the public test data, tiled, or synthetic rows; and reading them.
+
+:func:`write_synthetic_data` writes a test table (and images) plus a sample
+submission of random rows of the declared input shapes, for bundles profiled
+without their data. :func:`tile_data` repeats a small public table with fresh
+ids, so batches larger than the public test can be measured and reading can
+be timed at two sizes; :func:`measure_data` fits that read time as fixed +
+per row through the runtime's own read path (``runtime.data.open_test_data``,
+``runtime.submission.read_sample`` and ``match_ids``, the member checks and
+the first feed, which converts the table to an array once).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from runtime.data import TestData, open_test_data, read_table
+from runtime.errors import DataError
+from runtime.manifest import DataSpec, Manifest
+from runtime.submission import match_ids, read_sample
+
+SYNTHETIC_ROWS = 256
+_SYNTHETIC_IMAGES = 32
+_TILE_MIN, _TILE_MAX = 2000, 20000  # rows of the tiled table (also bounded by _TILE_BYTES)
+_TILE_BYTES = 64 << 20
+
+
+def fit_line(points: list[tuple[int, float]]) -> tuple[float, float]:
+    """(fixed, per_row) of a line through the first and last point, both >= 0."""
+    (n0, t0), (n1, t1) = points[0], points[-1]
+    if n1 == n0:
+        return 0.0, t1 / max(n1, 1)
+    per_row = max((t1 - t0) / (n1 - n0), 0.0)
+    fixed = max(t0 - per_row * n0, 0.0)
+    if fixed == 0.0:
+        per_row = t1 / n1
+    return fixed, per_row
+
+
+def _random_column(rng: np.random.Generator, dtype: str, n: int) -> np.ndarray:
+    if dtype.startswith(("int", "uint")):
+        return rng.integers(0, 2, n)  # 0/1: a valid index for any embedding table
+    if dtype == "bool":
+        return rng.integers(0, 2, n).astype(bool)
+    return rng.standard_normal(n).astype(np.float32)
+
+
+def write_synthetic_data(manifest: Manifest, folder: Path, rows: int = SYNTHETIC_ROWS) -> Path:
+    """Write a test table (and images) plus a sample submission of ``rows`` random rows.
+
+    Values are standard normal for float inputs and 0/1 for integer inputs
+    (valid token ids for any vocabulary); images are random RGB/grey PNGs.
+
+    Returns:
+        The data folder, laid out as ``manifest.data`` expects.
+
+    Raises:
+        DataError: An input has symbolic non-batch dims, or PIL is missing for images.
+    """
+    import pandas as pd
+
+    spec = manifest.data
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    ids = [f"s{i:07d}" for i in range(rows)]
+    columns: dict[str, np.ndarray] = {spec.id_column: np.asarray(ids)}
+    for member in manifest.members:
+        for inp in member.inputs:
+            if inp.image is not None:
+                continue
+            if not inp.columns:
+                raise DataError(f"model {member.name!r} input {inp.name!r} lists no columns; "
+                                "synthetic rows need the column names: give the public test data (--data)")
+            for col in inp.columns:
+                columns.setdefault(col, _random_column(rng, inp.dtype, rows))
+    if spec.format == "images":
+        images = [i.image for m in manifest.members for i in m.inputs if i.image is not None]
+        _write_images(folder / spec.image_dir, images, rng)
+        columns[spec.image_column] = np.asarray([f"img{i % _SYNTHETIC_IMAGES}.png" for i in range(rows)])
+    frame = pd.DataFrame(columns)
+    test = folder / spec.test
+    if test.suffix.lower() in (".parquet", ".pq"):
+        frame.to_parquet(test, index=False)
+    else:
+        frame.to_csv(test, index=False)
+    sub = manifest.submission
+    first = sub.classes[0] if sub.mode == "argmax" and sub.classes else "0"
+    pd.DataFrame({sub.id_column: ids, **{c: first for c in sub.columns}}).to_csv(folder / sub.sample, index=False)
+    return folder
+
+
+def _write_images(folder: Path, images, rng: np.random.Generator) -> None:
+    try:
+        from PIL import Image
+    except ImportError as exc:
+        raise DataError("synthetic image rows need Pillow (pip install pillow), or give the public "
+                        "test data with --data") from exc
+    folder.mkdir(parents=True, exist_ok=True)
+    h = max(i.size[0] for i in images)
+    w = max(i.size[1] for i in images)
+    rgb = any(i.channels == 3 for i in images)
+    for k in range(_SYNTHETIC_IMAGES):
+        arr = rng.integers(0, 256, (h, w, 3) if rgb else (h, w), dtype=np.uint8)
+        Image.fromarray(arr).save(folder / f"img{k}.png")
+
+
+def tile_data(data_dir: Path, spec: DataSpec, sample_name: str, id_column: str, rows: int, dest: Path) -> Path:
+    """Copy the test table and sample submission, repeated with fresh ids to ``rows`` rows."""
+    import pandas as pd
+
+    table = data_dir / spec.test
+    frame = read_table(table, id_column=spec.id_column)
+    sample = read_table(data_dir / sample_name, id_column=id_column)
+    reps = math.ceil(rows / len(frame))
+    tiled = pd.concat([frame] * reps, ignore_index=True).iloc[:rows].copy()
+    new_ids = [f"{i}~{k}" for k in range(reps) for i in frame[spec.id_column]][:rows]
+    tiled[spec.id_column] = new_ids
+    order = {i: n for n, i in enumerate(frame[spec.id_column])}
+    base = sample.iloc[[order[i] for i in frame[spec.id_column] if i in order]]
+    tiled_sample = pd.concat([base] * reps, ignore_index=True).iloc[:rows].copy()
+    tiled_sample[id_column] = new_ids
+    dest.mkdir(parents=True, exist_ok=True)
+    out = dest / spec.test
+    if out.suffix.lower() in (".parquet", ".pq"):
+        tiled.to_parquet(out, index=False)
+    else:
+        tiled.to_csv(out, index=False)
+    tiled_sample.to_csv(dest / sample_name, index=False)
+    if spec.format == "images":  # the tiled index points at the original image folder
+        (dest / spec.image_dir).parent.mkdir(parents=True, exist_ok=True)
+        link = dest / spec.image_dir if spec.image_dir else None
+        if link is not None and not link.exists():
+            link.symlink_to((data_dir / spec.image_dir).resolve(), target_is_directory=True)
+    return dest
+
+
+def read_once(data_dir: Path, manifest: Manifest) -> tuple[float, TestData]:
+    """Seconds for the runtime's read path: table, sample, id match, checks, first feeds."""
+    t0 = time.perf_counter()
+    test = open_test_data(data_dir, manifest.data)
+    sample = read_sample(data_dir / manifest.submission.sample, manifest.submission)
+    match_ids(sample, test.ids, sample_name=manifest.submission.sample)
+    for member in manifest.members:
+        test.check(member)
+        if not any(i.image is not None for i in member.inputs):
+            test.feed(member, 0, 1)  # converts the member's columns to an array, once per run
+    return time.perf_counter() - t0, test
+
+
+def _table_bytes(data_dir: Path, spec: DataSpec) -> int:
+    path = data_dir / spec.test if data_dir.is_dir() else data_dir
+    return path.stat().st_size
+
+
+def measure_data(manifest: Manifest, data_dir: Path, work: Path, max_batch: int):
+    """Read at the public size and at a tiled size; returns (data dict, tiled TestData, sample)."""
+    spec = manifest.data
+    t_small, test_small = read_once(data_dir, manifest)
+    t_small = min(t_small, read_once(data_dir, manifest)[0])  # the first read also warms the disk cache
+    n0 = test_small.n_rows
+    if n0 == 0:
+        raise DataError(f"the test data in {data_dir} has no rows; profiling needs at least one")
+    bytes_per_row = _table_bytes(data_dir, spec) / n0
+    n1 = int(min(max(8 * n0, _TILE_MIN, 2 * max_batch), _TILE_MAX, max(_TILE_BYTES / bytes_per_row, n0)))
+    n1 = max(n1, max_batch, n0)
+    tiled_dir = tile_data(data_dir if data_dir.is_dir() else data_dir.parent, spec, manifest.submission.sample,
+                      manifest.submission.id_column, n1, work / "tiled")
+    t_big, test_big = read_once(tiled_dir, manifest)
+    t_big = min(t_big, read_once(tiled_dir, manifest)[0])  # one-time lazy imports are startup's
+    fixed, per_row = fit_line([(n0, t_small), (n1, t_big)])
+    memory = int(test_big.frame.memory_usage(deep=True).sum())
+    data = {
+        "rows": n0, "format": spec.format, "table_bytes_per_row": bytes_per_row,
+        "memory_bytes_per_row": memory / n1, "read_fixed_s": fixed, "read_s_per_row": per_row,
+        "points": [[n0, t_small], [n1, t_big]],
+    }
+    sample = read_sample(tiled_dir / manifest.submission.sample, manifest.submission)
+    return data, test_big, sample
+
+
+__all__ = ["SYNTHETIC_ROWS", "fit_line", "measure_data", "read_once", "tile_data", "write_synthetic_data"]

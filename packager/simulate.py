@@ -1,0 +1,728 @@
+"""Rehearse the submission notebook the way Kaggle reruns it: offline, read-only inputs, a time limit.
+
+:func:`simulate` lays out a Kaggle-shaped tree in a temporary folder::
+
+    kaggle/input/<bundle-slug>/    a copy of the bundle, read-only
+    kaggle/input/<competition>/    a copy of the test data, read-only
+    kaggle/working/                writable; the kernel's working directory
+
+and executes the notebook there with nbclient, its parameters pointed at the
+tree through their ``NINEFIT_*`` environment variables. Then it judges the
+run the way Kaggle would and returns a :class:`SimulationResult` naming the
+Kaggle failure the user would have seen.
+
+The kernel. A private kernelspec (found through ``JUPYTER_PATH``, so no
+``python3`` spec of the user's can shadow it) starts ``ipykernel`` with an
+overlay virtual environment of *this* interpreter: the same executable, with
+this environment's site-packages added by a ``.pth`` file. The kernel thus
+imports exactly what ``ninefit`` itself sees, while the notebook's
+``pip install`` of the bundle's wheels lands in the throwaway overlay, never
+in the user's environment.
+
+The network. By default the whole executor (nbclient and the kernel) runs in
+a new user and network namespace (``unshare --user --map-root-user --net``):
+it holds a loopback interface alone, which the executor brings up for the
+ZeroMQ link to the kernel, so every outside connection and DNS lookup fails,
+in the kernel and in every process it starts. The executor then drops its
+capabilities before starting the kernel: the namespace's root could
+otherwise write to the read-only inputs, which Kaggle mounts read-only for
+root too. Where unprivileged namespaces are not permitted, an audit hook
+(:func:`sys.addaudithook`) installed in the kernel before the notebook runs
+refuses socket connections and name lookups beyond loopback; it covers the
+kernel's Python process only, so subprocesses just get a dead HTTP proxy.
+In both modes the hook logs every outside attempt, which is how an attempt
+is told from an unrelated error. The verdict says which isolation was used.
+
+The time limit is enforced twice: nbclient's per-cell timeout is the time
+left until the deadline, and the whole executor is killed if it overruns.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import inspect
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import site
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import venv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import nbformat
+
+from packager.notebook import REPORT_TAG, build_notebook, bundle_slug
+from runtime.errors import DataError, PackagingError
+from runtime.manifest import Manifest, SubmissionSpec
+from runtime.settings import parse_duration
+
+# -- verdicts ---------------------------------------------------------------------------------------
+
+PASSED = "passed"
+NETWORK = "network access attempted"
+TIMEOUT = "time limit exceeded"
+EXCEPTION = "notebook raised an exception"
+NOT_FOUND = "submission.csv not found"
+INVALID = "submission invalid"
+
+#: The failure Kaggle would report for each verdict (KAGGLE.md's list).
+KAGGLE_FAILURES = {
+    NETWORK: "Notebook Threw Exception",
+    TIMEOUT: "Notebook Timeout",
+    EXCEPTION: "Notebook Threw Exception",
+    NOT_FOUND: "Submission CSV Not Found",
+    INVALID: "Submission Scoring Error",
+}
+#: A dead kernel is most often out of memory.
+DEAD_KERNEL_FAILURE = "Notebook Exceeded Allowed Compute"
+
+#: ``isolation=`` values: a network namespace, the kernel-side audit hook, or the first that works.
+ISOLATIONS = ("auto", "netns", "audit")
+
+_KERNEL_NAME = "ninefit-simulate"
+_STARTUP_ALLOWANCE_S = 60.0
+_DEAD_PROXY_PORT = 9  # "discard": nothing listens there  # kernel start and teardown, on top of the notebook's own limit
+_NETWORK_ERRORS = ("NetworkBlockedError", "gaierror")
+_NETWORK_TEXT = (
+    "Network is unreachable", "Temporary failure in name resolution", "Name or service not known",
+    "No address associated with hostname", "Failed to establish a new connection", "network access blocked",
+)
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_MISSING_VALUES = {"", "nan", "none", "null", "<na>"}
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """What a simulated Kaggle rerun produced.
+
+    Attributes:
+        verdict: One of ``passed``, ``network access attempted``, ``time limit
+            exceeded``, ``notebook raised an exception``, ``submission.csv not
+            found``, ``submission invalid``.
+        kaggle_failure: What Kaggle would report (``Notebook Timeout``...); None when passed.
+        details: What went wrong (the cell's error, what is wrong in the submission), or notes.
+        seconds: The notebook's run time, from its kernel being ready.
+        isolation: How the network was cut off.
+        submission: The kept ``submission.csv``; None when there is none or nothing was kept.
+        report: The run report (``run_report.json``), when the runtime wrote one.
+        report_text: The run report as the notebook printed it.
+        notebook: The kept executed notebook, with its outputs.
+        network_attempts: Outside connections and lookups the kernel's Python tried.
+    """
+
+    verdict: str
+    kaggle_failure: str | None
+    details: str
+    seconds: float
+    isolation: str
+    submission: Path | None = None
+    report: dict[str, Any] | None = None
+    report_text: str = ""
+    notebook: Path | None = None
+    network_attempts: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == PASSED
+
+    def summary(self) -> str:
+        """The verdict, its details and the run report, for a terminal."""
+        head = "verdict: passed" if self.passed else f"verdict: {self.verdict} (Kaggle: {self.kaggle_failure})"
+        lines = [head]
+        if self.details:
+            lines.append(textwrap.indent(self.details, "  "))
+        lines.append(f"notebook ran {self.seconds:.1f} s; network isolation: {self.isolation}")
+        if self.submission:
+            lines.append(f"submission: {self.submission}")
+        if self.notebook:
+            lines.append(f"executed notebook: {self.notebook}")
+        if self.report_text:
+            lines += ["run report:", textwrap.indent(self.report_text.rstrip(), "  ")]
+        return "\n".join(lines)
+
+
+# -- the submission check ---------------------------------------------------------------------------
+
+
+def _read_csv(path: Path) -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        return [row for row in csv.reader(f) if row]  # blank lines are skipped, as pandas does
+
+
+def _examples(items: Sequence[str], n: int = 3) -> str:
+    return ", ".join(items[:n]) + (", ..." if len(items) > n else "")
+
+
+def check_submission(path: str | os.PathLike, sample: str | os.PathLike, spec: SubmissionSpec) -> list[str]:
+    """What is wrong with a submission, compared with the sample submission (empty: nothing).
+
+    Checks the header, the ids (same set, same order, no duplicates), the row
+    count, missing values (empty, NaN), and the values themselves: labels
+    among the declared classes in argmax mode, finite numbers otherwise.
+    """
+    try:
+        rows = _read_csv(Path(path))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return [f"cannot read it as UTF-8 CSV: {exc}"]
+    expected = _read_csv(Path(sample))
+    if not expected:
+        return [f"the sample submission {Path(sample).name} is empty: nothing to check against"]
+    if not rows:
+        return ["the file is empty (not even a header)"]
+    header, body = rows[0], rows[1:]
+    want_header, want_body = expected[0], expected[1:]
+    problems = []
+    if header != want_header:
+        problems.append(f"columns {header}, expected {want_header} (as in {Path(sample).name})")
+    ragged = [str(n + 2) for n, r in enumerate(body) if len(r) != len(want_header)]
+    if ragged:
+        problems.append(f"{len(ragged)} row(s) do not have {len(want_header)} cells (lines {_examples(ragged)})")
+    if len(body) != len(want_body):
+        problems.append(f"{len(body)} rows, the sample submission has {len(want_body)}")
+    id_col = header.index(spec.id_column) if spec.id_column in header else 0
+    ids = [r[id_col] if len(r) > id_col else "" for r in body]
+    want_ids = [r[0] for r in want_body]
+    seen: set[str] = set()
+    dupes = set()
+    for i in ids:
+        (dupes if i in seen else seen).add(i)
+    dupes = sorted(dupes)
+    if dupes:
+        problems.append(f"{len(dupes)} duplicated id(s) ({_examples(dupes)})")
+    missing = [i for i in want_ids if i not in seen]
+    extra = sorted(seen - set(want_ids))
+    if missing:
+        problems.append(f"{len(missing)} id(s) of the sample submission are missing ({_examples(missing)})")
+    if extra:
+        problems.append(f"{len(extra)} id(s) are not in the sample submission ({_examples(extra)})")
+    if not (missing or extra or dupes) and ids != want_ids:
+        at = next(n for n, (a, b) in enumerate(zip(ids, want_ids)) if a != b)
+        problems.append(f"ids are in another order than the sample's (line {at + 2}: {ids[at]!r}, expected {want_ids[at]!r})")
+    empty, bad = [], []
+    for n, r in enumerate(body):
+        for name, cell in zip(header, r):
+            if name == spec.id_column:
+                continue
+            where = f"line {n + 2} {name}={cell!r}"
+            if cell.strip().lower() in _MISSING_VALUES:
+                empty.append(where)
+            elif spec.mode == "argmax" and spec.classes and cell not in spec.classes:
+                bad.append(where)
+            elif spec.mode == "values" and not _finite(cell):
+                bad.append(where)
+    if empty:
+        problems.append(f"{len(empty)} empty or NaN value(s) ({_examples(empty)})")
+    if bad:
+        what = (f"labels not among the declared classes {list(spec.classes)}" if spec.mode == "argmax"
+                else "values that are not finite numbers")
+        problems.append(f"{len(bad)} {what} ({_examples(bad)})")
+    return problems
+
+
+def _finite(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+# -- the kernel-side network guard (runs in the kernel, standard library only) ----------------------
+
+
+def _network_guard(log_path: str, block: bool, proxy_port: int | None = None) -> None:
+    """Log (and with ``block``, refuse) this process's socket use beyond loopback.
+
+    A connection to loopback's ``proxy_port`` counts as outside: it is the dead
+    proxy that HTTP clients are pointed at, so their requests are caught too.
+    """
+    import errno
+    import ipaddress
+    import json
+    import socket
+    import sys
+
+    local_names = {"", "localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback", socket.gethostname().lower()}
+
+    class NetworkBlockedError(OSError):
+        """ninefit simulate refused a network access (Kaggle reruns the notebook offline)."""
+
+    def is_local(host) -> bool:
+        if host is None:
+            return True
+        if isinstance(host, (bytes, bytearray)):
+            host = bytes(host).decode(errors="replace")
+        host = str(host).split("%")[0].lower()
+        if host in local_names:
+            return True
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return ip.is_loopback or ip.is_unspecified
+
+    def hook(event: str, args: tuple) -> None:
+        if event in ("socket.connect", "socket.sendto"):
+            address = args[1]
+            if not isinstance(address, tuple):  # AF_UNIX and friends
+                return
+            host = address[0]
+            if proxy_port is not None and len(address) > 1 and address[1] == proxy_port and is_local(host):
+                host = f"{host}:{proxy_port} (the HTTP proxy, for an outside request)"
+        elif event in ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr"):
+            host = args[0]
+        else:
+            return
+        if is_local(host):
+            return
+        with open(log_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"event": event, "host": str(host)}) + "\n")
+        if block:
+            raise NetworkBlockedError(errno.ENETUNREACH, f"ninefit simulate: network access blocked ({event} to {host!r}); "
+                                      "Kaggle reruns this notebook with the internet off")
+
+    sys.addaudithook(hook)
+
+
+# -- setting up the tree, the kernel and the isolation ----------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def netns_unavailable() -> str | None:
+    """Why ``unshare --user --net`` cannot be used here; None when it can."""
+    try:
+        done = subprocess.run(["unshare", "--user", "--map-root-user", "--net", "true"],
+                              capture_output=True, text=True, timeout=20)
+    except FileNotFoundError:
+        return "the unshare command is not installed"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unshare failed: {exc}"
+    if done.returncode != 0:
+        return f"unshare is not permitted here: {done.stderr.strip() or f'exit {done.returncode}'}"
+    return None
+
+
+def _copy_readonly(src: Path, dest: Path) -> None:
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    for dirpath, _dirs, files in os.walk(dest, topdown=False):
+        for name in files:
+            os.chmod(os.path.join(dirpath, name), 0o444)
+        os.chmod(dirpath, 0o555)
+
+
+def _remove_tree(root: Path) -> None:
+    for dirpath, _dirs, _files in os.walk(root):
+        os.chmod(dirpath, 0o755)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _kernel_python(root: Path) -> Path:
+    """An overlay virtual environment of this interpreter that sees this environment's packages."""
+    env = root / "kernel-env"
+    venv.create(env, symlinks=True, with_pip=False, system_site_packages=False)
+    (site_dir,) = env.glob("lib/python*/site-packages")
+    dirs = [p for p in site.getsitepackages() if os.path.isdir(p)]
+    if site.ENABLE_USER_SITE and os.path.isdir(site.getusersitepackages()):
+        dirs.append(site.getusersitepackages())
+    (site_dir / "_ninefit_parent_env.pth").write_text(
+        "".join(f"import site; site.addsitedir({d!r})\n" for d in dirs), encoding="utf-8")
+    return env / "bin" / "python"
+
+
+def _kernelspec(root: Path, python: Path) -> Path:
+    """A private kernelspec; ``JUPYTER_PATH`` puts it before any the user has."""
+    spec_dir = root / "jupyter" / "kernels" / _KERNEL_NAME
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "ninefit simulate (Python 3)",
+        "language": "python",
+    }, indent=1), encoding="utf-8")
+    return root / "jupyter"
+
+
+def _guard_startup(ipython_dir: Path, log_path: Path, block: bool, proxy_port: int | None) -> None:
+    """Install :func:`_network_guard` as an IPython startup file: it runs before any notebook cell."""
+    startup = ipython_dir / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    source = textwrap.dedent(inspect.getsource(_network_guard))
+    (startup / "00-ninefit-network-guard.py").write_text(
+        f"{source}\n\n_network_guard({str(log_path)!r}, {block!r}, {proxy_port!r})\ndel _network_guard\n", encoding="utf-8")
+
+
+def _load_notebook(notebook: str | os.PathLike) -> nbformat.NotebookNode:
+    path = Path(notebook)
+    if not path.is_file():
+        raise PackagingError(f"notebook {path} not found (expected an .ipynb file, e.g. from `ninefit notebook`)")
+    try:
+        nb = nbformat.read(str(path), as_version=4)
+        nbformat.validate(nb)
+    except (ValueError, nbformat.ValidationError) as exc:  # NotJSONError is a ValueError
+        raise PackagingError(f"{path} is not a valid Jupyter notebook: {exc}") from exc
+    return nb
+
+
+# -- running ----------------------------------------------------------------------------------------
+
+
+def simulate(
+    bundle_dir: str | os.PathLike,
+    data: str | os.PathLike,
+    *,
+    time_limit: str | float = "9h",
+    notebook: str | os.PathLike | None = None,
+    keep: str | os.PathLike | None = None,
+    competition: str | None = None,
+    target: str | None = None,
+    isolation: str = "auto",
+    env: Mapping[str, str] | None = None,
+) -> SimulationResult:
+    """Run the submission notebook offline on a Kaggle-shaped copy of the bundle and data, and judge it.
+
+    Args:
+        bundle_dir: The bundle folder.
+        data: The competition data folder (test table and sample submission).
+        time_limit: The run-time limit (``"9h"``, ``"2m"``, seconds); also the notebook's ``TIME_LIMIT``.
+        notebook: The notebook to run; None: the one :func:`packager.notebook.build_notebook` builds.
+            It must read its paths from the ``NINEFIT_*`` variables, as ninefit's notebook does.
+        keep: Folder to keep the executed notebook, ``submission.csv`` and ``run_report.json`` in;
+            None: keep nothing.
+        competition: Name of the competition data folder under ``kaggle/input``; None: ``data``'s name.
+        target: The notebook's ``TARGET``; None: the notebook's default.
+        isolation: ``"netns"``, ``"audit"`` or ``"auto"`` (netns where permitted, else audit).
+        env: Further environment variables for the notebook's kernel (e.g. ``NINEFIT_TIME_MARGIN``).
+
+    Returns:
+        The verdict; a notebook failure is a verdict, not an exception.
+
+    Raises:
+        NinefitError: the bundle, data or notebook cannot be used, or the simulator itself failed.
+    """
+    bundle, data_dir = Path(bundle_dir), Path(data)
+    manifest = Manifest.load(bundle)
+    if not data_dir.is_dir():
+        raise DataError(f"data folder {data_dir} does not exist (expected the competition data: test table and "
+                        f"{manifest.submission.sample})")
+    sample = data_dir / manifest.submission.sample
+    if not sample.is_file():
+        raise DataError(f"{sample} not found: the data folder must hold the sample submission the bundle was packaged for")
+    try:
+        limit_s = parse_duration(time_limit)
+    except ValueError as exc:
+        raise PackagingError(f"time limit: {exc}") from None
+    if isolation not in ISOLATIONS:
+        raise PackagingError(f"isolation {isolation!r}: expected one of {', '.join(ISOLATIONS)}")
+    reason = netns_unavailable() if isolation != "audit" else "requested with isolation='audit'"
+    if isolation == "netns" and reason:
+        raise PackagingError(f"cannot cut the network off with a namespace: {reason}. Use isolation 'audit' or 'auto'.")
+    use_netns = reason is None
+    slug, comp = bundle_slug(bundle), competition or data_dir.resolve().name
+
+    root = Path(tempfile.mkdtemp(prefix="ninefit-sim-"))
+    try:
+        tree = _layout(root, bundle, data_dir, slug, comp)
+        nb = _load_notebook(notebook) if notebook is not None else \
+            build_notebook(bundle, slug=slug, competition=comp, time_limit=str(time_limit))
+        nbformat.write(nb, str(root / "notebook.ipynb"))
+        netlog = root / "network.jsonl"
+        _guard_startup(root / "ipython", netlog, block=not use_netns, proxy_port=None if use_netns else _DEAD_PROXY_PORT)
+        kernel_env = _kernel_environment(root, tree, str(time_limit), target, use_netns)
+        kernel_env.update(env or {})
+        spec = {"notebook": str(root / "notebook.ipynb"), "executed": str(root / "executed.ipynb"),
+                "result": str(root / "result.json"), "pidfile": str(root / "kernel.pid"), "cwd": str(tree["working"]),
+                "limit_s": limit_s, "netns": use_netns, "env": kernel_env, "ipc_dir": str(root / "ipc")}
+        (root / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
+        wall = _execute(root, use_netns, limit_s)
+        outcome = json.loads((root / "result.json").read_text()) if (root / "result.json").is_file() else {}
+        if not outcome and not wall["killed"]:
+            log_tail = (root / "worker.log").read_text(errors="replace")[-3000:]
+            raise PackagingError(f"the simulator's executor failed before reporting (exit {wall['returncode']}); "
+                                 f"its log:\n{log_tail}")
+        if outcome.get("status") == "simulator-error":
+            raise PackagingError(f"the simulator could not run the notebook: {outcome.get('message')}")
+        executed = nbformat.read(spec["executed"], as_version=4) if Path(spec["executed"]).is_file() else nb
+        attempts = tuple(_read_attempts(netlog))
+        working = tree["working"]
+        verdict, details = _judge(outcome, wall, attempts, working / "submission.csv", sample, manifest.submission, limit_s)
+        report = json.loads((working / "run_report.json").read_text()) if (working / "run_report.json").is_file() else None
+        report_text = _printed(executed, REPORT_TAG)
+        kept_nb, kept_sub = _keep(Path(keep), executed, root) if keep is not None else (None, None)
+        failure = None if verdict == PASSED else (
+            DEAD_KERNEL_FAILURE if outcome.get("status") == "dead" else KAGGLE_FAILURES[verdict])
+        kaggle_paths = functools.partial(_kaggle_paths, str(root / "kaggle"))
+        return SimulationResult(
+            verdict=verdict, kaggle_failure=failure, details=kaggle_paths(details),
+            seconds=float(outcome.get("seconds", wall["seconds"])),
+            isolation=_isolation_text(use_netns, reason, outcome.get("note", "")), submission=kept_sub,
+            report=report, report_text=kaggle_paths(report_text), notebook=kept_nb, network_attempts=attempts,
+        )
+    finally:
+        _remove_tree(root)
+
+
+def _layout(root: Path, bundle: Path, data_dir: Path, slug: str, competition: str) -> dict[str, Path]:
+    """``kaggle/input/<slug>``, ``kaggle/input/<competition>`` (read-only copies) and ``kaggle/working``."""
+    inputs = root / "kaggle" / "input"
+    tree = {"bundle": inputs / slug, "data": inputs / competition, "working": root / "kaggle" / "working"}
+    tree["working"].mkdir(parents=True)
+    _copy_readonly(bundle, tree["bundle"])
+    _copy_readonly(data_dir, tree["data"])
+    os.chmod(inputs, 0o555)
+    return tree
+
+
+def _kernel_environment(root: Path, tree: Mapping[str, Path], time_limit: str, target: str | None,
+                        use_netns: bool) -> dict[str, str]:
+    """The kernel's environment: this one without NINEFIT_* settings, the parameters pointed at the tree."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NINEFIT_")}
+    env.update({
+        "NINEFIT_BUNDLE_DIR": str(tree["bundle"]), "NINEFIT_DATA_DIR": str(tree["data"]),
+        "NINEFIT_OUT": str(tree["working"] / "submission.csv"), "NINEFIT_WORK_DIR": str(tree["working"] / "ninefit"),
+        "NINEFIT_TIME_LIMIT": time_limit,
+        "JUPYTER_PATH": str(_kernelspec(root, _kernel_python(root))),
+        "JUPYTER_RUNTIME_DIR": str(root / "jupyter-runtime"), "IPYTHONDIR": str(root / "ipython"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    })
+    if target is not None:
+        env["NINEFIT_TARGET"] = target
+    if not use_netns:  # subprocesses escape the audit hook: give them a proxy that refuses
+        proxy = f"http://127.0.0.1:{_DEAD_PROXY_PORT}"
+        env.update({k: proxy for k in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")})
+        env.pop("no_proxy", None)
+        env.pop("NO_PROXY", None)
+    return env
+
+
+def _printed(nb: nbformat.NotebookNode, tag: str) -> str:
+    """What the cells tagged ``tag`` printed."""
+    return "".join(out.get("text", "") for cell in nb.cells if tag in cell.get("metadata", {}).get("tags", ())
+                   for out in cell.get("outputs", ()) if out.get("output_type") == "stream")
+
+
+def _isolation_text(use_netns: bool, reason: str | None, note: str) -> str:
+    if use_netns:
+        text = "network namespace (unshare --user --net): only a loopback interface, for the kernel and its subprocesses"
+    else:
+        text = (f"audit hook in the kernel process ({reason}); socket connections and lookups beyond loopback raise "
+                "NetworkBlockedError; subprocesses are not covered (they get a refusing HTTP proxy)")
+    return f"{text}; {note}" if note else text
+
+
+def _keep(dest: Path, executed: nbformat.NotebookNode, root: Path) -> tuple[Path, Path | None]:
+    """Copy the executed notebook, the submission, the run report and the executor's log to ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    nbformat.write(executed, str(dest / "notebook.ipynb"))
+    working = root / "kaggle" / "working"
+    for name in ("submission.csv", "run_report.json"):
+        (dest / name).unlink(missing_ok=True)  # never leave a previous run's file behind
+        if (working / name).is_file():
+            shutil.copyfile(working / name, dest / name)
+    shutil.copyfile(root / "worker.log", dest / "simulate.log")
+    return dest / "notebook.ipynb", (dest / "submission.csv" if (dest / "submission.csv").is_file() else None)
+
+
+def _execute(root: Path, use_netns: bool, limit_s: float) -> dict[str, Any]:
+    """Run the executor process; kill it (and its kernel) if it overruns the limit."""
+    cmd = [sys.executable, "-m", "packager.simulate", str(root / "spec.json")]
+    if use_netns:
+        cmd = ["unshare", "--user", "--map-root-user", "--net", "--", *cmd]
+    env = dict(os.environ)
+    here = str(Path(__file__).resolve().parents[1])  # so the executor imports this very packager
+    env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
+    t0 = time.monotonic()
+    with open(root / "worker.log", "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        killed = False
+        try:
+            proc.wait(timeout=limit_s + _STARTUP_ALLOWANCE_S)
+        except subprocess.TimeoutExpired:
+            killed = True
+            for pgid in (proc.pid, _read_pid(root / "kernel.pid")):
+                if pgid:
+                    try:
+                        os.killpg(pgid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+            proc.wait()
+    return {"killed": killed, "returncode": proc.returncode, "seconds": time.monotonic() - t0}
+
+
+def _kaggle_paths(tree: str, text: str) -> str:
+    """Text with the simulated tree's paths shown as they are on Kaggle (``/kaggle/...``)."""
+    return text.replace(tree, "/kaggle")
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _read_attempts(path: Path) -> list[str]:
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+            out.append(f"{rec['event']} {rec['host']}")
+        except (ValueError, KeyError):
+            continue
+    return out
+
+
+def _judge(outcome: Mapping[str, Any], wall: Mapping[str, Any], attempts: Sequence[str], submission: Path,
+           sample: Path, spec: SubmissionSpec, limit_s: float) -> tuple[str, str]:
+    """The verdict and its details, from the executor's outcome and the files it left."""
+    status = outcome.get("status")
+    tried = f"the kernel tried to reach: {_examples(sorted(set(attempts)))}" if attempts else ""
+    if wall["killed"] or status == "timeout":
+        where = f" in cell {outcome['cell']}" if outcome.get("cell") is not None else ""
+        how = "the executor was killed" if wall["killed"] else "execution was stopped"
+        lines = [f"the notebook ran past the {limit_s:g} s limit{where}; {how}", outcome.get("source", ""), tried]
+        return TIMEOUT, "\n".join(filter(None, lines))
+    if status in ("error", "dead"):
+        error = f"cell {outcome.get('cell')}: {outcome.get('ename')}: {outcome.get('evalue')}"
+        text = " ".join(str(outcome.get(k, "")) for k in ("ename", "evalue", "traceback"))
+        if attempts or outcome.get("ename") in _NETWORK_ERRORS or any(t in text for t in _NETWORK_TEXT):
+            return NETWORK, "\n".join(filter(None, [error, tried or "the error is a failed network access"]))
+        if status == "dead":
+            error += " (the kernel died: out of memory, or a crash in native code)"
+        return EXCEPTION, "\n".join(filter(None, [error, outcome.get("traceback_tail", "")]))
+    if not submission.is_file():
+        return NOT_FOUND, (f"the notebook finished but wrote no {submission.name} in /kaggle/working "
+                           "(Kaggle looks for exactly that file)")
+    problems = check_submission(submission, sample, spec)
+    if problems:
+        return INVALID, "\n".join(problems)
+    note = f"note: {tried}, and the notebook carried on" if tried else ""
+    return PASSED, note
+
+
+# -- the executor (runs in its own process, inside the namespace) ------------------------------------
+
+
+def _loopback_up() -> None:
+    """``ip link set lo up``, by ioctl (needs CAP_NET_ADMIN, which the namespace's root has)."""
+    import fcntl
+    import socket
+    import struct
+
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        flags = struct.unpack("16sh", fcntl.ioctl(s, siocgifflags, struct.pack("16sh", b"lo", 0)))[1]
+        fcntl.ioctl(s, siocsifflags, struct.pack("16sh", b"lo", flags | iff_up))
+
+
+def _drop_capabilities() -> None:
+    """Empty the capability bounding set: processes started from now on have no capabilities.
+
+    Without this the kernel, root in its namespace, could write to the read-only inputs.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_capbset_drop = 24
+    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    for cap in range(last + 1):
+        if libc.prctl(pr_capbset_drop, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), f"prctl(PR_CAPBSET_DROP, {cap}) failed")
+
+
+def _executor(spec: Mapping[str, Any]) -> dict[str, Any]:
+    from traitlets.config import Config
+
+    result: dict[str, Any] = {}
+    notes = []
+    if spec["netns"]:
+        try:
+            _loopback_up()  # for the notebook's own use of localhost; the kernel link needs none
+        except OSError as exc:
+            notes.append(f"the loopback interface could not be brought up ({exc})")
+    if spec["netns"] or os.geteuid() == 0:
+        # Root (of the namespace, or real root) ignores the read-only modes; Kaggle's read-only mount does not.
+        try:
+            _drop_capabilities()
+        except OSError as exc:
+            notes.append(f"capabilities could not be dropped ({exc}): the inputs are writable for root")
+    # ZeroMQ over unix sockets: no TCP port to pick or to collide, and no interface needed
+    os.makedirs(spec["ipc_dir"], exist_ok=True)
+    config = Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(spec["ipc_dir"], "k")}})
+    if notes:
+        result["note"] = "; ".join(notes)
+    os.environ.clear()
+    os.environ.update(spec["env"])
+
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    nb = nbformat.read(spec["notebook"], as_version=4)
+    state: dict[str, Any] = {"deadline": None, "start": None, "cell": None}
+
+    def on_start(**_: Any) -> None:
+        state["start"] = time.monotonic()
+        state["deadline"] = state["start"] + float(spec["limit_s"])
+        pid = getattr(getattr(client.km, "provisioner", None), "pid", None)
+        if pid:
+            Path(spec["pidfile"]).write_text(str(pid))
+
+    def on_cell(cell: Any, cell_index: int, **_: Any) -> None:
+        state["cell"] = cell_index
+
+    def timeout(_cell: Any) -> int:
+        return max(1, math.ceil(state["deadline"] - time.monotonic()))
+
+    client = NotebookClient(
+        nb, kernel_name=_KERNEL_NAME, timeout_func=timeout, startup_timeout=int(_STARTUP_ALLOWANCE_S),
+        shutdown_kernel="immediate", resources={"metadata": {"path": spec["cwd"]}},
+        on_notebook_start=on_start, on_cell_start=on_cell, config=config,
+    )
+    try:
+        client.execute()
+        result["status"] = "ok"
+    except CellTimeoutError:
+        result["status"] = "timeout"
+    except CellExecutionError as exc:
+        tb = _ANSI.sub("", exc.traceback or "")
+        result.update(status="error", ename=exc.ename, evalue=exc.evalue, traceback=tb[-20000:],
+                      traceback_tail="\n".join(tb.strip().splitlines()[-8:]))
+    except DeadKernelError as exc:
+        result.update(status="dead", ename="DeadKernelError", evalue=str(exc))
+    except Exception as exc:  # the simulator's own failure (e.g. the kernel did not start)
+        result.update(status="simulator-error", message=f"{type(exc).__name__}: {exc}")
+    if state["cell"] is not None:
+        result["cell"] = state["cell"]
+        result["source"] = "\n".join(("  > " + line) for line in str(nb.cells[state["cell"]].source).splitlines()[:3])
+    if state["start"] is not None:
+        result["seconds"] = time.monotonic() - state["start"]
+    nbformat.write(client.nb, spec["executed"])
+    return result
+
+
+def _main(argv: Sequence[str]) -> int:
+    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    try:
+        result = _executor(spec)
+    except Exception as exc:  # report rather than die silently: the parent turns it into a PackagingError
+        result = {"status": "simulator-error", "message": f"{type(exc).__name__}: {exc}"}
+    Path(spec["result"]).write_text(json.dumps(result), encoding="utf-8")
+    return 0
+
+
+__all__ = [
+    "EXCEPTION", "INVALID", "ISOLATIONS", "KAGGLE_FAILURES", "NETWORK", "NOT_FOUND", "PASSED", "TIMEOUT",
+    "SimulationResult", "check_submission", "netns_unavailable", "simulate",
+]
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -1,0 +1,93 @@
+"""The time budget of a run, on the notebook's clock.
+
+The clock starts when the notebook starts, not when ``run`` starts: the
+notebook's first cell records ``time.time()`` and passes it as
+``start_time``, so installing wheels and loading data count against the
+limit. Everything must end by ``limit - margin - reserve``:
+
+- ``margin`` (default :func:`default_margin`) absorbs noise: a slow last
+  chunk, a slow disk, a rerun on a busier machine;
+- ``reserve`` (default measured: twice the slowest submission write seen,
+  :data:`RESERVE_FLOOR_S` at least) is kept for the final write.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+from runtime.errors import BudgetError
+from runtime.planner import Budget
+from runtime.progress import log
+
+#: Deadline used when there is no time limit (seconds; about 30 years).
+NO_LIMIT = 1e9
+#: Least time kept for the final submission write.
+RESERVE_FLOOR_S = 0.5
+
+
+class Clock:
+    """Seconds since the notebook started, read with ``perf_counter``.
+
+    ``start_time`` (epoch seconds, ``time.time()`` in the notebook's first
+    cell) is compared with the wall clock once; from then on the monotonic
+    ``perf_counter`` advances the reading. None, or a start in the future
+    (clock skew): the clock starts now.
+    """
+
+    def __init__(self, start_time: float | None = None, *, wall: Callable[[], float] = time.time,
+                 perf: Callable[[], float] = time.perf_counter):
+        self._perf = perf
+        self._perf0 = perf()
+        self.offset = 0.0 if start_time is None else max(0.0, wall() - start_time)
+
+    def __call__(self) -> float:
+        return self.offset + self._perf() - self._perf0
+
+
+def default_margin(time_limit_s: float) -> float:
+    """Safety margin kept before the deadline: 5 % of the limit, at least 5 s, at most 15 min.
+
+    Never more than a quarter of a (short) limit. The run re-plans from live
+    throughput, so the margin only has to absorb noise in the last chunks,
+    not a misestimate of the whole run: 27 min of a 9 h limit would be spent
+    for nothing, so it is capped at 15 min.
+    """
+    return min(max(0.05 * time_limit_s, 5.0), 900.0, 0.25 * time_limit_s)
+
+
+def make_budget(time_limit_s: float | None, margin_s: float | None, reserve_s: float | None,
+                start_time: float | None, clock: Clock) -> Budget:
+    """The budget on ``clock``; None means the default (no limit, :func:`default_margin`, measured reserve).
+
+    Raises:
+        BudgetError: settings that cannot work (a non-positive limit, a margin
+            and reserve as long as the limit); nothing has run yet.
+    """
+    for what, x in (("time limit", time_limit_s), ("margin", margin_s), ("reserve", reserve_s)):
+        if x is not None and (not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0
+                              or (what == "time limit" and x == 0)):
+            raise BudgetError(f"{what} {x!r}: expected a positive number of seconds")
+    if start_time is not None:
+        if not isinstance(start_time, (int, float)) or not math.isfinite(start_time):
+            raise BudgetError(f"start time {start_time!r}: expected epoch seconds (time.time())")
+        ahead = start_time - time.time()
+        if ahead > 1.0:
+            log(f"warning: the start time is {ahead:.0f}s in the future (clock skew?); counting from now")
+    reserve = RESERVE_FLOOR_S if reserve_s is None else float(reserve_s)
+    if time_limit_s is None:
+        return Budget(deadline=NO_LIMIT, margin_s=0.0, reserve_s=reserve)
+    margin = default_margin(time_limit_s) if margin_s is None else float(margin_s)
+    if margin + reserve >= time_limit_s:
+        raise BudgetError(
+            f"the margin ({margin:g}s) and reserve ({reserve:g}s) leave nothing of the {time_limit_s:g}s time limit; "
+            "lower --margin or raise --time-limit"
+        )
+    if clock() >= time_limit_s:
+        log(f"warning: {clock():.0f}s have passed since the start time, past the {time_limit_s:.0f}s limit; "
+            "no model will run, only the fallback submission is written")
+    return Budget(deadline=float(time_limit_s), margin_s=margin, reserve_s=reserve)
+
+
+__all__ = ["NO_LIMIT", "RESERVE_FLOOR_S", "Clock", "default_margin", "make_budget"]

@@ -1,0 +1,147 @@
+"""Per-member, per-chunk checkpoints of predictions, so a killed run resumes.
+
+Each member's rows are cut into a fixed grid of chunks (:func:`chunk_grid`,
+independent of timing and of ``--batch-size``). A finished chunk's activated,
+TTA-averaged predictions are saved as one ``.npy`` file, written to a
+temporary name and renamed into place, so a ``kill -9`` at any moment leaves
+either no file or a complete one. Layout::
+
+    WORK/checkpoints/<key>/<member>/<variant>/<start>-<stop>.npy
+    WORK/checkpoints/<key>/costs.json        seconds measured live, per variant
+
+``key`` (:func:`run_key`) hashes the manifest (which holds every bundle file's
+sha256), the test data and the backend, so a different bundle, data set or
+backend never reuses stale chunks. Safe against a killed process; two runs
+sharing one work folder at the same time are not supported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from runtime.bundle import sha256_file
+from runtime.manifest import Manifest
+
+#: Most chunks per member: bounds the number of files (and the per-file overhead).
+MAX_CHUNKS = 512
+_CHUNK_FILE = re.compile(r"^(\d+)-(\d+)\.npy$")
+
+
+def chunk_grid(n_rows: int, batch_size: int, max_chunks: int = MAX_CHUNKS) -> list[tuple[int, int]]:
+    """Fixed ``[start, stop)`` chunks: whole packaged batches, at most ``max_chunks`` of them."""
+    if n_rows <= 0:
+        return []
+    batch = max(1, int(batch_size))
+    rows = batch * max(1, math.ceil(n_rows / (batch * max_chunks)))
+    return [(s, min(s + rows, n_rows)) for s in range(0, n_rows, rows)]
+
+
+def data_fingerprint(path: Path) -> str:
+    """sha256 of the test table (or image index) file."""
+    return sha256_file(path)
+
+
+def run_key(manifest: Manifest, data_sha256: str, backend: str) -> str:
+    """Identity of a run's predictions: bundle contents, test data and backend."""
+    h = hashlib.sha256()
+    for part in (manifest.to_json(), data_sha256, backend):
+        h.update(part.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()[:24]
+
+
+def _safe(name: str) -> str:
+    """A file-name-safe, collision-free folder name for a member or variant name."""
+    clean = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip(".") or "_"
+    if clean == name:
+        return name
+    return f"{clean}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+class ChunkStore:
+    """Chunk files of one run key under ``work_dir``."""
+
+    def __init__(self, work_dir: str | os.PathLike, key: str):
+        self.root = Path(work_dir) / "checkpoints" / key
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.key = key
+        for tmp in self.root.rglob("*.tmp"):  # left by a process killed mid-write
+            tmp.unlink(missing_ok=True)
+
+    def folder(self, member: str, variant: str) -> Path:
+        return self.root / _safe(member) / _safe(variant)
+
+    def path(self, member: str, variant: str, start: int, stop: int) -> Path:
+        return self.folder(member, variant) / f"{start:09d}-{stop:09d}.npy"
+
+    def chunks(self, member: str, variant: str) -> set[tuple[int, int]]:
+        """Ranges with a complete file for this member and variant."""
+        folder = self.folder(member, variant)
+        if not folder.is_dir():
+            return set()
+        out = set()
+        for name in os.listdir(folder):
+            m = _CHUNK_FILE.match(name)
+            if m:
+                out.add((int(m.group(1)), int(m.group(2))))
+        return out
+
+    def save(self, member: str, variant: str, start: int, values: np.ndarray) -> Path:
+        """Write one chunk atomically (tmp file + ``os.replace``)."""
+        path = self.path(member, variant, start, start + len(values))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, np.ascontiguousarray(values, dtype=np.float64), allow_pickle=False)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def load(self, member: str, variant: str, start: int, stop: int, width: int) -> np.ndarray | None:
+        """The chunk's predictions, or None when absent or unreadable (then it is removed)."""
+        path = self.path(member, variant, start, stop)
+        try:
+            values = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+            return None
+        if values.shape != (stop - start, width) or not np.isfinite(values).all():
+            path.unlink(missing_ok=True)
+            return None
+        return values
+
+    def nbytes(self) -> int:
+        """Bytes of every chunk file of this key."""
+        return sum(p.stat().st_size for p in self.root.rglob("*.npy"))
+
+    # -- live cost measurements, so a resumed run need not measure again ------------
+    def load_costs(self) -> dict[str, dict[str, dict[str, float]]]:
+        """``{member: {variant: {"s_per_row": s, "setup_s": s}}}`` saved by earlier runs."""
+        try:
+            data = json.loads((self.root / "costs.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def save_costs(self, costs: dict[str, dict[str, dict[str, float]]]) -> None:
+        path = self.root / "costs.json"
+        fd, tmp = tempfile.mkstemp(prefix=".costs.", suffix=".tmp", dir=self.root)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(costs, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+
+
+__all__ = ["MAX_CHUNKS", "ChunkStore", "chunk_grid", "data_fingerprint", "run_key"]

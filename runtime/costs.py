@@ -1,0 +1,183 @@
+"""What each variant costs here: the bundle's profile as a prior, live throughput on top.
+
+Sources, strongest last:
+
+1. the bundle's profile, ``manifest.profile["members"][member][variant] =
+   {"s_per_row", "setup_s"}``, measured on the packaging machine;
+2. costs an earlier (killed) run measured live in the same work folder;
+3. this run's own batches, blended with the prior by
+   :func:`runtime.planner.estimate_s_per_row` and never below the last few
+   batches, so a member slowing down is seen at once.
+
+The first batch after each load is warm-up and is left out. Priors are scaled
+by :meth:`CostModel.calibration` (how much slower this machine is than the
+profile said). An unmeasured rung of a ladder is costed from a measured rung
+of the same member (:func:`cost_factor`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from runtime import planner
+from runtime.manifest import Member, Variant
+
+#: Assumed speed-up of fp16 over fp32 on a GPU, until measured (none on a CPU).
+FP16_GPU_FACTOR = 0.6
+#: Batches the "recent" throughput is taken over.
+RECENT_BATCHES = 3
+
+
+@dataclass
+class LiveRate:
+    """Throughput of one variant in this run; the first batch after each load is warm-up."""
+
+    rows: int = 0
+    seconds: float = 0.0
+    recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_BATCHES))
+    warm: bool = False
+    warmup: float | None = None  # s/row of the last warm-up batch
+    first: float | None = None  # s/row of the first timed batch (calibrates the profile)
+
+    def add(self, rows: int, seconds: float) -> None:
+        if not self.warm:
+            self.warm, self.warmup = True, seconds / max(rows, 1)
+            return
+        if self.first is None:
+            self.first = seconds / max(rows, 1)
+        self.rows += rows
+        self.seconds += seconds
+        self.recent.append((rows, seconds))
+
+    @property
+    def recent_s_per_row(self) -> float:
+        return sum(s for _, s in self.recent) / max(1, sum(n for n, _ in self.recent))
+
+
+def profile_entries(profile: Mapping | None, member: str) -> dict[str, dict[str, float]]:
+    """Valid ``{variant: {"s_per_row", "setup_s"}}`` entries of one member; malformed ones are ignored."""
+    out: dict[str, dict[str, float]] = {}
+    entries = profile.get(member, {}) if isinstance(profile, Mapping) else {}
+    if not isinstance(entries, Mapping):
+        return out
+    for variant, d in entries.items():
+        if not isinstance(d, Mapping):
+            continue
+        clean = {k: float(d[k]) for k in ("s_per_row", "setup_s")
+                 if isinstance(d.get(k), (int, float)) and math.isfinite(d[k]) and d[k] >= 0}
+        if "s_per_row" in clean:
+            out[str(variant)] = clean
+    return out
+
+
+def cost_factor(member: Member, ref: Variant, target: Variant, gpu: bool) -> float:
+    """Rough cost of ``target`` relative to ``ref``: TTA passes, pixels, and fp16 on a GPU."""
+    f = len(target.tta) / len(ref.tta)
+    base = next((i.image.size for i in member.inputs if i.image is not None), None)
+    a, b = ref.image_size or base, target.image_size or base
+    if a and b:
+        f *= (b[0] * b[1]) / (a[0] * a[1])
+    if gpu and ref.precision != target.precision:
+        f *= FP16_GPU_FACTOR if target.precision == "fp16" else 1 / FP16_GPU_FACTOR
+    return f
+
+
+class CostModel:
+    """Seconds per row and setup seconds of every member's variants, kept up to date.
+
+    Args:
+        members: The ensemble's members.
+        profile: ``{member: {variant: {"s_per_row", "setup_s"}}}`` from the bundle.
+        saved: The same, measured by an earlier run (it wins over the profile).
+    """
+
+    def __init__(self, members: tuple[Member, ...], profile: Mapping | None = None, saved: Mapping | None = None):
+        self.members = {m.name: m for m in members}
+        self.prior = {m.name: {**profile_entries(profile, m.name), **profile_entries(saved, m.name)} for m in members}
+        self.rates: dict[tuple[str, str], LiveRate] = {}
+        self.setup: dict[tuple[str, str], float] = {}  # measured in this run
+        self.gpu = False  # a runner reported a GPU: fp16 is then assumed faster
+
+    def rate(self, member: str, variant: str) -> LiveRate:
+        return self.rates.setdefault((member, variant), LiveRate())
+
+    def loaded(self, member: str, variant: str, setup_s: float, gpu: bool) -> None:
+        """A runner was loaded in ``setup_s``; its next batch is warm-up."""
+        self.setup[member, variant] = setup_s
+        self.gpu = self.gpu or gpu
+        self.rate(member, variant).warm = False
+
+    def calibration(self) -> float:
+        """How much slower this machine is than the profile said: the median ratio of
+        first live batches to profiled cost (1 until something was measured).
+
+        The profile was measured on the packaging machine; a Kaggle CPU may be
+        far slower. Applying the ratio seen on the first members to the priors
+        of the others keeps the plan from starting members that cannot finish.
+        First batches only, so one member slowing down mid-run says nothing
+        about the others.
+        """
+        ratios = sorted(
+            r.first / self.prior[m][v]["s_per_row"]
+            for (m, v), r in self.rates.items()
+            if r.first is not None and self.prior[m].get(v, {}).get("s_per_row")
+        )
+        if not ratios:
+            return 1.0
+        mid = len(ratios) // 2
+        return ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+
+    def _prior(self, member: str, variant: str) -> float | None:
+        prior = self.prior[member].get(variant, {}).get("s_per_row")
+        return None if prior is None else prior * self.calibration()
+
+    def s_per_row(self, member: str, variant: str) -> float | None:
+        """Best estimate now; None when nothing is known about the member."""
+        prior = self._prior(member, variant)
+        r = self.rates.get((member, variant))
+        if r is None or r.rows == 0:
+            return prior if prior is not None else self._scaled(member, variant)
+        return max(planner.estimate_s_per_row(r.rows, r.seconds, prior), r.recent_s_per_row)
+
+    def cautious_s_per_row(self, member: str, variant: str) -> float:
+        """For deciding whether a chunk still fits: also trusts a lone warm-up batch."""
+        spr = self.s_per_row(member, variant) or 0.0
+        r = self.rates.get((member, variant))
+        if r is not None and not r.rows and r.warmup is not None:
+            spr = max(spr, r.warmup)
+        return spr
+
+    def _scaled(self, member: str, variant: str) -> float | None:
+        """An unmeasured variant's cost, scaled from a measured rung of the same member."""
+        m = self.members[member]
+        target = m.variant(variant)
+        for ref in m.variants:
+            if ref.name == variant:
+                continue
+            r = self.rates.get((member, ref.name))
+            base = r.seconds / r.rows if r is not None and r.rows else self._prior(member, ref.name)
+            if base is not None:
+                return base * cost_factor(m, ref, target, self.gpu)
+        return None
+
+    def setup_s(self, member: str, variant: str) -> float:
+        """Measured setup, else profiled, else that of another rung; 0 when unknown."""
+        others = [s for (m, _), s in self.setup.items() if m == member]
+        for source in (self.setup.get((member, variant)), self.prior[member].get(variant, {}).get("setup_s"), *others):
+            if source is not None:
+                return source
+        return 0.0
+
+    def measured(self) -> dict[str, dict[str, dict[str, float]]]:
+        """This run's measurements, in the profile's format (for a resumed run)."""
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for (m, v), r in self.rates.items():
+            if r.rows:
+                out.setdefault(m, {})[v] = {"s_per_row": r.seconds / r.rows, "setup_s": self.setup_s(m, v)}
+        return out
+
+
+__all__ = ["FP16_GPU_FACTOR", "CostModel", "LiveRate", "cost_factor", "profile_entries"]

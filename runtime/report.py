@@ -1,0 +1,183 @@
+"""The run report: what each member did, the memory peaks, the slack, and the verdict.
+
+Written as JSON next to the submission at the end of the run (also when it
+raised) and printed as a table. Where the run
+would have failed on Kaggle, :func:`kaggle_failure` names the failure the
+user would have seen there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Member statuses in the report.
+MEMBER_STATUSES = ("pending", "done", "partial", "degraded", "dropped", "failed")
+
+#: Kaggle's names for the failures a run can be told apart by.
+TIMEOUT = "Notebook Timeout"
+EXCEEDED_COMPUTE = "Notebook Exceeded Allowed Compute"
+CSV_NOT_FOUND = "Submission CSV Not Found"
+THREW_EXCEPTION = "Notebook Threw Exception"
+
+#: What a Kaggle notebook gets (KAGGLE.md: about 30 GB RAM, about 20 GB output disk; uncertain).
+KAGGLE_RAM_BYTES = 30 * 10**9
+KAGGLE_DISK_BYTES = 20 * 10**9
+
+
+def _gib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 2**30:.2f} GiB"
+
+
+@dataclass
+class MemberReport:
+    """One member's part of the run."""
+
+    name: str
+    variant: str = ""  # the variant that covered most rows
+    backend: str = ""
+    rows: int = 0  # rows covered, resumed chunks included
+    seconds: float = 0.0  # inference seconds in this run
+    load_seconds: float = 0.0
+    status: str = "pending"  # one of MEMBER_STATUSES
+    reason: str = ""
+    weight: float = 0.0
+    value: float = 0.0
+    variants: list[str] = field(default_factory=list)  # every variant that covered rows, best first
+    rows_computed: int = 0  # rows predicted in this run (not resumed)
+    chunks_resumed: int = 0
+    chunks_computed: int = 0
+    batch_size: int = 0  # last batch size used (halved on out-of-memory)
+    oom_retries: int = 0
+    s_per_row: float | None = None  # last live estimate
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows_computed / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class RunReport:
+    """Everything a run did; ``to_dict`` is the JSON written next to the submission."""
+
+    bundle: str
+    rows: int
+    submission: str
+    members: list[MemberReport] = field(default_factory=list)
+    seconds: float = 0.0  # wall seconds of run() itself
+    covered_rows: int = 0
+    time_limit_s: float | None = None
+    margin_s: float = 0.0
+    reserve_s: float = 0.0
+    started_at_s: float = 0.0  # clock reading (seconds since the notebook started) when run() began
+    finished_at_s: float = 0.0  # ... when the final submission was on disk
+    slack_s: float | None = None  # deadline - finished_at_s; None without a limit
+    weight_delivered: float = 0.0  # share of the ensemble weight delivered, rows considered
+    value_delivered: float = 0.0  # same, by value (variant value factors applied)
+    submission_writes: int = 0
+    chunks_resumed: int = 0
+    replans: int = 0
+    peak_rss_bytes: int = 0
+    peak_ram_used_bytes: int | None = None
+    ram_limit_bytes: int | None = None
+    peak_gpu_bytes: int | None = None
+    gpu_total_bytes: int | None = None
+    work_dir: str = ""
+    checkpoint_bytes: int = 0
+    events: list[str] = field(default_factory=list)
+    failure: str = ""  # a Kaggle failure name, where the run would have failed there
+    failure_reason: str = ""
+
+    def member(self, name: str) -> MemberReport:
+        for m in self.members:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for m, src in zip(d["members"], self.members):
+            m["rows_per_s"] = src.rows_per_s
+        return d
+
+    def write_json(self, path: str | os.PathLike) -> None:
+        """Write the JSON report atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(self.to_dict(), f, indent=2)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def table(self) -> str:
+        """A readable summary: one line per member, then the totals."""
+        lines = [f"{'member':<16} {'variant':<12} {'status':<9} {'rows':>8} {'seconds':>9} {'rows/s':>10}  reason"]
+        for m in self.members:
+            variant = "+".join(m.variants) or m.variant or "-"
+            lines.append(
+                f"{m.name:<16} {variant:<12} {m.status:<9} {m.rows:>8} {m.seconds:>9.2f} {m.rows_per_s:>10,.0f}  {m.reason}"
+            )
+        lines.append(
+            f"{self.covered_rows}/{self.rows} rows covered by a model; ensemble weight delivered "
+            f"{100 * self.weight_delivered:.1f}%; {self.seconds:.2f}s in all -> {self.submission}"
+        )
+        if self.time_limit_s is not None:
+            lines.append(
+                f"limit {self.time_limit_s:.0f}s (margin {self.margin_s:.1f}s, reserve {self.reserve_s:.1f}s); "
+                f"finished at {self.finished_at_s:.1f}s since start, slack {self.slack_s:.1f}s"
+            )
+        mem = f"peak RAM {_gib(self.peak_rss_bytes)} (process)"
+        if self.peak_gpu_bytes is not None:
+            mem += f", peak GPU memory {_gib(self.peak_gpu_bytes)} of {_gib(self.gpu_total_bytes)}"
+        if self.chunks_resumed:
+            mem += f"; {self.chunks_resumed} chunk(s) resumed from {self.work_dir}"
+        lines.append(mem)
+        if self.failure:
+            lines.append(f"ON KAGGLE THIS RUN WOULD FAIL: {self.failure} - {self.failure_reason}")
+        return "\n".join(lines)
+
+
+def kaggle_failure(
+    report: RunReport, *, submission_exists: bool, exception: BaseException | None = None,
+    disk_bytes: int = 0,
+) -> tuple[str, str]:
+    """The Kaggle failure this run would have been, with why; ``("", "")`` when none.
+
+    Checked in the order a user would meet them: the notebook raising, being
+    killed at the limit, exceeding memory or disk, then leaving no CSV.
+    """
+    if exception is not None:
+        return THREW_EXCEPTION, f"{type(exception).__name__}: {exception}"[:500]
+    if report.time_limit_s is not None and report.finished_at_s > report.time_limit_s:
+        return TIMEOUT, (
+            f"finished {report.finished_at_s:.1f}s after the notebook started; the limit is {report.time_limit_s:.0f}s"
+        )
+    if report.peak_rss_bytes > KAGGLE_RAM_BYTES:
+        return EXCEEDED_COMPUTE, f"peak RAM {_gib(report.peak_rss_bytes)} is more than a Kaggle notebook's ~30 GB"
+    if disk_bytes > KAGGLE_DISK_BYTES:
+        return EXCEEDED_COMPUTE, f"{_gib(disk_bytes)} written to the output folder; Kaggle allows ~20 GB"
+    if not submission_exists:
+        return CSV_NOT_FOUND, f"{report.submission} was not written"
+    return "", ""
+
+
+__all__ = [
+    "CSV_NOT_FOUND",
+    "EXCEEDED_COMPUTE",
+    "KAGGLE_DISK_BYTES",
+    "KAGGLE_RAM_BYTES",
+    "MEMBER_STATUSES",
+    "THREW_EXCEPTION",
+    "TIMEOUT",
+    "MemberReport",
+    "RunReport",
+    "kaggle_failure",
+]

@@ -1,0 +1,138 @@
+"""``ninefit estimate`` end to end on the digits bundle: table, --json, verdicts, chart, --calibrate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from packager.cli import main
+from packager.estimate.profile import ProfileOptions, profile_bundle, store_profile
+
+
+@pytest.fixture(scope="module")
+def bundle(digits_bundle, digits_dir, tmp_path_factory) -> Path:
+    """A profiled copy of the digits bundle (read-only)."""
+    dest = tmp_path_factory.mktemp("cli") / "digits"
+    shutil.copytree(digits_bundle, dest)
+    options = ProfileOptions(seconds_per_member=0.3, batch_sizes=(256,), startup=False)
+    store_profile(dest, profile_bundle(dest, digits_dir / "data", options))
+    return dest
+
+
+@pytest.fixture
+def cal(tmp_path) -> list[str]:
+    """Never read or write the user's own calibration file."""
+    return ["--calibration", str(tmp_path / "calibration.json")]
+
+
+def estimate(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["estimate", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def as_json(capsys, *argv: str) -> dict:
+    code, out, err = estimate(capsys, *argv, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.mark.timeout(180)
+def test_table_on_digits(bundle, cal, capsys):
+    code, out, err = estimate(capsys, str(bundle), "--target", "t4x2", "--rows", "25000", "--time-limit", "9h", *cal)
+    assert code == 0, err
+    for stage in ("install", "startup", "load", "read", "inference", "ensembling", "writing", "total"):
+        assert f"\n{stage}" in out
+    assert "NVIDIA T4 x2" in out and "25,000 rows" in out and "limit 9h00m" in out
+    assert "verdict: FITS" in out and "margin left" in out
+
+
+@pytest.mark.timeout(180)
+def test_json_has_the_same_figures(bundle, cal, capsys):
+    data = as_json(capsys, str(bundle), "--target", "local", "--rows", "1,000", "--time-limit", "30m", *cal)
+    assert data["verdict"] == "fits" and data["rows"] == 1000 and data["time_limit_s"] == 1800
+    assert data["margin_s"] == pytest.approx(180)
+    assert data["expected_s"] == pytest.approx(sum(i["seconds"] for i in data["items"]))
+    assert data["margin_left_s"] == pytest.approx(data["available_s"] - data["expected_s"])
+    assert set(data["stages"]) == {"install", "startup", "load", "read", "inference", "ensembling", "writing"}
+    assert {i["member"] for i in data["items"] if i["stage"] == "inference"} == {"cnn", "mlp"}
+    assert data["plan"] is None
+
+
+@pytest.mark.timeout(180)
+def test_three_verdicts(bundle, cal, capsys):
+    base = as_json(capsys, str(bundle), "--target", "cpu", "--rows", "2000000", "--time-limit", "9h", *cal)
+    expected, high = base["expected_s"], base["high_s"]
+    assert high > expected * 1.2
+    limit = f"{(expected + high) / 2:.3f}s"
+    tight = as_json(capsys, str(bundle), "--target", "cpu", "--rows", "2000000", "--time-limit", limit,
+                    "--margin", "0s", *cal)
+    assert tight["verdict"] == "tight" and tight["plan"] is not None
+    code, out, _ = estimate(capsys, str(bundle), "--target", "cpu", "--rows", "2000000", "--time-limit",
+                            f"{expected / 3:.3f}s", "--margin", "5%", *cal)
+    assert code == 0
+    assert "verdict: DOES NOT FIT" in out and "best plan that fits" in out
+    assert "drop " in out or "degrade " in out
+
+
+@pytest.mark.timeout(180)
+def test_plan_on_request_and_checks_printed(bundle, cal, capsys):
+    code, out, _ = estimate(capsys, str(bundle), "--target", "p100", "--rows", "100", "--plan", *cal)
+    assert code == 0
+    assert "best plan that fits" in out and "pre-flight checks" in out and "[sm60]" in out
+
+
+@pytest.mark.timeout(180)
+def test_chart(bundle, cal, capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "chart.png"
+    code, out, _ = estimate(capsys, str(bundle), "--rows", "25000", "--chart", str(png), *cal)
+    assert code == 0 and "chart written" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.timeout(180)
+def test_calibrate_from_a_run_report(bundle, cal, capsys, tmp_path):
+    before = as_json(capsys, str(bundle), "--target", "t4x2", "--rows", "25000", *cal)
+    inf = {i["member"]: i["seconds"] for i in before["items"] if i["stage"] == "inference"}
+    report = tmp_path / "run_report.json"
+    report.write_text(json.dumps({"members": [
+        {"name": m, "variant": "fp32", "rows": 25000, "seconds": 2 * s, "load_seconds": 0, "status": "done"}
+        for m, s in inf.items()]}))
+    code, out, err = estimate(capsys, str(bundle), "--target", "t4x2", "--rows", "25000", "--calibrate",
+                              str(report), *cal)
+    assert code == 0, err
+    assert "calibrated on" in out and "x2.000" in out and "saved to" in out
+    assert json.loads(Path(cal[1]).read_text())["targets"]["t4x2"]["all"]["count"] == 2
+    after = as_json(capsys, str(bundle), "--target", "t4x2", "--rows", "25000", *cal)
+    new = {i["member"]: i["seconds"] for i in after["items"] if i["stage"] == "inference"}
+    assert all(new[m] == pytest.approx(2 * inf[m]) for m in inf)
+    ignored = as_json(capsys, str(bundle), "--target", "t4x2", "--rows", "25000", "--no-calibration", *cal)
+    assert ignored["expected_s"] == pytest.approx(before["expected_s"])
+
+
+@pytest.mark.timeout(180)
+def test_user_mistakes_are_one_line_errors(bundle, cal, capsys, tmp_path):
+    code, _, err = estimate(capsys, str(bundle), "--target", "tpu", "--rows", "10", *cal)
+    assert code == 2 and "unknown hardware target 'tpu'" in err and "t4x2" in err and "Traceback" not in err
+    bad = tmp_path / "bad.json"
+    bad.write_text("not json")
+    code, _, err = estimate(capsys, str(bundle), "--rows", "10", "--calibrate", str(bad), *cal)
+    assert code == 2 and "run report" in err and "Traceback" not in err
+    code, _, err = estimate(capsys, str(tmp_path), "--rows", "10", *cal)
+    assert code == 2 and "not a ninefit bundle" in err
+    for argv in (["--rows", "0"], ["--rows", "10", "--time-limit", "nine hours"], ["--rows", "10", "--margin", "120%"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["estimate", str(bundle), *argv])
+        assert exc.value.code == 2
+    assert "expected" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(180)
+def test_bundle_without_profile_gets_a_spec_sheet_estimate(digits_bundle, cal, capsys):
+    code, out, _ = estimate(capsys, str(digits_bundle), "--rows", "25000", *cal)
+    assert code == 0
+    assert "spec-sheet estimate" in out and "[profile]" in out and "spec sheet" in out

@@ -1,0 +1,373 @@
+"""The estimate: stages, verdicts, the best plan that fits, calibration and pre-flight checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from packager.estimate.calibrate import CalibrationStore, calibrate, member_key
+from packager.estimate.chart import write_chart
+from packager.estimate.estimator import (
+    STAGES,
+    Costing,
+    EstimateOptions,
+    estimate_bundle,
+    n_chunks,
+    verdict,
+)
+from packager.estimate.hardware import fingerprint
+from packager.estimate.profile import ProfileOptions, profile_bundle, store_profile
+from runtime.errors import DataError, SpecError
+from runtime.manifest import MANIFEST_NAME, Manifest
+
+HOUR = 3600.0
+
+
+def _copy(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def profiled(digits_bundle, digits_dir, tmp_path_factory) -> Path:
+    """The digits bundle, profiled here (quickly). Read-only: copy before editing."""
+    bundle = _copy(digits_bundle, tmp_path_factory.mktemp("profiled") / "digits")
+    options = ProfileOptions(seconds_per_member=0.3, batch_sizes=(64, 256))
+    store_profile(bundle, profile_bundle(bundle, digits_dir / "data", options))
+    return bundle
+
+
+def _edit_manifest(bundle: Path, edit) -> None:
+    data = json.loads((bundle / MANIFEST_NAME).read_text())
+    edit(data)
+    (bundle / MANIFEST_NAME).write_text(json.dumps(data))
+
+
+def _fake_profile(costs: dict[tuple[str, str], dict[int, float]], setup_s: float = 0.01) -> dict:
+    """A profile measured "here" with given seconds per row, per (member, variant) and batch size."""
+    fp = fingerprint()
+    fp["device"] = "cpu"
+    members: dict = {}
+    for (member, variant), by_batch in costs.items():
+        batches = {str(b): {"s_per_row": c, "s_per_batch": c * b, "stable": True, "windows": [c] * 3,
+                            "stages": {"preprocess": 0.0, "infer": 0.9 * c * b, "postprocess": 0.1 * c * b}}
+                   for b, c in by_batch.items()}
+        packaged = min(by_batch, key=lambda b: abs(b - 256))
+        members.setdefault(member, {})[variant] = {
+            "s_per_row": by_batch[packaged], "setup_s": setup_s, "batch_size": packaged,
+            "best_batch_size": min(by_batch, key=by_batch.get), "batches": batches, "stable": True,
+        }
+    return {"version": 1, "fingerprint": fp, "members": members,
+            "data": {"read_fixed_s": 0.01, "read_s_per_row": 1e-7, "memory_bytes_per_row": 500.0},
+            "startup": {"import_s": 0.5, "first_session_s": 0.0, "hash_bytes_per_s": 1e9},
+            "write": {"fixed_s": 0.001, "s_per_row": 1e-7}, "ensemble": {"s_per_row": 1e-9},
+            "checkpoint": {"rows": 256, "save_s": 1e-5, "load_s": 1e-5}}
+
+
+@pytest.fixture
+def priced(digits_bundle, tmp_path) -> Path:
+    """The digits bundle with known costs: cnn fp32 1 ms/row, fp16 0.2 ms/row, mlp 0.1 ms/row (0.05 at 1024)."""
+    bundle = _copy(digits_bundle, tmp_path / "priced")
+    store_profile(bundle, _fake_profile({
+        ("cnn", "fp32"): {256: 1e-3}, ("cnn", "fp16"): {256: 2e-4}, ("mlp", "fp32"): {256: 1e-4, 1024: 5e-5},
+    }))
+    return bundle
+
+
+# -- verdicts ---------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(10)
+def test_verdict_rule():
+    assert verdict(expected_s=5, high_s=8, available_s=8) == "fits"
+    assert verdict(expected_s=5, high_s=9, available_s=8) == "tight"
+    assert verdict(expected_s=8, high_s=9, available_s=8) == "tight"
+    assert verdict(expected_s=8.5, high_s=9, available_s=8) == "does not fit"
+
+
+@pytest.mark.timeout(10)
+def test_options_are_checked():
+    with pytest.raises(SpecError, match="rows"):
+        EstimateOptions(rows=0)
+    with pytest.raises(SpecError, match="margin"):
+        EstimateOptions(rows=10, time_limit_s=60, margin_s=60)
+    assert EstimateOptions(rows=10, time_limit_s=100).margin == pytest.approx(10)
+    with pytest.raises(SpecError, match="expected one of"):
+        estimate_bundle(".", EstimateOptions(target="tpu", rows=10))
+
+
+@pytest.mark.timeout(10)
+def test_chunk_count_follows_the_runtime():
+    from runtime.checkpoint import chunk_grid
+
+    for rows, batch in ((1, 64), (1000, 64), (100_000, 256), (10_000_000, 256)):
+        assert n_chunks(rows, batch) == len(chunk_grid(rows, batch))
+
+
+@pytest.mark.timeout(180)
+def test_local_estimate_covers_every_stage_and_fits(profiled):
+    est = estimate_bundle(profiled, EstimateOptions(target="local", rows=25_000, time_limit_s=9 * HOUR))
+    assert est.verdict == "fits" and est.plan is None
+    assert {i.stage for i in est.items} == set(STAGES)
+    assert {(i.stage, i.member) for i in est.items if i.member} >= {("load", "cnn"), ("inference", "mlp")}
+    assert est.confidence == "high"
+    assert all(i.estimate.low <= i.estimate.seconds <= i.estimate.high for i in est.items)
+    assert est.low_s < est.expected_s < est.high_s
+    assert est.items[0].estimate.seconds == 0  # install: nothing for --target local
+    json.dumps(est.to_dict())
+
+
+@pytest.mark.timeout(180)
+def test_inference_scales_with_rows(profiled):
+    small = estimate_bundle(profiled, EstimateOptions(target="local", rows=10_000))
+    big = estimate_bundle(profiled, EstimateOptions(target="local", rows=100_000))
+    inf = lambda e: sum(i.estimate.seconds for i in e.items if i.stage == "inference")  # noqa: E731
+    assert inf(big) == pytest.approx(10 * inf(small), rel=0.05)
+
+
+@pytest.mark.timeout(180)
+def test_kaggle_target_is_lower_confidence_with_a_wider_band(profiled):
+    est = estimate_bundle(profiled, EstimateOptions(target="t4x2", rows=25_000))
+    local = estimate_bundle(profiled, EstimateOptions(target="local", rows=25_000))
+    assert est.confidence == "low"
+    assert est.high_s / est.low_s > local.high_s / local.low_s
+    load = [i for i in est.items if i.stage == "load"][0]
+    assert any("GPU session" in n for n in load.estimate.notes)
+
+
+@pytest.mark.timeout(180)
+def test_spec_sheet_estimate_without_profile(digits_bundle):
+    est = estimate_bundle(digits_bundle, EstimateOptions(target="t4x2", rows=25_000))
+    assert est.confidence == "low"
+    assert est.high_s / est.low_s >= 10
+    assert [c for c in est.checks if c.code == "profile" and c.level == "warning"]
+    inference = [i for i in est.items if i.stage == "inference"]
+    assert inference and all(i.basis == "spec sheet" for i in inference)
+
+
+@pytest.mark.timeout(180)
+def test_wheels_folder_prices_the_install(profiled, tmp_path):
+    bundle = _copy(profiled, tmp_path / "b")
+    (bundle / "wheels").mkdir()
+    (bundle / "wheels" / "x-1.0-py3-none-any.whl").write_bytes(b"\0" * 50_000_000)
+    item = estimate_bundle(bundle, EstimateOptions(target="t4x2", rows=100)).items[0]
+    assert item.stage == "install" and item.estimate.seconds == pytest.approx(5 + 2.0)
+    assert item.estimate.confidence == "low"
+
+
+# -- the best plan that fits --------------------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+def test_plan_degrades_the_slow_member_first(priced):
+    # Full: cnn fp32 100 s + mlp 10 s. 40 s (no margin): cnn fp16 (20 s) + mlp at its faster batch.
+    est = estimate_bundle(priced, EstimateOptions(target="local", rows=100_000, time_limit_s=40, margin_s=0))
+    assert est.verdict == "does not fit"
+    plan = est.plan
+    chosen = {m: (v, b) for m, v, b, _ in plan.steps}
+    assert chosen == {"cnn": ("fp16", 256), "mlp": ("fp32", 1024)}
+    assert plan.dropped == ()
+    assert ("cnn", "fp32@256", "fp16@256") in plan.degraded
+    assert plan.value == pytest.approx(0.6 * 0.99 + 0.4)
+    assert plan.high_s <= 40
+
+
+@pytest.mark.timeout(180)
+def test_plan_drops_the_least_valuable_member_when_degrading_is_not_enough(priced):
+    # 18 s: cnn fp16 (~22 s at the high edge) cannot fit; mlp (~5.5 s at batch 1024) can.
+    est = estimate_bundle(priced, EstimateOptions(target="local", rows=100_000, time_limit_s=18, margin_s=0))
+    plan = est.plan
+    assert [s[0] for s in plan.steps] == ["mlp"]
+    assert [d[0] for d in plan.dropped] == ["cnn"]
+    # 30 s: one of cnn fp16 (22 s, value 0.594) or both is impossible: cnn fp16 + mlp ~ 27.5 s fits.
+    est = estimate_bundle(priced, EstimateOptions(target="local", rows=100_000, time_limit_s=30, margin_s=0))
+    assert {s[0] for s in est.plan.steps} == {"cnn", "mlp"}
+
+
+@pytest.mark.timeout(180)
+def test_plan_prefers_value_over_count(priced, tmp_path):
+    # With scores, mlp is worth more than cnn: under a budget fitting one, mlp stays.
+    bundle = _copy(priced, tmp_path / "scored")
+
+    def scores(d):
+        d["members"][0]["score"] = 0.1
+        d["members"][1]["score"] = 0.9
+
+    _edit_manifest(bundle, scores)
+    est = estimate_bundle(bundle, EstimateOptions(target="local", rows=100_000, time_limit_s=12, margin_s=0))
+    assert [s[0] for s in est.plan.steps] == ["mlp"]
+
+
+@pytest.mark.timeout(180)
+def test_plan_is_shown_when_tight_and_on_request(priced):
+    fits = estimate_bundle(priced, EstimateOptions(target="local", rows=1_000, time_limit_s=HOUR), plan=True)
+    assert fits.verdict == "fits" and fits.plan is not None
+    assert {s[1] for s in fits.plan.steps} == {"fp32"}
+
+
+# -- calibration ---------------------------------------------------------------------------
+
+
+def _report(path: Path, members: list[dict]) -> Path:
+    path.write_text(json.dumps({"bundle": "digits", "rows": members[0]["rows"], "members": members}))
+    return path
+
+
+@pytest.mark.timeout(180)
+def test_calibration_moves_the_estimate_toward_the_measured_run(profiled, tmp_path):
+    options = EstimateOptions(target="t4x2", rows=25_000)
+    manifest = Manifest.load(profiled)
+    before = estimate_bundle(profiled, options)
+    inf = {i.member: i.estimate for i in before.items if i.stage == "inference"}
+    load = {i.member: i.estimate for i in before.items if i.stage == "load"}
+    # The real run on the target was 3x slower than estimated, and loading 2x.
+    report = _report(tmp_path / "run_report.json", [
+        {"name": m, "variant": "fp32", "rows": 25_000, "seconds": 3 * inf[m].seconds,
+         "load_seconds": 2 * load[m].seconds, "status": "done"} for m in ("cnn", "mlp")])
+    store = CalibrationStore.load(tmp_path / "cal.json")
+    observations = calibrate(store, profiled, manifest, report, options)
+    assert {(o.member, o.what) for o in observations} == {("cnn", "inference"), ("mlp", "inference"),
+                                                         ("cnn", "load"), ("mlp", "load")}
+    assert all(o.ratio == pytest.approx(3 if o.what == "inference" else 2, rel=1e-6) for o in observations)
+    store.save()
+    after = estimate_bundle(profiled, options, calibration=CalibrationStore.load(tmp_path / "cal.json"))
+    for m in ("cnn", "mlp"):
+        new = next(i for i in after.items if i.stage == "inference" and i.member == m)
+        actual = 3 * inf[m].seconds
+        assert abs(new.estimate.seconds - actual) < abs(inf[m].seconds - actual)
+        assert new.estimate.seconds == pytest.approx(actual, rel=1e-6)
+        assert "calibrated" in new.basis
+        # the band narrows around the new figure
+        assert new.estimate.high / new.estimate.low < inf[m].high / inf[m].low
+    assert after.expected_s > before.expected_s and after.calibrated
+    # Other targets are untouched.
+    l4 = estimate_bundle(profiled, EstimateOptions(target="l4", rows=25_000),
+                         calibration=CalibrationStore.load(tmp_path / "cal.json"))
+    assert not l4.calibrated
+
+
+@pytest.mark.timeout(180)
+def test_calibration_is_keyed_by_member_graph_and_not_counted_twice(profiled, tmp_path):
+    options = EstimateOptions(target="cpu", rows=1000)
+    manifest = Manifest.load(profiled)
+    report = _report(tmp_path / "r.json", [{"name": "cnn", "variant": "fp16", "rows": 1000, "seconds": 1.0,
+                                            "load_seconds": 0.0, "status": "done"},
+                                           {"name": "mlp", "rows": 0, "seconds": 0.0, "status": "dropped"}])
+    store = CalibrationStore(tmp_path / "cal.json")
+    assert len(calibrate(store, profiled, manifest, report, options)) == 1
+    assert calibrate(store, profiled, manifest, report, options) == []  # the same report again
+    node = store.data["targets"]["cpu"]
+    assert list(node["members"]) == [member_key(manifest, "cnn")]
+    assert node["all"]["count"] == 1
+    # mlp has no record of its own: the target-wide one applies to it.
+    assert store.for_member("cpu", manifest, "mlp").count == 1
+
+
+@pytest.mark.timeout(180)
+def test_bad_reports_are_user_errors(profiled, tmp_path):
+    manifest = Manifest.load(profiled)
+    options = EstimateOptions(target="t4x2", rows=10)
+    store = CalibrationStore(tmp_path / "cal.json")
+    (tmp_path / "bad.json").write_text("{nope")
+    with pytest.raises(DataError, match="not JSON"):
+        calibrate(store, profiled, manifest, tmp_path / "bad.json", options)
+    with pytest.raises(DataError, match="not found"):
+        calibrate(store, profiled, manifest, tmp_path / "missing.json", options)
+    other = _report(tmp_path / "other.json", [{"name": "xgb", "rows": 5, "seconds": 1, "status": "done"}])
+    with pytest.raises(DataError, match="nothing to calibrate"):
+        calibrate(store, profiled, manifest, other, options)
+    (tmp_path / "cal.json").write_text("[]")
+    with pytest.raises(DataError, match="calibration file"):
+        CalibrationStore.load(tmp_path / "cal.json")
+
+
+# -- pre-flight checks ----------------------------------------------------------------------
+
+
+def _codes(est) -> set[str]:
+    return {c.code for c in est.checks if c.level == "warning"}
+
+
+@pytest.mark.timeout(180)
+def test_bf16_on_t4_warns(profiled, tmp_path):
+    bundle = _copy(profiled, tmp_path / "bf16")
+
+    def to_bf16(d):
+        d["members"][0]["variants"][1]["precision"] = "bf16"
+
+    _edit_manifest(bundle, to_bf16)
+    assert "bf16" in _codes(estimate_bundle(bundle, EstimateOptions(target="t4x2", rows=100)))
+    assert "bf16" not in _codes(estimate_bundle(bundle, EstimateOptions(target="l4", rows=100)))
+    assert "bf16" not in _codes(estimate_bundle(profiled, EstimateOptions(target="t4x2", rows=100)))
+
+
+@pytest.mark.timeout(180)
+def test_p100_warns(profiled):
+    assert "sm60" in _codes(estimate_bundle(profiled, EstimateOptions(target="p100", rows=100)))
+    assert "sm60" not in _codes(estimate_bundle(profiled, EstimateOptions(target="t4x2", rows=100)))
+
+
+@pytest.mark.timeout(180)
+def test_gpu_memory_too_small_for_the_batch_warns(profiled):
+    huge = estimate_bundle(profiled, EstimateOptions(target="t4x2", rows=100, batch_size=4_000_000))
+    check = next(c for c in huge.checks if c.code == "gpu-memory")
+    assert "batch 4000000" in check.message and "batch_size" in check.message
+    assert "gpu-memory" not in _codes(estimate_bundle(profiled, EstimateOptions(target="t4x2", rows=100)))
+    assert "gpu-memory" not in _codes(estimate_bundle(profiled, EstimateOptions(target="cpu", rows=100,
+                                                                                batch_size=4_000_000)))
+
+
+@pytest.mark.timeout(180)
+def test_ram_too_small_for_the_table_warns(profiled):
+    assert "ram" in _codes(estimate_bundle(profiled, EstimateOptions(target="cpu", rows=200_000_000)))
+    assert "ram" not in _codes(estimate_bundle(profiled, EstimateOptions(target="cpu", rows=25_000)))
+
+
+@pytest.mark.timeout(180)
+def test_profile_from_another_machine_warns_for_local(profiled, tmp_path):
+    bundle = _copy(profiled, tmp_path / "elsewhere")
+
+    def move(d):
+        d["profile"]["fingerprint"]["cpu_model"] = "Some Other CPU"
+
+    _edit_manifest(bundle, move)
+    est = estimate_bundle(bundle, EstimateOptions(target="local", rows=1000))
+    assert "profile" in _codes(est) and est.confidence != "high"
+    assert not Costing(bundle, Manifest.load(bundle), EstimateOptions(target="local", rows=1)).machine.same
+
+
+# -- chart -------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+def test_chart_is_a_png(profiled, tmp_path):
+    pytest.importorskip("matplotlib")
+    est = estimate_bundle(profiled, EstimateOptions(target="t4x2", rows=25_000, time_limit_s=60))
+    path = write_chart(est, tmp_path / "out" / "estimate.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.timeout(10)
+def test_best_plan_alone_degrades_then_drops_by_value():
+    from packager.estimate.fitplan import Candidate, best_plan
+    from runtime.manifest import Member
+
+    def member(name, weight):
+        return Member(name=name, weight=weight, inputs=(), output="y", variants=())
+
+    big, small = member("big", 0.7), member("small", 0.3)
+    members = [(big, [Candidate("fp32", 64, 1.0, 100.0), Candidate("fp16", 64, 1.0, 40.0, 0.95)]),
+               (small, [Candidate("fp32", 64, 1.0, 30.0), Candidate("fp32", 256, 1.0, 20.0)])]
+    roomy = best_plan(members, 1000, 200.0, 0.0, 5.0)
+    assert {s[0]: s[1:3] for s in roomy.steps} == {"big": ("fp32", 64), "small": ("fp32", 256)}
+    assert roomy.degraded == (("small", "fp32@64", "fp32@256"),)
+    squeezed = best_plan(members, 1000, 70.0, 0.0, 5.0)  # 42 + 22 + 5 fits; 101 + 22 + 5 does not
+    assert {s[0]: s[1] for s in squeezed.steps} == {"big": "fp16", "small": "fp32"}
+    tiny = best_plan(members, 1000, 50.0, 0.0, 5.0)  # room for one: the more valuable one, degraded
+    assert [s[0] for s in tiny.steps] == ["big"] and [d[0] for d in tiny.dropped] == ["small"]
+    assert tiny.value == pytest.approx(0.7 * 0.95)
+    none = best_plan(members, 1000, 50.0, 10.0, 45.0, "install")
+    assert none.steps == () and "install need 45 s" in none.dropped[0][1]

@@ -1,0 +1,219 @@
+"""The submission notebook: valid nbformat, parameters first, env overrides, wheel install, CLI.
+
+Holds the session fixture ``nb_bundle`` (the digits example, packaged once),
+which ``test_simulate.py`` imports too.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from packager.cli import main
+from packager.notebook import (
+    PARAMETERS_TAG, REPORT_TAG, _find_input, _wheel_modules, build_notebook, bundle_slug, write_notebook,
+)
+from runtime.errors import BundleError, PackagingError
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "digits"
+PARAM_NAMES = ("BUNDLE_DIR", "DATA_DIR", "OUT", "WORK_DIR", "TIME_LIMIT", "TIME_MARGIN", "TARGET")
+
+_BUNDLE: dict[str, Path] = {}  # both test modules share one packaged bundle per session
+
+
+def package_digits(tmp_path_factory) -> Path:
+    """The digits example, prepared if needed and packaged once per session."""
+    if "digits" not in _BUNDLE:
+        from packager.build import package
+
+        if not list((EXAMPLE / "checkpoints").glob("*.pt")) or not (EXAMPLE / "data" / "test.csv").is_file():
+            subprocess.run([sys.executable, "prepare.py"], cwd=EXAMPLE, check=True, capture_output=True, timeout=300)
+        out = tmp_path_factory.mktemp("nb") / "digits-bundle"
+        package(EXAMPLE / "ninefit.toml", out, log=lambda _msg: None)
+        _BUNDLE["digits"] = out
+    return _BUNDLE["digits"]
+
+
+@pytest.fixture(scope="session")
+def nb_bundle(tmp_path_factory) -> Path:
+    """The packaged digits bundle (read it, do not modify it: copy first)."""
+    return package_digits(tmp_path_factory)
+
+
+@pytest.fixture
+def manifest_only(nb_bundle, tmp_path) -> Path:
+    """A folder holding just the bundle's manifest: enough to build a notebook."""
+    d = tmp_path / "manifest-only"
+    d.mkdir()
+    shutil.copy(nb_bundle / "manifest.json", d)
+    return d
+
+
+def code_cells(nb) -> list:
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def params(nb) -> dict:
+    """Run the parameters cell and return its variables."""
+    scope: dict = {}
+    exec(compile(code_cells(nb)[0].source, "<parameters>", "exec"), scope)
+    return {k: scope[k] for k in (*PARAM_NAMES, "NINEFIT_START")}
+
+
+@pytest.mark.timeout(120)
+def test_notebook_is_valid_and_parameters_come_first(nb_bundle, tmp_path):
+    nb = build_notebook(nb_bundle, competition="digit-recognizer", time_limit="5h", target="p100")
+    nbformat.validate(nb)
+    assert nb.nbformat == 4 and nb.metadata.kernelspec.name == "python3"
+    first = code_cells(nb)[0]
+    assert first.source.startswith("import time\n\nNINEFIT_START = time.time()")
+    assert PARAMETERS_TAG in first.metadata.tags
+    for name in PARAM_NAMES:
+        assert f"\n{name} = os.environ.get('NINEFIT_{name}', " in first.source
+    run = "\n".join(c.source for c in code_cells(nb))
+    assert "sys.path.insert(0, BUNDLE_DIR)" in run and "\nimport runtime\n" in run
+    assert "start_time=NINEFIT_START" in run and "runtime.settings.parse_duration(TIME_LIMIT)" in run
+    assert "--no-index" in run and "--find-links" in run
+    assert REPORT_TAG in code_cells(nb)[-1].metadata.tags and "report.table()" in code_cells(nb)[-1].source
+    for cell in code_cells(nb):  # every cell is valid Python
+        compile(cell.source, cell.id, "exec")
+
+    out = write_notebook(nb_bundle, tmp_path / "sub" / "submission.ipynb", competition="digit-recognizer",
+                         time_limit="5h", target="p100")
+    again = nbformat.read(str(out), as_version=4)
+    nbformat.validate(again)
+    assert again == nb  # deterministic: stable cell ids, no timestamps
+
+
+@pytest.mark.timeout(60)
+def test_parameter_defaults_and_environment_overrides(manifest_only, monkeypatch):
+    nb = build_notebook(manifest_only, competition="digit-recognizer")
+    for name in PARAM_NAMES:
+        monkeypatch.delenv(f"NINEFIT_{name}", raising=False)
+    got = params(nb)
+    assert got["BUNDLE_DIR"] == "/kaggle/input/manifest-only"
+    assert got["DATA_DIR"] == "/kaggle/input/digit-recognizer"
+    assert got["OUT"] == "/kaggle/working/submission.csv"
+    assert got["WORK_DIR"] == "/kaggle/working/ninefit"
+    assert (got["TIME_LIMIT"], got["TIME_MARGIN"], got["TARGET"]) == ("9h", "", "t4x2")
+    assert isinstance(got["NINEFIT_START"], float)
+
+    monkeypatch.setenv("NINEFIT_BUNDLE_DIR", "/somewhere/bundle")
+    monkeypatch.setenv("NINEFIT_DATA_DIR", "/somewhere/data")
+    monkeypatch.setenv("NINEFIT_TIME_LIMIT", "2m")
+    got = params(nb)
+    assert (got["BUNDLE_DIR"], got["DATA_DIR"], got["TIME_LIMIT"]) == ("/somewhere/bundle", "/somewhere/data", "2m")
+
+    placeholder = params(build_notebook(manifest_only, competition_data="/kaggle/input/x/y"))
+    assert placeholder["DATA_DIR"] == "/somewhere/data"  # the variable still wins over --data-dir
+
+
+@pytest.mark.timeout(60)
+def test_slug_comes_from_dataset_metadata(manifest_only):
+    assert bundle_slug(manifest_only) == "manifest-only"
+    (manifest_only / "dataset-metadata.json").write_text(json.dumps({"title": "Digits bundle", "id": "alice/digits-ensemble"}))
+    assert bundle_slug(manifest_only) == "digits-ensemble"
+    nb = build_notebook(manifest_only)
+    assert "'/kaggle/input/digits-ensemble'" in code_cells(nb)[0].source
+    assert "'/kaggle/input/<competition>'" in code_cells(nb)[0].source
+    (manifest_only / "dataset-metadata.json").write_text("{not json")
+    with pytest.raises(PackagingError, match="owner/slug"):
+        bundle_slug(manifest_only)
+
+
+@pytest.mark.timeout(60)
+def test_bad_inputs_raise_user_errors(manifest_only, tmp_path):
+    with pytest.raises(BundleError, match="does not exist"):
+        build_notebook(tmp_path / "nope")
+    with pytest.raises(BundleError, match="manifest.json"):
+        build_notebook(tmp_path)
+    with pytest.raises(PackagingError, match="t4x2"):
+        build_notebook(manifest_only, target="tpu")
+    with pytest.raises(PackagingError, match="9h"):
+        build_notebook(manifest_only, time_limit="nine hours")
+    with pytest.raises(PackagingError, match="slug"):
+        build_notebook(manifest_only, slug="alice/digits")
+
+
+@pytest.mark.timeout(60)
+def test_cli_writes_the_notebook_and_reports_mistakes(manifest_only, tmp_path, capsys):
+    out = tmp_path / "submission.ipynb"
+    assert main(["notebook", str(manifest_only), "-o", str(out), "--competition", "digit-recognizer", "--time-limit", "12h"]) == 0
+    nb = nbformat.read(str(out), as_version=4)
+    assert "'12h'" in code_cells(nb)[0].source and "'/kaggle/input/digit-recognizer'" in code_cells(nb)[0].source
+    assert "ninefit simulate" in capsys.readouterr().out
+    assert main(["notebook", str(manifest_only), "-o", str(out), "--target", "tpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ninefit: error: unknown notebook target 'tpu'") and "Traceback" not in err
+
+
+@pytest.mark.timeout(60)
+def test_find_input_falls_back_to_the_one_folder_holding_the_marker(tmp_path, capsys):
+    (tmp_path / "owner" / "bundle").mkdir(parents=True)
+    (tmp_path / "owner" / "bundle" / "manifest.json").write_text("{}")
+    assert _find_input(str(tmp_path / "owner" / "bundle"), "manifest.json", str(tmp_path)) == str(tmp_path / "owner" / "bundle")
+    assert _find_input("/kaggle/input/wrong", "manifest.json", str(tmp_path)) == str(tmp_path / "owner" / "bundle")
+    assert "using" in capsys.readouterr().out
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "manifest.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="2 folders"):
+        _find_input("/kaggle/input/wrong", "manifest.json", str(tmp_path))
+
+
+def make_wheel(folder: Path, dist: str, module: str, *, top_level: bool = True) -> Path:
+    """A minimal pure-Python wheel installing ``module`` (``VALUE = 42``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{dist}-0.1-py3-none-any.whl"
+    info = f"{dist}-0.1.dist-info"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(f"{module}/__init__.py", "VALUE = 42\n")
+        z.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+        z.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: ninefit-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        if top_level:
+            z.writestr(f"{info}/top_level.txt", f"{module}\n")
+        z.writestr(f"{info}/RECORD", "")
+    return path
+
+
+@pytest.mark.timeout(60)
+def test_wheel_modules_reads_top_level_or_the_archive(tmp_path):
+    assert _wheel_modules(make_wheel(tmp_path, "alpha_dist", "alpha")) == ["alpha"]
+    assert _wheel_modules(make_wheel(tmp_path, "beta_dist", "beta", top_level=False)) == ["beta"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_install_cell_installs_only_what_is_missing(nb_bundle, tmp_path):
+    """The notebook's own install cell, run by a throwaway overlay of this interpreter (never this venv)."""
+    from packager.simulate import _kernel_python
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    shutil.copy(nb_bundle / "manifest.json", bundle)
+    make_wheel(bundle / "wheels", "ninefit_nbtest_pkg", "ninefit_nbtest_mod")
+    make_wheel(bundle / "wheels", "json_shadow", "json")  # the stdlib has it: skipped
+    cell = next(c for c in code_cells(build_notebook(bundle)) if c.id == "ninefit-install").source
+    script = f"BUNDLE_DIR = {str(bundle)!r}\nDATA_DIR = {str(EXAMPLE / 'data')!r}\n{cell}\n" \
+             "import ninefit_nbtest_mod, json\nprint('RESULT', installed, skipped, ninefit_nbtest_mod.VALUE)\n"
+    python = _kernel_python(tmp_path / "overlay")
+    done = subprocess.run([str(python), "-c", script], capture_output=True, text=True, timeout=150)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "installed: ninefit_nbtest_pkg-0.1-py3-none-any.whl" in done.stdout
+    assert "skipped (the image has it): json_shadow-0.1-py3-none-any.whl" in done.stdout
+    assert "RESULT ['ninefit_nbtest_pkg-0.1-py3-none-any.whl'] ['json_shadow-0.1-py3-none-any.whl'] 42" in done.stdout
+    import importlib.util
+
+    assert importlib.util.find_spec("ninefit_nbtest_mod") is None  # this environment is untouched
+
+    shutil.rmtree(bundle / "wheels")
+    done = subprocess.run([str(python), "-c", f"BUNDLE_DIR = {str(bundle)!r}\nDATA_DIR = {str(EXAMPLE / 'data')!r}\n{cell}"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "no wheels/ in the bundle: nothing to install" in done.stdout

@@ -1,0 +1,227 @@
+"""The offline steps of `ninefit package`: wheelhouse and dataset hooks, end to end.
+
+Offline and fast: the wheels are the tiny hand-made ones of test_wheelhouse.py,
+resolved from a local folder; the digits example is packaged for real.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from packager.build import PackageOptions, package
+from packager.offline import (
+    DEFAULT_REQUIREMENTS,
+    WHEELHOUSE_JSON,
+    add_dataset_metadata,
+    dataset_hook,
+    default_requirements,
+    offline_summary,
+    wheelhouse_hook,
+)
+from packager.wheelhouse import DEFAULT_PLATFORMS
+from packager.wheelmeta import Target
+from runtime.bundle import open_bundle
+from runtime.errors import PackagingError
+from tests.packager.test_wheelhouse import A, B, C, HERE, OTHER, make_wheel
+
+LOCAL_REASON = Target.make(HERE, DEFAULT_PLATFORMS).local_reason()
+needs_local_install = pytest.mark.skipif(
+    LOCAL_REASON is not None, reason=f"a real install needs a Linux x86_64 CPython: {LOCAL_REASON}")
+
+
+@pytest.fixture()
+def work(digits_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the prepared digits example."""
+    dest = tmp_path / "digits"
+    shutil.copytree(digits_dir, dest)
+    return dest
+
+
+@pytest.fixture()
+def index(tmp_path: Path) -> Path:
+    """a needs b and c; c stands for a package Kaggle's image has."""
+    src = tmp_path / "index"
+    make_wheel(src, A, requires=(B, f"{C}>=1.0"),
+               code="import ninefit_demo_b\nVALUE = 'a+' + ninefit_demo_b.VALUE\n")
+    make_wheel(src, B)
+    make_wheel(src, C)
+    return src
+
+
+@pytest.fixture()
+def stage(tmp_path: Path) -> Path:
+    """A staged bundle folder as the hooks find it: report.md already written."""
+    root = tmp_path / "stage"
+    (root / "models").mkdir(parents=True)
+    (root / "models" / "m.onnx").write_bytes(b"x" * 1000)
+    (root / "report.md").write_text("# ninefit bundle `digits`\n")
+    return root
+
+
+def demo_hook(index: Path, **kwargs) -> object:
+    return wheelhouse_hook([A], find_links=[index], index=False, provided=[f"{C}==1.0"],
+                           python_version=kwargs.pop("python_version", HERE), **kwargs)
+
+
+def assert_no_bundle(out: Path) -> None:
+    assert not out.exists()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")], \
+        "temp folder left behind"
+
+
+@pytest.mark.timeout(120)
+def test_package_writes_a_checksummed_offline_bundle(work: Path, index: Path, tmp_path: Path):
+    out = tmp_path / "bundles" / "digits"
+    messages: list[str] = []
+    hooks = (demo_hook(index, imports=["ninefit_demo_a"], log=messages.append),
+             dataset_hook(owner="someone"))
+    result = package(work / "ninefit.toml", out, PackageOptions(hooks=hooks), log=lambda _m: None)
+
+    wheels = sorted(p.name for p in (out / "wheels").iterdir())
+    assert wheels == ["ninefit_demo_a-1.0-py3-none-any.whl", "ninefit_demo_b-1.0-py3-none-any.whl"]
+    files = result.manifest.files
+    expected = {WHEELHOUSE_JSON, "dataset-metadata.json", *(f"wheels/{w}" for w in wheels)}
+    assert expected <= set(files)
+    assert open_bundle(out).manifest.files == files  # every checksum verifies
+
+    record = json.loads((out / WHEELHOUSE_JSON).read_text())
+    assert record["requirements"] == [A]
+    assert [w["project"] for w in record["wheels"]] == [A, B]
+    assert record["skipped_provided"] == [{"project": C, "version": "1.0"}]
+    check = record["install_check"]
+    assert check["ok"] and check["missing"] == []
+    assert check["mode"] == ("installed" if LOCAL_REASON is None else "static")
+    assert record["install_command"].startswith("pip install --no-index --find-links wheels/")
+    assert str(tmp_path) not in (out / WHEELHOUSE_JSON).read_text()  # no build-machine paths
+
+    meta = json.loads((out / "dataset-metadata.json").read_text())
+    assert meta["id"] == "someone/digits" and meta["title"] == "digits"
+    report = (out / "report.md").read_text()
+    assert report.index("## Verification") < report.index("## Offline install") \
+        < report.index("## Kaggle dataset")
+    assert "| ninefit-demo-b | 1.0 |" in report and f"{C} 1.0" in report
+    assert "kaggle datasets create -p BUNDLE --dir-mode zip" in report
+    assert any("resolving" in m for m in messages)
+
+    summary = offline_summary(out)
+    assert summary[0].startswith("wheels: 2 ") and "1 left out" in summary[0]
+    assert summary[1].startswith("offline install check: passed")
+    assert "Kaggle dataset: someone/digits" in summary
+    assert f"upload: kaggle datasets create -p {out} --dir-mode zip" in summary
+
+
+@pytest.mark.timeout(120)
+def test_missing_dependency_stops_packaging_and_leaves_nothing(work: Path, index: Path,
+                                                               tmp_path: Path):
+    (index / "ninefit_demo_b-1.0-py3-none-any.whl").unlink()
+    out = tmp_path / "bundles" / "digits"
+    hooks = (demo_hook(index), dataset_hook(owner="someone"))
+    with pytest.raises(PackagingError, match=B):
+        package(work / "ninefit.toml", out, PackageOptions(hooks=hooks), log=lambda _m: None)
+    assert_no_bundle(out)
+
+
+@pytest.mark.timeout(120)
+def test_no_owner_packages_without_dataset_metadata(work: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch):
+    empty = tmp_path / "kaggle-config"
+    empty.mkdir()
+    monkeypatch.delenv("KAGGLE_USERNAME", raising=False)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(empty))
+    out = tmp_path / "bundles" / "digits"
+    package(work / "ninefit.toml", out, PackageOptions(hooks=(dataset_hook(),)),
+            log=lambda _m: None)
+
+    assert not (out / "dataset-metadata.json").exists()
+    report = (out / "report.md").read_text()
+    assert "- warning: no dataset-metadata.json was written" in report
+    assert "KAGGLE_USERNAME" in report and "add_dataset_metadata" in report
+    assert any("no dataset-metadata.json" in line for line in offline_summary(out))
+
+    # ...and it can be added to the finished bundle later, checksums untouched
+    written = add_dataset_metadata(out, owner="someone")
+    assert written.metadata.id == "someone/digits"
+    assert "--dir-mode" in written.upload_command
+    open_bundle(out)
+    assert "Kaggle dataset: someone/digits" in offline_summary(out)
+
+
+@pytest.mark.timeout(60)
+@needs_local_install
+def test_failed_import_after_the_real_install_stops_the_hook(tmp_path: Path, stage: Path):
+    src = tmp_path / "index"
+    make_wheel(src, A, code="raise ImportError('needs a GPU driver')\n")
+    hook = wheelhouse_hook([A], find_links=[src], index=False, provided=(),
+                           python_version=HERE, imports=["ninefit_demo_a"])
+    with pytest.raises(PackagingError, match="ninefit_demo_a"):
+        hook(stage, SimpleNamespace(name="digits"), None)
+
+
+@pytest.mark.timeout(60)
+def test_foreign_python_gets_the_static_check(index: Path, stage: Path):
+    manifest = object()
+    hook = demo_hook(index, python_version=OTHER)
+    assert hook(stage, SimpleNamespace(name="digits"), manifest) is manifest
+    check = json.loads((stage / WHEELHOUSE_JSON).read_text())["install_check"]
+    assert check["ok"] and check["mode"] == "static" and OTHER in check["skipped_reason"]
+    assert "statically complete" in (stage / "report.md").read_text()
+
+
+@pytest.mark.timeout(60)
+def test_everything_provided_leaves_no_wheels_folder(index: Path, stage: Path):
+    hook = wheelhouse_hook([C], find_links=[index], index=False, provided=[f"{C}==1.0"],
+                           python_version=OTHER, verify=False)
+    hook(stage, SimpleNamespace(name="digits"), None)
+    assert not (stage / "wheels").exists()
+    record = json.loads((stage / WHEELHOUSE_JSON).read_text())
+    assert record["wheels"] == [] and record["install_check"] is None
+    report = (stage / "report.md").read_text()
+    assert "No wheels" in report and "not run" in report
+
+
+@pytest.mark.timeout(30)
+def test_arguments_are_checked_when_the_hook_is_made(tmp_path: Path):
+    with pytest.raises(PackagingError, match="not valid"):
+        wheelhouse_hook(["onnxruntime-gpu >>> 1"])
+    with pytest.raises(PackagingError, match="t4x2"):
+        wheelhouse_hook(target="tpu")
+    with pytest.raises(PackagingError, match="'X.Y'"):
+        wheelhouse_hook(python_version="311")
+    with pytest.raises(PackagingError, match="does not exist"):
+        wheelhouse_hook(find_links=[tmp_path / "nowhere"], index=False)
+    with pytest.raises(PackagingError, match="title"):
+        dataset_hook("short", owner="someone")
+    with pytest.raises(PackagingError, match="License"):
+        dataset_hook(owner="someone", license="MIT")
+
+
+@pytest.mark.timeout(10)
+def test_default_requirements_follow_the_target():
+    assert default_requirements() == DEFAULT_REQUIREMENTS["gpu"]
+    assert default_requirements("t4x2") == default_requirements("gpu")
+    assert default_requirements("cpu") == ("onnxruntime>=1.18",)
+    (gpu,) = default_requirements("gpu")
+    assert gpu.startswith("onnxruntime-gpu") and "<1.27" in gpu  # CUDA 12 builds only
+
+
+@pytest.mark.timeout(30)
+def test_dataset_hook_names_short_specs_and_warns_about_size(stage: Path):
+    hook = dataset_hook(owner="someone", max_bytes=1200)
+    hook(stage, SimpleNamespace(name="cnn"), None)
+    meta = json.loads((stage / "dataset-metadata.json").read_text())
+    assert meta["title"] == "cnn ninefit bundle" and meta["id"] == "someone/cnn-ninefit-bundle"
+    report = (stage / "report.md").read_text()
+    assert "## Kaggle dataset" in report and "dataset limit" in report
+
+
+@pytest.mark.timeout(10)
+def test_summary_of_a_bundle_without_offline_steps(tmp_path: Path):
+    assert offline_summary(tmp_path)[0].startswith("wheels: none")
+    (tmp_path / WHEELHOUSE_JSON).write_text("[1, 2]")
+    with pytest.raises(PackagingError, match="JSON object"):
+        offline_summary(tmp_path)

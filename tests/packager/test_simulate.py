@@ -1,0 +1,253 @@
+"""`ninefit simulate`: the digits notebook passes offline, and each Kaggle failure is told apart.
+
+Every test that runs a notebook starts a kernel (about a second here) and is
+marked ``slow``; the submission check and the verdict logic are tested
+without one.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from packager.cli import main
+from packager.simulate import (
+    EXCEPTION, INVALID, NETWORK, NOT_FOUND, PASSED, TIMEOUT, _judge, check_submission, netns_unavailable, simulate,
+)
+from runtime.errors import DataError, PackagingError
+from runtime.manifest import SubmissionSpec
+from runtime.run import RunOptions, run
+from tests.packager.test_notebook import EXAMPLE, package_digits
+
+DATA = EXAMPLE / "data"
+SAMPLE = DATA / "sample_submission.csv"
+ARGMAX = SubmissionSpec(id_column="id", columns=("label",), mode="argmax", classes=tuple("0123456789"))
+ISOLATIONS = [
+    pytest.param("netns", marks=pytest.mark.skipif(bool(netns_unavailable()), reason=f"no network namespace: {netns_unavailable()}")),
+    "audit",
+]
+
+
+@pytest.fixture(scope="session")
+def nb_bundle(tmp_path_factory) -> Path:
+    return package_digits(tmp_path_factory)
+
+
+def notebook(tmp_path: Path, *sources: str) -> Path:
+    """A notebook of the given code cells (they read their paths from the NINEFIT_* variables)."""
+    nb = new_notebook(cells=[new_code_cell("import os\nOUT = os.environ['NINEFIT_OUT']\nDATA_DIR = os.environ['NINEFIT_DATA_DIR']"),
+                             *(new_code_cell(s) for s in sources)],
+                      metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    path = tmp_path / "custom.ipynb"
+    nbformat.write(nb, str(path))
+    return path
+
+
+def write_csv(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# -- with a kernel --------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_digits_notebook_passes_offline_with_the_same_submission_as_run(nb_bundle, tmp_path):
+    result = simulate(nb_bundle, DATA, time_limit="2m", keep=tmp_path / "kept")
+    assert result.verdict == PASSED, result.summary()
+    assert result.kaggle_failure is None and result.passed and not result.network_attempts
+    expected = tmp_path / "expected.csv"
+    run(nb_bundle, DATA, expected, RunOptions(progress=False))
+    assert result.submission == tmp_path / "kept" / "submission.csv"
+    assert result.submission.read_bytes() == expected.read_bytes()
+    assert result.report is not None and result.report["covered_rows"] == result.report["rows"] == 540
+    assert "540/540 rows covered" in result.report_text and "/kaggle/working/submission.csv" in result.report_text
+    executed = nbformat.read(str(result.notebook), as_version=4)
+    assert all(c.execution_count for c in executed.cells if c.cell_type == "code")
+    runtime_line = next(o.text for c in executed.cells if c.id == "ninefit-run" for o in c.outputs if o.get("name") == "stdout")
+    assert "kaggle/input/digits-bundle/runtime" in runtime_line  # the vendored runtime, not this checkout's
+    assert "verdict: passed" in result.summary() and result.isolation
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+@pytest.mark.parametrize("target", ['("1.1.1.1", 80)', '("example.com", 80)'])
+def test_network_access_is_cut_off_and_reported(nb_bundle, tmp_path, isolation, target):
+    nb = notebook(tmp_path, f"import socket\nsocket.create_connection({target}, timeout=5)")
+    result = simulate(nb_bundle, DATA, time_limit="1m", notebook=nb, isolation=isolation)
+    assert result.verdict == NETWORK, result.summary()
+    assert result.kaggle_failure == "Notebook Threw Exception"
+    assert result.network_attempts and ("1.1.1.1" in result.details or "example.com" in result.details)
+    assert ("namespace" if isolation == "netns" else "audit hook") in result.isolation
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_kernel_uses_this_interpreter_and_inputs_are_read_only(nb_bundle, tmp_path):
+    import os
+    import sys
+
+    import numpy
+
+    nb = notebook(
+        tmp_path,
+        f"import os, sys, numpy\nassert os.path.realpath(sys.executable) == {os.path.realpath(sys.executable)!r}, sys.executable\n"
+        f"assert numpy.__file__ == {numpy.__file__!r}, numpy.__file__",
+        "import shutil\nshutil.copy(os.path.join(DATA_DIR, 'sample_submission.csv'), OUT)",
+        "open(os.path.join(os.environ['NINEFIT_BUNDLE_DIR'], 'scratch.txt'), 'w')",
+    )
+    result = simulate(nb_bundle, DATA, time_limit="1m", notebook=nb)
+    assert result.verdict == EXCEPTION, result.summary()
+    assert "cell 3: PermissionError" in result.details and "/kaggle/input/digits-bundle/scratch.txt" in result.details
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_cell_running_past_the_limit_is_a_timeout(nb_bundle, tmp_path):
+    nb = notebook(tmp_path, "import time\ntime.sleep(120)")
+    result = simulate(nb_bundle, DATA, time_limit="3s", notebook=nb)
+    assert result.verdict == TIMEOUT and result.kaggle_failure == "Notebook Timeout", result.summary()
+    assert "cell 1" in result.details and "time.sleep(120)" in result.details
+    assert result.seconds < 30
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_no_submission_is_reported_by_the_cli(nb_bundle, tmp_path, capsys):
+    nb = notebook(tmp_path, "print('forgot to write it')")
+    code = main(["simulate", str(nb_bundle), "--data", str(DATA), "--time-limit", "1m", "--notebook", str(nb),
+                 "--keep", str(tmp_path / "kept")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert out.startswith(f"verdict: {NOT_FOUND} (Kaggle: Submission CSV Not Found)")
+    kept = nbformat.read(str(tmp_path / "kept" / "notebook.ipynb"), as_version=4)
+    assert kept.cells[1].outputs[0].text == "forgot to write it\n"  # the executed notebook, with its outputs
+    assert not (tmp_path / "kept" / "submission.csv").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_broken_submission_is_invalid(nb_bundle, tmp_path):
+    nb = notebook(tmp_path, "lines = open(os.path.join(DATA_DIR, 'sample_submission.csv')).read().splitlines()\n"
+                            "open(OUT, 'w').write('\\n'.join(lines[:-5]) + '\\n')")
+    result = simulate(nb_bundle, DATA, time_limit="1m", notebook=nb)
+    assert result.verdict == INVALID and result.kaggle_failure == "Submission Scoring Error", result.summary()
+    assert "535 rows, the sample submission has 540" in result.details
+    assert "5 id(s) of the sample submission are missing" in result.details
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_an_exception_is_reported_with_its_cell(nb_bundle, tmp_path):
+    nb = notebook(tmp_path, "raise KeyError('new category in the hidden data')")
+    result = simulate(nb_bundle, DATA, time_limit="1m", notebook=nb)
+    assert result.verdict == EXCEPTION and result.kaggle_failure == "Notebook Threw Exception"
+    assert "cell 1: KeyError: 'new category in the hidden data'" in result.details
+
+
+# -- without a kernel -----------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_user_mistakes_are_ninefit_errors(nb_bundle, tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        simulate(nb_bundle, tmp_path / "nope")
+    with pytest.raises(DataError, match="sample_submission.csv"):
+        simulate(nb_bundle, tmp_path)
+    with pytest.raises(PackagingError, match="not found"):
+        simulate(nb_bundle, DATA, notebook=tmp_path / "missing.ipynb")
+    (tmp_path / "broken.ipynb").write_text("{")
+    with pytest.raises(PackagingError, match="not a valid Jupyter notebook"):
+        simulate(nb_bundle, DATA, notebook=tmp_path / "broken.ipynb")
+    with pytest.raises(PackagingError, match="9h"):
+        simulate(nb_bundle, DATA, time_limit="soon")
+
+
+@pytest.mark.timeout(60)
+def test_check_submission_accepts_the_sample_itself():
+    assert check_submission(SAMPLE, SAMPLE, ARGMAX) == []
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("edit, needle", [
+    (lambda ls: ["id,target", *ls[1:]], "columns ['id', 'target'], expected ['id', 'label']"),
+    (lambda ls: ls[:-3], "3 id(s) of the sample submission are missing"),
+    (lambda ls: [*ls, ls[1]], "1 duplicated id(s)"),
+    (lambda ls: [ls[0], ls[2], ls[1], *ls[3:]], "another order than the sample's (line 2"),
+    (lambda ls: [ls[0], ls[1].split(",")[0] + ",", *ls[2:]], "1 empty or NaN value(s) (line 2 label='')"),
+    (lambda ls: [ls[0], ls[1].split(",")[0] + ",NaN", *ls[2:]], "empty or NaN"),
+    (lambda ls: [ls[0], ls[1].split(",")[0] + ",cat", *ls[2:]], "labels not among the declared classes"),
+    (lambda ls: [ls[0], ls[1] + ",extra", *ls[2:]], "1 row(s) do not have 2 cells"),
+    (lambda ls: [ls[0], "zzz,1", *ls[2:]], "not in the sample submission (zzz)"),
+])
+def test_check_submission_names_what_is_wrong(tmp_path, edit, needle):
+    lines = SAMPLE.read_text().splitlines()
+    problems = check_submission(write_csv(tmp_path / "s.csv", edit(lines)), SAMPLE, ARGMAX)
+    assert any(needle in p for p in problems), problems
+
+
+@pytest.mark.timeout(60)
+def test_check_submission_values_mode(tmp_path):
+    spec = SubmissionSpec(id_column="id", columns=("a", "b"))
+    sample = write_csv(tmp_path / "sample.csv", ["id,a,b", "1,0,0", "2,0,0"])
+    assert check_submission(write_csv(tmp_path / "ok.csv", ["id,a,b", "1,0.5,1e-3", "2,-1,2"]), sample, spec) == []
+    problems = check_submission(write_csv(tmp_path / "bad.csv", ["id,a,b", "1,inf,x", "2,,1"]), sample, spec)
+    assert any("2 values that are not finite numbers" in p for p in problems), problems
+    assert any("1 empty or NaN value(s)" in p for p in problems), problems
+    assert check_submission(write_csv(tmp_path / "empty.csv", []), sample, spec) == ["the file is empty (not even a header)"]
+
+
+@pytest.mark.timeout(60)
+def test_verdicts_from_outcomes(tmp_path):
+    ok, killed = {"killed": False, "seconds": 1.0}, {"killed": True, "seconds": 99.0}
+    sub = shutil.copy(SAMPLE, tmp_path / "submission.csv")
+    judge = lambda outcome, wall=ok, attempts=(), path=Path(sub): _judge(outcome, wall, attempts, path, SAMPLE, ARGMAX, 60)  # noqa: E731
+    assert judge({"status": "ok"}) == (PASSED, "")
+    assert judge({"status": "ok"}, attempts=["socket.getaddrinfo pypi.org"])[1].startswith("note: the kernel tried to reach: socket.getaddrinfo pypi.org")
+    assert judge({}, wall=killed)[0] == TIMEOUT
+    assert judge({"status": "timeout", "cell": 2})[0] == TIMEOUT
+    assert judge({"status": "error", "ename": "gaierror", "evalue": "[Errno -3] Temporary failure in name resolution"})[0] == NETWORK
+    assert judge({"status": "error", "ename": "RuntimeError", "evalue": "x", "traceback": "OSError: [Errno 101] Network is unreachable"})[0] == NETWORK
+    assert judge({"status": "error", "ename": "RuntimeError", "evalue": "x"}, attempts=["socket.connect 1.1.1.1"])[0] == NETWORK
+    assert judge({"status": "error", "ename": "ValueError", "evalue": "bad"}) == (EXCEPTION, "cell None: ValueError: bad")
+    assert "the kernel died" in judge({"status": "dead", "ename": "DeadKernelError", "evalue": "Kernel died"})[1]
+    assert judge({"status": "ok"}, path=tmp_path / "absent.csv")[0] == NOT_FOUND
+
+
+def _kernels_of_simulations() -> list[str]:
+    """Command lines of live kernels started by simulate (their connection files lie in its tree)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = next(line for line in (proc / "status").read_text().splitlines() if line.startswith("State:"))
+        except (OSError, StopIteration):
+            continue
+        if "ipykernel_launcher" in cmd and "ninefit-sim-" in cmd and "zombie" not in state:
+            found.append(cmd)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_an_overrunning_executor_is_killed_with_its_kernel(nb_bundle, tmp_path, monkeypatch):
+    import time
+
+    import packager.simulate as sim
+
+    # No allowance for the kernel start: the executor is killed 2 s in, in the middle of the sleeping cell.
+    monkeypatch.setattr(sim, "_STARTUP_ALLOWANCE_S", -3.0)
+    nb = notebook(tmp_path, "import time\ntime.sleep(120)")
+    result = simulate(nb_bundle, DATA, time_limit="5s", notebook=nb)
+    assert result.verdict == TIMEOUT, result.summary()
+    assert "the executor was killed" in result.details
+    deadline = time.monotonic() + 10
+    while _kernels_of_simulations() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _kernels_of_simulations()

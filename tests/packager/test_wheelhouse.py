@@ -1,0 +1,270 @@
+"""Wheelhouse: resolve, prune what Kaggle's image has, prove the offline install.
+
+Offline: the wheels are tiny pure-Python ones written here by hand. One
+network test (resolving polygraphy from PyPI) runs only with
+NINEFIT_NETWORK_TESTS=1.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from packager import wheelhouse, wheelmeta
+from packager.wheelhouse import (
+    InstallCheck,
+    build_wheelhouse,
+    expand_platforms,
+    load_provided,
+    verify_offline_install,
+)
+from runtime.errors import PackagingError
+
+pytestmark = pytest.mark.timeout(60)
+
+HERE = f"{sys.version_info.major}.{sys.version_info.minor}"
+OTHER = "3.10" if HERE != "3.10" else "3.12"
+A, B, C = "ninefit-demo-a", "ninefit-demo-b", "ninefit-demo-c"
+
+
+def make_wheel(folder: Path, name: str, version: str = "1.0", requires: tuple[str, ...] = (),
+               code: str = "", tag: str = "py3-none-any") -> Path:
+    """Writes a minimal installable wheel whose module is ``name`` with '_' for '-'."""
+    dist = name.replace("-", "_")
+    info = f"{dist}-{version}.dist-info"
+    files = {
+        f"{dist}/__init__.py": code or f"VALUE = {name!r}\n",
+        f"{info}/METADATA": "Metadata-Version: 2.1\n" f"Name: {name}\nVersion: {version}\n"
+        + "".join(f"Requires-Dist: {r}\n" for r in requires),
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                         f"Tag: {tag}\n",
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
+    record.append(f"{info}/RECORD,,")
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / f"{dist}-{version}-{tag}.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+        archive.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
+    return wheel
+
+
+@pytest.fixture()
+def index(tmp_path: Path) -> Path:
+    """A local 'index': a needs b and c (c stands for a package Kaggle's image has)."""
+    src = tmp_path / "index"
+    make_wheel(src, A, requires=(B, f"{C}>=1.0"),
+               code="import ninefit_demo_b\nVALUE = 'a+' + ninefit_demo_b.VALUE\n")
+    make_wheel(src, B)
+    make_wheel(src, C)
+    return src
+
+
+@pytest.fixture()
+def house(index: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "wheels"
+    build_wheelhouse([A], dest, python_version=HERE, find_links=[index], index=False,
+                     provided=[f"{C}==1.0"])
+    return dest
+
+
+def needs_local_install() -> None:
+    reason = wheelmeta.Target.make(HERE, wheelhouse.DEFAULT_PLATFORMS).local_reason()
+    if reason:
+        pytest.skip(f"a real install needs a Linux x86_64 CPython: {reason}")
+
+
+def test_public_names_survive_the_split_into_wheelmeta():
+    for module in (wheelhouse, wheelmeta):
+        for name in module.__all__:
+            assert hasattr(module, name), (module.__name__, name)
+    for name in ("DEFAULT_PLATFORMS", "DEFAULT_PYTHON_VERSION", "KAGGLE_GLIBC",
+                 "KAGGLE_IMAGE_FILE", "WheelInfo", "expand_platforms", "load_provided"):
+        assert name in wheelhouse.__all__ and getattr(wheelhouse, name) is getattr(wheelmeta, name)
+
+
+def test_expand_platforms_widens_manylinux_to_older_glibc():
+    plats = expand_platforms(["manylinux2014_x86_64"])
+    assert plats[0] == "manylinux_2_17_x86_64"
+    assert {"manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64",
+            "manylinux_2_5_x86_64"} <= set(plats)
+    assert "manylinux_2_18_x86_64" not in plats
+    assert "manylinux_2_35_x86_64" in wheelhouse.DEFAULT_PLATFORMS
+
+
+def test_shipped_kaggle_image_list_parses():
+    provided = load_provided()
+    for name in ("numpy", "pandas", "scipy", "scikit-learn", "torch", "pillow", "pyarrow",
+                 "protobuf", "typing-extensions", "onnx"):
+        assert name in provided, name
+    for name in ("onnxruntime", "onnxruntime-gpu", "polygraphy", "tensorrt", "coloredlogs"):
+        assert name not in provided, name
+    assert provided["jinja2"] == "3.1.6"  # normalized from 'Jinja2'
+
+
+def test_malformed_provided_entry_is_named(tmp_path: Path):
+    bad = tmp_path / "image.txt"
+    bad.write_text("numpy==2.0\nthis is not a name\n")
+    with pytest.raises(PackagingError, match="line 2"):
+        load_provided(bad)
+
+
+def test_build_drops_what_the_image_provides(index: Path, tmp_path: Path):
+    dest = tmp_path / "wheels"
+    report = build_wheelhouse([A], dest, python_version=HERE, find_links=[index], index=False,
+                              provided=[f"{C}==1.0"])
+    assert {w.project for w in report.wheels} == {A, B}
+    assert [w.project for w in report.skipped_provided] == [C]
+    assert sorted(p.name for p in dest.iterdir()) == sorted(w.filename for w in report.wheels)
+    assert report.total_bytes == sum(p.stat().st_size for p in dest.iterdir())
+    assert {"--no-index", "--only-binary=:all:", "--python-version", HERE} <= set(report.command)
+    assert report.conflicts == ()
+
+
+def test_build_resolves_against_the_image_versions(tmp_path: Path):
+    src = tmp_path / "index"
+    make_wheel(src, A, "1.0", requires=(f"{C}>=1",))
+    make_wheel(src, A, "2.0", requires=(f"{C}>=2",))
+    make_wheel(src, C, "1.0")
+    make_wheel(src, C, "2.0")
+    common = dict(python_version=HERE, find_links=[src], index=False, provided=[f"{C}==1.0"])
+    report = build_wheelhouse([A], tmp_path / "w1", **common)
+    assert [(w.project, w.version) for w in report.wheels] == [(A, "1.0")]
+    assert [(w.project, w.version) for w in report.skipped_provided] == [(C, "1.0")]
+    assert report.conflicts == ()
+    free = build_wheelhouse([A], tmp_path / "w2", resolve_with_image=False, **common)
+    assert [(w.project, w.version) for w in free.wheels] == [(A, "2.0")]
+    assert free.conflicts and f"{C} 1.0" in free.conflicts[0]
+    # a requirement on the image's own package is not downloaded, only checked
+    pinned = build_wheelhouse([f"{C}>=2"], tmp_path / "w3", **common)
+    assert pinned.wheels == () and pinned.command == () and pinned.conflicts
+
+
+def test_build_names_a_dependency_no_wheel_exists_for(index: Path, tmp_path: Path):
+    (index / "ninefit_demo_b-1.0-py3-none-any.whl").unlink()
+    with pytest.raises(PackagingError, match=B):
+        build_wheelhouse([A], tmp_path / "wheels", python_version=HERE, find_links=[index],
+                         index=False, provided=[C])
+
+
+def test_build_rejects_bad_inputs(index: Path, tmp_path: Path):
+    with pytest.raises(PackagingError, match="find_links"):
+        build_wheelhouse([A], tmp_path / "w1", index=False, provided=())
+    with pytest.raises(PackagingError, match="'X.Y'"):
+        build_wheelhouse([A], tmp_path / "w2", python_version="311", find_links=[index],
+                         index=False, provided=())
+    (tmp_path / "w3").mkdir()
+    (tmp_path / "w3" / "notes.txt").write_text("hi")
+    with pytest.raises(PackagingError, match="notes.txt"):
+        build_wheelhouse([A], tmp_path / "w3", find_links=[index], index=False, provided=())
+
+
+@pytest.mark.timeout(120)
+def test_wheelhouse_installs_offline_into_a_fresh_env(house: Path, tmp_path: Path):
+    needs_local_install()
+    env = tmp_path / "env"
+    check = verify_offline_install(house, [A], python_version=HERE, provided=[f"{C}==1.0"],
+                                   imports=["ninefit_demo_a"], env_dir=env)
+    assert check.ok, check.log_tail
+    assert check.mode == "installed" and check.missing == ()
+    out = subprocess.run([str(env / "bin" / "python"), "-c",
+                          "import ninefit_demo_a; print(ninefit_demo_a.VALUE)"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"a+{B}"
+    # the environment is fresh: nothing of this test's interpreter leaks in
+    leak = subprocess.run([str(env / "bin" / "python"), "-c", "import pytest"],
+                          capture_output=True, text=True)
+    assert leak.returncode != 0
+
+
+@pytest.mark.timeout(120)
+def test_real_install_reports_the_missing_transitive_dependency(house: Path):
+    needs_local_install()
+    next(house.glob("ninefit_demo_b-*.whl")).unlink()
+    check = verify_offline_install(house, [A], python_version=HERE, provided=[f"{C}==1.0"])
+    assert check.mode == "installed"
+    assert not check.ok
+    assert check.missing == (B,)
+    assert B in check.log_tail and B in check.summary()
+
+
+def test_static_check_reports_the_missing_transitive_dependency(house: Path):
+    next(house.glob("ninefit_demo_b-*.whl")).unlink()
+    for kwargs in ({"python_version": HERE, "install": False}, {"python_version": OTHER}):
+        check = verify_offline_install(house, [A], provided=[f"{C}==1.0"], **kwargs)
+        assert check.mode == "static" and check.skipped_reason
+        assert not check.ok and check.missing == (B,)
+        assert f"{B} (required by ninefit_demo_a-1.0" in check.log_tail
+
+
+def test_static_check_passes_a_complete_wheelhouse_for_a_foreign_target(house: Path):
+    check = verify_offline_install(house, [A], python_version=OTHER, provided=[C])
+    assert isinstance(check, InstallCheck)
+    assert check.ok and check.mode == "static" and OTHER in check.skipped_reason
+
+
+def test_image_version_too_old_is_a_conflict(tmp_path: Path):
+    make_wheel(tmp_path, A, requires=(f"{C}>=2",))
+    check = verify_offline_install(tmp_path, [A], install=False, provided=[f"{C}==1.0"])
+    assert not check.ok and check.missing == ()
+    assert check.conflicts and f"{C} 1.0" in check.conflicts[0]
+
+
+@pytest.mark.timeout(120)
+def test_real_install_with_stand_ins_also_fails_on_an_old_image_version(tmp_path: Path):
+    needs_local_install()
+    make_wheel(tmp_path / "w", A, requires=(f"{C}>=2",))
+    check = verify_offline_install(tmp_path / "w", [A], python_version=HERE,
+                                   provided=[f"{C}==1.0"])
+    assert check.mode == "installed" and not check.ok and check.conflicts
+
+
+def test_markers_and_extras_are_evaluated_for_the_target(tmp_path: Path):
+    make_wheel(tmp_path, A, requires=(f'{B}; python_version < "3.11"', f'{C}; extra == "fast"'))
+    def missing(reqs, version):
+        return verify_offline_install(tmp_path, reqs, python_version=version, install=False,
+                                      provided=()).missing
+    assert missing([A], "3.10") == (B,)
+    assert missing([A], "3.12") == ()
+    assert missing([f"{A}[fast]"], "3.12") == (C,)
+    # a top-level requirement whose marker excludes the target is not needed at all
+    assert missing([f'{B}; python_version < "3.11"'], "3.12") == ()
+
+
+def test_wheel_built_for_another_python_is_not_counted(tmp_path: Path):
+    make_wheel(tmp_path, A, tag="cp312-cp312-manylinux_2_17_x86_64")
+    check = verify_offline_install(tmp_path, [A], python_version="3.11", install=False,
+                                   provided=())
+    assert check.missing == (A,)
+    assert "do not fit Python 3.11" in check.log_tail
+
+
+def test_image_stand_in_folder_counts_as_provided(tmp_path: Path):
+    make_wheel(tmp_path / "w", A, requires=(B,))
+    make_wheel(tmp_path / "image", B)
+    check = verify_offline_install(tmp_path / "w", [A], python_version=OTHER, provided=(),
+                                   image_find_links=[tmp_path / "image"])
+    assert check.ok, check.log_tail
+
+
+@pytest.mark.network
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(os.environ.get("NINEFIT_NETWORK_TESTS") != "1",
+                    reason="needs PyPI; set NINEFIT_NETWORK_TESTS=1")
+def test_resolves_polygraphy_for_kaggle_from_pypi(tmp_path: Path):
+    report = build_wheelhouse(["polygraphy"], tmp_path / "wheels", python_version="3.11")
+    assert "polygraphy" in {w.project for w in report.wheels}
+    check = verify_offline_install(tmp_path / "wheels", ["polygraphy"], python_version="3.11",
+                                   install=False)
+    assert check.ok, check.log_tail

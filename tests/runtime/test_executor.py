@@ -1,0 +1,273 @@
+"""The executor on a fake clock: fake runners advance it by a cost per row, so
+every deadline decision (probe, plan, degrade, stop, drop) is tested in milliseconds."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from runtime.backends.base import Runner
+from runtime.checkpoint import ChunkStore, chunk_grid
+from runtime.data import TestData as Table
+from runtime.errors import BackendError
+from runtime.budget import NO_LIMIT, Clock, default_margin
+from runtime.executor import Executor
+from runtime.manifest import DataSpec, InputSpec, Member, Variant
+from runtime.memory import MemoryMonitor
+from runtime.planner import Budget
+from runtime.report import MemberReport, RunReport
+
+pytestmark = pytest.mark.timeout(30)
+
+ROWS = 100
+WIDTH = 2
+
+
+class FakeClock:
+    def __init__(self, t: float = 0.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, dt: float) -> None:
+        self.t += dt
+
+
+class FakeRunner(Runner):
+    """Advances the fake clock by ``cost(name, rows_so_far)`` per row; outputs the member's index."""
+
+    def __init__(self, world: World, name: str):
+        super().__init__(name)
+        self.world = world
+
+    def activate_impl(self) -> None:
+        self.world.clock.advance(self.world.setup_s)
+
+    def deactivate_impl(self) -> None:
+        pass
+
+    def infer_impl(self, feed):
+        x = feed["x"]
+        n = len(x)
+        w = self.world
+        if self.name in w.fail:
+            raise RuntimeError("injected failure")
+        if n > w.oom.get(self.name, n):
+            raise RuntimeError("CUDA out of memory (injected)")
+        w.clock.advance(n * w.cost(self.name))
+        w.rows[self.name] += n
+        return {"out": np.repeat(x.reshape(n, 1), WIDTH, axis=1) + w.index(self.name)}
+
+
+class World:
+    """Members a, b, c (values 3, 2, 1) with fp32 and fp16 (value 0.9, half the cost) rungs."""
+
+    def __init__(self, tmp_path, costs: dict[str, float], *, setup_s: float = 0.0, values=(3.0, 2.0, 1.0)):
+        self.clock = FakeClock()
+        self.costs = dict(costs)  # "a/fp32" -> s per row; "a/fp16" defaults to half
+        self.setup_s = setup_s
+        self.slowdown: dict[str, tuple[int, float]] = {}  # name -> (after rows, factor)
+        self.fail: set[str] = set()
+        self.oom: dict[str, int] = {}
+        self.rows: Counter = Counter()
+        self.loads: list[str] = []
+        self.writes = 0
+        x = InputSpec(name="x", dtype="float64", shape=("batch",), columns=("x",))
+        self.members = tuple(
+            Member(name=n, weight=w, inputs=(x,), output="out", batch_size=10, variants=(
+                Variant(name="fp32", file=f"{n}.onnx"),
+                Variant(name="fp16", file=f"{n}16.onnx", precision="fp16", value_factor=0.9),
+            ))
+            for n, w in zip("abc", values)
+        )
+        import pandas as pd
+
+        frame = pd.DataFrame({"id": [str(i) for i in range(ROWS)], "x": np.arange(ROWS, dtype=float)})
+        self.test = Table(frame["id"].tolist(), frame, DataSpec(format="table", test="t.csv", id_column="id"), tmp_path)
+        self.store = ChunkStore(tmp_path / "work", "key")
+        self.grids = {m.name: chunk_grid(ROWS, m.batch_size) for m in self.members}
+
+    def index(self, name: str) -> int:
+        return "abc".index(name[0])
+
+    def cost(self, name: str) -> float:
+        base = self.costs.get(name, self.costs.get(name.replace("fp16", "fp32"), 0.0) / 2)
+        after, factor = self.slowdown.get(name, (None, 1.0))
+        return base * (factor if after is not None and self.rows[name] >= after else 1.0)
+
+    def load(self, member: Member, variant: Variant) -> Runner:
+        self.loads.append(f"{member.name}/{variant.name}")
+        return FakeRunner(self, f"{member.name}/{variant.name}")
+
+    def executor(self, limit: float | None, *, margin: float = 5.0, profile=None, start: float = 0.0) -> Executor:
+        self.clock.t = start
+        self.report = RunReport(bundle="b", rows=ROWS, submission="s.csv", time_limit_s=limit)
+        self.report.members = [MemberReport(name=m.name, weight=m.weight, value=m.value) for m in self.members]
+
+        def write() -> float:
+            self.writes += 1
+            return 0.0
+
+        budget = Budget(deadline=NO_LIMIT if limit is None else limit, margin_s=0.0 if limit is None else margin, reserve_s=0.5)
+        return Executor(self.members, self.grids, self.test, self.store, self.load, self.clock, budget, self.report,
+                        MemoryMonitor(device_id=None), write, profile=profile, limited=limit is not None,
+                        fixed_reserve=True, progress=False, width=WIDTH)
+
+    def statuses(self) -> dict[str, str]:
+        return {m.name: m.status for m in self.report.members}
+
+
+def profile_of(world: World, *names: str) -> dict:
+    return {n: {"fp32": {"s_per_row": world.costs[f"{n}/fp32"], "setup_s": world.setup_s}} for n in names}
+
+
+def test_everything_fits_and_runs_best_value_per_second_first(tmp_path):
+    w = World(tmp_path, {"a/fp32": 0.3, "b/fp32": 0.1, "c/fp32": 0.1})
+    ex = w.executor(100.0, profile=profile_of(w, "a", "b", "c"))
+    ex.run()
+    assert w.statuses() == {"a": "done", "b": "done", "c": "done"}
+    assert w.loads == ["b/fp32", "a/fp32", "c/fp32"]  # value/s: b 0.2, then a and c 0.1 (tie: manifest order)
+    assert w.clock.t == pytest.approx(50.0)
+    assert w.writes == 3
+    assert ex.delivered() == (pytest.approx(1.0), pytest.approx(1.0))
+
+
+def test_only_two_fit_the_third_is_never_started(tmp_path):
+    w = World(tmp_path, {"a/fp32": 0.3, "b/fp32": 0.3, "c/fp32": 0.3, "a/fp16": 0.3, "b/fp16": 0.3, "c/fp16": 0.3})
+    ex = w.executor(70.0, profile=profile_of(w, "a", "b", "c"))
+    ex.run()
+    assert w.statuses() == {"a": "done", "b": "done", "c": "dropped"}
+    assert "c/fp32" not in w.loads and "c/fp16" not in w.loads
+    assert w.clock.t <= 70.0 - 5.0
+    assert "would need" in w.report.member("c").reason
+
+
+def test_no_limit_runs_everything_without_probing(tmp_path):
+    w = World(tmp_path, {"a/fp32": 1.0, "b/fp32": 1.0, "c/fp32": 1.0})
+    w.executor(None).run()
+    assert w.statuses() == {"a": "done", "b": "done", "c": "done"}
+    assert w.loads == ["a/fp32", "b/fp32", "c/fp32"]  # one load each: nothing to probe
+
+
+def test_unprofiled_members_are_probed_then_planned(tmp_path):
+    w = World(tmp_path, {"a/fp32": 0.3, "b/fp32": 0.3, "c/fp32": 0.3}, setup_s=1.0)
+    ex = w.executor(80.0)
+    ex.run()
+    assert [e for e in w.report.events if "measured" in e] and len([e for e in w.report.events if "measured" in e]) == 3
+    st = w.statuses()
+    assert st["a"] in ("done", "degraded") and st["b"] in ("done", "degraded")
+    assert st["c"] in ("partial", "dropped", "degraded")
+    assert w.clock.t <= 80.0 - 5.0
+    # Probe rows are real predictions, kept: c covers at least its probe.
+    assert w.report.member("c").rows >= 20
+
+
+def test_slowdown_mid_run_degrades_to_the_cheaper_variant_in_time(tmp_path):
+    w = World(tmp_path, {"a/fp32": 0.2, "a/fp16": 0.05, "b/fp32": 0.1, "c/fp32": 0.1})
+    w.slowdown["a/fp32"] = (30, 10.0)  # after 30 rows, fp32 runs at 2 s/row
+    ex = w.executor(60.0, profile={**profile_of(w, "a", "b", "c"), "a": {"fp32": {"s_per_row": 0.2}, "fp16": {"s_per_row": 0.05}}})
+    ex.run()
+    a = w.report.member("a")
+    assert a.status == "degraded", w.report.events
+    assert a.variants == ["fp32", "fp16"] and "fp32 -> fp16" in a.reason
+    assert w.clock.t <= 60.0 - 5.0
+    assert any("degraded to fp16" in e for e in w.report.events)
+
+
+def test_slowdown_without_a_cheaper_rung_stops_the_member_in_time(tmp_path):
+    w = World(tmp_path, {"a/fp32": 0.2, "a/fp16": 10.0, "b/fp32": 0.1, "c/fp32": 0.1})
+    w.slowdown["a/fp32"] = (30, 10.0)
+    ex = w.executor(60.0, profile={**profile_of(w, "a", "b", "c"), "a": {"fp32": {"s_per_row": 0.2}, "fp16": {"s_per_row": 10.0}}})
+    ex.run()
+    a = w.report.member("a")
+    assert a.status == "partial" and 30 <= a.rows < ROWS, w.report.events
+    assert w.clock.t <= 60.0 - 5.0
+    assert w.statuses()["b"] == "done"
+
+
+def test_a_member_that_raises_is_skipped_and_the_others_run(tmp_path):
+    w = World(tmp_path, {"a/fp32": 0.1, "b/fp32": 0.1, "c/fp32": 0.1})
+    w.fail.add("b/fp32")
+    ex = w.executor(100.0, profile=profile_of(w, "a", "b", "c"))
+    ex.run()
+    assert w.statuses() == {"a": "done", "b": "failed", "c": "done"}
+    assert "injected failure" in w.report.member("b").reason
+    assert ex.delivered()[0] == pytest.approx((3 + 1) / 6)
+
+
+def test_out_of_memory_halves_the_batch_then_gives_up_at_one_row(tmp_path):
+    w = World(tmp_path, {"a/fp32": 0.01, "b/fp32": 0.01, "c/fp32": 0.01})
+    w.oom = {"a/fp32": 3, "b/fp32": 0}
+    w.executor(100.0, profile=profile_of(w, "a", "b", "c")).run()
+    a, b = w.report.member("a"), w.report.member("b")
+    assert (a.status, a.batch_size, a.oom_retries) == ("done", 2, 2)  # 10 -> 5 -> 2 works
+    assert b.status == "failed" and "even at batch size 1" in b.reason
+    assert w.statuses()["c"] == "done"
+
+
+def test_finished_chunks_are_resumed_not_recomputed(tmp_path):
+    w = World(tmp_path, {"a/fp32": 0.1, "b/fp32": 0.1, "c/fp32": 0.1})
+    for start, stop in chunk_grid(ROWS, 10)[:4]:
+        w.store.save("a", "fp32", start, np.zeros((stop - start, WIDTH)))
+    w.store.save("b", "fp16", 0, np.zeros((10, WIDTH)))
+    w.executor(None).run()
+    assert w.rows["a/fp32"] == ROWS - 40 and w.rows["b/fp32"] == ROWS - 10
+    assert w.report.chunks_resumed == 5
+    assert w.report.member("b").status == "degraded"  # one chunk came from fp16
+
+
+def test_past_the_limit_nothing_starts(tmp_path):
+    w = World(tmp_path, {"a/fp32": 0.1, "b/fp32": 0.1, "c/fp32": 0.1})
+    w.executor(100.0, profile=profile_of(w, "a", "b", "c"), start=96.0).run()
+    assert w.loads == []
+    assert set(w.statuses().values()) == {"dropped"}
+
+
+def test_a_member_whose_first_chunk_cannot_fit_is_stopped_not_looped(tmp_path):
+    # Profile says 0.01 s/row; live it is 4 s/row: the plan fits, the chunks do not.
+    w = World(tmp_path, {"a/fp32": 4.0, "b/fp32": 4.0, "c/fp32": 4.0, "a/fp16": 4.0, "b/fp16": 4.0, "c/fp16": 4.0})
+    prof = {n: {"fp32": {"s_per_row": 0.01}, "fp16": {"s_per_row": 0.01}} for n in "abc"}
+    ex = w.executor(100.0, profile=prof)
+    ex.run()
+    assert w.clock.t <= 100.0 - 5.0 + 1e-9
+    assert w.statuses() == {"a": "partial", "b": "dropped", "c": "dropped"}
+    assert "next chunk" in w.report.member("a").reason
+    # a's first batches ran 400x slower than profiled: b and c are costed so too.
+    assert ex.costs.calibration() == pytest.approx(400.0)
+    assert "would need 400 s" in w.report.member("b").reason
+
+
+def test_clock_counts_from_the_start_time():
+    c = Clock(start_time=1000.0, wall=lambda: 1030.0, perf=iter([5.0, 7.5]).__next__)
+    assert c() == pytest.approx(32.5)
+    assert Clock(start_time=2000.0, wall=lambda: 1000.0, perf=lambda: 0.0)() == 0.0  # a start in the future: now
+
+
+@pytest.mark.parametrize(("limit", "margin"), [(32400, 900), (3600, 180), (60, 5), (10, 2.5), (400, 20)])
+def test_default_margin(limit, margin):
+    assert default_margin(limit) == pytest.approx(margin)
+
+
+def test_backend_error_types_are_kept_in_the_reason(tmp_path):
+    w = World(tmp_path, {"a/fp32": 0.1, "b/fp32": 0.1, "c/fp32": 0.1})
+
+    def load(member, variant):
+        if member.name == "c":
+            raise BackendError("c: onnxruntime could not load c.onnx: bad file")
+        return w.load.__func__(w, member, variant)
+
+    w.load = load
+    w.executor(None).run()
+    assert w.report.member("c").status == "failed" and "could not load fp32" in w.report.member("c").reason
+
+
+def test_members_failing_before_the_run_are_skipped(tmp_path):
+    w = World(tmp_path, {"a/fp32": 0.1, "b/fp32": 0.1, "c/fp32": 0.1})
+    ex = w.executor(None)
+    ex.states["b"].status, w.report.member("b").reason = "failed", "failed (test data): missing px3"
+    ex.run()
+    assert w.statuses() == {"a": "done", "b": "failed", "c": "done"}
+    assert "b/fp32" not in w.loads and w.report.member("b").reason.endswith("missing px3")

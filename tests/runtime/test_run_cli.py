@@ -1,0 +1,105 @@
+"""``python -m runtime run`` flags for the deadline, and NINEFIT_PLUGINS."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import pytest
+
+from runtime.cli import main
+from runtime.errors import BackendUnavailableError, BudgetError
+from runtime.run import PLUGINS_ENV, RunOptions, load_plugins, run
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def args(bundle, data, out, *extra):
+    return ["run", str(bundle), "--data", str(data), "--out", str(out), "--quiet", *extra]
+
+
+def fails_cleanly(capsys, argv, *needles):
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse rejects a bad value itself, also with status 2
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in err, err
+    return err
+
+
+@pytest.mark.parametrize("limit", ["9h", "540m", "32400s", "32400", "8h60m"])
+def test_run_with_a_time_limit(digits_bundle, digits_dir, tmp_path, capsys, limit):
+    out = tmp_path / "submission.csv"
+    start = time.time() - 12.5
+    assert main(args(digits_bundle, digits_dir / "data", out, "--time-limit", limit, "--start-time", str(start))) == 0
+    printed = capsys.readouterr().out
+    assert "limit 32400s (margin 900.0s" in printed and "ensemble weight delivered 100.0%" in printed
+    report = json.loads((tmp_path / "run_report.json").read_text())
+    assert report["time_limit_s"] == 32400 and report["margin_s"] == 900
+    assert report["started_at_s"] >= 12.5 and report["slack_s"] > 32400 - 900 - 60
+    assert [m["status"] for m in report["members"]] == ["done", "done"]
+
+
+def test_run_without_a_limit_and_with_a_margin(digits_bundle, digits_dir, tmp_path, capsys):
+    out = tmp_path / "a.csv"
+    assert main(args(digits_bundle, digits_dir / "data", out)) == 0
+    assert "slack" not in capsys.readouterr().out
+    out2 = tmp_path / "b.csv"
+    assert main(args(digits_bundle, digits_dir / "data", out2, "--time-limit", "2m", "--margin", "10s",
+                     "--work-dir", str(tmp_path / "w2"))) == 0
+    assert "margin 10.0s" in capsys.readouterr().out
+    assert out.read_bytes() == out2.read_bytes()
+
+
+@pytest.mark.parametrize(("extra", "needle"), [
+    (["--time-limit", "9 hours"], "cannot read duration '9 hours'"),
+    (["--margin=-5m", "--time-limit", "1h"], "cannot read duration '-5m'"),
+    (["--start-time", "yesterday"], "cannot read start time 'yesterday'"),
+    (["--time-limit", "10s", "--margin", "10s"], "leave nothing of the 10s time limit"),
+    (["--time-limit", "0"], "time limit 0.0: expected a positive number"),
+])
+def test_bad_budget_flags_are_user_errors(digits_bundle, digits_dir, tmp_path, capsys, extra, needle):
+    out = tmp_path / "submission.csv"
+    fails_cleanly(capsys, args(digits_bundle, digits_dir / "data", out, *extra), needle)
+    assert not out.exists()
+
+
+def test_plugins_are_imported_and_bad_ones_are_user_errors(digits_bundle, digits_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "nf_plugin_probe", None)  # makes the import fail
+    assert load_plugins({PLUGINS_ENV: ""}) == []
+    assert load_plugins({PLUGINS_ENV: " tests.runtime.slow_backend , json"}) == ["tests.runtime.slow_backend", "json"]
+    with pytest.raises(BackendUnavailableError, match="not a module name"):
+        load_plugins({PLUGINS_ENV: "tests/runtime/slow_backend.py"})
+    monkeypatch.setenv(PLUGINS_ENV, "nf_plugin_probe")
+    fails_cleanly(capsys, args(digits_bundle, digits_dir / "data", tmp_path / "s.csv"),
+                  "cannot import plugin module 'nf_plugin_probe'", "PYTHONPATH")
+
+
+def test_unknown_backend_is_a_user_error(digits_bundle, digits_dir, tmp_path, capsys):
+    fails_cleanly(capsys, args(digits_bundle, digits_dir / "data", tmp_path / "s.csv", "--backend", "nope"), "no backend 'nope'")
+
+
+def test_budget_error_from_the_library(digits_bundle, digits_dir, tmp_path):
+    with pytest.raises(BudgetError, match="margin"):
+        run(digits_bundle, digits_dir / "data", tmp_path / "s.csv", RunOptions(time_limit_s=5, margin_s=5))
+
+
+def test_exported_names_and_import_weight():
+    import importlib
+    import subprocess
+
+    for name in ("run", "executor", "checkpoint", "memory", "report", "costs", "budget"):
+        mod = importlib.import_module(f"runtime.{name}")
+        for attr in mod.__all__:
+            assert hasattr(mod, attr), f"runtime.{name}.{attr}"
+    run_module = importlib.import_module("runtime.run")  # (the attribute runtime.run is the function)
+    # Used by the notebook generator and the packager's profiler: keep them.
+    assert {"RunOptions", "RunReport", "run", "load_runner", "member_width", "predict_rows"} <= set(run_module.__all__)
+    code = ("import sys, runtime.run, runtime.executor, runtime.checkpoint, runtime.memory, runtime.costs, runtime.budget\n"
+            "print(','.join(m for m in ('pandas', 'onnxruntime', 'psutil', 'pynvml', 'torch') if m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == ""
