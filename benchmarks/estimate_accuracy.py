@@ -80,11 +80,12 @@ def _models_data(models: Path, name: str, rows: int, dest: Path) -> Path:
     return dest
 
 
-def _run(bundle: Path, data: Path, out: Path) -> tuple[float, dict]:
+def _run(bundle: Path, data: Path, out: Path, threads: int | None) -> tuple[float, dict]:
     """Wall seconds of ``python -m runtime run`` in the bundle folder, and its run report."""
+    extra = ["--threads", str(threads)] if threads else []
     t0 = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "runtime", "run", ".", "--data", str(data), "--out", str(out),
-                           "--quiet"], cwd=bundle, capture_output=True, text=True)
+                           "--quiet", *extra], cwd=bundle, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if done.returncode != 0:
         raise SystemExit(f"run failed on {bundle} / {data}:\n{done.stderr}")
@@ -98,6 +99,9 @@ def main() -> int:
     ap.add_argument("--profile-seconds", type=float, default=3.0, help="profiling time per member")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--models", default="digits,convnet,encoder", help="comma-separated subset to run")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="CPU threads per model, profiling and runs alike (default: onnxruntime's choice); "
+                    "1 is steadier on a busy machine")
     args = ap.parse_args()
     sizes = QUICK if args.quick else SIZES
     results = []
@@ -112,7 +116,8 @@ def main() -> int:
             sys.modules.pop("models", None)  # both example folders have a models.py
             t0 = time.perf_counter()
             package(spec, bundle, PackageOptions(hooks=(profile_hook(ProfileOptions(
-                seconds_per_member=args.profile_seconds), log=lambda _m: None),)), log=lambda _m: None)
+                seconds_per_member=args.profile_seconds, threads=args.threads), log=lambda _m: None),)),
+                    log=lambda _m: None)
             print(f"{name}: packaged and profiled in {time.perf_counter() - t0:.1f} s", flush=True)
             for rows in sizes[name]:
                 data = work / "data" / f"{name}-{rows}"
@@ -121,7 +126,7 @@ def main() -> int:
                 else:
                     _models_data(spec.parent, name, rows, data)
                 est = estimate_bundle(bundle, EstimateOptions(target="local", rows=rows, time_limit_s=9 * 3600))
-                runs = [_run(bundle, data, work / "out" / f"{name}-{rows}-{k}" / "submission.csv")
+                runs = [_run(bundle, data, work / "out" / f"{name}-{rows}-{k}" / "submission.csv", args.threads)
                         for k in range(args.repeats)]
                 # The least disturbed run: other work on the machine only ever slows a run down.
                 actual = min(w for w, _ in runs)

@@ -8,7 +8,6 @@ never leaves a half-written bundle (and never destroys the previous one).
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import shutil
 import tempfile
@@ -27,7 +26,7 @@ from packager.torchload import load_torch_model
 from packager.verify import VerifyResult, verify_file
 from runtime.bundle import checksum_tree
 from runtime.data import open_test_data
-from runtime.errors import BundleError, DataError, SpecError
+from runtime.errors import BundleError, SpecError
 from runtime.manifest import MANIFEST_NAME, Manifest, Member, SubmissionSpec, Variant
 from runtime.submission import match_ids, read_sample
 

@@ -22,12 +22,12 @@ import json
 import math
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from runtime.bundle import sha256_file
+from runtime.fileio import atomic_write
 from runtime.manifest import Manifest
 
 #: Most chunks per member: bounds the number of files (and the per-file overhead).
@@ -97,16 +97,8 @@ class ChunkStore:
     def save(self, member: str, variant: str, start: int, values: np.ndarray) -> Path:
         """Write one chunk atomically (tmp file + ``os.replace``)."""
         path = self.path(member, variant, start, start + len(values))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, np.ascontiguousarray(values, dtype=np.float64), allow_pickle=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        array = np.ascontiguousarray(values, dtype=np.float64)
+        return atomic_write(path, lambda f: np.save(f, array, allow_pickle=False), fsync=False)
 
     def load(self, member: str, variant: str, start: int, stop: int, width: int) -> np.ndarray | None:
         """The chunk's predictions, or None when absent or unreadable (then it is removed)."""
@@ -137,11 +129,7 @@ class ChunkStore:
         return data if isinstance(data, dict) else {}
 
     def save_costs(self, costs: dict[str, dict[str, dict[str, float]]]) -> None:
-        path = self.root / "costs.json"
-        fd, tmp = tempfile.mkstemp(prefix=".costs.", suffix=".tmp", dir=self.root)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(costs, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
+        atomic_write(self.root / "costs.json", json.dumps(costs, indent=1, sort_keys=True), fsync=False)
 
 
 __all__ = ["MAX_CHUNKS", "ChunkStore", "chunk_grid", "data_fingerprint", "run_key"]

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
+
+from runtime.fileio import atomic_write
 
 #: Member statuses in the report.
 MEMBER_STATUSES = ("pending", "done", "partial", "degraded", "dropped", "failed")
@@ -106,16 +106,7 @@ class RunReport:
 
     def write_json(self, path: str | os.PathLike) -> None:
         """Write the JSON report atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, indent=2)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, json.dumps(self.to_dict(), indent=2), fsync=False)
 
     def table(self) -> str:
         """A readable summary: one line per member, then the totals."""

@@ -26,9 +26,7 @@ with :func:`runtime.backends.register`. Pass ``--backend NAME`` to use one.
 
 from __future__ import annotations
 
-import importlib
 import os
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -42,7 +40,7 @@ from runtime.bundle import Bundle, open_bundle
 from runtime.checkpoint import ChunkStore, chunk_grid, data_fingerprint, run_key
 from runtime.data import TestData, open_test_data
 from runtime.ensemble import Accumulator
-from runtime.errors import BackendUnavailableError, BundleError, DataError
+from runtime.errors import BundleError, DataError
 from runtime.budget import Clock, make_budget
 from runtime.executor import Executor, predict_rows
 from runtime.gpu import gpu_count
@@ -53,8 +51,6 @@ from runtime.report import MemberReport, RunReport, kaggle_failure
 from runtime.submission import SampleSubmission, format_rows, match_ids, read_sample, write_atomic
 
 #: Environment variable naming plugin modules to import (they register backends).
-PLUGINS_ENV = "NINEFIT_PLUGINS"
-_MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
 @dataclass(frozen=True)
@@ -122,33 +118,6 @@ def load_fallback(bundle: Bundle, data_dir: Path, sample: SampleSubmission) -> S
     return read_sample(bundle.path(m.fallback), m.submission)
 
 
-def load_plugins(environ: Mapping[str, str] | None = None) -> list[str]:
-    """Import the modules listed (comma-separated) in ``NINEFIT_PLUGINS``; returns their names.
-
-    Raises:
-        BackendUnavailableError: a name that is not a module name, or a module
-            that cannot be imported or raised while importing.
-    """
-    raw = (os.environ if environ is None else environ).get(PLUGINS_ENV, "")
-    names = [n.strip() for n in raw.split(",") if n.strip()]
-    for name in names:
-        if not _MODULE_NAME.match(name):
-            raise BackendUnavailableError(
-                f"{PLUGINS_ENV}={raw!r}: {name!r} is not a module name (expected e.g. mypkg.backends, comma-separated)"
-            )
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            raise BackendUnavailableError(
-                f"{PLUGINS_ENV}: cannot import plugin module {name!r} ({exc}); it must be importable, e.g. on PYTHONPATH"
-            ) from exc
-        except Exception as exc:
-            raise BackendUnavailableError(
-                f"{PLUGINS_ENV}: plugin module {name!r} raised while importing: {type(exc).__name__}: {exc}"
-            ) from exc
-    return names
-
-
 class SubmissionWriter:
     """Combines the checkpointed chunks and writes the submission atomically.
 
@@ -202,7 +171,7 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     t0 = time.perf_counter()
     clock = Clock(options.start_time)
     budget = make_budget(options.time_limit_s, options.margin_s, options.reserve_s, options.start_time, clock)
-    load_plugins()
+    backends.load_plugins()
     bundle = open_bundle(bundle_dir)
     m = bundle.manifest
     data_dir = Path(data)
@@ -299,12 +268,10 @@ def _finish_report(report: RunReport, executor: Executor | None, writer: Submiss
 
 
 __all__ = [
-    "PLUGINS_ENV",
     "MemberReport",
     "RunOptions",
     "RunReport",
     "SubmissionWriter",
-    "load_plugins",
     "load_runner",
     "member_width",
     "predict_rows",

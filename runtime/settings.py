@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Mapping
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
@@ -24,6 +25,23 @@ def env_flag(name: str, default: bool = False) -> bool:
     raise ValueError(f"environment variable {name}={raw!r} is not a boolean (use 1/0, true/false, yes/no, on/off)")
 
 
+_MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def env_modules(name: str, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Comma-separated Python module names in an environment variable (empty: none).
+
+    Raises:
+        ValueError: naming the variable and the entry that is not a module name.
+    """
+    raw = (os.environ if environ is None else environ).get(name, "")
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    for n in names:
+        if not _MODULE_NAME.match(n):
+            raise ValueError(f"{name}={raw!r}: {n!r} is not a module name (expected e.g. mypkg.backends, comma-separated)")
+    return names
+
+
 def parse_duration(text: str | float | int) -> float:
     """Seconds in ``"9h"``, ``"540m"``, ``"32400s"``, ``"32400"`` or ``"1h30m"``.
 
@@ -42,4 +60,4 @@ def parse_duration(text: str | float | int) -> float:
     return total
 
 
-__all__ = ["env_flag", "parse_duration"]
+__all__ = ["env_flag", "env_modules", "parse_duration"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -19,6 +18,7 @@ import numpy as np
 
 from runtime.data import read_table
 from runtime.errors import DataError
+from runtime.fileio import atomic_write
 from runtime.manifest import SubmissionSpec
 
 
@@ -78,22 +78,11 @@ def format_rows(
 
 def write_atomic(path: str | os.PathLike, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """Write a CSV so that ``path`` is at every moment absent, the old file, or the complete new file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
     w.writerows(rows)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(buf.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, buf.getvalue())
 
 
 __all__ = ["SampleSubmission", "format_rows", "match_ids", "read_sample", "write_atomic"]

@@ -24,13 +24,15 @@ stage:
   (:func:`~packager.estimate.roofline.translate`, efficiency calibrated on the
   local measurement), per measured batch size, then interpolated; the
   preprocess and postprocess parts are host work, scaled by the ratio of
-  CPU clocks. ``ceil(rows / batch)`` calls, the last one partial.
+  CPU clocks. ``ceil(rows / batch)`` calls, the last one partial; times the
+  factor by which the profile's end-to-end check run found ``predict_rows``
+  slower inside the runtime than alone.
 * ``ensembling`` per member: the runtime checkpoints each chunk of
   predictions (``chunk_grid``: whole batches, at most ``MAX_CHUNKS``) and
   reloads and adds every finished member's chunks at each submission write;
-  chunk save / load and the per-row add are measured, host-scaled; the
-  runtime's per-chunk bookkeeping is the residual of the profile's end-to-end
-  check run when larger.
+  chunk save / load (in a full folder) and the per-row add are measured,
+  host-scaled; the runtime's per-chunk bookkeeping beyond that is the
+  residual of the profile's end-to-end check runs.
 * ``writing``: the runtime writes the submission ``members + 2`` times (a
   first fallback file, after each member, and at the end); one write
   (combine, format, write atomically) is measured as fixed + per row.
@@ -454,6 +456,10 @@ class Costing:
                 est = replace(est, notes=(*est.notes, f"batch {b}: windows never agreed within the tolerance"))
             points.append((b, _add(est, self._host(host))))
         stream = _stream(points, batch, rows)
+        factor = float(((self.profile.get("checkpoint") or {}).get("run") or {}).get("inference_factor") or 1.0)
+        if factor != 1.0:  # predict_rows runs slower inside the runtime than alone (its threads compete)
+            stream = replace(stream.scaled(factor), notes=(*stream.notes, f"x{factor:.2f} inside the runtime "
+                                                           "(the profile's end-to-end check run)"))
         if rows % batch and rows > batch:  # the last, partial batch is a new shape
             stream = _add(stream, self._host(float(rec.get("reshape_s", 0.0))))
         return stream, "measured" if self.machine.same else "roofline"
@@ -503,10 +509,10 @@ class Costing:
         scale = batch * math.ceil(rows / (batch * MAX_CHUNKS)) / max(float(chunk.get("rows") or batch), 1.0)
         save = float(chunk.get("save_s", 0.0)) * max(scale, 1.0)
         load = float(chunk.get("load_s", 0.0)) * max(scale, 1.0)
-        # The end-to-end check run's residual covers saving, reloading and the
-        # runtime's per-chunk bookkeeping; without it, the save / load model.
-        overhead = float((chunk.get("run") or {}).get("overhead_s_per_chunk", save + adds * load))
-        return self._host(per_row * rows * adds + chunks * max(overhead, save + adds * load))
+        # Beyond saving and reloading: the runtime's per-chunk bookkeeping, the
+        # residual of the profile's end-to-end check runs.
+        bookkeeping = float((chunk.get("run") or {}).get("bookkeeping_s_per_chunk", 0.0))
+        return self._host(per_row * rows * adds + chunks * (save + adds * load + bookkeeping))
 
     def member_items(self, member: Member, variant: Variant, batch: int, rows: int) -> tuple[Item, Item, Item]:
         """(load, inference, ensembling) items of one member."""

@@ -10,7 +10,8 @@
   one chunk of predictions, and the per-row add into the ensemble.
 * :func:`check_run`: the runtime itself, end to end, at two sizes: what its
   report shows beyond the measured parts is its own work, split into fixed
-  and per chunk.
+  and per chunk; and how much slower ``predict_rows`` runs inside it than
+  alone (its other threads compete for the cores), kept within [1, 1.5].
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ _IMPORTS = ("import io, importlib.util, runtime.cli, runtime.run, runtime.data, 
             "pandas; importlib.util.find_spec('psutil') and __import__('psutil'); "
             "pandas.read_csv(io.StringIO('id,x\\nA,1\\n'), dtype={'id': str}).astype(str).to_numpy().tolist()")
 _CHECK_SECONDS = 1.0  # inference time the end-to-end check run is sized for
+_CHECK_CHUNKS = 64  # chunks of the largest batch the larger check run aims for
+_FACTOR_MIN_S = 0.2  # least inference in the check run to derive the in-runtime factor from
+_FACTOR_MAX = 1.5
 #: Most checkpoint chunks per member (``runtime.checkpoint.MAX_CHUNKS``).
 MAX_CHUNKS = 512
 
@@ -63,21 +67,21 @@ print(max(first - min(make(), make()), 0.0))
 
 
 def measure_startup(root: Path, model: Path, images: bool) -> dict[str, Any]:
-    """Interpreter start plus the runtime's imports (twice, in the bundle folder, so the
-    vendored runtime is imported), and the extra cost of a process's first session."""
+    """Interpreter start plus the runtime's imports (median of three, in the bundle folder,
+    so the vendored runtime is imported), and the extra cost of a process's first session."""
     times = []
     # No PYTHONPATH (the vendored runtime must be the one imported) and no .pyc files
     # written into the bundle (on Kaggle it is read-only, so the runtime compiles each time).
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    for _ in range(2):
+    for _ in range(3):
         t0 = time.perf_counter()
         done = subprocess.run([sys.executable, "-c", _IMPORTS + ("; import PIL.Image" if images else "")], cwd=root, env=env,
                               capture_output=True, text=True, timeout=120)
         times.append(time.perf_counter() - t0)
         if done.returncode != 0:
             return {"import_s": None, "note": f"imports failed: {done.stderr.strip()[-300:]}"}
-    out: dict[str, Any] = {"import_s": max(times), "import_runs": times}
+    out: dict[str, Any] = {"import_s": statistics.median(times), "import_runs": times}
     done = subprocess.run([sys.executable, "-c", _FIRST_SESSION, str(model)], cwd=root, env=env,
                           capture_output=True, text=True, timeout=300)
     try:
@@ -118,29 +122,33 @@ def measure_write(manifest: Manifest, test: TestData, sample, rows: list[int], f
     return {"fixed_s": fixed, "s_per_row": per_row, "points": points}
 
 
-def measure_checkpoint(manifest: Manifest, folder: Path, repeats: int = 20) -> dict[str, Any]:
+def measure_checkpoint(manifest: Manifest, folder: Path, files: int = MAX_CHUNKS) -> dict[str, Any]:
     """Seconds to save (tmp file + ``os.replace``) and load one chunk of predictions.
 
-    The runtime checkpoints every chunk (at most 512 per member) and reloads
-    them for each submission write; measured on the largest member batch.
+    The runtime checkpoints every chunk (at most ``MAX_CHUNKS`` per member, in
+    one folder) and reloads them for each submission write. Creating a file
+    costs more as the folder fills, so a full folder's worth is written:
+    ``save_s`` is the mean over all of them, ``save_few_s`` over the first
+    twenty; measured on the largest member batch.
     """
     width = member_width(manifest)
     rows = max(m.batch_size for m in manifest.members)
     values = np.random.default_rng(0).random((rows, width))
     folder.mkdir(parents=True, exist_ok=True)
     saves, loads = [], []
-    for k in range(repeats):
-        path = folder / f"{k}.npy"
+    for k in range(files):
         t0 = time.perf_counter()
-        fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{k}.", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "wb") as f:
             np.save(f, values, allow_pickle=False)
-        os.replace(tmp, path)
-        t1 = time.perf_counter()
-        np.load(path, allow_pickle=False)
-        saves.append(t1 - t0)
-        loads.append(time.perf_counter() - t1)
-    return {"rows": rows, "save_s": statistics.median(saves), "load_s": statistics.median(loads)}
+        os.replace(tmp, folder / f"{k}.npy")
+        saves.append(time.perf_counter() - t0)
+    for k in range(files):
+        t0 = time.perf_counter()
+        np.load(folder / f"{k}.npy", allow_pickle=False)
+        loads.append(time.perf_counter() - t0)
+    return {"rows": rows, "files": files, "save_s": statistics.mean(saves),
+            "save_few_s": statistics.median(saves[:20]), "load_s": statistics.mean(loads)}
 
 
 def measure_ensemble(manifest: Manifest, rows: int) -> dict[str, Any]:
@@ -161,7 +169,7 @@ def measure_ensemble(manifest: Manifest, rows: int) -> dict[str, Any]:
 
 
 def check_run(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, Any], data_info: dict[str, Any],
-               write: dict[str, Any], max_rows: int, run_options: RunOptions) -> dict[str, Any]:
+               write: dict[str, Any], chunk: dict[str, Any], max_rows: int, run_options: RunOptions) -> dict[str, Any]:
     """Run the runtime itself end to end (``runtime.run.run``) at two sizes.
 
     What its run report shows beyond the measured parts (session setup,
@@ -172,7 +180,8 @@ def check_run(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, Any
     manifest = bundle.manifest
     per_row = sum(members[m.name][m.variants[0].name]["s_per_row"] for m in manifest.members)
     batch = max(m.batch_size for m in manifest.members)
-    big = int(min(max_rows, max(4 * batch, _CHECK_SECONDS / max(per_row, 1e-9))))
+    # Enough chunks to tell per-chunk work from fixed work, within about a second of inference.
+    big = int(min(max_rows, max(4 * batch, min(_CHECK_SECONDS / max(per_row, 1e-9), _CHECK_CHUNKS * batch))))
     small = min(batch, big)
     if not manifest.files:  # a staged bundle inside `ninefit package`: list its files for verification
         staged = replace(manifest, files=checksum_tree(bundle.root))
@@ -180,12 +189,33 @@ def check_run(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, Any
     points = [_one_check(bundle, data_dir, work / f"check-{rows}", rows, data_info, write, run_options)
               for rows in (small, big)]
     a, b = points
+    # predict_rows inside the runtime (its own threads: checkpoint writes, memory
+    # monitor) against the same rows measured in isolation.
+    # (Each member's first call is in the report's seconds too.) Too short a run says little: 1.
+    alone = sum(_stream_s(members[m.name][m.variants[0].name], m.batch_size, big)
+                + members[m.name][m.variants[0].name].get("warmup_s", 0.0) for m in manifest.members)
+    in_runtime = 1.0
+    if alone > 0 and b["inference_s"] >= _FACTOR_MIN_S:
+        in_runtime = min(max(b["inference_s"] / alone, 1.0), _FACTOR_MAX)
     if b["chunks"] > a["chunks"]:
         per_chunk = max((b["residual_s"] - a["residual_s"]) / (b["chunks"] - a["chunks"]), 0.0)
     else:
         per_chunk = b["residual_s"] / max(b["chunks"], 1)
     fixed = max(a["residual_s"] - per_chunk * a["chunks"], 0.0)
-    return {"points": points, "fixed_s": fixed, "overhead_s_per_chunk": per_chunk}
+    # What a chunk costs beyond saving and loading it (measured apart, at a full
+    # folder): memory checks, re-planning, progress.
+    beyond = max(per_chunk - chunk["save_few_s"] - chunk["load_s"], 0.0)
+    return {"points": points, "fixed_s": fixed, "overhead_s_per_chunk": per_chunk, "bookkeeping_s_per_chunk": beyond,
+            "inference_factor": in_runtime}
+
+
+def _stream_s(record: dict[str, Any], batch: int, rows: int) -> float:
+    """Seconds of ``predict_rows`` over ``rows`` rows at ``batch``, from a member's measurement."""
+    point = record["batches"].get(str(batch))
+    if point is None:
+        return record["s_per_row"] * rows
+    full, rest = divmod(rows, batch)
+    return full * point["s_per_batch"] + rest * point["s_per_row"]
 
 
 def _one_check(bundle: Bundle, data_dir: Path, work: Path, rows: int, data_info: dict[str, Any],
@@ -203,13 +233,14 @@ def _one_check(bundle: Bundle, data_dir: Path, work: Path, rows: int, data_info:
     data = report.to_dict()
     seconds = float(data.get("seconds") or wall)
     inside = sum(float(m.get("load_seconds") or 0) + float(m.get("seconds") or 0) for m in data["members"])
+    infer = sum(float(m.get("seconds") or 0) for m in data["members"])
     writes = int(data.get("submission_writes") or len(manifest.members) + 2)
     one_write = write["fixed_s"] + write["s_per_row"] * rows
     read = data_info["read_fixed_s"] + data_info["read_s_per_row"] * rows
     chunks = sum(n_chunks(rows, m.batch_size) for m in manifest.members)
     residual = max(seconds - inside - read - writes * one_write, 0.0)
-    return {"rows": rows, "seconds": seconds, "inside_s": inside, "writes": writes, "chunks": chunks,
-            "residual_s": residual}
+    return {"rows": rows, "seconds": seconds, "inside_s": inside, "inference_s": infer, "writes": writes,
+            "chunks": chunks, "residual_s": residual}
 
 
 def n_chunks(rows: int, batch: int, max_chunks: int = MAX_CHUNKS) -> int:

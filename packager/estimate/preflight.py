@@ -136,7 +136,7 @@ def _profile_checks(costing: Costing) -> list[Check]:
                 if not rec.get("stable", True)]
     if unstable:
         out.append(Check("profile", "note", f"measurement windows of {', '.join(unstable)} never agreed within "
-                         "the tolerance (a busy machine?): their figures are medians"))
+                         "the tolerance (a busy machine?): their figures are the fastest windows"))
     return out
 
 

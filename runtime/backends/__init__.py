@@ -3,7 +3,7 @@
 from runtime.backends import onnxruntime as _ort
 from runtime.backends import tensorrt as _trt
 from runtime.backends.base import BackendOptions, Runner
-from runtime.backends.registry import Backend, available, get, register, unavailable
+from runtime.backends.registry import Backend, available, get, load_plugins, register, unavailable
 
 # Registration order is preference order. onnxruntime comes first: it already
 # uses TensorRT through its execution provider where the libraries exist, and
@@ -18,4 +18,4 @@ def default_backend() -> str:
     return names[0] if names else "onnxruntime"
 
 
-__all__ = ["Backend", "BackendOptions", "Runner", "available", "default_backend", "get", "register", "unavailable"]
+__all__ = ["Backend", "BackendOptions", "Runner", "available", "default_backend", "get", "load_plugins", "register", "unavailable"]

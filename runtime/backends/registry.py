@@ -6,13 +6,18 @@ importing it, so ``import runtime`` stays numpy-only); duplicate names raise.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from runtime.backends.base import BackendOptions, Runner
 from runtime.errors import BackendUnavailableError
+from runtime.settings import env_modules
+
+#: Comma-separated modules imported before a run; each calls :func:`register`.
+PLUGINS_ENV = "NINEFIT_PLUGINS"
 
 #: Loader signature: (onnx path, runner name, options) -> Runner (not yet active).
 Loader = Callable[[Path, str, BackendOptions], Runner]
@@ -67,4 +72,29 @@ def get(name: str) -> Backend:
     raise BackendUnavailableError(f"no backend {name!r}; known backends: {', '.join([*_REGISTRY, *_UNAVAILABLE])}")
 
 
-__all__ = ["Backend", "Loader", "available", "get", "register", "unavailable"]
+def load_plugins(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Import the modules listed in ``NINEFIT_PLUGINS`` (custom backends); returns their names.
+
+    Raises:
+        BackendUnavailableError: a name that is not a module name, or a module
+            that cannot be imported or raised while importing.
+    """
+    try:
+        names = env_modules(PLUGINS_ENV, environ)
+    except ValueError as exc:
+        raise BackendUnavailableError(str(exc)) from None
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise BackendUnavailableError(
+                f"{PLUGINS_ENV}: cannot import plugin module {name!r} ({exc}); it must be importable, e.g. on PYTHONPATH"
+            ) from exc
+        except Exception as exc:
+            raise BackendUnavailableError(
+                f"{PLUGINS_ENV}: plugin module {name!r} raised while importing: {type(exc).__name__}: {exc}"
+            ) from exc
+    return names
+
+
+__all__ = ["PLUGINS_ENV", "Backend", "Loader", "available", "get", "load_plugins", "register", "unavailable"]

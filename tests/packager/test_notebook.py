@@ -1,7 +1,6 @@
 """The submission notebook: valid nbformat, parameters first, env overrides, wheel install, CLI.
 
-Holds the session fixture ``nb_bundle`` (the digits example, packaged once),
-which ``test_simulate.py`` imports too.
+Uses the shared session fixtures of tests/conftest.py (the digits example, packaged once).
 """
 
 from __future__ import annotations
@@ -9,8 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import nbformat
@@ -21,31 +18,14 @@ from packager.notebook import (
     PARAMETERS_TAG, REPORT_TAG, _find_input, _wheel_modules, build_notebook, bundle_slug, write_notebook,
 )
 from runtime.errors import BundleError, PackagingError
+from tests.packager.wheels import make_wheel
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "examples" / "digits"
 PARAM_NAMES = ("BUNDLE_DIR", "DATA_DIR", "OUT", "WORK_DIR", "TIME_LIMIT", "TIME_MARGIN", "TARGET")
 
-_BUNDLE: dict[str, Path] = {}  # both test modules share one packaged bundle per session
-
-
-def package_digits(tmp_path_factory) -> Path:
-    """The digits example, prepared if needed and packaged once per session."""
-    if "digits" not in _BUNDLE:
-        from packager.build import package
-
-        if not list((EXAMPLE / "checkpoints").glob("*.pt")) or not (EXAMPLE / "data" / "test.csv").is_file():
-            subprocess.run([sys.executable, "prepare.py"], cwd=EXAMPLE, check=True, capture_output=True, timeout=300)
-        out = tmp_path_factory.mktemp("nb") / "digits-bundle"
-        package(EXAMPLE / "ninefit.toml", out, log=lambda _msg: None)
-        _BUNDLE["digits"] = out
-    return _BUNDLE["digits"]
-
-
 @pytest.fixture(scope="session")
-def nb_bundle(tmp_path_factory) -> Path:
-    """The packaged digits bundle (read it, do not modify it: copy first)."""
-    return package_digits(tmp_path_factory)
+def nb_bundle(digits_bundle) -> Path:
+    """The packaged digits bundle (tests/conftest.py; read it, do not modify it: copy first)."""
+    return digits_bundle
 
 
 @pytest.fixture
@@ -168,40 +148,25 @@ def test_find_input_falls_back_to_the_one_folder_holding_the_marker(tmp_path, ca
         _find_input("/kaggle/input/wrong", "manifest.json", str(tmp_path))
 
 
-def make_wheel(folder: Path, dist: str, module: str, *, top_level: bool = True) -> Path:
-    """A minimal pure-Python wheel installing ``module`` (``VALUE = 42``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{dist}-0.1-py3-none-any.whl"
-    info = f"{dist}-0.1.dist-info"
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr(f"{module}/__init__.py", "VALUE = 42\n")
-        z.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
-        z.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: ninefit-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
-        if top_level:
-            z.writestr(f"{info}/top_level.txt", f"{module}\n")
-        z.writestr(f"{info}/RECORD", "")
-    return path
-
-
 @pytest.mark.timeout(60)
 def test_wheel_modules_reads_top_level_or_the_archive(tmp_path):
-    assert _wheel_modules(make_wheel(tmp_path, "alpha_dist", "alpha")) == ["alpha"]
-    assert _wheel_modules(make_wheel(tmp_path, "beta_dist", "beta", top_level=False)) == ["beta"]
+    assert _wheel_modules(make_wheel(tmp_path, "alpha_dist", module="alpha", top_level=True)) == ["alpha"]
+    assert _wheel_modules(make_wheel(tmp_path, "beta_dist", module="beta")) == ["beta"]
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_install_cell_installs_only_what_is_missing(nb_bundle, tmp_path):
+def test_install_cell_installs_only_what_is_missing(nb_bundle, digits_dir, tmp_path):
     """The notebook's own install cell, run by a throwaway overlay of this interpreter (never this venv)."""
     from packager.simulate import _kernel_python
 
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     shutil.copy(nb_bundle / "manifest.json", bundle)
-    make_wheel(bundle / "wheels", "ninefit_nbtest_pkg", "ninefit_nbtest_mod")
-    make_wheel(bundle / "wheels", "json_shadow", "json")  # the stdlib has it: skipped
+    make_wheel(bundle / "wheels", "ninefit_nbtest_pkg", "0.1", code="VALUE = 42\n", module="ninefit_nbtest_mod", top_level=True)
+    make_wheel(bundle / "wheels", "json_shadow", "0.1", module="json", top_level=True)  # the stdlib has it: skipped
     cell = next(c for c in code_cells(build_notebook(bundle)) if c.id == "ninefit-install").source
-    script = f"BUNDLE_DIR = {str(bundle)!r}\nDATA_DIR = {str(EXAMPLE / 'data')!r}\n{cell}\n" \
+    script = f"BUNDLE_DIR = {str(bundle)!r}\nDATA_DIR = {str(digits_dir / 'data')!r}\n{cell}\n" \
              "import ninefit_nbtest_mod, json\nprint('RESULT', installed, skipped, ninefit_nbtest_mod.VALUE)\n"
     python = _kernel_python(tmp_path / "overlay")
     done = subprocess.run([str(python), "-c", script], capture_output=True, text=True, timeout=150)
@@ -214,6 +179,6 @@ def test_install_cell_installs_only_what_is_missing(nb_bundle, tmp_path):
     assert importlib.util.find_spec("ninefit_nbtest_mod") is None  # this environment is untouched
 
     shutil.rmtree(bundle / "wheels")
-    done = subprocess.run([str(python), "-c", f"BUNDLE_DIR = {str(bundle)!r}\nDATA_DIR = {str(EXAMPLE / 'data')!r}\n{cell}"],
+    done = subprocess.run([str(python), "-c", f"BUNDLE_DIR = {str(bundle)!r}\nDATA_DIR = {str(digits_dir / 'data')!r}\n{cell}"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "no wheels/ in the bundle: nothing to install" in done.stdout

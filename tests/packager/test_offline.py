@@ -27,7 +27,7 @@ from packager.wheelhouse import DEFAULT_PLATFORMS
 from packager.wheelmeta import Target
 from runtime.bundle import open_bundle
 from runtime.errors import PackagingError
-from tests.packager.test_wheelhouse import A, B, C, HERE, OTHER, make_wheel
+from tests.packager.wheels import A, B, C, HERE, OTHER, make_wheel
 
 LOCAL_REASON = Target.make(HERE, DEFAULT_PLATFORMS).local_reason()
 needs_local_install = pytest.mark.skipif(
@@ -40,17 +40,6 @@ def work(digits_dir: Path, tmp_path: Path) -> Path:
     dest = tmp_path / "digits"
     shutil.copytree(digits_dir, dest)
     return dest
-
-
-@pytest.fixture()
-def index(tmp_path: Path) -> Path:
-    """a needs b and c; c stands for a package Kaggle's image has."""
-    src = tmp_path / "index"
-    make_wheel(src, A, requires=(B, f"{C}>=1.0"),
-               code="import ninefit_demo_b\nVALUE = 'a+' + ninefit_demo_b.VALUE\n")
-    make_wheel(src, B)
-    make_wheel(src, C)
-    return src
 
 
 @pytest.fixture()

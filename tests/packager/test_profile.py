@@ -70,6 +70,10 @@ def test_profile_cli_stores_profile_with_fingerprint(bundle, digits_dir, capsys)
             assert sum(point["stages"].values()) == pytest.approx(point["s_per_batch"])
     assert profile["data"]["read_s_per_row"] >= 0 and profile["write"]["s_per_row"] >= 0
     assert profile["startup"]["import_s"] > 0 and profile["startup"]["hash_bytes_per_s"] > 0
+    run = profile["checkpoint"]["run"]  # the runtime's own end-to-end check runs
+    assert "error" not in run, run
+    assert run["fixed_s"] >= 0 and run["bookkeeping_s_per_chunk"] >= 0 and 1 <= run["inference_factor"] <= 1.5
+    assert profile["checkpoint"]["save_s"] > 0 and profile["checkpoint"]["files"] == 512
     assert not list(bundle.glob(".manifest.json.*")), "temporary manifest left behind"
 
 

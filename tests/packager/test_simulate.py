@@ -21,10 +21,6 @@ from packager.simulate import (
 from runtime.errors import DataError, PackagingError
 from runtime.manifest import SubmissionSpec
 from runtime.run import RunOptions, run
-from tests.packager.test_notebook import EXAMPLE, package_digits
-
-DATA = EXAMPLE / "data"
-SAMPLE = DATA / "sample_submission.csv"
 ARGMAX = SubmissionSpec(id_column="id", columns=("label",), mode="argmax", classes=tuple("0123456789"))
 ISOLATIONS = [
     pytest.param("netns", marks=pytest.mark.skipif(bool(netns_unavailable()), reason=f"no network namespace: {netns_unavailable()}")),
@@ -33,8 +29,18 @@ ISOLATIONS = [
 
 
 @pytest.fixture(scope="session")
-def nb_bundle(tmp_path_factory) -> Path:
-    return package_digits(tmp_path_factory)
+def nb_bundle(digits_bundle) -> Path:
+    return digits_bundle
+
+
+@pytest.fixture(scope="session")
+def data_dir(digits_dir) -> Path:
+    return digits_dir / "data"
+
+
+@pytest.fixture(scope="session")
+def sample_csv(data_dir) -> Path:
+    return data_dir / "sample_submission.csv"
 
 
 def notebook(tmp_path: Path, *sources: str) -> Path:
@@ -57,12 +63,12 @@ def write_csv(path: Path, lines: list[str]) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_digits_notebook_passes_offline_with_the_same_submission_as_run(nb_bundle, tmp_path):
-    result = simulate(nb_bundle, DATA, time_limit="2m", keep=tmp_path / "kept")
+def test_digits_notebook_passes_offline_with_the_same_submission_as_run(nb_bundle, tmp_path, data_dir):
+    result = simulate(nb_bundle, data_dir, time_limit="2m", keep=tmp_path / "kept")
     assert result.verdict == PASSED, result.summary()
     assert result.kaggle_failure is None and result.passed and not result.network_attempts
     expected = tmp_path / "expected.csv"
-    run(nb_bundle, DATA, expected, RunOptions(progress=False))
+    run(nb_bundle, data_dir, expected, RunOptions(progress=False))
     assert result.submission == tmp_path / "kept" / "submission.csv"
     assert result.submission.read_bytes() == expected.read_bytes()
     assert result.report is not None and result.report["covered_rows"] == result.report["rows"] == 540
@@ -70,7 +76,7 @@ def test_digits_notebook_passes_offline_with_the_same_submission_as_run(nb_bundl
     executed = nbformat.read(str(result.notebook), as_version=4)
     assert all(c.execution_count for c in executed.cells if c.cell_type == "code")
     runtime_line = next(o.text for c in executed.cells if c.id == "ninefit-run" for o in c.outputs if o.get("name") == "stdout")
-    assert "kaggle/input/digits-bundle/runtime" in runtime_line  # the vendored runtime, not this checkout's
+    assert "kaggle/input/digits/runtime" in runtime_line  # the vendored runtime, not this checkout's
     assert "verdict: passed" in result.summary() and result.isolation
 
 
@@ -78,9 +84,9 @@ def test_digits_notebook_passes_offline_with_the_same_submission_as_run(nb_bundl
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("isolation", ISOLATIONS)
 @pytest.mark.parametrize("target", ['("1.1.1.1", 80)', '("example.com", 80)'])
-def test_network_access_is_cut_off_and_reported(nb_bundle, tmp_path, isolation, target):
+def test_network_access_is_cut_off_and_reported(nb_bundle, tmp_path, isolation, target, data_dir):
     nb = notebook(tmp_path, f"import socket\nsocket.create_connection({target}, timeout=5)")
-    result = simulate(nb_bundle, DATA, time_limit="1m", notebook=nb, isolation=isolation)
+    result = simulate(nb_bundle, data_dir, time_limit="1m", notebook=nb, isolation=isolation)
     assert result.verdict == NETWORK, result.summary()
     assert result.kaggle_failure == "Notebook Threw Exception"
     assert result.network_attempts and ("1.1.1.1" in result.details or "example.com" in result.details)
@@ -89,7 +95,7 @@ def test_network_access_is_cut_off_and_reported(nb_bundle, tmp_path, isolation, 
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_kernel_uses_this_interpreter_and_inputs_are_read_only(nb_bundle, tmp_path):
+def test_kernel_uses_this_interpreter_and_inputs_are_read_only(nb_bundle, tmp_path, data_dir):
     import os
     import sys
 
@@ -102,16 +108,16 @@ def test_kernel_uses_this_interpreter_and_inputs_are_read_only(nb_bundle, tmp_pa
         "import shutil\nshutil.copy(os.path.join(DATA_DIR, 'sample_submission.csv'), OUT)",
         "open(os.path.join(os.environ['NINEFIT_BUNDLE_DIR'], 'scratch.txt'), 'w')",
     )
-    result = simulate(nb_bundle, DATA, time_limit="1m", notebook=nb)
+    result = simulate(nb_bundle, data_dir, time_limit="1m", notebook=nb)
     assert result.verdict == EXCEPTION, result.summary()
-    assert "cell 3: PermissionError" in result.details and "/kaggle/input/digits-bundle/scratch.txt" in result.details
+    assert "cell 3: PermissionError" in result.details and "/kaggle/input/digits/scratch.txt" in result.details
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_a_cell_running_past_the_limit_is_a_timeout(nb_bundle, tmp_path):
+def test_a_cell_running_past_the_limit_is_a_timeout(nb_bundle, tmp_path, data_dir):
     nb = notebook(tmp_path, "import time\ntime.sleep(120)")
-    result = simulate(nb_bundle, DATA, time_limit="3s", notebook=nb)
+    result = simulate(nb_bundle, data_dir, time_limit="3s", notebook=nb)
     assert result.verdict == TIMEOUT and result.kaggle_failure == "Notebook Timeout", result.summary()
     assert "cell 1" in result.details and "time.sleep(120)" in result.details
     assert result.seconds < 30
@@ -119,9 +125,9 @@ def test_a_cell_running_past_the_limit_is_a_timeout(nb_bundle, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_no_submission_is_reported_by_the_cli(nb_bundle, tmp_path, capsys):
+def test_no_submission_is_reported_by_the_cli(nb_bundle, tmp_path, capsys, data_dir):
     nb = notebook(tmp_path, "print('forgot to write it')")
-    code = main(["simulate", str(nb_bundle), "--data", str(DATA), "--time-limit", "1m", "--notebook", str(nb),
+    code = main(["simulate", str(nb_bundle), "--data", str(data_dir), "--time-limit", "1m", "--notebook", str(nb),
                  "--keep", str(tmp_path / "kept")])
     out = capsys.readouterr().out
     assert code == 1
@@ -133,10 +139,10 @@ def test_no_submission_is_reported_by_the_cli(nb_bundle, tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_a_broken_submission_is_invalid(nb_bundle, tmp_path):
+def test_a_broken_submission_is_invalid(nb_bundle, tmp_path, data_dir):
     nb = notebook(tmp_path, "lines = open(os.path.join(DATA_DIR, 'sample_submission.csv')).read().splitlines()\n"
                             "open(OUT, 'w').write('\\n'.join(lines[:-5]) + '\\n')")
-    result = simulate(nb_bundle, DATA, time_limit="1m", notebook=nb)
+    result = simulate(nb_bundle, data_dir, time_limit="1m", notebook=nb)
     assert result.verdict == INVALID and result.kaggle_failure == "Submission Scoring Error", result.summary()
     assert "535 rows, the sample submission has 540" in result.details
     assert "5 id(s) of the sample submission are missing" in result.details
@@ -144,9 +150,9 @@ def test_a_broken_submission_is_invalid(nb_bundle, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_an_exception_is_reported_with_its_cell(nb_bundle, tmp_path):
+def test_an_exception_is_reported_with_its_cell(nb_bundle, tmp_path, data_dir):
     nb = notebook(tmp_path, "raise KeyError('new category in the hidden data')")
-    result = simulate(nb_bundle, DATA, time_limit="1m", notebook=nb)
+    result = simulate(nb_bundle, data_dir, time_limit="1m", notebook=nb)
     assert result.verdict == EXCEPTION and result.kaggle_failure == "Notebook Threw Exception"
     assert "cell 1: KeyError: 'new category in the hidden data'" in result.details
 
@@ -155,23 +161,23 @@ def test_an_exception_is_reported_with_its_cell(nb_bundle, tmp_path):
 
 
 @pytest.mark.timeout(60)
-def test_user_mistakes_are_ninefit_errors(nb_bundle, tmp_path):
+def test_user_mistakes_are_ninefit_errors(nb_bundle, tmp_path, data_dir):
     with pytest.raises(DataError, match="does not exist"):
         simulate(nb_bundle, tmp_path / "nope")
     with pytest.raises(DataError, match="sample_submission.csv"):
         simulate(nb_bundle, tmp_path)
     with pytest.raises(PackagingError, match="not found"):
-        simulate(nb_bundle, DATA, notebook=tmp_path / "missing.ipynb")
+        simulate(nb_bundle, data_dir, notebook=tmp_path / "missing.ipynb")
     (tmp_path / "broken.ipynb").write_text("{")
     with pytest.raises(PackagingError, match="not a valid Jupyter notebook"):
-        simulate(nb_bundle, DATA, notebook=tmp_path / "broken.ipynb")
+        simulate(nb_bundle, data_dir, notebook=tmp_path / "broken.ipynb")
     with pytest.raises(PackagingError, match="9h"):
-        simulate(nb_bundle, DATA, time_limit="soon")
+        simulate(nb_bundle, data_dir, time_limit="soon")
 
 
 @pytest.mark.timeout(60)
-def test_check_submission_accepts_the_sample_itself():
-    assert check_submission(SAMPLE, SAMPLE, ARGMAX) == []
+def test_check_submission_accepts_the_sample_itself(sample_csv):
+    assert check_submission(sample_csv, sample_csv, ARGMAX) == []
 
 
 @pytest.mark.timeout(60)
@@ -186,9 +192,9 @@ def test_check_submission_accepts_the_sample_itself():
     (lambda ls: [ls[0], ls[1] + ",extra", *ls[2:]], "1 row(s) do not have 2 cells"),
     (lambda ls: [ls[0], "zzz,1", *ls[2:]], "not in the sample submission (zzz)"),
 ])
-def test_check_submission_names_what_is_wrong(tmp_path, edit, needle):
-    lines = SAMPLE.read_text().splitlines()
-    problems = check_submission(write_csv(tmp_path / "s.csv", edit(lines)), SAMPLE, ARGMAX)
+def test_check_submission_names_what_is_wrong(tmp_path, edit, needle, sample_csv):
+    lines = sample_csv.read_text().splitlines()
+    problems = check_submission(write_csv(tmp_path / "s.csv", edit(lines)), sample_csv, ARGMAX)
     assert any(needle in p for p in problems), problems
 
 
@@ -204,10 +210,10 @@ def test_check_submission_values_mode(tmp_path):
 
 
 @pytest.mark.timeout(60)
-def test_verdicts_from_outcomes(tmp_path):
+def test_verdicts_from_outcomes(tmp_path, sample_csv):
     ok, killed = {"killed": False, "seconds": 1.0}, {"killed": True, "seconds": 99.0}
-    sub = shutil.copy(SAMPLE, tmp_path / "submission.csv")
-    judge = lambda outcome, wall=ok, attempts=(), path=Path(sub): _judge(outcome, wall, attempts, path, SAMPLE, ARGMAX, 60)  # noqa: E731
+    sub = shutil.copy(sample_csv, tmp_path / "submission.csv")
+    judge = lambda outcome, wall=ok, attempts=(), path=Path(sub): _judge(outcome, wall, attempts, path, sample_csv, ARGMAX, 60)  # noqa: E731
     assert judge({"status": "ok"}) == (PASSED, "")
     assert judge({"status": "ok"}, attempts=["socket.getaddrinfo pypi.org"])[1].startswith("note: the kernel tried to reach: socket.getaddrinfo pypi.org")
     assert judge({}, wall=killed)[0] == TIMEOUT
@@ -236,7 +242,7 @@ def _kernels_of_simulations() -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_an_overrunning_executor_is_killed_with_its_kernel(nb_bundle, tmp_path, monkeypatch):
+def test_an_overrunning_executor_is_killed_with_its_kernel(nb_bundle, tmp_path, monkeypatch, data_dir):
     import time
 
     import packager.simulate as sim
@@ -244,7 +250,7 @@ def test_an_overrunning_executor_is_killed_with_its_kernel(nb_bundle, tmp_path, 
     # No allowance for the kernel start: the executor is killed 2 s in, in the middle of the sleeping cell.
     monkeypatch.setattr(sim, "_STARTUP_ALLOWANCE_S", -3.0)
     nb = notebook(tmp_path, "import time\ntime.sleep(120)")
-    result = simulate(nb_bundle, DATA, time_limit="5s", notebook=nb)
+    result = simulate(nb_bundle, data_dir, time_limit="5s", notebook=nb)
     assert result.verdict == TIMEOUT, result.summary()
     assert "the executor was killed" in result.details
     deadline = time.monotonic() + 10

@@ -7,12 +7,8 @@ NINEFIT_NETWORK_TESTS=1.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -26,50 +22,9 @@ from packager.wheelhouse import (
     verify_offline_install,
 )
 from runtime.errors import PackagingError
+from tests.packager.wheels import A, B, C, HERE, OTHER, make_wheel
 
 pytestmark = pytest.mark.timeout(60)
-
-HERE = f"{sys.version_info.major}.{sys.version_info.minor}"
-OTHER = "3.10" if HERE != "3.10" else "3.12"
-A, B, C = "ninefit-demo-a", "ninefit-demo-b", "ninefit-demo-c"
-
-
-def make_wheel(folder: Path, name: str, version: str = "1.0", requires: tuple[str, ...] = (),
-               code: str = "", tag: str = "py3-none-any") -> Path:
-    """Writes a minimal installable wheel whose module is ``name`` with '_' for '-'."""
-    dist = name.replace("-", "_")
-    info = f"{dist}-{version}.dist-info"
-    files = {
-        f"{dist}/__init__.py": code or f"VALUE = {name!r}\n",
-        f"{info}/METADATA": "Metadata-Version: 2.1\n" f"Name: {name}\nVersion: {version}\n"
-        + "".join(f"Requires-Dist: {r}\n" for r in requires),
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-                         f"Tag: {tag}\n",
-    }
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
-    record.append(f"{info}/RECORD,,")
-    folder.mkdir(parents=True, exist_ok=True)
-    wheel = folder / f"{dist}-{version}-{tag}.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for path, text in files.items():
-            archive.writestr(path, text)
-        archive.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
-    return wheel
-
-
-@pytest.fixture()
-def index(tmp_path: Path) -> Path:
-    """A local 'index': a needs b and c (c stands for a package Kaggle's image has)."""
-    src = tmp_path / "index"
-    make_wheel(src, A, requires=(B, f"{C}>=1.0"),
-               code="import ninefit_demo_b\nVALUE = 'a+' + ninefit_demo_b.VALUE\n")
-    make_wheel(src, B)
-    make_wheel(src, C)
-    return src
-
 
 @pytest.fixture()
 def house(index: Path, tmp_path: Path) -> Path:

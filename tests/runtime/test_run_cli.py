@@ -10,7 +10,8 @@ import pytest
 
 from runtime.cli import main
 from runtime.errors import BackendUnavailableError, BudgetError
-from runtime.run import PLUGINS_ENV, RunOptions, load_plugins, run
+from runtime.backends.registry import PLUGINS_ENV, load_plugins
+from runtime.run import RunOptions, run
 
 pytestmark = pytest.mark.timeout(60)
 
