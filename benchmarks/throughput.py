@@ -52,7 +52,8 @@ def ninefit_run(bundle: Path, data: Path, out: Path) -> tuple[dict[str, float], 
     import runtime
 
     t = time.perf_counter()
-    report = runtime.run(bundle, data, out, runtime.RunOptions(progress=False))
+    with tempfile.TemporaryDirectory() as work:  # fresh: a reused work folder would resume every chunk
+        report = runtime.run(bundle, data, out, runtime.RunOptions(progress=False, work_dir=Path(work)))
     wall = time.perf_counter() - t
     return {m.name: m.seconds for m in report.members}, wall
 

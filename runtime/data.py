@@ -38,16 +38,24 @@ def _pandas():
     return pandas
 
 
-def read_table(path: Path, *, id_column: str | None = None):
-    """Read a CSV or Parquet file into a DataFrame, with the id column as strings."""
+def read_table(path: Path, *, id_column: str | None = None, text: bool = False):
+    """Read a CSV or Parquet file into a DataFrame, with the id column as strings.
+
+    With ``text``, every cell is read as the string written in the file (empty
+    cells stay empty strings), as a submission-shaped file needs.
+    """
     pd = _pandas()
     if not path.is_file():
         raise DataError(f"test data file {path} not found (expected a .csv or .parquet file)")
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             df = pd.read_parquet(path)
-            if id_column and id_column in df.columns:
+            if text:
+                df = df.astype(str)
+            elif id_column and id_column in df.columns:
                 df[id_column] = df[id_column].astype(str)
+        elif text:
+            df = pd.read_csv(path, dtype=str, keep_default_na=False)
         else:
             df = pd.read_csv(path, dtype={id_column: str} if id_column else None, keep_default_na=True)
     except Exception as exc:

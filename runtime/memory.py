@@ -13,6 +13,8 @@ psutil and pynvml are imported lazily; without them the numbers are None.
 
 from __future__ import annotations
 
+import functools
+
 import sys
 import threading
 from dataclasses import dataclass
@@ -70,6 +72,13 @@ class MemorySnapshot:
         return self.ram_limit - self.ram_used
 
 
+@functools.lru_cache(maxsize=1)
+def _this_process():
+    import psutil
+
+    return psutil.Process()
+
+
 def snapshot(device_id: int | None = 0) -> MemorySnapshot:
     """Read RAM (psutil, cgroup) and GPU memory (NVML) now."""
     rss = used = limit = None
@@ -77,7 +86,7 @@ def snapshot(device_id: int | None = 0) -> MemorySnapshot:
         import psutil
 
         vm = psutil.virtual_memory()
-        rss = psutil.Process().memory_info().rss
+        rss = _this_process().memory_info().rss
         used, limit = vm.total - vm.available, vm.total
     except ImportError:
         pass

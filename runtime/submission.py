@@ -26,20 +26,20 @@ from runtime.manifest import SubmissionSpec
 class SampleSubmission:
     ids: list[str]
     header: list[str]
-    rows: dict[str, list[str]]  # id -> the non-id cells, as written
+    rows: dict[str, tuple[str, ...]]  # id -> the non-id cells, exactly as written
 
 
 def read_sample(path: Path, spec: SubmissionSpec) -> SampleSubmission:
     """Read a submission-shaped CSV (sample or fallback) and check its columns."""
     if not path.is_file():
         raise DataError(f"sample submission {path} not found (expected {spec.sample} in the data folder)")
-    df = read_table(path, id_column=spec.id_column).astype(str)
+    df = read_table(path, id_column=spec.id_column, text=True)
     header = [str(c) for c in df.columns]
     expected = [spec.id_column, *spec.columns]
     if header != expected:
         raise DataError(f"{path.name} has columns {header}; the bundle was packaged for {expected}")
     ids = df[spec.id_column].tolist()
-    cells = df[list(spec.columns)].to_numpy().tolist()
+    cells = zip(*(df[c].tolist() for c in spec.columns))
     return SampleSubmission(ids=ids, header=header, rows=dict(zip(ids, cells)))
 
 
@@ -64,16 +64,13 @@ def format_rows(
     spec: SubmissionSpec, fallback: SampleSubmission,
 ) -> list[list[str]]:
     """Submission rows (id first) in sample order; uncovered rows come from ``fallback``."""
-    rows = []
-    for idx in order:
-        rid = test_ids[idx]
-        if not covered[idx]:
-            rows.append([rid, *fallback.rows[rid]])
-        elif spec.mode == "argmax":
-            rows.append([rid, spec.classes[int(np.argmax(values[idx]))]])
-        else:
-            rows.append([rid, *(f"{v:.9g}" for v in values[idx])])
-    return rows
+    vals = np.nan_to_num(values[order])  # uncovered rows are NaN; they are replaced below
+    if spec.mode == "argmax":
+        cells = np.asarray(spec.classes, dtype=object)[np.argmax(vals, axis=1)][:, None].tolist()
+    else:
+        cells = np.char.mod("%.9g", vals).tolist()
+    ids = [test_ids[i] for i in order]
+    return [[rid, *c] if ok else [rid, *fallback.rows[rid]] for rid, c, ok in zip(ids, cells, covered[order].tolist())]
 
 
 def write_atomic(path: str | os.PathLike, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
