@@ -174,3 +174,15 @@ def test_calibration_moves_toward_actual_and_narrows():
         cal.update(1.0, 0.0)
     with pytest.raises(ValueError, match="'t4x2'"):
         Calibration("t4x2").update(1.0, 2.0).apply(est)
+
+
+@pytest.mark.gpu
+def test_detect_local_reads_the_real_gpu():
+    """On a CUDA machine, ``local`` is that GPU, with torch's name and compute capability."""
+    import torch
+
+    hw = detect_local()
+    assert hw.kind == "gpu"
+    assert hw.device_name == torch.cuda.get_device_name(0)
+    assert hw.compute_capability in (None, tuple(torch.cuda.get_device_capability(0)))
+    assert hw.memory_bytes > 1e9 and hw.fp32_flops > 1e12

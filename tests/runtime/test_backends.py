@@ -103,6 +103,10 @@ def test_tensorrt_engine_is_built_then_cached(digits_bundle, tmp_path):
 
 @pytest.mark.gpu
 def test_onnxruntime_uses_the_gpu_when_present(digits_bundle):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip(f"onnxruntime here has no CUDA provider ({', '.join(ort.get_available_providers())}): install onnxruntime-gpu")
     runner = backends.get("onnxruntime").load(digits_bundle / "models" / "mlp" / "fp32.onnx", "mlp", BackendOptions())
     with runner:
         assert runner.device_kind() == "gpu", runner.describe()

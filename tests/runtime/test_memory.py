@@ -65,5 +65,6 @@ def test_snapshot_without_nvml_has_no_gpu(monkeypatch):
 
 @pytest.mark.gpu
 def test_gpu_memory_is_read_through_nvml():
+    pytest.importorskip("pynvml", reason="needs nvidia-ml-py (the [gpu] extra) to read GPU memory")
     s = snapshot(device_id=0)
     assert s.gpu_total and s.gpu_used is not None and 0 <= s.gpu_used <= s.gpu_total
