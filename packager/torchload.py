@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import sys
+import warnings
 from pathlib import Path
 
 from packager.spec import ModelSpec
@@ -42,9 +43,20 @@ def _import_factory(spec: ModelSpec, root: Path):
     return func
 
 
-def _read_checkpoint(spec: ModelSpec):
-    import torch
+def _torch(spec: ModelSpec):
+    """torch, imported here so that an ONNX-only spec packages without it."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"model {spec.name!r} ({spec.source}) needs torch, and torch is not installed; install the build "
+            f"you trained with ({type(exc).__name__}: {exc})"
+        ) from exc
+    return torch
 
+
+def _read_checkpoint(spec: ModelSpec):
+    torch = _torch(spec)
     path = spec.path
     if path is None or not path.is_file():
         raise ModelLoadError(f"model {spec.name!r}: checkpoint {path} not found (expected a state_dict saved with torch.save)")
@@ -61,23 +73,28 @@ def _read_checkpoint(spec: ModelSpec):
 
 
 def load_torch_model(spec: ModelSpec, root: Path):
-    """The model in eval mode on CPU, or None for an ``onnx`` source (nothing to compare against)."""
-    import torch
+    """The model in eval mode on CPU, or None for an ``onnx`` source (nothing to compare against).
 
+    Raises:
+        ModelLoadError: torch is not installed (an ``onnx`` source does not need
+            it), or the model cannot be built or loaded.
+    """
     if spec.source == "onnx":
         return None
+    torch = _torch(spec)
     if spec.source != "factory" and (spec.path is None or not spec.path.is_file()):
         raise ModelLoadError(f"model {spec.name!r}: {spec.source} file {spec.path} not found")
     try:
         if spec.source == "torchscript":
-            model = torch.jit.load(str(spec.path), map_location="cpu")
+            with warnings.catch_warnings():  # torch 2.9+ deprecates TorchScript; the user's file is still valid
+                warnings.simplefilter("ignore", DeprecationWarning)
+                model = torch.jit.load(str(spec.path), map_location="cpu")
         elif spec.source == "exported_program":
             model = torch.export.load(str(spec.path)).module()
         else:
             model = _import_factory(spec, root)(**spec.factory_kwargs)
             if spec.path is not None:
-                result = model.load_state_dict(_read_checkpoint(spec), strict=True)
-                del result
+                model.load_state_dict(_read_checkpoint(spec), strict=True)
     except ModelLoadError:
         raise
     except RuntimeError as exc:
@@ -86,6 +103,8 @@ def load_torch_model(spec: ModelSpec, root: Path):
         raise ModelLoadError(f"model {spec.name!r}: building the model failed ({type(exc).__name__}: {str(exc)[:400]})") from exc
     if not isinstance(model, torch.nn.Module):
         raise ModelLoadError(f"model {spec.name!r}: {spec.source} gave a {type(model).__name__}, expected a torch.nn.Module")
+    if spec.source == "exported_program":
+        return model  # an ExportedProgram's module is already an inference graph; it refuses .eval()
     return model.eval()
 
 

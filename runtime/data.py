@@ -22,7 +22,11 @@ _NUMERIC_KINDS = "biuf"
 
 def _pandas():
     """pandas, accelerated by cudf.pandas when NINEFIT_CUDF=1 and a GPU is present."""
-    if env_flag("NINEFIT_CUDF"):
+    try:
+        use_cudf = env_flag("NINEFIT_CUDF")
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    if use_cudf:
         import warnings
 
         try:
@@ -121,6 +125,12 @@ class TestData:
         return self._cache[columns]
 
     def _images(self, inp: InputSpec, start: int, stop: int, size: tuple[int, int] | None) -> np.ndarray:
+        from runtime.loaders import image_loader
+
+        if image_loader() == "dali":  # NINEFIT_LOADER=dali: decode and resize with NVIDIA DALI, on the GPU if any
+            from runtime.loaders.dali import load_images
+
+            return load_images(self, inp, start, stop, size)
         from PIL import Image
 
         img = inp.image
@@ -168,8 +178,12 @@ def open_test_data(data_dir: str | os.PathLike, spec: DataSpec) -> TestData:
     ids = frame[spec.id_column].tolist()
     if len(set(ids)) != len(ids):
         raise DataError(f"{path.name}: id column {spec.id_column!r} has duplicate ids; each row needs a unique id")
-    if spec.format == "images" and spec.image_column not in frame.columns:
-        raise DataError(f"{path.name} has no image column {spec.image_column!r}; its columns: {', '.join(map(str, frame.columns))}")
+    if spec.format == "images":
+        if spec.image_column not in frame.columns:
+            raise DataError(f"{path.name} has no image column {spec.image_column!r}; its columns: {', '.join(map(str, frame.columns))}")
+        from runtime.loaders import image_loader
+
+        image_loader()  # a bad NINEFIT_LOADER stops the run here, before any model runs
     return TestData(ids, frame, spec, root)
 
 

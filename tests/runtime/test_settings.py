@@ -39,3 +39,13 @@ def test_env_modules():
     assert env_modules("P", {"P": " a.b , c ,"}) == ["a.b", "c"]
     with pytest.raises(ValueError, match="'x/y.py' is not a module name"):
         env_modules("P", {"P": "x/y.py"})
+
+
+def test_bad_cudf_flag_is_a_data_error(monkeypatch, tmp_path):
+    from runtime.data import read_table
+    from runtime.errors import DataError
+
+    (tmp_path / "t.csv").write_text("id,x\n1,2\n")
+    monkeypatch.setenv("NINEFIT_CUDF", "perhaps")
+    with pytest.raises(DataError, match="NINEFIT_CUDF='perhaps' is not a boolean"):
+        read_table(tmp_path / "t.csv")
