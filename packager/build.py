@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 import runtime
+from packager.dataset import METADATA_FILENAME
 from packager.export import copy_onnx, export_model, to_fp16
 from packager.report import write_report
 from packager.spec import ModelSpec, Spec, load_spec
@@ -29,6 +30,12 @@ from runtime.data import open_test_data
 from runtime.errors import BundleError, SpecError
 from runtime.manifest import MANIFEST_NAME, Manifest, Member, SubmissionSpec, Variant
 from runtime.submission import match_ids, read_sample
+
+#: Files of the bundle folder that the manifest does not checksum: the manifest
+#: itself, and ``dataset-metadata.json``, which describes the upload to the
+#: Kaggle CLI and is never uploaded (``kaggle datasets create`` skips it), so
+#: listing it would fail the checksum check on Kaggle as a missing file.
+UNCHECKED_FILES = (MANIFEST_NAME, METADATA_FILENAME)
 
 
 @dataclass(frozen=True)
@@ -162,7 +169,12 @@ def _install(stage: Path, dest: Path, force: bool) -> None:
             raise BundleError(f"{dest} exists and is not a ninefit bundle; refusing to replace it")
         old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
         os.replace(dest, old)
-    os.replace(stage, dest)
+    try:
+        os.replace(stage, dest)
+    except BaseException:
+        if old is not None:  # put the previous bundle back rather than leave it hidden
+            os.replace(old, dest)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -205,7 +217,7 @@ def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: Pack
         write_report(stage, manifest, results, notes)
         for hook in options.hooks:
             manifest = hook(stage, spec, manifest)
-        manifest = replace(manifest, files=checksum_tree(stage))
+        manifest = replace(manifest, files=checksum_tree(stage, exclude=UNCHECKED_FILES))
         (stage / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
         _install(stage, dest, options.force)
     except BaseException:
@@ -214,4 +226,4 @@ def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: Pack
     return PackageResult(bundle=dest, manifest=manifest, verification=results, warnings=notes)
 
 
-__all__ = ["PackageOptions", "PackageResult", "package", "sample_inputs", "submission_spec"]
+__all__ = ["UNCHECKED_FILES", "PackageOptions", "PackageResult", "package", "sample_inputs", "submission_spec"]

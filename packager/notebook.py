@@ -40,11 +40,13 @@ import nbformat
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from packager.dataset import METADATA_FILENAME
 from runtime.errors import BundleError, PackagingError
+from runtime.fileio import atomic_write
 from runtime.manifest import Manifest
 
 #: Kaggle's dataset description, written into the bundle by ``packager.dataset``.
-DATASET_METADATA = "dataset-metadata.json"
+DATASET_METADATA = METADATA_FILENAME
 #: Tag of the cell that prints the run report (``ninefit simulate`` reads its output).
 REPORT_TAG = "ninefit-report"
 #: Tag of the parameters cell (papermill's convention).
@@ -340,12 +342,8 @@ def build_notebook(
 def write_notebook(bundle_dir: str | os.PathLike, out: str | os.PathLike, **options: Any) -> Path:
     """Build the notebook for ``bundle_dir`` (options as :func:`build_notebook`) and write it to ``out``."""
     nb = build_notebook(bundle_dir, **options)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    nbformat.write(nb, str(tmp))
-    os.replace(tmp, out)
-    return out
+    text = nbformat.writes(nb)
+    return atomic_write(out, text if text.endswith("\n") else text + "\n")  # as nbformat.write ends it
 
 
 __all__ = ["DATASET_METADATA", "PARAMETERS_TAG", "REPORT_TAG", "Parameter", "build_notebook", "bundle_slug",

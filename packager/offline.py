@@ -5,7 +5,8 @@ carry, as wheels, whatever ninefit's runtime needs that Kaggle's image lacks,
 and must be uploadable as a Kaggle dataset. Both are steps on the staged
 bundle, given to :func:`packager.build.package` as hooks
 (``PackageOptions.hooks``): whatever they write becomes part of the
-checksummed bundle, and an exception removes the whole staged folder, so a
+checksummed bundle (but ``dataset-metadata.json``, which the Kaggle CLI reads
+and never uploads), and an exception removes the whole staged folder, so a
 broken wheelhouse never lands half-written.
 
 * :func:`wheelhouse_hook` fills ``wheels/``, proves it installs offline and
@@ -390,8 +391,8 @@ def add_dataset_metadata(bundle_dir: Path, title: str | None = None, *, owner: s
                          environ: Mapping[str, str] | None = None) -> DatasetWriteResult:
     """Writes ``dataset-metadata.json`` into a finished bundle (one packaged without an owner).
 
-    The file is then not among the manifest's checksums, which is harmless: the
-    runtime never reads it, only the Kaggle CLI does.
+    The file is never among the manifest's checksums (``packager.build.UNCHECKED_FILES``):
+    the Kaggle CLI reads it and does not upload it, and the runtime never reads it.
 
     Args:
         bundle_dir: A bundle ``ninefit package`` wrote.

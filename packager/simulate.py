@@ -61,6 +61,7 @@ from typing import Any, Mapping, Sequence
 
 import nbformat
 
+from packager.dataset import METADATA_FILENAME
 from packager.notebook import REPORT_TAG, build_notebook, bundle_slug
 from runtime.errors import DataError, PackagingError
 from runtime.manifest import Manifest, SubmissionSpec
@@ -90,8 +91,8 @@ DEAD_KERNEL_FAILURE = "Notebook Exceeded Allowed Compute"
 ISOLATIONS = ("auto", "netns", "audit")
 
 _KERNEL_NAME = "ninefit-simulate"
-_STARTUP_ALLOWANCE_S = 60.0
-_DEAD_PROXY_PORT = 9  # "discard": nothing listens there  # kernel start and teardown, on top of the notebook's own limit
+_STARTUP_ALLOWANCE_S = 60.0  # kernel start and teardown, on top of the notebook's own limit
+_DEAD_PROXY_PORT = 9  # "discard": nothing listens there
 _NETWORK_ERRORS = ("NetworkBlockedError", "gaierror")
 _NETWORK_TEXT = (
     "Network is unreachable", "Temporary failure in name resolution", "Name or service not known",
@@ -311,8 +312,14 @@ def netns_unavailable() -> str | None:
     return None
 
 
-def _copy_readonly(src: Path, dest: Path) -> None:
-    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__"))
+def _copy_readonly(src: Path, dest: Path, leave_out: Sequence[str] = ()) -> None:
+    """Copy ``src`` to ``dest`` read-only, without ``__pycache__`` folders or the top-level ``leave_out`` files."""
+    top = os.path.abspath(src)
+
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        return [n for n in names if n == "__pycache__" or (n in leave_out and os.path.abspath(folder) == top)]
+
+    shutil.copytree(src, dest, ignore=ignore)
     for dirpath, _dirs, files in os.walk(dest, topdown=False):
         for name in files:
             os.chmod(os.path.join(dirpath, name), 0o444)
@@ -470,11 +477,15 @@ def simulate(
 
 
 def _layout(root: Path, bundle: Path, data_dir: Path, slug: str, competition: str) -> dict[str, Path]:
-    """``kaggle/input/<slug>``, ``kaggle/input/<competition>`` (read-only copies) and ``kaggle/working``."""
+    """``kaggle/input/<slug>``, ``kaggle/input/<competition>`` (read-only copies) and ``kaggle/working``.
+
+    The bundle is copied as Kaggle has it after ``kaggle datasets create``: without
+    ``dataset-metadata.json``, which the Kaggle CLI reads and does not upload.
+    """
     inputs = root / "kaggle" / "input"
     tree = {"bundle": inputs / slug, "data": inputs / competition, "working": root / "kaggle" / "working"}
     tree["working"].mkdir(parents=True)
-    _copy_readonly(bundle, tree["bundle"])
+    _copy_readonly(bundle, tree["bundle"], leave_out=(METADATA_FILENAME,))
     _copy_readonly(data_dir, tree["data"])
     os.chmod(inputs, 0o555)
     return tree
@@ -546,14 +557,23 @@ def _execute(root: Path, use_netns: bool, limit_s: float) -> dict[str, Any]:
             proc.wait(timeout=limit_s + _STARTUP_ALLOWANCE_S)
         except subprocess.TimeoutExpired:
             killed = True
-            for pgid in (proc.pid, _read_pid(root / "kernel.pid")):
-                if pgid:
-                    try:
-                        os.killpg(pgid, signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
-            proc.wait()
+        finally:
+            # Overrun, Ctrl-C, or an executor that died without shutting its kernel down:
+            # nothing may outlive the tree the caller removes next. After a clean exit
+            # both groups are empty and this does nothing.
+            _kill_groups(root, proc)
     return {"killed": killed, "returncode": proc.returncode, "seconds": time.monotonic() - t0}
+
+
+def _kill_groups(root: Path, proc: subprocess.Popen) -> None:
+    """SIGKILL the executor's and the kernel's process groups (each its own session), then reap the executor."""
+    for pgid in (proc.pid, _read_pid(root / "kernel.pid")):
+        if pgid:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    proc.wait()
 
 
 def _kaggle_paths(tree: str, text: str) -> str:

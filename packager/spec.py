@@ -97,6 +97,14 @@ def _get(table: dict, key: str, where: str, kind: type | tuple[type, ...], defau
     return value
 
 
+def _numbers(table: dict, key: str, where: str, default: list) -> tuple[float, ...]:
+    """A list of numbers (one per channel, or one for all)."""
+    values = _get(table, key, where, list, default)
+    if not values or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values):
+        raise _err(where, f"{key} = {values!r}; expected a non-empty list of numbers, e.g. [0.485, 0.456, 0.406]")
+    return tuple(float(x) for x in values)
+
+
 def _path(root: Path, rel: str) -> Path:
     p = Path(rel).expanduser()
     return p if p.is_absolute() else root / p
@@ -130,8 +138,8 @@ def _parse_input(t: dict, where: str, header: list[str] | None, id_column: str, 
             raise _err(f"{where}.image", f"size = {list(size)!r}; expected [height, width] in pixels")
         image = ImageSpec(
             size=size,
-            mean=tuple(float(x) for x in _get(it, "mean", f"{where}.image", list, [0.0])),
-            std=tuple(float(x) for x in _get(it, "std", f"{where}.image", list, [1.0])),
+            mean=_numbers(it, "mean", f"{where}.image", [0.0]),
+            std=_numbers(it, "std", f"{where}.image", [1.0]),
             scale=_get(it, "scale", f"{where}.image", float, 1.0 / 255.0),
             channels=_get(it, "channels", f"{where}.image", int, 3, (1, 3)),
             layout=_get(it, "layout", f"{where}.image", str, "NCHW", ("NCHW", "NHWC")),
@@ -152,9 +160,10 @@ def _parse_variant(t: dict, where: str, default_tta: tuple[str, ...]) -> Variant
     bad = [x for x in tta if x not in TTA_TRANSFORMS]
     if bad or not tta:
         raise _err(where, f"tta = {list(tta)!r}; expected a non-empty list of: {', '.join(TTA_TRANSFORMS)}")
-    size = t.get("image_size")
-    if size is not None and (not isinstance(size, list) or len(size) != 2):
-        raise _err(where, f"image_size = {size!r}; expected [height, width]")
+    size = _get(t, "image_size", where, list, None)
+    if size is not None and (len(size) != 2 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
+                                                      for d in size)):
+        raise _err(where, f"image_size = {size!r}; expected [height, width] in pixels, e.g. [224, 224]")
     vf = _get(t, "value_factor", where, float, 1.0)
     if not 0 < vf <= 1:
         raise _err(where, f"value_factor = {vf}; expected a number in (0, 1]")
@@ -196,7 +205,7 @@ def _parse_model(t: dict, i: int, root: Path, header: list[str] | None, data: Da
     batch = _get(t, "batch_size", where, int, 64)
     if batch < 1:
         raise _err(where, f"batch_size = {batch}; expected at least 1")
-    sample = t.get("sample_inputs")
+    sample = _get(t, "sample_inputs", where, str, "")
     return ModelSpec(
         name=name, source=source, path=path, factory=factory, factory_kwargs=_get(t, "factory_kwargs", where, dict, {}),
         inputs=inputs, output=_get(t, "output", where, str, "output"),
@@ -211,14 +220,18 @@ def _header(path: Path) -> list[str] | None:
     """Column names of the test table, when it is here (CSV header / Parquet schema)."""
     if not path.is_file():
         return None
-    if path.suffix.lower() in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        return list(pq.read_schema(path).names)
     import csv
 
-    with open(path, newline="", encoding="utf-8") as f:
-        return next(csv.reader(f), [])
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return next(csv.reader(f), [])
+    except (OSError, ValueError, csv.Error) as exc:  # pyarrow's errors are OSError / ValueError subclasses
+        raise SpecError(f"{path} cannot be read for its column names ({type(exc).__name__}: {exc}); "
+                        "expected a UTF-8 CSV file or a Parquet file") from exc
 
 
 def load_spec(path: str | os.PathLike) -> Spec:
@@ -228,6 +241,12 @@ def load_spec(path: str | os.PathLike) -> Spec:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SpecError(f"spec file {path} not found") from None
+    except IsADirectoryError:
+        raise SpecError(f"spec file {path} is a folder; expected the TOML spec file (e.g. {path / 'ninefit.toml'})") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"spec file {path} is not UTF-8 text ({exc}); expected a TOML file") from None
+    except OSError as exc:
+        raise SpecError(f"spec file {path} cannot be read ({exc.strerror or exc})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"spec file {path} is not valid TOML: {exc}") from exc
     root = path.parent.resolve()
@@ -263,7 +282,7 @@ def load_spec(path: str | os.PathLike) -> Spec:
     if len({m.name for m in models}) != len(models):
         raise _err("[[model]]", "model names must be unique")
     e = _get(raw, "ensemble", "top level", dict, {})
-    fb = e.get("fallback")
+    fb = _get(e, "fallback", "[ensemble]", str, "")
     return Spec(
         name=name, root=root, data=data, test_path=test_path, sample_submission=sample_path,
         submission=SubmissionSpecIn(mode=mode, columns=tuple(out_cols), classes=classes), models=models,

@@ -27,8 +27,26 @@ def _on_path(folder: Path):
             sys.path.remove(str(folder))
 
 
+def _forget_foreign(module_name: str, root: Path) -> None:
+    """Drop a cached ``module_name`` imported from elsewhere when the spec's folder has its own.
+
+    Two specs in one process (a notebook, a test session) often both name
+    ``models:...``; without this the second would silently get the first's module.
+    """
+    top = module_name.split(".")[0]
+    cached = sys.modules.get(top)
+    local = root / top
+    if cached is None or not (local.with_suffix(".py").is_file() or local.is_dir()):
+        return
+    origin = Path(getattr(cached, "__file__", "") or "").resolve()
+    if root.resolve() not in origin.parents:
+        for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+            del sys.modules[name]
+
+
 def _import_factory(spec: ModelSpec, root: Path):
     module_name, _, func_name = spec.factory.partition(":")
+    _forget_foreign(module_name, root)
     with _on_path(root):
         try:
             module = importlib.import_module(module_name)

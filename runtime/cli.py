@@ -1,13 +1,16 @@
 """``python -m runtime run`` (and ``ninefit run``): run a bundle to a submission.
 
 Defined in the runtime so the notebook can use it without the packager.
-A user-facing problem is one paragraph on stderr and exit status 2.
+A user-facing problem is one paragraph on stderr and exit status 2; so is an
+``OSError`` (an unwritable ``--out`` or ``--work-dir``: the user's
+environment, not a ninefit bug).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -36,11 +39,11 @@ def add_run_parser(sub) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads per model (default: onnxruntime's choice)")
     p.add_argument("--work-dir", type=Path, default=None,
                    help="folder for engine caches and checkpoints (default: ninefit-work/ next to --out)")
-    p.add_argument("--time-limit", type=_duration, default=None, metavar="DURATION",
+    p.add_argument("--time-limit", type=duration_arg, default=None, metavar="DURATION",
                    help="the notebook's run-time limit, counted from --start-time (default: no limit)")
-    p.add_argument("--margin", type=_duration, default=None, metavar="DURATION",
+    p.add_argument("--margin", type=duration_arg, default=None, metavar="DURATION",
                    help="safety margin before the limit (default: 5%% of the limit, at least 5s, at most 15m)")
-    p.add_argument("--reserve", type=_duration, default=None, metavar="DURATION",
+    p.add_argument("--reserve", type=duration_arg, default=None, metavar="DURATION",
                    help="time kept for the final submission write (default: measured, at least 0.5s)")
     p.add_argument("--start-time", type=_epoch, default=None, metavar="EPOCH",
                    help="when the clock started, in epoch seconds (time.time() in the notebook's first cell); "
@@ -54,6 +57,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.batch_size is not None and args.batch_size < 1:
         raise NinefitError(f"--batch-size {args.batch_size}: expected a positive number of rows")
+    if args.threads is not None and args.threads < 1:
+        raise NinefitError(f"--threads {args.threads}: expected a positive number of CPU threads per model")
     report = run(args.bundle, args.data, args.out, RunOptions(
         backend=args.backend, batch_size=args.batch_size, threads=args.threads,
         work_dir=args.work_dir, progress=not args.quiet, time_limit_s=args.time_limit,
@@ -63,7 +68,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if report.failure or (report.members and not report.covered_rows) else 0
 
 
-def _duration(text: str) -> float:
+def duration_arg(text: str) -> float:
+    """argparse type for a duration (``9h``, ``540m``, ``1h30m``, plain seconds); see ``settings.parse_duration``."""
     from runtime.settings import parse_duration
 
     try:
@@ -82,8 +88,17 @@ def _epoch(text: str) -> float:
     return value
 
 
+def _os_error_message(exc: OSError) -> str:
+    """One paragraph naming the path and the operating system's reason."""
+    # os.replace(tmp, dest) names both; the destination is the path the user gave.
+    path = exc.filename2 if exc.filename2 is not None else exc.filename
+    where = f"{os.fsdecode(path)}: " if path is not None else ""
+    return (f"{where}{exc.strerror or exc}. Check the paths given on the command line (e.g. --out must name a "
+            "file in a writable folder, --work-dir a writable folder).")
+
+
 def run_cli(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, prog: str = "ninefit") -> int:
-    """Parse, dispatch, and turn a NinefitError into a message and an exit status."""
+    """Parse, dispatch, and turn a NinefitError or OSError into a message and an exit status."""
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
@@ -94,6 +109,9 @@ def run_cli(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, prog
     except NinefitError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        print(f"{prog}: error: {_os_error_message(exc)}", file=sys.stderr)
+        return NinefitError.exit_code
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
@@ -105,4 +123,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(parser, argv, prog="ninefit-runtime")
 
 
-__all__ = ["add_run_parser", "main", "run_cli"]
+__all__ = ["add_run_parser", "duration_arg", "main", "run_cli"]

@@ -9,10 +9,11 @@ Sources, strongest last:
    :func:`runtime.planner.estimate_s_per_row` and never below the last few
    batches, so a member slowing down is seen at once.
 
-The first batch after each load is warm-up and is left out. Priors are scaled
-by :meth:`CostModel.calibration` (how much slower this machine is than the
-profile said). An unmeasured rung of a ladder is costed from a measured rung
-of the same member (:func:`cost_factor`).
+The first batch after each load is warm-up and is left out. The profile's
+priors are scaled by :meth:`CostModel.calibration` (how much slower this
+machine is than the profile said); costs saved by an earlier run were measured
+here and are taken as they are. An unmeasured rung of a ladder is costed from
+a measured rung of the same member (:func:`cost_factor`).
 """
 
 from __future__ import annotations
@@ -90,13 +91,16 @@ class CostModel:
 
     Args:
         members: The ensemble's members.
-        profile: ``{member: {variant: {"s_per_row", "setup_s"}}}`` from the bundle.
-        saved: The same, measured by an earlier run (it wins over the profile).
+        profile: ``{member: {variant: {"s_per_row", "setup_s"}}}`` from the bundle
+            (measured elsewhere: scaled by :meth:`calibration`).
+        saved: The same, measured live by an earlier run in this work folder
+            (it wins over the profile, and is not scaled).
     """
 
     def __init__(self, members: tuple[Member, ...], profile: Mapping | None = None, saved: Mapping | None = None):
         self.members = {m.name: m for m in members}
-        self.prior = {m.name: {**profile_entries(profile, m.name), **profile_entries(saved, m.name)} for m in members}
+        self.prior = {m.name: profile_entries(profile, m.name) for m in members}
+        self.saved = {m.name: profile_entries(saved, m.name) for m in members}
         self.rates: dict[tuple[str, str], LiveRate] = {}
         self.setup: dict[tuple[str, str], float] = {}  # measured in this run
         self.gpu = False  # a runner reported a GPU: fp16 is then assumed faster
@@ -131,6 +135,9 @@ class CostModel:
         return ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
 
     def _prior(self, member: str, variant: str) -> float | None:
+        saved = self.saved[member].get(variant, {}).get("s_per_row")
+        if saved is not None:  # measured on this machine already: calibrating it again would count the ratio twice
+            return saved
         prior = self.prior[member].get(variant, {}).get("s_per_row")
         return None if prior is None else prior * self.calibration()
 
@@ -166,7 +173,8 @@ class CostModel:
     def setup_s(self, member: str, variant: str) -> float:
         """Measured setup, else profiled, else that of another rung; 0 when unknown."""
         others = [s for (m, _), s in self.setup.items() if m == member]
-        for source in (self.setup.get((member, variant)), self.prior[member].get(variant, {}).get("setup_s"), *others):
+        for source in (self.setup.get((member, variant)), self.saved[member].get(variant, {}).get("setup_s"),
+                       self.prior[member].get(variant, {}).get("setup_s"), *others):
             if source is not None:
                 return source
         return 0.0

@@ -13,7 +13,9 @@ planner's inputs true. The loop (:meth:`Executor.run`):
    :func:`planner.should_replan`; on drift, re-plan: the planner then takes a
    cheaper variant, stops the running member, or drops members not started.
 3. Every finished chunk is saved (:class:`runtime.checkpoint.ChunkStore`);
-   each finished member triggers a rewrite of the submission.
+   each finished member triggers a rewrite of the submission. On resume, a
+   saved chunk counts as done only once it loads with the right shape and
+   finite values; one that does not is removed and recomputed.
 
 A member whose backend raises is skipped with the reason; an out-of-memory
 error halves the batch and retries, down to one row. Each pass of the loop
@@ -136,9 +138,11 @@ class Executor:
         for m in members:
             mr = report.member(m.name)
             covered: dict[tuple[int, int], int] = {}
-            for vi in reversed(range(len(m.variants))):  # best variant wins
-                for c in store.chunks(m.name, m.variants[vi].name) & set(grids[m.name]):
-                    covered[c] = vi
+            for vi, v in enumerate(m.variants):  # best variant wins
+                for a, b in sorted(store.chunks(m.name, v.name) & set(grids[m.name]) - set(covered)):
+                    # Loaded, not trusted by name: a chunk the submission would reject is removed and recomputed.
+                    if store.load(m.name, v.name, a, b, width) is not None:
+                        covered[a, b] = vi
             st = _State(m, list(grids[m.name]), covered, mr, batch_size or m.batch_size)
             mr.chunks_resumed = len(covered)
             report.chunks_resumed += len(covered)
@@ -244,7 +248,7 @@ class Executor:
         label = st.member.name if v is st.member.variants[0] else f"{st.member.name}/{v.name}"
         if st.progress is None or st.progress.label != label:
             st.close_progress("paused")
-            st.progress = Progress(label, st.rows_total, enabled=self.progress)
+            st.progress = Progress(label, st.rows_total, enabled=self.progress, done=st.rows_done)
         rows = 0
         for a, b in st.missing():
             if rows >= step.rows:
@@ -342,8 +346,13 @@ class Executor:
                                   f"but the submission needs {width} values per row")
             if not np.isfinite(values).all():
                 raise BackendError(f"{st.member.name}/{v.name}: non-finite outputs in rows {pos}-{pos + n}")
-            self.costs.rate(st.member.name, v.name).add(n, dt)
-            st.report.seconds += dt
+            rate = self.costs.rate(st.member.name, v.name)
+            if rate.warm:
+                st.report.seconds += dt
+            else:  # the first batch after a load: kept out of the throughput, and booked apart
+                st.report.warmup_seconds += dt
+                st.report.warmup_rows += n
+            rate.add(n, dt)
             parts.append(values)
             pos += n
         return np.concatenate(parts) if len(parts) > 1 else parts[0]

@@ -161,6 +161,9 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Manifest:
+        if not isinstance(d, dict):
+            raise BundleError(f"manifest is a JSON {_json_kind(d)}, expected an object with 'schema_version', "
+                              "'members', 'data' and 'submission'; is this a ninefit bundle?")
         version = d.get("schema_version")
         if not isinstance(version, int):
             raise BundleError(f"manifest has no integer 'schema_version' (got {version!r}); is this a ninefit bundle?")
@@ -188,8 +191,14 @@ class Manifest:
             raise BundleError(f"{path} is not valid JSON ({exc}); the bundle is damaged") from exc
 
 
+def _json_kind(value: Any) -> str:
+    return {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(value), "null" if value is None else type(value).__name__)
+
+
 def _build(cls: type, value: Any) -> Any:
     """Rebuild nested frozen dataclasses (and tuples) from plain JSON values."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{cls.__name__} must be a JSON object, got a {_json_kind(value)}")
     hints = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(value) - set(hints)
     if unknown:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from runtime.fileio import atomic_write
+from runtime.progress import format_gib
 
 #: Member statuses in the report.
 MEMBER_STATUSES = ("pending", "done", "partial", "degraded", "dropped", "failed")
@@ -29,20 +30,34 @@ KAGGLE_RAM_BYTES = 30 * 10**9
 KAGGLE_DISK_BYTES = 20 * 10**9
 
 
-def _gib(n: int | None) -> str:
-    return "-" if n is None else f"{n / 2**30:.2f} GiB"
-
-
 @dataclass
 class MemberReport:
-    """One member's part of the run."""
+    """One member's part of the run.
+
+    Time is booked in three disjoint parts, each summed over every (re)load of
+    the member in this run (resumed chunks cost nothing):
+
+    * ``load_seconds``: building the runner and ``activate()`` (session or
+      engine creation), nothing else;
+    * ``warmup_seconds``: the first batch after each load (``warmup_rows``
+      rows), which pays lazy initialisation and is left out of throughput;
+    * ``seconds``: every other batch (reading and preprocessing its rows,
+      inference with each TTA pass, the output activation), for
+      ``rows_computed - warmup_rows`` rows; ``rows_per_s`` is that ratio.
+
+    In none of them: an attempt that ran out of memory (the batch is retried
+    smaller and counted then), checking outputs, saving chunks, and writing
+    the submission.
+    """
 
     name: str
     variant: str = ""  # the variant that covered most rows
     backend: str = ""
     rows: int = 0  # rows covered, resumed chunks included
-    seconds: float = 0.0  # inference seconds in this run
-    load_seconds: float = 0.0
+    seconds: float = 0.0  # inference seconds in this run, warm-up batches excluded
+    load_seconds: float = 0.0  # runner load + activate, summed over loads
+    warmup_seconds: float = 0.0  # first batch after each load
+    warmup_rows: int = 0  # rows in those batches (part of rows_computed)
     status: str = "pending"  # one of MEMBER_STATUSES
     reason: str = ""
     weight: float = 0.0
@@ -57,7 +72,8 @@ class MemberReport:
 
     @property
     def rows_per_s(self) -> float:
-        return self.rows_computed / self.seconds if self.seconds > 0 else 0.0
+        """Steady throughput: rows computed after warm-up per second of ``seconds``."""
+        return (self.rows_computed - self.warmup_rows) / self.seconds if self.seconds > 0 else 0.0
 
 
 @dataclass
@@ -125,9 +141,9 @@ class RunReport:
                 f"limit {self.time_limit_s:.0f}s (margin {self.margin_s:.1f}s, reserve {self.reserve_s:.1f}s); "
                 f"finished at {self.finished_at_s:.1f}s since start, slack {self.slack_s:.1f}s"
             )
-        mem = f"peak RAM {_gib(self.peak_rss_bytes)} (process)"
+        mem = f"peak RAM {format_gib(self.peak_rss_bytes)} (process)"
         if self.peak_gpu_bytes is not None:
-            mem += f", peak GPU memory {_gib(self.peak_gpu_bytes)} of {_gib(self.gpu_total_bytes)}"
+            mem += f", peak GPU memory {format_gib(self.peak_gpu_bytes)} of {format_gib(self.gpu_total_bytes)}"
         if self.chunks_resumed:
             mem += f"; {self.chunks_resumed} chunk(s) resumed from {self.work_dir}"
         lines.append(mem)
@@ -152,9 +168,9 @@ def kaggle_failure(
             f"finished {report.finished_at_s:.1f}s after the notebook started; the limit is {report.time_limit_s:.0f}s"
         )
     if report.peak_rss_bytes > KAGGLE_RAM_BYTES:
-        return EXCEEDED_COMPUTE, f"peak RAM {_gib(report.peak_rss_bytes)} is more than a Kaggle notebook's ~30 GB"
+        return EXCEEDED_COMPUTE, f"peak RAM {format_gib(report.peak_rss_bytes)} is more than a Kaggle notebook's ~30 GB"
     if disk_bytes > KAGGLE_DISK_BYTES:
-        return EXCEEDED_COMPUTE, f"{_gib(disk_bytes)} written to the output folder; Kaggle allows ~20 GB"
+        return EXCEEDED_COMPUTE, f"{format_gib(disk_bytes)} written to the output folder; Kaggle allows ~20 GB"
     if not submission_exists:
         return CSV_NOT_FOUND, f"{report.submission} was not written"
     return "", ""

@@ -2,11 +2,11 @@
 
 Order of work: verify the bundle (schema, checksums) before anything runs;
 open the test data and match its ids against the sample submission; write a
-first valid submission at once (the declared fallback, else the sample
-submission's values, plus whatever an earlier killed run checkpointed); then
-let :class:`runtime.executor.Executor` run the members to the deadline,
-rewriting the submission atomically as each member finishes; finally write it
-once more, and the run report.
+first valid submission at once (the declared fallback, with the sample
+submission's values for ids it lacks, plus whatever an earlier killed run
+checkpointed); then let :class:`runtime.executor.Executor` run the members to
+the deadline, rewriting the submission atomically as each member finishes;
+finally write it once more, and the run report.
 
 The submission is always combined from the checkpointed chunks, members in
 manifest order and chunks in row order, so it depends on which rows each
@@ -40,17 +40,15 @@ from runtime.bundle import Bundle, open_bundle
 from runtime.checkpoint import ChunkStore, chunk_grid, data_fingerprint, run_key
 from runtime.data import TestData, open_test_data
 from runtime.ensemble import Accumulator
-from runtime.errors import BundleError, DataError
+from runtime.errors import BackendError, DataError
 from runtime.budget import Clock, make_budget
 from runtime.executor import Executor, predict_rows
 from runtime.gpu import gpu_count
-from runtime.manifest import Manifest, Member, Variant
+from runtime.manifest import InputSpec, Manifest, Member, Variant
 from runtime.memory import MemoryMonitor
-from runtime.progress import Progress, log
+from runtime.progress import log
 from runtime.report import MemberReport, RunReport, kaggle_failure
 from runtime.submission import SampleSubmission, format_rows, match_ids, read_sample, write_atomic
-
-#: Environment variable naming plugin modules to import (they register backends).
 
 
 @dataclass(frozen=True)
@@ -77,6 +75,32 @@ def member_width(manifest: Manifest) -> int:
     return len(sub.classes) if sub.mode == "argmax" else len(sub.columns)
 
 
+def _input_dims(inp: InputSpec, variant: Variant) -> tuple[int, ...]:
+    """One input's dims after the batch; an image input takes the variant's size, in its layout."""
+    if inp.image is not None:
+        h, w = variant.image_size or inp.image.size
+        c = inp.image.channels
+        return (c, h, w) if inp.image.layout == "NCHW" else (h, w, c)  # as TestData.feed lays them out
+    dims = inp.shape[1:]
+    symbolic = [str(d) for d in dims if not isinstance(d, int)]
+    if symbolic:
+        raise BackendError(
+            f"input {inp.name!r} has shape {list(inp.shape)}, with symbolic dimension(s) {', '.join(symbolic)} "
+            "after the batch; the tensorrt backend builds its engine for fixed shapes and needs every dimension "
+            "but the first to be a number (re-package with a fixed shape, or run with --backend onnxruntime)"
+        )
+    return tuple(int(d) for d in dims)
+
+
+def trt_input_shapes(member: Member, variant: Variant) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Per input, the dims after the batch for a TensorRT optimization profile.
+
+    Raises:
+        BackendError: A non-image input with a symbolic dimension after the batch.
+    """
+    return tuple((inp.name, _input_dims(inp, variant)) for inp in member.inputs)
+
+
 def load_runner(bundle: Bundle, member: Member, variant: Variant, options: RunOptions) -> Runner:
     """A (not yet active) runner for one variant of a member."""
     name = options.backend or backends.default_backend()
@@ -85,37 +109,29 @@ def load_runner(bundle: Bundle, member: Member, variant: Variant, options: RunOp
     bopts = BackendOptions(
         device_id=options.device_id, fp16=variant.precision == "fp16", threads=options.threads,
         cache_dir=(options.work_dir / "engines") if options.work_dir else None, max_batch=batch,
-        input_shapes=tuple((i.name, tuple(int(d) for d in i.shape[1:] if isinstance(d, int))) for i in member.inputs),
+        # Only TensorRT needs shapes up front (its optimization profile); onnxruntime takes them per batch.
+        input_shapes=trt_input_shapes(member, variant) if name == "tensorrt" else (),
     )
     return backend.load(bundle.path(variant.file), f"{member.name}/{variant.name}", bopts)
 
 
-def run_member(
-    runner: Runner, member: Member, variant: Variant, test: TestData, acc: Accumulator,
-    *, batch_size: int, progress: Progress,
-) -> int:
-    """Stream every row through one member into the accumulator, no deadline; returns rows covered."""
-    done = 0
-    while done < test.n_rows:
-        stop = min(done + batch_size, test.n_rows)
-        values = predict_rows(runner, member, variant, test, done, stop, batch_size)
-        if values.shape[1] != acc.total.shape[1]:
-            raise BundleError(
-                f"{member.name}: output {member.output!r} has width {values.shape[1]}, "
-                f"but the submission needs {acc.total.shape[1]} values per row"
-            )
-        acc.add(member.weight, done, values)
-        done = stop
-        progress.update(done)
-    return done
+def load_fallback(bundle: Bundle, sample: SampleSubmission) -> SampleSubmission:
+    """The row each test id gets when no member covers it.
 
-
-def load_fallback(bundle: Bundle, data_dir: Path, sample: SampleSubmission) -> SampleSubmission:
-    """The declared fallback predictions, or the sample submission itself."""
+    The declared fallback's row where it has the id, else the sample
+    submission's: the packager checked the fallback against the public test
+    ids only, and the hidden test set has others.
+    """
     m = bundle.manifest
     if not m.fallback:
         return sample
-    return read_sample(bundle.path(m.fallback), m.submission)
+    declared = read_sample(bundle.path(m.fallback), m.submission)
+    rows = {rid: declared.rows.get(rid, row) for rid, row in sample.rows.items()}
+    filled = sum(rid not in declared.rows for rid in sample.rows)
+    if filled:
+        log(f"fallback {m.fallback} has no row for {filled} of {len(sample.ids)} test id(s); "
+            f"those take the sample submission's values")
+    return SampleSubmission(ids=sample.ids, header=sample.header, rows=rows)
 
 
 class SubmissionWriter:
@@ -179,7 +195,7 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     sample_dir = data_dir if data_dir.is_dir() else data_dir.parent
     sample = read_sample(sample_dir / m.submission.sample, m.submission)
     order = match_ids(sample, test.ids, sample_name=m.submission.sample)
-    fallback = load_fallback(bundle, sample_dir, sample)
+    fallback = load_fallback(bundle, sample)
     failed, errors = {}, []
     for member in m.members:
         try:
@@ -272,9 +288,10 @@ __all__ = [
     "RunOptions",
     "RunReport",
     "SubmissionWriter",
+    "load_fallback",
     "load_runner",
     "member_width",
     "predict_rows",
     "run",
-    "run_member",
+    "trt_input_shapes",
 ]

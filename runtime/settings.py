@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Mapping
+from typing import Mapping, Sequence
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
@@ -42,6 +42,21 @@ def env_modules(name: str, environ: Mapping[str, str] | None = None) -> list[str
     return names
 
 
+def env_choice(name: str, choices: Sequence[str], default: str, environ: Mapping[str, str] | None = None) -> str:
+    """One of ``choices`` (case-insensitive) from an environment variable; unset or empty: ``default``.
+
+    Raises:
+        ValueError: naming the variable, its value and the accepted values.
+    """
+    raw = (os.environ if environ is None else environ).get(name)
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ValueError(f"environment variable {name}={raw!r} is not one of: {', '.join(choices)} (unset it for {default})")
+    return value
+
+
 def parse_duration(text: str | float | int) -> float:
     """Seconds in ``"9h"``, ``"540m"``, ``"32400s"``, ``"32400"`` or ``"1h30m"``.
 
@@ -60,4 +75,4 @@ def parse_duration(text: str | float | int) -> float:
     return total
 
 
-__all__ = ["env_flag", "env_modules", "parse_duration"]
+__all__ = ["env_choice", "env_flag", "env_modules", "parse_duration"]

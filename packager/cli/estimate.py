@@ -6,17 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-
-def _duration(text: str) -> float:
-    from runtime.settings import parse_duration
-
-    try:
-        seconds = parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive duration, e.g. 9h")
-    return seconds
+from runtime.cli import duration_arg
 
 
 def _margin(text: str) -> tuple[str, float]:
@@ -28,11 +18,9 @@ def _margin(text: str) -> tuple[str, float]:
         if not 0 <= share < 1:
             raise argparse.ArgumentTypeError(f"{text!r}: expected a share of the limit between 0% and 99%")
         return "share", share
-    from runtime.settings import parse_duration
-
     try:
-        return "seconds", parse_duration(text)
-    except ValueError as exc:
+        return "seconds", duration_arg(text)
+    except argparse.ArgumentTypeError as exc:
         raise argparse.ArgumentTypeError(f"{exc}; or a share of the limit, e.g. 10%") from None
 
 
@@ -53,16 +41,22 @@ def register(sub) -> None:
                        description="Translate the bundle's measured profile to a Kaggle target and print per stage "
                        "and member the expected time with its band, the total against the limit, a verdict (fits: "
                        "the band's high edge fits limit - margin; tight: only the expected time does; does not fit), "
-                       "pre-flight checks and, when it does not fit, the best plan that does.")
+                       "pre-flight checks and, when it does not fit, the best plan that does. The plan may change "
+                       "batch sizes per member; `ninefit run` has one --batch-size for all members, so set it with "
+                       "--batch-size only if all members agree.")
     p.add_argument("bundle", type=Path, help="bundle folder written by `ninefit package`")
     p.add_argument("--target", default="t4x2", help=f"hardware: {', '.join(TARGETS)} (default: %(default)s)")
     p.add_argument("--rows", type=_rows, required=True, help="rows of the hidden test set (from the data page)")
-    p.add_argument("--time-limit", type=_duration, default=9 * 3600.0, help="run-time limit, e.g. 9h, 540m (default: 9h)")
+    p.add_argument("--time-limit", type=duration_arg, default=9 * 3600.0,
+                   help="run-time limit, e.g. 9h, 540m (default: 9h)")
     p.add_argument("--margin", type=_margin, default=None, help="safety margin: a duration (30m) or a share of the "
-                   "limit (10%%); default 10%%")
-    p.add_argument("--batch-size", type=int, default=None, help="override every member's batch size")
+                   "limit (10%%); default: the margin `ninefit run` keeps, 5%% of the limit, at least 5s, at most 15m")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="override every member's batch size (as `ninefit run --batch-size`)")
     p.add_argument("--data-parallel", action="store_true",
-                   help="assume each member's batches are spread over all GPUs of a multi-GPU target (default: one GPU)")
+                   help="assume each member's batches are spread over all GPUs of a multi-GPU target. Needs a "
+                   "data-parallel runtime: the runtime currently runs one member at a time on one GPU, so this "
+                   "prices a run `ninefit run` cannot do (default: one GPU, as the runtime runs)")
     p.add_argument("--tensorrt", action="store_true", help="engines are built by TensorRT on the target (adds build time)")
     p.add_argument("--plan", action="store_true", help="show the best plan that fits even when everything fits")
     p.add_argument("--calibrate", type=Path, action="append", default=[], metavar="RUN_REPORT.json",

@@ -34,7 +34,8 @@ def register(sub) -> None:
                        "plus reading, ensembling and writing; store it as manifest.profile (in place, atomically).")
     p.add_argument("bundle", type=Path, help="bundle folder written by `ninefit package`")
     p.add_argument("--data", type=Path, default=None,
-                   help="public test data (folder or table); default: synthetic rows of the declared input shapes")
+                   help="public test data: the data folder, or the test table itself, whatever its name (the sample "
+                   "submission beside it); default: synthetic rows of the declared input shapes")
     p.add_argument("--seconds", type=_positive, default=3.0,
                    help="measuring time per member, all variants and batch sizes (default: %(default)s)")
     p.add_argument("--batch-sizes", type=_batch_sizes, default=None,

@@ -2,18 +2,26 @@
 
 A run report (``run_report.json`` from ``ninefit run`` or the deadline-aware
 runtime; read fields: ``members[].name``, ``variant``, ``rows``, ``seconds``,
-``load_seconds``, ``status``) gives, per member, the seconds its rows took
-on the target. Each is compared with the *uncalibrated* estimate of the same
-member, variant and rows (its inference item: the runtime's ``seconds`` times
-``predict_rows`` alone; ``rows_computed`` and ``batch_size`` are used when the
-report has them) and the ratio is added to a
-:class:`~packager.estimate.roofline.Calibration`:
+``load_seconds``, ``status``, and when present ``rows_computed``,
+``warmup_seconds``, ``warmup_rows``, ``batch_size``) gives, per member, the
+seconds its rows took on the target. The runtime books them in disjoint parts
+(:class:`runtime.report.MemberReport`): ``load_seconds`` (load and activate),
+``warmup_seconds`` (the first batch after each load, ``warmup_rows`` rows) and
+``seconds`` (every other batch). Each is compared with the *uncalibrated*
+estimate of the same member and variant, like with like:
+
+* inference: ``seconds`` against the inference item for the rows after the
+  warm-up (``rows_computed - warmup_rows``), the steady per-batch path;
+* load: ``load_seconds + warmup_seconds`` against the load item (set-up plus
+  the first call's extra cost) plus the steady cost of the warm-up rows.
+
+and the ratio is added to a :class:`~packager.estimate.roofline.Calibration`:
 
 * per member, keyed ``name:sha256[:12]`` of its first variant's ONNX file (the
   same graph on the same target), applied to that member's inference;
 * target-wide (``"all"``), every member's ratio: applied to members that have
   no record of their own (e.g. another bundle);
-* ``"setup"``: the load seconds (when either side is at least ``MIN_LOAD_S``),
+* ``"setup"``: the load ratio (when either side is at least ``MIN_LOAD_S``),
   applied to every member's load.
 
 Storage: one JSON file, by default ``$XDG_CACHE_HOME/ninefit/calibration.json``
@@ -28,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +43,7 @@ from typing import Any
 from packager.estimate.estimator import Costing, EstimateOptions
 from packager.estimate.roofline import Calibration
 from runtime.errors import DataError
+from runtime.fileio import atomic_write
 from runtime.manifest import Manifest
 
 CALIBRATION_VERSION = 1
@@ -84,16 +92,8 @@ class CalibrationStore:
         return cls(path, data)
 
     def save(self) -> None:
-        """Write the file atomically (tmp file + ``os.replace``)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.data, f, indent=2, sort_keys=True)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Write the file atomically (``runtime.fileio.atomic_write``), creating its folder."""
+        atomic_write(self.path, json.dumps(self.data, indent=2, sort_keys=True))
 
     def _target(self, target: str) -> dict[str, Any]:
         return self.data["targets"].setdefault(target.strip().lower(), {"members": {}, "reports": []})
@@ -183,9 +183,10 @@ def calibrate(store: CalibrationStore, bundle: str | os.PathLike, manifest: Mani
     for entry in report["members"]:
         name = str(entry.get("name"))
         try:
-            rows = int(entry.get("rows_computed") or entry.get("rows") or 0)
-            seconds = float(entry.get("seconds") or 0.0)
-            load_s = float(entry.get("load_seconds") or 0.0)
+            computed = int(entry.get("rows_computed") or entry.get("rows") or 0)
+            warm_rows = min(int(entry.get("warmup_rows") or 0), computed)
+            seconds = float(entry.get("seconds") or 0.0)  # warm-up batches excluded
+            load_s = float(entry.get("load_seconds") or 0.0) + float(entry.get("warmup_seconds") or 0.0)
             batch = int(entry.get("batch_size") or 0)
         except (TypeError, ValueError):
             skipped.append(f"{name} (non-numeric rows/seconds)")
@@ -195,26 +196,28 @@ def calibrate(store: CalibrationStore, bundle: str | os.PathLike, manifest: Mani
             continue
         member = manifest.member(name)
         variant = member.variant(str(entry.get("variant") or member.variants[0].name))
-        if entry.get("status") not in _USABLE or rows < 1 or seconds <= 0:
-            skipped.append(f"{name} (status {entry.get('status')!r}, {rows} rows)")
+        rows = computed - warm_rows  # the rows ``seconds`` is for
+        if entry.get("status") not in _USABLE or computed < 1:
+            skipped.append(f"{name} (status {entry.get('status')!r}, {computed} rows)")
             continue
-        costing = Costing(bundle, manifest, replace(options, rows=rows))
+        costing = Costing(bundle, manifest, replace(options, rows=computed))
         batch = batch or costing.batch_for(member)
-        estimated, _ = costing.inference(member, variant, batch, rows)
-        estimated = estimated.seconds
-        if estimated > 0:
+        estimated = costing.inference(member, variant, batch, rows)[0].seconds if rows > 0 else 0.0
+        if estimated > 0 and seconds > 0:
             key = member_key(manifest, name)
             slot = node["members"].setdefault(key, {"name": name})
             store._update(slot, "calibration", target, name, estimated, seconds)
             store._update(node, "all", target, None, estimated, seconds)
             observations.append(Observation(name, variant.name, "inference", rows, estimated, seconds))
         if load_s > 0:
-            load, _ = costing.load(member, variant, batch)
+            load = costing.load(member, variant, batch)[0].seconds
+            if warm_rows:  # the warm-up batch is booked with the load: its steady cost too
+                load += costing.inference(member, variant, batch, warm_rows)[0].seconds
             # Sub-second loads are noise next to a run's budget, and the first one loaded
             # also pays the backend's import (counted in startup here): not folded in.
-            if max(load.seconds, load_s) >= MIN_LOAD_S:
-                store._update(node, "setup", target, None, load.seconds, load_s)
-                observations.append(Observation(name, variant.name, "load", rows, load.seconds, load_s))
+            if max(load, load_s) >= MIN_LOAD_S:
+                store._update(node, "setup", target, None, load, load_s)
+                observations.append(Observation(name, variant.name, "load", computed, load, load_s))
     if not observations:
         raise DataError(f"run report {report_path} has nothing to calibrate with for bundle {manifest.name!r}: "
                         f"{'; '.join(skipped) or 'no members'}; expected members of this bundle with status "

@@ -28,7 +28,7 @@ stage:
   factor by which the profile's end-to-end check run found ``predict_rows``
   slower inside the runtime than alone.
 * ``ensembling`` per member: the runtime checkpoints each chunk of
-  predictions (``chunk_grid``: whole batches, at most ``MAX_CHUNKS``) and
+  predictions (``runtime.checkpoint.chunk_grid``: whole batches, at most ``MAX_CHUNKS``) and
   reloads and adds every finished member's chunks at each submission write;
   chunk save / load (in a full folder) and the per-row add are measured,
   host-scaled; the runtime's per-chunk bookkeeping beyond that is the
@@ -68,11 +68,21 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from packager.estimate.flops import GraphCost, count_graph
-from packager.estimate.overheads import MAX_CHUNKS, n_chunks
-from packager.estimate.hardware import GB, TARGETS, Hardware, detect_local, fingerprint, get_target
-from packager.estimate.roofline import Estimate, translate
 from packager.estimate.fitplan import Candidate, FitPlan, best_plan
+from packager.estimate.flops import GraphCost, count_graph
+from packager.estimate.hardware import (
+    GB,
+    KAGGLE_HOST_MHZ,
+    TARGETS,
+    Hardware,
+    detect_local,
+    fingerprint,
+    from_fingerprint,
+    get_target,
+)
+from packager.estimate.roofline import Estimate, lowest_confidence, translate
+from runtime.budget import default_margin
+from runtime.checkpoint import chunk_grid
 from runtime.errors import BundleError, SpecError
 from runtime.manifest import Manifest, Member, Variant
 
@@ -82,14 +92,11 @@ if TYPE_CHECKING:
 #: The stages of a notebook run, in order.
 STAGES = ("install", "startup", "load", "read", "inference", "ensembling", "writing")
 VERDICTS = ("fits", "tight", "does not fit")
-#: Default safety margin, as a share of the time limit (reruns vary; see KAGGLE.md).
-DEFAULT_MARGIN_SHARE = 0.10
 
 # Rate constants (documented guesses, each used at low confidence).
 INSTALL_FIXED_S = 5.0  # pip start-up and dependency resolution, offline
 INSTALL_BYTES_PER_S = 25e6  # unpacking wheels onto Kaggle's disk
 KAGGLE_DISK_BYTES_PER_S = 200e6  # reading /kaggle/input (a mounted dataset)
-KAGGLE_HOST_MHZ = 2200.0  # "Intel(R) Xeon(R) CPU @ 2.20GHz" in users' reports
 CUDA_INIT_S = 2.0  # CUDA context + cuDNN/cuBLAS handles, once per process
 GPU_SESSION_S = 0.5  # per session on a GPU: provider init, memory arena
 TRT_BUILD_S = (15.0, 60.0, 300.0)  # engine build per member, no cache: low/expected/high
@@ -99,7 +106,6 @@ SPEC_EFFICIENCY = 0.1  # share of peak a kernel mix reaches, without a measureme
 _SPEC_BAND = (0.25, 4.0)
 _HOST_BAND = (1 / 1.5, 1.5)
 _SAME_BAND = (0.9, 1.1)
-_CONF = ("low", "medium", "high")
 
 
 @dataclass(frozen=True)
@@ -111,10 +117,14 @@ class EstimateOptions:
             ``cpu``, ``local``).
         rows: Rows of the hidden test set.
         time_limit_s: The notebook's run-time limit.
-        margin_s: Safety margin; None: ``DEFAULT_MARGIN_SHARE`` of the limit.
+        margin_s: Safety margin; None: the margin ``ninefit run`` keeps
+            (:func:`runtime.budget.default_margin`: 5 % of the limit, at least
+            5 s, at most 15 min), so the verdict is judged as the run will be.
         batch_size: Override every member's batch size (as ``ninefit run --batch-size``).
         data_parallel: Assume a multi-GPU target spreads each member's batches
-            over all its GPUs (the runtime must do so); off: one GPU is used.
+            over all its GPUs. The runtime does not (yet): it runs one member
+            at a time on one GPU, so this prices a run ``ninefit run`` cannot
+            do. Off: one GPU is used, as the runtime does.
         tensorrt: Engines are built by TensorRT on the target (adds build time).
     """
 
@@ -142,7 +152,7 @@ class EstimateOptions:
     @property
     def margin(self) -> float:
         """The margin in seconds."""
-        return self.time_limit_s * DEFAULT_MARGIN_SHARE if self.margin_s is None else self.margin_s
+        return default_margin(self.time_limit_s) if self.margin_s is None else self.margin_s
 
 
 @dataclass(frozen=True)
@@ -191,6 +201,7 @@ class BudgetEstimate:
     plan: FitPlan | None = None
     profile: str = ""
     calibrated: tuple[str, ...] = ()
+    caveats: tuple[str, ...] = ()  # assumptions that the runtime does not meet as it is
 
     @property
     def expected_s(self) -> float:
@@ -217,7 +228,7 @@ class BudgetEstimate:
     def confidence(self) -> str:
         """The lowest confidence of the items that weigh at least 5 % of the total."""
         big = [i for i in self.items if i.estimate.seconds >= 0.05 * self.expected_s] or list(self.items)
-        return _CONF[min(_CONF.index(i.estimate.confidence) for i in big)]
+        return lowest_confidence(*(i.estimate.confidence for i in big))
 
     def stage_totals(self) -> dict[str, tuple[float, float, float]]:
         """``stage -> (expected, low, high)`` summed over members, in stage order."""
@@ -238,7 +249,7 @@ class BudgetEstimate:
             "stages": {k: {"seconds": e, "low": lo, "high": hi} for k, (e, lo, hi) in self.stage_totals().items()},
             "items": [i.to_dict() for i in self.items], "checks": [c.to_dict() for c in self.checks],
             "plan": self.plan.to_dict() if self.plan else None, "profile": self.profile,
-            "calibrated": list(self.calibrated),
+            "calibrated": list(self.calibrated), "caveats": list(self.caveats),
         }
 
 
@@ -251,10 +262,6 @@ def verdict(expected_s: float, high_s: float, available_s: float) -> str:
     return "does not fit"
 
 
-def _lower(*confidences: str) -> str:
-    return _CONF[min(_CONF.index(c) for c in confidences)]
-
-
 def _fixed(seconds: float, band: tuple[float, float], confidence: str, target: str, bound: str = "host",
            notes: tuple[str, ...] = ()) -> Estimate:
     return Estimate(seconds=seconds, low=seconds * band[0], high=seconds * band[1], confidence=confidence,
@@ -262,8 +269,9 @@ def _fixed(seconds: float, band: tuple[float, float], confidence: str, target: s
 
 
 def _add(a: Estimate, b: Estimate) -> Estimate:
+    weighty = b.seconds > 0.01 * a.seconds  # a negligible addition does not lower the confidence
     return replace(a, seconds=a.seconds + b.seconds, low=a.low + b.low, high=a.high + b.high,
-                   confidence=_lower(a.confidence, b.confidence) if b.seconds > 0.01 * a.seconds else a.confidence,
+                   confidence=lowest_confidence(a.confidence, b.confidence) if weighty else a.confidence,
                    notes=tuple(dict.fromkeys((*a.notes, *b.notes))))
 
 
@@ -305,7 +313,7 @@ def _stream(points: list[tuple[int, Estimate]], batch: int, rows: int) -> Estima
         pts = [(b, getattr(e, attr)) for b, e in points]
         return full * _interp(pts, batch) + (_interp(pts, rest) if rest else 0.0)
 
-    confidence = _lower(*(e.confidence for _, e in points))
+    confidence = lowest_confidence(*(e.confidence for _, e in points))
     notes = tuple(dict.fromkeys(n for _, e in points for n in e.notes))
     return replace(first, seconds=total("seconds"), low=total("low"), high=total("high"),
                    confidence=confidence, notes=notes)
@@ -329,32 +337,12 @@ def same_machine(fp: Mapping[str, Any]) -> bool:
             and names(fp) == names(here))
 
 
-def _per_cycle(simd: str) -> int:
-    return {"avx512f": 32, "avx2": 16}.get(simd, 8)
-
-
 def hardware_of(fp: Mapping[str, Any]) -> Hardware:
-    """The :class:`Hardware` a profile was measured on, rebuilt from its fingerprint."""
-    device = fp.get("device", "cpu")
+    """The :class:`Hardware` a profile was measured on: this machine, detected, when the
+    fingerprint is this machine's, else :func:`~packager.estimate.hardware.from_fingerprint`."""
     if same_machine(fp):
-        return detect_local(use_gpu=device == "gpu")
-    if device == "gpu" and fp.get("gpus"):
-        gpu = fp["gpus"][0]
-        name = str(gpu.get("name", "")).upper()
-        for key in ("t4x2", "p100", "l4", "a100", "h100"):
-            hw = get_target(key)
-            if hw.device_name.replace("NVIDIA ", "").upper() in name:
-                return replace(hw, key="profiled", name=str(gpu.get("name")), devices=1)
-        base = get_target("l4")
-        return replace(base, key="profiled", name=str(gpu.get("name")), devices=1, confidence="low",
-                       device_name=str(gpu.get("name")))
-    cores = int(fp.get("cpu_threads") or 1)
-    mhz = float(fp.get("cpu_mhz") or KAGGLE_HOST_MHZ)
-    flops = cores * mhz * 1e6 * _per_cycle(str(fp.get("cpu_simd", "")))
-    base = get_target("cpu")
-    return replace(base, key="profiled", name=str(fp.get("cpu_model") or "profiled CPU"), fp32_flops=flops,
-                   fp16_flops=flops, bandwidth=min(cores * 10 * GB, 40 * GB), host_cores=cores,
-                   device_name=str(fp.get("cpu_model") or "profiled CPU"), confidence="low")
+        return detect_local(use_gpu=fp.get("device", "cpu") == "gpu")
+    return from_fingerprint(fp)
 
 
 def _machine(profile: Mapping[str, Any], target: Hardware) -> _Machine:
@@ -505,8 +493,9 @@ class Costing:
         position = [m.name for m in self.manifest.members].index(member.name)
         adds = len(self.manifest.members) - position + 1  # the writes after this member finishes
         chunk = self.profile.get("checkpoint") or {}
-        chunks = n_chunks(rows, batch)
-        scale = batch * math.ceil(rows / (batch * MAX_CHUNKS)) / max(float(chunk.get("rows") or batch), 1.0)
+        grid = chunk_grid(rows, batch)  # the runtime's own chunks
+        chunks = len(grid)
+        scale = (grid[0][1] - grid[0][0]) / max(float(chunk.get("rows") or batch), 1.0)
         save = float(chunk.get("save_s", 0.0)) * max(scale, 1.0)
         load = float(chunk.get("load_s", 0.0)) * max(scale, 1.0)
         # Beyond saving and reloading: the runtime's per-chunk bookkeeping, the
@@ -686,11 +675,21 @@ def estimate_bundle(
     result = BudgetEstimate(
         bundle=manifest.name, target=options.target, target_name=costing.target.name, rows=options.rows,
         time_limit_s=options.time_limit_s, margin_s=options.margin, items=tuple(items), checks=tuple(checks),
-        profile=_describe_profile(costing.profile), calibrated=tuple(used),
+        profile=_describe_profile(costing.profile), calibrated=tuple(used), caveats=_caveats(costing),
     )
     if plan or (plan is None and result.verdict != "fits"):
         result = replace(result, plan=_fit_plan(costing, calibration, fixed, options, fits_memory))
     return result
+
+
+def _caveats(costing: Costing) -> tuple[str, ...]:
+    """What the estimate assumes that ``ninefit run`` does not do as it is."""
+    target = costing.target
+    if costing.options.data_parallel and target.kind == "gpu" and target.devices > 1:
+        return (f"--data-parallel: inference is priced spread over all {target.devices} GPUs of {target.name}, which "
+                "needs a data-parallel runtime; the runtime currently runs one member at a time on one GPU, so "
+                "`ninefit run` will take longer than this (estimate without --data-parallel to judge it)",)
+    return ()
 
 
 def _describe_profile(profile: Mapping[str, Any]) -> str:
@@ -706,7 +705,6 @@ def _describe_profile(profile: Mapping[str, Any]) -> str:
 
 
 __all__ = [
-    "DEFAULT_MARGIN_SHARE",
     "STAGES",
     "VERDICTS",
     "BudgetEstimate",
@@ -717,7 +715,6 @@ __all__ = [
     "Item",
     "estimate_bundle",
     "hardware_of",
-    "n_chunks",
     "same_machine",
     "verdict",
 ]

@@ -44,6 +44,8 @@ class FitPlan:
             otherwise than packaged: a cheaper rung or another batch size.
         value: Delivered ensemble value; ``full_value`` is all members at full.
         high_s: Total (high edge) of the plan, fixed stages included.
+        notes: How to run the plan with ``ninefit run``, where it takes more
+            than the bundle as packaged (batch sizes).
     """
 
     steps: tuple[tuple[str, str, int, float], ...]
@@ -52,12 +54,14 @@ class FitPlan:
     value: float
     full_value: float
     high_s: float
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"steps": [{"member": m, "variant": v, "batch_size": b, "seconds": s} for m, v, b, s in self.steps],
                 "dropped": [{"member": m, "reason": r} for m, r in self.dropped],
                 "degraded": [{"member": m, "from": a, "to": b} for m, a, b in self.degraded],
-                "value": self.value, "full_value": self.full_value, "high_s": self.high_s}
+                "value": self.value, "full_value": self.full_value, "high_s": self.high_s,
+                "notes": list(self.notes)}
 
 
 def best_plan(
@@ -101,7 +105,27 @@ def best_plan(
         if step.variant != packaged[step.member]:
             degraded.append((step.member, packaged[step.member], step.variant))
     return FitPlan(tuple(steps), result.dropped, tuple(degraded), result.value, full_value,
-                   reserve_s + sum(s[3] for s in steps))
+                   reserve_s + sum(s[3] for s in steps), _batch_notes(steps, degraded))
+
+
+def _batch_notes(steps: Sequence[tuple[str, str, int, float]],
+                 degraded: Sequence[tuple[str, str, str]]) -> tuple[str, ...]:
+    """How to get the plan's batch sizes from ``ninefit run``, which has one ``--batch-size`` for all members.
+
+    The runtime degrades variants and drops members by itself; batch sizes it
+    takes from the bundle, or from ``--batch-size`` for every member at once.
+    """
+    changed = [m for m, old, new in degraded if old.partition("@")[2] != new.partition("@")[2]]
+    if not changed:
+        return ()
+    sizes = sorted({b for _, _, b, _ in steps})
+    if len(sizes) == 1:
+        return (f"batch sizes: run with `ninefit run --batch-size {sizes[0]}` (one batch size for all members, "
+                "which this plan has)",)
+    per_member = ", ".join(f"{m} {b}" for m, _, b, _ in steps)
+    return (f"batch sizes differ per member ({per_member}); `ninefit run` has one --batch-size for all members: "
+            "set it with --batch-size only if all members agree; otherwise the runtime runs each member at its "
+            f"packaged batch size and {', '.join(changed)} take(s) longer than planned",)
 
 
 __all__ = ["Candidate", "FitPlan", "best_plan"]

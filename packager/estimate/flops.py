@@ -477,3 +477,6 @@ _FLOAT_NAMES = {
     TensorProto.FLOAT: "float32", TensorProto.FLOAT16: "float16",
     TensorProto.BFLOAT16: "bfloat16", TensorProto.DOUBLE: "float64",
 }
+
+
+__all__ = ["GraphCost", "NodeCost", "count_graph"]

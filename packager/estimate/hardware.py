@@ -21,7 +21,8 @@ from dataclasses import dataclass, field, replace
 from runtime.errors import SpecError
 
 GB = 1e9
-GIB = 1 << 30
+#: Host clock of a Kaggle notebook: "Intel(R) Xeon(R) CPU @ 2.20GHz" in users' reports.
+KAGGLE_HOST_MHZ = 2200.0
 _CPU_BW_PER_CORE = 10 * GB  # a DDR4/DDR5 channel share a core can stream, roughly
 _CPU_BW_CAP = 40 * GB
 _CPU_DEFAULT_MHZ = 2000.0
@@ -143,6 +144,16 @@ _KNOWN_LOCAL_GPUS = {
 }
 
 
+def known_gpu(name: str) -> Hardware | None:
+    """The catalog entry of a GPU by its device name (``"Tesla T4"``, ``"NVIDIA A100-SXM4-80GB"``).
+
+    Matched on whole words, so an ``NVIDIA L40S`` is not taken for an L4; None
+    for a GPU not in the catalog.
+    """
+    upper = name.upper()
+    return next((hw for tag, hw in _KNOWN_LOCAL_GPUS.items() if re.search(rf"\b{tag}\b", upper)), None)
+
+
 def _flops_per_cycle(flags: set[str]) -> int:
     if "avx512f" in flags:
         return 32
@@ -175,7 +186,7 @@ def _cpu(key: str, name: str, cores: int, mhz: float, flags: set[str], ram: floa
 
 
 # Kaggle CPU sessions report "Intel(R) Xeon(R) CPU @ 2.20GHz" with AVX2 (users' reports).
-_KAGGLE_CPU = _cpu("cpu", "Kaggle CPU notebook", _KAGGLE_CORES, 2200.0, {"avx2", "fma"},
+_KAGGLE_CPU = _cpu("cpu", "Kaggle CPU notebook", _KAGGLE_CORES, KAGGLE_HOST_MHZ, {"avx2", "fma"},
                    _KAGGLE_RAM, "Kaggle notebook docs / KAGGLE.md and users' reports; uncertain")
 TARGETS: tuple[str, ...] = (*_GPUS, "cpu", "local")
 
@@ -262,8 +273,7 @@ def detect_local(use_gpu: bool | None = None) -> Hardware:
         return cpu
     gpu = gpus[0]
     name = str(gpu["name"])
-    known = next((hw for tag, hw in _KNOWN_LOCAL_GPUS.items()
-                  if re.search(rf"\b{tag}\b", name.upper())), None)  # L40S is not an L4
+    known = known_gpu(name)
     if known is None:
         fp32 = float(gpu["sms"]) * 128 * 2 * 1.5e9  # type: ignore[arg-type]
         guess = "guess from SM count; unknown GPU"
@@ -281,6 +291,33 @@ def detect_local(use_gpu: bool | None = None) -> Hardware:
         memory_bytes=float(gpu["memory_bytes"]),  # type: ignore[arg-type]
         compute_capability=gpu["capability"],  # type: ignore[arg-type]
     )
+
+
+def from_fingerprint(fp: Mapping[str, object]) -> Hardware:
+    """The machine a profile was measured on, rebuilt from its :func:`fingerprint` (key ``"profiled"``).
+
+    A GPU profile (``fp["device"] == "gpu"``) takes the catalog entry of its
+    first GPU (:func:`known_gpu`), else the L4's figures at low confidence; a
+    CPU profile is estimated as :func:`detect_local` estimates this machine's
+    CPU, from the fingerprint's cores, clock and SIMD level.
+    """
+    gpus = fp.get("gpus") or []
+    if fp.get("device", "cpu") == "gpu" and gpus:
+        name = str(gpus[0].get("name", ""))  # type: ignore[index, union-attr]
+        known = known_gpu(name)
+        if known is not None:
+            return replace(known, key="profiled", name=name, devices=1)
+        return replace(_GPUS["l4"], key="profiled", name=name, devices=1, confidence="low", device_name=name)
+    simd = str(fp.get("cpu_simd") or "none")
+    flags = {simd}
+    # Profiles from before "cpu_fma" was recorded: every AVX2 / AVX-512 CPU has FMA.
+    if fp.get("cpu_fma", simd in ("avx2", "avx512f")):
+        flags.add("fma")
+    model = str(fp.get("cpu_model") or "profiled CPU")
+    return _cpu("profiled", model, int(fp.get("cpu_threads") or 1),  # type: ignore[call-overload]
+                float(fp.get("cpu_mhz") or KAGGLE_HOST_MHZ),  # type: ignore[arg-type]
+                flags, float(fp.get("host_ram_bytes") or _KAGGLE_RAM),  # type: ignore[arg-type]
+                "the profile's fingerprint")
 
 
 def get_target(name: str) -> Hardware:
@@ -322,9 +359,25 @@ def fingerprint() -> dict[str, object]:
         "cpu_model": model,
         "cpu_mhz": _cpu_mhz(mhz),
         "cpu_simd": simd,
+        "cpu_fma": "fma" in flags,
         "cpu_cores_physical": physical,
         "cpu_threads": _local_cores(),
         "host_ram_bytes": _host_ram(),
         "gpus": [{**g, "capability": list(g["capability"])} for g in _cuda_devices()],  # type: ignore[call-overload]
         "versions": versions,
     }
+
+
+__all__ = [
+    "GB",
+    "KAGGLE_HOST_MHZ",
+    "TARGETS",
+    "Hardware",
+    "check_precision",
+    "detect_local",
+    "fingerprint",
+    "from_fingerprint",
+    "get_target",
+    "known_gpu",
+    "parse_cpuinfo",
+]

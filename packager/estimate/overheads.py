@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import os
 import statistics
 import subprocess
@@ -33,6 +32,7 @@ import numpy as np
 
 from packager.estimate.sampling import fit_line, tile_data
 from runtime.bundle import Bundle, checksum_tree
+from runtime.checkpoint import MAX_CHUNKS, chunk_grid
 from runtime.data import TestData
 from runtime.ensemble import Accumulator
 from runtime.manifest import MANIFEST_NAME, Manifest
@@ -48,8 +48,6 @@ _CHECK_SECONDS = 1.0  # inference time the end-to-end check run is sized for
 _CHECK_CHUNKS = 64  # chunks of the largest batch the larger check run aims for
 _FACTOR_MIN_S = 0.2  # least inference in the check run to derive the in-runtime factor from
 _FACTOR_MAX = 1.5
-#: Most checkpoint chunks per member (``runtime.checkpoint.MAX_CHUNKS``).
-MAX_CHUNKS = 512
 
 
 _FIRST_SESSION = """
@@ -190,8 +188,9 @@ def check_run(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, Any
               for rows in (small, big)]
     a, b = points
     # predict_rows inside the runtime (its own threads: checkpoint writes, memory
-    # monitor) against the same rows measured in isolation.
-    # (Each member's first call is in the report's seconds too.) Too short a run says little: 1.
+    # monitor) against the same rows measured in isolation, each member's first
+    # call included on both sides (warmup_s here, warmup_seconds in the report).
+    # Too short a run says little: 1.
     alone = sum(_stream_s(members[m.name][m.variants[0].name], m.batch_size, big)
                 + members[m.name][m.variants[0].name].get("warmup_s", 0.0) for m in manifest.members)
     in_runtime = 1.0
@@ -232,22 +231,18 @@ def _one_check(bundle: Bundle, data_dir: Path, work: Path, rows: int, data_info:
     wall = time.perf_counter() - t0
     data = report.to_dict()
     seconds = float(data.get("seconds") or wall)
-    inside = sum(float(m.get("load_seconds") or 0) + float(m.get("seconds") or 0) for m in data["members"])
-    infer = sum(float(m.get("seconds") or 0) for m in data["members"])
+    # The report books load, the warm-up batch and the other batches apart (runtime.report.MemberReport).
+    load = sum(float(m.get("load_seconds") or 0) for m in data["members"])
+    infer = sum(float(m.get("seconds") or 0) + float(m.get("warmup_seconds") or 0) for m in data["members"])
+    inside = load + infer
     writes = int(data.get("submission_writes") or len(manifest.members) + 2)
     one_write = write["fixed_s"] + write["s_per_row"] * rows
     read = data_info["read_fixed_s"] + data_info["read_s_per_row"] * rows
-    chunks = sum(n_chunks(rows, m.batch_size) for m in manifest.members)
+    chunks = sum(len(chunk_grid(rows, m.batch_size)) for m in manifest.members)
     residual = max(seconds - inside - read - writes * one_write, 0.0)
     return {"rows": rows, "seconds": seconds, "inside_s": inside, "inference_s": infer, "writes": writes,
             "chunks": chunks, "residual_s": residual}
 
 
-def n_chunks(rows: int, batch: int, max_chunks: int = MAX_CHUNKS) -> int:
-    """Chunks the runtime checkpoints for ``rows`` rows at ``batch`` (as ``runtime.checkpoint.chunk_grid``)."""
-    size = batch * max(1, math.ceil(rows / (batch * max_chunks)))
-    return math.ceil(rows / size)
-
-
-__all__ = ["MAX_CHUNKS", "check_run", "hash_rate", "measure_checkpoint", "measure_ensemble", "measure_startup",
-           "measure_write", "n_chunks"]
+__all__ = ["check_run", "hash_rate", "measure_checkpoint", "measure_ensemble", "measure_startup",
+           "measure_write"]

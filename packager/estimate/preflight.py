@@ -29,6 +29,7 @@ from packager.estimate.estimator import (
 )
 from packager.estimate.flops import GraphCost
 from runtime.manifest import Member, Variant
+from runtime.progress import format_gib
 from runtime.run import member_width
 
 _GPU_SHARE = 0.9
@@ -39,10 +40,6 @@ def gpu_memory_need(cost: GraphCost) -> float:
     """Bytes of GPU memory one session needs for one call at the counted batch size."""
     peak = max((n.bytes for n in cost.nodes), default=0.0)
     return CUDA_CONTEXT_BYTES + cost.weight_bytes + 2 * peak
-
-
-def _gib(x: float) -> str:
-    return f"{x / 2**30:.1f} GiB"
 
 
 def preflight(costing: Costing, options: EstimateOptions) -> tuple[list[Check], Callable[[Member, Variant, int], bool]]:
@@ -80,9 +77,9 @@ def preflight(costing: Costing, options: EstimateOptions) -> tuple[list[Check], 
                 fitting = _largest_batch(costing, variant, batch, target.memory_bytes)
                 advice = f"batch_size {fitting} fits" if fitting else "not even batch 1 fits"
                 checks.append(Check("gpu-memory", "warning", (
-                    f"{member.name}/{variant.name} at batch {batch} needs about {_gib(need)} of GPU memory "
-                    f"(weights {_gib(cost.weight_bytes)}, activations {_gib(need - cost.weight_bytes - CUDA_CONTEXT_BYTES)},"
-                    f" CUDA context {_gib(CUDA_CONTEXT_BYTES)}); {target.name} has {_gib(target.memory_bytes)} per GPU: "
+                    f"{member.name}/{variant.name} at batch {batch} needs about {format_gib(need)} of GPU memory "
+                    f"(weights {format_gib(cost.weight_bytes)}, activations {format_gib(need - cost.weight_bytes - CUDA_CONTEXT_BYTES)},"
+                    f" CUDA context {format_gib(CUDA_CONTEXT_BYTES)}); {target.name} has {format_gib(target.memory_bytes)} per GPU: "
                     f"{advice}")))
 
     data = costing.profile.get("data") or {}
@@ -97,9 +94,9 @@ def preflight(costing: Costing, options: EstimateOptions) -> tuple[list[Check], 
     ram = PROCESS_BYTES + options.rows * row_bytes + acc + 2 * largest_weights + cpu_activations
     if ram > _RAM_SHARE * target.host_ram_bytes:
         checks.append(Check("ram", "warning", (
-            f"the run needs about {_gib(ram)} of RAM (test table {_gib(options.rows * row_bytes)}, ensemble "
-            f"{_gib(acc)}, weights {_gib(2 * largest_weights)}, process {_gib(PROCESS_BYTES)}); the notebook has "
-            f"{_gib(target.host_ram_bytes)}: read the table in chunks or use fewer columns")))
+            f"the run needs about {format_gib(ram)} of RAM (test table {format_gib(options.rows * row_bytes)}, ensemble "
+            f"{format_gib(acc)}, weights {format_gib(2 * largest_weights)}, process {format_gib(PROCESS_BYTES)}); the notebook has "
+            f"{format_gib(target.host_ram_bytes)}: read the table in chunks or use fewer columns")))
 
     checks.extend(_profile_checks(costing))
     return checks, fits_memory

@@ -58,6 +58,7 @@ from packager.estimate.sampling import SYNTHETIC_ROWS, measure_data, write_synth
 from runtime.bundle import Bundle, checksum_tree, open_bundle
 from runtime.data import TestData
 from runtime.errors import BundleError, NinefitError
+from runtime.fileio import atomic_write
 from runtime.manifest import MANIFEST_NAME, Manifest, Member, Variant
 from runtime.run import RunOptions, load_runner, predict_rows
 
@@ -309,7 +310,9 @@ def profile_bundle(
     Args:
         bundle: A bundle folder (verified first) or an opened :class:`Bundle`
             (e.g. the staged one inside ``ninefit package``).
-        data: The public test data (folder or table), or None for synthetic rows.
+        data: The public test data, or None for synthetic rows: the data folder
+            (holding ``manifest.data.test``), or the test table itself, whatever
+            its name (the sample submission and images are looked for beside it).
         options: What to measure and for how long.
         log: Receives one line per measured variant.
 
@@ -341,11 +344,9 @@ def profile_bundle(
         if data is None:
             data_dir = write_synthetic_data(manifest, work / "synthetic")
             source = f"synthetic: {SYNTHETIC_ROWS} random rows of the declared input shapes"
-        else:
+        else:  # a folder holding manifest.data.test, or the table itself (whatever its name)
             data_dir = Path(data)
-            if data_dir.is_file():
-                data_dir = data_dir.parent
-            source = f"public test data: {data_dir / manifest.data.test}"
+            source = f"public test data: {data_dir if data_dir.is_file() else data_dir / manifest.data.test}"
         max_batch = max(max(batch_sizes_for(m, options)) for m in manifest.members)
         data_info, test, sample = measure_data(manifest, data_dir, work, max_batch)
         data_info["source"] = source
@@ -415,24 +416,13 @@ def profile_hook(options: ProfileOptions = ProfileOptions(), log: Callable[[str]
 
 
 def store_profile(bundle_dir: str | os.PathLike, profile: dict[str, Any]) -> Path:
-    """Replace ``manifest.profile`` in place, atomically (tmp file + ``os.replace``).
+    """Replace ``manifest.profile`` in place, atomically (``runtime.fileio.atomic_write``).
 
     The manifest is not among the checksummed files, so the bundle stays valid.
     """
     root = Path(bundle_dir)
     manifest = Manifest.load(root)
-    text = replace(manifest, profile=profile).to_json()
-    path = root / MANIFEST_NAME
-    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST_NAME}.", suffix=".tmp", dir=root)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    path = atomic_write(root / MANIFEST_NAME, replace(manifest, profile=profile).to_json())
     json.loads(path.read_text(encoding="utf-8"))  # cheap self-check of what was written
     return path
 

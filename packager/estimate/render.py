@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 from packager.estimate.estimator import BudgetEstimate
+from runtime.progress import format_seconds
 
 
 def fmt_s(seconds: float) -> str:
-    """``0.41s``, ``12.3s``, ``4m05s``, ``8h06m``; a leading ``-`` when negative."""
-    sign = "-" if seconds < 0 else ""
-    s = abs(seconds)
-    if s < 10:
-        return f"{sign}{s:.2f}s"
-    if s < 60:
-        return f"{sign}{s:.1f}s"
-    if s < 3600:
-        m, sec = divmod(int(round(s)), 60)
-        return f"{sign}{m}m{sec:02d}s"
-    h, m = divmod(int(round(s / 60)), 60)
-    return f"{sign}{h}h{m:02d}m"
+    """The run log's :func:`runtime.progress.format_seconds` (``12.3s``, ``4m05s``, ``8h06m00s``),
+    with a leading ``-`` when negative: the margin left can be."""
+    return "-" + format_seconds(-seconds) if seconds < 0 else format_seconds(seconds)
 
 
 def format_table(est: BudgetEstimate) -> str:
@@ -46,6 +38,7 @@ def format_table(est: BudgetEstimate) -> str:
     out.append(f"verdict: {est.verdict.upper()} ({rule})")
     if est.calibrated:
         out.append("calibration: " + "; ".join(est.calibrated))
+    out.extend(f"caveat: {c}" for c in est.caveats)
     if est.checks:
         out.append("")
         out.append("pre-flight checks:")
@@ -68,6 +61,7 @@ def format_table(est: BudgetEstimate) -> str:
             out.append(f"  drop  {member}: {reason}")
         if not p.steps:
             out.append("  nothing fits in the time available")
+        out.extend(f"  note: {n}" for n in p.notes)
     return "\n".join(out)
 
 

@@ -41,7 +41,8 @@ _DP_EFFICIENCY = 0.85
 _MIN_WORK_SHARE = 0.1  # never attribute more than 90 % of a measurement to overhead
 _BANDS = {"same": (0.9, 1.1), "kind": (1 / 1.5, 1.5), "cross": (0.5, 2.0)}
 _MIN_LOG_BAND = math.log(1.05)
-_CONFIDENCE = ("low", "medium", "high")
+#: Confidence levels, lowest first.
+CONFIDENCES = ("low", "medium", "high")
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,9 @@ def _overhead(cost: GraphCost, hw: Hardware) -> float:
     return cost.kernels * _LAUNCH_S + (cost.input_bytes + cost.output_bytes) / hw.host_link
 
 
-def _lower(confidence: str, *others: str) -> str:
-    return _CONFIDENCE[min(_CONFIDENCE.index(c) for c in (confidence, *others))]
+def lowest_confidence(confidence: str, *others: str) -> str:
+    """The lowest of the given :data:`CONFIDENCES`."""
+    return CONFIDENCES[min(CONFIDENCES.index(c) for c in (confidence, *others))]
 
 
 def translate(
@@ -170,12 +172,12 @@ def translate(
 
     confidence = {"same": "high", "kind": "medium", "cross": "low"}[relation]
     if relation != "same":
-        confidence = _lower(confidence, target.confidence, local.confidence)
+        confidence = lowest_confidence(confidence, target.confidence, local.confidence)
     if precision == "bf16" and not target.bf16:
-        confidence = _lower(confidence, "low")
+        confidence = lowest_confidence(confidence, "low")
         notes.append(f"{target.name} has no bf16 tensor cores: priced as fp32; use fp16")
     if cost.unknown_ops or cost.unresolved:
-        confidence = _lower(confidence, "medium" if relation == "same" else "low")
+        confidence = lowest_confidence(confidence, "medium" if relation == "same" else "low")
         notes.append(f"{len(cost.unknown_ops)} unknown op types and {len(cost.unresolved)} "
                      "unresolved shapes priced at 0 flops")
     low, high = _BANDS[relation]
@@ -258,3 +260,6 @@ class Calibration:
                    count=int(data.get("count", 0)),  # type: ignore[arg-type]
                    log_sum=float(data.get("log_sum", 0.0)),  # type: ignore[arg-type]
                    log_sq_sum=float(data.get("log_sq_sum", 0.0)))  # type: ignore[arg-type]
+
+
+__all__ = ["CONFIDENCES", "Calibration", "Estimate", "lowest_confidence", "translate"]

@@ -108,19 +108,52 @@ def _write_images(folder: Path, images, rng: np.random.Generator) -> None:
         Image.fromarray(arr).save(folder / f"img{k}.png")
 
 
-def tile_data(data_dir: Path, spec: DataSpec, sample_name: str, id_column: str, rows: int, dest: Path) -> Path:
-    """Copy the test table and sample submission, repeated with fresh ids to ``rows`` rows."""
+def _table_and_folder(data: Path, spec: DataSpec) -> tuple[Path, Path]:
+    """The test table and the folder holding it (and the sample submission and images).
+
+    ``data`` is the data folder or the table file itself, as ``runtime.data.open_test_data`` takes it.
+    """
+    return (data, data.parent) if data.is_file() else (data / spec.test, data)
+
+
+def tile_data(data: Path, spec: DataSpec, sample_name: str, id_column: str, rows: int, dest: Path) -> Path:
+    """Copy the test table and sample submission, repeated with fresh ids to ``rows`` rows.
+
+    Args:
+        data: The data folder, or the test table itself (its folder then holds
+            the sample submission and the images).
+        spec: The bundle's data section.
+        sample_name: The sample submission's file name.
+        id_column: The sample submission's id column.
+        rows: Rows of the tiled table.
+        dest: Folder to write ``spec.test`` and ``sample_name`` into.
+
+    Returns:
+        ``dest``. Image paths of the tiled index are absolute, into the
+        original image folder, so the images are read where they are.
+
+    Raises:
+        DataError: A test id is not in the sample submission.
+    """
     import pandas as pd
 
-    table = data_dir / spec.test
+    table, folder = _table_and_folder(data, spec)
     frame = read_table(table, id_column=spec.id_column)
-    sample = read_table(data_dir / sample_name, id_column=id_column)
+    sample = read_table(folder / sample_name, id_column=id_column)
+    if spec.format == "images":
+        images = (folder / spec.image_dir).resolve()
+        frame[spec.image_column] = [str(images / str(rel)) for rel in frame[spec.image_column]]
     reps = math.ceil(rows / len(frame))
     tiled = pd.concat([frame] * reps, ignore_index=True).iloc[:rows].copy()
     new_ids = [f"{i}~{k}" for k in range(reps) for i in frame[spec.id_column]][:rows]
     tiled[spec.id_column] = new_ids
-    order = {i: n for n, i in enumerate(frame[spec.id_column])}
-    base = sample.iloc[[order[i] for i in frame[spec.id_column] if i in order]]
+    # The sample's row of each test id, in the test's order, so the tiled ids match the tiled table's.
+    position = {i: n for n, i in enumerate(sample[id_column])}
+    missing = [i for i in frame[spec.id_column] if i not in position]
+    if missing:
+        raise DataError(f"{len(missing)} test id(s) are not in {sample_name} (e.g. {', '.join(missing[:3])}); "
+                        "the sample submission and the test data must list the same ids")
+    base = sample.iloc[[position[i] for i in frame[spec.id_column]]]
     tiled_sample = pd.concat([base] * reps, ignore_index=True).iloc[:rows].copy()
     tiled_sample[id_column] = new_ids
     dest.mkdir(parents=True, exist_ok=True)
@@ -130,11 +163,6 @@ def tile_data(data_dir: Path, spec: DataSpec, sample_name: str, id_column: str, 
     else:
         tiled.to_csv(out, index=False)
     tiled_sample.to_csv(dest / sample_name, index=False)
-    if spec.format == "images":  # the tiled index points at the original image folder
-        (dest / spec.image_dir).parent.mkdir(parents=True, exist_ok=True)
-        link = dest / spec.image_dir if spec.image_dir else None
-        if link is not None and not link.exists():
-            link.symlink_to((data_dir / spec.image_dir).resolve(), target_is_directory=True)
     return dest
 
 
@@ -142,7 +170,8 @@ def read_once(data_dir: Path, manifest: Manifest) -> tuple[float, TestData]:
     """Seconds for the runtime's read path: table, sample, id match, checks, first feeds."""
     t0 = time.perf_counter()
     test = open_test_data(data_dir, manifest.data)
-    sample = read_sample(data_dir / manifest.submission.sample, manifest.submission)
+    sample = read_sample(_table_and_folder(data_dir, manifest.data)[1] / manifest.submission.sample,
+                         manifest.submission)
     match_ids(sample, test.ids, sample_name=manifest.submission.sample)
     for member in manifest.members:
         test.check(member)
@@ -151,24 +180,23 @@ def read_once(data_dir: Path, manifest: Manifest) -> tuple[float, TestData]:
     return time.perf_counter() - t0, test
 
 
-def _table_bytes(data_dir: Path, spec: DataSpec) -> int:
-    path = data_dir / spec.test if data_dir.is_dir() else data_dir
-    return path.stat().st_size
-
-
 def measure_data(manifest: Manifest, data_dir: Path, work: Path, max_batch: int):
-    """Read at the public size and at a tiled size; returns (data dict, tiled TestData, sample)."""
+    """Read at the public size and at a tiled size; returns (data dict, tiled TestData, sample).
+
+    ``data_dir`` is the data folder or the test table itself; the tiled copy is
+    written to ``work / "tiled"``.
+    """
     spec = manifest.data
     t_small, test_small = read_once(data_dir, manifest)
     t_small = min(t_small, read_once(data_dir, manifest)[0])  # the first read also warms the disk cache
     n0 = test_small.n_rows
     if n0 == 0:
         raise DataError(f"the test data in {data_dir} has no rows; profiling needs at least one")
-    bytes_per_row = _table_bytes(data_dir, spec) / n0
+    bytes_per_row = _table_and_folder(data_dir, spec)[0].stat().st_size / n0
     n1 = int(min(max(8 * n0, _TILE_MIN, 2 * max_batch), _TILE_MAX, max(_TILE_BYTES / bytes_per_row, n0)))
     n1 = max(n1, max_batch, n0)
-    tiled_dir = tile_data(data_dir if data_dir.is_dir() else data_dir.parent, spec, manifest.submission.sample,
-                      manifest.submission.id_column, n1, work / "tiled")
+    tiled_dir = tile_data(data_dir, spec, manifest.submission.sample, manifest.submission.id_column, n1,
+                          work / "tiled")
     t_big, test_big = read_once(tiled_dir, manifest)
     t_big = min(t_big, read_once(tiled_dir, manifest)[0])  # one-time lazy imports are startup's
     fixed, per_row = fit_line([(n0, t_small), (n1, t_big)])

@@ -29,7 +29,8 @@ class BackendOptions:
     threads: int | None = None  # CPU intra-op threads
     providers: tuple[str, ...] | None = None  # onnxruntime: explicit provider order
     max_batch: int = 64  # TensorRT optimization profile: largest batch
-    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # per input, dims after the batch
+    # TensorRT optimization profile: per input, the dims after the batch (runtime.run.trt_input_shapes).
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
 
 class Runner(abc.ABC):

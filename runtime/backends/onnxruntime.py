@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from runtime.backends.base import BackendOptions, Runner, translate_error
+from runtime.backends.base import BackendOptions, Runner
 from runtime.errors import BackendError, BackendUnavailableError
 
 TRT_EP = "TensorrtExecutionProvider"
@@ -109,4 +109,4 @@ def load(path: Path, name: str, options: BackendOptions) -> OnnxRuntimeRunner:
     return OnnxRuntimeRunner(path, name, options)
 
 
-__all__ = ["OnnxRuntimeRunner", "load", "select_providers", "translate_error"]
+__all__ = ["OnnxRuntimeRunner", "load", "select_providers"]

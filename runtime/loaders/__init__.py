@@ -9,31 +9,15 @@ lazily there, so ``import runtime`` still needs numpy alone.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from runtime.errors import DataError
+from runtime.settings import env_choice
 
 #: Environment variable that picks the image loader.
 LOADER_ENV = "NINEFIT_LOADER"
 #: Accepted values of ``NINEFIT_LOADER``; the first is the default.
 LOADERS = ("pil", "dali")
-
-
-def env_choice(name: str, choices: Sequence[str], default: str, environ: Mapping[str, str] | None = None) -> str:
-    """One of ``choices`` (case-insensitive) from an environment variable; unset or empty: ``default``.
-
-    Raises:
-        ValueError: naming the variable, its value and the accepted values.
-    """
-    # Written as runtime.settings writes its helpers, so that it can move there as is.
-    raw = (os.environ if environ is None else environ).get(name)
-    if raw is None or not raw.strip():
-        return default
-    value = raw.strip().lower()
-    if value not in choices:
-        raise ValueError(f"environment variable {name}={raw!r} is not one of: {', '.join(choices)} (unset it for {default})")
-    return value
 
 
 def image_loader(environ: Mapping[str, str] | None = None) -> str:
@@ -48,4 +32,4 @@ def image_loader(environ: Mapping[str, str] | None = None) -> str:
         raise DataError(str(exc)) from exc
 
 
-__all__ = ["LOADERS", "LOADER_ENV", "env_choice", "image_loader"]
+__all__ = ["LOADERS", "LOADER_ENV", "image_loader"]

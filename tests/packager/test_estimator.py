@@ -15,11 +15,11 @@ from packager.estimate.estimator import (
     Costing,
     EstimateOptions,
     estimate_bundle,
-    n_chunks,
     verdict,
 )
 from packager.estimate.hardware import fingerprint
 from packager.estimate.profile import ProfileOptions, profile_bundle, store_profile
+from packager.estimate.render import format_table
 from runtime.errors import DataError, SpecError
 from runtime.manifest import MANIFEST_NAME, Manifest
 
@@ -94,17 +94,15 @@ def test_options_are_checked():
         EstimateOptions(rows=0)
     with pytest.raises(SpecError, match="margin"):
         EstimateOptions(rows=10, time_limit_s=60, margin_s=60)
-    assert EstimateOptions(rows=10, time_limit_s=100).margin == pytest.approx(10)
+    # By default the margin the run itself keeps (runtime.budget.default_margin), so both judge alike.
+    from runtime.budget import default_margin
+
+    for limit in (100, 1800, 9 * HOUR):
+        assert EstimateOptions(rows=10, time_limit_s=limit).margin == default_margin(limit)
+    assert EstimateOptions(rows=10, time_limit_s=9 * HOUR).margin == 900  # 5 %, at most 15 min
+    assert EstimateOptions(rows=10, time_limit_s=100, margin_s=30).margin == 30
     with pytest.raises(SpecError, match="expected one of"):
         estimate_bundle(".", EstimateOptions(target="tpu", rows=10))
-
-
-@pytest.mark.timeout(10)
-def test_chunk_count_follows_the_runtime():
-    from runtime.checkpoint import chunk_grid
-
-    for rows, batch in ((1, 64), (1000, 64), (100_000, 256), (10_000_000, 256)):
-        assert n_chunks(rows, batch) == len(chunk_grid(rows, batch))
 
 
 @pytest.mark.timeout(180)
@@ -137,6 +135,19 @@ def test_kaggle_target_is_lower_confidence_with_a_wider_band(profiled):
     assert est.high_s / est.low_s > local.high_s / local.low_s
     load = [i for i in est.items if i.stage == "load"][0]
     assert any("GPU session" in n for n in load.estimate.notes)
+
+
+@pytest.mark.timeout(180)
+def test_data_parallel_is_labelled_as_beyond_the_runtime(profiled):
+    one = estimate_bundle(profiled, EstimateOptions(target="t4x2", rows=25_000))
+    spread = estimate_bundle(profiled, EstimateOptions(target="t4x2", rows=25_000, data_parallel=True))
+    assert one.caveats == () and "caveat" not in format_table(one)
+    (caveat,) = spread.caveats
+    assert "needs a data-parallel runtime" in caveat and "one member at a time on one GPU" in caveat
+    assert f"caveat: {caveat}" in format_table(spread) and spread.to_dict()["caveats"] == [caveat]
+    assert spread.stage_totals()["inference"][0] < one.stage_totals()["inference"][0]
+    single = estimate_bundle(profiled, EstimateOptions(target="l4", rows=25_000, data_parallel=True))
+    assert single.caveats == ()  # one GPU: nothing to spread
 
 
 @pytest.mark.timeout(180)
@@ -174,6 +185,10 @@ def test_plan_degrades_the_slow_member_first(priced):
     assert ("cnn", "fp32@256", "fp16@256") in plan.degraded
     assert plan.value == pytest.approx(0.6 * 0.99 + 0.4)
     assert plan.high_s <= 40
+    # `ninefit run` has one --batch-size for all members: the plan says so when its sizes differ.
+    (note,) = plan.notes
+    assert "(mlp 1024, cnn 256)" in note and "set it with --batch-size only if all members agree" in note
+    assert "note: batch sizes differ per member" in format_table(est)
 
 
 @pytest.mark.timeout(180)
@@ -248,6 +263,36 @@ def test_calibration_moves_the_estimate_toward_the_measured_run(profiled, tmp_pa
     l4 = estimate_bundle(profiled, EstimateOptions(target="l4", rows=25_000),
                          calibration=CalibrationStore.load(tmp_path / "cal.json"))
     assert not l4.calibrated
+
+
+@pytest.mark.timeout(180)
+def test_calibration_compares_like_with_like_around_the_warm_up_batch(profiled, tmp_path):
+    """The runtime books the first batch after a load as warmup_seconds, apart from seconds:
+    it goes with the load (whose estimate holds the first call's extra cost), not the inference."""
+    options = EstimateOptions(target="t4x2", rows=25_000)
+    manifest = Manifest.load(profiled)
+    costing = Costing(profiled, manifest, options)
+    members, expected = [], {}
+    for name in ("cnn", "mlp"):
+        member = manifest.member(name)
+        variant, batch = member.variants[0], costing.batch_for(member)
+        steady = costing.inference(member, variant, batch, 25_000 - batch)[0].seconds
+        first = costing.inference(member, variant, batch, batch)[0].seconds
+        load = costing.load(member, variant, batch)[0].seconds
+        members.append({"name": name, "variant": variant.name, "rows": 25_000, "rows_computed": 25_000,
+                        "warmup_rows": batch, "batch_size": batch, "status": "done",
+                        "seconds": 3 * steady, "warmup_seconds": 2 * first, "load_seconds": 2 * load})
+        expected[name] = (25_000 - batch, 2 * (load + first))
+    store = CalibrationStore(tmp_path / "cal.json")
+    observations = calibrate(store, profiled, manifest, _report(tmp_path / "run_report.json", members), options)
+    ratios = {(o.member, o.what): o.ratio for o in observations}
+    assert ratios == {("cnn", "inference"): pytest.approx(3), ("mlp", "inference"): pytest.approx(3),
+                      ("cnn", "load"): pytest.approx(2), ("mlp", "load"): pytest.approx(2)}
+    for o in observations:
+        if o.what == "inference":
+            assert o.rows == expected[o.member][0]  # the rows `seconds` is for: warm-up rows left out
+        else:
+            assert o.actual_s == pytest.approx(expected[o.member][1])  # load_seconds + warmup_seconds
 
 
 @pytest.mark.timeout(180)
@@ -365,10 +410,26 @@ def test_best_plan_alone_degrades_then_drops_by_value():
     roomy = best_plan(members, 1000, 200.0, 0.0, 5.0)
     assert {s[0]: s[1:3] for s in roomy.steps} == {"big": ("fp32", 64), "small": ("fp32", 256)}
     assert roomy.degraded == (("small", "fp32@64", "fp32@256"),)
+    assert "one --batch-size for all members" in roomy.notes[0] and roomy.to_dict()["notes"] == list(roomy.notes)
     squeezed = best_plan(members, 1000, 70.0, 0.0, 5.0)  # 42 + 22 + 5 fits; 101 + 22 + 5 does not
     assert {s[0]: s[1] for s in squeezed.steps} == {"big": "fp16", "small": "fp32"}
+    alike = [(big, [Candidate("fp32", 64, 1.0, 100.0), Candidate("fp32", 256, 1.0, 50.0)]),
+             (small, [Candidate("fp32", 64, 1.0, 30.0), Candidate("fp32", 256, 1.0, 20.0)])]
+    assert best_plan(alike, 1000, 200.0, 0.0, 5.0).notes == (
+        "batch sizes: run with `ninefit run --batch-size 256` (one batch size for all members, which this plan has)",)
     tiny = best_plan(members, 1000, 50.0, 0.0, 5.0)  # room for one: the more valuable one, degraded
     assert [s[0] for s in tiny.steps] == ["big"] and [d[0] for d in tiny.dropped] == ["small"]
     assert tiny.value == pytest.approx(0.7 * 0.95)
+    assert tiny.notes == ()  # a cheaper variant at the packaged batch size: the runtime does that by itself
     none = best_plan(members, 1000, 50.0, 10.0, 45.0, "install")
     assert none.steps == () and "install need 45 s" in none.dropped[0][1]
+
+
+@pytest.mark.timeout(10)
+def test_times_are_printed_as_the_run_log_prints_them():
+    from packager.estimate.render import fmt_s
+    from runtime.progress import format_seconds
+
+    for seconds in (0.41, 12.3, 245, 9 * HOUR):
+        assert fmt_s(seconds) == format_seconds(seconds)
+    assert fmt_s(-300) == "-5m00s"  # a negative margin left keeps its sign

@@ -186,3 +186,30 @@ def test_detect_local_reads_the_real_gpu():
     assert hw.device_name == torch.cuda.get_device_name(0)
     assert hw.compute_capability in (None, tuple(torch.cuda.get_device_capability(0)))
     assert hw.memory_bytes > 1e9 and hw.fp32_flops > 1e12
+
+
+@pytest.mark.parametrize("name, device", [("NVIDIA L4", "NVIDIA L4"), ("NVIDIA L40S", None), ("Tesla T4", "NVIDIA T4"),
+                                          ("NVIDIA H200", "NVIDIA H200"), ("NVIDIA A100-SXM4-80GB", "NVIDIA A100")])
+def test_a_profiled_gpu_is_matched_on_whole_words(name, device):
+    """One matcher for local detection and for profiles: an L40S is not an L4."""
+    from packager.estimate.estimator import hardware_of
+
+    hw = hardware_of({"device": "gpu", "gpus": [{"name": name}], "cpu_model": "elsewhere", "cpu_threads": 999})
+    assert hw.key == "profiled" and hw.kind == "gpu" and hw.name == name and hw.devices == 1
+    if device is None:
+        assert hardware.known_gpu(name) is None and hw.confidence == "low" and hw.device_name == name
+    else:
+        assert hardware.known_gpu(name).device_name == device == hw.device_name and hw.confidence != "low"
+
+
+def test_a_profiled_cpu_is_priced_as_the_local_one():
+    """The same FLOP/cycle rule (FMA needed for AVX2's 16) as detect_local and the Kaggle CPU."""
+    fp = {"device": "cpu", "cpu_model": "Intel(R) Xeon(R) CPU @ 2.20GHz", "cpu_threads": 4,
+          "cpu_mhz": hardware.KAGGLE_HOST_MHZ, "cpu_simd": "avx2"}
+    kaggle = get_target("cpu")
+    old_profile = hardware.from_fingerprint(fp)  # no "cpu_fma": AVX2 implies it
+    assert old_profile.fp32_flops == kaggle.fp32_flops == 4 * 2200e6 * 16
+    assert old_profile.bandwidth == kaggle.bandwidth and old_profile.confidence == "low"
+    assert hardware.from_fingerprint({**fp, "cpu_fma": False}).fp32_flops == kaggle.fp32_flops / 2
+    assert hardware.from_fingerprint({**fp, "cpu_simd": "avx512f"}).fp32_flops == 2 * kaggle.fp32_flops
+    assert "cpu_fma" in fingerprint()

@@ -74,6 +74,27 @@ def test_notebook_is_valid_and_parameters_come_first(nb_bundle, tmp_path):
 
 
 @pytest.mark.timeout(60)
+def test_a_failed_write_leaves_the_old_notebook_and_no_temporary_file(manifest_only, tmp_path, monkeypatch):
+    import os
+
+    import runtime.fileio
+
+    out = tmp_path / "nb" / "submission.ipynb"
+    write_notebook(manifest_only, out)
+    before = out.read_bytes()
+
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runtime.fileio.os, "replace", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        write_notebook(manifest_only, out, time_limit="1h")
+    monkeypatch.setattr(runtime.fileio.os, "replace", os.replace)
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["submission.ipynb"]
+
+
+@pytest.mark.timeout(60)
 def test_parameter_defaults_and_environment_overrides(manifest_only, monkeypatch):
     nb = build_notebook(manifest_only, competition="digit-recognizer")
     for name in PARAM_NAMES:

@@ -74,9 +74,15 @@ def test_package_writes_a_checksummed_offline_bundle(work: Path, index: Path, tm
     wheels = sorted(p.name for p in (out / "wheels").iterdir())
     assert wheels == ["ninefit_demo_a-1.0-py3-none-any.whl", "ninefit_demo_b-1.0-py3-none-any.whl"]
     files = result.manifest.files
-    expected = {WHEELHOUSE_JSON, "dataset-metadata.json", *(f"wheels/{w}" for w in wheels)}
+    expected = {WHEELHOUSE_JSON, *(f"wheels/{w}" for w in wheels)}
     assert expected <= set(files)
     assert open_bundle(out).manifest.files == files  # every checksum verifies
+    # The Kaggle CLI reads dataset-metadata.json and does not upload it: listing it
+    # would fail the checksum check on Kaggle (a missing file).
+    assert (out / "dataset-metadata.json").is_file() and "dataset-metadata.json" not in files
+    uploaded = out.parent / "as-uploaded"
+    shutil.copytree(out, uploaded, ignore=lambda folder, names: ["dataset-metadata.json"] if folder == str(out) else [])
+    open_bundle(uploaded)
 
     record = json.loads((out / WHEELHOUSE_JSON).read_text())
     assert record["requirements"] == [A]

@@ -142,6 +142,30 @@ def test_failed_repackage_keeps_the_old_bundle(work, tmp_path):
     open_bundle(out)
 
 
+def test_a_failed_swap_puts_the_old_bundle_back(tmp_path, monkeypatch):
+    """If the staged bundle cannot be renamed into place, the previous one is restored, not left hidden."""
+    import os
+
+    import packager.build as build
+
+    dest, stage = tmp_path / "bundle", tmp_path / ".bundle.tmp-1"
+    for folder, text in ((dest, "old"), (stage, "new")):
+        folder.mkdir()
+        (folder / "manifest.json").write_text(text)
+    replace = os.replace
+
+    def failing_replace(src, dst):
+        if Path(src) == stage:
+            raise OSError(28, "No space left on device")
+        replace(src, dst)
+
+    monkeypatch.setattr(build.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="No space"):
+        build._install(stage, dest, force=True)
+    assert (dest / "manifest.json").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".bundle.tmp-1", "bundle"]  # no hidden .bundle.old-PID
+
+
 @pytest.mark.parametrize(
     "case, needles",
     [

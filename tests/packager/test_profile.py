@@ -147,3 +147,90 @@ def test_package_stores_the_profile(digits_dir, tmp_path):
     assert manifest["profile"]["members"]["cnn"]["fp16"]["s_per_row"] > 0
     assert manifest["profile"]["data"]["source"].startswith("public test data")
     open_bundle(out)
+
+
+@pytest.mark.timeout(180)
+def test_data_given_as_a_table_file_is_read_whatever_its_name(bundle, digits_dir, tmp_path):
+    """`--data folder/public.csv` reads that file, not folder/<the spec's test name>."""
+    src = digits_dir / "data"
+    folder = tmp_path / "subset"
+    folder.mkdir()
+    test_lines = (src / "test.csv").read_text().splitlines()[:101]
+    sample_lines = (src / "sample_submission.csv").read_text().splitlines()[:101]
+    (folder / "public.csv").write_text("\n".join(test_lines) + "\n")
+    (folder / "sample_submission.csv").write_text("\n".join(sample_lines) + "\n")
+    options = ProfileOptions(seconds_per_member=0.1, batch_sizes=(32,), startup=False, check_run=False)
+    profile = profile_bundle(bundle, folder / "public.csv", options)
+    assert profile["data"]["rows"] == 100
+    assert profile["data"]["source"] == f"public test data: {folder / 'public.csv'}"
+
+
+@pytest.mark.timeout(60)
+def test_tiled_sample_rows_follow_their_ids(tmp_path):
+    """The sample submission is tiled by id, whatever its order, and must list every test id."""
+    from packager.estimate.sampling import tile_data
+    from runtime.data import read_table
+    from runtime.errors import DataError
+    from runtime.manifest import DataSpec
+
+    (tmp_path / "test.csv").write_text("id,x\na,1\nb,2\nc,3\n")
+    (tmp_path / "sample.csv").write_text("id,y\nc,30\na,10\nb,20\n")  # another order than the test's
+    spec = DataSpec(format="table", test="test.csv", id_column="id")
+    out = tile_data(tmp_path, spec, "sample.csv", "id", 5, tmp_path / "tiled")
+    tiled = read_table(out / "sample.csv", id_column="id")
+    assert list(tiled["id"]) == ["a~0", "b~0", "c~0", "a~1", "b~1"]
+    assert list(tiled["y"]) == [10, 20, 30, 10, 20]
+    (tmp_path / "sample.csv").write_text("id,y\na,10\nb,20\n")
+    with pytest.raises(DataError, match="1 test id"):
+        tile_data(tmp_path, spec, "sample.csv", "id", 5, tmp_path / "tiled2")
+
+
+IMAGES_WITHOUT_IMAGE_DIR = """
+name = "shapes"
+[data]
+format = "images"
+test = "data/test.csv"
+id_column = "image_id"
+image_column = "file"
+sample_submission = "data/sample_submission.csv"
+
+[[model]]
+name = "tiny"
+factory = "net:make"
+output = "probs"
+activation = "sigmoid"
+batch_size = 4
+  [[model.input]]
+  name = "image"
+  shape = ["batch", 3, 16, 16]
+  image = { size = [16, 16], channels = 3 }
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_package_profiles_images_without_an_image_dir(tmp_path):
+    """Images beside the index (no image_dir): the tiled copy still finds them."""
+    np = pytest.importorskip("numpy")
+    Image = pytest.importorskip("PIL.Image")
+    from packager.build import PackageOptions, package
+    from packager.estimate.profile import profile_hook
+
+    root = tmp_path / "proj"
+    (root / "data").mkdir(parents=True)
+    (root / "ninefit.toml").write_text(IMAGES_WITHOUT_IMAGE_DIR)
+    (root / "net.py").write_text("import torch\n\ndef make():\n    torch.manual_seed(0)\n    return torch.nn.Sequential("
+                                 "torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 14 * 14, 2)).eval()\n")
+    rng = np.random.default_rng(0)
+    ids = [f"img{i}" for i in range(6)]
+    for i in ids:
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(root / "data" / f"{i}.png")
+    (root / "data" / "test.csv").write_text("image_id,file\n" + "".join(f"{i},{i}.png\n" for i in ids))
+    (root / "data" / "sample_submission.csv").write_text("image_id,a,b\n" + "".join(f"{i},0.5,0.5\n" for i in ids))
+    hook = profile_hook(ProfileOptions(seconds_per_member=0.2, batch_sizes=(4,), startup=False), log=lambda _m: None)
+    out = tmp_path / "bundle"
+    package(root / "ninefit.toml", out, PackageOptions(hooks=(hook,)), log=lambda _m: None)
+    profile = Manifest.load(out).profile
+    assert profile["members"]["tiny"]["fp32"]["s_per_row"] > 0
+    assert profile["data"]["rows"] == 6 and not profile["data"]["synthetic"]
+    assert "error" not in profile["checkpoint"]["run"], profile["checkpoint"]["run"]

@@ -257,3 +257,64 @@ def test_an_overrunning_executor_is_killed_with_its_kernel(nb_bundle, tmp_path, 
     while _kernels_of_simulations() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _kernels_of_simulations()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_the_inputs_hold_what_kaggle_uploads_without_dataset_metadata(digits_dir, tmp_path, monkeypatch, data_dir):
+    """Kaggle never uploads dataset-metadata.json: the bundle must verify, and run, without it."""
+    import packager.simulate as sim
+    from packager.build import PackageOptions, package
+    from packager.offline import dataset_hook
+
+    bundle = tmp_path / "digits"
+    package(digits_dir / "ninefit.toml", bundle, PackageOptions(hooks=(dataset_hook(owner="someone"),)),
+            log=lambda _m: None)
+    assert (bundle / "dataset-metadata.json").is_file()
+    copied: list[str] = []
+    layout = sim._layout
+
+    def spy(*args, **kwargs):
+        tree = layout(*args, **kwargs)
+        copied.extend(p.name for p in tree["bundle"].iterdir())
+        return tree
+
+    monkeypatch.setattr(sim, "_layout", spy)
+    result = simulate(bundle, data_dir, time_limit="2m")
+    assert result.verdict == PASSED, result.summary()  # the runtime verified every checksum on Kaggle's copy
+    assert "manifest.json" in copied and "dataset-metadata.json" not in copied
+
+
+@pytest.mark.timeout(60)
+def test_an_interrupted_simulation_kills_the_executor_and_its_kernel(tmp_path, monkeypatch):
+    """Ctrl-C (or any failure) while waiting: both process groups die before their tree is removed."""
+    import signal
+    import subprocess
+    import sys
+
+    import packager.simulate as sim
+
+    kernel = subprocess.Popen(["sleep", "60"], start_new_session=True)  # stands for the kernel (own session)
+    (tmp_path / "kernel.pid").write_text(str(kernel.pid))
+    fake_python = tmp_path / "python"
+    fake_python.write_text("#!/bin/sh\nexec sleep 60\n")  # stands for the executor
+    fake_python.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake_python))
+    executors: list[subprocess.Popen] = []
+
+    class Interrupted(subprocess.Popen):
+        def wait(self, timeout=None):
+            if timeout is not None:  # the wait for the executor: the user presses Ctrl-C
+                executors.append(self)
+                raise KeyboardInterrupt
+            return super().wait()
+
+    monkeypatch.setattr(sim.subprocess, "Popen", Interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sim._execute(tmp_path, False, 30.0)
+        assert kernel.wait(timeout=10) == -signal.SIGKILL
+        assert executors and executors[0].returncode == -signal.SIGKILL
+    finally:
+        kernel.kill()
+        kernel.wait()

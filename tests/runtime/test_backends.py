@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,7 @@ import pytest
 
 from runtime import backends
 from runtime.backends import onnxruntime as ort_backend
+from runtime.backends import tensorrt as trt_backend
 from runtime.backends.base import BackendOptions, translate_error
 from runtime.backends.registry import register
 from runtime.backends.tensorrt import engine_cache_key
@@ -67,6 +70,105 @@ def test_engine_cache_key_covers_gpu_capability_version_precision():
     assert a != engine_cache_key("f" * 64, "NVIDIA L4", (8, 9), "10.3.0", True)
     assert a != engine_cache_key("f" * 64, "Tesla T4", (7, 5), "10.4.0", True)
     assert a != engine_cache_key("f" * 64, "Tesla T4", (7, 5), "10.3.0", False)
+
+
+class FakeTensorRT:
+    """Stand-ins for ``tensorrt`` and the Polygraphy loaders the TensorRT backend uses, counting builds."""
+
+    def __init__(self, monkeypatch):
+        self.builds = 0
+        self.fail_build = False
+        self.profiles: list[dict] = []
+        self.writes: list[Path] = []
+        fake = self
+
+        class Profile(dict):
+            def add(self, name, min, opt, max):  # noqa: A002 - Polygraphy's keyword names
+                self[name] = (min, opt, max)
+                fake.profiles.append(self)
+
+        def engine_bytes_from_network(network, config=None, save_timing_cache=None):
+            def build():
+                fake.builds += 1
+                if fake.fail_build:
+                    raise RuntimeError("killed mid-build")
+                return b"ENGINE:" + network().encode()
+            return build
+
+        def engine_from_bytes(serialized):
+            def load():
+                data = serialized() if callable(serialized) else serialized
+                if not data.startswith(b"ENGINE:"):
+                    raise RuntimeError("Could not deserialize engine")
+                return types.SimpleNamespace(data=data)
+            return load
+
+        class TrtRunner:
+            def __init__(self, engine, name=None):
+                self.engine = engine
+
+            def activate(self):
+                pass
+
+            def deactivate(self):
+                pass
+
+            def infer(self, feed):
+                return {"y": np.asarray(feed["x"]) * 2}
+
+        modules = {
+            "tensorrt": types.SimpleNamespace(__version__="10.0.1"),
+            "polygraphy": types.ModuleType("polygraphy"),
+            "polygraphy.backend": types.ModuleType("polygraphy.backend"),
+            "polygraphy.backend.common": types.SimpleNamespace(BytesFromPath=lambda path: lambda: Path(path).read_bytes()),
+            "polygraphy.backend.trt": types.SimpleNamespace(
+                CreateConfig=lambda **kw: kw, EngineBytesFromNetwork=engine_bytes_from_network,
+                EngineFromBytes=engine_from_bytes, NetworkFromOnnxPath=lambda path: lambda: Path(path).name,
+                Profile=Profile, TrtRunner=TrtRunner,
+            ),
+        }
+        for name, module in modules.items():
+            monkeypatch.setitem(sys.modules, name, module)
+        monkeypatch.setattr(trt_backend, "gpu_info", lambda device_id: None)
+        real_write = trt_backend.atomic_write
+
+        def atomic_write(path, data, **kw):
+            self.writes.append(Path(path))
+            return real_write(path, data, **kw)
+
+        monkeypatch.setattr(trt_backend, "atomic_write", atomic_write)
+
+    def run(self, onnx: Path, cache: Path) -> trt_backend.TensorRTRunner:
+        runner = trt_backend.load(onnx, "m/fp32", BackendOptions(cache_dir=cache, max_batch=8, input_shapes=(("x", (3, 4)),)))
+        with runner:
+            np.testing.assert_array_equal(runner.infer({"x": np.ones((2, 3, 4))})["y"], np.full((2, 3, 4), 2.0))
+        return runner
+
+
+def test_tensorrt_engine_cache_is_written_atomically_and_a_corrupt_one_is_rebuilt(monkeypatch, tmp_path, capsys):
+    """Without TensorRT: Polygraphy and tensorrt faked, to check the caching logic alone."""
+    fake = FakeTensorRT(monkeypatch)
+    onnx, cache = tmp_path / "m.onnx", tmp_path / "engines"
+    onnx.write_bytes(b"onnx")
+    first = fake.run(onnx, cache)
+    assert first.built and fake.builds == 1 and fake.writes == [first.engine_path]
+    assert first.engine_path.read_bytes() == b"ENGINE:m.onnx" and fake.profiles[0]["x"] == ((1, 3, 4), (8, 3, 4), (8, 3, 4))
+    second = fake.run(onnx, cache)
+    assert not second.built and fake.builds == 1  # loaded from the cache
+
+    first.engine_path.write_bytes(b"ENGI")  # truncated, as by a kill before the atomic write existed
+    third = fake.run(onnx, cache)
+    assert third.built and fake.builds == 2 and third.engine_path.read_bytes() == b"ENGINE:m.onnx"
+    assert f"cached engine {third.engine_path.name} is unreadable" in capsys.readouterr().err
+
+    # A build killed before its bytes were written leaves nothing under the engine's name.
+    third.engine_path.unlink()
+    leftover = cache / f".{third.engine_path.name}.x1y2.tmp"
+    leftover.write_bytes(b"half an engine")
+    fake.fail_build = True
+    with pytest.raises(BackendError, match="TensorRT could not build or load an engine for m.onnx: killed mid-build"):
+        fake.run(onnx, cache)
+    assert sorted(p.name for p in cache.iterdir()) == []
 
 
 @pytest.mark.parametrize("name", backends.available())

@@ -19,7 +19,8 @@ import pytest
 
 from runtime import data as _data
 from runtime.errors import BackendUnavailableError, DataError
-from runtime.loaders import LOADER_ENV, env_choice, image_loader
+from runtime.loaders import LOADER_ENV, image_loader
+from runtime.settings import env_choice
 from runtime.manifest import DataSpec, ImageSpec, InputSpec
 
 pytestmark = pytest.mark.timeout(60)

@@ -271,3 +271,27 @@ def test_members_failing_before_the_run_are_skipped(tmp_path):
     ex.run()
     assert w.statuses() == {"a": "done", "b": "failed", "c": "done"}
     assert "b/fp32" not in w.loads and w.report.member("b").reason.endswith("missing px3")
+
+
+def test_a_saved_chunk_that_does_not_load_is_recomputed(tmp_path):
+    w = World(tmp_path, {"a/fp32": 0.1, "b/fp32": 0.1, "c/fp32": 0.1})
+    grid = chunk_grid(ROWS, 10)
+    for start, stop in grid[:4]:
+        w.store.save("a", "fp32", start, np.zeros((stop - start, WIDTH)))
+    w.store.path("a", "fp32", *grid[1]).write_bytes(b"torn")  # named as done, unreadable
+    w.store.save("a", "fp32", grid[2][0], np.zeros((10, WIDTH + 1)))  # named as done, wrong width
+    w.executor(None).run()
+    assert w.rows["a/fp32"] == ROWS - 20
+    assert w.report.chunks_resumed == 2 and w.report.member("a").chunks_computed == len(grid) - 2
+    assert all(w.store.load("a", "fp32", a, b, WIDTH) is not None for a, b in grid)
+
+
+def test_warm_up_batches_are_booked_apart_from_inference(tmp_path):
+    w = World(tmp_path, {"a/fp32": 0.1, "b/fp32": 0.1, "c/fp32": 0.1}, setup_s=2.0)
+    w.executor(None).run()
+    a = w.report.member("a")
+    assert a.load_seconds == pytest.approx(2.0)
+    assert (a.warmup_seconds, a.warmup_rows) == (pytest.approx(1.0), 10)  # the first batch of 10 rows
+    assert a.seconds == pytest.approx(9.0) and a.rows_computed == ROWS
+    assert a.rows_per_s == pytest.approx(10.0)
+    assert w.report.to_dict()["members"][0]["warmup_seconds"] == pytest.approx(1.0)

@@ -69,3 +69,17 @@ def test_unknown_member_and_variant_are_named():
         m.member("gbm")
     with pytest.raises(BundleError, match="available: fp32, fp16-tta"):
         m.members[0].variant("int8")
+
+
+@pytest.mark.parametrize(("text", "kind"), [("[1, 2]", "array"), ('"manifest"', "string"), ("null", "null"), ("3", "number")])
+def test_manifest_json_that_is_not_an_object_is_a_bundle_error(tmp_path, text, kind):
+    (tmp_path / "manifest.json").write_text(text)
+    with pytest.raises(BundleError, match=f"manifest is a JSON {kind}, expected an object with 'schema_version'"):
+        Manifest.load(tmp_path)
+
+
+def test_a_nested_value_that_is_not_an_object_is_named():
+    d = make_manifest().to_dict()
+    d["data"] = "images"
+    with pytest.raises(BundleError, match="DataSpec must be a JSON object, got a string"):
+        Manifest.from_dict(d)

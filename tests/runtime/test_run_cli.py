@@ -104,3 +104,28 @@ def test_exported_names_and_import_weight():
     code = ("import sys, runtime.run, runtime.executor, runtime.checkpoint, runtime.memory, runtime.costs, runtime.budget\n"
             "print(','.join(m for m in ('pandas', 'onnxruntime', 'psutil', 'pynvml', 'torch') if m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == ""
+
+
+@pytest.mark.parametrize("threads", ["0", "-2"])
+def test_threads_below_one_are_user_errors(digits_bundle, digits_dir, tmp_path, capsys, threads):
+    out = tmp_path / "submission.csv"
+    fails_cleanly(capsys, args(digits_bundle, digits_dir / "data", out, "--threads", threads),
+                  f"--threads {threads}: expected a positive number of CPU threads")
+    assert not out.exists()
+
+
+def test_out_naming_a_folder_is_a_user_error(digits_bundle, digits_dir, tmp_path, capsys):
+    out = tmp_path / "submission.csv"
+    out.mkdir()
+    fails_cleanly(capsys, args(digits_bundle, digits_dir / "data", out, "--work-dir", str(tmp_path / "w")),
+                  f"{out}: Is a directory", "--out must name a file")
+    assert out.is_dir() and not list(out.iterdir())
+
+
+def test_unusable_work_dir_is_a_user_error(digits_bundle, digits_dir, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    out = tmp_path / "submission.csv"
+    fails_cleanly(capsys, args(digits_bundle, digits_dir / "data", out, "--work-dir", str(blocker / "sub")),
+                  f"error: {blocker / 'sub'}/", ": Not a directory.", "--work-dir a writable folder")
+    assert not out.exists()
