@@ -1,7 +1,7 @@
 """Deadline benchmark: how much of the ensemble a run delivers under a time limit.
 
 Runs the three-member digits bundle (cnn 0.6 with an fp16 rung, mlp 0.4,
-cnn2 0.2) with the "slow" backend (``benchmarks/_slow_backend.py``), which sleeps a fixed time per row so
+cnn2 0.2) with the tests' "slow" backend (``tests/runtime/slow_backend.py``), which sleeps a fixed time per row so
 the unconstrained run takes about half a minute on any machine. Then runs it
 again with limits of 25, 50, 75 and 100 % of that time (default margin), each
 in a fresh work folder, and prints for each: the wall time used as a fraction
@@ -27,11 +27,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _slow_backend as slow_backend  # noqa: E402
-from _digits import build_three, with_profile  # noqa: E402
+# One slow backend and one bundle builder, shared with the deadline tests (not copied).
 from runtime.run import RunOptions, run  # noqa: E402
+from tests.runtime import slow_backend  # noqa: E402
+from tests.runtime.deadline_fixtures import build_three, with_profile  # noqa: E402
 
 #: Seconds per row under the slow backend: 10.8 + 5.4 + 10.8 s over 540 rows.
 COSTS = {"cnn": {"fp32": 0.02, "fp16": 0.008}, "mlp": {"fp32": 0.01}, "cnn2": {"fp32": 0.02}}

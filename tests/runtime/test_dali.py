@@ -209,7 +209,7 @@ sample_submission = "data/sample_submission.csv"
 
 [[model]]
 name = "tiny"
-factory = "dali_net:make"  # not "net": the packager caches factory modules by name (sys.modules)
+factory = "dali_net:make"
 output = "probs"
 activation = "softmax"
 batch_size = 4
