@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from packager.cli import main
+from tests.cli_checks import fails_cleanly
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -46,12 +47,7 @@ def test_digits_package_run_accuracy(digits_dir, tmp_path):
 
 
 def run_fails(capsys, bundle: Path, data: Path, out: Path, *needles: str) -> None:
-    code = main(["run", str(bundle), "--data", str(data), "--out", str(out), "--quiet"])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err
-    for n in needles:
-        assert n in err, err
+    fails_cleanly(capsys, main, ["run", str(bundle), "--data", str(data), "--out", str(out), "--quiet"], *needles)
     assert not out.exists(), "a failed run must not leave a submission"
 
 

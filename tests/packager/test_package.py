@@ -17,6 +17,7 @@ from packager.build import PackageOptions, package
 from packager.cli import main
 from runtime.bundle import open_bundle, sha256_file
 from runtime.errors import BundleError, ExportError, ModelLoadError, ToleranceError
+from tests.cli_checks import fails_cleanly
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -33,16 +34,6 @@ def edit(spec: Path, old: str, new: str) -> None:
     text = spec.read_text()
     assert old in text, f"test bug: {old!r} not in spec"
     spec.write_text(text.replace(old, new, 1 if old != 'columns = "px*"' else -1))
-
-
-def fails_cleanly(capsys, argv, *needles) -> str:
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err
-    for n in needles:
-        assert n in err, err
-    return err
 
 
 def assert_no_bundle(out: Path) -> None:
@@ -68,9 +59,10 @@ def test_bundle_contents(digits_bundle):
 
 def test_exported_model_matches_torch(digits_dir, digits_bundle):
     """The bundle's ONNX reproduces the checkpoint on real rows (independently of verify.py)."""
+    import sys
+
     import onnxruntime as ort
     import pandas as pd
-    import sys
     import torch
 
     sys.path.insert(0, str(digits_dir))
@@ -205,7 +197,7 @@ def test_bad_input_cli(work, tmp_path, capsys, case, needles):
         lines[5] = "zzz,0"
         (data / "sample_submission.csv").write_text("\n".join(lines) + "\n")
     out = tmp_path / "bundle"
-    fails_cleanly(capsys, ["package", str(spec), "-o", str(out)], *needles)
+    fails_cleanly(capsys, main, ["package", str(spec), "-o", str(out)], *needles)
     assert_no_bundle(out)
 
 
@@ -213,6 +205,6 @@ def test_existing_bundle_needs_force(digits_bundle, work, tmp_path, capsys):
     out = tmp_path / "b"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    fails_cleanly(capsys, ["package", str(work / "ninefit.toml"), "-o", str(out)], "already exists", "--force")
-    fails_cleanly(capsys, ["package", str(work / "ninefit.toml"), "-o", str(out), "--force"], "not a ninefit bundle")
+    fails_cleanly(capsys, main, ["package", str(work / "ninefit.toml"), "-o", str(out)], "already exists", "--force")
+    fails_cleanly(capsys, main, ["package", str(work / "ninefit.toml"), "-o", str(out), "--force"], "not a ninefit bundle")
     assert (out / "keep.txt").read_text() == "mine"

@@ -8,29 +8,17 @@ import time
 
 import pytest
 
+from runtime.backends.registry import PLUGINS_ENV, load_plugins
 from runtime.cli import main
 from runtime.errors import BackendUnavailableError, BudgetError
-from runtime.backends.registry import PLUGINS_ENV, load_plugins
 from runtime.run import RunOptions, run
+from tests.cli_checks import fails_cleanly
 
 pytestmark = pytest.mark.timeout(60)
 
 
 def args(bundle, data, out, *extra):
     return ["run", str(bundle), "--data", str(data), "--out", str(out), "--quiet", *extra]
-
-
-def fails_cleanly(capsys, argv, *needles):
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse rejects a bad value itself, also with status 2
-        code = exc.code
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err
-    for n in needles:
-        assert n in err, err
-    return err
 
 
 @pytest.mark.parametrize("limit", ["9h", "540m", "32400s", "32400", "8h60m"])
@@ -66,7 +54,7 @@ def test_run_without_a_limit_and_with_a_margin(digits_bundle, digits_dir, tmp_pa
 ])
 def test_bad_budget_flags_are_user_errors(digits_bundle, digits_dir, tmp_path, capsys, extra, needle):
     out = tmp_path / "submission.csv"
-    fails_cleanly(capsys, args(digits_bundle, digits_dir / "data", out, *extra), needle)
+    fails_cleanly(capsys, main, args(digits_bundle, digits_dir / "data", out, *extra), needle)
     assert not out.exists()
 
 
@@ -77,12 +65,12 @@ def test_plugins_are_imported_and_bad_ones_are_user_errors(digits_bundle, digits
     with pytest.raises(BackendUnavailableError, match="not a module name"):
         load_plugins({PLUGINS_ENV: "tests/runtime/slow_backend.py"})
     monkeypatch.setenv(PLUGINS_ENV, "nf_plugin_probe")
-    fails_cleanly(capsys, args(digits_bundle, digits_dir / "data", tmp_path / "s.csv"),
+    fails_cleanly(capsys, main, args(digits_bundle, digits_dir / "data", tmp_path / "s.csv"),
                   "cannot import plugin module 'nf_plugin_probe'", "PYTHONPATH")
 
 
 def test_unknown_backend_is_a_user_error(digits_bundle, digits_dir, tmp_path, capsys):
-    fails_cleanly(capsys, args(digits_bundle, digits_dir / "data", tmp_path / "s.csv", "--backend", "nope"), "no backend 'nope'")
+    fails_cleanly(capsys, main, args(digits_bundle, digits_dir / "data", tmp_path / "s.csv", "--backend", "nope"), "no backend 'nope'")
 
 
 def test_budget_error_from_the_library(digits_bundle, digits_dir, tmp_path):
@@ -109,7 +97,7 @@ def test_exported_names_and_import_weight():
 @pytest.mark.parametrize("threads", ["0", "-2"])
 def test_threads_below_one_are_user_errors(digits_bundle, digits_dir, tmp_path, capsys, threads):
     out = tmp_path / "submission.csv"
-    fails_cleanly(capsys, args(digits_bundle, digits_dir / "data", out, "--threads", threads),
+    fails_cleanly(capsys, main, args(digits_bundle, digits_dir / "data", out, "--threads", threads),
                   f"--threads {threads}: expected a positive number of CPU threads")
     assert not out.exists()
 
@@ -117,7 +105,7 @@ def test_threads_below_one_are_user_errors(digits_bundle, digits_dir, tmp_path, 
 def test_out_naming_a_folder_is_a_user_error(digits_bundle, digits_dir, tmp_path, capsys):
     out = tmp_path / "submission.csv"
     out.mkdir()
-    fails_cleanly(capsys, args(digits_bundle, digits_dir / "data", out, "--work-dir", str(tmp_path / "w")),
+    fails_cleanly(capsys, main, args(digits_bundle, digits_dir / "data", out, "--work-dir", str(tmp_path / "w")),
                   f"{out}: Is a directory", "--out must name a file")
     assert out.is_dir() and not list(out.iterdir())
 
@@ -126,6 +114,6 @@ def test_unusable_work_dir_is_a_user_error(digits_bundle, digits_dir, tmp_path, 
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     out = tmp_path / "submission.csv"
-    fails_cleanly(capsys, args(digits_bundle, digits_dir / "data", out, "--work-dir", str(blocker / "sub")),
+    fails_cleanly(capsys, main, args(digits_bundle, digits_dir / "data", out, "--work-dir", str(blocker / "sub")),
                   f"error: {blocker / 'sub'}/", ": Not a directory.", "--work-dir a writable folder")
     assert not out.exists()
