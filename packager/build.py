@@ -109,6 +109,9 @@ def _output_width(path: Path, m: ModelSpec, feed: dict[str, np.ndarray]) -> int:
 def _package_model(spec: Spec, m: ModelSpec, test, stage: Path, log: Callable[[str], None]) -> tuple[Member, list[VerifyResult]]:
     feed, source = sample_inputs(spec, m, test)
     model = load_torch_model(m, spec.root)
+    if not m.trained:  # said on purpose in the spec (init = "random"), but nobody should forget it
+        warnings.warn(f"model {m.name!r} is packaged with random initial weights (init = \"random\"): "
+                      "it is untrained, and its parity check only compares two random models", stacklevel=2)
     folder = stage / "models" / m.name
     full = folder / "fp32.onnx"
     if model is None:
@@ -140,6 +143,7 @@ def _package_model(spec: Spec, m: ModelSpec, test, stage: Path, log: Callable[[s
     member = Member(
         name=m.name, weight=m.weight, inputs=m.inputs, output=m.output, variants=tuple(variants),
         activation=m.activation, score=m.score, batch_size=m.batch_size, exporter=exported.exporter, n_outputs=width,
+        source=m.source, trained=m.trained,
     )
     return member, results
 

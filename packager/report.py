@@ -7,15 +7,32 @@ from pathlib import Path
 from typing import Sequence
 
 from packager.verify import VerifyResult
-from runtime.manifest import Manifest
+from runtime.manifest import Manifest, Member
+
+
+#: How the report names where a member's weights came from, by spec source.
+_ORIGINS = {"factory": "trained (checkpoint)", "torchscript": "trained (TorchScript file)",
+            "exported_program": "trained (exported program)", "onnx": "trained (ONNX file)"}
+
+
+def weights_origin(member: Member) -> str:
+    """Whether a member carries trained weights, in the report's words."""
+    if not member.trained:
+        return "random init, untrained"
+    return _ORIGINS.get(member.source, "trained")
 
 
 def render_report(manifest: Manifest, results: Sequence[VerifyResult], notes: Sequence[str]) -> str:
     lines = [f"# ninefit bundle `{manifest.name}`", "", f"Created {manifest.created} by ninefit {manifest.ninefit_version}.", ""]
-    lines += ["## Members", "", "| member | weight | exporter | variants | output | batch |", "|---|---|---|---|---|---|"]
+    lines += ["## Members", "", "| member | weight | exporter | variants | output | batch | weights |", "|---|---|---|---|---|---|---|"]
     for m in manifest.members:
         variants = ", ".join(f"{v.name} ({v.precision}, tta {'+'.join(v.tta)})" for v in m.variants)
-        lines.append(f"| {m.name} | {m.weight:g} | {m.exporter} | {variants} | {m.output} ({m.activation}, {m.n_outputs}) | {m.batch_size} |")
+        lines.append(f"| {m.name} | {m.weight:g} | {m.exporter} | {variants} | {m.output} ({m.activation}, {m.n_outputs}) "
+                     f"| {m.batch_size} | {weights_origin(m)} |")
+    untrained = [m.name for m in manifest.members if not m.trained]
+    if untrained:
+        lines += ["", f"**Untrained:** {', '.join(untrained)} carr{'ies' if len(untrained) == 1 else 'y'} random initial "
+                  'weights (init = "random" in the spec); every other member carries the trained weights it was given.']
     lines += ["", "## Verification against the torch model", "",
               "| member | variant | output | batch | max abs err | max rel err | top-1 agreement | tolerance (atol, rtol) | result |",
               "|---|---|---|---|---|---|---|---|---|"]
@@ -38,4 +55,4 @@ def write_report(stage: Path, manifest: Manifest, results: Sequence[VerifyResult
     (stage / "verification.json").write_text(json.dumps([r.to_dict() for r in results], indent=2), encoding="utf-8")
 
 
-__all__ = ["render_report", "write_report"]
+__all__ = ["render_report", "weights_origin", "write_report"]

@@ -2,18 +2,26 @@
 
 Every key is documented in docs/spec.md. Paths are relative to the spec
 file. Parsing validates everything it can without torch, and reports each
-problem as a :class:`~runtime.errors.SpecError` naming the key, what it got
-and what was expected.
+problem as a :class:`~runtime.errors.SpecError` naming the key, its table,
+what it got and what was expected. The spec is strict: a key this parser does
+not know is an error (with the closest valid key), never silently ignored,
+because a misspelt ``wieght`` or ``chekpoint`` would otherwise package a
+wrong ensemble that passes every check.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import difflib
 import fnmatch
+import json
+import math
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from runtime.errors import SpecError
 from runtime.manifest import ACTIVATIONS, COMBINERS, SUBMISSION_MODES, TTA_TRANSFORMS, DataSpec, ImageSpec, InputSpec
@@ -26,6 +34,28 @@ else:  # pragma: no cover
 DTYPES = ("float32", "float16", "float64", "int64", "int32", "uint8", "bool")
 PRECISIONS = ("fp32", "fp16")
 SOURCES = ("factory", "torchscript", "exported_program", "onnx")
+#: ``init`` values of a factory model without a checkpoint (the only way to package one).
+INITS = ("random",)
+
+#: The keys each table of the spec accepts, and nothing else. A new key is
+#: added here (one line), parsed below and documented in docs/spec.md.
+_KEYS: dict[str, tuple[str, ...]] = {
+    "top": ("name", "verify_rows", "data", "submission", "ensemble", "model"),
+    "data": ("test", "id_column", "sample_submission", "format", "image_column", "image_dir"),
+    "submission": ("mode", "classes"),
+    "ensemble": ("combiner", "fallback"),
+    "model": (
+        "name", *SOURCES, "checkpoint", "factory_kwargs", "init", "weight", "score", "output", "activation",
+        "batch_size", "precision", "tta", "sample_inputs", "atol", "rtol", "input", "variant",
+    ),
+    "model.input": ("name", "dtype", "shape", "columns", "image"),
+    "model.input.image": ("size", "mean", "std", "scale", "channels", "layout"),
+    "model.variant": ("name", "precision", "tta", "image_size", "value_factor"),
+}
+
+_TOP = "the top level"
+# Model names become folder names in the bundle (models/<name>/).
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 @dataclass(frozen=True)
@@ -54,6 +84,12 @@ class ModelSpec:
     sample_inputs: Path | None = None
     atol: float | None = None
     rtol: float | None = None
+    init: str = ""  # "random": a factory model packaged without a checkpoint, on purpose
+
+    @property
+    def trained(self) -> bool:
+        """False only for a factory model the spec packages with its random initial weights."""
+        return self.init != "random"
 
 
 @dataclass(frozen=True)
@@ -81,7 +117,65 @@ def _err(where: str, msg: str) -> SpecError:
     return SpecError(f"spec {where}: {msg}")
 
 
-def _get(table: dict, key: str, where: str, kind: type | tuple[type, ...], default: Any = ..., choices: tuple = ()) -> Any:
+def _in(where: str) -> str:
+    return f"at {where}" if where == _TOP else f"in {where}"
+
+
+def _show(value: Any) -> str:
+    """A value as it would be written in TOML (what the user typed, not Python's repr)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_show(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, (_dt.date, _dt.time)):
+        return value.isoformat()
+    return repr(value)
+
+
+def _kind(value: Any) -> str:
+    """What sort of TOML value the user gave (bool first: it is an int in Python)."""
+    for t, name in ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"),
+                    (list, "an array"), (dict, "a table"), (_dt.date, "a date"), (_dt.time, "a time")):
+        if isinstance(value, t):
+            return name
+    return type(value).__name__
+
+
+#: What a key of each Python type expects, in the user's (TOML) words.
+_EXPECTED = {str: "a string", float: "a number", int: "an integer", list: "an array", dict: "a table", bool: "true or false"}
+
+
+def _bad(key: str, where: str, value: Any, expected: str) -> SpecError:
+    """The one message for a value of the wrong type or out of range."""
+    shown = _show(value)
+    if len(shown) > 120:  # a whole table given where a value belongs: its start says enough
+        shown = shown[:100] + " ..."
+    return SpecError(f"spec: `{key}` {_in(where)} is {shown} ({_kind(value)}); expected {expected}")
+
+
+def _check_keys(table: Any, where: str, keys: str) -> None:
+    """Refuse any key of ``table`` that ``_KEYS[keys]`` does not list, naming the closest valid one."""
+    if not isinstance(table, dict):
+        return  # the caller's type check says what was expected
+    allowed = _KEYS[keys]
+    for key in table:
+        if key in allowed:
+            continue
+        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6) or \
+            difflib.get_close_matches(key.lower(), allowed, n=1, cutoff=0.6)
+        hint = f"did you mean `{close[0]}`?" if close else f"the keys of this table are: {', '.join(allowed)}"
+        raise SpecError(f"spec: `{key}` {_in(where)}: unknown key; {hint} (every key is documented in docs/spec.md)")
+
+
+def _get(table: dict, key: str, where: str, kind: type | tuple[type, ...], default: Any = ..., choices: tuple = (),
+         valid: Callable[[Any], bool] | None = None, expected: str = "") -> Any:
+    """``table[key]`` checked against ``kind``, ``choices`` and ``valid`` (``expected`` says what passes)."""
     if key not in table:
         if default is ...:
             raise _err(where, f"missing required key {key!r}")
@@ -89,20 +183,55 @@ def _get(table: dict, key: str, where: str, kind: type | tuple[type, ...], defau
     value = table[key]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise _err(where, f"{key} = {value!r} should be a {expected}")
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        raise _bad(key, where, table[key], expected or " or ".join(_EXPECTED.get(k, k.__name__) for k in kinds))
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _bad(key, where, table[key], expected or "a finite number")
     if choices and value not in choices:
-        raise _err(where, f"{key} = {value!r}; expected one of: {', '.join(map(str, choices))}")
+        raise _bad(key, where, table[key], f"one of: {', '.join(_show(c) for c in choices)}")
+    if valid is not None and not valid(value):
+        raise _bad(key, where, table[key], expected)
     return value
 
 
-def _numbers(table: dict, key: str, where: str, default: list) -> tuple[float, ...]:
+def _positive(x: float) -> bool:
+    return x > 0
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _is_size(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x > 0
+
+
+def _tables(table: dict, key: str, where: str, example: str, default: Any = ...) -> list[dict]:
+    """An array of tables (``[[model]]``), each element checked to be a table."""
+    expected = f"an array of tables, written {example} (double brackets) before each entry"
+    values = _get(table, key, where, list, default, expected=expected)
+    if not all(isinstance(v, dict) for v in values):
+        raise _bad(key, where, values, expected)
+    return values
+
+
+def _numbers(table: dict, key: str, where: str, default: list, positive: bool = False) -> tuple[float, ...]:
     """A list of numbers (one per channel, or one for all)."""
-    values = _get(table, key, where, list, default)
-    if not values or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values):
-        raise _err(where, f"{key} = {values!r}; expected a non-empty list of numbers, e.g. [0.485, 0.456, 0.406]")
+    expected = f"a non-empty array of {'positive ' if positive else ''}numbers, e.g. [0.485, 0.456, 0.406]"
+    values = _get(table, key, where, list, default, expected=expected)
+    if not values or not all(_is_number(x) and (not positive or x > 0) for x in values):
+        raise _bad(key, where, values, expected)
     return tuple(float(x) for x in values)
+
+
+def _strings(table: dict, key: str, where: str, default: Any, expected: str) -> tuple[str, ...] | None:
+    values = _get(table, key, where, list, default, expected=expected)
+    if values is None:
+        return None
+    if not values or not all(isinstance(x, str) and x for x in values):
+        raise _bad(key, where, values, expected)
+    return tuple(values)
 
 
 def _path(root: Path, rel: str) -> Path:
@@ -112,7 +241,7 @@ def _path(root: Path, rel: str) -> Path:
 
 def _expand_columns(pattern: str | list, header: list[str] | None, exclude: str, where: str) -> tuple[str, ...]:
     if isinstance(pattern, list):
-        return tuple(str(c) for c in pattern)
+        return tuple(pattern)
     if header is None:
         raise _err(where, f"columns = {pattern!r} is a pattern, but the test data is not here to expand it; list the columns explicitly")
     cols = tuple(c for c in header if c != exclude and fnmatch.fnmatchcase(c, pattern))
@@ -121,31 +250,50 @@ def _expand_columns(pattern: str | list, header: list[str] | None, exclude: str,
     return cols
 
 
+def _parse_image(t: dict, where: str, shape: list) -> ImageSpec:
+    it = _get(t, "image", where, dict, {})
+    where = f"the image table of {where}"
+    _check_keys(it, where, "model.input.image")
+    size_expected = "[height, width] in pixels (positive integers), e.g. [224, 224]"
+    size = _get(it, "size", where, list, [d for d in shape[-2:]], expected=size_expected)
+    if len(size) != 2 or not all(_is_size(d) for d in size):
+        raise _bad("size", where, size, size_expected)
+    return ImageSpec(
+        size=tuple(size),
+        mean=_numbers(it, "mean", where, [0.0]),
+        std=_numbers(it, "std", where, [1.0], positive=True),
+        scale=_get(it, "scale", where, float, 1.0 / 255.0, valid=_positive, expected="a positive number, e.g. 0.00392157 (1/255)"),
+        channels=_get(it, "channels", where, int, 3, (1, 3)),
+        layout=_get(it, "layout", where, str, "NCHW", ("NCHW", "NHWC")),
+    )
+
+
 def _parse_input(t: dict, where: str, header: list[str] | None, id_column: str, images: bool) -> InputSpec:
-    name = _get(t, "name", where, str)
+    _check_keys(t, where, "model.input")
+    name = _get(t, "name", where, str, valid=bool, expected="a non-empty string: the ONNX input name")
     dtype = _get(t, "dtype", where, str, "float32", DTYPES)
-    shape = _get(t, "shape", where, list)
-    if not shape or not all(isinstance(d, (int, str)) and not isinstance(d, bool) for d in shape):
-        raise _err(where, f"shape = {shape!r}; expected a list like [\"batch\", 1, 8, 8] (a string for a symbolic dimension)")
+    shape_expected = 'an array like ["batch", 1, 8, 8]: a string for a symbolic dimension, else a positive integer'
+    shape = _get(t, "shape", where, list, expected=shape_expected)
+    if not shape or not all((isinstance(d, str) and d) or _is_size(d) for d in shape):
+        raise _bad("shape", where, shape, shape_expected)
     if isinstance(shape[0], int):
-        raise _err(where, f"shape = {shape!r}: the first (batch) dimension must be symbolic, e.g. \"batch\"")
+        raise _bad("shape", where, shape, 'a symbolic first (batch) dimension, e.g. ["batch", 1, 8, 8]')
     image = None
     columns: tuple[str, ...] = ()
     if images:
-        it = _get(t, "image", where, dict, {})
-        size = tuple(_get(it, "size", f"{where}.image", list, [d for d in shape[-2:]]))
-        if len(size) != 2 or not all(isinstance(d, int) for d in size):
-            raise _err(f"{where}.image", f"size = {list(size)!r}; expected [height, width] in pixels")
-        image = ImageSpec(
-            size=size,
-            mean=_numbers(it, "mean", f"{where}.image", [0.0]),
-            std=_numbers(it, "std", f"{where}.image", [1.0]),
-            scale=_get(it, "scale", f"{where}.image", float, 1.0 / 255.0),
-            channels=_get(it, "channels", f"{where}.image", int, 3, (1, 3)),
-            layout=_get(it, "layout", f"{where}.image", str, "NCHW", ("NCHW", "NHWC")),
-        )
+        if "columns" in t:
+            raise _err(where, 'columns applies to table data only; with [data] format = "images" each input is an image '
+                              "(set how it is decoded in its image table)")
+        image = _parse_image(t, where, shape)
     else:
-        columns = _expand_columns(t.get("columns", "*"), header, id_column, where)
+        if "image" in t:
+            raise _err(where, 'image applies only with [data] format = "images"; this spec reads a table '
+                              "(select the input's values with columns)")
+        cols_expected = 'a glob over the test columns (e.g. "px*") or a non-empty array of column names'
+        pattern = _get(t, "columns", where, (str, list), "*", expected=cols_expected)
+        if isinstance(pattern, list):
+            _strings(t, "columns", where, ..., cols_expected)
+        columns = _expand_columns(pattern, header, id_column, where)
         fixed = [d for d in shape[1:] if isinstance(d, int)]
         size = 1
         for d in fixed:
@@ -156,63 +304,85 @@ def _parse_input(t: dict, where: str, header: list[str] | None, id_column: str, 
 
 
 def _parse_variant(t: dict, where: str, default_tta: tuple[str, ...]) -> VariantSpec:
-    tta = tuple(_get(t, "tta", where, list, list(default_tta)))
-    bad = [x for x in tta if x not in TTA_TRANSFORMS]
-    if bad or not tta:
-        raise _err(where, f"tta = {list(tta)!r}; expected a non-empty list of: {', '.join(TTA_TRANSFORMS)}")
-    size = _get(t, "image_size", where, list, None)
-    if size is not None and (len(size) != 2 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
-                                                      for d in size)):
-        raise _err(where, f"image_size = {size!r}; expected [height, width] in pixels, e.g. [224, 224]")
-    vf = _get(t, "value_factor", where, float, 1.0)
-    if not 0 < vf <= 1:
-        raise _err(where, f"value_factor = {vf}; expected a number in (0, 1]")
+    _check_keys(t, where, "model.variant")
+    tta_expected = f"a non-empty array of: {', '.join(_show(x) for x in TTA_TRANSFORMS)}"
+    tta = tuple(_get(t, "tta", where, list, list(default_tta), expected=tta_expected))
+    if not tta or any(x not in TTA_TRANSFORMS for x in tta):
+        raise _bad("tta", where, list(tta), tta_expected)
+    size_expected = "[height, width] in pixels (positive integers), e.g. [224, 224]"
+    size = _get(t, "image_size", where, list, None, expected=size_expected)
+    if size is not None and (len(size) != 2 or not all(_is_size(d) for d in size)):
+        raise _bad("image_size", where, size, size_expected)
+    vf = _get(t, "value_factor", where, float, 1.0, valid=lambda x: 0 < x <= 1,
+              expected="a number in (0, 1]: the share of the model's value this rung delivers")
     return VariantSpec(
-        name=_get(t, "name", where, str), precision=_get(t, "precision", where, str, "fp32", PRECISIONS),
+        name=_get(t, "name", where, str, valid=bool, expected="a non-empty string"),
+        precision=_get(t, "precision", where, str, "fp32", PRECISIONS),
         tta=tta, image_size=tuple(size) if size else None, value_factor=vf,
     )
 
 
+def _label(t: Any, i: int) -> str:
+    """A table's name for messages: its own ``name`` when it has a usable one, else its position."""
+    name = t.get("name") if isinstance(t, dict) else None
+    return repr(name) if isinstance(name, str) and name else f"#{i + 1}"
+
+
 def _parse_model(t: dict, i: int, root: Path, header: list[str] | None, data: DataSpec) -> ModelSpec:
-    name = _get(t, "name", f"[[model]] #{i + 1}", str)
-    where = f"[[model]] {name!r}"
+    where = f"[[model]] {_label(t, i)}"
+    _check_keys(t, where, "model")
+    name = _get(t, "name", where, str, valid=lambda s: bool(_NAME.fullmatch(s)),
+                expected="a name of letters, digits, '_', '.' or '-' (it names the model's folder in the bundle)")
     given = [s for s in SOURCES if s in t]
     if len(given) != 1:
         raise _err(where, f"give exactly one of {', '.join(SOURCES)} (got {', '.join(given) or 'none'})")
     source = given[0]
+    init = _get(t, "init", where, str, "", INITS)
     factory, path = "", None
     if source == "factory":
-        factory = _get(t, "factory", where, str)
-        if ":" not in factory:
-            raise _err(where, f"factory = {factory!r}; expected \"module:function\", e.g. \"models:make_cnn\"")
-        ck = t.get("checkpoint")
-        path = _path(root, _get(t, "checkpoint", where, str)) if ck is not None else None
+        factory = _get(t, "factory", where, str, valid=lambda s: ":" in s,
+                       expected='"module:function", e.g. "models:make_cnn"')
+        if "checkpoint" in t:
+            if init:
+                raise _err(where, f'init = "{init}" packages the factory\'s initial weights, but a checkpoint is given too; '
+                                  "give one of them (the checkpoint, for trained weights)")
+            path = _path(root, _get(t, "checkpoint", where, str, valid=bool, expected="the path of a state_dict file"))
+        elif not init:
+            raise _err(where, f'factory = "{factory}" has no checkpoint, so the model would be packaged with random, '
+                              'untrained weights (and still pass its parity check). Give checkpoint = "path/to/weights.pt" '
+                              '(a state_dict saved with torch.save), or init = "random" to package it untrained on purpose')
     else:
-        path = _path(root, _get(t, source, where, str))
-    inputs_t = _get(t, "input", where, list)
-    inputs = tuple(_parse_input(x, f"{where} input #{n + 1}", header, data.id_column, data.format == "images") for n, x in enumerate(inputs_t))
+        path = _path(root, _get(t, source, where, str, valid=bool, expected=f"the path of the {source} file"))
+        for key in ("checkpoint", "factory_kwargs", "init"):
+            if key in t:
+                raise _err(where, f"{key} applies only to a factory model; {source} = ... is a file that carries its own weights")
+    factory_kwargs = _get(t, "factory_kwargs", where, dict, {})
+    inputs = tuple(
+        _parse_input(x, f"[[model.input]] {_label(x, n)} of model {name!r}", header, data.id_column, data.format == "images")
+        for n, x in enumerate(_tables(t, "input", where, "[[model.input]]"))
+    )
     if len({x.name for x in inputs}) != len(inputs):
         raise _err(where, "two inputs share a name")
     precision = _get(t, "precision", where, str, "fp32", PRECISIONS)
-    tta = tuple(_get(t, "tta", where, list, ["none"]))
-    full = _parse_variant({"name": precision, "precision": precision, "tta": list(tta)}, where, tta)
-    variants = (full, *(_parse_variant(v, f"{where} variant #{n + 1}", tta) for n, v in enumerate(_get(t, "variant", where, list, []))))
+    tta = _get(t, "tta", where, list, ["none"], expected=f"a non-empty array of: {', '.join(_show(x) for x in TTA_TRANSFORMS)}")
+    full = _parse_variant({"name": precision, "precision": precision, "tta": tta}, where, tuple(tta))
+    variants = (full, *(_parse_variant(v, f"[[model.variant]] {_label(v, n)} of model {name!r}", full.tta)
+                        for n, v in enumerate(_tables(t, "variant", where, "[[model.variant]]", []))))
     if len({v.name for v in variants}) != len(variants):
         raise _err(where, f"variant names must be unique (the full model is named {full.name!r})")
-    weight = _get(t, "weight", where, float, 1.0)
-    if weight <= 0:
-        raise _err(where, f"weight = {weight}; expected a positive number")
-    batch = _get(t, "batch_size", where, int, 64)
-    if batch < 1:
-        raise _err(where, f"batch_size = {batch}; expected at least 1")
     sample = _get(t, "sample_inputs", where, str, "")
+    tolerance = "a number >= 0"
     return ModelSpec(
-        name=name, source=source, path=path, factory=factory, factory_kwargs=_get(t, "factory_kwargs", where, dict, {}),
-        inputs=inputs, output=_get(t, "output", where, str, "output"),
-        activation=_get(t, "activation", where, str, "none", ACTIVATIONS), weight=weight,
-        score=_get(t, "score", where, float, None), batch_size=batch, variants=variants,
-        sample_inputs=_path(root, sample) if sample else None,
-        atol=_get(t, "atol", where, float, None), rtol=_get(t, "rtol", where, float, None),
+        name=name, source=source, path=path, factory=factory, factory_kwargs=factory_kwargs,
+        inputs=inputs, output=_get(t, "output", where, str, "output", valid=bool, expected="a non-empty string: the output's name"),
+        activation=_get(t, "activation", where, str, "none", ACTIVATIONS),
+        weight=_get(t, "weight", where, float, 1.0, valid=_positive, expected="a positive number (the ensemble weight), e.g. 0.6"),
+        score=_get(t, "score", where, float, None, valid=_positive, expected="a positive validation score, higher is better"),
+        batch_size=_get(t, "batch_size", where, int, 64, valid=_positive, expected="a whole number of rows, at least 1"),
+        variants=variants, sample_inputs=_path(root, sample) if sample else None,
+        atol=_get(t, "atol", where, float, None, valid=lambda x: x >= 0, expected=tolerance),
+        rtol=_get(t, "rtol", where, float, None, valid=lambda x: x >= 0, expected=tolerance),
+        init=init,
     )
 
 
@@ -234,6 +404,24 @@ def _header(path: Path) -> list[str] | None:
                         "expected a UTF-8 CSV file or a Parquet file") from exc
 
 
+def _parse_data(raw: dict, root: Path) -> tuple[DataSpec, Path, Path]:
+    d = _get(raw, "data", _TOP, dict, expected="a table, written [data]")
+    _check_keys(d, "[data]", "data")
+    fmt = _get(d, "format", "[data]", str, "table", ("table", "images"))
+    if fmt == "table":
+        for key in ("image_column", "image_dir"):
+            if key in d:
+                raise _err("[data]", f'{key} applies only with format = "images"; this spec reads a table (format = "table")')
+    test_path = _path(root, _get(d, "test", "[data]", str, valid=bool, expected="the path of the test table"))
+    data = DataSpec(
+        format=fmt, test=test_path.name, id_column=_get(d, "id_column", "[data]", str, valid=bool, expected="a column name"),
+        image_column=_get(d, "image_column", "[data]", str, "" if fmt == "table" else ..., valid=bool, expected="a column name"),
+        image_dir=_get(d, "image_dir", "[data]", str, ""),
+    )
+    sample_path = _path(root, _get(d, "sample_submission", "[data]", str, valid=bool, expected="the path of the sample submission"))
+    return data, test_path, sample_path
+
+
 def load_spec(path: str | os.PathLike) -> Spec:
     """Parse and validate a spec file."""
     path = Path(path)
@@ -250,18 +438,12 @@ def load_spec(path: str | os.PathLike) -> Spec:
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"spec file {path} is not valid TOML: {exc}") from exc
     root = path.parent.resolve()
-    name = _get(raw, "name", "top level", str, path.stem)
-    d = _get(raw, "data", "top level", dict)
-    fmt = _get(d, "format", "[data]", str, "table", ("table", "images"))
-    test_path = _path(root, _get(d, "test", "[data]", str))
-    data = DataSpec(
-        format=fmt, test=test_path.name, id_column=_get(d, "id_column", "[data]", str),
-        image_column=_get(d, "image_column", "[data]", str, "" if fmt == "table" else ...),
-        image_dir=_get(d, "image_dir", "[data]", str, ""),
-    )
-    sample_path = _path(root, _get(d, "sample_submission", "[data]", str))
+    _check_keys(raw, _TOP, "top")
+    name = _get(raw, "name", _TOP, str, path.stem, valid=bool, expected="a non-empty string")
+    data, test_path, sample_path = _parse_data(raw, root)
     header = _header(test_path)
-    s = _get(raw, "submission", "top level", dict, {})
+    s = _get(raw, "submission", _TOP, dict, {}, expected="a table, written [submission]")
+    _check_keys(s, "[submission]", "submission")
     mode = _get(s, "mode", "[submission]", str, "values", SUBMISSION_MODES)
     sample_header = _header(sample_path)
     if sample_header is None:
@@ -272,22 +454,31 @@ def load_spec(path: str | os.PathLike) -> Spec:
     if mode == "argmax":
         if len(out_cols) != 1:
             raise _err("[submission]", f"mode = \"argmax\" writes one label column, but the sample submission has {out_cols}")
-        classes = tuple(str(c) for c in _get(s, "classes", "[submission]", list))
+        labels = 'a non-empty array of labels (strings or integers), one per output index, e.g. ["cat", "dog"]'
+        values = _get(s, "classes", "[submission]", list, expected=labels)
+        if not values or not all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in values):
+            raise _bad("classes", "[submission]", values, labels)
+        classes = tuple(str(c) for c in values)
     else:
+        if "classes" in s:
+            raise _err("[submission]", f'classes applies only with mode = "argmax"; mode = "{mode}" writes the outputs '
+                                       "to the sample submission's columns as they are")
         classes = ()
-    models_t = _get(raw, "model", "top level", list)
+    models_t = _tables(raw, "model", _TOP, "[[model]]")
     if not models_t:
-        raise _err("top level", "no [[model]] given; add at least one")
+        raise _err(_TOP, "no [[model]] given; add at least one")
     models = tuple(_parse_model(t, i, root, header, data) for i, t in enumerate(models_t))
     if len({m.name for m in models}) != len(models):
         raise _err("[[model]]", "model names must be unique")
-    e = _get(raw, "ensemble", "top level", dict, {})
+    e = _get(raw, "ensemble", _TOP, dict, {}, expected="a table, written [ensemble]")
+    _check_keys(e, "[ensemble]", "ensemble")
     fb = _get(e, "fallback", "[ensemble]", str, "")
     return Spec(
         name=name, root=root, data=data, test_path=test_path, sample_submission=sample_path,
         submission=SubmissionSpecIn(mode=mode, columns=tuple(out_cols), classes=classes), models=models,
         combiner=_get(e, "combiner", "[ensemble]", str, "mean", COMBINERS),
-        fallback=_path(root, fb) if fb else None, verify_rows=_get(raw, "verify_rows", "top level", int, 256),
+        fallback=_path(root, fb) if fb else None,
+        verify_rows=_get(raw, "verify_rows", _TOP, int, 256, valid=_positive, expected="a whole number of rows, at least 1"),
     )
 
 

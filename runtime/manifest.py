@@ -89,6 +89,8 @@ class Member:
     batch_size: int = 64
     exporter: str = ""
     n_outputs: int = 1  # width of the output vector per row
+    source: str = ""  # where the weights came from: factory, torchscript, exported_program, onnx ("" in older manifests)
+    trained: bool = True  # False: a factory model packaged with its random initial weights (init = "random")
 
     @property
     def value(self) -> float:

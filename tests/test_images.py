@@ -27,6 +27,7 @@ sample_submission = "data/sample_submission.csv"
 [[model]]
 name = "tiny"
 factory = "net:make"
+init = "random"
 output = "probs"
 activation = "sigmoid"
 batch_size = 4

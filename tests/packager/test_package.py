@@ -94,7 +94,7 @@ def test_fp16_precision_loss_fails_parity(work, tmp_path):
         "def make():\n    return Cancel()\n"
     )
     spec = work / "ninefit.toml"
-    edit(spec, 'factory = "models:make_mlp"\ncheckpoint = "checkpoints/mlp.pt"', 'factory = "cancel:make"')
+    edit(spec, 'factory = "models:make_mlp"\ncheckpoint = "checkpoints/mlp.pt"', 'factory = "cancel:make"\ninit = "random"')
     edit(spec, 'name = "mlp"', 'name = "cancel"')
     spec.write_text(spec.read_text() + '\n  [[model.variant]]\n  name = "fp16"\n  precision = "fp16"\n')  # mlp is last
     out = tmp_path / "bundle"
@@ -114,7 +114,7 @@ def test_unexportable_model_names_the_op(work, tmp_path):
         "def make():\n    return Eig()\n"
     )
     spec = work / "ninefit.toml"
-    edit(spec, 'factory = "models:make_mlp"\ncheckpoint = "checkpoints/mlp.pt"', 'factory = "eig:make"')
+    edit(spec, 'factory = "models:make_mlp"\ncheckpoint = "checkpoints/mlp.pt"', 'factory = "eig:make"\ninit = "random"')
     out = tmp_path / "bundle"
     with pytest.raises(ExportError, match="linalg_eig"):
         package(spec, out, log=lambda _m: None)

@@ -197,6 +197,7 @@ sample_submission = "data/sample_submission.csv"
 [[model]]
 name = "tiny"
 factory = "net:make"
+init = "random"                 # a fixture: its weights do not matter
 output = "probs"
 activation = "sigmoid"
 batch_size = 4

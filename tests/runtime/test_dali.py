@@ -210,6 +210,7 @@ sample_submission = "data/sample_submission.csv"
 [[model]]
 name = "tiny"
 factory = "dali_net:make"
+init = "random"
 output = "probs"
 activation = "softmax"
 batch_size = 4
