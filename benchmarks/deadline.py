@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, help="its data folder (default: examples/digits/data)")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every cost (default 1: ~28 s unconstrained)")
     p.add_argument("--skews", type=float, nargs="+", default=SKEWS, help="profile skews (default: %(default)s)")
+    p.add_argument("--fractions", type=float, nargs="+", default=FRACTIONS,
+                   help="limits as fractions of the unconstrained wall time (default: %(default)s)")
+    p.add_argument("--log", type=Path, help="keep the runs' log and report tables here (default: discarded)")
     a = p.parse_args(argv)
 
     scratch = Path(tempfile.mkdtemp(prefix="ninefit-deadline-bench-"))
@@ -119,15 +122,17 @@ def main(argv: list[str] | None = None) -> int:
         true = {m: {v: s * a.scale for v, s in vs.items()} for m, vs in TRUE.items()}
         config = {"s_per_row": {f"{m}/{v}": s for m, vs in true.items() for v, s in vs.items()}}
         os.environ.update(slow_backend.write_config(scratch / "slow.json", **config))
-        sys.stderr = open(scratch / "run.log", "w")  # noqa: SIM115  (the run log, kept out of the table)
+        sys.stderr = open(a.log or scratch / "run.log", "w")  # noqa: SIM115  (the run log, kept out of the table)
         try:
             full_s, full = _run(bundle, data, scratch, None)
             for skew in a.skews:
                 costs = {m: {v: s * a.scale * skew for v, s in vs.items()} for m, vs in PACKAGED.items()}
                 profiled = _with_profile(bundle, scratch / f"profiled-{skew}", costs, 0.05 * skew)
-                for f in FRACTIONS:
+                for f in a.fractions:
                     limit = f * full_s
                     wall, rep = _run(profiled, data, scratch, limit)
+                    print(f"== skew {skew}, limit {f:.0%} ({limit:.1f} s): wall {wall:.1f} s\n{rep.table()}",
+                          file=sys.stderr, flush=True)
                     cells.append((skew, f, limit, wall, rep, oracle(full, full_s, limit, true)))
         finally:
             sys.stderr.close()

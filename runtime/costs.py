@@ -131,7 +131,7 @@ class CostModel:
     def calibration(self) -> float:
         """The machine factor: how much slower this machine is than the profile said, the
         median ratio of first live batches to profiled cost over the members' best
-        rungs (any rung, if no best rung was measured; 1 until something was).
+        rungs (1 until one was measured).
 
         The profile was measured on the packaging machine; a Kaggle CPU may be
         far slower. Applying the ratio seen on the first members to the priors
@@ -139,12 +139,11 @@ class CostModel:
         First batches only, so one member slowing down mid-run says nothing
         about the others.
         """
-        pairs = [((m, v), r.first / self.prior[m][v]["s_per_row"]) for (m, v), r in self.rates.items()
-                 if r.first is not None and self.prior[m].get(v, {}).get("s_per_row")]
-        # Each member's best rung, the one probed: a lower rung's error (fp16 profiled on a GPU,
-        # run on a CPU) is that rung's, for pruning to judge, not the machine's.
-        top = [x for (m, v), x in pairs if v == self.members[m].variants[0].name]
-        ratios = sorted(top or [x for _, x in pairs])
+        # Best rungs only: a lower rung's error (fp16 profiled on a GPU, run on a CPU) is that
+        # rung's, for pruning to judge, not the machine's.
+        ratios = sorted(r.first / self.prior[m][v]["s_per_row"] for (m, v), r in self.rates.items()
+                        if r.first is not None and v == self.members[m].variants[0].name
+                        and self.prior[m].get(v, {}).get("s_per_row"))
         if not ratios:
             return 1.0
         mid = len(ratios) // 2

@@ -5,8 +5,9 @@ planner's inputs true. The loop (:meth:`Executor.run`):
 
 1. At the start every member is *probed* on this machine: loaded, then a
    warm-up batch and a short timed stretch (:data:`PROBE_S`) of its first
-   chunks on its best rung; those rows are kept as results. Members go most
-   valuable per second first (on their priors). All probes together may take
+   chunks, on the rung a plan made on what is known then gives it (its
+   cheapest, if that plan drops it); those rows are kept as results. Members
+   go most valuable per second first (on their priors). All probes together may take
    :data:`PROBE_SHARE` of the time left, as predicted from the priors; a
    member whose probe would not fit that share is not probed and is costed
    from its prior times the machine factor (:meth:`CostModel.calibration`),
@@ -298,16 +299,29 @@ class Executor:
         ms = self._planner_state(st)
         return max(planner.value_per_second(ms, v) for v in ms.variants)
 
+    def _probe_rung(self, st: _State) -> Variant:
+        """The rung to probe: the one a plan on what is known now gives the member (its
+        probe rows are then the start of that work), else its cheapest (what may still fit)."""
+        now = self.clock()
+        states = [self._planner_state(x) for x in self.states.values()]
+        steps = {s.member: s.variant for s in planner.plan(states, now, self.budget).steps}
+        name = st.member.name
+        if name in steps:
+            return st.member.variant(steps[name])
+        ms = next(m for m in states if m.name == name)
+        cheapest = min(ms.variants, key=lambda v: planner.expected_seconds(ms, v))
+        return st.member.variant(cheapest.name)
+
     def _probe(self) -> None:
-        """Measure every member's best rung here, most valuable first, within the probe share."""
+        """Measure every member here, most valuable first, within the probe share."""
         start = self.clock()
         share_end = start + PROBE_SHARE * max(0.0, self.budget.limit - start)
         todo = [st for st in self.states.values() if st.status == "pending" and st.missing()
-                and not self.costs.measured_here(st.member.name, st.member.variants[0].name)]
+                and not any(self.costs.measured_here(st.member.name, v.name) for v in st.member.variants)]
         todo.sort(key=lambda st: -self._prior_rate(st))
         first = True
         for st in todo:
-            name, v = st.member.name, st.member.variants[0]
+            name, v = st.member.name, self._probe_rung(st)
             now = self.clock()
             if now >= self.budget.limit:
                 break
@@ -339,6 +353,7 @@ class Executor:
                            f"{spr * 1e3:.3g} ms/row; machine factor {factor:.2f}")
                 self._decide(st, "probe", v.name, spr, self.budget.limit - self.clock(),
                              reason=f"{st.rows_done} rows kept; machine factor {factor:.2f}")
+                self._pruned(st, v)
                 if not st.missing():
                     self._finish(st)
 
