@@ -7,8 +7,8 @@ planner's inputs true. The loop (:meth:`Executor.run`):
    warm-up batch and a short timed stretch (:data:`PROBE_S`) of its first
    chunks, on the rung a plan made on what is known then gives it (its
    cheapest, if that plan drops it); those rows are kept as results. Members
-   go most valuable per second first (on their priors). All probes together may take
-   :data:`PROBE_SHARE` of the time left, as predicted from the priors; a
+   go most valuable per second first (on their priors). All probes together
+   may take :data:`PROBE_SHARE` of the time left, as predicted from the priors; a
    member whose probe would not fit that share is not probed and is costed
    from its prior times the machine factor (:meth:`CostModel.calibration`),
    except the first, whose rows are the work the plan values most anyway.
@@ -18,8 +18,8 @@ planner's inputs true. The loop (:meth:`Executor.run`):
    measured here is not.
 2. Plan; run the first step chunk by chunk. Before each chunk, a chunk that
    would end past the limit (or past a partial step's finish) is not started.
-   After each chunk the live throughput (:func:`planner.estimate_s_per_row`,
-   and never less than the last few batches) feeds
+   After each chunk the live throughput (measured here, it replaces the
+   prior at once; never less than the last few batches) feeds
    :func:`planner.should_replan`; on drift, re-plan: the planner then takes a
    cheaper variant, stops the running member, or drops members not started.
    The run also re-plans when a step runs well ahead of its plan while
