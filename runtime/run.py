@@ -241,8 +241,8 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
             m.members, grids, test, store, lambda mem, v: load_runner(bundle, mem, v, options), clock, budget,
             report, monitor, lambda: writer.write(skip()), profile=(m.profile or {}).get("members"),
             batch_size=options.batch_size, limited=options.time_limit_s is not None,
-            fixed_reserve=options.reserve_s is not None, fixed_margin=options.margin_s is not None, failed=failed, progress=options.progress,
-            width=member_width(m),
+            fixed_reserve=options.reserve_s is not None, fixed_margin=options.margin_s is not None, failed=failed,
+            progress=options.progress, width=member_width(m),
         )
         executor.after_write(writer.write(skip()))
         log(f"first submission written ({writer.covered}/{test.n_rows} rows from checkpoints, "
