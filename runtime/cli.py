@@ -22,9 +22,13 @@ def add_run_parser(sub) -> None:
     p = sub.add_parser(
         "run", help="run a bundle on test data and write submission.csv",
         description="Verify a bundle, run its models over the test data and write submission.csv atomically. "
-        "With --time-limit, the run plans to finish before the limit: it orders members by value per second, "
-        "takes cheaper variants or drops members when the projection passes the limit, and keeps a valid "
-        "submission on disk from the start. Finished chunks are checkpointed in --work-dir: rerunning the same "
+        "With --time-limit, the run plans to finish before the limit: it first probes each member on this "
+        "machine (load, warm-up, a short timed stretch whose rows are kept; at most 10%% of the time left, "
+        "predicted), scales the bundle's profile by the measured machine factor for what is not measured yet, "
+        "then orders members by value per second, takes cheaper variants (only those measured cheaper here) "
+        "or drops members when the projection passes the limit, re-plans on drift and whenever a member "
+        "finishes or stops (dropped members come back when time allows), fills the time left with a partial "
+        "run, and keeps a valid submission on disk from the start. Each decision is in the run report. Finished chunks are checkpointed in --work-dir: rerunning the same "
         "command after a crash resumes.",
         epilog="Durations: 9h, 540m, 32400s, 1h30m or plain seconds. Exit status: 0 when the run succeeded; 1 when "
         "a submission was written but no model covered any row, or the run would have failed on Kaggle "
@@ -42,9 +46,11 @@ def add_run_parser(sub) -> None:
     p.add_argument("--time-limit", type=duration_arg, default=None, metavar="DURATION",
                    help="the notebook's run-time limit, counted from --start-time (default: no limit)")
     p.add_argument("--margin", type=duration_arg, default=None, metavar="DURATION",
-                   help="safety margin before the limit (default: 5%% of the limit, at least 5s, at most 15m)")
+                   help="safety margin before the limit (default: measured: twice the largest overrun of a chunk "
+                   "over its predicted time, at least 1s + 1%% of the limit, at most a quarter of the limit)")
     p.add_argument("--reserve", type=duration_arg, default=None, metavar="DURATION",
-                   help="time kept for the final submission write (default: measured, at least 0.5s)")
+                   help="time kept for the final submission write (default: measured: twice the slowest "
+                   "submission write, at least 0.5s)")
     p.add_argument("--start-time", type=_epoch, default=None, metavar="EPOCH",
                    help="when the clock started, in epoch seconds (time.time() in the notebook's first cell); "
                    "default: now")

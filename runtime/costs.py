@@ -5,15 +5,23 @@ Sources, strongest last:
 1. the bundle's profile, ``manifest.profile["members"][member][variant] =
    {"s_per_row", "setup_s"}``, measured on the packaging machine;
 2. costs an earlier (killed) run measured live in the same work folder;
-3. this run's own batches, blended with the prior by
-   :func:`runtime.planner.estimate_s_per_row` and never below the last few
-   batches, so a member slowing down is seen at once.
+3. this run's own batches: once a rung has one timed batch, its measured
+   throughput replaces the prior (never below the last few batches, so a
+   member slowing down is seen at once).
 
 The first batch after each load is warm-up and is left out. The profile's
-priors are scaled by :meth:`CostModel.calibration` (how much slower this
-machine is than the profile said); costs saved by an earlier run were measured
-here and are taken as they are. An unmeasured rung of a ladder is costed from
-a measured rung of the same member (:func:`cost_factor`).
+priors are scaled by :meth:`CostModel.calibration`, the *machine factor* (how
+much slower this machine is than the profile said, from every member measured
+here), so whatever is not measured yet is costed for this machine; costs saved
+by an earlier run were measured here and are taken as they are. An unmeasured
+rung of a ladder is costed from a measured rung of the same member
+(:func:`cost_factor`).
+
+A lower rung is used only where it is cheaper here: once measured, a rung not
+at least :data:`RUNG_GAIN` cheaper per row than a rung above it is pruned
+(:meth:`CostModel.pruned_by`); fp16 on a CPU is the usual case. Until a rung
+is measured, a chunk on it is only started if it fits at
+:data:`UNMEASURED_CAUTION` times its estimated cost.
 """
 
 from __future__ import annotations
@@ -30,6 +38,10 @@ from runtime.manifest import Member, Variant
 FP16_GPU_FACTOR = 0.6
 #: Batches the "recent" throughput is taken over.
 RECENT_BATCHES = 3
+#: A lower rung must be measured at least this share cheaper per row than every rung above it.
+RUNG_GAIN = 0.05
+#: Before a rung is measured here, its chunks are assumed to take up to this many times its estimate.
+UNMEASURED_CAUTION = 2.0
 
 
 @dataclass
@@ -42,6 +54,7 @@ class LiveRate:
     warm: bool = False
     warmup: float | None = None  # s/row of the last warm-up batch
     first: float | None = None  # s/row of the first timed batch (calibrates the profile)
+    last: float | None = None  # s/row of the last timed batch
 
     def add(self, rows: int, seconds: float) -> None:
         if not self.warm:
@@ -49,6 +62,7 @@ class LiveRate:
             return
         if self.first is None:
             self.first = seconds / max(rows, 1)
+        self.last = seconds / max(rows, 1)
         self.rows += rows
         self.seconds += seconds
         self.recent.append((rows, seconds))
@@ -115,8 +129,9 @@ class CostModel:
         self.rate(member, variant).warm = False
 
     def calibration(self) -> float:
-        """How much slower this machine is than the profile said: the median ratio of
-        first live batches to profiled cost (1 until something was measured).
+        """The machine factor: how much slower this machine is than the profile said, the
+        median ratio of first live batches to profiled cost over the members' best
+        rungs (1 until one was measured).
 
         The profile was measured on the packaging machine; a Kaggle CPU may be
         far slower. Applying the ratio seen on the first members to the priors
@@ -124,11 +139,11 @@ class CostModel:
         First batches only, so one member slowing down mid-run says nothing
         about the others.
         """
-        ratios = sorted(
-            r.first / self.prior[m][v]["s_per_row"]
-            for (m, v), r in self.rates.items()
-            if r.first is not None and self.prior[m].get(v, {}).get("s_per_row")
-        )
+        # Best rungs only: a lower rung's error (fp16 profiled on a GPU, run on a CPU) is that
+        # rung's, for pruning to judge, not the machine's.
+        ratios = sorted(r.first / self.prior[m][v]["s_per_row"] for (m, v), r in self.rates.items()
+                        if r.first is not None and v == self.members[m].variants[0].name
+                        and self.prior[m].get(v, {}).get("s_per_row"))
         if not ratios:
             return 1.0
         mid = len(ratios) // 2
@@ -147,15 +162,51 @@ class CostModel:
         r = self.rates.get((member, variant))
         if r is None or r.rows == 0:
             return prior if prior is not None else self._scaled(member, variant)
-        return max(planner.estimate_s_per_row(r.rows, r.seconds, prior), r.recent_s_per_row)
+        # Measured here wins over the prior at once (prior_rows=0): the prior is another machine's.
+        return max(planner.estimate_s_per_row(r.rows, r.seconds, prior, prior_rows=0), r.recent_s_per_row)
 
     def cautious_s_per_row(self, member: str, variant: str) -> float:
-        """For deciding whether a chunk still fits: also trusts a lone warm-up batch."""
+        """For deciding whether a chunk still fits: also trusts the last batch (a member
+        slowing down shows there first) or a lone warm-up batch, and allows
+        :data:`UNMEASURED_CAUTION` times the estimate for a rung never measured here."""
         spr = self.s_per_row(member, variant) or 0.0
         r = self.rates.get((member, variant))
+        if r is not None and r.last is not None:
+            spr = max(spr, r.last)
         if r is not None and not r.rows and r.warmup is not None:
             spr = max(spr, r.warmup)
+        elif not self.measured_here(member, variant):
+            spr *= UNMEASURED_CAUTION
         return spr
+
+    def measured_here(self, member: str, variant: str) -> bool:
+        """Whether this rung's cost was measured on this machine (in this run or a killed one here)."""
+        r = self.rates.get((member, variant))
+        return bool(r is not None and (r.rows or r.warmup is not None)) or "s_per_row" in self.saved[member].get(variant, {})
+
+    def _measured_s_per_row(self, member: str, variant: str) -> float | None:
+        r = self.rates.get((member, variant))
+        if r is not None and r.rows:
+            return max(r.seconds / r.rows, r.recent_s_per_row)
+        return self.saved[member].get(variant, {}).get("s_per_row")
+
+    def pruned_by(self, member: str, variant: str) -> str | None:
+        """The better rung that ``variant``, measured here, is not cheaper than (None: keep it).
+
+        The top rung is never pruned; nor is a rung not measured yet. The
+        comparison is with the better rung's best estimate now (measured, or
+        its prior times the machine factor), so it is redone as costs move.
+        """
+        m = self.members[member]
+        names = [v.name for v in m.variants]
+        mine = self._measured_s_per_row(member, variant)
+        if names.index(variant) == 0 or mine is None:
+            return None
+        for above in names[: names.index(variant)]:
+            other = self.s_per_row(member, above)
+            if other is not None and mine >= (1.0 - RUNG_GAIN) * other:
+                return above
+        return None
 
     def _scaled(self, member: str, variant: str) -> float | None:
         """An unmeasured variant's cost, scaled from a measured rung of the same member."""
@@ -188,4 +239,5 @@ class CostModel:
         return out
 
 
-__all__ = ["FP16_GPU_FACTOR", "CostModel", "LiveRate", "cost_factor", "profile_entries"]
+__all__ = ["FP16_GPU_FACTOR", "RUNG_GAIN", "UNMEASURED_CAUTION", "CostModel", "LiveRate", "cost_factor",
+           "profile_entries"]

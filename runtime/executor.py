@@ -3,23 +3,44 @@
 :mod:`runtime.planner` decides; this module does the work and keeps the
 planner's inputs true. The loop (:meth:`Executor.run`):
 
-1. Members with no measured cost (no bundle profile, nothing saved by an
-   earlier run in the work folder) are *probed*: loaded, then a warm-up batch
-   and a short timed stretch of their first chunks. Those rows are kept.
+1. At the start every member is *probed* on this machine: loaded, then a
+   warm-up batch and a short timed stretch (:data:`PROBE_S`) of its first
+   chunks, on the rung a plan made on what is known then gives it (its
+   cheapest, if that plan drops it); those rows are kept as results. Members
+   go most valuable per second first (on their priors). All probes together
+   may take :data:`PROBE_SHARE` of the time left, as predicted from the priors; a
+   member whose probe would not fit that share is not probed and is costed
+   from its prior times the machine factor (:meth:`CostModel.calibration`),
+   except the first, whose rows are the work the plan values most anyway.
+   No chunk is ever started that is predicted to end past the limit, so the
+   probe cannot break the deadline. A member with no prior at all is always
+   probed (it cannot be planned otherwise); one whose costs an earlier run
+   measured here is not.
 2. Plan; run the first step chunk by chunk. Before each chunk, a chunk that
    would end past the limit (or past a partial step's finish) is not started.
-   After each chunk the live throughput (:func:`planner.estimate_s_per_row`,
-   and never less than the last few batches) feeds
+   After each chunk the live throughput (measured here, it replaces the
+   prior at once; never less than the last few batches) feeds
    :func:`planner.should_replan`; on drift, re-plan: the planner then takes a
    cheaper variant, stops the running member, or drops members not started.
+   The run also re-plans when a step runs well ahead of its plan while
+   members are dropped, when a member finishes, stops or fails, and when a
+   rung is pruned (measured not cheaper than the rung above it,
+   :meth:`CostModel.pruned_by`). Dropped and stopped members are candidates
+   again at every plan, as long as their next chunk fits. Each change of a
+   member's decision is kept in its report, with the costs it was made on.
 3. Every finished chunk is saved (:class:`runtime.checkpoint.ChunkStore`);
    each finished member triggers a rewrite of the submission. On resume, a
    saved chunk counts as done only once it loads with the right shape and
    finite values; one that does not is removed and recomputed.
+4. Unless fixed, the margin follows the measured jitter
+   (:func:`runtime.budget.measured_margin`: twice the largest overrun of a
+   chunk over its prediction from a measured rate), and the reserve twice
+   the slowest submission write.
 
 A member whose backend raises is skipped with the reason; an out-of-memory
 error halves the batch and retries, down to one row. Each pass of the loop
-finishes a chunk or retires a member, so the loop ends.
+finishes a chunk or retires a member (a member stopped because its next chunk
+cannot fit is only planned again once it can), so the loop ends.
 """
 
 from __future__ import annotations
@@ -32,6 +53,7 @@ import numpy as np
 
 from runtime import planner
 from runtime.backends.base import Runner
+from runtime.budget import measured_margin
 from runtime.checkpoint import ChunkStore
 from runtime.costs import CostModel
 from runtime.data import TestData, apply_tta
@@ -42,8 +64,12 @@ from runtime.memory import MemoryMonitor
 from runtime.progress import Progress, log
 from runtime.report import MemberReport, RunReport
 
-#: Probing stops once this many seconds were timed (or 1/20 of the rows ran).
+#: Probing a member stops once this many seconds were timed after its warm-up batch (or 1/20 of its rows ran).
 PROBE_S = 0.25
+#: Share of the time left at the start that all probes together may take (predicted from the priors).
+PROBE_SHARE = 0.1
+#: A step running this share of its expected time ahead of plan re-plans, when members are dropped.
+AHEAD_TOLERANCE = 0.1
 #: Cost assumed for a member nothing is known about (it is then never planned).
 _UNKNOWN_S_PER_ROW = 1e9
 _EPS = 1e-9
@@ -75,6 +101,9 @@ class _State:
     drop_reason: str = ""
     last_variant: str = ""  # the variant it last ran on
     notes: list[str] = field(default_factory=list)
+    decision: tuple[str, str] = ("", "")  # (kind, variant) of the last decision recorded
+    pruned: set[str] = field(default_factory=set)  # rungs pruned (for the events)
+    stuck_at: int = -1  # Executor.chunks_run when its next chunk last did not fit
     progress: Progress | None = None  # kept across steps: one line per update period, not per re-plan
 
     def close_progress(self, status: str) -> None:
@@ -113,6 +142,8 @@ class Executor:
         batch_size: Override of every member's batch size.
         limited: False: no time limit (nothing is probed or degraded).
         fixed_reserve: False: grow the reserve to twice the slowest write.
+        fixed_margin: False: derive the margin from the measured jitter
+            (:func:`runtime.budget.measured_margin`).
         failed: Members known to fail before anything runs, with the reason.
         progress: Show progress lines.
         width: Values per row the submission needs from each member.
@@ -123,13 +154,17 @@ class Executor:
                  budget: planner.Budget, report: RunReport, monitor: MemoryMonitor,
                  write_submission: Callable[[], float], *, profile: Mapping | None = None,
                  batch_size: int | None = None, limited: bool = True, fixed_reserve: bool = False,
-                 failed: Mapping[str, str] | None = None, progress: bool = True, width: int):
+                 fixed_margin: bool = False, failed: Mapping[str, str] | None = None, progress: bool = True,
+                 width: int):
         self.width = width
         self.test, self.store, self.load, self.clock = test, store, load, clock
         self.budget, self.report, self.monitor = budget, report, monitor
         self.write_submission = write_submission
         self.limited, self.fixed_reserve, self.progress = limited, fixed_reserve, progress
+        self.fixed_margin = fixed_margin or not limited
         self.write_s = 0.0
+        self.overrun_s = 0.0  # largest time a chunk took beyond its prediction from a measured rate
+        self.chunks_run = 0  # chunks computed in this run, by every member
         self.runner: Runner | None = None
         self.loaded: tuple[str, str] | None = None  # (member, variant) of self.runner
         self.stepping: str | None = None  # member whose plan step runs (or last ran)
@@ -156,14 +191,20 @@ class Executor:
     def _planner_state(self, st: _State) -> planner.MemberState:
         variants = []
         name = st.member.name
-        for v in st.member.variants:
+        for i, v in enumerate(st.member.variants):
+            if i and self.costs.pruned_by(name, v.name):
+                continue  # measured not cheaper than a better rung: never worth taking
             spr = self.costs.s_per_row(name, v.name)
             spr = (0.0 if not self.limited else _UNKNOWN_S_PER_ROW) if spr is None else spr
-            # Each finished member rewrites the submission: charge that write as setup.
-            variants.append(planner.Variant(v.name, spr, self.costs.setup_s(name, v.name) + self.write_s, v.value_factor))
+            # A runner still loaded (by a probe) costs no setup; each finished member
+            # rewrites the submission: charge that write as setup.
+            setup = 0.0 if self.loaded == (name, v.name) else self.costs.setup_s(name, v.name)
+            variants.append(planner.Variant(v.name, spr, setup + self.write_s, v.value_factor))
         # Only a member a step started is "running" (pinned by the planner); one
         # just probed is pending, its runner kept in case the plan starts with it.
         loaded = self.loaded[1] if self.loaded and self.loaded[0] == st.member.name == self.stepping else None
+        if loaded not in {v.name for v in variants}:
+            loaded = None  # its rung was pruned: the plan may reload a better one
         if st.status in ("done", "failed"):
             status = st.status
         elif st.status == "stopped":
@@ -173,20 +214,71 @@ class Executor:
         return planner.MemberState(st.member.name, st.member.value, tuple(variants), st.rows_total, st.rows_done,
                                    status, loaded if status == "running" else None)
 
+    def _blocked(self, st: _State, ms: planner.MemberState, now: float) -> str:
+        """Why not even the member's next chunk fits before the limit on any rung ("" if one does)."""
+        if not self.limited or ms.status in ("done", "failed") or not ms.rows_left:
+            return ""
+        if st.status == "stopped" and st.stuck_at == self.chunks_run:
+            # Stopped since the last chunk of anyone: nothing changed that could make it fit.
+            return st.drop_reason[len("stopped at "):] if st.drop_reason.startswith("stopped at ") else st.drop_reason
+        a, b = st.missing()[0]
+        need = min(planner.expected_seconds(ms, v, rows=0) + (b - a) * self.costs.cautious_s_per_row(ms.name, v.name)
+                   for v in ms.variants)
+        left = self.budget.limit - now
+        if ms.status == "running" or now + need <= self.budget.limit + _EPS:  # the running step checks its own chunks
+            return ""
+        return f"its next chunk ({b - a} rows) would need {need:.1f}s, {max(left, 0.0):.1f}s left"
+
     def plan(self) -> planner.Plan:
+        """Re-plan from the costs known now; records each member whose decision changed."""
         now = self.clock()
-        p = planner.plan([self._planner_state(st) for st in self.states.values()], now, self.budget)
+        states, blocked = {}, {}
+        for st in self.states.values():
+            ms = self._planner_state(st)
+            why = self._blocked(st, ms, now)
+            if why:
+                blocked[ms.name] = f"stopped: {why}" if st.rows_done and ms.status != "pending" else why
+            else:
+                states[ms.name] = ms
+        p = planner.plan(list(states.values()), now, self.budget, fill=self.limited)
         self.report.replans += 1
-        planned = {s.member for s in p.steps}
-        for name in planned:
-            self.states[name].drop_reason = ""
-        for name, reason in p.dropped:
+        left = self.budget.limit - now
+        for step in p.steps:
+            st, ms = self.states[step.member], states[step.member]
+            st.drop_reason = ""
+            spr = next(v.s_per_row for v in ms.variants if v.name == step.variant)
+            kind = "run partial" if step.partial else "run"
+            if st.decision[0] in ("drop", "stop"):
+                self.event(f"{step.member}: back in the plan at {now:.1f}s on {step.variant}: "
+                           f"{step.expected_s:.1f}s needed, {left:.1f}s left")
+            self._decide(st, kind, step.variant, spr, left, expected_s=step.expected_s,
+                         reason=f"{step.rows} rows, {step.expected_s:.1f}s, until {step.finish:.1f}s")
+        for name, reason in [*p.dropped, *blocked.items()]:
             st = self.states[name]
+            verb, why = ("stopped", reason[len("stopped: "):]) if reason.startswith("stopped: ") else ("dropped", reason)
+            if name in blocked and st.status == "stopped" and st.drop_reason:
+                continue  # stopped by the executor itself, for the same reason; said already
             if not st.drop_reason:
-                verb, why = ("stopped", reason[len("stopped: "):]) if reason.startswith("stopped: ") else ("dropped", reason)
                 self.event(f"{name}: {verb} at {now:.1f}s: {why}")
             st.drop_reason = reason
+            ms = states.get(name) or self._planner_state(st)
+            best = ms.variants[0]
+            self._decide(st, "stop" if verb == "stopped" else "drop", "", best.s_per_row, left, reason=why,
+                         expected_s=planner.expected_seconds(ms, best))
         return p
+
+    def _decide(self, st: _State, kind: str, variant: str, s_per_row: float, left: float, *,
+                reason: str = "", expected_s: float | None = None) -> None:
+        """Record a decision in the member's report when it differs from the last one."""
+        if (kind, variant) == st.decision and kind not in ("probe", "prune"):
+            return
+        st.decision = (kind, variant)
+        st.report.decisions.append({
+            "at_s": round(self.clock(), 3), "decision": kind, "variant": variant or None,
+            "s_per_row": s_per_row if s_per_row < _UNKNOWN_S_PER_ROW else None,
+            "expected_s": None if expected_s is None or expected_s >= _UNKNOWN_S_PER_ROW else round(expected_s, 3),
+            "seconds_left": round(left, 3), "margin_s": round(self.budget.margin_s, 3), "reason": reason,
+        })
 
     # -- the loop -------------------------------------------------------------------
     def run(self) -> None:
@@ -202,31 +294,87 @@ class Executor:
             self._unload()
             self._fill_reports()
 
+    def _prior_rate(self, st: _State) -> float:
+        """Value per second of the member's most valuable rung, on what is known now."""
+        ms = self._planner_state(st)
+        return max(planner.value_per_second(ms, v) for v in ms.variants)
+
+    def _probe_rung(self, st: _State) -> Variant:
+        """The rung to probe: the one a plan on what is known now gives the member (its
+        probe rows are then the start of that work), else its cheapest (what may still fit)."""
+        now = self.clock()
+        states = [self._planner_state(x) for x in self.states.values()]
+        steps = {s.member: s.variant for s in planner.plan(states, now, self.budget).steps}
+        name = st.member.name
+        if name in steps:
+            return st.member.variant(steps[name])
+        ms = next(m for m in states if m.name == name)
+        cheapest = min(ms.variants, key=lambda v: planner.expected_seconds(ms, v))
+        return st.member.variant(cheapest.name)
+
     def _probe(self) -> None:
-        """Measure members with no known cost on a first short stretch of their rows."""
-        for st in self.states.values():
-            name, v = st.member.name, st.member.variants[0]
-            if st.status != "pending" or self.costs.s_per_row(name, v.name) is not None:
-                continue
-            if self.clock() >= self.budget.limit:
+        """Measure every member here, most valuable first, within the probe share."""
+        start = self.clock()
+        share_end = start + PROBE_SHARE * max(0.0, self.budget.limit - start)
+        todo = [st for st in self.states.values() if st.status == "pending" and st.missing()
+                and not any(self.costs.measured_here(st.member.name, v.name) for v in st.member.variants)]
+        todo.sort(key=lambda st: -self._prior_rate(st))
+        first = True
+        for st in todo:
+            name, v = st.member.name, self._probe_rung(st)
+            now = self.clock()
+            if now >= self.budget.limit:
                 break
+            known = self.costs.s_per_row(name, v.name) is not None
+            a, b = st.missing()[0]
+            predicted = self.costs.setup_s(name, v.name) + 2 * (b - a) * self.costs.cautious_s_per_row(name, v.name)
+            if known and (now + predicted > (self.budget.limit if first else share_end)):
+                why = (f"probe skipped: ~{predicted:.1f}s predicted, "
+                       f"{max(share_end - now, 0.0):.1f}s of the {PROBE_SHARE:.0%} probe share left; "
+                       f"costed from its prior x machine factor {self.costs.calibration():.2f}")
+                self._decide(st, "no probe", v.name, self.costs.s_per_row(name, v.name), self.budget.limit - now,
+                             reason=why)
+                log(f"{name}: {why}")
+                continue
+            first = False
             runner = self._ensure(st, v)
             if runner is None:
                 continue
             r = self.costs.rate(name, v.name)
             for a, b in st.missing():
-                if r.rows and (r.seconds >= PROBE_S or st.rows_done * 20 >= st.rows_total):
+                if r.rows and (r.seconds >= PROBE_S or st.rows_done * 20 >= st.rows_total or self.clock() >= share_end):
                     break
-                if self.clock() + (b - a) * self.costs.cautious_s_per_row(name, v.name) > self.budget.limit:
-                    break
-                if not self._chunk(st, v, runner, a, b):
+                if not self._timed_chunk(st, v, runner, a, b, self.budget.limit):
                     break
             if st.status == "running":
                 spr = self.costs.s_per_row(name, v.name) or 0.0
+                factor = self.costs.calibration()
                 self.event(f"{name}: measured {v.name}: setup {self.costs.setup_s(name, v.name):.2f}s, "
-                           f"{spr * 1e3:.3g} ms/row")
+                           f"{spr * 1e3:.3g} ms/row; machine factor {factor:.2f}")
+                self._decide(st, "probe", v.name, spr, self.budget.limit - self.clock(),
+                             reason=f"{st.rows_done} rows kept; machine factor {factor:.2f}")
+                self._pruned(st, v)
                 if not st.missing():
                     self._finish(st)
+
+    def _timed_chunk(self, st: _State, v: Variant, runner: Runner, a: int, b: int, end: float) -> bool | None:
+        """One chunk, if it is predicted to end by ``end``: None when it is not started,
+        False when the member failed. Its overrun over the prediction sizes the margin."""
+        name = st.member.name
+        spr = self.costs.cautious_s_per_row(name, v.name)
+        now = self.clock()
+        if self.limited and now + (b - a) * spr > end + _EPS:
+            return None
+        measured = self.costs.rate(name, v.name).rows > 0
+        if not self._chunk(st, v, runner, a, b):
+            return False
+        if measured:  # an overrun of a first, unmeasured chunk is a misestimate, not jitter
+            self.overrun_s = max(self.overrun_s, self.clock() - now - (b - a) * spr)
+            if not self.fixed_margin:
+                margin = measured_margin(self.budget.deadline, self.overrun_s)
+                if margin != self.budget.margin_s:
+                    self.budget = replace(self.budget, margin_s=margin)
+        return True
 
     def _execute(self, p: planner.Plan, step: planner.Step) -> None:
         st = self.states[step.member]
@@ -253,28 +401,51 @@ class Executor:
         for a, b in st.missing():
             if rows >= step.rows:
                 break
-            spr = self.costs.cautious_s_per_row(st.member.name, v.name)
-            end = step.finish if step.partial else self.budget.limit
-            now = self.clock()
-            if self.limited and now + (b - a) * spr > end + _EPS:
+            end = min(step.finish, self.budget.limit) if step.partial else self.budget.limit
+            done = self._timed_chunk(st, v, runner, a, b, end)
+            if done is None:
                 if rows == 0:  # not one chunk fits: retire it, so the loop always progresses
-                    st.status = "stopped"
+                    now, spr = self.clock(), self.costs.cautious_s_per_row(st.member.name, v.name)
+                    st.status, st.stuck_at = "stopped", self.chunks_run
                     st.drop_reason = (f"stopped at {now:.1f}s: the next chunk ({b - a} rows, ~{(b - a) * spr:.1f}s) "
                                       f"would end past the limit")
                     self.event(f"{st.member.name}: {st.drop_reason}")
+                    self._decide(st, "stop", v.name, spr, self.budget.limit - now, reason=st.drop_reason)
                 break
-            if not self._chunk(st, v, runner, a, b):
+            if not done:
                 return
             rows += b - a
             st.progress.update(st.rows_done)
-            if self.limited and not step.partial and planner.should_replan(
-                p, step, self.clock(), min(rows, step.rows), s_per_row=self.costs.s_per_row(st.member.name, v.name)
-            ):
+            if self._pruned(st, v):
+                break  # re-plan without this rung
+            if self.limited and not step.partial and self._drifted(p, step, v, min(rows, step.rows)):
                 break
         if st.status == "running" and not st.missing():
             self._finish(st)
         elif st.status == "stopped":
             self._unload()
+
+    def _pruned(self, st: _State, v: Variant) -> bool:
+        """Whether ``v`` was just measured not cheaper than a better rung (and is left out from now on)."""
+        name = st.member.name
+        above = self.costs.pruned_by(name, v.name)
+        if above is None or v.name in st.pruned:
+            return above is not None
+        st.pruned.add(v.name)
+        mine, theirs = self.costs.s_per_row(name, v.name) or 0.0, self.costs.s_per_row(name, above) or 0.0
+        why = f"measured {mine * 1e3:.3g} ms/row, not cheaper than {above} at {theirs * 1e3:.3g} ms/row"
+        self.event(f"{name}: rung {v.name} pruned at {self.clock():.1f}s: {why}")
+        st.notes.append(f"{v.name} pruned: {why}")
+        self._decide(st, "prune", v.name, mine, self.budget.limit - self.clock(), reason=why)
+        return True
+
+    def _drifted(self, p: planner.Plan, step: planner.Step, v: Variant, rows: int) -> bool:
+        """Re-plan: the step runs late past its tolerance, or well ahead while members wait dropped."""
+        now, spr = self.clock(), self.costs.s_per_row(step.member, v.name)
+        if planner.should_replan(p, step, now, rows, s_per_row=spr):
+            return True
+        ahead = step.finish - planner.projected_finish(step, now, rows, s_per_row=spr)
+        return bool(p.dropped) and ahead > AHEAD_TOLERANCE * step.expected_s
 
     # -- one member, one chunk ----------------------------------------------------------
     def _ensure(self, st: _State, v: Variant) -> Runner | None:
@@ -322,6 +493,7 @@ class Executor:
             self._fail(st, exc, f"rows {a}-{b} on {v.name}")
             return False
         st.covered[(a, b)] = st.member.variants.index(v)
+        self.chunks_run += 1
         st.report.chunks_computed += 1
         st.report.rows_computed += b - a
         return True
@@ -434,4 +606,4 @@ class Executor:
                 mr.reason = st.drop_reason or "not started: no time left"
 
 
-__all__ = ["PROBE_S", "Executor", "predict_rows"]
+__all__ = ["AHEAD_TOLERANCE", "PROBE_S", "PROBE_SHARE", "Executor", "predict_rows"]

@@ -7,7 +7,9 @@ the deadline's clock), so the executor can re-plan every few batches
 
 Algorithm (everything must end by ``limit = deadline - margin_s - reserve_s``):
 
-1. Only "pending" and "running" members with rows left are planned. Each gets
+1. "pending", "running" and "dropped" members with rows left are planned
+   ("dropped" is a decision for now, not forever: a member dropped by an
+   earlier plan comes back whenever the time left allows it). Each gets
    *options*: a rung of its ladder run over all its remaining rows (setup
    included unless already loaded) that fits the time left on its own and is
    not dominated, plus "drop". A running member that can finish on its loaded
@@ -27,6 +29,10 @@ Algorithm (everything must end by ``limit = deadline - margin_s - reserve_s``):
    exactly at the limit (partial rows count), when worth more than step 2.
 4. Order: the running member, then value per second, highest first, so what
    is at risk when reality runs slow is the least valuable work.
+5. With ``fill=True`` (the runtime; the estimator leaves it off), time still
+   free after the full steps goes to one last time-boxed partial step of a
+   member that cannot finish, the one whose rows are worth most: its rows
+   count, and the limit is not left unused.
 """
 
 from __future__ import annotations
@@ -47,13 +53,14 @@ __all__ = [
     "estimate_s_per_row",
     "expected_seconds",
     "plan",
+    "projected_finish",
     "should_replan",
     "value_per_second",
 ]
 
-#: Member states the executor reports; only "pending" and "running" are planned.
+#: Member states the executor reports; "pending", "running" and "dropped" are planned.
 STATUSES = ("pending", "running", "done", "failed", "dropped")
-_PLANNABLE = ("pending", "running")
+_PLANNABLE = ("pending", "running", "dropped")
 _EPS = 1e-9
 #: Largest number of combinations per half the exact search will list.
 _EXACT_MAX_COMBOS = 1 << 17
@@ -374,7 +381,7 @@ def _search_greedy(opt_lists: Sequence[list[_Option]], left: float) -> list[int]
 
 
 def _best_partial(member: MemberState, left: float) -> _Option | None:
-    """Best time-boxed run of a running member up to the limit, if any rows fit."""
+    """Best time-boxed run of a member up to the limit (``left`` seconds from its start), if any rows fit."""
     best = None
     for v in _ladder(member):
         setup = expected_seconds(member, v, rows=0)
@@ -402,15 +409,19 @@ def _drop_reason(member: MemberState, left: float, free: float, partial_of: str 
     return f"stopped: {reason}" if member.status == "running" else reason
 
 
-def plan(members: Sequence[MemberState], now: float, budget: Budget, *, method: str = "auto") -> Plan:
+def plan(
+    members: Sequence[MemberState], now: float, budget: Budget, *, method: str = "auto", fill: bool = False
+) -> Plan:
     """Plan the remaining work so that it ends by ``budget.limit``.
 
     Args:
-        members: Every member, in any state; only "pending" and "running" ones
-            with rows left are planned. At most one may be running.
+        members: Every member, in any state; "pending", "running" and
+            "dropped" ones with rows left are planned. At most one may be running.
         now: Current time, same clock as ``budget.deadline``.
         budget: Deadline, margin and reserve.
         method: "exact", "greedy", or "auto" (exact while small enough).
+        fill: Give the time left after the full steps to a last partial step
+            (step 5 above); off, a member that cannot finish is never started.
 
     Returns:
         The plan; empty (with every plannable member dropped) when no time is left.
@@ -459,6 +470,14 @@ def plan(members: Sequence[MemberState], now: float, budget: Budget, *, method: 
         finish = limit if partial_of is not None else min(t + o.cost, limit)
         steps.append(Step(active[i].name, o.variant.name, o.rows, o.cost, t, finish, o.setup, partial_of is not None))
         t = finish
+    if fill and partial_of is None and limit - t > _EPS:
+        fills = [(p, i) for i, o in enumerate(chosen) if o.variant is None
+                 for p in [_best_partial(active[i], limit - t)] if p is not None]
+        if fills:
+            part, i = max(fills, key=lambda f: (f[0].value, -f[1]))
+            chosen[i], value = part, value + part.value
+            steps.append(Step(active[i].name, part.variant.name, part.rows, limit - t, t, limit, part.setup, True))
+            t = limit
     free = limit - t
     dropped = tuple(
         (m.name, _drop_reason(m, left, free, partial_of)) for m, o in zip(active, chosen) if o.variant is None
@@ -503,6 +522,13 @@ def should_replan(
         _check_number("s_per_row", s_per_row)
     if step.partial:
         return False
+    allowed = step.finish + min(tolerance * step.expected_s, max(plan.slack_s, 0.0))
+    return projected_finish(step, now, rows_done, s_per_row=s_per_row) > allowed + _EPS
+
+
+def projected_finish(step: Step, now: float, rows_done: int, *, s_per_row: float | None = None) -> float:
+    """When the running ``step`` will end, projected from its throughput since its
+    planned setup end (or from ``s_per_row``); ``rows_done`` counts rows of this step."""
     rows_left = step.rows - rows_done
     if s_per_row is not None:
         rate = s_per_row
@@ -511,9 +537,7 @@ def should_replan(
     else:
         rate = (step.expected_s - step.setup_s) / step.rows if step.rows else 0.0
     # With no row back yet the setup may still be running: rows start after it.
-    projected = (now if rows_done else max(now, step.start + step.setup_s)) + rows_left * rate
-    allowed = step.finish + min(tolerance * step.expected_s, max(plan.slack_s, 0.0))
-    return projected > allowed + _EPS
+    return (now if rows_done else max(now, step.start + step.setup_s)) + rows_left * rate
 
 
 def estimate_s_per_row(

@@ -69,6 +69,10 @@ class MemberReport:
     batch_size: int = 0  # last batch size used (halved on out-of-memory)
     oom_retries: int = 0
     s_per_row: float | None = None  # last live estimate
+    # Each change of the plan's decision for this member, with the costs it was made on:
+    # {"at_s", "decision" (probe / no probe / run / run partial / drop / stop / prune), "variant",
+    #  "s_per_row", "expected_s", "seconds_left" (to the limit), "margin_s", "reason"}.
+    decisions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def rows_per_s(self) -> float:
@@ -147,6 +151,13 @@ class RunReport:
         if self.chunks_resumed:
             mem += f"; {self.chunks_resumed} chunk(s) resumed from {self.work_dir}"
         lines.append(mem)
+        if any(m.decisions for m in self.members):
+            lines.append("decisions (clock s: decision variant, s/row used, seconds left to the limit):")
+            for m in self.members:
+                for d in m.decisions:
+                    spr = "?" if d["s_per_row"] is None else f"{d['s_per_row'] * 1e3:.3g} ms/row"
+                    lines.append(f"  {m.name:<14} {d['at_s']:>8.1f}  {d['decision']} {d['variant'] or ''}".rstrip()
+                                 + f", {spr}, {d['seconds_left']:.1f}s left" + (f": {d['reason']}" if d["reason"] else ""))
         if self.failure:
             lines.append(f"ON KAGGLE THIS RUN WOULD FAIL: {self.failure} - {self.failure_reason}")
         return "\n".join(lines)

@@ -66,7 +66,7 @@ class RunOptions:
     # The deadline: the run must be over by start_time + time_limit_s - margin_s.
     time_limit_s: float | None = None  # None: no limit
     start_time: float | None = None  # epoch seconds (time.time()) when the clock started; None: now
-    margin_s: float | None = None  # safety margin; None: budget.default_margin(time_limit_s)
+    margin_s: float | None = None  # safety margin; None: measured (budget.measured_margin), default_margin at least
     reserve_s: float | None = None  # kept for the final write; None: measured (budget.RESERVE_FLOOR_S at least)
 
 
@@ -241,8 +241,8 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
             m.members, grids, test, store, lambda mem, v: load_runner(bundle, mem, v, options), clock, budget,
             report, monitor, lambda: writer.write(skip()), profile=(m.profile or {}).get("members"),
             batch_size=options.batch_size, limited=options.time_limit_s is not None,
-            fixed_reserve=options.reserve_s is not None, failed=failed, progress=options.progress,
-            width=member_width(m),
+            fixed_reserve=options.reserve_s is not None, fixed_margin=options.margin_s is not None, failed=failed,
+            progress=options.progress, width=member_width(m),
         )
         executor.after_write(writer.write(skip()))
         log(f"first submission written ({writer.covered}/{test.n_rows} rows from checkpoints, "
@@ -270,7 +270,7 @@ def _finish_report(report: RunReport, executor: Executor | None, writer: Submiss
     report.covered_rows = writer.covered
     report.submission_writes = writer.writes
     if executor is not None:
-        report.reserve_s = executor.budget.reserve_s
+        report.reserve_s, report.margin_s = executor.budget.reserve_s, executor.budget.margin_s
         report.weight_delivered, report.value_delivered = executor.delivered()
     if report.time_limit_s is not None:
         report.slack_s = report.time_limit_s - report.finished_at_s

@@ -50,7 +50,7 @@ def register(sub) -> None:
     p.add_argument("--time-limit", type=duration_arg, default=9 * 3600.0,
                    help="run-time limit, e.g. 9h, 540m (default: 9h)")
     p.add_argument("--margin", type=_margin, default=None, help="safety margin: a duration (30m) or a share of the "
-                   "limit (10%%); default: the margin `ninefit run` keeps, 5%% of the limit, at least 5s, at most 15m")
+                   "limit (10%%); default: the floor of the margin `ninefit run` keeps, 1s + 1%% of the limit")
     p.add_argument("--batch-size", type=int, default=None,
                    help="override every member's batch size (as `ninefit run --batch-size`)")
     p.add_argument("--data-parallel", action="store_true",

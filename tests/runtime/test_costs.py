@@ -46,3 +46,44 @@ def test_a_saved_cost_alone_does_not_calibrate_the_profile():
     measure(costs, "a", 0.04)
     assert costs.calibration() == 1.0  # a has no profile entry: nothing to compare with
     assert costs.s_per_row("b", "fp32") == pytest.approx(0.01)
+
+
+LADDER = (Member(name="m", weight=1.0, inputs=(X,), output="y", variants=(
+    Variant(name="fp32", file="m.onnx"), Variant(name="fp16", file="m16.onnx", precision="fp16", value_factor=0.99))),)
+
+
+def timed(costs: CostModel, variant: str, s_per_row: float, member: str = "m") -> None:
+    costs.loaded(member, variant, 0.1, gpu=False)
+    costs.rate(member, variant).add(10, 10 * s_per_row)  # warm-up
+    costs.rate(member, variant).add(10, 10 * s_per_row)
+
+
+def test_a_rung_is_pruned_only_once_measured_not_cheaper():
+    profile = {"m": {"fp32": {"s_per_row": 0.01}, "fp16": {"s_per_row": 0.004}}}  # fp16 claimed 2.5x faster
+    costs = CostModel(LADDER, profile)
+    assert costs.pruned_by("m", "fp16") is None  # not measured: the claim stands, for now
+    assert costs.pruned_by("m", "fp32") is None  # the best rung never is
+    timed(costs, "fp32", 0.01)
+    timed(costs, "fp16", 0.0098)  # 2 % cheaper: not worth its value factor
+    assert costs.pruned_by("m", "fp16") == "fp32"
+    costs = CostModel(LADDER, profile)
+    timed(costs, "fp32", 0.01)
+    timed(costs, "fp16", 0.006)
+    assert costs.pruned_by("m", "fp16") is None
+
+
+def test_the_machine_factor_comes_from_best_rungs_and_a_lower_rungs_error_stays_its_own():
+    profile = {"m": {"fp32": {"s_per_row": 0.01}, "fp16": {"s_per_row": 0.002}}, "a": PROFILE["a"]}
+    members = LADDER + MEMBERS[:1]
+    costs = CostModel(members, profile)
+    timed(costs, "fp32", 0.02)  # this machine: 2x slower
+    timed(costs, "fp16", 0.02)  # fp16 profiled on a GPU: 10x off, on this CPU
+    assert costs.calibration() == pytest.approx(2.0)
+    assert costs.s_per_row("a", "fp32") == pytest.approx(0.02)  # a, not measured: prior x machine factor
+
+
+def test_an_unmeasured_rung_is_started_only_with_room_to_spare():
+    costs = CostModel(LADDER, {"m": {"fp32": {"s_per_row": 0.01}, "fp16": {"s_per_row": 0.004}}})
+    assert costs.cautious_s_per_row("m", "fp16") == pytest.approx(0.008)  # twice the estimate
+    timed(costs, "fp16", 0.004)
+    assert costs.cautious_s_per_row("m", "fp16") == pytest.approx(0.004)

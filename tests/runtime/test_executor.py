@@ -12,7 +12,7 @@ from runtime.backends.base import Runner
 from runtime.checkpoint import ChunkStore, chunk_grid
 from runtime.data import TestData as Table
 from runtime.errors import BackendError
-from runtime.budget import NO_LIMIT, Clock, default_margin
+from runtime.budget import NO_LIMIT, Clock, default_margin, measured_margin
 from runtime.executor import Executor
 from runtime.manifest import DataSpec, InputSpec, Member, Variant
 from runtime.memory import MemoryMonitor
@@ -58,6 +58,10 @@ class FakeRunner(Runner):
         if n > w.oom.get(self.name, n):
             raise RuntimeError("CUDA out of memory (injected)")
         w.clock.advance(n * w.cost(self.name))
+        w.calls[self.name] += 1
+        every, extra = w.spikes.get(self.name, (0, 0.0))
+        if every and w.calls[self.name] % every == 0:
+            w.clock.advance(extra)  # jitter: every so many batches, one runs long
         w.rows[self.name] += n
         return {"out": np.repeat(x.reshape(n, 1), WIDTH, axis=1) + w.index(self.name)}
 
@@ -73,6 +77,8 @@ class World:
         self.fail: set[str] = set()
         self.oom: dict[str, int] = {}
         self.rows: Counter = Counter()
+        self.calls: Counter = Counter()
+        self.spikes: dict[str, tuple[int, float]] = {}  # name -> (every n-th batch, extra seconds)
         self.loads: list[str] = []
         self.writes = 0
         x = InputSpec(name="x", dtype="float64", shape=("batch",), columns=("x",))
@@ -102,7 +108,8 @@ class World:
         self.loads.append(f"{member.name}/{variant.name}")
         return FakeRunner(self, f"{member.name}/{variant.name}")
 
-    def executor(self, limit: float | None, *, margin: float = 5.0, profile=None, start: float = 0.0) -> Executor:
+    def executor(self, limit: float | None, *, margin: float = 5.0, profile=None, start: float = 0.0,
+                 fixed_margin: bool = True) -> Executor:
         self.clock.t = start
         self.report = RunReport(bundle="b", rows=ROWS, submission="s.csv", time_limit_s=limit)
         self.report.members = [MemberReport(name=m.name, weight=m.weight, value=m.value) for m in self.members]
@@ -114,7 +121,7 @@ class World:
         budget = Budget(deadline=NO_LIMIT if limit is None else limit, margin_s=0.0 if limit is None else margin, reserve_s=0.5)
         return Executor(self.members, self.grids, self.test, self.store, self.load, self.clock, budget, self.report,
                         MemoryMonitor(device_id=None), write, profile=profile, limited=limit is not None,
-                        fixed_reserve=True, progress=False, width=WIDTH)
+                        fixed_reserve=True, fixed_margin=fixed_margin, progress=False, width=WIDTH)
 
     def statuses(self) -> dict[str, str]:
         return {m.name: m.status for m in self.report.members}
@@ -129,7 +136,12 @@ def test_everything_fits_and_runs_best_value_per_second_first(tmp_path):
     ex = w.executor(100.0, profile=profile_of(w, "a", "b", "c"))
     ex.run()
     assert w.statuses() == {"a": "done", "b": "done", "c": "done"}
-    assert w.loads == ["b/fp32", "a/fp32", "c/fp32"]  # value/s: b 0.2, then a and c 0.1 (tie: manifest order)
+    # Probes first, most valuable per second first: b (0.2 value/s), then c (0.1; a's 12 s probe, at twice
+    # its unmeasured cost, does not fit the 10 % share), kept as results. Then the plan: b, then a and c
+    # (0.1 value/s, tie: manifest order).
+    assert w.loads == ["b/fp32", "c/fp32", "b/fp32", "a/fp32", "c/fp32"]
+    assert [d["decision"] for d in w.report.member("a").decisions] == ["no probe", "run"]
+    assert w.report.member("b").decisions[0]["decision"] == "probe" and w.report.member("b").rows_computed == ROWS
     assert w.clock.t == pytest.approx(50.0)
     assert w.writes == 3
     assert ex.delivered() == (pytest.approx(1.0), pytest.approx(1.0))
@@ -237,7 +249,7 @@ def test_a_member_whose_first_chunk_cannot_fit_is_stopped_not_looped(tmp_path):
     assert "next chunk" in w.report.member("a").reason
     # a's first batches ran 400x slower than profiled: b and c are costed so too.
     assert ex.costs.calibration() == pytest.approx(400.0)
-    assert "would need 400 s" in w.report.member("b").reason
+    assert "next chunk (10 rows) would need 80.0s" in w.report.member("b").reason  # 10 x 4 s, twice (unmeasured)
 
 
 def test_clock_counts_from_the_start_time():
@@ -246,7 +258,7 @@ def test_clock_counts_from_the_start_time():
     assert Clock(start_time=2000.0, wall=lambda: 1000.0, perf=lambda: 0.0)() == 0.0  # a start in the future: now
 
 
-@pytest.mark.parametrize(("limit", "margin"), [(32400, 900), (3600, 180), (60, 5), (10, 2.5), (400, 20)])
+@pytest.mark.parametrize(("limit", "margin"), [(32400, 325), (3600, 37), (60, 1.6), (10, 1.1), (400, 5), (2, 0.5)])
 def test_default_margin(limit, margin):
     assert default_margin(limit) == pytest.approx(margin)
 
@@ -295,3 +307,116 @@ def test_warm_up_batches_are_booked_apart_from_inference(tmp_path):
     assert a.seconds == pytest.approx(9.0) and a.rows_computed == ROWS
     assert a.rows_per_s == pytest.approx(10.0)
     assert w.report.to_dict()["members"][0]["warmup_seconds"] == pytest.approx(1.0)
+
+
+# -- measured truth: probing, the machine factor, returning members, pruned rungs, the margin ----------
+
+
+def decisions(w: World, name: str) -> list[str]:
+    return [d["decision"] for d in w.report.member(name).decisions]
+
+
+def test_every_member_is_probed_at_start_and_its_rows_are_kept(tmp_path):
+    w = World(tmp_path, {"a/fp32": 0.1, "b/fp32": 0.1, "c/fp32": 0.1}, setup_s=0.5)
+    profile = {n: {"fp32": {"s_per_row": 0.1, "setup_s": 0.5}} for n in "abc"}
+    ex = w.executor(1000.0, profile=profile)
+    ex.run()
+    # Most valuable first (a, b, c: equal cost, values 3, 2, 1), each loaded, warmed up and timed on
+    # two chunks (1/20 of its rows), all within the 10 % share; then the plan reloads them.
+    assert w.loads[:3] == ["a/fp32", "b/fp32", "c/fp32"]
+    assert [decisions(w, n)[0] for n in "abc"] == ["probe"] * 3
+    probe_end = max(w.report.member(n).decisions[0]["at_s"] for n in "abc")
+    assert probe_end == pytest.approx(3 * (0.5 + 2.0))
+    assert all(w.report.member(n).decisions[0]["s_per_row"] == pytest.approx(0.1) for n in "abc")
+    # Probe rows are results: every row is computed once.
+    assert w.rows == Counter({"a/fp32": ROWS, "b/fp32": ROWS, "c/fp32": ROWS})
+    assert w.statuses() == {"a": "done", "b": "done", "c": "done"}
+    assert ex.costs.calibration() == pytest.approx(1.0)
+
+
+def test_the_probe_share_bounds_probing_and_the_machine_factor_costs_the_rest(tmp_path):
+    """The profile is 4x too fast. a's probe finds it; b and c, not probed (their probes would pass the
+    10 % share), are costed at 4x their profile, so the plan does not start what cannot finish."""
+    w = World(tmp_path, {"a/fp32": 0.4, "b/fp32": 0.4, "c/fp32": 0.4, "a/fp16": 0.4, "b/fp16": 0.4, "c/fp16": 0.4})
+    profile = {n: {"fp32": {"s_per_row": 0.1}} for n in "abc"}
+    ex = w.executor(100.0, profile=profile)
+    ex.run()
+    assert decisions(w, "a")[0] == "probe"
+    assert ex.costs.calibration() == pytest.approx(4.0)
+    for n in "bc":
+        first = w.report.member(n).decisions[0]
+        assert first["decision"] == "no probe" and "probe share" in first["reason"]
+        assert first["s_per_row"] == pytest.approx(0.4)  # 0.1 profiled x machine factor 4
+    # a: 8 s of probe + 32 s; b 40 s: 80 s of the 94.5 s; c gets the rest as a partial run.
+    assert w.statuses()["a"] == "done" and w.statuses()["b"] == "done"
+    assert w.statuses()["c"] in ("partial", "dropped")
+    assert w.clock.t <= 100.0 - 5.0 - 0.5 + 1e-9
+
+
+def test_a_dropped_member_returns_when_time_frees_up(tmp_path):
+    """c's profile is 3x too slow and it is not probed (the 10 % share is spent on a): b is dropped to
+    make room for it. Once c's first chunks show it running 3x ahead of plan, the run re-plans and
+    b comes back."""
+    w = World(tmp_path, {"a/fp32": 0.1, "b/fp32": 0.1, "c/fp32": 0.1, "a/fp16": 0.1, "b/fp16": 0.1, "c/fp16": 0.1},
+              values=(3.0, 2.0, 2.5))
+    profile = {"a": {"fp32": {"s_per_row": 0.1}}, "b": {"fp32": {"s_per_row": 0.1}}, "c": {"fp32": {"s_per_row": 0.3}}}
+    ex = w.executor(45.5, profile=profile)  # after a's 2 s probe, 38 s: a (8 s) and c (30 s) fill it exactly
+    ex.run()
+    assert [decisions(w, n)[0] for n in "abc"] == ["probe", "no probe", "no probe"]
+    kinds = decisions(w, "b")
+    assert kinds[1] == "drop" and kinds[2] == "run", w.report.member("b").decisions
+    back = w.report.member("b").decisions[2]
+    assert back["at_s"] == pytest.approx(12.0)  # a done at 10, c's warm-up and first timed chunk by 12
+    assert any(e.startswith("b: back in the plan at 12.0s") for e in w.report.events)
+    assert w.statuses() == {"a": "done", "b": "done", "c": "done"}
+    assert w.clock.t == pytest.approx(30.0)
+
+
+def test_a_rung_measured_not_cheaper_is_pruned(tmp_path):
+    """a's fp16 is profiled 6x cheaper but runs as slow as fp32 here: once measured it is pruned,
+    the plan re-made without it, and the deadline kept."""
+    w = World(tmp_path, {"a/fp32": 0.3, "a/fp16": 0.3, "b/fp32": 0.1, "c/fp32": 0.1})
+    profile = {"a": {"fp32": {"s_per_row": 0.3}, "fp16": {"s_per_row": 0.05}}, "b": {"fp32": {"s_per_row": 0.1}},
+               "c": {"fp32": {"s_per_row": 0.1}}}
+    ex = w.executor(40.0, profile=profile)
+    ex.run()
+    assert any(e.startswith("a: rung fp16 pruned") for e in w.report.events), w.report.events
+    assert "prune" in decisions(w, "a")
+    assert w.rows["a/fp16"] == 20  # warm-up + one timed chunk, then never again
+    assert [v.name for v in ex._planner_state(ex.states["a"]).variants] == ["fp32"]
+    assert w.statuses()["b"] == "done" and w.statuses()["c"] == "done"
+    assert w.clock.t <= 40.0 - 5.0 - 0.5 + 1e-9
+
+
+def test_a_rung_measured_cheaper_is_kept(tmp_path):
+    w = World(tmp_path, {"a/fp32": 0.3, "a/fp16": 0.1, "b/fp32": 0.1, "c/fp32": 0.1})
+    profile = {"a": {"fp32": {"s_per_row": 0.3}, "fp16": {"s_per_row": 0.1}}, "b": {"fp32": {"s_per_row": 0.1}},
+               "c": {"fp32": {"s_per_row": 0.1}}}
+    ex = w.executor(40.0, profile=profile)
+    ex.run()
+    assert not any("pruned" in e for e in w.report.events)
+    assert w.report.member("a").status == "degraded" and w.rows["a/fp16"] > 20
+
+
+def test_the_margin_follows_the_measured_jitter(tmp_path):
+    w = World(tmp_path, {"a/fp32": 0.1, "b/fp32": 0.1, "c/fp32": 0.1})
+    profile = {n: {"fp32": {"s_per_row": 0.1}} for n in "abc"}
+    ex = w.executor(100.0, margin=2.0, profile=profile, fixed_margin=False)
+    ex.run()
+    assert ex.overrun_s < 1e-9 and ex.budget.margin_s == pytest.approx(default_margin(100.0)) == 2.0
+
+    w = World(tmp_path / "jitter", {"a/fp32": 0.1, "b/fp32": 0.1, "c/fp32": 0.1})
+    w.spikes = {"a/fp32": (4, 3.0), "b/fp32": (4, 3.0)}  # every 4th batch takes 3 s longer
+    ex = w.executor(100.0, margin=2.0, profile=profile, fixed_margin=False)
+    ex.run()
+    assert ex.overrun_s == pytest.approx(3.0)  # a spike after steady batches: 1 s predicted, 4 s taken
+    assert ex.budget.margin_s == pytest.approx(measured_margin(100.0, 3.0)) == pytest.approx(6.0)
+    assert w.report.member("a").decisions[0]["margin_s"] == pytest.approx(2.0)  # the probe: on the floor
+    assert w.clock.t <= 100.0 - 0.5
+
+
+def test_measured_margin_has_a_floor_and_a_ceiling():
+    assert measured_margin(100.0, 0.0) == default_margin(100.0) == 2.0
+    assert measured_margin(100.0, 0.5) == 2.0  # twice the overrun is under the floor
+    assert measured_margin(100.0, 5.0) == 10.0
+    assert measured_margin(100.0, 60.0) == 25.0  # a quarter of the limit at most

@@ -202,12 +202,40 @@ def test_terminal_members_are_never_scheduled_nor_reported():
     members = [
         one("done", 1.0, 10, status="done"),
         one("failed", 1.0, 10, status="failed"),
-        one("gone", 1.0, 10, status="dropped"),
         one("finished", 1.0, 10, rows_done=100),
         one("todo", 1.0, 10),
     ]
     p = plan(members, T0, budget(100))
     assert chosen(p) == {"todo": "fp32"} and p.dropped == ()
+
+
+def test_a_dropped_member_returns_when_the_slack_allows_it():
+    """"dropped" is a decision for now: the same member, dropped by an earlier plan, is planned again."""
+    slow = one("bert", 1.0, 60)
+    first = plan([one("cnn", 3.0, 50), slow], T0, budget(80))  # 110 s of work, 80 s left: bert goes
+    assert chosen(first) == {"cnn": "fp32"} and dict(first.dropped)["bert"].startswith("value per second lowest")
+    # The cnn finished in 10 s instead of 50 (its costs were re-measured): at T0 + 10, 70 s are left.
+    gone = replace(slow, status="dropped")
+    later = plan([one("cnn", 3.0, 50, status="done"), gone], T0 + 10, budget(80))
+    assert chosen(later) == {"bert": "fp32"} and later.dropped == ()
+    # Part-done before it was stopped: only its rows left are planned, setup paid again.
+    stopped = MemberState("bert", 1.0, (Variant("fp32", 0.6, setup_s=5),), 100, rows_done=40, status="dropped")
+    (step,) = plan([stopped], T0, budget(50)).steps
+    assert (step.rows, step.expected_s, step.setup_s) == (60, pytest.approx(41), 5)
+
+
+def test_fill_spends_the_time_left_on_a_partial_step():
+    members = [one("a", 3.0, 50), one("b", 2.0, 80)]
+    plain = plan(members, T0, budget(100))
+    assert chosen(plain) == {"a": "fp32"} and plain.slack_s == pytest.approx(50)  # b never started
+    filled = plan(members, T0, budget(100), fill=True)
+    assert [(s.member, s.rows, s.partial) for s in filled.steps] == [("a", 100, False), ("b", 62, True)]
+    assert filled.steps[-1].finish == T0 + 100 and filled.slack_s == 0.0
+    assert filled.value == pytest.approx(3.0 + 2.0 * 0.62)
+    assert filled.dropped == ()
+    check_consistent(filled, T0, T0 + 100)
+    # Nothing left to fill: the same plan.
+    assert plan(members, T0, budget(200), fill=True).steps == plan(members, T0, budget(200)).steps
 
 
 def test_deadline_passed_drops_everything():
@@ -430,5 +458,5 @@ def test_planner_is_pure_standard_library():
 def test_exported_names():
     assert set(planner.__all__) == {
         "STATUSES", "Budget", "MemberState", "Plan", "Step", "Variant", "estimate_s_per_row",
-        "expected_seconds", "plan", "should_replan", "value_per_second",
+        "expected_seconds", "plan", "projected_finish", "should_replan", "value_per_second",
     }

@@ -53,15 +53,16 @@ def test_only_two_of_three_fit_the_limit(three_bundle, digits_dir, reference, tm
     assert report.finished_at_s < 9.0 - 1.0 and report.slack_s > 1.0
     st = {m.name: m.status for m in report.members}
     assert st["cnn"] == "done" and st["mlp"] == "done", report.table()
-    assert st["cnn2"] == ("dropped" if profiled else "partial"), report.table()  # live: its probe rows count
-    if profiled:
-        assert report.member("cnn2").rows == 0 and "would need" in report.member("cnn2").reason
-    else:
-        assert sum("measured" in e for e in report.events) == 3
+    # The time left after the two goes to a partial run of the third (its rows count), not wasted.
+    assert st["cnn2"] == "partial" and 0 < report.member("cnn2").rows < 540, report.table()
+    kinds = [d["decision"] for d in report.member("cnn2").decisions]
+    assert "run partial" in kinds and kinds[-1] == "stop", report.table()
+    probes = sum("measured" in e for e in report.events)
+    assert probes == (1 if profiled else 3)  # the probe share (10 % of 9 s) fits one profiled member's probe
     sub = check_valid(out, digits_dir)
-    if profiled:  # exactly the two best: the labels of the plain cnn + mlp ensemble
+    if profiled:  # the two best, and cnn2 (the cnn's checkpoint again) on part of the rows
         agree = sum(sub[i] == reference[i] for i in sub) / len(sub)
-        assert agree > 0.99
+        assert agree > 0.97
     assert report.failure == ""
     saved = json.loads((out.parent / "run_report.json").read_text())
     assert saved["members"][2]["status"] == st["cnn2"] and saved["slack_s"] == pytest.approx(report.slack_s)
