@@ -67,7 +67,8 @@ def _width(spec: Spec) -> int:
 
 def _draft_member(m: ModelSpec) -> Member:
     """A manifest member without files yet: enough for the data layer to build feeds."""
-    return Member(name=m.name, weight=m.weight, inputs=m.inputs, output=m.output, variants=(), activation=m.activation)
+    return Member(name=m.name, weight=m.weight, inputs=m.inputs, output=m.output, variants=(), activation=m.activation,
+                  missing=m.missing, fill_value=m.fill_value)
 
 
 def sample_inputs(spec: Spec, m: ModelSpec, test) -> tuple[dict[str, np.ndarray], str]:
@@ -81,8 +82,18 @@ def sample_inputs(spec: Spec, m: ModelSpec, test) -> tuple[dict[str, np.ndarray]
             raise SpecError(f"model {m.name!r}: sample_inputs {m.sample_inputs} must be an .npz with arrays {names} ({exc})") from exc
         return feed, f"{m.sample_inputs.name} ({len(next(iter(feed.values())))} rows)"
     if test is not None:
+        member = _draft_member(m)
         n = min(test.n_rows, spec.verify_rows)
-        return test.feed(_draft_member(m), 0, n), f"first {n} rows of {spec.test_path.name}"
+        bad = test.nonfinite(member)
+        if bad is None or member.missing_policy(spec.data)[0] != "skip":
+            return test.feed(member, 0, n), f"first {n} rows of {spec.test_path.name}"
+        rows = np.flatnonzero(~bad)[:spec.verify_rows]  # the rows the member will predict, not those it skips
+        if not len(rows):
+            raise SpecError(f"model {m.name!r}: every row of {spec.test_path.name} has a non-finite input value, so "
+                            "there is nothing to verify the export on; give sample_inputs, or missing = \"fill\"")
+        parts = [test.feed(member, int(i), int(i) + 1) for i in rows]
+        feed = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        return feed, f"first {len(rows)} rows of {spec.test_path.name} with finite inputs"
     rng = np.random.default_rng(0)
     feed = {}
     for i in m.inputs:
@@ -149,6 +160,7 @@ def _package_model(spec: Spec, m: ModelSpec, test, stage: Path, log: Callable[[s
     member = Member(
         name=m.name, weight=m.weight, inputs=m.inputs, output=m.output, variants=tuple(variants),
         activation=m.activation, score=m.score, batch_size=m.batch_size, exporter=exported.exporter, n_outputs=width,
+        missing=m.missing, fill_value=m.fill_value,
     )
     return member, results, [(m.name, h) for h in halves.values()]
 
@@ -202,6 +214,7 @@ def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: Pack
         if test is not None:
             for m in spec.models:
                 test.check(_draft_member(m))
+                test.check_missing(_draft_member(m))
         members, results, halves = [], [], []
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)

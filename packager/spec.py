@@ -9,6 +9,7 @@ and what was expected.
 from __future__ import annotations
 
 import fnmatch
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -16,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import SpecError
-from runtime.manifest import ACTIVATIONS, COMBINERS, SUBMISSION_MODES, TTA_TRANSFORMS, DataSpec, ImageSpec, InputSpec
+from runtime.manifest import (ACTIVATIONS, COMBINERS, MISSING_POLICIES, SUBMISSION_MODES, TTA_TRANSFORMS, DataSpec, ImageSpec,
+                              InputSpec)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -54,6 +56,8 @@ class ModelSpec:
     sample_inputs: Path | None = None
     atol: float | None = None
     rtol: float | None = None
+    missing: str = ""  # non-finite inputs: "" = the [data] policy
+    fill_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,20 @@ def _get(table: dict, key: str, where: str, kind: type | tuple[type, ...], defau
     if choices and value not in choices:
         raise _err(where, f"{key} = {value!r}; expected one of: {', '.join(map(str, choices))}")
     return value
+
+
+def _missing(table: dict, where: str, inherited: str) -> tuple[str, float | None]:
+    """``missing`` and ``fill_value`` of one table; ``inherited`` is the policy it overrides ("" at [data])."""
+    policy = _get(table, "missing", where, str, "", MISSING_POLICIES)
+    fill = _get(table, "fill_value", where, float, None)
+    effective = policy or inherited or "skip"
+    if fill is not None and not math.isfinite(fill):
+        raise _err(where, f"fill_value = {fill}; expected a finite number (it replaces NaN and inf)")
+    if fill is not None and effective != "fill":
+        raise _err(where, f"fill_value = {fill:g} is only used with missing = \"fill\" (the policy here is {effective!r})")
+    if policy == "fill" and fill is None and not inherited == "fill":
+        raise _err(where, "missing = \"fill\" needs fill_value = <number>, the value NaN and inf inputs take")
+    return policy, fill
 
 
 def _numbers(table: dict, key: str, where: str, default: list) -> tuple[float, ...]:
@@ -206,6 +224,7 @@ def _parse_model(t: dict, i: int, root: Path, header: list[str] | None, data: Da
     if batch < 1:
         raise _err(where, f"batch_size = {batch}; expected at least 1")
     sample = _get(t, "sample_inputs", where, str, "")
+    missing, fill = _missing(t, where, data.missing)
     return ModelSpec(
         name=name, source=source, path=path, factory=factory, factory_kwargs=_get(t, "factory_kwargs", where, dict, {}),
         inputs=inputs, output=_get(t, "output", where, str, "output"),
@@ -213,6 +232,7 @@ def _parse_model(t: dict, i: int, root: Path, header: list[str] | None, data: Da
         score=_get(t, "score", where, float, None), batch_size=batch, variants=variants,
         sample_inputs=_path(root, sample) if sample else None,
         atol=_get(t, "atol", where, float, None), rtol=_get(t, "rtol", where, float, None),
+        missing=missing, fill_value=fill,
     )
 
 
@@ -254,10 +274,12 @@ def load_spec(path: str | os.PathLike) -> Spec:
     d = _get(raw, "data", "top level", dict)
     fmt = _get(d, "format", "[data]", str, "table", ("table", "images"))
     test_path = _path(root, _get(d, "test", "[data]", str))
+    missing, fill = _missing(d, "[data]", "")
     data = DataSpec(
         format=fmt, test=test_path.name, id_column=_get(d, "id_column", "[data]", str),
         image_column=_get(d, "image_column", "[data]", str, "" if fmt == "table" else ...),
         image_dir=_get(d, "image_dir", "[data]", str, ""),
+        missing=missing or "skip", fill_value=0.0 if fill is None else fill,
     )
     sample_path = _path(root, _get(d, "sample_submission", "[data]", str))
     header = _header(test_path)
