@@ -483,6 +483,10 @@ class Executor:
             mr.rows, mr.batch_size = st.rows_covered, st.batch
             self._report_skipped(st)
             mr.s_per_row = self.costs.s_per_row(st.member.name, mr.variant)
+            if st.status != "failed" and st.rows_done and not st.rows_covered and mr.rows_nonfinite_output:
+                st.status = "failed"  # not one finite output: a broken model (or an fp16 overflow), said loudly
+                mr.reason = f"failed: non-finite outputs in every one of the {st.rows_done} rows it ran"
+                self.event(f"{st.member.name}: {mr.reason}")
             if st.status == "failed":
                 mr.status, mr.rows = "failed", 0  # its rows are left out of the submission
             elif st.rows_total and not st.missing():

@@ -191,6 +191,13 @@ def test_nan_outputs_drop_only_their_rows(work, tmp_path, capsys):
     assert "nanny/fp32: non-finite outputs in row(s) 300, 301, 450" in printed.err
     check_valid(out, work)
 
+    # Not one finite output: that is a broken member, and the report says so.
+    edit_cells(work / "data" / "test.csv", {row: ("px0", "1000") for row in range(540)})
+    assert run(bundle, work / "data", tmp_path / "all" / "submission.csv") == 0
+    nanny = json.loads((tmp_path / "all" / "run_report.json").read_text())["members"][2]
+    assert (nanny["status"], nanny["rows"]) == ("failed", 0)
+    assert "non-finite outputs in every one of the 540 rows" in nanny["reason"]
+
 
 def test_empty_test_table(work, digits_bundle, tmp_path, capsys):
     for name in ("test.csv", "sample_submission.csv"):
