@@ -31,6 +31,7 @@ from typing import Callable
 
 import numpy as np
 
+from packager.export import _quiet, sort_graph
 from runtime.errors import ExportError
 
 _NAMED = (
@@ -108,8 +109,6 @@ class _Trials:
     def _try(self, blocked: frozenset[str]) -> str:
         import onnx
         from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
-
-        from packager.export import _quiet, sort_graph
 
         self.count += 1
         model = onnx.ModelProto()
