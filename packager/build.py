@@ -20,7 +20,8 @@ import numpy as np
 
 import runtime
 from packager.dataset import METADATA_FILENAME
-from packager.export import copy_onnx, export_model, to_fp16
+from packager.export import copy_onnx, export_model
+from packager.fp16 import Fp16Result, convert_fp16
 from packager.report import write_report
 from packager.spec import ModelSpec, Spec, load_spec
 from packager.torchload import load_torch_model
@@ -66,7 +67,8 @@ def _width(spec: Spec) -> int:
 
 def _draft_member(m: ModelSpec) -> Member:
     """A manifest member without files yet: enough for the data layer to build feeds."""
-    return Member(name=m.name, weight=m.weight, inputs=m.inputs, output=m.output, variants=(), activation=m.activation)
+    return Member(name=m.name, weight=m.weight, inputs=m.inputs, output=m.output, variants=(), activation=m.activation,
+                  missing=m.missing, fill_value=m.fill_value)
 
 
 def sample_inputs(spec: Spec, m: ModelSpec, test) -> tuple[dict[str, np.ndarray], str]:
@@ -80,8 +82,18 @@ def sample_inputs(spec: Spec, m: ModelSpec, test) -> tuple[dict[str, np.ndarray]
             raise SpecError(f"model {m.name!r}: sample_inputs {m.sample_inputs} must be an .npz with arrays {names} ({exc})") from exc
         return feed, f"{m.sample_inputs.name} ({len(next(iter(feed.values())))} rows)"
     if test is not None:
+        member = _draft_member(m)
         n = min(test.n_rows, spec.verify_rows)
-        return test.feed(_draft_member(m), 0, n), f"first {n} rows of {spec.test_path.name}"
+        bad = test.nonfinite(member)
+        if bad is None or member.missing_policy(spec.data)[0] != "skip":
+            return test.feed(member, 0, n), f"first {n} rows of {spec.test_path.name}"
+        rows = np.flatnonzero(~bad)[:spec.verify_rows]  # the rows the member will predict, not those it skips
+        if not len(rows):
+            raise SpecError(f"model {m.name!r}: every row of {spec.test_path.name} has a non-finite input value, so "
+                            "there is nothing to verify the export on; give sample_inputs, or missing = \"fill\"")
+        parts = [test.feed(member, int(i), int(i) + 1) for i in rows]
+        feed = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        return feed, f"first {len(rows)} rows of {spec.test_path.name} with finite inputs"
     rng = np.random.default_rng(0)
     feed = {}
     for i in m.inputs:
@@ -106,7 +118,8 @@ def _output_width(path: Path, m: ModelSpec, feed: dict[str, np.ndarray]) -> int:
     return int(np.prod(v.shape[1:])) if v.ndim > 1 else 1
 
 
-def _package_model(spec: Spec, m: ModelSpec, test, stage: Path, log: Callable[[str], None]) -> tuple[Member, list[VerifyResult]]:
+def _package_model(spec: Spec, m: ModelSpec, test, stage: Path, log: Callable[[str], None]
+                   ) -> tuple[Member, list[VerifyResult], list[tuple[str, Fp16Result]]]:
     feed, source = sample_inputs(spec, m, test)
     model = load_torch_model(m, spec.root)
     if not m.trained:  # said on purpose in the spec (init = "random"), but nobody should forget it
@@ -126,14 +139,21 @@ def _package_model(spec: Spec, m: ModelSpec, test, stage: Path, log: Callable[[s
             f"({'one per class' if spec.submission.mode == 'argmax' else 'one per column'}: {', '.join(spec.submission.classes or spec.submission.columns)})"
         )
     files = {"fp32": full}
+    halves: dict[str, Fp16Result] = {}
     results = []
     variants = []
     for v in m.variants:
         if v.precision not in files:
-            files[v.precision] = to_fp16(full, folder / f"{v.precision}.onnx", m.name)
+            halves[v.precision] = convert_fp16(full, folder / f"{v.precision}.onnx", m.name,
+                                               {k: x[:2] for k, x in feed.items()}, log)
+            files[v.precision] = halves[v.precision].path
+            log(f"{m.name}/{v.name}: kept in fp32: {halves[v.precision].describe()}")
         path = files[v.precision]
         if model is not None and not any(r.file == path.name for r in results):
-            results.append(verify_file(model, m, v.name, v.precision, path, feed, source))
+            result = verify_file(model, m, v.name, v.precision, path, feed, source)
+            if v.precision in halves:
+                result = replace(result, kept_fp32=dict(sorted(halves[v.precision].kept_fp32.items())))
+            results.append(result)
             worst = max(results[-1].checks, key=lambda c: c.max_abs)
             log(f"{m.name}/{v.name}: parity ok on {source} (max abs err {worst.max_abs:.2g})")
         variants.append(Variant(
@@ -144,8 +164,9 @@ def _package_model(spec: Spec, m: ModelSpec, test, stage: Path, log: Callable[[s
         name=m.name, weight=m.weight, inputs=m.inputs, output=m.output, variants=tuple(variants),
         activation=m.activation, score=m.score, batch_size=m.batch_size, exporter=exported.exporter, n_outputs=width,
         source=m.source, trained=m.trained,
+        missing=m.missing, fill_value=m.fill_value,
     )
-    return member, results
+    return member, results, [(m.name, h) for h in halves.values()]
 
 
 def _vendor_runtime(stage: Path) -> None:
@@ -197,13 +218,15 @@ def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: Pack
         if test is not None:
             for m in spec.models:
                 test.check(_draft_member(m))
-        members, results = [], []
+                test.check_missing(_draft_member(m))
+        members, results, halves = [], [], []
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             for m in spec.models:
-                member, verified = _package_model(spec, m, test, stage, log)
+                member, verified, converted = _package_model(spec, m, test, stage, log)
                 members.append(member)
                 results.extend(verified)
+                halves.extend(converted)
         notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
         fallback = ""
         if spec.fallback is not None:
@@ -218,7 +241,7 @@ def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: Pack
             combiner=spec.combiner, fallback=fallback,
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), ninefit_version=runtime.__version__,
         )
-        write_report(stage, manifest, results, notes)
+        write_report(stage, manifest, results, notes, halves)
         for hook in options.hooks:
             manifest = hook(stage, spec, manifest)
         manifest = replace(manifest, files=checksum_tree(stage, exclude=UNCHECKED_FILES))

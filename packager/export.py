@@ -162,19 +162,13 @@ def sort_graph(graph) -> None:
 
 
 def to_fp16(src: Path, dest: Path, name: str) -> Path:
-    """fp16 copy of an fp32 ONNX file; inputs and outputs stay fp32 so feeds do not change."""
-    import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+    """fp16 copy of an fp32 ONNX file; inputs and outputs stay fp32 so feeds do not change.
 
-    try:
-        with _quiet():
-            half = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
-        sort_graph(half.graph)
-        onnx.save_model(half, str(dest))
-    except Exception as exc:
-        raise ExportError(f"model {name!r}: fp16 conversion failed: {str(exc)[:400]}") from exc
-    check_onnx(dest, name)
-    return dest
+    See :func:`packager.fp16.convert_fp16`, which also says which ops stayed fp32.
+    """
+    from packager.fp16 import convert_fp16
+
+    return convert_fp16(src, dest, name).path
 
 
 __all__ = ["ExportResult", "check_onnx", "copy_onnx", "export_model", "failing_op", "to_fp16"]

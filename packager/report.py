@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+from packager.fp16 import Fp16Result
+
 from packager.verify import VerifyResult
 from runtime.manifest import Manifest, Member
 
@@ -22,7 +24,8 @@ def weights_origin(member: Member) -> str:
     return _ORIGINS.get(member.source, "trained")
 
 
-def render_report(manifest: Manifest, results: Sequence[VerifyResult], notes: Sequence[str]) -> str:
+def render_report(manifest: Manifest, results: Sequence[VerifyResult], notes: Sequence[str],
+                  halves: Sequence[tuple[str, Fp16Result]] = ()) -> str:
     lines = [f"# ninefit bundle `{manifest.name}`", "", f"Created {manifest.created} by ninefit {manifest.ninefit_version}.", ""]
     lines += ["## Members", "", "| member | weight | exporter | variants | output | batch | weights |", "|---|---|---|---|---|---|---|"]
     for m in manifest.members:
@@ -43,6 +46,10 @@ def render_report(manifest: Manifest, results: Sequence[VerifyResult], notes: Se
                 f"| {r.model} | {r.variant} | {c.output} | {c.batch} | {c.max_abs:.3g} | {c.max_rel:.3g} | {agree} "
                 f"| {c.atol:g}, {c.rtol:g} | {'pass' if c.ok else 'FAIL'} |"
             )
+    if halves:
+        lines += ["", "## fp16 conversion", "", "Inputs and outputs stay fp32; these ops stay fp32 inside the fp16 files "
+                  "(the converter cannot type them in fp16, or does not convert them by default):", ""]
+        lines += [f"- {name} ({h.path.name}): kept in fp32: {h.describe()}" for name, h in halves]
     sources = sorted({r.samples for r in results})
     lines += ["", f"Samples: {'; '.join(sources) or 'none (ONNX-only members are not compared)'}."]
     if notes:
@@ -50,8 +57,9 @@ def render_report(manifest: Manifest, results: Sequence[VerifyResult], notes: Se
     return "\n".join(lines) + "\n"
 
 
-def write_report(stage: Path, manifest: Manifest, results: Sequence[VerifyResult], notes: Sequence[str]) -> None:
-    (stage / "report.md").write_text(render_report(manifest, results, notes), encoding="utf-8")
+def write_report(stage: Path, manifest: Manifest, results: Sequence[VerifyResult], notes: Sequence[str],
+                 halves: Sequence[tuple[str, Fp16Result]] = ()) -> None:
+    (stage / "report.md").write_text(render_report(manifest, results, notes, halves), encoding="utf-8")
     (stage / "verification.json").write_text(json.dumps([r.to_dict() for r in results], indent=2), encoding="utf-8")
 
 

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from runtime.errors import SpecError
-from runtime.manifest import ACTIVATIONS, COMBINERS, SUBMISSION_MODES, TTA_TRANSFORMS, DataSpec, ImageSpec, InputSpec
+from runtime.manifest import (ACTIVATIONS, COMBINERS, MISSING_POLICIES, SUBMISSION_MODES, TTA_TRANSFORMS, DataSpec, ImageSpec,
+                              InputSpec)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -41,12 +42,12 @@ INITS = ("random",)
 #: added here (one line), parsed below and documented in docs/spec.md.
 _KEYS: dict[str, tuple[str, ...]] = {
     "top": ("name", "verify_rows", "data", "submission", "ensemble", "model"),
-    "data": ("test", "id_column", "sample_submission", "format", "image_column", "image_dir"),
+    "data": ("test", "id_column", "sample_submission", "format", "image_column", "image_dir", "missing", "fill_value"),
     "submission": ("mode", "classes"),
     "ensemble": ("combiner", "fallback"),
     "model": (
         "name", *SOURCES, "checkpoint", "factory_kwargs", "init", "weight", "score", "output", "activation",
-        "batch_size", "precision", "tta", "sample_inputs", "atol", "rtol", "input", "variant",
+        "batch_size", "precision", "tta", "sample_inputs", "atol", "rtol", "missing", "fill_value", "input", "variant",
     ),
     "model.input": ("name", "dtype", "shape", "columns", "image"),
     "model.input.image": ("size", "mean", "std", "scale", "channels", "layout"),
@@ -90,6 +91,8 @@ class ModelSpec:
     def trained(self) -> bool:
         """False only for a factory model the spec packages with its random initial weights."""
         return self.init != "random"
+    missing: str = ""  # non-finite inputs: "" = the [data] policy
+    fill_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,20 @@ def _get(table: dict, key: str, where: str, kind: type | tuple[type, ...], defau
     if valid is not None and not valid(value):
         raise _bad(key, where, table[key], expected)
     return value
+
+
+def _missing(table: dict, where: str, inherited: str) -> tuple[str, float | None]:
+    """``missing`` and ``fill_value`` of one table; ``inherited`` is the policy it overrides ("" at [data])."""
+    policy = _get(table, "missing", where, str, "", MISSING_POLICIES)
+    fill = _get(table, "fill_value", where, float, None)
+    effective = policy or inherited or "skip"
+    if fill is not None and not math.isfinite(fill):
+        raise _err(where, f"fill_value = {fill}; expected a finite number (it replaces NaN and inf)")
+    if fill is not None and effective != "fill":
+        raise _err(where, f"fill_value = {fill:g} is only used with missing = \"fill\" (the policy here is {effective!r})")
+    if policy == "fill" and fill is None and not inherited == "fill":
+        raise _err(where, "missing = \"fill\" needs fill_value = <number>, the value NaN and inf inputs take")
+    return policy, fill
 
 
 def _positive(x: float) -> bool:
@@ -371,6 +388,7 @@ def _parse_model(t: dict, i: int, root: Path, header: list[str] | None, data: Da
     if len({v.name for v in variants}) != len(variants):
         raise _err(where, f"variant names must be unique (the full model is named {full.name!r})")
     sample = _get(t, "sample_inputs", where, str, "")
+    missing, fill = _missing(t, where, data.missing)
     tolerance = "a number >= 0"
     return ModelSpec(
         name=name, source=source, path=path, factory=factory, factory_kwargs=factory_kwargs,
@@ -382,7 +400,7 @@ def _parse_model(t: dict, i: int, root: Path, header: list[str] | None, data: Da
         variants=variants, sample_inputs=_path(root, sample) if sample else None,
         atol=_get(t, "atol", where, float, None, valid=lambda x: x >= 0, expected=tolerance),
         rtol=_get(t, "rtol", where, float, None, valid=lambda x: x >= 0, expected=tolerance),
-        init=init,
+        init=init, missing=missing, fill_value=fill,
     )
 
 
@@ -413,10 +431,12 @@ def _parse_data(raw: dict, root: Path) -> tuple[DataSpec, Path, Path]:
             if key in d:
                 raise _err("[data]", f'{key} applies only with format = "images"; this spec reads a table (format = "table")')
     test_path = _path(root, _get(d, "test", "[data]", str, valid=bool, expected="the path of the test table"))
+    missing, fill = _missing(d, "[data]", "")
     data = DataSpec(
         format=fmt, test=test_path.name, id_column=_get(d, "id_column", "[data]", str, valid=bool, expected="a column name"),
         image_column=_get(d, "image_column", "[data]", str, "" if fmt == "table" else ..., valid=bool, expected="a column name"),
         image_dir=_get(d, "image_dir", "[data]", str, ""),
+        missing=missing or "skip", fill_value=0.0 if fill is None else fill,
     )
     sample_path = _path(root, _get(d, "sample_submission", "[data]", str, valid=bool, expected="the path of the sample submission"))
     return data, test_path, sample_path

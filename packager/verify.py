@@ -9,7 +9,7 @@ outputs also report top-1 agreement, the metric-level view of the difference.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ class VerifyResult:
     file: str
     samples: str  # where the sample inputs came from
     checks: tuple[OutputCheck, ...]
+    kept_fp32: dict[str, int] = field(default_factory=dict)  # fp16 files: op type -> nodes left in fp32
 
     @property
     def passed(self) -> bool:

@@ -101,7 +101,7 @@ class ChunkStore:
         return atomic_write(path, lambda f: np.save(f, array, allow_pickle=False), fsync=False)
 
     def load(self, member: str, variant: str, start: int, stop: int, width: int) -> np.ndarray | None:
-        """The chunk's predictions, or None when absent or unreadable (then it is removed)."""
+        """The chunk's predictions (NaN rows: skipped), or None when absent or unreadable (then it is removed)."""
         path = self.path(member, variant, start, stop)
         try:
             values = np.load(path, allow_pickle=False)
@@ -110,7 +110,8 @@ class ChunkStore:
         except (OSError, ValueError):
             path.unlink(missing_ok=True)
             return None
-        if values.shape != (stop - start, width) or not np.isfinite(values).all():
+        # A row is a prediction (all finite) or skipped (all NaN: non-finite inputs or outputs); anything else is damage.
+        if values.shape != (stop - start, width) or not (np.isfinite(values).all(axis=1) | np.isnan(values).all(axis=1)).all():
             path.unlink(missing_ok=True)
             return None
         return values

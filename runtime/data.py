@@ -3,6 +3,13 @@
 pandas (and, when asked, cudf.pandas) and PIL are imported lazily here so that
 ``import runtime`` needs numpy alone. Row ids are kept as strings, exactly as
 written in the files, so the submission reproduces them byte for byte.
+
+Non-finite input values (NaN, an empty cell, inf) follow each member's
+missing-value policy (:meth:`runtime.manifest.Member.missing_policy`):
+"skip" feeds those rows with zeros in place of the bad values and
+:meth:`TestData.skipped` marks them, so the member's predictions for them are
+dropped and the other members cover them; "fill" feeds ``fill_value``
+instead; "error" stops the run (:meth:`TestData.check_missing`).
 """
 
 from __future__ import annotations
@@ -84,6 +91,7 @@ class TestData:
         self.spec = spec
         self.root = root
         self._cache: dict[tuple[str, ...], np.ndarray] = {}
+        self._bad: dict[tuple[str, ...], np.ndarray | None] = {}  # per column set: rows with a non-finite value
 
     @property
     def n_rows(self) -> int:
@@ -109,20 +117,87 @@ class TestData:
                 )
 
     def feed(self, member: Member, start: int, stop: int, *, image_size: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
-        """Model inputs for rows ``[start, stop)``, keyed by ONNX input name."""
+        """Model inputs for rows ``[start, stop)``, keyed by ONNX input name.
+
+        Non-finite values are replaced: by the fill value under ``missing =
+        "fill"``, else by zeros (the rows :meth:`skipped` marks).
+        """
         out = {}
         for inp in member.inputs:
             if inp.image is not None:
                 out[inp.name] = self._images(inp, start, stop, image_size)
             else:
-                matrix = self._matrix(inp.columns)
-                out[inp.name] = matrix[start:stop].astype(inp.dtype, copy=False).reshape((stop - start, *_dims(inp)))
+                matrix = self._matrix(inp.columns)[start:stop]
+                bad = self._bad_rows(inp.columns)
+                if bad is not None and bad[start:stop].any():
+                    policy, fill = member.missing_policy(self.spec)
+                    matrix = np.where(np.isfinite(matrix), matrix, fill if policy == "fill" else 0)
+                out[inp.name] = matrix.astype(inp.dtype, copy=False).reshape((stop - start, *_dims(inp)))
         return out
 
     def _matrix(self, columns: tuple[str, ...]) -> np.ndarray:
         if columns not in self._cache:
             self._cache[columns] = self.frame.loc[:, list(columns)].to_numpy()
         return self._cache[columns]
+
+    def _bad_rows(self, columns: tuple[str, ...]) -> np.ndarray | None:
+        """Rows with a non-finite value in ``columns``; None when there are none (the common case)."""
+        if columns not in self._bad:
+            matrix = self._matrix(columns)
+            bad = None
+            if matrix.dtype.kind == "f" and matrix.size:
+                rows = ~np.isfinite(matrix).all(axis=1)
+                bad = rows if rows.any() else None
+            self._bad[columns] = bad
+        return self._bad[columns]
+
+    def nonfinite(self, member: Member) -> np.ndarray | None:
+        """Rows where any table input of ``member`` has a non-finite value; None when none has."""
+        bad = None
+        for inp in member.inputs:
+            rows = self._bad_rows(inp.columns) if inp.image is None else None
+            if rows is not None:
+                bad = rows if bad is None else bad | rows
+        return bad
+
+    def skipped(self, member: Member, start: int, stop: int) -> np.ndarray | None:
+        """Rows of ``[start, stop)`` the member's predictions are dropped for (policy "skip"); None if none."""
+        bad = self.nonfinite(member)
+        if bad is None or member.missing_policy(self.spec)[0] != "skip":
+            return None
+        part = bad[start:stop]
+        return part if part.any() else None
+
+    def missing_columns(self, member: Member) -> dict[str, int]:
+        """Column -> number of rows with a non-finite value, for the member's columns that have any."""
+        counts: dict[str, int] = {}
+        for inp in member.inputs:
+            if inp.image is None and self._bad_rows(inp.columns) is not None:
+                matrix = self._matrix(inp.columns)
+                per_column = (~np.isfinite(matrix)).sum(axis=0)
+                for column, n in zip(inp.columns, per_column.tolist()):
+                    if n:
+                        counts[column] = int(n)
+        return counts
+
+    def check_missing(self, member: Member) -> None:
+        """Raise DataError when the member's policy is "error" and its inputs have non-finite values."""
+        if member.missing_policy(self.spec)[0] != "error":
+            return
+        bad = self.nonfinite(member)
+        if bad is None:
+            return
+        rows = np.flatnonzero(bad)
+        columns = self.missing_columns(member)
+        shown = ", ".join(f"{c} ({n} row{'s' if n > 1 else ''})" for c, n in list(columns.items())[:10])
+        ids = ", ".join(str(self.ids[i]) for i in rows[:8])
+        raise DataError(
+            f"test data has non-finite values (NaN, empty or inf) in {len(rows)} of {self.n_rows} row(s) for model "
+            f"{member.name!r}, in column(s) {shown}{' ...' if len(columns) > 10 else ''}; rows (ids) "
+            f"{ids}{' ...' if len(rows) > 8 else ''}. The policy is missing = \"error\"; set missing = \"skip\" "
+            "to leave those rows to the other members (or the fallback), or missing = \"fill\" with a fill_value, "
+            "in [data] or in this [[model]]."
+        )
 
     def _images(self, inp: InputSpec, start: int, stop: int, size: tuple[int, int] | None) -> np.ndarray:
         from runtime.loaders import image_loader
@@ -176,6 +251,11 @@ def open_test_data(data_dir: str | os.PathLike, spec: DataSpec) -> TestData:
         raise DataError(f"--data {root} does not exist (expected the competition's data folder holding {spec.test})")
     frame = read_table(path, id_column=spec.id_column)
     ids = frame[spec.id_column].tolist()
+    if not ids:
+        raise DataError(
+            f"the test table has no rows: {path} holds a header ({len(frame.columns)} column(s)) and no data. "
+            "Expected at least one row to predict; check that the file is the competition's test table."
+        )
     if len(set(ids)) != len(ids):
         raise DataError(f"{path.name}: id column {spec.id_column!r} has duplicate ids; each row needs a unique id")
     if spec.format == "images":

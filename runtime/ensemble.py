@@ -40,11 +40,16 @@ class Accumulator:
         self.weight = np.zeros(n_rows, dtype=np.float64)
 
     def add(self, weight: float, start: int, values: np.ndarray) -> None:
-        """Add ``values`` (already activated) for rows ``[start, start + len(values))``."""
+        """Add ``values`` (already activated) for rows ``[start, start + len(values))``; NaN rows are not covered."""
         stop = start + len(values)
         v = np.log(np.clip(values, _EPS, None)) if self.combiner == "geometric_mean" else values
-        self.total[start:stop] += weight * v
-        self.weight[start:stop] += weight
+        ok = np.isfinite(v).all(axis=1)
+        if ok.all():
+            self.total[start:stop] += weight * v
+            self.weight[start:stop] += weight
+        else:  # rows this member skipped (NaN) are left to the others, weights renormalised per row
+            self.total[start:stop][ok] += weight * v[ok]
+            self.weight[start:stop][ok] += weight
 
     @property
     def covered(self) -> np.ndarray:

@@ -31,11 +31,16 @@ planner's inputs true. The loop (:meth:`Executor.run`):
 3. Every finished chunk is saved (:class:`runtime.checkpoint.ChunkStore`);
    each finished member triggers a rewrite of the submission. On resume, a
    saved chunk counts as done only once it loads with the right shape and
-   finite values; one that does not is removed and recomputed.
+   values; one that does not is removed and recomputed.
 4. Unless fixed, the margin follows the measured jitter
    (:func:`runtime.budget.measured_margin`: twice the largest overrun of a
    chunk over its prediction from a measured rate), and the reserve twice
    the slowest submission write.
+
+Rows, not chunks, are what a member covers: a row whose inputs are not
+finite (missing-value policy "skip", :mod:`runtime.data`) or whose outputs
+are not is saved as a row of NaN in its chunk, and the ensemble leaves that
+member out of that row only (:class:`runtime.ensemble.Accumulator`).
 
 A member whose backend raises is skipped with the reason; an out-of-memory
 error halves the batch and retries, down to one row. Each pass of the loop
@@ -78,7 +83,10 @@ _EPS = 1e-9
 def predict_rows(
     runner: Runner, member: Member, variant: Variant, test: TestData, start: int, stop: int, batch_size: int = 0
 ) -> np.ndarray:
-    """Activated predictions of one member for rows ``[start, stop)``, TTA-averaged."""
+    """Activated predictions of one member for rows ``[start, stop)``, TTA-averaged.
+
+    Rows the member skips (non-finite inputs under missing = "skip") are NaN.
+    """
     feed = test.feed(member, start, stop, image_size=variant.image_size)
     total = None
     for t in variant.tta:
@@ -87,7 +95,16 @@ def predict_rows(
             raise BackendError(f"{member.name}: model has no output {member.output!r}; outputs: {', '.join(outputs)}")
         values = activate(outputs[member.output], member.activation)
         total = values if total is None else total + values
-    return total / len(variant.tta)
+    total = total / len(variant.tta)
+    skipped = test.skipped(member, start, stop)
+    if skipped is not None and total.shape[:1] == skipped.shape:
+        total[skipped] = np.nan
+    return total
+
+
+def nan_rows(values: np.ndarray) -> int:
+    """Rows of a saved chunk that hold no prediction (all NaN)."""
+    return int(np.isnan(values).all(axis=1).sum()) if values.ndim == 2 and values.shape[1] else 0
 
 
 @dataclass
@@ -105,6 +122,7 @@ class _State:
     pruned: set[str] = field(default_factory=set)  # rungs pruned (for the events)
     stuck_at: int = -1  # Executor.chunks_run when its next chunk last did not fit
     progress: Progress | None = None  # kept across steps: one line per update period, not per re-plan
+    skipped: dict[tuple[int, int], int] = field(default_factory=dict)  # chunk -> its rows without a prediction
 
     def close_progress(self, status: str) -> None:
         if self.progress is not None:
@@ -118,6 +136,11 @@ class _State:
     @property
     def rows_done(self) -> int:
         return sum(b - a for a, b in self.covered)
+
+    @property
+    def rows_covered(self) -> int:
+        """Rows with a prediction: those of finished chunks, less the skipped ones."""
+        return self.rows_done - sum(self.skipped.get(c, 0) for c in self.covered)
 
     def missing(self) -> list[tuple[int, int]]:
         return [c for c in self.grid if c not in self.covered]
@@ -173,12 +196,15 @@ class Executor:
         for m in members:
             mr = report.member(m.name)
             covered: dict[tuple[int, int], int] = {}
+            skipped: dict[tuple[int, int], int] = {}
             for vi, v in enumerate(m.variants):  # best variant wins
                 for a, b in sorted(store.chunks(m.name, v.name) & set(grids[m.name]) - set(covered)):
                     # Loaded, not trusted by name: a chunk the submission would reject is removed and recomputed.
-                    if store.load(m.name, v.name, a, b, width) is not None:
+                    values = store.load(m.name, v.name, a, b, width)
+                    if values is not None:
                         covered[a, b] = vi
-            st = _State(m, list(grids[m.name]), covered, mr, batch_size or m.batch_size)
+                        skipped[a, b] = nan_rows(values)
+            st = _State(m, list(grids[m.name]), covered, mr, batch_size or m.batch_size, skipped=skipped)
             mr.chunks_resumed = len(covered)
             report.chunks_resumed += len(covered)
             if not st.missing():
@@ -494,6 +520,7 @@ class Executor:
             return False
         st.covered[(a, b)] = st.member.variants.index(v)
         self.chunks_run += 1
+        st.skipped[(a, b)] = nan_rows(values)
         st.report.chunks_computed += 1
         st.report.rows_computed += b - a
         return True
@@ -516,8 +543,17 @@ class Executor:
             if values.shape != (n, width):
                 raise BundleError(f"{st.member.name}: output {st.member.output!r} has shape {values.shape[1:]}, "
                                   f"but the submission needs {width} values per row")
-            if not np.isfinite(values).all():
-                raise BackendError(f"{st.member.name}/{v.name}: non-finite outputs in rows {pos}-{pos + n}")
+            bad = ~np.isfinite(values).all(axis=1)
+            if bad.any():  # only those rows are lost: NaN rows hold no prediction
+                skipped = self.test.skipped(st.member, pos, pos + n)
+                new = bad if skipped is None else bad & ~skipped
+                if new.any():
+                    if not st.report.rows_nonfinite_output:
+                        self.event(f"{st.member.name}/{v.name}: non-finite outputs in row(s) "
+                                   f"{', '.join(str(pos + i) for i in np.flatnonzero(new)[:5])}"
+                                   f"{' ...' if new.sum() > 5 else ''}; those rows are left to the other members")
+                    st.report.rows_nonfinite_output += int(new.sum())
+                values[bad] = np.nan
             rate = self.costs.rate(st.member.name, v.name)
             if rate.warm:
                 st.report.seconds += dt
@@ -574,12 +610,37 @@ class Executor:
         for st in self.states.values():
             if st.status == "failed" or not st.rows_total:
                 continue
-            weight += st.member.weight * st.rows_done / st.rows_total
-            factors = sum((b - a) * st.member.variants[i].value_factor for (a, b), i in st.covered.items())
+            weight += st.member.weight * st.rows_covered / st.rows_total
+            factors = sum((b - a - st.skipped.get((a, b), 0)) * st.member.variants[i].value_factor
+                          for (a, b), i in st.covered.items())
             value += st.member.value * factors / st.rows_total
         total_w = sum(st.member.weight for st in self.states.values())
         total_v = sum(st.member.value for st in self.states.values())
         return (weight / total_w if total_w else 0.0), (value / total_v if total_v else 0.0)
+
+    def _report_skipped(self, st: _State) -> None:
+        """Rows of the finished chunks without a prediction, told apart by cause."""
+        mr = st.report
+        total = sum(st.skipped.get(c, 0) for c in st.covered)
+        bad = self.test.nonfinite(st.member)
+        mr.missing_policy = st.member.missing_policy(self.test.spec)[0]
+        mr.missing_columns = self.test.missing_columns(st.member) if bad is not None else {}
+        inputs = 0
+        if bad is not None and mr.missing_policy == "skip":
+            inputs = sum(int(bad[a:b].sum()) for a, b in st.covered)
+        mr.rows_skipped_input = min(inputs, total)
+        # outputs of resumed chunks were checked by the run that computed them: count them from the files
+        mr.rows_nonfinite_output = max(mr.rows_nonfinite_output, total - mr.rows_skipped_input)
+
+    @staticmethod
+    def _skip_notes(st: _State) -> list[str]:
+        mr, notes = st.report, []
+        if mr.rows_skipped_input:
+            cols = ", ".join(mr.missing_columns)
+            notes.append(f"{mr.rows_skipped_input} row(s) skipped: non-finite inputs in {cols}")
+        if mr.rows_nonfinite_output:
+            notes.append(f"{mr.rows_nonfinite_output} row(s) dropped: non-finite outputs")
+        return notes
 
     def _fill_reports(self) -> None:
         for st in self.states.values():
@@ -591,16 +652,21 @@ class Executor:
             for (a, b), i in st.covered.items():
                 counts[i] = counts.get(i, 0) + b - a
             mr.variant = st.member.variants[max(counts, key=counts.get)].name if counts else st.member.variants[0].name
-            mr.rows, mr.batch_size = st.rows_done, st.batch
+            mr.rows, mr.batch_size = st.rows_covered, st.batch
+            self._report_skipped(st)
             mr.s_per_row = self.costs.s_per_row(st.member.name, mr.variant)
+            if st.status != "failed" and st.rows_done and not st.rows_covered and mr.rows_nonfinite_output:
+                st.status = "failed"  # not one finite output: a broken model (or an fp16 overflow), said loudly
+                mr.reason = f"failed: non-finite outputs in every one of the {st.rows_done} rows it ran"
+                self.event(f"{st.member.name}: {mr.reason}")
             if st.status == "failed":
                 mr.status, mr.rows = "failed", 0  # its rows are left out of the submission
             elif st.rows_total and not st.missing():
                 mr.status = "done" if used == [0] else "degraded"
-                mr.reason = "; ".join(st.notes) if used != [0] else ""
+                mr.reason = "; ".join([*(st.notes if used != [0] else []), *self._skip_notes(st)])
             elif st.rows_done:
                 mr.status = "partial"
-                mr.reason = "; ".join([*st.notes, st.drop_reason or "stopped at the limit"])
+                mr.reason = "; ".join([*st.notes, st.drop_reason or "stopped at the limit", *self._skip_notes(st)])
             else:
                 mr.status = "dropped"
                 mr.reason = st.drop_reason or "not started: no time left"

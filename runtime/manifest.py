@@ -32,6 +32,10 @@ COMBINERS = ("mean", "geometric_mean")
 SUBMISSION_MODES = ("values", "argmax")
 #: Test-time-augmentation transforms a variant may apply to image-like inputs.
 TTA_TRANSFORMS = ("none", "hflip", "vflip")
+#: What a member does with a row whose input values are not finite (NaN, inf):
+#: leave the row to the other members ("skip"), stop the run ("error"), or
+#: replace those values by ``fill_value`` ("fill").
+MISSING_POLICIES = ("skip", "error", "fill")
 
 
 @dataclass(frozen=True)
@@ -91,11 +95,19 @@ class Member:
     n_outputs: int = 1  # width of the output vector per row
     source: str = ""  # where the weights came from: factory, torchscript, exported_program, onnx ("" in older manifests)
     trained: bool = True  # False: a factory model packaged with its random initial weights (init = "random")
+    missing: str = ""  # one of MISSING_POLICIES; "" = the data spec's
+    fill_value: float | None = None  # with missing = "fill"; None = the data spec's
 
     @property
     def value(self) -> float:
         """Value used to rank members: the validation score if given, else the weight."""
         return self.weight * self.score if self.score is not None else self.weight
+
+    def missing_policy(self, data: DataSpec) -> tuple[str, float]:
+        """(policy, fill value) for non-finite inputs: the member's own, else the data spec's."""
+        policy = self.missing or data.missing
+        fill = self.fill_value if self.fill_value is not None else data.fill_value
+        return policy, fill
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
@@ -116,6 +128,8 @@ class DataSpec:
     id_column: str
     image_column: str = ""  # images: index column holding the file path
     image_dir: str = ""  # images: folder the paths are relative to
+    missing: str = "skip"  # non-finite input values: one of MISSING_POLICIES (members may override)
+    fill_value: float = 0.0  # the value non-finite inputs take with missing = "fill"
 
 
 @dataclass(frozen=True)
@@ -232,6 +246,7 @@ __all__ = [
     "ACTIVATIONS",
     "COMBINERS",
     "MANIFEST_NAME",
+    "MISSING_POLICIES",
     "SCHEMA_VERSION",
     "SUBMISSION_MODES",
     "TTA_TRANSFORMS",

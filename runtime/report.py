@@ -73,6 +73,10 @@ class MemberReport:
     # {"at_s", "decision" (probe / no probe / run / run partial / drop / stop / prune), "variant",
     #  "s_per_row", "expected_s", "seconds_left" (to the limit), "margin_s", "reason"}.
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    missing_policy: str = "skip"  # what it did with non-finite inputs: skip / error / fill
+    missing_columns: dict[str, int] = field(default_factory=dict)  # its input columns with non-finite values -> rows
+    rows_skipped_input: int = 0  # rows of its finished chunks left out: non-finite inputs (policy "skip")
+    rows_nonfinite_output: int = 0  # rows of its finished chunks left out: non-finite outputs
 
     @property
     def rows_per_s(self) -> float:
@@ -136,6 +140,15 @@ class RunReport:
             lines.append(
                 f"{m.name:<16} {variant:<12} {m.status:<9} {m.rows:>8} {m.seconds:>9.2f} {m.rows_per_s:>10,.0f}  {m.reason}"
             )
+        for m in self.members:
+            if m.missing_columns:
+                cols = ", ".join(f"{c} ({n} row{'s' if n > 1 else ''})" for c, n in list(m.missing_columns.items())[:8])
+                more = f" and {len(m.missing_columns) - 8} more column(s)" if len(m.missing_columns) > 8 else ""
+                what = (f"{m.rows_skipped_input} row(s) skipped" if m.missing_policy == "skip"
+                        else f"filled (missing = {m.missing_policy})")
+                lines.append(f"{m.name}: non-finite inputs in {cols}{more}: {what}")
+            if m.rows_nonfinite_output:
+                lines.append(f"{m.name}: non-finite outputs in {m.rows_nonfinite_output} row(s): those rows left out")
         lines.append(
             f"{self.covered_rows}/{self.rows} rows covered by a model; ensemble weight delivered "
             f"{100 * self.weight_delivered:.1f}%; {self.seconds:.2f}s in all -> {self.submission}"

@@ -177,6 +177,18 @@ class SubmissionWriter:
         return time.perf_counter() - t0
 
 
+def _log_missing(test: TestData, member: Member) -> None:
+    columns = test.missing_columns(member)
+    if not columns:
+        return
+    policy, fill = member.missing_policy(test.spec)
+    rows = int(test.nonfinite(member).sum())
+    what = (f"those rows are left to the other members (missing = \"skip\")" if policy == "skip"
+            else f"filled with {fill:g} (missing = \"fill\")")
+    shown = ", ".join(f"{c} ({n})" for c, n in list(columns.items())[:8])
+    log(f"{member.name}: {rows} row(s) have non-finite inputs, in {shown}{' ...' if len(columns) > 8 else ''}; {what}")
+
+
 def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, options: RunOptions = RunOptions()) -> RunReport:
     """Run the members of a bundle over the test data, to the deadline, and write the submission.
 
@@ -206,6 +218,10 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
             errors.append(exc)
     if m.members and len(errors) == len(m.members):
         raise errors[0]  # no member can run on this data: the user's mistake, said before anything is written
+    for member in m.members:
+        if member.name not in failed:
+            test.check_missing(member)  # missing = "error": the run stops before anything is written
+            _log_missing(test, member)
     backend = options.backend or backends.default_backend()
     backends.get(backend)  # an unknown or missing backend is the user's mistake: say so before running
     out = Path(out)
