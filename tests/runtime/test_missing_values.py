@@ -215,8 +215,8 @@ def test_empty_test_table(work, digits_bundle, tmp_path, capsys):
 @pytest.mark.parametrize("data_lines, cnn_lines, needle", [
     ('missing = "fill"\n', "", 'missing = "fill" needs fill_value'),
     ('fill_value = 1\n', "", "fill_value = 1 is only used with missing = \"fill\""),
-    ('missing = "drop"\n', "", "missing = 'drop'; expected one of: skip, error, fill"),
-    ("", 'missing = "fill"\nfill_value = nan\n', "fill_value = nan; expected a finite number"),
+    ('missing = "drop"\n', "", "`missing` in [data] is \"drop\" (a string); expected one of: \"skip\", \"error\", \"fill\""),
+    ("", 'missing = "fill"\nfill_value = nan\n', "`fill_value` in [[model]] 'cnn' is nan"),
     ('missing = "fill"\nfill_value = -1\n', 'fill_value = 2\n', ""),  # a member's own fill value: fine
 ])
 def test_policy_keys_are_checked(work, tmp_path, capsys, data_lines, cnn_lines, needle):
