@@ -1,7 +1,9 @@
 """The run report: what each member did, the memory peaks, the slack, and the verdict.
 
-Written as JSON next to the submission at the end of the run (also when it
-raised) and printed as a table. Where the run
+Written as JSON at the end of the run (also when it raised; by default
+``<submission stem>.run_report.json`` beside the submission) and printed as
+a table. Damaged bundle files, and what each took out of the run, are in
+both. Where the run
 would have failed on Kaggle, :func:`kaggle_failure` names the failure the
 user would have seen there.
 """
@@ -13,6 +15,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from runtime.bundle import DAMAGED_REASON
 from runtime.fileio import atomic_write
 from runtime.progress import format_gib
 
@@ -102,8 +105,10 @@ class RunReport:
     ram_limit_bytes: int | None = None
     peak_gpu_bytes: int | None = None
     gpu_total_bytes: int | None = None
-    work_dir: str = ""
+    work_dir: str = ""  # the checkpoints of this run (WORK/checkpoints/<key>)
+    report_path: str = ""  # where this report is written
     checkpoint_bytes: int = 0
+    damage: list[dict[str, str]] = field(default_factory=list)  # damaged bundle files: file, problem, effect
     events: list[str] = field(default_factory=list)
     failure: str = ""  # a Kaggle failure name, where the run would have failed there
     failure_reason: str = ""
@@ -147,6 +152,13 @@ class RunReport:
         if self.chunks_resumed:
             mem += f"; {self.chunks_resumed} chunk(s) resumed from {self.work_dir}"
         lines.append(mem)
+        if self.damage:
+            lines.append(f"DAMAGED BUNDLE: {len(self.damage)} file(s) failed their checksum; the run went on without "
+                         "what they belong to:")
+            lines += [f"  {d['file']}: {d['problem']} -> {d['effect']}" for d in self.damage]
+            if self.members and all(m.reason.startswith(DAMAGED_REASON) for m in self.members):
+                lines.append("  no member could run: every member's files are damaged, so the submission holds "
+                             "the fallback's values. Re-upload the bundle exactly as `ninefit package` wrote it.")
         if self.failure:
             lines.append(f"ON KAGGLE THIS RUN WOULD FAIL: {self.failure} - {self.failure_reason}")
         return "\n".join(lines)

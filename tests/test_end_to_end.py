@@ -42,7 +42,7 @@ def test_digits_package_run_accuracy(digits_dir, tmp_path):
     sample = (digits_dir / "data" / "sample_submission.csv").read_text().splitlines()
     assert rows[0] == "id,label" and len(rows) == len(sample)
     assert [r.split(",")[0] for r in rows] == [s.split(",")[0] for s in sample]  # sample order
-    report = json.loads((tmp_path / "run_report.json").read_text())
+    report = json.loads((tmp_path / "submission.run_report.json").read_text())
     assert {m["name"]: m["status"] for m in report["members"]} == {"cnn": "done", "mlp": "done"}
 
 

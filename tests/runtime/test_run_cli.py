@@ -28,7 +28,7 @@ def test_run_with_a_time_limit(digits_bundle, digits_dir, tmp_path, capsys, limi
     assert main(args(digits_bundle, digits_dir / "data", out, "--time-limit", limit, "--start-time", str(start))) == 0
     printed = capsys.readouterr().out
     assert "limit 32400s (margin 900.0s" in printed and "ensemble weight delivered 100.0%" in printed
-    report = json.loads((tmp_path / "run_report.json").read_text())
+    report = json.loads((tmp_path / "submission.run_report.json").read_text())
     assert report["time_limit_s"] == 32400 and report["margin_s"] == 900
     assert report["started_at_s"] >= 12.5 and report["slack_s"] > 32400 - 900 - 60
     assert [m["status"] for m in report["members"]] == ["done", "done"]
