@@ -157,8 +157,9 @@ class RunReport:
                          "what they belong to:")
             lines += [f"  {d['file']}: {d['problem']} -> {d['effect']}" for d in self.damage]
             if self.members and all(m.reason.startswith(DAMAGED_REASON) for m in self.members):
-                lines.append("  no member could run: every member's files are damaged, so the submission holds "
-                             "the fallback's values. Re-upload the bundle exactly as `ninefit package` wrote it.")
+                lines.append("  no member could run: every member's files are damaged, so the submission holds the "
+                             "fallback's values (the declared fallback, else the sample submission's). Re-upload the "
+                             "bundle exactly as `ninefit package` wrote it.")
         if self.failure:
             lines.append(f"ON KAGGLE THIS RUN WOULD FAIL: {self.failure} - {self.failure_reason}")
         return "\n".join(lines)

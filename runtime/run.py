@@ -1,9 +1,10 @@
 """Run a bundle on test data and write ``submission.csv``, before the deadline.
 
 Order of work: verify the bundle (schema, checksums) before anything runs
-(a damaged member or rung is left out and reported, a damaged runtime stops
-the run: :func:`runtime.bundle.open_bundle`); open the test data and match its ids against the sample submission; write a
-first valid submission at once (the declared fallback, with the sample
+(a damaged member or rung is left out and reported, a damaged runtime or
+manifest stops the run: :func:`runtime.bundle.open_bundle`); open the test
+data and match its ids against the sample submission; write a first valid
+submission at once (the declared fallback, with the sample
 submission's values for ids it lacks, plus whatever an earlier killed run
 checkpointed); then let :class:`runtime.executor.Executor` run the members to
 the deadline, rewriting the submission atomically as each member finishes;
