@@ -18,8 +18,15 @@ _UMASK_LOCK = threading.Lock()
 
 
 def umask() -> int:
-    """The process's umask (read by setting it and putting it back, under a lock)."""
-    with _UMASK_LOCK:
+    """The process's umask: from ``/proc/self/status`` where Linux has it, else by setting it and putting it back."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:  # another thread creating a file meanwhile would get the stricter 077: never a looser mode
         mask = os.umask(0o077)
         os.umask(mask)
     return mask
