@@ -3,9 +3,8 @@
 Written as JSON at the end of the run (also when it raised; by default
 ``<submission stem>.run_report.json`` beside the submission) and printed as
 a table. Damaged bundle files, and what each took out of the run, are in
-both. Where the run
-would have failed on Kaggle, :func:`kaggle_failure` names the failure the
-user would have seen there.
+both. Where the run would have failed on Kaggle, :func:`kaggle_failure`
+names the failure the user would have seen there.
 """
 
 from __future__ import annotations
