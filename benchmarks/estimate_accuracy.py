@@ -89,7 +89,7 @@ def _run(bundle: Path, data: Path, out: Path, threads: int | None) -> tuple[floa
     wall = time.perf_counter() - t0
     if done.returncode != 0:
         raise SystemExit(f"run failed on {bundle} / {data}:\n{done.stderr}")
-    return wall, json.loads(out.with_name("run_report.json").read_text())
+    return wall, json.loads(out.with_name(f"{out.stem}.run_report.json").read_text())
 
 
 def main() -> int:

@@ -29,6 +29,7 @@ from packager.verify import VerifyResult, verify_file
 from runtime.bundle import checksum_tree
 from runtime.data import open_test_data
 from runtime.errors import BundleError, SpecError
+from runtime.fileio import file_mode, folder_mode
 from runtime.manifest import MANIFEST_NAME, Manifest, Member, SubmissionSpec, Variant
 from runtime.submission import match_ids, read_sample
 
@@ -184,6 +185,22 @@ def _check_data(spec: Spec):
     return test
 
 
+def _set_modes(stage: Path) -> None:
+    """Folders ``0777``, files ``0666``, less the umask (0755 / 0644 with umask 022).
+
+    ``mkdtemp`` made the stage private (0700) and copied files keep their
+    source's mode (a read-only site-packages); a bundle is meant to be shared
+    and uploaded, so it gets the modes of a plainly created tree.
+    """
+    dirs, files = folder_mode(), file_mode()
+    for dirpath, _dirnames, filenames in os.walk(stage):
+        os.chmod(dirpath, dirs)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.chmod(path, files)
+
+
 def _install(stage: Path, dest: Path, force: bool) -> None:
     """Move the staged bundle into place; an old bundle is removed only after the swap."""
     old = None
@@ -246,6 +263,7 @@ def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: Pack
             manifest = hook(stage, spec, manifest)
         manifest = replace(manifest, files=checksum_tree(stage, exclude=UNCHECKED_FILES))
         (stage / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
+        _set_modes(stage)
         _install(stage, dest, options.force)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)

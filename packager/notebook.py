@@ -307,6 +307,7 @@ def build_notebook(
         "_check_runtime(runtime, BUNDLE_DIR)",
         "options = runtime.RunOptions(",
         "    work_dir=Path(WORK_DIR),",
+        '    report_path=Path(OUT).with_name("run_report.json"),',
         "    time_limit_s=runtime.settings.parse_duration(TIME_LIMIT),",
         "    start_time=NINEFIT_START,",
         "    margin_s=runtime.settings.parse_duration(TIME_MARGIN) if TIME_MARGIN else None,",

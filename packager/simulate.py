@@ -63,6 +63,7 @@ import nbformat
 
 from packager.dataset import METADATA_FILENAME
 from packager.notebook import REPORT_TAG, build_notebook, bundle_slug
+from runtime.bundle import check_files
 from runtime.errors import DataError, PackagingError
 from runtime.manifest import Manifest, SubmissionSpec
 from runtime.settings import parse_duration
@@ -75,6 +76,8 @@ TIMEOUT = "time limit exceeded"
 EXCEPTION = "notebook raised an exception"
 NOT_FOUND = "submission.csv not found"
 INVALID = "submission invalid"
+#: A file of the bundle fails its checksum: whatever the notebook did, this is not the bundle that was packaged.
+DAMAGED = "damaged bundle"
 
 #: The failure Kaggle would report for each verdict (KAGGLE.md's list).
 KAGGLE_FAILURES = {
@@ -109,8 +112,11 @@ class SimulationResult:
     Attributes:
         verdict: One of ``passed``, ``network access attempted``, ``time limit
             exceeded``, ``notebook raised an exception``, ``submission.csv not
-            found``, ``submission invalid``.
-        kaggle_failure: What Kaggle would report (``Notebook Timeout``...); None when passed.
+            found``, ``submission invalid``, ``damaged bundle`` (a bundle file
+            fails its checksum; checked before the notebook runs, and it wins
+            over the notebook's own verdict, which the details give).
+        kaggle_failure: What Kaggle would report (``Notebook Timeout``...); None when passed, or when
+            the bundle is damaged but the notebook still ran to a valid submission.
         details: What went wrong (the cell's error, what is wrong in the submission), or notes.
         seconds: The notebook's run time, from its kernel being ready.
         isolation: How the network was cut off.
@@ -138,7 +144,8 @@ class SimulationResult:
 
     def summary(self) -> str:
         """The verdict, its details and the run report, for a terminal."""
-        head = "verdict: passed" if self.passed else f"verdict: {self.verdict} (Kaggle: {self.kaggle_failure})"
+        kaggle = self.kaggle_failure or "no failure, but the run left out what the damage belongs to"
+        head = "verdict: passed" if self.passed else f"verdict: {self.verdict} (Kaggle: {kaggle})"
         lines = [head]
         if self.details:
             lines.append(textwrap.indent(self.details, "  "))
@@ -416,6 +423,7 @@ def simulate(
     """
     bundle, data_dir = Path(bundle_dir), Path(data)
     manifest = Manifest.load(bundle)
+    damage = check_files(bundle, manifest)  # a manifest that cannot be trusted raises: nothing to rehearse
     if not data_dir.is_dir():
         raise DataError(f"data folder {data_dir} does not exist (expected the competition data: test table and "
                         f"{manifest.submission.sample})")
@@ -465,6 +473,10 @@ def simulate(
         kept_nb, kept_sub = _keep(Path(keep), executed, root) if keep is not None else (None, None)
         failure = None if verdict == PASSED else (
             DEAD_KERNEL_FAILURE if outcome.get("status") == "dead" else KAGGLE_FAILURES[verdict])
+        if damage:
+            verdict, details = DAMAGED, "\n".join(filter(None, [
+                f"{len(damage.files)} of {damage.checked} bundle file(s) fail their checksum:",
+                *(f"  {line}" for line in damage.lines()), f"the notebook's own verdict: {verdict}", details]))
         kaggle_paths = functools.partial(_kaggle_paths, str(root / "kaggle"))
         return SimulationResult(
             verdict=verdict, kaggle_failure=failure, details=kaggle_paths(details),
@@ -740,7 +752,7 @@ def _main(argv: Sequence[str]) -> int:
 
 
 __all__ = [
-    "EXCEPTION", "INVALID", "ISOLATIONS", "KAGGLE_FAILURES", "NETWORK", "NOT_FOUND", "PASSED", "TIMEOUT",
+    "DAMAGED", "EXCEPTION", "INVALID", "ISOLATIONS", "KAGGLE_FAILURES", "NETWORK", "NOT_FOUND", "PASSED", "TIMEOUT",
     "SimulationResult", "check_submission", "netns_unavailable", "simulate",
 ]
 

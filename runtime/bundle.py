@@ -1,21 +1,41 @@
 """Opening a bundle: read the manifest, then prove every file is intact.
 
 Nothing runs before :func:`open_bundle` has checked the schema version and the
-sha256 of every file the manifest lists; a modified or missing file is a
-:class:`~runtime.errors.ChecksumError` naming the file.
+sha256 of every file the manifest lists. :func:`check_files` says which files
+are missing or modified and what each takes out of a run (a
+:class:`BundleDamage`):
+
+* a file of the vendored ``runtime/`` - the whole run: it is fatal;
+* a member's base model (its first variant's ONNX and external data) or any
+  other file in its model folder - that member;
+* a file only cheaper rungs use (``fp16.onnx``) - those rungs;
+* the declared fallback - the fallback (the sample submission's values are
+  used instead);
+* anything else (``report.md``, ``wheels/``) - nothing the run reads.
+
+By default :func:`open_bundle` raises :class:`~runtime.errors.ChecksumError`
+on any damage; the run opens with ``allow_damage=True`` so one bad file costs
+only what it belongs to (a Kaggle rerun must not be lost to one bad file).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
 
 from runtime.errors import BundleError, ChecksumError
-from runtime.manifest import MANIFEST_NAME, Manifest
+from runtime.manifest import MANIFEST_NAME, Manifest, Member
 
 _CHUNK = 1 << 20
+#: Where the bundle's own copy of the runtime lives; a damaged file there stops the run.
+RUNTIME_FOLDER = "runtime"
+#: How the reason of a member removed for a damaged file starts (in the run report).
+DAMAGED_REASON = "damaged bundle file"
+MISSING = "missing"
+MODIFIED = "modified (sha256 differs from the manifest)"
+_ADVICE = "Re-upload the bundle exactly as `ninefit package` wrote it (or re-package)."
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -42,48 +62,209 @@ def checksum_tree(root: str | os.PathLike, *, exclude: tuple[str, ...] = (MANIFE
 
 
 @dataclass(frozen=True)
+class DamagedFile:
+    """One missing or modified bundle file and what it takes out of a run.
+
+    Attributes:
+        path: POSIX path relative to the bundle root.
+        problem: :data:`MISSING` or :data:`MODIFIED`.
+        runtime: A file of the vendored runtime: the bundle cannot run.
+        fallback: The declared fallback submission.
+        members: Members it removes (their base model or model folder).
+        variants: ``(member, variant)`` rungs it removes from members that still run.
+    """
+
+    path: str
+    problem: str
+    runtime: bool = False
+    fallback: bool = False
+    members: tuple[str, ...] = ()
+    variants: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def effect(self) -> str:
+        """What a run loses to this file, in words."""
+        parts = []
+        if self.runtime:
+            parts.append("the runtime itself: the bundle cannot run")
+        parts += [f"member {m!r} (removed from the run)" for m in self.members]
+        parts += [f"variant {v!r} of member {m!r} (that rung is removed)" for m, v in self.variants]
+        if self.fallback:
+            parts.append("the fallback (rows no member covers get the sample submission's values)")
+        return "; ".join(parts) or "nothing the run reads (still a damaged upload)"
+
+    def describe(self) -> str:
+        return f"{self.path}: {self.problem} -> {self.effect}"
+
+
+@dataclass(frozen=True)
+class BundleDamage:
+    """Every damaged file of a bundle; empty when the bundle is intact."""
+
+    files: tuple[DamagedFile, ...] = ()
+    checked: int = 0  # files the manifest lists
+
+    def __bool__(self) -> bool:
+        return bool(self.files)
+
+    @property
+    def fatal(self) -> tuple[DamagedFile, ...]:
+        return tuple(f for f in self.files if f.runtime)
+
+    @property
+    def removed_members(self) -> dict[str, str]:
+        """Member -> why it is removed (the damaged files, named)."""
+        out: dict[str, list[str]] = {}
+        for f in self.files:
+            for m in f.members:
+                out.setdefault(m, []).append(f"{f.path} {f.problem.split(' (')[0]}")
+        return {m: f"{DAMAGED_REASON}: {', '.join(paths)}" for m, paths in out.items()}
+
+    @property
+    def removed_variants(self) -> dict[str, tuple[str, ...]]:
+        """Member -> its removed rungs, for members that still run."""
+        gone = self.removed_members
+        out: dict[str, list[str]] = {}
+        for f in self.files:
+            for m, v in f.variants:
+                if m not in gone and v not in out.setdefault(m, []):
+                    out[m].append(v)
+        return {m: tuple(vs) for m, vs in out.items()}
+
+    @property
+    def fallback(self) -> bool:
+        return any(f.fallback for f in self.files)
+
+    def usable(self, manifest: Manifest) -> Manifest:
+        """The manifest a run can trust: removed rungs dropped, a damaged fallback unset.
+
+        Removed members stay in it (the run reports them as failed, and their
+        weight counts in the share delivered); the caller must not run them.
+        """
+        rungs = self.removed_variants
+        members = tuple(replace(m, variants=tuple(v for v in m.variants if v.name not in rungs[m.name]))
+                        if m.name in rungs else m for m in manifest.members)
+        return replace(manifest, members=members, fallback="" if self.fallback else manifest.fallback)
+
+    def lines(self) -> list[str]:
+        """One line per damaged file: path, problem, what it removes."""
+        return [f.describe() for f in self.files]
+
+
+@dataclass(frozen=True)
 class Bundle:
-    """A verified bundle on disk."""
+    """A verified bundle on disk; ``damage`` lists what failed its check (empty unless opened with ``allow_damage``)."""
 
     root: Path
     manifest: Manifest
+    damage: BundleDamage = field(default_factory=BundleDamage)
 
     def path(self, rel: str) -> Path:
         return self.root / rel
 
 
-def verify_files(root: Path, manifest: Manifest) -> None:
-    """Raise :class:`ChecksumError` unless every listed file exists with its sha256."""
+def member_files(member: Member) -> tuple[set[str], dict[str, set[str]], set[str]]:
+    """A member's files: its base model's, each variant's, and the folders its models live in."""
+    base = {member.variants[0].file, *member.variants[0].data_files} if member.variants else set()
+    per_variant = {v.name: {v.file, *v.data_files} for v in member.variants}
+    folders = {str(PurePosixPath(v.file).parent) for v in member.variants} - {"."}
+    return base, per_variant, folders
+
+
+def _classify(manifest: Manifest, rel: str, problem: str) -> DamagedFile:
+    if PurePosixPath(rel).parts[:1] == (RUNTIME_FOLDER,):
+        return DamagedFile(rel, problem, runtime=True)
+    members, variants = [], []
+    for m in manifest.members:
+        base, per_variant, folders = member_files(m)
+        hit = [v for v, files in per_variant.items() if rel in files]
+        if rel in base or (not hit and any(PurePosixPath(rel).is_relative_to(d) for d in folders)):
+            members.append(m.name)
+        else:
+            variants += [(m.name, v) for v in hit]
+    return DamagedFile(rel, problem, fallback=bool(manifest.fallback) and rel == manifest.fallback,
+                       members=tuple(members), variants=tuple(variants))
+
+
+def _check_listed(root: Path, manifest: Manifest) -> None:
+    """Raise unless the manifest lists files and checksums every file a member or the fallback needs."""
+    where = root / MANIFEST_NAME
     if not manifest.files:
-        raise BundleError(f"{root / MANIFEST_NAME} lists no files; the bundle is damaged or was not written by ninefit")
-    missing, modified = [], []
+        raise BundleError(f"{where} lists no files; the bundle is damaged or was not written by ninefit")
+    needed = {rel: f"member {m.name!r}" for m in manifest.members for v in m.variants for rel in (v.file, *v.data_files)}
+    if manifest.fallback:
+        needed[manifest.fallback] = "the fallback"
+    unlisted = [f"{rel} ({who})" for rel, who in sorted(needed.items()) if rel not in manifest.files]
+    if unlisted:
+        raise BundleError(f"{where} has no checksum for {', '.join(unlisted)}: the manifest was edited or is damaged, "
+                          f"so those files cannot be trusted. {_ADVICE}")
+
+
+def check_files(root: str | os.PathLike, manifest: Manifest) -> BundleDamage:
+    """Check the sha256 of every file the manifest lists; say which are damaged and what each affects.
+
+    Raises:
+        BundleError: The manifest itself cannot be trusted (no files listed, or
+            a member's model without a checksum).
+    """
+    root = Path(root)
+    _check_listed(root, manifest)
+    damaged = []
     for rel, expected in sorted(manifest.files.items()):
         p = root / rel
         if not p.is_file():
-            missing.append(rel)
+            damaged.append(_classify(manifest, rel, MISSING))
         elif sha256_file(p) != expected:
-            modified.append(rel)
-    if missing or modified:
-        parts = []
-        if missing:
-            parts.append(f"missing: {', '.join(missing)}")
-        if modified:
-            parts.append(f"modified (sha256 differs from the manifest): {', '.join(modified)}")
-        raise ChecksumError(
-            f"bundle {root} failed its checksum check - {'; '.join(parts)}. "
-            "Re-upload the bundle exactly as `ninefit package` wrote it (or re-package)."
-        )
+            damaged.append(_classify(manifest, rel, MODIFIED))
+    return BundleDamage(files=tuple(damaged), checked=len(manifest.files))
 
 
-def open_bundle(bundle_dir: str | os.PathLike, *, verify: bool = True) -> Bundle:
-    """Load the manifest of ``bundle_dir`` and (by default) verify every checksum."""
+def _damage_error(root: Path, files: tuple[DamagedFile, ...]) -> ChecksumError:
+    parts = []
+    for problem, label in ((MISSING, "missing"), (MODIFIED, MODIFIED)):
+        named = [f.path for f in files if f.problem == problem]
+        if named:
+            parts.append(f"{label}: {', '.join(named)}")
+    return ChecksumError(f"bundle {root} failed its checksum check - {'; '.join(parts)}. {_ADVICE}")
+
+
+def verify_files(root: Path, manifest: Manifest) -> None:
+    """Raise :class:`ChecksumError` unless every listed file exists with its sha256."""
+    damage = check_files(root, manifest)
+    if damage:
+        raise _damage_error(Path(root), damage.files)
+
+
+def open_bundle(bundle_dir: str | os.PathLike, *, verify: bool = True, allow_damage: bool = False) -> Bundle:
+    """Load the manifest of ``bundle_dir`` and (by default) verify every checksum.
+
+    Args:
+        verify: Check every file's sha256 (False: trust the files).
+        allow_damage: Return a bundle with damaged members, rungs or other
+            files listed in ``Bundle.damage`` instead of raising; damage to the
+            vendored runtime still raises.
+
+    Raises:
+        BundleError: No bundle there, or its manifest cannot be read or trusted.
+        ChecksumError: A damaged file (with ``allow_damage``, a runtime file only).
+    """
     root = Path(bundle_dir)
     if not root.is_dir():
         raise BundleError(f"bundle folder {root} does not exist (expected the folder `ninefit package` wrote)")
     manifest = Manifest.load(root)
-    if verify:
-        verify_files(root, manifest)
-    return Bundle(root=root, manifest=manifest)
+    if not verify:
+        return Bundle(root=root, manifest=manifest)
+    damage = check_files(root, manifest)
+    if damage and not allow_damage:
+        raise _damage_error(root, damage.files)
+    if damage.fatal:
+        raise ChecksumError(
+            f"bundle {root}: its vendored runtime is damaged ({'; '.join(f'{f.path} {f.problem}' for f in damage.fatal)}), "
+            f"so nothing in it can run. {_ADVICE}")
+    return Bundle(root=root, manifest=manifest, damage=damage)
 
 
-__all__ = ["Bundle", "checksum_tree", "open_bundle", "sha256_file", "verify_files"]
+__all__ = [
+    "DAMAGED_REASON", "MISSING", "MODIFIED", "RUNTIME_FOLDER", "Bundle", "BundleDamage", "DamagedFile", "check_files",
+    "checksum_tree", "member_files", "open_bundle", "sha256_file", "verify_files",
+]

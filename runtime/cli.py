@@ -28,11 +28,17 @@ def add_run_parser(sub) -> None:
         "then orders members by value per second, takes cheaper variants (only those measured cheaper here) "
         "or drops members when the projection passes the limit, re-plans on drift and whenever a member "
         "finishes or stops (dropped members come back when time allows), fills the time left with a partial "
-        "run, and keeps a valid submission on disk from the start. Each decision is in the run report. Finished chunks are checkpointed in --work-dir: rerunning the same "
-        "command after a crash resumes.",
-        epilog="Durations: 9h, 540m, 32400s, 1h30m or plain seconds. Exit status: 0 when the run succeeded; 1 when "
-        "a submission was written but no model covered any row, or the run would have failed on Kaggle "
-        "(see the report); 2 for a usage or input error. Custom backends: NINEFIT_PLUGINS=module[,module] names "
+        "run, and keeps a valid submission on disk from the start. Each decision is in the run report. Finished chunks "
+        "are checkpointed in --work-dir: rerunning the same command after a crash resumes (and says from where); "
+        "--fresh starts over. A damaged bundle file costs only what it belongs to: a member's model removes that "
+        "member, a cheaper rung's model that rung; the run goes on and names the damage on stderr and in the report. "
+        "A damaged manifest or runtime/ stops the run.",
+        epilog="Outputs: with --out DIR/NAME.csv the run report is DIR/NAME.run_report.json and the work folder "
+        "DIR/NAME.ninefit-work/ unless --report / --work-dir say otherwise; both paths are printed at the end. "
+        "Durations: 9h, 540m, 32400s, 1h30m or plain seconds. Exit status: 0 when the run succeeded; 1 when "
+        "a submission was written but the bundle was damaged, or no model covered any row, or the run would have "
+        "failed on Kaggle (see the report); 2 for a usage or input error (a damaged manifest or runtime "
+        "included). Custom backends: NINEFIT_PLUGINS=module[,module] names "
         "modules imported first, which call runtime.backends.register().",
     )
     p.add_argument("bundle", type=Path, help="bundle folder written by `ninefit package`")
@@ -41,8 +47,12 @@ def add_run_parser(sub) -> None:
     p.add_argument("--backend", default=None, help="inference backend (default: the best available: onnxruntime, or tensorrt)")
     p.add_argument("--batch-size", type=int, default=None, help="override every member's batch size")
     p.add_argument("--threads", type=int, default=None, help="CPU threads per model (default: onnxruntime's choice)")
+    p.add_argument("--report", type=Path, default=None, metavar="PATH",
+                   help="run report to write, JSON (default: NAME.run_report.json next to --out NAME.csv)")
     p.add_argument("--work-dir", type=Path, default=None,
-                   help="folder for engine caches and checkpoints (default: ninefit-work/ next to --out)")
+                   help="folder for engine caches and checkpoints (default: NAME.ninefit-work/ next to --out NAME.csv)")
+    p.add_argument("--fresh", action="store_true",
+                   help="discard the checkpoints in the work folder first, instead of resuming from them")
     p.add_argument("--time-limit", type=duration_arg, default=None, metavar="DURATION",
                    help="the notebook's run-time limit, counted from --start-time (default: no limit)")
     p.add_argument("--margin", type=duration_arg, default=None, metavar="DURATION",
@@ -59,7 +69,7 @@ def add_run_parser(sub) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from runtime.run import RunOptions, run
+    from runtime.run import RunOptions, default_work_dir, run
 
     if args.batch_size is not None and args.batch_size < 1:
         raise NinefitError(f"--batch-size {args.batch_size}: expected a positive number of rows")
@@ -67,11 +77,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise NinefitError(f"--threads {args.threads}: expected a positive number of CPU threads per model")
     report = run(args.bundle, args.data, args.out, RunOptions(
         backend=args.backend, batch_size=args.batch_size, threads=args.threads,
-        work_dir=args.work_dir, progress=not args.quiet, time_limit_s=args.time_limit,
+        work_dir=args.work_dir, report_path=args.report, fresh=args.fresh, progress=not args.quiet,
+        time_limit_s=args.time_limit,
         start_time=args.start_time, margin_s=args.margin, reserve_s=args.reserve,
     ))
     print(report.table())
-    return 1 if report.failure or (report.members and not report.covered_rows) else 0
+    print(f"run report: {report.report_path}\nwork folder: {args.work_dir or default_work_dir(args.out)} "
+          "(checkpoints: a rerun resumes from them; --fresh discards them)")
+    return 1 if report.failure or report.damage or (report.members and not report.covered_rows) else 0
 
 
 def duration_arg(text: str) -> float:

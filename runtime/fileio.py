@@ -1,11 +1,45 @@
-"""Atomic file writes: a reader (or a crash) sees the old file or the whole new one, never a torn one."""
+"""Atomic file writes: a reader (or a crash) sees the old file or the whole new one, never a torn one.
+
+The temporary file :func:`tempfile.mkstemp` makes is private (0600); it is
+given the mode a plainly created file gets (``0666`` less the umask: 0644
+with the usual umask 022) before it is renamed into place, so a submission,
+report or notebook is as readable as any other file the user writes.
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import BinaryIO, Callable
+
+_UMASK_LOCK = threading.Lock()
+
+
+def umask() -> int:
+    """The process's umask: from ``/proc/self/status`` where Linux has it, else by setting it and putting it back."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:  # another thread creating a file meanwhile would get the stricter 077: never a looser mode
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """Mode of a newly created regular file: ``0o666`` less the umask."""
+    return 0o666 & ~umask()
+
+
+def folder_mode() -> int:
+    """Mode of a newly created folder: ``0o777`` less the umask."""
+    return 0o777 & ~umask()
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO], None], *, fsync: bool = True) -> Path:
@@ -21,6 +55,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as f:
             if callable(data):
                 data(f)
@@ -36,4 +71,4 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO
     return path
 
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "file_mode", "folder_mode", "umask"]

@@ -1,9 +1,10 @@
 """The run report: what each member did, the memory peaks, the slack, and the verdict.
 
-Written as JSON next to the submission at the end of the run (also when it
-raised) and printed as a table. Where the run
-would have failed on Kaggle, :func:`kaggle_failure` names the failure the
-user would have seen there.
+Written as JSON at the end of the run (also when it raised; by default
+``<submission stem>.run_report.json`` beside the submission) and printed as
+a table. Damaged bundle files, and what each took out of the run, are in
+both. Where the run would have failed on Kaggle, :func:`kaggle_failure`
+names the failure the user would have seen there.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from runtime.bundle import DAMAGED_REASON
 from runtime.fileio import atomic_write
 from runtime.progress import format_gib
 
@@ -110,8 +112,10 @@ class RunReport:
     ram_limit_bytes: int | None = None
     peak_gpu_bytes: int | None = None
     gpu_total_bytes: int | None = None
-    work_dir: str = ""
+    work_dir: str = ""  # the checkpoints of this run (WORK/checkpoints/<key>)
+    report_path: str = ""  # where this report is written
     checkpoint_bytes: int = 0
+    damage: list[dict[str, str]] = field(default_factory=list)  # damaged bundle files: file, problem, effect
     events: list[str] = field(default_factory=list)
     failure: str = ""  # a Kaggle failure name, where the run would have failed there
     failure_reason: str = ""
@@ -171,6 +175,14 @@ class RunReport:
                     spr = "?" if d["s_per_row"] is None else f"{d['s_per_row'] * 1e3:.3g} ms/row"
                     lines.append(f"  {m.name:<14} {d['at_s']:>8.1f}  {d['decision']} {d['variant'] or ''}".rstrip()
                                  + f", {spr}, {d['seconds_left']:.1f}s left" + (f": {d['reason']}" if d["reason"] else ""))
+        if self.damage:
+            lines.append(f"DAMAGED BUNDLE: {len(self.damage)} file(s) failed their checksum; the run went on without "
+                         "what they belong to:")
+            lines += [f"  {d['file']}: {d['problem']} -> {d['effect']}" for d in self.damage]
+            if self.members and all(m.reason.startswith(DAMAGED_REASON) for m in self.members):
+                lines.append("  no member could run: every member's files are damaged, so the submission holds the "
+                             "fallback's values (the declared fallback, else the sample submission's). Re-upload the "
+                             "bundle exactly as `ninefit package` wrote it.")
         if self.failure:
             lines.append(f"ON KAGGLE THIS RUN WOULD FAIL: {self.failure} - {self.failure_reason}")
         return "\n".join(lines)

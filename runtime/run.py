@@ -1,8 +1,10 @@
 """Run a bundle on test data and write ``submission.csv``, before the deadline.
 
-Order of work: verify the bundle (schema, checksums) before anything runs;
-open the test data and match its ids against the sample submission; write a
-first valid submission at once (the declared fallback, with the sample
+Order of work: verify the bundle (schema, checksums) before anything runs
+(a damaged member or rung is left out and reported, a damaged runtime or
+manifest stops the run: :func:`runtime.bundle.open_bundle`); open the test
+data and match its ids against the sample submission; write a first valid
+submission at once (the declared fallback, with the sample
 submission's values for ids it lacks, plus whatever an earlier killed run
 checkpointed); then let :class:`runtime.executor.Executor` run the members to
 the deadline, rewriting the submission atomically as each member finishes;
@@ -18,6 +20,13 @@ notebook's first cell) makes install and loading time count against
 ``time_limit_s``. Everything must end by ``start + limit - margin``; a
 ``reserve`` before that is kept for the final write.
 
+Outputs: the submission at ``out``; the run report at ``report_path``
+(default: ``<out stem>.run_report.json`` beside ``out``) and the checkpoints
+under ``work_dir`` (default: ``<out stem>.ninefit-work/`` beside ``out``), so
+two runs writing different submissions into one folder never share either.
+A rerun with the same outputs resumes from the checkpoints and says so;
+``fresh`` discards them first.
+
 Custom backends: set ``NINEFIT_PLUGINS`` to a comma-separated list of module
 names; :func:`run` imports each (they must be importable, e.g. on
 ``PYTHONPATH``) before choosing the backend, and each registers its backends
@@ -28,6 +37,7 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -41,7 +51,7 @@ from runtime.bundle import Bundle, open_bundle
 from runtime.checkpoint import ChunkStore, chunk_grid, data_fingerprint, run_key
 from runtime.data import TestData, open_test_data
 from runtime.ensemble import Accumulator
-from runtime.errors import BackendError, DataError
+from runtime.errors import BackendError, DataError, NinefitError
 from runtime.budget import Clock, make_budget
 from runtime.executor import Executor, predict_rows
 from runtime.gpu import gpu_count
@@ -60,14 +70,37 @@ class RunOptions:
     batch_size: int | None = None  # None: each member's packaged batch size
     threads: int | None = None
     device_id: int = 0
-    work_dir: Path | None = None  # engine caches, checkpoints; None: ninefit-work/ next to the submission
+    work_dir: Path | None = None  # engine caches, checkpoints; None: <out stem>.ninefit-work/ next to the submission
     progress: bool = True
-    report_path: Path | None = None  # run report JSON; None: next to the submission
+    report_path: Path | None = None  # run report JSON; None: <out stem>.run_report.json next to the submission
+    fresh: bool = False  # discard the work folder's checkpoints (not its engine cache) before running
     # The deadline: the run must be over by start_time + time_limit_s - margin_s.
     time_limit_s: float | None = None  # None: no limit
     start_time: float | None = None  # epoch seconds (time.time()) when the clock started; None: now
     margin_s: float | None = None  # safety margin; None: measured (budget.measured_margin), default_margin at least
     reserve_s: float | None = None  # kept for the final write; None: measured (budget.RESERVE_FLOOR_S at least)
+
+
+def default_report_path(out: str | os.PathLike) -> Path:
+    """The run report written for submission ``out`` by default: ``submission.csv`` -> ``submission.run_report.json``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.run_report.json")
+
+
+def default_work_dir(out: str | os.PathLike) -> Path:
+    """The work folder used for submission ``out`` by default: ``submission.csv`` -> ``submission.ninefit-work/``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.ninefit-work")
+
+
+def discard_checkpoints(work_dir: Path) -> int:
+    """Remove ``work_dir/checkpoints`` (every run key); returns the chunk files removed. The engine cache stays."""
+    folder = Path(work_dir) / "checkpoints"
+    if not folder.is_dir():
+        return 0
+    n = sum(1 for _ in folder.rglob("*.npy"))
+    shutil.rmtree(folder)
+    return n
 
 
 def member_width(manifest: Manifest) -> int:
@@ -201,22 +234,33 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     clock = Clock(options.start_time)
     budget = make_budget(options.time_limit_s, options.margin_s, options.reserve_s, options.start_time, clock)
     backends.load_plugins()
-    bundle = open_bundle(bundle_dir)
+    bundle = open_bundle(bundle_dir, allow_damage=True)  # a damaged runtime or manifest raises here
+    damage = bundle.damage
+    for line in damage.lines():
+        log(f"DAMAGED BUNDLE FILE {line}")
+    bundle = replace(bundle, manifest=damage.usable(bundle.manifest))
     m = bundle.manifest
+    out = Path(out)
+    report_path = Path(options.report_path) if options.report_path else default_report_path(out)
+    if report_path.resolve() == out.resolve():
+        raise NinefitError(f"the run report {report_path} would overwrite the submission; give --report another path")
     data_dir = Path(data)
     test = open_test_data(data_dir, m.data)
     sample_dir = data_dir if data_dir.is_dir() else data_dir.parent
     sample = read_sample(sample_dir / m.submission.sample, m.submission)
     order = match_ids(sample, test.ids, sample_name=m.submission.sample)
     fallback = load_fallback(bundle, sample)
-    failed, errors = {}, []
+    failed: dict[str, str] = dict(damage.removed_members)
+    errors = []
     for member in m.members:
+        if member.name in failed:
+            continue
         try:
             test.check(member)
         except DataError as exc:
             failed[member.name] = f"failed (test data): {exc}"
             errors.append(exc)
-    if m.members and len(errors) == len(m.members):
+    if errors and len(failed) == len(m.members):
         raise errors[0]  # no member can run on this data: the user's mistake, said before anything is written
     for member in m.members:
         if member.name not in failed:
@@ -224,14 +268,16 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
             _log_missing(test, member)
     backend = options.backend or backends.default_backend()
     backends.get(backend)  # an unknown or missing backend is the user's mistake: say so before running
-    out = Path(out)
-    work = Path(options.work_dir) if options.work_dir else out.parent / "ninefit-work"
-    options = options if options.work_dir else replace(options, work_dir=work)
+    work = Path(options.work_dir) if options.work_dir else default_work_dir(out)
+    options = replace(options, work_dir=work, report_path=report_path)
+    if options.fresh:
+        log(f"--fresh: discarded {discard_checkpoints(work)} checkpointed chunk(s) in {work / 'checkpoints'}")
     store = ChunkStore(work, run_key(m, data_fingerprint(data_dir if data_dir.is_file() else data_dir / m.data.test), backend))
     grids = {mem.name: chunk_grid(test.n_rows, mem.batch_size) for mem in m.members}
     report = RunReport(bundle=str(bundle.root), rows=test.n_rows, submission=str(out),
                        time_limit_s=options.time_limit_s, margin_s=budget.margin_s, started_at_s=clock(),
-                       work_dir=str(store.root))
+                       work_dir=str(store.root), report_path=str(report_path),
+                       damage=[{"file": f.path, "problem": f.problem, "effect": f.effect} for f in damage.files])
     report.members = [MemberReport(name=mem.name, weight=mem.weight, value=mem.value) for mem in m.members]
     log(f"bundle {m.name!r}: {len(m.members)} member(s), {test.n_rows} rows; backend {backend} "
         f"(here: {', '.join(backends.available())})"
@@ -260,6 +306,8 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
             fixed_reserve=options.reserve_s is not None, fixed_margin=options.margin_s is not None, failed=failed,
             progress=options.progress, width=member_width(m),
         )
+        if report.chunks_resumed:
+            log(_resume_text(report, grids, store, work))
         executor.after_write(writer.write(skip()))
         log(f"first submission written ({writer.covered}/{test.n_rows} rows from checkpoints, "
             f"the rest from {'the fallback ' + m.fallback if m.fallback else 'the sample submission'})")
@@ -276,6 +324,12 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
         gc.unfreeze()
         _finish_report(report, executor, writer, store, monitor, clock, t0, error, out, options)
     return report
+
+
+def _resume_text(report: RunReport, grids: Mapping[str, list[tuple[int, int]]], store: ChunkStore, work: Path) -> str:
+    done = ", ".join(f"{mr.name} {mr.chunks_resumed}/{len(grids[mr.name])}" for mr in report.members)
+    return (f"resuming from the checkpoints in {store.root} (chunks done per member: {done}); "
+            f"to start fresh, rerun with --fresh (RunOptions(fresh=True)) or delete {work / 'checkpoints'}")
 
 
 def _finish_report(report: RunReport, executor: Executor | None, writer: SubmissionWriter, store: ChunkStore,
@@ -302,7 +356,7 @@ def _finish_report(report: RunReport, executor: Executor | None, writer: Submiss
         disk_bytes=report.checkpoint_bytes if in_output else 0,
     )
     try:
-        report.write_json(options.report_path or out.with_name("run_report.json"))
+        report.write_json(options.report_path or default_report_path(out))
     except OSError as exc:
         log(f"could not write the run report: {exc}")
 
@@ -312,6 +366,9 @@ __all__ = [
     "RunOptions",
     "RunReport",
     "SubmissionWriter",
+    "default_report_path",
+    "default_work_dir",
+    "discard_checkpoints",
     "load_fallback",
     "load_runner",
     "member_width",

@@ -42,7 +42,7 @@ def test_digits_package_run_accuracy(digits_dir, tmp_path):
     sample = (digits_dir / "data" / "sample_submission.csv").read_text().splitlines()
     assert rows[0] == "id,label" and len(rows) == len(sample)
     assert [r.split(",")[0] for r in rows] == [s.split(",")[0] for s in sample]  # sample order
-    report = json.loads((tmp_path / "run_report.json").read_text())
+    report = json.loads((tmp_path / "submission.run_report.json").read_text())
     assert {m["name"]: m["status"] for m in report["members"]} == {"cnn": "done", "mlp": "done"}
 
 
@@ -88,11 +88,13 @@ def test_bad_data_at_run_time(capsys, digits_bundle, data, tmp_path, case, needl
     run_fails(capsys, digits_bundle, data, tmp_path / "out" / "submission.csv", *needles)
 
 
-def test_tampered_bundle_at_run_time(capsys, digits_bundle, data, tmp_path):
+def test_tampered_runtime_at_run_time(capsys, digits_bundle, data, tmp_path):
+    """A tampered model costs only its member or rung (tests/runtime/test_run_damage.py); a tampered runtime is fatal."""
     bundle = tmp_path / "bundle"
     shutil.copytree(digits_bundle, bundle)
-    (bundle / "models" / "cnn" / "fp16.onnx").write_bytes(b"tampered")
-    run_fails(capsys, bundle, data, tmp_path / "submission.csv", "failed its checksum check", "models/cnn/fp16.onnx")
+    (bundle / "runtime" / "ensemble.py").write_bytes(b"tampered")
+    run_fails(capsys, bundle, data, tmp_path / "submission.csv", "vendored runtime is damaged",
+              "runtime/ensemble.py modified")
 
 
 def test_newer_schema_at_run_time(capsys, digits_bundle, data, tmp_path):

@@ -10,7 +10,8 @@ def register(sub) -> None:
     p = sub.add_parser("simulate", help="run the submission notebook offline, as Kaggle would, and judge it",
                        description="Execute the submission notebook on a local Kaggle-shaped tree (read-only inputs, "
                        "/kaggle/working writable) with the network cut off and the time limit enforced, then check "
-                       "submission.csv against the sample submission. Exits 0 only when the verdict is 'passed'.")
+                       "submission.csv against the sample submission. Any bundle file failing its checksum makes the verdict "
+                       "'damaged bundle'. Exits 0 only when the verdict is 'passed'.")
     p.add_argument("bundle", type=Path, help="bundle folder written by `ninefit package`")
     p.add_argument("--data", type=Path, required=True, help="competition data folder (test table and sample submission)")
     p.add_argument("--time-limit", default="9h", help="run-time limit to enforce, e.g. 2m, 9h (default: %(default)s, Kaggle's usual)")

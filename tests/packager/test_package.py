@@ -7,7 +7,9 @@ message, exit status 2, no traceback, and no bundle folder (nor temp folder).
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -208,3 +210,23 @@ def test_existing_bundle_needs_force(digits_bundle, work, tmp_path, capsys):
     fails_cleanly(capsys, main, ["package", str(work / "ninefit.toml"), "-o", str(out)], "already exists", "--force")
     fails_cleanly(capsys, main, ["package", str(work / "ninefit.toml"), "-o", str(out), "--force"], "not a ninefit bundle")
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_the_bundle_and_notebook_get_the_modes_of_plainly_created_files(work, tmp_path, capsys):
+    """Not mkdtemp's private 0700 (nor mkstemp's 0600): folders 0755, files 0644 with the usual umask."""
+    spec = work / "ninefit.toml"
+    text = spec.read_text()
+    spec.write_text(text[:text.index('[[model]]\nname = "cnn"')] + text[text.index('[[model]]\nname = "mlp"'):])
+    out, nb = tmp_path / "bundle", tmp_path / "submission.ipynb"
+    old = os.umask(0o022)
+    try:
+        assert main(["package", str(spec), "-o", str(out), "--no-profile", "--no-wheels"]) == 0
+        assert main(["notebook", str(out), "-o", str(nb)]) == 0
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(tmp_path).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in [out, *out.rglob("*")]}
+    assert {m for p, m in modes.items() if (tmp_path / p).is_dir()} == {0o755}, modes
+    assert {m for p, m in modes.items() if (tmp_path / p).is_file()} == {0o644}, modes
+    assert stat.S_IMODE(nb.stat().st_mode) == 0o644
+    capsys.readouterr()
+    assert main(["verify", str(out)]) == 0  # and it is intact

@@ -7,6 +7,7 @@ without one.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -16,11 +17,12 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from packager.cli import main
 from packager.simulate import (
-    EXCEPTION, INVALID, NETWORK, NOT_FOUND, PASSED, TIMEOUT, _judge, check_submission, netns_unavailable, simulate,
+    DAMAGED, EXCEPTION, INVALID, NETWORK, NOT_FOUND, PASSED, TIMEOUT, _judge, check_submission, netns_unavailable, simulate,
 )
 from runtime.errors import DataError, PackagingError
 from runtime.manifest import SubmissionSpec
 from runtime.run import RunOptions, run
+from tests.runtime.test_run_damage import damage
 ARGMAX = SubmissionSpec(id_column="id", columns=("label",), mode="argmax", classes=tuple("0123456789"))
 ISOLATIONS = [
     pytest.param("netns", marks=pytest.mark.skipif(bool(netns_unavailable()), reason=f"no network namespace: {netns_unavailable()}")),
@@ -135,6 +137,22 @@ def test_no_submission_is_reported_by_the_cli(nb_bundle, tmp_path, capsys, data_
     kept = nbformat.read(str(tmp_path / "kept" / "notebook.ipynb"), as_version=4)
     assert kept.cells[1].outputs[0].text == "forgot to write it\n"  # the executed notebook, with its outputs
     assert not (tmp_path / "kept" / "submission.csv").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_a_damaged_bundle_fails_the_verdict_though_the_run_goes_on(nb_bundle, tmp_path, capsys, data_dir):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(nb_bundle, bundle)
+    damage(bundle, "models/mlp/fp32.onnx")
+    code = main(["simulate", str(bundle), "--data", str(data_dir), "--time-limit", "2m", "--keep", str(tmp_path / "kept")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert out.startswith(f"verdict: {DAMAGED} (Kaggle: no failure, but the run left out what the damage belongs to)")
+    assert "models/mlp/fp32.onnx: modified (sha256 differs from the manifest) -> member 'mlp'" in out
+    assert "the notebook's own verdict: passed" in out  # the rerun was not lost: a valid submission without mlp
+    report = json.loads((tmp_path / "kept" / "run_report.json").read_text())
+    assert [m["status"] for m in report["members"]] == ["done", "failed"] and report["damage"]
 
 
 @pytest.mark.slow

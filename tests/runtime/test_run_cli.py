@@ -29,7 +29,7 @@ def test_run_with_a_time_limit(digits_bundle, digits_dir, tmp_path, capsys, limi
     printed = capsys.readouterr().out
     # The margin: its floor (1 s + 1 % of 9 h); the chunks here are far too steady to raise it.
     assert "limit 32400s (margin 325.0s" in printed and "ensemble weight delivered 100.0%" in printed
-    report = json.loads((tmp_path / "run_report.json").read_text())
+    report = json.loads((tmp_path / "submission.run_report.json").read_text())
     assert report["time_limit_s"] == 32400 and report["margin_s"] == pytest.approx(325)
     assert report["started_at_s"] >= 12.5 and report["slack_s"] > 32400 - 325 - 60
     assert [d["decision"] for d in report["members"][0]["decisions"]][0] == "probe"

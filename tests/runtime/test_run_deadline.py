@@ -64,7 +64,7 @@ def test_only_two_of_three_fit_the_limit(three_bundle, digits_dir, reference, tm
         agree = sum(sub[i] == reference[i] for i in sub) / len(sub)
         assert agree > 0.97
     assert report.failure == ""
-    saved = json.loads((out.parent / "run_report.json").read_text())
+    saved = json.loads((out.parent / "submission.run_report.json").read_text())
     assert saved["members"][2]["status"] == st["cnn2"] and saved["slack_s"] == pytest.approx(report.slack_s)
 
 

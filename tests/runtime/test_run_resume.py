@@ -76,6 +76,6 @@ def test_kill_9_mid_run_then_resume_is_identical(three_bundle, digits_dir, tmp_p
     for m in MEMBERS:
         saved_rows = sum(int(n[10:19]) - int(n[:9]) for n in saved[m])
         assert rows.get(f"{m}/fp32", 0) == 540 - saved_rows, (m, saved[m])
-    report = json.loads((out.parent / "run_report.json").read_text())
+    report = json.loads((out.parent / "submission.run_report.json").read_text())
     assert report["chunks_resumed"] == sum(map(len, saved.values()))
     assert [m["status"] for m in report["members"]] == ["done"] * 3
