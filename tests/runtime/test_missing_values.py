@@ -83,7 +83,7 @@ def test_nan_rows_cost_only_those_rows(work, digits_bundle, tmp_path, capsys):
     assert {i: sub[i] for i in sub if i not in bad_ids} == {i: ref[i] for i in ref if i not in bad_ids}
     assert {i: sub[i] for i in bad_ids} == {i: sample[i] for i in bad_ids}  # no member covered them: fallback
 
-    report = json.loads((tmp_path / "run_report.json").read_text())
+    report = json.loads((tmp_path / "submission.run_report.json").read_text())
     assert report["covered_rows"] == 534
     for m in report["members"]:
         assert (m["status"], m["rows"], m["rows_skipped_input"], m["rows_nonfinite_output"]) == ("done", 534, 6, 0)
@@ -93,14 +93,14 @@ def test_nan_rows_cost_only_those_rows(work, digits_bundle, tmp_path, capsys):
     assert "cnn: 6 row(s) have non-finite inputs" in printed.err
 
     # A run killed after some chunks resumes to the same bytes; saved NaN rows stay skipped, not recomputed.
-    work_dir = tmp_path / "ninefit-work"
+    work_dir = tmp_path / "submission.ninefit-work"
     chunks = sorted(work_dir.rglob("*.npy"))
     assert any(np.isnan(np.load(p)).all(axis=1).any() for p in chunks)
     chunks[0].unlink()
     again = tmp_path / "again" / "submission.csv"
     assert run(bundle, work / "data", again, "--work-dir", str(work_dir)) == 0
     assert again.read_bytes() == out.read_bytes()
-    resumed = json.loads((again.parent / "run_report.json").read_text())
+    resumed = json.loads((again.parent / "submission.run_report.json").read_text())
     assert resumed["chunks_resumed"] == len(chunks) - 1
     assert [m["rows_skipped_input"] for m in resumed["members"]] == [6, 6]
 
@@ -113,7 +113,7 @@ def test_rows_one_member_skips_are_covered_by_the_other(work, tmp_path, capsys):
     package(work / "ninefit.toml", bundle, capsys)
     out = tmp_path / "submission.csv"
     assert run(bundle, work / "data", out) == 0
-    report = json.loads((tmp_path / "run_report.json").read_text())
+    report = json.loads((tmp_path / "submission.run_report.json").read_text())
     assert report["covered_rows"] == 540
     cnn, mlp = report["members"]
     assert (cnn["rows"], cnn["missing_policy"], cnn["rows_skipped_input"]) == (540, "fill", 0)
@@ -183,7 +183,7 @@ def test_nan_outputs_drop_only_their_rows(work, tmp_path, capsys):
     out = tmp_path / "submission.csv"
     assert run(bundle, work / "data", out) == 0
     printed = capsys.readouterr()
-    report = json.loads((tmp_path / "run_report.json").read_text())
+    report = json.loads((tmp_path / "submission.run_report.json").read_text())
     assert report["covered_rows"] == 540
     nanny = report["members"][2]
     assert (nanny["status"], nanny["rows"], nanny["rows_nonfinite_output"]) == ("done", 537, 3)
@@ -194,7 +194,7 @@ def test_nan_outputs_drop_only_their_rows(work, tmp_path, capsys):
     # Not one finite output: that is a broken member, and the report says so.
     edit_cells(work / "data" / "test.csv", {row: ("px0", "1000") for row in range(540)})
     assert run(bundle, work / "data", tmp_path / "all" / "submission.csv") == 0
-    nanny = json.loads((tmp_path / "all" / "run_report.json").read_text())["members"][2]
+    nanny = json.loads((tmp_path / "all" / "submission.run_report.json").read_text())["members"][2]
     assert (nanny["status"], nanny["rows"]) == ("failed", 0)
     assert "non-finite outputs in every one of the 540 rows" in nanny["reason"]
 
