@@ -133,7 +133,7 @@ def _install_wheels(bundle_dir: str) -> tuple[list[str], list[str]]:
         print(f"skipped (the image has it): {os.path.basename(wheel)}")
     if install:
         cmd = [sys.executable, "-m", "pip", "install", "--no-index", "--find-links",
-               os.path.join(bundle_dir, "wheels"), "--no-warn-script-location", *install]
+               os.path.join(bundle_dir, "wheels"), "--no-warn-script-location", "--disable-pip-version-check", *install]
         done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if done.returncode != 0:
             print(done.stdout)
