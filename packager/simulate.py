@@ -83,6 +83,7 @@ TIMEOUT = "time limit exceeded"
 EXCEPTION = "notebook raised an exception"
 NOT_FOUND = "submission.csv not found"
 INVALID = "submission invalid"
+CPU_FALLBACK = "GPU target ran on the CPU"
 
 #: The failure Kaggle would report for each verdict (KAGGLE.md's list).
 KAGGLE_FAILURES = {
@@ -91,6 +92,8 @@ KAGGLE_FAILURES = {
     EXCEPTION: "Notebook Threw Exception",
     NOT_FOUND: "Submission CSV Not Found",
     INVALID: "Submission Scoring Error",
+    # Kaggle reports nothing at once; the same models at CPU speed on the hidden test set:
+    CPU_FALLBACK: "none at once, but a Notebook Timeout or a thin submission at full size",
 }
 #: A dead kernel is most often out of memory.
 DEAD_KERNEL_FAILURE = "Notebook Exceeded Allowed Compute"
@@ -122,7 +125,9 @@ class SimulationResult:
     Attributes:
         verdict: One of ``passed``, ``network access attempted``, ``time limit
             exceeded``, ``notebook raised an exception``, ``submission.csv not
-            found``, ``submission invalid``.
+            found``, ``submission invalid``, ``GPU target ran on the CPU`` (the run
+            report's ``device_warnings``: a bundle for a GPU target ran on the
+            CPU provider although this machine has a GPU).
         kaggle_failure: What Kaggle would report (``Notebook Timeout``...); None when passed.
         details: What went wrong (the cell's error, what is wrong in the submission), or notes.
         seconds: The notebook's run time, from its kernel being ready.
@@ -506,6 +511,7 @@ def simulate(
         working = tree["working"]
         verdict, details = _judge(outcome, wall, attempts, working / "submission.csv", sample, manifest.submission, limit_s)
         report = json.loads((working / "run_report.json").read_text()) if (working / "run_report.json").is_file() else None
+        verdict, details = _judge_device(verdict, details, report)
         report_text = _printed(executed, REPORT_TAG)
         kept_nb, kept_sub = _keep(Path(keep), executed, root) if keep is not None else (None, None)
         failure = None if verdict == PASSED else (
@@ -539,7 +545,8 @@ def _layout(root: Path, bundle: Path, data_dir: Path, slug: str, competition: st
 def _kernel_environment(root: Path, tree: Mapping[str, Path], time_limit: str, target: str | None,
                         use_netns: bool) -> dict[str, str]:
     """The kernel's environment: this one without NINEFIT_* settings, the parameters pointed at the tree."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NINEFIT_")}
+    # NINEFIT_GPU_PRESENT stays: it describes this machine (it is how tests rehearse a GPU here).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NINEFIT_") or k == "NINEFIT_GPU_PRESENT"}
     env.update({
         "NINEFIT_BUNDLE_DIR": str(tree["bundle"]), "NINEFIT_DATA_DIR": str(tree["data"]),
         "NINEFIT_OUT": str(tree["working"] / "submission.csv"), "NINEFIT_WORK_DIR": str(tree["working"] / "ninefit"),
@@ -675,6 +682,17 @@ def _judge(outcome: Mapping[str, Any], wall: Mapping[str, Any], attempts: Sequen
     return PASSED, note
 
 
+def _judge_device(verdict: str, details: str, report: Mapping[str, Any] | None) -> tuple[str, str]:
+    """A run that passed but ran a GPU-target bundle on the CPU, with a GPU here, does not pass."""
+    warnings = list((report or {}).get("device_warnings") or ())
+    if not warnings:
+        return verdict, details
+    text = "\n".join(f"the runtime warned: {w}" for w in warnings)
+    if verdict != PASSED:
+        return verdict, "\n".join(filter(None, [details, text]))
+    return CPU_FALLBACK, "\n".join(filter(None, [text, details]))
+
+
 # -- the executor (runs in its own process, inside the namespace) ------------------------------------
 
 
@@ -786,7 +804,7 @@ def _main(argv: Sequence[str]) -> int:
 
 
 __all__ = [
-    "EXCEPTION", "INVALID", "ISOLATIONS", "KAGGLE_FAILURES", "NETWORK", "NOT_FOUND", "PASSED", "TIMEOUT",
+    "CPU_FALLBACK", "EXCEPTION", "INVALID", "ISOLATIONS", "KAGGLE_FAILURES", "NETWORK", "NOT_FOUND", "PASSED", "TIMEOUT",
     "SimulationResult", "check_submission", "netns_unavailable", "simulate",
 ]
 

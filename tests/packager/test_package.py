@@ -208,3 +208,28 @@ def test_existing_bundle_needs_force(digits_bundle, work, tmp_path, capsys):
     fails_cleanly(capsys, main, ["package", str(work / "ninefit.toml"), "-o", str(out)], "already exists", "--force")
     fails_cleanly(capsys, main, ["package", str(work / "ninefit.toml"), "-o", str(out), "--force"], "not a ninefit bundle")
     assert (out / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.timeout(30)
+def test_package_cli_records_the_target_in_the_manifest(monkeypatch, tmp_path):
+    import packager.build
+
+    seen = []
+
+    def fake_package(spec, out, options, log=print):
+        seen.append(options.target)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(packager.build, "package", fake_package)
+    for extra in ([], ["--target", "p100"]):
+        with pytest.raises(SystemExit):
+            main(["package", "spec.toml", "-o", str(tmp_path / "b"), "--no-wheels", "--no-profile", *extra])
+    assert seen == ["t4x2", "p100"]
+
+
+@pytest.mark.timeout(30)
+def test_an_unknown_target_is_refused_before_anything_is_exported(tmp_path, capsys):
+    out = tmp_path / "b"
+    fails_cleanly(capsys, main, ["package", "spec.toml", "-o", str(out), "--no-wheels", "--no-profile", "--target", "h100x9"],
+                  "unknown target 'h100x9'", "t4x2")
+    assert not out.exists()

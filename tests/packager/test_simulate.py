@@ -16,7 +16,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from packager.cli import main
 from packager.simulate import (
-    EXCEPTION, INVALID, NETWORK, NOT_FOUND, PASSED, TIMEOUT, _judge, check_submission, netns_unavailable, simulate,
+    CPU_FALLBACK, EXCEPTION, INVALID, NETWORK, NOT_FOUND, PASSED, TIMEOUT, _judge, check_submission, netns_unavailable,
+    simulate,
 )
 from runtime.errors import DataError, PackagingError
 from runtime.manifest import SubmissionSpec
@@ -376,3 +377,28 @@ def test_an_interrupted_simulation_kills_the_executor_and_its_kernel(tmp_path, m
     finally:
         kernel.kill()
         kernel.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_gpu_target_run_on_the_cpu_with_a_gpu_here_fails_the_verdict(nb_bundle, tmp_path, capsys, monkeypatch, data_dir):
+    """The installed onnxruntime is the CPU build; NINEFIT_GPU_PRESENT=1 says a GPU is here (see runtime.gpu)."""
+    import json
+
+    from runtime.manifest import MANIFEST_NAME
+
+    bundle = tmp_path / "digits"
+    shutil.copytree(nb_bundle, bundle)
+    manifest = json.loads((bundle / MANIFEST_NAME).read_text())
+    manifest["target"] = "t4x2"
+    (bundle / MANIFEST_NAME).write_text(json.dumps(manifest))
+    monkeypatch.setenv("NINEFIT_GPU_PRESENT", "1")
+    code = main(["simulate", str(bundle), "--data", str(data_dir), "--time-limit", "2m", "--keep", str(tmp_path / "kept")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert out.startswith(f"verdict: {CPU_FALLBACK} (Kaggle: none at once, but a Notebook Timeout"), out
+    assert "the runtime warned: the bundle was packaged for t4x2 (a GPU target) and this machine has a GPU" in out
+    assert "is the CPU build. Install onnxruntime-gpu instead" in out
+    assert "WARNING, RAN ON THE CPU" in out  # the run report, as the notebook printed it
+    report = json.loads((tmp_path / "kept" / "run_report.json").read_text())
+    assert report["device_warnings"] and report["covered_rows"] == 540  # the submission itself is fine
