@@ -138,19 +138,19 @@ def _regular_modules(wheel: str, modules: list[str]) -> list[str]:
     return [m for m in modules if _module_files(m, names)]
 
 
-def _conflicts(wheel: str, modules: list[str]) -> dict[str, str]:
+def _conflicts(wheel: str, modules: list[str], owners: dict[str, list[str]]) -> dict[str, str]:
     """Installed distributions of another name that install one of ``modules`` too: {name: module}.
 
     ``onnxruntime`` and ``onnxruntime-gpu`` are the case in point: both are the
     package ``onnxruntime``, so installing one over the other mixes their files.
     Namespace packages (``google``...) are shared on purpose and do not count.
+    ``owners`` is ``importlib.metadata.packages_distributions()``, read once.
     """
     import importlib.metadata
     import re
 
     name, _ = _wheel_dist(wheel)
     regular = _regular_modules(wheel, modules)
-    owners = importlib.metadata.packages_distributions()
     found = {}
     for module in regular:
         for other in owners.get(module, []):
@@ -209,13 +209,14 @@ def _install_wheels(bundle_dir: str) -> tuple[list[str], list[str]]:
         print("no wheels/ in the bundle: nothing to install")
         return [], []
     install, skipped, remove = [], [], {}
+    owners = importlib.metadata.packages_distributions()  # module -> distributions: one scan of the image
     for wheel in wheels:
         name, version = _wheel_dist(wheel)
         try:
             have = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             have = None
-        conflicts = _conflicts(wheel, _wheel_modules(wheel))
+        conflicts = _conflicts(wheel, _wheel_modules(wheel), owners)
         if have is not None and have.lower() == version.lower() and not conflicts:
             skipped.append(wheel)
             print(f"skipped (the image has {name} {have}): {os.path.basename(wheel)}")
