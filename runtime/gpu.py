@@ -115,7 +115,7 @@ def device_mismatch(target: str, runner: Runner) -> str | None:
     present, how = gpu_present()
     if not present:
         return None
-    cause = getattr(runner, "cpu_cause", lambda: "")()
+    cause = runner.cpu_cause()
     return (f"the bundle was packaged for {target} (a GPU target) and this machine has a GPU ({how}), "
             f"but the models run on the CPU: {runner.describe()}. "
             + (f"{cause}. " if cause else "")
