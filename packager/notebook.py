@@ -150,7 +150,9 @@ def _conflicts(wheel: str, modules: list[str], owners: dict[str, list[str]]) -> 
     import re
 
     name, _ = _wheel_dist(wheel)
-    regular = _regular_modules(wheel, modules)
+    # Folders some projects ship at the top level by mistake: sharing one makes no two distributions the same.
+    stray = {"tests", "test", "testing", "docs", "examples", "benchmarks", "scripts"}
+    regular = [m for m in _regular_modules(wheel, modules) if m not in stray]
     found = {}
     for module in regular:
         for other in owners.get(module, []):

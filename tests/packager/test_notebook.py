@@ -175,6 +175,28 @@ def test_wheel_modules_reads_top_level_or_the_archive(tmp_path):
     assert _wheel_modules(make_wheel(tmp_path, "beta_dist", module="beta")) == ["beta"]
 
 
+@pytest.mark.timeout(60)
+def test_conflicts_are_other_distributions_of_the_same_regular_module(tmp_path):
+    """Against this venv: its CPU onnxruntime is the module a fake onnxruntime-gpu installs; namespaces are shared."""
+    import importlib.metadata
+    import zipfile
+
+    from packager.notebook import _conflicts, _wheel_dist
+
+    owners = importlib.metadata.packages_distributions()
+    gpu = make_wheel(tmp_path, "onnxruntime-gpu", "1.20.1", module="onnxruntime", top_level=True)
+    assert _wheel_dist(str(gpu)) == ("onnxruntime-gpu", "1.20.1")
+    assert _conflicts(str(gpu), ["onnxruntime"], owners) == {"onnxruntime": "onnxruntime"}
+    same = make_wheel(tmp_path, "onnxruntime", "9.9", top_level=True)
+    assert _conflicts(str(same), ["onnxruntime"], owners) == {}  # the same distribution: pip upgrades it
+    namespace = tmp_path / "ns_dist-1.0-py3-none-any.whl"  # google/ without __init__.py, as protobuf has it
+    with zipfile.ZipFile(namespace, "w") as z:
+        z.writestr("google/ns_dist/__init__.py", "")
+    assert "google" in owners and _conflicts(str(namespace), ["google"], owners) == {}
+    stray = make_wheel(tmp_path, "stray_dist", "1.0", module="tests", top_level=True)
+    assert _conflicts(str(stray), ["tests"], {"tests": ["onnxruntime"]}) == {}
+
+
 def install_script(bundle: Path, digits_dir: Path, then: str = "") -> str:
     """The notebook's own install cell (as `ninefit notebook` writes it) as a script, then ``then``."""
     out = bundle.parent / "nb.ipynb"
