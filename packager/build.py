@@ -28,7 +28,7 @@ from packager.torchload import load_torch_model
 from packager.verify import VerifyResult, verify_file
 from runtime.bundle import checksum_tree
 from runtime.data import open_test_data
-from runtime.errors import BundleError, SpecError
+from runtime.errors import BundleError, PackagingError, SpecError
 from runtime.fileio import file_mode, folder_mode
 from runtime.manifest import MANIFEST_NAME, Manifest, Member, SubmissionSpec, Variant
 from runtime.submission import match_ids, read_sample
@@ -44,6 +44,9 @@ UNCHECKED_FILES = (MANIFEST_NAME, METADATA_FILENAME)
 class PackageOptions:
     force: bool = False  # replace an existing bundle folder
     hooks: tuple[Callable[[Path, Spec, Manifest], Manifest], ...] = ()  # extra steps on the staged bundle
+    # The Kaggle accelerator the bundle is for (t4x2, p100, cpu...), recorded in the manifest: the runtime
+    # warns loudly when a GPU target runs on the CPU. Empty: not recorded (no check). The CLI's default is t4x2.
+    target: str = ""
 
 
 @dataclass
@@ -224,6 +227,12 @@ def _install(stage: Path, dest: Path, force: bool) -> None:
 def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: PackageOptions = PackageOptions(),
             log: Callable[[str], None] = print) -> PackageResult:
     """Export, verify and write the bundle for ``spec_path`` into ``dest``."""
+    if options.target:
+        from packager.estimate.hardware import TARGETS
+
+        if options.target not in TARGETS or options.target == "local":
+            raise PackagingError(f"unknown target {options.target!r}: expected the Kaggle accelerator the bundle is "
+                                 f"for, one of {', '.join(t for t in TARGETS if t != 'local')}")
     spec = load_spec(spec_path)
     dest = Path(dest).resolve()
     if dest.exists() and not options.force:
@@ -255,7 +264,7 @@ def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: Pack
         _vendor_runtime(stage)
         manifest = Manifest(
             name=spec.name, members=tuple(members), data=spec.data, submission=submission_spec(spec),
-            combiner=spec.combiner, fallback=fallback,
+            combiner=spec.combiner, fallback=fallback, target=options.target,
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), ninefit_version=runtime.__version__,
         )
         write_report(stage, manifest, results, notes, halves)

@@ -13,8 +13,11 @@ one code cell each:
    Kaggle-shaped tree without editing it.
 2. *Inputs and wheelhouse*: finds the bundle and the competition data (under
    ``/kaggle/input`` if the given folders are wrong), then installs the
-   bundle's ``wheels/`` with ``pip install --no-index --find-links``, only
-   the wheels whose top-level module the image cannot already import.
+   bundle's ``wheels/`` with ``pip install --no-index --find-links``, each
+   wheel whose distribution the image lacks at that version
+   (``importlib.metadata``, never "does a module of that name import"),
+   first removing an installed distribution of another name that is the same
+   module (the CPU ``onnxruntime`` under ``onnxruntime-gpu``).
 3. *Run*: puts the bundle first on ``sys.path``, imports the runtime
    vendored there and runs it with the deadline ``NINEFIT_START + TIME_LIMIT``.
 4. *Report*: prints the run report (its JSON is ``run_report.json`` next to
@@ -111,11 +114,94 @@ def _wheel_modules(wheel: str) -> list[str]:
     return sorted(modules)
 
 
+def _wheel_dist(wheel: str) -> tuple[str, str]:
+    """(normalised distribution name, version) from a wheel's file name (PEP 427, PEP 503)."""
+    import os
+    import re
+
+    name, version = os.path.basename(wheel)[:-len(".whl")].split("-")[:2]
+    return re.sub(r"[-_.]+", "-", name).lower(), version
+
+
+def _module_files(module: str, paths) -> list[str]:
+    """The paths among ``paths`` that make ``module`` a regular top-level module (not a namespace part)."""
+    return [p for p in map(str, paths) if p == f"{module}/__init__.py" or (
+        "/" not in p and p.split(".")[0] == module and p.endswith((".py", ".so", ".pyd")))]
+
+
+def _regular_modules(wheel: str, modules: list[str]) -> list[str]:
+    """Those of ``modules`` that the wheel holds as regular modules (a file of its own, not a namespace)."""
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+    return [m for m in modules if _module_files(m, names)]
+
+
+def _conflicts(wheel: str, modules: list[str], owners: dict[str, list[str]]) -> dict[str, str]:
+    """Installed distributions of another name that install one of ``modules`` too: {name: module}.
+
+    ``onnxruntime`` and ``onnxruntime-gpu`` are the case in point: both are the
+    package ``onnxruntime``, so installing one over the other mixes their files.
+    Namespace packages (``google``...) are shared on purpose and do not count.
+    ``owners`` is ``importlib.metadata.packages_distributions()``, read once.
+    """
+    import importlib.metadata
+    import re
+
+    name, _ = _wheel_dist(wheel)
+    # Folders some projects ship at the top level by mistake: sharing one makes no two distributions the same.
+    stray = {"tests", "test", "testing", "docs", "examples", "benchmarks", "scripts"}
+    regular = [m for m in _regular_modules(wheel, modules) if m not in stray]
+    found = {}
+    for module in regular:
+        for other in owners.get(module, []):
+            if re.sub(r"[-_.]+", "-", other).lower() == name:
+                continue
+            files = importlib.metadata.distribution(other).files
+            if files is None or _module_files(module, files):  # no RECORD: assume the worst
+                found[other] = module
+    return found
+
+
+def _imported_from(module: str, dist: str) -> str | None:
+    """Why ``import module`` does not load the copy of distribution ``dist``; None when it does."""
+    import importlib.metadata
+    import importlib.util
+    import os
+    import sys
+
+    if module in sys.modules:
+        return (f"{module} was imported before the install, so this kernel keeps the old one: "
+                "restart the kernel and run all cells")
+    try:
+        spec = importlib.util.find_spec(module)
+        files = importlib.metadata.distribution(dist).files or []
+    except (ImportError, ValueError, importlib.metadata.PackageNotFoundError) as exc:
+        return f"{module} cannot be found after installing {dist} ({exc})"
+    origin = getattr(spec, "origin", None)
+    theirs = {os.path.realpath(importlib.metadata.distribution(dist).locate_file(f)) for f in _module_files(module, files)}
+    if origin and os.path.realpath(origin) in theirs:
+        return None
+    return f"`import {module}` loads {origin}, which is not the copy {dist} installed"
+
+
 def _install_wheels(bundle_dir: str) -> tuple[list[str], list[str]]:
-    """Install the bundle's wheels whose modules are not importable here; returns (installed, skipped)."""
+    """Install the bundle's wheels that the environment lacks; returns (installed, skipped) file names.
+
+    A wheel is skipped only when its distribution is installed at the same
+    version (``importlib.metadata``), never because a module of that name
+    imports: the CPU ``onnxruntime`` of an image must not stand in for
+    ``onnxruntime-gpu``. An installed distribution of another name that is
+    the same module (the CPU ``onnxruntime`` under ``onnxruntime-gpu``) is
+    uninstalled first; where it cannot be (outside this environment, or
+    read-only), the new one is installed ahead of it on ``sys.path``. Either
+    way each installed module is checked to load from its new distribution,
+    and a loud warning says when it does not.
+    """
     import glob
     import importlib
-    import importlib.util
+    import importlib.metadata
     import os
     import subprocess
     import sys
@@ -124,17 +210,43 @@ def _install_wheels(bundle_dir: str) -> tuple[list[str], list[str]]:
     if not wheels:
         print("no wheels/ in the bundle: nothing to install")
         return [], []
-    install, skipped = [], []
+    install, skipped, remove = [], [], {}
+    owners = importlib.metadata.packages_distributions()  # module -> distributions: one scan of the image
     for wheel in wheels:
-        modules = _wheel_modules(wheel)
-        have = bool(modules) and all(importlib.util.find_spec(m) is not None for m in modules)
-        (skipped if have else install).append(wheel)
-    for wheel in skipped:
-        print(f"skipped (the image has it): {os.path.basename(wheel)}")
+        name, version = _wheel_dist(wheel)
+        try:
+            have = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            have = None
+        conflicts = _conflicts(wheel, _wheel_modules(wheel), owners)
+        if have is not None and have.lower() == version.lower() and not conflicts:
+            skipped.append(wheel)
+            print(f"skipped (the image has {name} {have}): {os.path.basename(wheel)}")
+            continue
+        install.append(wheel)
+        for other, module in conflicts.items():
+            remove[other] = (f"{other} {importlib.metadata.version(other)} is the module {module} too: "
+                             f"removed before installing {name} {version}")
+            if have is not None:  # the same files are about to be deleted: reinstall ours afterwards
+                remove[name] = f"{name} {have} shares its files with {other}: reinstalled"
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}  # no lookup of pip's own version offline
+    if remove:
+        cmd = [sys.executable, "-m", "pip", "uninstall", "--yes", *remove]
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        importlib.invalidate_caches()
+        for other, why in remove.items():
+            try:
+                where = importlib.metadata.distribution(other).locate_file("")
+            except importlib.metadata.PackageNotFoundError:
+                print(why)
+                continue
+            said = " ".join(line.strip() for line in done.stdout.splitlines() if other in line)[:300]
+            print(f"could not remove {other} from {where} ({said or f'pip exit {done.returncode}'}); "
+                  "installing ahead of it on sys.path instead")
     if install:
         cmd = [sys.executable, "-m", "pip", "install", "--no-index", "--find-links",
                os.path.join(bundle_dir, "wheels"), "--no-warn-script-location", *install]
-        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         if done.returncode != 0:
             print(done.stdout)
             raise RuntimeError(f"offline install of {len(install)} wheel(s) failed (pip exit {done.returncode}); "
@@ -142,6 +254,12 @@ def _install_wheels(bundle_dir: str) -> tuple[list[str], list[str]]:
         importlib.invalidate_caches()
         for wheel in install:
             print(f"installed: {os.path.basename(wheel)}")
+            name, _ = _wheel_dist(wheel)
+            for module in _regular_modules(wheel, _wheel_modules(wheel)):
+                problem = _imported_from(module, name)
+                if problem:
+                    print(f"WARNING: {problem}. The run would use that {module} (for onnxruntime: perhaps the CPU "
+                          "build, many times slower than the GPU one).", file=sys.stderr)
     return [os.path.basename(w) for w in install], [os.path.basename(w) for w in skipped]
 
 
@@ -286,7 +404,7 @@ def build_notebook(
         *(p.line() for p in params),
     ]), tags=(PARAMETERS_TAG,))
     install_cell = _code("ninefit-install", "\n".join([
-        _source(_find_input, _wheel_modules, _install_wheels),
+        _source(_find_input, _wheel_modules, _wheel_dist, _module_files, _regular_modules, _conflicts, _imported_from, _install_wheels),
         "",
         "",
         'BUNDLE_DIR = _find_input(BUNDLE_DIR, "manifest.json")',

@@ -27,11 +27,19 @@ in the kernel and in every process it starts. The executor then drops its
 capabilities before starting the kernel: the namespace's root could
 otherwise write to the read-only inputs, which Kaggle mounts read-only for
 root too. Where unprivileged namespaces are not permitted, an audit hook
-(:func:`sys.addaudithook`) installed in the kernel before the notebook runs
-refuses socket connections and name lookups beyond loopback; it covers the
-kernel's Python process only, so subprocesses just get a dead HTTP proxy.
-In both modes the hook logs every outside attempt, which is how an attempt
-is told from an unrelated error. The verdict says which isolation was used.
+(:func:`sys.addaudithook`) refuses socket connections and name lookups
+beyond loopback. It is installed by a ``sitecustomize`` module on the
+kernel's ``PYTHONPATH``, so it runs in the kernel before any cell and in
+every Python subprocess the notebook starts (``subprocess.run([sys.executable,
+...])``, ``!python script.py``, ``pip``). What it cannot cover, said in the
+verdict: processes that are not Python (``curl``, ``wget``, a compiled tool:
+they only get a refusing HTTP proxy, which honours ``http_proxy`` or not),
+Python started with ``-I``, ``-E`` or ``-S`` or with an environment that
+drops ``PYTHONPATH``, and sockets used below Python's socket module (ctypes
+calls into libc, native extensions opening their own connections). Only the
+namespace covers those. In both modes the hook logs every outside attempt,
+which is how an attempt is told from an unrelated error. The verdict says
+which isolation was used.
 
 The time limit is enforced twice: nbclient's per-cell timeout is the time
 left until the deadline, and the whole executor is killed if it overruns.
@@ -78,6 +86,7 @@ NOT_FOUND = "submission.csv not found"
 INVALID = "submission invalid"
 #: A file of the bundle fails its checksum: whatever the notebook did, this is not the bundle that was packaged.
 DAMAGED = "damaged bundle"
+CPU_FALLBACK = "GPU target ran on the CPU"
 
 #: The failure Kaggle would report for each verdict (KAGGLE.md's list).
 KAGGLE_FAILURES = {
@@ -86,12 +95,19 @@ KAGGLE_FAILURES = {
     EXCEPTION: "Notebook Threw Exception",
     NOT_FOUND: "Submission CSV Not Found",
     INVALID: "Submission Scoring Error",
+    # Kaggle reports nothing at once; the same models at CPU speed on the hidden test set:
+    CPU_FALLBACK: "none at once, but a Notebook Timeout or a thin submission at full size",
 }
 #: A dead kernel is most often out of memory.
 DEAD_KERNEL_FAILURE = "Notebook Exceeded Allowed Compute"
 
 #: ``isolation=`` values: a network namespace, the kernel-side audit hook, or the first that works.
 ISOLATIONS = ("auto", "netns", "audit")
+
+#: What the audit-hook isolation cannot see, said with every verdict that used it.
+AUDIT_GAPS = ("NOT covered: programs that are not Python (curl, wget, compiled tools: they only get a refusing "
+              "HTTP proxy), Python started with -I, -E or -S or without PYTHONPATH, and sockets opened below Python's "
+              "socket module (ctypes, native extensions); only a network namespace (isolation 'netns') cuts those off")
 
 _KERNEL_NAME = "ninefit-simulate"
 _STARTUP_ALLOWANCE_S = 60.0  # kernel start and teardown, on top of the notebook's own limit
@@ -114,7 +130,10 @@ class SimulationResult:
             exceeded``, ``notebook raised an exception``, ``submission.csv not
             found``, ``submission invalid``, ``damaged bundle`` (a bundle file
             fails its checksum; checked before the notebook runs, and it wins
-            over the notebook's own verdict, which the details give).
+            over the notebook's own verdict, which the details give), ``GPU
+            target ran on the CPU`` (the run report's ``device_warnings``: a
+            bundle for a GPU target ran on the CPU provider although this
+            machine has a GPU).
         kaggle_failure: What Kaggle would report (``Notebook Timeout``...); None when passed, or when
             the bundle is damaged but the notebook still ran to a valid submission.
         details: What went wrong (the cell's error, what is wrong in the submission), or notes.
@@ -252,12 +271,18 @@ def _network_guard(log_path: str, block: bool, proxy_port: int | None = None) ->
 
     A connection to loopback's ``proxy_port`` counts as outside: it is the dead
     proxy that HTTP clients are pointed at, so their requests are caught too.
+    Each logged attempt names the process: the kernel, or the command line of
+    a Python subprocess.
     """
     import errno
     import ipaddress
     import json
+    import os
     import socket
     import sys
+
+    command = " ".join(sys.orig_argv if hasattr(sys, "orig_argv") else sys.argv)
+    process = "kernel" if "ipykernel_launcher" in command else f"subprocess pid {os.getpid()}: {command[:120]}"
 
     local_names = {"", "localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback", socket.gethostname().lower()}
 
@@ -293,7 +318,7 @@ def _network_guard(log_path: str, block: bool, proxy_port: int | None = None) ->
         if is_local(host):
             return
         with open(log_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"event": event, "host": str(host)}) + "\n")
+            f.write(json.dumps({"event": event, "host": str(host), "process": process}) + "\n")
         if block:
             raise NetworkBlockedError(errno.ENETUNREACH, f"ninefit simulate: network access blocked ({event} to {host!r}); "
                                       "Kaggle reruns this notebook with the internet off")
@@ -364,13 +389,36 @@ def _kernelspec(root: Path, python: Path) -> Path:
     return root / "jupyter"
 
 
-def _guard_startup(ipython_dir: Path, log_path: Path, block: bool, proxy_port: int | None) -> None:
-    """Install :func:`_network_guard` as an IPython startup file: it runs before any notebook cell."""
-    startup = ipython_dir / "profile_default" / "startup"
-    startup.mkdir(parents=True)
+def _guard_site(folder: Path, log_path: Path, block: bool, proxy_port: int | None) -> Path:
+    """Write a ``sitecustomize`` that installs :func:`_network_guard`; returns the folder for ``PYTHONPATH``.
+
+    Python imports ``sitecustomize`` at start-up, before any user code, in the
+    kernel and in every Python subprocess that inherits ``PYTHONPATH``. The
+    ``sitecustomize`` it would otherwise have found (Debian's, a conda one) is
+    run after the guard, so the kernel behaves as it does without it.
+    """
+    folder.mkdir(parents=True)
     source = textwrap.dedent(inspect.getsource(_network_guard))
-    (startup / "00-ninefit-network-guard.py").write_text(
-        f"{source}\n\n_network_guard({str(log_path)!r}, {block!r}, {proxy_port!r})\ndel _network_guard\n", encoding="utf-8")
+    chain = textwrap.dedent(f"""
+        def _chain():
+            import importlib.machinery
+            import importlib.util
+            import os
+            import sys
+
+            here = os.path.realpath({str(folder)!r})
+            rest = [p for p in sys.path if os.path.realpath(p or os.curdir) != here]
+            spec = importlib.machinery.PathFinder.find_spec("sitecustomize", rest)
+            if spec is not None and spec.loader is not None:
+                module = importlib.util.module_from_spec(spec)
+                sys.modules["sitecustomize"] = module
+                spec.loader.exec_module(module)
+    """)
+    (folder / "sitecustomize.py").write_text(
+        f'"""ninefit simulate: the network guard, in every Python process of the notebook."""\n\n{source}\n\n'
+        f"_network_guard({str(log_path)!r}, {block!r}, {proxy_port!r})\ndel _network_guard\n{chain}\n_chain()\ndel _chain\n",
+        encoding="utf-8")
+    return folder
 
 
 def _load_notebook(notebook: str | os.PathLike) -> nbformat.NotebookNode:
@@ -449,9 +497,12 @@ def simulate(
             build_notebook(bundle, slug=slug, competition=comp, time_limit=str(time_limit))
         nbformat.write(nb, str(root / "notebook.ipynb"))
         netlog = root / "network.jsonl"
-        _guard_startup(root / "ipython", netlog, block=not use_netns, proxy_port=None if use_netns else _DEAD_PROXY_PORT)
+        guard = _guard_site(root / "netguard", netlog, block=not use_netns,
+                            proxy_port=None if use_netns else _DEAD_PROXY_PORT)
         kernel_env = _kernel_environment(root, tree, str(time_limit), target, use_netns)
         kernel_env.update(env or {})
+        # First on the path, also ahead of a PYTHONPATH given in ``env``: the guard must load in every process.
+        kernel_env["PYTHONPATH"] = os.pathsep.join([str(guard), *filter(None, [kernel_env.get("PYTHONPATH")])])
         spec = {"notebook": str(root / "notebook.ipynb"), "executed": str(root / "executed.ipynb"),
                 "result": str(root / "result.json"), "pidfile": str(root / "kernel.pid"), "cwd": str(tree["working"]),
                 "limit_s": limit_s, "netns": use_netns, "env": kernel_env, "ipc_dir": str(root / "ipc")}
@@ -469,6 +520,7 @@ def simulate(
         working = tree["working"]
         verdict, details = _judge(outcome, wall, attempts, working / "submission.csv", sample, manifest.submission, limit_s)
         report = json.loads((working / "run_report.json").read_text()) if (working / "run_report.json").is_file() else None
+        verdict, details = _judge_device(verdict, details, report)
         report_text = _printed(executed, REPORT_TAG)
         kept_nb, kept_sub = _keep(Path(keep), executed, root) if keep is not None else (None, None)
         failure = None if verdict == PASSED else (
@@ -506,7 +558,8 @@ def _layout(root: Path, bundle: Path, data_dir: Path, slug: str, competition: st
 def _kernel_environment(root: Path, tree: Mapping[str, Path], time_limit: str, target: str | None,
                         use_netns: bool) -> dict[str, str]:
     """The kernel's environment: this one without NINEFIT_* settings, the parameters pointed at the tree."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NINEFIT_")}
+    # NINEFIT_GPU_PRESENT stays: it describes this machine (it is how tests rehearse a GPU here).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NINEFIT_") or k == "NINEFIT_GPU_PRESENT"}
     env.update({
         "NINEFIT_BUNDLE_DIR": str(tree["bundle"]), "NINEFIT_DATA_DIR": str(tree["data"]),
         "NINEFIT_OUT": str(tree["working"] / "submission.csv"), "NINEFIT_WORK_DIR": str(tree["working"] / "ninefit"),
@@ -535,8 +588,8 @@ def _isolation_text(use_netns: bool, reason: str | None, note: str) -> str:
     if use_netns:
         text = "network namespace (unshare --user --net): only a loopback interface, for the kernel and its subprocesses"
     else:
-        text = (f"audit hook in the kernel process ({reason}); socket connections and lookups beyond loopback raise "
-                "NetworkBlockedError; subprocesses are not covered (they get a refusing HTTP proxy)")
+        text = (f"audit hook ({reason}) in the kernel and its Python subprocesses: socket connections and lookups "
+                f"beyond loopback raise NetworkBlockedError. {AUDIT_GAPS}")
     return f"{text}; {note}" if note else text
 
 
@@ -607,7 +660,8 @@ def _read_attempts(path: Path) -> list[str]:
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             rec = json.loads(line)
-            out.append(f"{rec['event']} {rec['host']}")
+            process = rec.get("process", "kernel")
+            out.append(f"{rec['event']} {rec['host']}" + ("" if process == "kernel" else f" (from {process})"))
         except (ValueError, KeyError):
             continue
     return out
@@ -639,6 +693,17 @@ def _judge(outcome: Mapping[str, Any], wall: Mapping[str, Any], attempts: Sequen
         return INVALID, "\n".join(problems)
     note = f"note: {tried}, and the notebook carried on" if tried else ""
     return PASSED, note
+
+
+def _judge_device(verdict: str, details: str, report: Mapping[str, Any] | None) -> tuple[str, str]:
+    """A run that passed but ran a GPU-target bundle on the CPU, with a GPU here, does not pass."""
+    warnings = list((report or {}).get("device_warnings") or ())
+    if not warnings:
+        return verdict, details
+    text = "\n".join(f"the runtime warned: {w}" for w in warnings)
+    if verdict != PASSED:
+        return verdict, "\n".join(filter(None, [details, text]))
+    return CPU_FALLBACK, "\n".join(filter(None, [text, details]))
 
 
 # -- the executor (runs in its own process, inside the namespace) ------------------------------------
@@ -752,7 +817,8 @@ def _main(argv: Sequence[str]) -> int:
 
 
 __all__ = [
-    "DAMAGED", "EXCEPTION", "INVALID", "ISOLATIONS", "KAGGLE_FAILURES", "NETWORK", "NOT_FOUND", "PASSED", "TIMEOUT",
+    "CPU_FALLBACK", "DAMAGED", "EXCEPTION", "INVALID", "ISOLATIONS", "KAGGLE_FAILURES", "NETWORK", "NOT_FOUND", "PASSED",
+    "TIMEOUT",
     "SimulationResult", "check_submission", "netns_unavailable", "simulate",
 ]
 

@@ -178,8 +178,9 @@ class Executor:
                  write_submission: Callable[[], float], *, profile: Mapping | None = None,
                  batch_size: int | None = None, limited: bool = True, fixed_reserve: bool = False,
                  fixed_margin: bool = False, failed: Mapping[str, str] | None = None, progress: bool = True,
-                 width: int):
+                 width: int, device_check: Callable[[Runner], str | None] | None = None):
         self.width = width
+        self.device_check = device_check  # a loaded runner -> the warning that it runs on the wrong device
         self.test, self.store, self.load, self.clock = test, store, load, clock
         self.budget, self.report, self.monitor = budget, report, monitor
         self.write_submission = write_submission
@@ -492,6 +493,10 @@ class Executor:
         st.report.backend = runner.describe()
         self.runner, self.loaded, st.status = runner, (st.member.name, v.name), "running"
         log(f"{st.member.name}/{v.name}: {st.report.backend}, batch {st.batch}, loaded in {dt:.2f}s")
+        problem = self.device_check(runner) if self.device_check is not None else None
+        if problem and not self.report.device_warnings:  # once a run: the cause is the same for every member
+            self.report.device_warnings.append(f"{problem} (first seen loading {st.member.name}/{v.name})")
+            self.event(f"WARNING, RUNNING ON THE CPU: {self.report.device_warnings[0]}")
         return runner
 
     def _unload(self) -> None:

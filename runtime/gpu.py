@@ -1,9 +1,32 @@
-"""GPU facts through NVML (nvidia-ml-py), imported lazily; None where absent."""
+"""GPU facts through NVML (nvidia-ml-py), imported lazily; None where absent.
+
+Also whether this machine has a GPU at all (:func:`gpu_present`: NVML, else
+``nvidia-smi -L``), and :func:`device_mismatch`: the loud warning for a bundle
+packaged for a GPU target whose models run on the CPU although a GPU is here
+(the CPU build of onnxruntime installed, or onnxruntime-gpu unable to load
+CUDA). ``NINEFIT_GPU_PRESENT=1`` (or ``0``) overrides the detection: it is
+how tests on a machine without a GPU rehearse that case, and it is passed on
+to the notebook by ``ninefit simulate``.
+"""
 
 from __future__ import annotations
 
 import functools
+import os
+import shutil
+import subprocess
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from runtime.errors import BackendError
+from runtime.manifest import is_gpu_target
+from runtime.settings import env_flag
+
+if TYPE_CHECKING:
+    from runtime.backends.base import Runner
+
+#: Environment variable overriding GPU detection (1: a GPU is here, 0: none).
+GPU_PRESENT_ENV = "NINEFIT_GPU_PRESENT"
 
 
 @dataclass(frozen=True)
@@ -49,4 +72,54 @@ def gpu_info(index: int = 0) -> GpuInfo | None:
     return GpuInfo(index, name, (int(major), int(minor)), int(mem.total), int(mem.used))
 
 
-__all__ = ["GpuInfo", "gpu_count", "gpu_info"]
+@functools.lru_cache(maxsize=1)
+def _probe_gpu() -> tuple[bool, str]:
+    count = gpu_count()
+    if count:
+        return True, f"NVML sees {count} GPU(s)"
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return False, "no GPU through NVML, and no nvidia-smi"
+    try:
+        done = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"nvidia-smi -L failed ({exc})"
+    gpus = [line for line in done.stdout.splitlines() if line.startswith("GPU ")]
+    if done.returncode == 0 and gpus:
+        return True, f"nvidia-smi lists {len(gpus)} GPU(s): {gpus[0].split(' (')[0]}"
+    return False, f"nvidia-smi -L lists no GPU (exit {done.returncode})"
+
+
+def gpu_present() -> tuple[bool, str]:
+    """Whether this machine has a GPU, and how that was found.
+
+    ``NINEFIT_GPU_PRESENT`` (1/0) overrides the detection; else NVML, else
+    ``nvidia-smi -L`` (the driver without NVML bindings). Probed once, lazily.
+
+    Raises:
+        BackendError: ``NINEFIT_GPU_PRESENT`` is not a boolean.
+    """
+    if os.environ.get(GPU_PRESENT_ENV, "").strip():
+        try:
+            present = env_flag(GPU_PRESENT_ENV)
+        except ValueError as exc:
+            raise BackendError(str(exc)) from None
+        return present, f"{GPU_PRESENT_ENV}={os.environ[GPU_PRESENT_ENV].strip()}"
+    return _probe_gpu()
+
+
+def device_mismatch(target: str, runner: Runner) -> str | None:
+    """The warning for a GPU-target bundle whose ``runner`` runs on the CPU while a GPU is here; else None."""
+    if not is_gpu_target(target) or runner.device_kind() == "gpu":
+        return None
+    present, how = gpu_present()
+    if not present:
+        return None
+    cause = runner.cpu_cause()
+    return (f"the bundle was packaged for {target} (a GPU target) and this machine has a GPU ({how}), "
+            f"but the models run on the CPU: {runner.describe()}. "
+            + (f"{cause}. " if cause else "")
+            + "Expect it to be many times slower than estimated, and to cover fewer rows before the deadline.")
+
+
+__all__ = ["GPU_PRESENT_ENV", "GpuInfo", "device_mismatch", "gpu_count", "gpu_info", "gpu_present"]

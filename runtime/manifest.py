@@ -157,6 +157,9 @@ class Manifest:
     ninefit_version: str = ""
     profile: dict[str, Any] = field(default_factory=dict)
     fallback: str = ""  # optional relative path of a prior submission-shaped CSV
+    # The Kaggle accelerator the bundle was packaged for (t4x2, p100, cpu...): the runtime checks that
+    # a GPU target really runs on the GPU. Empty: not recorded (bundles from before it was).
+    target: str = ""
     schema_version: int = SCHEMA_VERSION
 
     def member(self, name: str) -> Member:
@@ -207,6 +210,15 @@ class Manifest:
             raise BundleError(f"{path} is not valid JSON ({exc}); the bundle is damaged") from exc
 
 
+#: Targets that run on the CPU alone; every other non-empty target is a GPU.
+CPU_TARGETS = ("cpu", "local")
+
+
+def is_gpu_target(target: str) -> bool:
+    """Whether a bundle packaged for ``target`` is meant to run on a GPU (empty: unknown, so no)."""
+    return bool(target) and target.strip().lower() not in CPU_TARGETS
+
+
 def _json_kind(value: Any) -> str:
     return {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(value), "null" if value is None else type(value).__name__)
 
@@ -245,6 +257,7 @@ def _convert(annotation: str, value: Any) -> Any:
 __all__ = [
     "ACTIVATIONS",
     "COMBINERS",
+    "CPU_TARGETS",
     "MANIFEST_NAME",
     "MISSING_POLICIES",
     "SCHEMA_VERSION",
@@ -257,4 +270,5 @@ __all__ = [
     "Member",
     "SubmissionSpec",
     "Variant",
+    "is_gpu_target",
 ]

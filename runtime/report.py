@@ -119,6 +119,8 @@ class RunReport:
     events: list[str] = field(default_factory=list)
     failure: str = ""  # a Kaggle failure name, where the run would have failed there
     failure_reason: str = ""
+    # The models ran on the CPU although the bundle targets a GPU and a GPU is here (runtime.gpu.device_mismatch).
+    device_warnings: list[str] = field(default_factory=list)
 
     def member(self, name: str) -> MemberReport:
         for m in self.members:
@@ -185,6 +187,8 @@ class RunReport:
                              "bundle exactly as `ninefit package` wrote it.")
         if self.failure:
             lines.append(f"ON KAGGLE THIS RUN WOULD FAIL: {self.failure} - {self.failure_reason}")
+        for warning in self.device_warnings:
+            lines.append(f"WARNING, RAN ON THE CPU: {warning}")
         return "\n".join(lines)
 
 

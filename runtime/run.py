@@ -54,8 +54,8 @@ from runtime.ensemble import Accumulator
 from runtime.errors import BackendError, DataError, NinefitError
 from runtime.budget import Clock, make_budget
 from runtime.executor import Executor, predict_rows
-from runtime.gpu import gpu_count
-from runtime.manifest import InputSpec, Manifest, Member, Variant
+from runtime.gpu import device_mismatch, gpu_count, gpu_present
+from runtime.manifest import InputSpec, Manifest, Member, Variant, is_gpu_target
 from runtime.memory import MemoryMonitor
 from runtime.progress import log
 from runtime.report import MemberReport, RunReport, kaggle_failure
@@ -283,6 +283,10 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
         f"(here: {', '.join(backends.available())})"
         + (f"; limit {budget.deadline:.0f}s, margin {budget.margin_s:.0f}s, {clock():.1f}s used before the run"
            if options.time_limit_s is not None else ""))
+    if is_gpu_target(m.target) and not gpu_present()[0]:
+        report.events.append(f"the bundle was packaged for {m.target} (a GPU target), but this machine has no GPU "
+                             f"({gpu_present()[1]}): running on the CPU")
+        log(report.events[-1])
     writer = SubmissionWriter(out, m, store, grids, test, sample, order, fallback)
     monitor = MemoryMonitor(device_id=options.device_id if gpu_count() else None)
     executor = None
@@ -305,6 +309,7 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
             batch_size=options.batch_size, limited=options.time_limit_s is not None,
             fixed_reserve=options.reserve_s is not None, fixed_margin=options.margin_s is not None, failed=failed,
             progress=options.progress, width=member_width(m),
+            device_check=lambda runner: device_mismatch(m.target, runner),
         )
         if report.chunks_resumed:
             log(_resume_text(report, grids, store, work))

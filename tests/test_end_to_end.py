@@ -28,6 +28,7 @@ def test_digits_package_run_accuracy(digits_dir, tmp_path):
     p = ninefit("package", str(digits_dir / "ninefit.toml"), "-o", str(bundle), "--no-wheels")
     assert p.returncode == 0, p.stderr
     assert "bundle written to" in p.stdout
+    assert json.loads((bundle / "manifest.json").read_text())["target"] == "t4x2"  # the --target default, recorded
     sub = tmp_path / "submission.csv"
     r = ninefit("run", str(bundle), "--data", str(digits_dir / "data"), "--out", str(sub))
     assert r.returncode == 0, r.stderr

@@ -11,7 +11,8 @@ def register(sub) -> None:
                        description="Execute the submission notebook on a local Kaggle-shaped tree (read-only inputs, "
                        "/kaggle/working writable) with the network cut off and the time limit enforced, then check "
                        "submission.csv against the sample submission. Any bundle file failing its checksum makes the verdict "
-                       "'damaged bundle'. Exits 0 only when the verdict is 'passed'.")
+                       "'damaged bundle'. Exits 0 only when the verdict is 'passed' (a bundle for a GPU target that ran on "
+                       "the CPU while this machine has a GPU does not pass).")
     p.add_argument("bundle", type=Path, help="bundle folder written by `ninefit package`")
     p.add_argument("--data", type=Path, required=True, help="competition data folder (test table and sample submission)")
     p.add_argument("--time-limit", default="9h", help="run-time limit to enforce, e.g. 2m, 9h (default: %(default)s, Kaggle's usual)")
@@ -21,8 +22,9 @@ def register(sub) -> None:
                    help="folder for the executed notebook, submission.csv and run_report.json (default: %(default)s)")
     p.add_argument("--competition", default=None, help="name of the data folder under /kaggle/input (default: the --data folder's name)")
     p.add_argument("--isolation", choices=("auto", "netns", "audit"), default="auto",
-                   help="how to cut the network off: a network namespace, an audit hook in the kernel, or the first "
-                   "that works here (default: %(default)s)")
+                   help="how to cut the network off: a network namespace (everything the notebook starts), an audit "
+                   "hook in the kernel and its Python subprocesses (not other programs, nor sockets opened below "
+                   "Python's socket module), or the first that works here (default: %(default)s)")
     p.set_defaults(func=run)
 
 

@@ -87,6 +87,10 @@ class Runner(abc.ABC):
         """One line for the run log (backend, providers, device)."""
         return self.name
 
+    def cpu_cause(self) -> str:
+        """Why this runner runs on the CPU, when a GPU was wanted (see ``runtime.gpu.device_mismatch``); "" unknown."""
+        return ""
+
 
 _OOM_PATTERNS = re.compile(
     r"out of memory|failed to allocate memory|bad_alloc|cudaErrorMemoryAllocation|"

@@ -67,6 +67,7 @@ class OnnxRuntimeRunner(Runner):
         self.options = options
         self.session = None
         self.providers: list[str] = []
+        self.available: list[str] = []  # what the installed onnxruntime offers
 
     def activate_impl(self) -> None:
         try:
@@ -78,7 +79,8 @@ class OnnxRuntimeRunner(Runner):
         so.log_severity_level = 3
         if self.options.threads:
             so.intra_op_num_threads = self.options.threads
-        providers = select_providers(ort.get_available_providers(), self.options)
+        self.available = list(ort.get_available_providers())
+        providers = select_providers(self.available, self.options)
         try:
             self.session = ort.InferenceSession(
                 str(self.path), sess_options=so,
@@ -103,10 +105,33 @@ class OnnxRuntimeRunner(Runner):
     def describe(self) -> str:
         return f"onnxruntime ({', '.join(self.providers) or 'inactive'})"
 
+    def cpu_cause(self) -> str:
+        """Why this session runs on the CPU, for the warning of :func:`runtime.gpu.device_mismatch`."""
+        return cpu_fallback_cause(self.available, self.providers, self.options)
+
+
+def cpu_fallback_cause(available: list[str], got: list[str], options: BackendOptions) -> str:
+    """Why a session got the CPU provider alone: the CPU build, or a GPU build that could not load CUDA."""
+    import importlib.metadata
+
+    gpu = [p for p in available if p in (TRT_EP, CUDA_EP)]
+    if options.providers is not None and not any(p in gpu for p in options.providers):
+        return f"the providers were set to {', '.join(options.providers)}"
+    if not gpu:
+        try:
+            dist = f"onnxruntime {importlib.metadata.version('onnxruntime')}"
+        except importlib.metadata.PackageNotFoundError:
+            dist = "an onnxruntime"
+        return (f"the installed onnxruntime has no GPU provider (it offers {', '.join(available) or 'none'}): "
+                f"{dist} is the CPU build. Install onnxruntime-gpu instead (the bundle's wheels/; remove the CPU "
+                "one first, as both are the module onnxruntime)")
+    return (f"onnxruntime offers {', '.join(gpu)}, but the session got {', '.join(got) or 'none'}: the GPU provider "
+            "failed to load, most often a CUDA or cuDNN version that this onnxruntime-gpu was not built for")
+
 
 def load(path: Path, name: str, options: BackendOptions) -> OnnxRuntimeRunner:
     """Loader for the registry: deferred, nothing is built until activate()."""
     return OnnxRuntimeRunner(path, name, options)
 
 
-__all__ = ["OnnxRuntimeRunner", "load", "select_providers"]
+__all__ = ["OnnxRuntimeRunner", "cpu_fallback_cause", "load", "select_providers"]

@@ -175,31 +175,106 @@ def test_wheel_modules_reads_top_level_or_the_archive(tmp_path):
     assert _wheel_modules(make_wheel(tmp_path, "beta_dist", module="beta")) == ["beta"]
 
 
+@pytest.mark.timeout(60)
+def test_conflicts_are_other_distributions_of_the_same_regular_module(tmp_path):
+    """Against this venv: its CPU onnxruntime is the module a fake onnxruntime-gpu installs; namespaces are shared."""
+    import importlib.metadata
+    import zipfile
+
+    from packager.notebook import _conflicts, _wheel_dist
+
+    owners = importlib.metadata.packages_distributions()
+    gpu = make_wheel(tmp_path, "onnxruntime-gpu", "1.20.1", module="onnxruntime", top_level=True)
+    assert _wheel_dist(str(gpu)) == ("onnxruntime-gpu", "1.20.1")
+    assert _conflicts(str(gpu), ["onnxruntime"], owners) == {"onnxruntime": "onnxruntime"}
+    same = make_wheel(tmp_path, "onnxruntime", "9.9", top_level=True)
+    assert _conflicts(str(same), ["onnxruntime"], owners) == {}  # the same distribution: pip upgrades it
+    namespace = tmp_path / "ns_dist-1.0-py3-none-any.whl"  # google/ without __init__.py, as protobuf has it
+    with zipfile.ZipFile(namespace, "w") as z:
+        z.writestr("google/ns_dist/__init__.py", "")
+    assert "google" in owners and _conflicts(str(namespace), ["google"], owners) == {}
+    stray = make_wheel(tmp_path, "stray_dist", "1.0", module="tests", top_level=True)
+    assert _conflicts(str(stray), ["tests"], {"tests": ["onnxruntime"]}) == {}
+
+
+def install_script(bundle: Path, digits_dir: Path, then: str = "") -> str:
+    """The notebook's own install cell (as `ninefit notebook` writes it) as a script, then ``then``."""
+    out = bundle.parent / "nb.ipynb"
+    assert main(["notebook", str(bundle), "-o", str(out)]) == 0
+    cell = next(c for c in code_cells(nbformat.read(str(out), as_version=4)) if c.id == "ninefit-install").source
+    return f"BUNDLE_DIR = {str(bundle)!r}\nDATA_DIR = {str(digits_dir / 'data')!r}\n{cell}\n{then}\n"
+
+
+FAKE_ORT = "VALUE = {build!r}\ndef get_available_providers():\n    return {providers!r}\n"
+CPU_ORT = FAKE_ORT.format(build="cpu", providers=["CPUExecutionProvider"])
+GPU_ORT = FAKE_ORT.format(build="gpu", providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_install_cell_installs_only_what_is_missing(nb_bundle, digits_dir, tmp_path):
-    """The notebook's own install cell, run by a throwaway overlay of this interpreter (never this venv)."""
+def test_install_cell_decides_by_distribution_and_version(nb_bundle, digits_dir, tmp_path, capsys):
+    """Run by a throwaway overlay of this interpreter (never this venv), which sees this venv's CPU onnxruntime."""
+    import importlib.metadata
+
     from packager.simulate import _kernel_python
 
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     shutil.copy(nb_bundle / "manifest.json", bundle)
+    numpy_version = importlib.metadata.version("numpy")
+    ort_version = importlib.metadata.version("onnxruntime")  # the CPU build, installed by the [cpu] extra
     make_wheel(bundle / "wheels", "ninefit_nbtest_pkg", "0.1", code="VALUE = 42\n", module="ninefit_nbtest_mod", top_level=True)
-    make_wheel(bundle / "wheels", "json_shadow", "0.1", module="json", top_level=True)  # the stdlib has it: skipped
-    cell = next(c for c in code_cells(build_notebook(bundle)) if c.id == "ninefit-install").source
-    script = f"BUNDLE_DIR = {str(bundle)!r}\nDATA_DIR = {str(digits_dir / 'data')!r}\n{cell}\n" \
-             "import ninefit_nbtest_mod, json\nprint('RESULT', installed, skipped, ninefit_nbtest_mod.VALUE)\n"
+    make_wheel(bundle / "wheels", "numpy", numpy_version, top_level=True)  # the image has this very one: skipped
+    make_wheel(bundle / "wheels", "onnxruntime-gpu", ort_version, code=GPU_ORT, module="onnxruntime", top_level=True)
+    script = install_script(bundle, digits_dir, "import ninefit_nbtest_mod, onnxruntime\n"
+                            "print('RESULT', installed, skipped, ninefit_nbtest_mod.VALUE, onnxruntime.VALUE)")
     python = _kernel_python(tmp_path / "overlay")
     done = subprocess.run([str(python), "-c", script], capture_output=True, text=True, timeout=150)
     assert done.returncode == 0, done.stdout + done.stderr
+    gpu_wheel = f"onnxruntime_gpu-{ort_version}-py3-none-any.whl"
     assert "installed: ninefit_nbtest_pkg-0.1-py3-none-any.whl" in done.stdout
-    assert "skipped (the image has it): json_shadow-0.1-py3-none-any.whl" in done.stdout
-    assert "RESULT ['ninefit_nbtest_pkg-0.1-py3-none-any.whl'] ['json_shadow-0.1-py3-none-any.whl'] 42" in done.stdout
+    assert f"skipped (the image has numpy {numpy_version}): numpy-{numpy_version}-py3-none-any.whl" in done.stdout
+    # The CPU onnxruntime lies outside the overlay: pip cannot remove it, so the GPU one goes ahead of it.
+    assert "could not remove onnxruntime from" in done.stdout and "installing ahead of it on sys.path" in done.stdout
+    assert f"RESULT ['ninefit_nbtest_pkg-0.1-py3-none-any.whl', '{gpu_wheel}'] " \
+           f"['numpy-{numpy_version}-py3-none-any.whl'] 42 gpu" in done.stdout
+    assert "WARNING" not in done.stderr, done.stderr
     import importlib.util
 
     assert importlib.util.find_spec("ninefit_nbtest_mod") is None  # this environment is untouched
 
     shutil.rmtree(bundle / "wheels")
-    done = subprocess.run([str(python), "-c", f"BUNDLE_DIR = {str(bundle)!r}\nDATA_DIR = {str(digits_dir / 'data')!r}\n{cell}"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run([str(python), "-c", install_script(bundle, digits_dir)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "no wheels/ in the bundle: nothing to install" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_install_cell_replaces_a_cpu_onnxruntime_in_a_fresh_venv(nb_bundle, digits_dir, tmp_path):
+    """An image with the CPU onnxruntime: the notebook removes it and installs onnxruntime-gpu in its place."""
+    import venv
+
+    env = tmp_path / "image"
+    venv.create(env, with_pip=True)  # ensurepip: offline
+    python = env / "bin" / "python"
+    image_wheels = tmp_path / "image-wheels"
+    make_wheel(image_wheels, "onnxruntime", "1.20.1", code=CPU_ORT, top_level=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(image_wheels),
+                    "onnxruntime==1.20.1"], check=True, capture_output=True, timeout=120)
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    shutil.copy(nb_bundle / "manifest.json", bundle)
+    make_wheel(bundle / "wheels", "onnxruntime-gpu", "1.20.1", code=GPU_ORT, module="onnxruntime", top_level=True)
+    script = install_script(bundle, digits_dir, "import importlib.metadata as md, onnxruntime\n"
+                            "names = sorted(d.metadata['Name'] for d in md.distributions() if 'onnx' in d.metadata['Name'])\n"
+                            "print('RESULT', onnxruntime.VALUE, onnxruntime.get_available_providers()[0], names)")
+    done = subprocess.run([str(python), "-c", script], capture_output=True, text=True, timeout=150)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "onnxruntime 1.20.1 is the module onnxruntime too: removed before installing onnxruntime-gpu 1.20.1" in done.stdout
+    assert "installed: onnxruntime_gpu-1.20.1-py3-none-any.whl" in done.stdout
+    assert "RESULT gpu CUDAExecutionProvider ['onnxruntime-gpu']" in done.stdout, done.stdout
+    assert "WARNING" not in done.stderr, done.stderr
+    # Run again (a restarted kernel): onnxruntime-gpu is there at that version now, so it is skipped.
+    done = subprocess.run([str(python), "-c", script], capture_output=True, text=True, timeout=150)
+    assert "skipped (the image has onnxruntime-gpu 1.20.1): onnxruntime_gpu-1.20.1-py3-none-any.whl" in done.stdout
+    assert "RESULT gpu CUDAExecutionProvider" in done.stdout

@@ -230,3 +230,28 @@ def test_the_bundle_and_notebook_get_the_modes_of_plainly_created_files(work, tm
     assert stat.S_IMODE(nb.stat().st_mode) == 0o644
     capsys.readouterr()
     assert main(["verify", str(out)]) == 0  # and it is intact
+
+
+@pytest.mark.timeout(30)
+def test_package_cli_records_the_target_in_the_manifest(monkeypatch, tmp_path):
+    import packager.build
+
+    seen = []
+
+    def fake_package(spec, out, options, log=print):
+        seen.append(options.target)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(packager.build, "package", fake_package)
+    for extra in ([], ["--target", "p100"]):
+        with pytest.raises(SystemExit):
+            main(["package", "spec.toml", "-o", str(tmp_path / "b"), "--no-wheels", "--no-profile", *extra])
+    assert seen == ["t4x2", "p100"]
+
+
+@pytest.mark.timeout(30)
+def test_an_unknown_target_is_refused_before_anything_is_exported(tmp_path, capsys):
+    out = tmp_path / "b"
+    fails_cleanly(capsys, main, ["package", "spec.toml", "-o", str(out), "--no-wheels", "--no-profile", "--target", "h100x9"],
+                  "unknown target 'h100x9'", "t4x2")
+    assert not out.exists()

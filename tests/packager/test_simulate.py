@@ -17,7 +17,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from packager.cli import main
 from packager.simulate import (
-    DAMAGED, EXCEPTION, INVALID, NETWORK, NOT_FOUND, PASSED, TIMEOUT, _judge, check_submission, netns_unavailable, simulate,
+    CPU_FALLBACK, DAMAGED, EXCEPTION, INVALID, NETWORK, NOT_FOUND, PASSED, TIMEOUT, _judge, check_submission,
+    netns_unavailable, simulate,
 )
 from runtime.errors import DataError, PackagingError
 from runtime.manifest import SubmissionSpec
@@ -82,17 +83,75 @@ def test_digits_notebook_passes_offline_with_the_same_submission_as_run(nb_bundl
     assert "verdict: passed" in result.summary() and result.isolation
 
 
+# Never a real outside address: a name under the reserved .invalid TLD (RFC 2606) never resolves, and
+# 192.0.2.1 is TEST-NET-1 (RFC 5737), reserved for documentation and routed nowhere.
+OUTSIDE_NAME, OUTSIDE_IP = "host.invalid", "192.0.2.1"
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("isolation", ISOLATIONS)
-@pytest.mark.parametrize("target", ['("1.1.1.1", 80)', '("example.com", 80)'])
+@pytest.mark.parametrize("target", [OUTSIDE_IP, OUTSIDE_NAME])
 def test_network_access_is_cut_off_and_reported(nb_bundle, tmp_path, isolation, target, data_dir):
-    nb = notebook(tmp_path, f"import socket\nsocket.create_connection({target}, timeout=5)")
+    nb = notebook(tmp_path, f"import socket\nsocket.create_connection(({target!r}, 80), timeout=5)")
     result = simulate(nb_bundle, data_dir, time_limit="1m", notebook=nb, isolation=isolation)
     assert result.verdict == NETWORK, result.summary()
     assert result.kaggle_failure == "Notebook Threw Exception"
-    assert result.network_attempts and ("1.1.1.1" in result.details or "example.com" in result.details)
+    assert result.network_attempts and target in result.details
     assert ("namespace" if isolation == "netns" else "audit hook") in result.isolation
+
+
+SUBPROCESS_CONNECT = (
+    "import subprocess, sys\n"
+    "subprocess.run([sys.executable, '-c', 'import socket; socket.create_connection((\"{host}\", 80), timeout=5)'], "
+    "check={check})"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_audit_hook_covers_python_subprocesses_through_the_cli(nb_bundle, tmp_path, capsys, data_dir):
+    """Without a namespace, a Python subprocess of the kernel is guarded as the kernel is, and the gaps are said."""
+    nb = notebook(tmp_path, SUBPROCESS_CONNECT.format(host=OUTSIDE_NAME, check=True))
+    code = main(["simulate", str(nb_bundle), "--data", str(data_dir), "--time-limit", "1m", "--notebook", str(nb),
+                 "--isolation", "audit", "--keep", str(tmp_path / "kept")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert out.startswith(f"verdict: {NETWORK} (Kaggle: Notebook Threw Exception)"), out
+    assert f"socket.getaddrinfo {OUTSIDE_NAME} (from subprocess pid" in out
+    assert "audit hook" in out and "NOT covered: programs that are not Python" in out and "ctypes" in out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_subprocess_attempt_is_noted_when_the_notebook_carries_on(nb_bundle, tmp_path, data_dir):
+    nb = notebook(tmp_path, SUBPROCESS_CONNECT.format(host=OUTSIDE_IP, check=False),
+                  "import shutil\nshutil.copy(os.path.join(DATA_DIR, 'sample_submission.csv'), OUT)")
+    result = simulate(nb_bundle, data_dir, time_limit="1m", notebook=nb, isolation="audit")
+    assert result.verdict == PASSED, result.summary()
+    assert any(f" {OUTSIDE_IP} (from subprocess pid" in a for a in result.network_attempts), result.network_attempts
+    assert result.details.startswith("note: the kernel tried to reach: socket.") and OUTSIDE_IP in result.details
+
+
+@pytest.mark.timeout(60)
+def test_the_guard_chains_to_the_sitecustomize_it_shadows(tmp_path):
+    """The guard's sitecustomize blocks outside lookups in a fresh Python, then runs the one it hides."""
+    import subprocess
+    import sys
+
+    from packager.simulate import _guard_site
+
+    guard = _guard_site(tmp_path / "guard", tmp_path / "net.jsonl", block=True, proxy_port=None)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "sitecustomize.py").write_text("import builtins\nbuiltins.THEIRS = True\n")
+    probe = ("import builtins, socket\nprint('THEIRS', getattr(builtins, 'THEIRS', False))\n"
+             f"try:\n    socket.getaddrinfo({OUTSIDE_NAME!r}, 80)\nexcept OSError as e:\n    print(type(e).__name__)\n")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{guard}:{theirs}"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["THEIRS", "True", "NetworkBlockedError"]
+    assert OUTSIDE_NAME in (tmp_path / "net.jsonl").read_text()
 
 
 @pytest.mark.slow
@@ -233,12 +292,12 @@ def test_verdicts_from_outcomes(tmp_path, sample_csv):
     sub = shutil.copy(sample_csv, tmp_path / "submission.csv")
     judge = lambda outcome, wall=ok, attempts=(), path=Path(sub): _judge(outcome, wall, attempts, path, sample_csv, ARGMAX, 60)  # noqa: E731
     assert judge({"status": "ok"}) == (PASSED, "")
-    assert judge({"status": "ok"}, attempts=["socket.getaddrinfo pypi.org"])[1].startswith("note: the kernel tried to reach: socket.getaddrinfo pypi.org")
+    assert judge({"status": "ok"}, attempts=["socket.getaddrinfo host.invalid"])[1].startswith("note: the kernel tried to reach: socket.getaddrinfo host.invalid")
     assert judge({}, wall=killed)[0] == TIMEOUT
     assert judge({"status": "timeout", "cell": 2})[0] == TIMEOUT
     assert judge({"status": "error", "ename": "gaierror", "evalue": "[Errno -3] Temporary failure in name resolution"})[0] == NETWORK
     assert judge({"status": "error", "ename": "RuntimeError", "evalue": "x", "traceback": "OSError: [Errno 101] Network is unreachable"})[0] == NETWORK
-    assert judge({"status": "error", "ename": "RuntimeError", "evalue": "x"}, attempts=["socket.connect 1.1.1.1"])[0] == NETWORK
+    assert judge({"status": "error", "ename": "RuntimeError", "evalue": "x"}, attempts=["socket.connect 192.0.2.1"])[0] == NETWORK
     assert judge({"status": "error", "ename": "ValueError", "evalue": "bad"}) == (EXCEPTION, "cell None: ValueError: bad")
     assert "the kernel died" in judge({"status": "dead", "ename": "DeadKernelError", "evalue": "Kernel died"})[1]
     assert judge({"status": "ok"}, path=tmp_path / "absent.csv")[0] == NOT_FOUND
@@ -336,3 +395,28 @@ def test_an_interrupted_simulation_kills_the_executor_and_its_kernel(tmp_path, m
     finally:
         kernel.kill()
         kernel.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_gpu_target_run_on_the_cpu_with_a_gpu_here_fails_the_verdict(nb_bundle, tmp_path, capsys, monkeypatch, data_dir):
+    """The installed onnxruntime is the CPU build; NINEFIT_GPU_PRESENT=1 says a GPU is here (see runtime.gpu)."""
+    import json
+
+    from runtime.manifest import MANIFEST_NAME
+
+    bundle = tmp_path / "digits"
+    shutil.copytree(nb_bundle, bundle)
+    manifest = json.loads((bundle / MANIFEST_NAME).read_text())
+    manifest["target"] = "t4x2"
+    (bundle / MANIFEST_NAME).write_text(json.dumps(manifest))
+    monkeypatch.setenv("NINEFIT_GPU_PRESENT", "1")
+    code = main(["simulate", str(bundle), "--data", str(data_dir), "--time-limit", "2m", "--keep", str(tmp_path / "kept")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert out.startswith(f"verdict: {CPU_FALLBACK} (Kaggle: none at once, but a Notebook Timeout"), out
+    assert "the runtime warned: the bundle was packaged for t4x2 (a GPU target) and this machine has a GPU" in out
+    assert "is the CPU build. Install onnxruntime-gpu instead" in out
+    assert "WARNING, RAN ON THE CPU" in out  # the run report, as the notebook printed it
+    report = json.loads((tmp_path / "kept" / "run_report.json").read_text())
+    assert report["device_warnings"] and report["covered_rows"] == 540  # the submission itself is fine
