@@ -46,7 +46,7 @@ def test_a_gpu_target_on_the_cpu_with_a_gpu_here_is_loud(digits_bundle, digits_d
     assert "is the CPU build. Install onnxruntime-gpu instead" in captured.err
     assert "WARNING, RAN ON THE CPU: the bundle was packaged for t4x2" in captured.out  # the report table
     assert captured.err.count("WARNING, RUNNING ON THE CPU") == 1  # once a run, not once per member
-    report = json.loads((tmp_path / "run_report.json").read_text())
+    report = json.loads((tmp_path / "submission.run_report.json").read_text())
     (warning,) = report["device_warnings"]
     assert "many times slower than estimated" in warning and "first seen loading" in warning
     assert out.is_file()
@@ -59,7 +59,7 @@ def test_no_warning_without_a_gpu_or_without_a_gpu_target(digits_bundle, digits_
     main(run_args(bundle_for(target, digits_bundle, tmp_path), digits_dir, tmp_path / "s.csv"))
     captured = capsys.readouterr()
     assert "WARNING" not in captured.err + captured.out
-    report = json.loads((tmp_path / "run_report.json").read_text())
+    report = json.loads((tmp_path / "s.run_report.json").read_text())
     assert report["device_warnings"] == []
     no_gpu_note = "packaged for t4x2 (a GPU target), but this machine has no GPU (NINEFIT_GPU_PRESENT=0)"
     assert (no_gpu_note in captured.err and no_gpu_note in report["events"][0]) == (target == "t4x2")
