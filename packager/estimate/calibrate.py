@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from packager.estimate.estimator import Costing, EstimateOptions
+from packager.estimate.costing import Costing, EstimateOptions
 from packager.estimate.roofline import Calibration
 from runtime.errors import DataError
 from runtime.fileio import atomic_write

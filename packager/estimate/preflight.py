@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from packager.estimate.estimator import (
+from packager.estimate.costing import (
     CUDA_CONTEXT_BYTES,
     PROCESS_BYTES,
     Check,
