@@ -161,11 +161,25 @@ class Item:
 
 @dataclass(frozen=True)
 class Check:
-    """A pre-flight finding: ``level`` is ``"warning"`` (act on it) or ``"note"``."""
+    """A pre-flight finding.
+
+    Attributes:
+        code: What was checked (``ram``, ``gpu-memory``, ``bf16``, ...).
+        level: ``"blocking"`` (the run fails however long the limit: the
+            verdict is "does not fit"), ``"warning"`` (act on it) or ``"note"``.
+        message: What was found and what to do.
+        member: The one member a blocking check rules out (the best plan
+            drops it); empty when it blocks the whole run.
+    """
 
     code: str
     level: str
     message: str
+    member: str = ""
+
+    @property
+    def blocking(self) -> bool:
+        return self.level == "blocking"
 
     def to_dict(self) -> dict[str, str]:
         return dataclasses.asdict(self)

@@ -83,7 +83,22 @@ class BudgetEstimate:
 
     @property
     def verdict(self) -> str:
-        return verdict(self.expected_s, self.high_s, self.available_s)
+        """By time (:func:`verdict`), except that a blocking pre-flight check makes it ``does not fit``."""
+        return "does not fit" if self.blocking else verdict(self.expected_s, self.high_s, self.available_s)
+
+    @property
+    def blocking(self) -> tuple[Check, ...]:
+        """The pre-flight checks that make the run fail whatever the limit (RAM, GPU memory)."""
+        return tuple(c for c in self.checks if c.blocking)
+
+    @property
+    def reason(self) -> str:
+        """Why the verdict is what it is, in one line."""
+        if self.blocking:
+            return "; ".join(f"pre-flight check [{c.code}]{' on ' + c.member if c.member else ''} blocks the run"
+                             for c in self.blocking)
+        return {"fits": "the high edge fits", "tight": "the expected time fits, the high edge does not",
+                "does not fit": "the expected time does not fit"}[self.verdict]
 
     @property
     def confidence(self) -> str:
@@ -106,7 +121,7 @@ class BudgetEstimate:
             "rows": self.rows, "time_limit_s": self.time_limit_s, "margin_s": self.margin_s,
             "available_s": self.available_s, "expected_s": self.expected_s, "low_s": self.low_s,
             "high_s": self.high_s, "margin_left_s": self.available_s - self.expected_s,
-            "verdict": self.verdict, "confidence": self.confidence,
+            "verdict": self.verdict, "reason": self.reason, "confidence": self.confidence,
             "stages": {k: {"seconds": e, "low": lo, "high": hi} for k, (e, lo, hi) in self.stage_totals().items()},
             "items": [i.to_dict() for i in self.items], "checks": [c.to_dict() for c in self.checks],
             "plan": self.plan.to_dict() if self.plan else None, "profile": self.profile,
@@ -144,11 +159,24 @@ def _calibrate(items: list[Item], store: CalibrationStore | None, target: str, m
 
 
 def _fit_plan(costing: Costing, store: CalibrationStore | None, fixed: list[Item], options: EstimateOptions,
-              fits_memory) -> FitPlan:
+              fits_memory, blocking: tuple[Check, ...] = ()) -> FitPlan:
     """The best plan that fits: every variant at the member's batch size and at the
-    profile's fastest one (when it fits the GPU), priced at the high edge."""
+    profile's fastest one (when it fits the GPU), priced at the high edge.
+
+    A blocking check of one member drops that member; one of the whole run
+    (RAM) leaves no plan: leaving members out does not fix it.
+    """
+    full_value = sum(m.value for m in costing.manifest.members)
+    run_wide = [c for c in blocking if not c.member]
+    if run_wide:
+        reason = "; ".join(f"pre-flight check [{c.code}] blocks every plan: {c.message}" for c in run_wide)
+        return FitPlan((), tuple((m.name, reason) for m in costing.manifest.members), (), 0.0, full_value,
+                       sum(i.estimate.high for i in fixed))
+    ruled_out = {c.member: f"pre-flight check [{c.code}]: {c.message}" for c in blocking}
     members = []
     for member in costing.manifest.members:
+        if member.name in ruled_out:
+            continue
         candidates = []
         for variant in member.variants:
             batches = [costing.batch_for(member)]
@@ -162,8 +190,11 @@ def _fit_plan(costing: Costing, store: CalibrationStore | None, fixed: list[Item
                 candidates.append(Candidate(variant.name, b, load.high, inf.high + ens.high, variant.value_factor))
         members.append((member, candidates))
     stages = ", ".join(sorted({i.stage for i in fixed if i.estimate.high > 0}))
-    return best_plan(members, options.rows, options.time_limit_s, options.margin,
+    if not members:
+        return FitPlan((), tuple(ruled_out.items()), (), 0.0, full_value, sum(i.estimate.high for i in fixed))
+    plan = best_plan(members, options.rows, options.time_limit_s, options.margin,
                      sum(i.estimate.high for i in fixed), f"the fixed stages ({stages})")
+    return replace(plan, dropped=(*tuple(ruled_out.items()), *plan.dropped), full_value=full_value)
 
 
 def estimate_bundle(
@@ -211,7 +242,7 @@ def estimate_bundle(
         profile=_describe_profile(costing.profile), calibrated=tuple(used), caveats=_caveats(costing),
     )
     if plan or (plan is None and result.verdict != "fits"):
-        result = replace(result, plan=_fit_plan(costing, calibration, fixed, options, fits_memory))
+        result = replace(result, plan=_fit_plan(costing, calibration, fixed, options, fits_memory, result.blocking))
     return result
 
 

@@ -33,17 +33,20 @@ def format_table(est: BudgetEstimate) -> str:
     out.append(f"limit {fmt_s(est.time_limit_s)} - margin {fmt_s(est.margin_s)} = {fmt_s(est.available_s)} "
                f"available; expected {fmt_s(est.expected_s)} ({est.expected_s / est.available_s:.0%}), "
                f"margin left {fmt_s(left)} (expected) / {fmt_s(est.available_s - est.high_s)} (high edge)")
-    rule = {"fits": "the high edge fits", "tight": "the expected time fits, the high edge does not",
-            "does not fit": "the expected time does not fit"}[est.verdict]
-    out.append(f"verdict: {est.verdict.upper()} ({rule})")
+    out.append(f"verdict: {est.verdict.upper()} ({est.reason})")
     if est.calibrated:
         out.append("calibration: " + "; ".join(est.calibrated))
     out.extend(f"caveat: {c}" for c in est.caveats)
     if est.checks:
         out.append("")
         out.append("pre-flight checks:")
-        out.extend(f"  {c.level} [{c.code}] {c.message}" for c in est.checks)
-    if est.plan is not None:
+        out.extend(f"  {c.level.upper() if c.blocking else c.level} [{c.code}] {c.message}" for c in est.checks)
+    run_wide = [c for c in est.blocking if not c.member]
+    if est.plan is not None and run_wide:
+        out.append("")
+        out.append("best plan that fits: none; leaving members out does not lift the blocking pre-flight "
+                   f"check{'s' if len(run_wide) > 1 else ''} [{'], ['.join(c.code for c in run_wide)}] above")
+    elif est.plan is not None:
         p = est.plan
         out.append("")
         share = p.value / p.full_value if p.full_value else 0.0

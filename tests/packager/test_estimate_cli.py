@@ -34,9 +34,9 @@ def estimate(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def as_json(capsys, *argv: str) -> dict:
-    code, out, err = estimate(capsys, *argv, "--json")
-    assert code == 0, err
+def as_json(capsys, *argv: str, code: int = 0) -> dict:
+    got, out, err = estimate(capsys, *argv, "--json")
+    assert got == code, err
     return json.loads(out)
 
 
@@ -69,11 +69,11 @@ def test_three_verdicts(bundle, cal, capsys):
     assert high > expected * 1.2
     limit = f"{(expected + high) / 2:.3f}s"
     tight = as_json(capsys, str(bundle), "--target", "cpu", "--rows", "2000000", "--time-limit", limit,
-                    "--margin", "0s", *cal)
+                    "--margin", "0s", *cal, code=3)
     assert tight["verdict"] == "tight" and tight["plan"] is not None
     code, out, _ = estimate(capsys, str(bundle), "--target", "cpu", "--rows", "2000000", "--time-limit",
                             f"{expected / 3:.3f}s", "--margin", "5%", *cal)
-    assert code == 0
+    assert code == 4  # the exit status tells a script the verdict: 0 fits, 3 tight, 4 does not fit
     assert "verdict: DOES NOT FIT" in out and "best plan that fits" in out
     assert "drop " in out or "degrade " in out
 
@@ -136,3 +136,55 @@ def test_bundle_without_profile_gets_a_spec_sheet_estimate(digits_bundle, cal, c
     code, out, _ = estimate(capsys, str(digits_bundle), "--rows", "25000", *cal)
     assert code == 0
     assert "spec-sheet estimate" in out and "[profile]" in out and "spec sheet" in out
+
+
+@pytest.mark.timeout(180)
+def test_a_blocking_preflight_check_does_not_fit(bundle, cal, capsys):
+    # 300 million digits rows need about 200 GiB of RAM; a Kaggle notebook has about 28 GiB. However long
+    # the limit, the kernel kills that run: the verdict must not be "fits".
+    code, out, err = estimate(capsys, str(bundle), "--target", "t4x2", "--rows", "300000000", "--time-limit",
+                              "1000h", *cal)
+    assert code == 4, err
+    assert "verdict: DOES NOT FIT (pre-flight check [ram] blocks the run)" in out
+    assert "BLOCKING [ram]" in out and "more than it has" in out
+    assert "leaving members out does not lift" in out
+    data = as_json(capsys, str(bundle), "--target", "t4x2", "--rows", "300000000", "--time-limit", "1000h", *cal,
+                   code=4)
+    assert data["verdict"] == "does not fit" and "[ram]" in data["reason"]
+    assert [c["level"] for c in data["checks"] if c["code"] == "ram"] == ["blocking"]
+    assert data["plan"]["steps"] == [] and data["plan"]["value"] == 0
+    # Under 80 % of the RAM: no RAM check at all, and the same bundle fits.
+    assert as_json(capsys, str(bundle), "--target", "t4x2", "--rows", "25000", *cal)["verdict"] == "fits"
+
+
+@pytest.mark.timeout(60)
+def test_help_documents_the_exit_status_and_the_real_default_margin(capsys):
+    from runtime.budget import default_margin
+    from runtime.progress import format_seconds
+
+    with pytest.raises(SystemExit):
+        main(["estimate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Exit status: 0 fits; 3 tight; 4 does not fit" in text and "2 usage or input error" in text
+    assert "5% of the limit" in text and "never more than 25% of the limit" in text
+    for limit in (10.0, 60.0, 1800.0, 9 * 3600.0):  # the examples are the run's own rule
+        assert f"{format_seconds(default_margin(limit))} of {format_seconds(limit)}" in text
+    assert default_margin(10.0) == 2.5  # a short limit keeps 25 %, not 5 %
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("argv", [["--json"], []], ids=["json", "table"])
+def test_output_into_a_closed_pipe_ends_quietly(bundle, cal, argv):
+    """`ninefit estimate ... | head`: the reader is gone before anything is written."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-m", "packager.cli", "estimate", str(bundle), "--rows", "25000",
+                             *cal, *argv], stdout=write, stderr=subprocess.PIPE)
+    os.close(write)
+    os.close(read)  # closed early: every write to stdout fails with EPIPE
+    _, err = proc.communicate(timeout=100)
+    assert err.decode() == ""  # no "Broken pipe. Check the paths ...", no "Exception ignored ..."
+    assert proc.returncode == 141  # 128 + SIGPIPE, as a shell reports a command ended by a closed pipe

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -334,7 +335,7 @@ def test_bad_reports_are_user_errors(profiled, tmp_path):
 
 
 def _codes(est) -> set[str]:
-    return {c.code for c in est.checks if c.level == "warning"}
+    return {c.code for c in est.checks if c.level in ("warning", "blocking")}
 
 
 @pytest.mark.timeout(180)
@@ -370,6 +371,37 @@ def test_gpu_memory_too_small_for_the_batch_warns(profiled):
 def test_ram_too_small_for_the_table_warns(profiled):
     assert "ram" in _codes(estimate_bundle(profiled, EstimateOptions(target="cpu", rows=200_000_000)))
     assert "ram" not in _codes(estimate_bundle(profiled, EstimateOptions(target="cpu", rows=25_000)))
+
+
+@pytest.mark.timeout(180)
+def test_ram_beyond_the_machine_blocks_and_near_it_warns(profiled):
+    def ram(rows):
+        est = estimate_bundle(profiled, EstimateOptions(target="t4x2", rows=rows, time_limit_s=1000 * HOUR))
+        return est, next((c for c in est.checks if c.code == "ram"), None)
+
+    est, check = ram(200_000_000)
+    assert check.level == "blocking" and est.verdict == "does not fit" and est.blocking == (check,)
+    assert "[ram]" in est.reason and est.plan is not None and not est.plan.steps
+    assert est.expected_s + 0 < est.available_s  # by time alone it would fit
+    need = 200_000_000 / float(check.message.split("about ")[1].split(" GiB")[0])  # rows per GiB
+    est, check = ram(int(need * 0.9 * 27.9))  # about 90 % of the notebook's RAM
+    assert check.level == "warning" and est.verdict == "fits"
+
+
+@pytest.mark.timeout(180)
+def test_a_member_that_fits_no_gpu_memory_is_blocking_and_dropped_from_the_plan(priced, monkeypatch):
+    import packager.estimate.costing as costing
+    from packager.estimate.hardware import get_target
+
+    est = estimate_bundle(priced, EstimateOptions(target="t4x2", rows=1000))
+    assert est.verdict == "fits"
+    tiny = replace(get_target("t4x2"), memory_bytes=1.0)  # no GPU memory for anything
+    monkeypatch.setattr(costing, "get_target", lambda key: tiny)
+    est = estimate_bundle(priced, EstimateOptions(target="t4x2", rows=1000))
+    blocking = {c.member for c in est.blocking if c.code == "gpu-memory"}
+    assert blocking == {"cnn", "mlp"} and est.verdict == "does not fit"
+    assert {m for m, _ in est.plan.dropped} == {"cnn", "mlp"} and not est.plan.steps
+    assert "even at batch 1" in est.plan.dropped[0][1]
 
 
 @pytest.mark.timeout(180)
