@@ -7,10 +7,18 @@ stage:
 * ``install``: the bundle's ``wheels/`` folder (if any) installed offline at
   ``INSTALL_BYTES_PER_S`` after ``INSTALL_FIXED_S`` of pip start-up - a rate
   constant, low confidence. Nothing for ``--target local``.
-* ``startup``: interpreter start and imports and the extra cost of a
-  process's first session (measured in subprocesses) plus
-  the sha256 verification of every bundle file (at the measured hash rate,
-  and no faster than ``KAGGLE_DISK_BYTES_PER_S`` on a Kaggle target), the
+* ``python``, ``imports`` and ``exit``: the process around the run, as a
+  user times it: interpreter start, the imports of the runtime and its
+  backend (``python -m runtime run`` imports onnxruntime, pandas and what
+  they load), and the interpreter's exit with the sessions loaded (tearing
+  down onnxruntime, pandas and pyarrow takes a few tenths of a second).
+  Measured at profile time in subprocesses (:func:`.overheads.measure_startup`),
+  host-scaled to the target. Profiles from before the split hold one
+  ``import_s`` for the three, priced as ``imports``.
+* ``verify``: the sha256 verification of every file the manifest lists
+  (wheels included) at the measured hash rate, and no faster than
+  ``KAGGLE_DISK_BYTES_PER_S`` on a Kaggle target: it grows with the bundle.
+* ``startup``: the extra cost of a process's first inference session, the
   runtime's own fixed set-up (from the profile's end-to-end check runs), plus
   ``CUDA_INIT_S`` of CUDA context creation on a GPU target.
 * ``load`` per member: the measured session creation and the extra cost of
@@ -76,7 +84,8 @@ from runtime.errors import SpecError
 from runtime.manifest import Manifest, Member, Variant
 
 #: The stages of a notebook run, in order.
-STAGES = ("install", "startup", "load", "read", "inference", "ensembling", "writing")
+STAGES = ("install", "python", "imports", "verify", "startup", "load", "read", "inference", "ensembling", "writing",
+          "exit")
 
 # Rate constants (documented guesses, each used at low confidence).
 INSTALL_FIXED_S = 5.0  # pip start-up and dependency resolution, offline
@@ -437,28 +446,35 @@ class Costing:
 
     # -- bundle-wide -----------------------------------------------------------------
     def bundle_items(self, rows: int) -> list[Item]:
-        """install, startup, read and writing items."""
+        """install, python, imports, verify, startup, read, writing and exit items."""
         items = [self._install()]
         p = self.profile
         startup = p.get("startup") or {}
         data = p.get("data") or {}
         write = p.get("write") or {}
-        if self.measured and startup.get("import_s") is not None:
-            est = self._host(float(startup["import_s"]) + float(startup.get("first_session_s") or 0.0))
-            basis = self._measured
+        if self.measured and startup.get("python_s") is not None:
+            for stage, key, what in (("python", "python_s", "interpreter start"),
+                                     ("imports", "imports_s", "imports of the runtime and its backend")):
+                items.append(Item(stage, self._host(float(startup[key]), (f"{what}, measured",)), self._measured))
+        elif self.measured and startup.get("import_s") is not None:
+            items.append(Item("imports", self._host(float(startup["import_s"]), (
+                "interpreter start, imports and exit measured together (an older profile)",)), self._measured))
         else:
-            est = _fixed(3.0, _SPEC_BAND, "low", self.key, notes=("imports not measured: 3 s assumed",))
-            basis = "rate constant"
+            items.append(Item("imports", _fixed(3.0, _SPEC_BAND, "low", self.key, notes=(
+                "interpreter start, imports and exit not measured: 3 s assumed",)), "rate constant"))
         # Every file the manifest lists is verified, wheels included (added after profiling).
         size = float(_listed_bytes(self.root, self.manifest) or startup.get("bundle_bytes") or 0.0)
         rate = float(startup.get("hash_bytes_per_s") or 0) or 400e6
+        note = (f"sha256 of {size / 1e6:.1f} MB (every file the manifest lists)",)
         if self.machine is not None and self.machine.same:
-            verify = self._host(size / rate)
+            verify, basis = self._host(size / rate, note), "measured"
         else:
             ratio = self.machine.host_ratio if self.machine else 1.0
             verify = _fixed(size / min(rate / ratio, KAGGLE_DISK_BYTES_PER_S), (0.5, 3.0), "low", self.key,
-                            notes=("bundle verification at the disk / hash rate (rate constant)",))
-        est = _add(est, verify)
+                            notes=(*note, "at the disk / hash rate (rate constant)"))
+            basis = "rate constant"
+        items.append(Item("verify", verify, basis))
+        est = self._host(float(startup.get("first_session_s") or 0.0) if self.measured else 0.0)
         run = (p.get("checkpoint") or {}).get("run") or {}
         if run.get("fixed_s"):  # the runtime's own set-up, from the profile's end-to-end check runs
             est = _add(est, self._host(float(run["fixed_s"])))
@@ -466,7 +482,10 @@ class Costing:
         if self.target.kind == "gpu" and not measured_on_gpu:
             est = _add(est, _fixed(CUDA_INIT_S, (0.5, 3.0), "low", self.key,
                                    notes=(f"CUDA context creation {CUDA_INIT_S:g} s (rate constant)",)))
-        items.append(Item("startup", est, basis))
+        items.append(Item("startup", est, self._measured if self.measured else "rate constant"))
+        if self.measured and startup.get("exit_s") is not None:
+            items.append(Item("exit", self._host(float(startup["exit_s"]), (
+                "interpreter exit with the sessions loaded, measured",)), self._measured))
         if "read_s_per_row" in data:
             read = self._host(float(data.get("read_fixed_s", 0.0)) + float(data["read_s_per_row"]) * rows)
             items.append(Item("read", read, self._measured))

@@ -1,8 +1,9 @@
 """The bundle-wide parts of a run, measured here: everything but the members' own work.
 
-* :func:`measure_startup`: interpreter start and the runtime's imports, in a
-  subprocess run in the bundle folder (the vendored runtime is imported), and
-  the extra cost of a process's first inference session.
+* :func:`measure_startup`: interpreter start, the runtime's imports and the
+  interpreter's exit with the members' sessions loaded, in subprocesses run in
+  the bundle folder (the vendored runtime is imported), and the extra cost of
+  a process's first inference session.
 * :func:`hash_rate`: ``sha256_file`` throughput, for bundle verification.
 * :func:`measure_write`: one submission write (combine, format, write
   atomically) at two row counts, as fixed + per row.
@@ -64,22 +65,65 @@ print(max(first - min(make(), make()), 0.0))
 """
 
 
-def measure_startup(root: Path, model: Path, images: bool) -> dict[str, Any]:
-    """Interpreter start plus the runtime's imports (median of three, in the bundle folder,
-    so the vendored runtime is imported), and the extra cost of a process's first session."""
-    times = []
+# Timestamps on the system-wide monotonic clock (time.perf_counter is CLOCK_MONOTONIC on Linux,
+# mach_absolute_time on macOS, QueryPerformanceCounter on Windows: one clock for all processes),
+# so the parent can tell interpreter start and exit from the work in between.
+_PROCESS = """
+import time
+t0 = time.perf_counter()
+{imports}
+t1 = time.perf_counter()
+import sys, numpy as np, onnxruntime as ort
+so = ort.SessionOptions()
+so.log_severity_level = 3
+sessions = []
+for path in sys.argv[1:]:  # loaded and called once, as the run leaves them for the exit
+    s = ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
+    feeds = {{i.name: np.zeros([d if isinstance(d, int) and d > 0 else 1 for d in i.shape],
+                               np.float16 if "float16" in i.type else np.float32) for i in s.get_inputs()}}
+    try:
+        s.run(None, feeds)
+    except Exception:  # a graph that wants other dtypes: loaded is what matters for the exit
+        pass
+    sessions.append(s)
+print(t0, t1, time.perf_counter(), flush=True)
+"""
+
+
+def measure_startup(root: Path, model: Path, images: bool, models: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The process around a run, as a user times it: median of three, in the bundle folder (so the
+    vendored runtime is imported), and the extra cost of a process's first session.
+
+    Returns ``python_s`` (launch to the first line of the script), ``imports_s``
+    (what ``python -m runtime run`` imports, its lazy imports included),
+    ``exit_s`` (the last line to the parent seeing the process end, with
+    ``models`` loaded: their sessions are torn down at exit), ``import_s``
+    (the three together, the older profile's one figure) and
+    ``first_session_s``.
+    """
     # No PYTHONPATH (the vendored runtime must be the one imported) and no .pyc files
     # written into the bundle (on Kaggle it is read-only, so the runtime compiles each time).
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    script = _PROCESS.format(imports=_IMPORTS + ("; import PIL.Image" if images else ""))
+    runs = []
     for _ in range(3):
-        t0 = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", _IMPORTS + ("; import PIL.Image" if images else "")], cwd=root, env=env,
-                              capture_output=True, text=True, timeout=120)
-        times.append(time.perf_counter() - t0)
+        launched = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", script, *map(str, models)], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=300)
+        ended = time.perf_counter()
         if done.returncode != 0:
             return {"import_s": None, "note": f"imports failed: {done.stderr.strip()[-300:]}"}
-    out: dict[str, Any] = {"import_s": statistics.median(times), "import_runs": times}
+        try:
+            t0, t1, t2 = (float(x) for x in done.stdout.split()[-3:])
+        except ValueError:
+            return {"import_s": None, "note": f"unexpected output: {done.stdout.strip()[-300:]}"}
+        if not launched <= t0 <= t1 <= t2 <= ended:  # not one clock after all: no split
+            return {"import_s": None, "note": "the subprocess's clock is not this one's"}
+        runs.append((t0 - launched, t1 - t0, ended - t2, ended - launched - (t2 - t1)))
+    python_s, imports_s, exit_s, total = (statistics.median(r[k] for r in runs) for k in range(4))
+    out: dict[str, Any] = {"python_s": python_s, "imports_s": imports_s, "exit_s": exit_s, "import_s": total,
+                           "import_runs": [r[3] for r in runs]}
     done = subprocess.run([sys.executable, "-c", _FIRST_SESSION, str(model)], cwd=root, env=env,
                           capture_output=True, text=True, timeout=300)
     try:

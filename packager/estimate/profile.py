@@ -378,7 +378,9 @@ def profile_bundle(
     rate = hash_rate()
     smallest = min((root / v.file for m in manifest.members for v in m.variants), key=lambda p: p.stat().st_size)
     images = manifest.data.format == "images"
-    startup = measure_startup(root, smallest, images) if options.startup else {"import_s": None, "note": "not measured"}
+    loaded = tuple(root / m.variants[0].file for m in manifest.members)  # what the run has loaded when it exits
+    startup = (measure_startup(root, smallest, images, loaded) if options.startup
+               else {"import_s": None, "note": "not measured"})
     startup.update(verify_s=t_verify, bundle_bytes=bundle_bytes, hash_bytes_per_s=rate)
     fp = fingerprint()
     devices = {v["device"] for m in members.values() for v in m.values()}

@@ -44,7 +44,8 @@ def as_json(capsys, *argv: str, code: int = 0) -> dict:
 def test_table_on_digits(bundle, cal, capsys):
     code, out, err = estimate(capsys, str(bundle), "--target", "t4x2", "--rows", "25000", "--time-limit", "9h", *cal)
     assert code == 0, err
-    for stage in ("install", "startup", "load", "read", "inference", "ensembling", "writing", "total"):
+    for stage in ("install", "imports", "verify", "startup", "load", "read", "inference", "ensembling", "writing",
+                  "total"):
         assert f"\n{stage}" in out
     assert "NVIDIA T4 x2" in out and "25,000 rows" in out and "limit 9h00m00s" in out
     assert "verdict: FITS" in out and "margin left" in out
@@ -57,7 +58,8 @@ def test_json_has_the_same_figures(bundle, cal, capsys):
     assert data["margin_s"] == pytest.approx(90)  # the run's own default margin: 5 % of the limit
     assert data["expected_s"] == pytest.approx(sum(i["seconds"] for i in data["items"]))
     assert data["margin_left_s"] == pytest.approx(data["available_s"] - data["expected_s"])
-    assert set(data["stages"]) == {"install", "startup", "load", "read", "inference", "ensembling", "writing"}
+    assert set(data["stages"]) == {"install", "python", "imports", "verify", "startup", "load", "read", "inference",
+                                   "ensembling", "writing", "exit"}
     assert {i["member"] for i in data["items"] if i["stage"] == "inference"} == {"cnn", "mlp"}
     assert data["plan"] is None
 
@@ -85,6 +87,23 @@ def test_plan_on_request_and_checks_printed(bundle, cal, capsys):
     assert "best plan that fits" in out and "pre-flight checks" in out and "[sm60]" in out
 
 
+def _widest_run(png: Path, rgb: str) -> float:
+    """The widest horizontal run of one colour in a PNG, as a share of the image width."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    image = plt.imread(png)[..., :3]
+    target = np.array([int(rgb[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    mask = np.abs(image - target).max(axis=2) < 0.02
+    best = 0
+    for row in mask:
+        run = 0
+        for on in row:
+            run = run + 1 if on else 0
+            best = max(best, run)
+    return best / mask.shape[1]
+
+
 @pytest.mark.timeout(180)
 def test_chart(bundle, cal, capsys, tmp_path):
     pytest.importorskip("matplotlib")
@@ -92,6 +111,29 @@ def test_chart(bundle, cal, capsys, tmp_path):
     code, out, _ = estimate(capsys, str(bundle), "--rows", "25000", "--chart", str(png), *cal)
     assert code == 0 and "chart written" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("target, rows, limit", [("t4x2", 25000, "9h"), ("local", 540, "10s")],
+                         ids=["kaggle", "small"])
+def test_chart_is_scaled_to_the_work(bundle, cal, capsys, tmp_path, target, rows, limit):
+    """At Kaggle scale the work is seconds of a 9 h limit: the axis must follow the work, not the limit."""
+    pytest.importorskip("matplotlib")
+    from packager.estimate.chart import axis_end, axis_unit
+    from packager.estimate.estimator import EstimateOptions, estimate_bundle
+    from runtime.settings import parse_duration
+
+    png = tmp_path / "chart.png"
+    code, out, err = estimate(capsys, str(bundle), "--target", target, "--rows", str(rows), "--time-limit", limit,
+                              "--chart", str(png), "--no-calibration", *cal)
+    assert "chart written" in out, err
+    # The total bar (its colour) spans a good part of the picture, not a sliver at the left.
+    assert _widest_run(png, "#1e88e5") > 0.1  # at the limit's scale it is 0.1 % of it: a pixel at most
+    est = estimate_bundle(bundle, EstimateOptions(target=target, rows=rows, time_limit_s=parse_duration(limit)))
+    end, limit_on_axis = axis_end(est)
+    assert end <= 1.3 * est.high_s or end <= 1.06 * est.time_limit_s
+    assert limit_on_axis == (target == "local")  # 10 s is near the work; 9 h is far: an axis break
+    assert axis_unit(end)[1] == "seconds" and axis_unit(20 * 60)[1] == "minutes" and axis_unit(5 * 3600)[1] == "hours"
 
 
 @pytest.mark.timeout(180)

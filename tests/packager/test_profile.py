@@ -69,7 +69,11 @@ def test_profile_cli_stores_profile_with_fingerprint(bundle, digits_dir, capsys)
             assert point["windows"] and point["calls"] >= len(point["windows"])
             assert sum(point["stages"].values()) == pytest.approx(point["s_per_batch"])
     assert profile["data"]["read_s_per_row"] >= 0 and profile["write"]["s_per_row"] >= 0
-    assert profile["startup"]["import_s"] > 0 and profile["startup"]["hash_bytes_per_s"] > 0
+    startup = profile["startup"]
+    assert startup["import_s"] > 0 and startup["hash_bytes_per_s"] > 0
+    # The process around the run, measured apart: start, imports, exit (with the members' sessions loaded).
+    assert startup["python_s"] > 0 and startup["imports_s"] > startup["python_s"] and startup["exit_s"] > 0
+    assert startup["python_s"] + startup["imports_s"] + startup["exit_s"] == pytest.approx(startup["import_s"], rel=0.5)
     run = profile["checkpoint"]["run"]  # the runtime's own end-to-end check runs
     assert "error" not in run, run
     assert run["fixed_s"] >= 0 and run["bookkeeping_s_per_chunk"] >= 0 and 1 <= run["inference_factor"] <= 1.5
