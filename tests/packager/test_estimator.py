@@ -171,6 +171,38 @@ def test_wheels_folder_prices_the_install(profiled, tmp_path):
     assert item.estimate.confidence == "low"
 
 
+@pytest.mark.timeout(180)
+def test_the_process_around_the_run_is_priced_stage_by_stage(priced, tmp_path):
+    """Interpreter start, imports, verification and exit: what a user timing the command waits for."""
+    bundle = _copy(priced, tmp_path / "process")
+
+    def split(d):
+        d["profile"]["startup"].update(python_s=0.05, imports_s=0.6, exit_s=0.3, import_s=0.95)
+
+    _edit_manifest(bundle, split)
+    est = estimate_bundle(bundle, EstimateOptions(target="local", rows=1000, time_limit_s=60))
+    stages = {i.stage: i.estimate.seconds for i in est.items if not i.member}
+    assert stages["python"] == pytest.approx(0.05) and stages["imports"] == pytest.approx(0.6)
+    assert stages["exit"] == pytest.approx(0.3) and "verify" in stages
+    assert est.stage_totals()["exit"][0] == pytest.approx(0.3)
+    # Verification grows with the bytes the manifest lists, at the measured hash rate (1 GB/s here).
+    before = stages["verify"]
+    manifest = json.loads((bundle / MANIFEST_NAME).read_text())
+    (bundle / "big.bin").write_bytes(b"\0" * 50_000_000)
+    manifest["files"]["big.bin"] = "0" * 64
+    (bundle / MANIFEST_NAME).write_text(json.dumps(manifest))
+    after = estimate_bundle(bundle, EstimateOptions(target="local", rows=1000, time_limit_s=60))
+    verify = next(i for i in after.items if i.stage == "verify").estimate.seconds
+    assert verify - before == pytest.approx(0.05, rel=0.01)
+    table = format_table(after)
+    for stage in ("python", "imports", "verify", "exit"):
+        assert f"\n{stage} " in table
+    # An older profile measured the three together: priced as one imports stage, nothing lost.
+    old = estimate_bundle(priced, EstimateOptions(target="local", rows=1000, time_limit_s=60))
+    assert next(i for i in old.items if i.stage == "imports").estimate.seconds == pytest.approx(0.5)
+    assert not {"python", "exit"} & {i.stage for i in old.items}
+
+
 # -- the best plan that fits --------------------------------------------------------------
 
 
