@@ -208,3 +208,16 @@ def test_existing_bundle_needs_force(digits_bundle, work, tmp_path, capsys):
     fails_cleanly(capsys, main, ["package", str(work / "ninefit.toml"), "-o", str(out)], "already exists", "--force")
     fails_cleanly(capsys, main, ["package", str(work / "ninefit.toml"), "-o", str(out), "--force"], "not a ninefit bundle")
     assert (out / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.timeout(300)
+def test_cli_and_report_count_the_same_files(work, tmp_path, capsys):
+    import re
+
+    out = tmp_path / "bundle"
+    assert main(["package", str(work / "ninefit.toml"), "-o", str(out), "--no-wheels", "--no-profile"]) == 0
+    printed = re.search(r"\((\d+) member\(s\), (\d+) files\)", capsys.readouterr().out)
+    reported = re.search(r"The bundle is .* in (\d+) files", (out / "report.md").read_text())
+    assert printed and reported
+    on_disk = sum(1 for p in out.rglob("*") if p.is_file())
+    assert int(printed.group(2)) == int(reported.group(1)) == on_disk
