@@ -8,8 +8,12 @@ from runtime.progress import format_seconds
 
 def fmt_s(seconds: float) -> str:
     """The run log's :func:`runtime.progress.format_seconds` (``12.3s``, ``4m05s``, ``8h06m00s``),
-    with a leading ``-`` when negative: the margin left can be."""
+    with a leading ``-`` when negative."""
     return "-" + format_seconds(-seconds) if seconds < 0 else format_seconds(seconds)
+
+
+def _spare(seconds: float) -> str:
+    return f"{fmt_s(seconds)} to spare" if seconds >= 0 else f"{fmt_s(-seconds)} over"
 
 
 def format_table(est: BudgetEstimate) -> str:
@@ -29,10 +33,11 @@ def format_table(est: BudgetEstimate) -> str:
     band = f"{fmt_s(est.low_s)} - {fmt_s(est.high_s)}"
     out.append(f"{'total':<11} {'':<14} {'':<8} {'':>6} {fmt_s(est.expected_s):>9} {band:>21}  {est.confidence}")
     out.append("")
-    left = est.available_s - est.expected_s
+    # "spare", not "margin left": the margin is the one figure of the header, kept apart from this.
     out.append(f"limit {fmt_s(est.time_limit_s)} - margin {fmt_s(est.margin_s)} = {fmt_s(est.available_s)} "
-               f"available; expected {fmt_s(est.expected_s)} ({est.expected_s / est.available_s:.0%}), "
-               f"margin left {fmt_s(left)} (expected) / {fmt_s(est.available_s - est.high_s)} (high edge)")
+               f"available; expected {fmt_s(est.expected_s)} ({est.expected_s / est.available_s:.0%}): "
+               f"{_spare(est.available_s - est.expected_s)} (expected) / {_spare(est.available_s - est.high_s)} "
+               "(high edge)")
     out.append(f"verdict: {est.verdict.upper()} ({est.reason})")
     if est.calibrated:
         out.append("calibration: " + "; ".join(est.calibrated))

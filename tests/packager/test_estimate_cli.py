@@ -48,7 +48,21 @@ def test_table_on_digits(bundle, cal, capsys):
                   "total"):
         assert f"\n{stage}" in out
     assert "NVIDIA T4 x2" in out and "25,000 rows" in out and "limit 9h00m00s" in out
-    assert "verdict: FITS" in out and "margin left" in out
+    assert "verdict: FITS" in out and "to spare (expected)" in out
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("extra, margin", [([], "15m00s"), (["--margin", "10%"], "54m00s"),
+                                           (["--time-limit", "12s"], "3.0s")], ids=["default", "share", "short"])
+def test_the_margin_is_one_figure(bundle, cal, capsys, extra, margin):
+    import re
+
+    code, out, err = estimate(capsys, str(bundle), "--target", "local", "--rows", "1000", *extra, *cal)
+    assert code in (0, 3, 4), err
+    header = re.search(r"limit \S+, margin (\S+)\n", out).group(1)
+    summary = re.search(r" - margin (\S+) = ", out).group(1)
+    assert header == summary == margin  # a 12 s limit keeps 25 % (3 s), as the run does
+    assert "margin left" not in out  # the time to spare is not a second "margin"
 
 
 @pytest.mark.timeout(180)
