@@ -211,13 +211,15 @@ def measure_ensemble(manifest: Manifest, rows: int) -> dict[str, Any]:
 
 
 def check_run(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, Any], data_info: dict[str, Any],
-               write: dict[str, Any], chunk: dict[str, Any], max_rows: int, run_options: RunOptions) -> dict[str, Any]:
+               write: dict[str, Any], chunk: dict[str, Any], max_rows: int, run_options: RunOptions,
+               hash_bytes_per_s: float | None = None) -> dict[str, Any]:
     """Run the runtime itself end to end (``runtime.run.run``) at two sizes.
 
     What its run report shows beyond the measured parts (session setup,
-    ``predict_rows``, reading, the submission writes) is the runtime's own
-    work: verification and set-up (fixed) and checkpointing each chunk,
-    memory checks, re-planning (per chunk). The two sizes separate the two.
+    ``predict_rows``, reading, the submission writes, and the verification
+    of the listed files at ``hash_bytes_per_s``, the estimate's ``verify``
+    stage) is the runtime's own work: set-up (fixed) and checkpointing each
+    chunk, memory checks, re-planning (per chunk). The two sizes separate the two.
     """
     manifest = bundle.manifest
     per_row = sum(members[m.name][m.variants[0].name]["s_per_row"] for m in manifest.members)
@@ -225,10 +227,13 @@ def check_run(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, Any
     # Enough chunks to tell per-chunk work from fixed work, within about a second of inference.
     big = int(min(max_rows, max(4 * batch, min(_CHECK_SECONDS / max(per_row, 1e-9), _CHECK_CHUNKS * batch))))
     small = min(batch, big)
-    if not manifest.files:  # a staged bundle inside `ninefit package`: list its files for verification
-        staged = replace(manifest, files=checksum_tree(bundle.root))
-        (Path(bundle.root) / MANIFEST_NAME).write_text(staged.to_json(), encoding="utf-8")
-    points = [_one_check(bundle, data_dir, work / f"check-{rows}", rows, data_info, write, run_options)
+    files = manifest.files
+    if not files:  # a staged bundle inside `ninefit package`: list its files for verification
+        files = checksum_tree(bundle.root)
+        (Path(bundle.root) / MANIFEST_NAME).write_text(replace(manifest, files=files).to_json(), encoding="utf-8")
+    listed = sum((Path(bundle.root) / rel).stat().st_size for rel in files if (Path(bundle.root) / rel).is_file())
+    verify_s = listed / hash_bytes_per_s if hash_bytes_per_s else 0.0  # priced apart, as the verify stage
+    points = [_one_check(bundle, data_dir, work / f"check-{rows}", rows, data_info, write, run_options, verify_s)
               for rows in (small, big)]
     a, b = points
     # predict_rows inside the runtime (its own threads: checkpoint writes, memory
@@ -262,7 +267,7 @@ def _stream_s(record: dict[str, Any], batch: int, rows: int) -> float:
 
 
 def _one_check(bundle: Bundle, data_dir: Path, work: Path, rows: int, data_info: dict[str, Any],
-               write: dict[str, Any], run_options: RunOptions) -> dict[str, Any]:
+               write: dict[str, Any], run_options: RunOptions, verify_s: float = 0.0) -> dict[str, Any]:
     from runtime.run import run
 
     manifest = bundle.manifest
@@ -283,7 +288,7 @@ def _one_check(bundle: Bundle, data_dir: Path, work: Path, rows: int, data_info:
     one_write = write["fixed_s"] + write["s_per_row"] * rows
     read = data_info["read_fixed_s"] + data_info["read_s_per_row"] * rows
     chunks = sum(len(chunk_grid(rows, m.batch_size)) for m in manifest.members)
-    residual = max(seconds - inside - read - writes * one_write, 0.0)
+    residual = max(seconds - inside - read - writes * one_write - verify_s, 0.0)
     return {"rows": rows, "seconds": seconds, "inside_s": inside, "inference_s": infer, "writes": writes,
             "chunks": chunks, "residual_s": residual}
 
