@@ -45,6 +45,7 @@ from runtime.submission import format_rows, write_atomic
 _IMPORTS = ("import io, importlib.util, runtime.cli, runtime.run, runtime.data, runtime.submission, onnxruntime, "
             "pandas; importlib.util.find_spec('psutil') and __import__('psutil'); "
             "pandas.read_csv(io.StringIO('id,x\\nA,1\\n'), dtype={'id': str}).astype(str).to_numpy().tolist()")
+_STARTUP_RUNS = 5  # subprocesses timed for the process stages; the least disturbed is kept
 _CHECK_SECONDS = 1.0  # inference time the end-to-end check run is sized for
 _CHECK_CHUNKS = 256  # chunks of the largest batch the larger check run aims for (64 overestimated 100k-row runs by 23%)
 _FACTOR_MIN_S = 0.2  # least inference in the check run to derive the in-runtime factor from
@@ -78,21 +79,20 @@ so = ort.SessionOptions()
 so.log_severity_level = 3
 sessions = []
 for path in sys.argv[1:]:  # loaded and called once, as the run leaves them for the exit
-    s = ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
-    feeds = {{i.name: np.zeros([d if isinstance(d, int) and d > 0 else 1 for d in i.shape],
-                               np.float16 if "float16" in i.type else np.float32) for i in s.get_inputs()}}
     try:
-        s.run(None, feeds)
-    except Exception:  # a graph that wants other dtypes: loaded is what matters for the exit
+        s = ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
+        sessions.append(s)
+        s.run(None, {{i.name: np.zeros([d if isinstance(d, int) and d > 0 else 1 for d in i.shape],
+                                       np.float16 if "float16" in i.type else np.float32) for i in s.get_inputs()}})
+    except Exception:  # other dtypes, or not loadable here: what is loaded is what the exit tears down
         pass
-    sessions.append(s)
 print(t0, t1, time.perf_counter(), flush=True)
 """
 
 
 def measure_startup(root: Path, model: Path, images: bool, models: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The process around a run, as a user times it: median of three, in the bundle folder (so the
-    vendored runtime is imported), and the extra cost of a process's first session.
+    """The process around a run, as a user times it: the least of ``_STARTUP_RUNS`` runs, in the
+    bundle folder (so the vendored runtime is imported), and the extra cost of a process's first session.
 
     Returns ``python_s`` (launch to the first line of the script), ``imports_s``
     (what ``python -m runtime run`` imports, its lazy imports included),
@@ -107,9 +107,10 @@ def measure_startup(root: Path, model: Path, images: bool, models: tuple[Path, .
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     script = _PROCESS.format(imports=_IMPORTS + ("; import PIL.Image" if images else ""))
     runs = []
-    for _ in range(3):
+    for _ in range(_STARTUP_RUNS):
         launched = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", script, *map(str, models)], cwd=root, env=env,
+        # Absolute paths: the subprocess runs in the bundle folder, and ``root`` may be relative.
+        done = subprocess.run([sys.executable, "-c", script, *(str(Path(m).resolve()) for m in models)], cwd=root, env=env,
                               capture_output=True, text=True, timeout=300)
         ended = time.perf_counter()
         if done.returncode != 0:
@@ -121,10 +122,12 @@ def measure_startup(root: Path, model: Path, images: bool, models: tuple[Path, .
         if not launched <= t0 <= t1 <= t2 <= ended:  # not one clock after all: no split
             return {"import_s": None, "note": "the subprocess's clock is not this one's"}
         runs.append((t0 - launched, t1 - t0, ended - t2, ended - launched - (t2 - t1)))
-    python_s, imports_s, exit_s, total = (statistics.median(r[k] for r in runs) for k in range(4))
+    # The least disturbed of each: other work on the machine only ever slows a process down
+    # (as the member windows keep the fastest).
+    python_s, imports_s, exit_s, total = (min(r[k] for r in runs) for k in range(4))
     out: dict[str, Any] = {"python_s": python_s, "imports_s": imports_s, "exit_s": exit_s, "import_s": total,
                            "import_runs": [r[3] for r in runs]}
-    done = subprocess.run([sys.executable, "-c", _FIRST_SESSION, str(model)], cwd=root, env=env,
+    done = subprocess.run([sys.executable, "-c", _FIRST_SESSION, str(Path(model).resolve())], cwd=root, env=env,
                           capture_output=True, text=True, timeout=300)
     try:
         out["first_session_s"] = float(done.stdout.strip().splitlines()[-1])

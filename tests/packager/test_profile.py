@@ -238,3 +238,17 @@ def test_package_profiles_images_without_an_image_dir(tmp_path):
     assert profile["members"]["tiny"]["fp32"]["s_per_row"] > 0
     assert profile["data"]["rows"] == 6 and not profile["data"]["synthetic"]
     assert "error" not in profile["checkpoint"]["run"], profile["checkpoint"]["run"]
+
+
+@pytest.mark.timeout(300)
+def test_process_stages_are_measured_from_a_relative_bundle_path(bundle, monkeypatch):
+    """`ninefit profile bundle` (a relative path): the subprocesses run in the bundle folder, and the model
+    paths handed to them must still name the models (they once silently failed: imports "not measured")."""
+    from packager.estimate.overheads import measure_startup
+
+    monkeypatch.chdir(bundle.parent)
+    root = Path(bundle.name)
+    models = tuple(root / m.variants[0].file for m in Manifest.load(root).members)
+    out = measure_startup(root, models[0], False, models)
+    assert "note" not in out, out
+    assert out["python_s"] > 0 and out["imports_s"] > 0 and out["exit_s"] > 0 and out["first_session_s"] is not None
