@@ -113,7 +113,8 @@ class EstimateOptions:
         time_limit_s: The notebook's run-time limit.
         margin_s: Safety margin; None: the margin ``ninefit run`` keeps
             (:func:`runtime.budget.default_margin`: 5 % of the limit, at least
-            5 s, at most 15 min), so the verdict is judged as the run will be.
+            5 s, at most 15 min, never more than 25 % of the limit), so the
+            verdict is judged as the run will be.
         batch_size: Override every member's batch size (as ``ninefit run --batch-size``).
         data_parallel: Assume a multi-GPU target spreads each member's batches
             over all its GPUs. The runtime does not (yet): it runs one member

@@ -2,15 +2,15 @@
 
 :func:`estimate_bundle` reads a bundle's measured profile (see
 :mod:`.profile`), translates each figure to the target and adds them up per
-stage:
-
-per stage (:mod:`.costing` prices each stage and documents how).
+stage (:mod:`.costing` prices each stage and documents how). A blocking
+pre-flight check (:mod:`.preflight`) makes the verdict "does not fit"
+whatever the times.
 
 Verdict, with ``available = limit - margin``:
 
 * **fits**: the band's high edge ``<= available``;
 * **tight**: the expected total ``<= available`` ``<`` the high edge;
-* **does not fit**: the expected total ``> available``.
+* **does not fit**: the expected total ``> available``, or a blocking check.
 
 When it does not fit (or is tight), :func:`runtime.planner.plan` picks the
 members and variants that fit on the high edge, maximising delivered value
@@ -19,7 +19,6 @@ offered at the member's batch size and at the profile's fastest measured
 batch size (when it fits the target's GPU memory), so a larger batch is
 chosen when it saves time.
 """
-
 
 from __future__ import annotations
 
