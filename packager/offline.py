@@ -55,7 +55,7 @@ from packager.wheelhouse import (
 )
 from packager.wheelmeta import Target, parse_requirements, resolve_provided
 from runtime.errors import PackagingError
-from runtime.manifest import Manifest
+from runtime.manifest import MANIFEST_NAME, Manifest
 
 logger = logging.getLogger(__name__)
 
@@ -377,6 +377,8 @@ def dataset_hook(
                      "else the Kaggle CLI skips every sub-folder):", "",
                      f"    {shlex.join(command)}"]
         with_wheels = ", wheels included" if (Path(stage) / WHEELS_DIR).is_dir() else ""
+        if not (Path(stage) / MANIFEST_NAME).exists():  # written after the hooks: count it as uploaded
+            count += 1
         lines += ["", f"The bundle is {_size(total)} in {count} files{with_wheels}."]
         if warnings:
             lines += ["", *(f"- warning: {w}" for w in warnings)]

@@ -116,8 +116,53 @@ def _os_error_message(exc: OSError) -> str:
             "file in a writable folder, --work-dir a writable folder).")
 
 
+#: Exit status when the reader of stdout went away (``ninefit estimate --json | head``): a shell's
+#: 128 + SIGPIPE, what a command killed by the closed pipe reports.
+CLOSED_PIPE_EXIT = 141
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll reports an error on its write end)."""
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # stdout is not a file (captured): not a pipe
+        return False
+    if not hasattr(select, "poll"):  # Windows: a broken pipe on a write is most likely stdout's
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+
+
+def _quiet_on_closed_stdout() -> int:
+    """End quietly after the reader of stdout closed it: later writes and the flush at exit go nowhere."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return CLOSED_PIPE_EXIT
+
+
 def run_cli(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, prog: str = "ninefit") -> int:
-    """Parse, dispatch, and turn a NinefitError or OSError into a message and an exit status."""
+    """Parse, dispatch, and turn a NinefitError or OSError into a message and an exit status.
+
+    Output piped into a reader that stops early (``| head``) ends the command
+    quietly with :data:`CLOSED_PIPE_EXIT`, help and version text included.
+    """
+    try:
+        try:
+            code = _dispatch(parser, argv, prog)
+        finally:  # on SystemExit too (--help, --version): a closed pipe shows here, not in the flush at exit
+            sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        if _stdout_closed():
+            return _quiet_on_closed_stdout()
+        raise
+
+
+def _dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str) -> int:
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
@@ -129,6 +174,8 @@ def run_cli(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, prog
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:
+        if isinstance(exc, BrokenPipeError) and _stdout_closed():
+            raise  # run_cli ends quietly
         print(f"{prog}: error: {_os_error_message(exc)}", file=sys.stderr)
         return NinefitError.exit_code
     except KeyboardInterrupt:
@@ -142,4 +189,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(parser, argv, prog="ninefit-runtime")
 
 
-__all__ = ["add_run_parser", "duration_arg", "main", "run_cli"]
+__all__ = ["CLOSED_PIPE_EXIT", "add_run_parser", "duration_arg", "main", "run_cli"]

@@ -64,8 +64,11 @@ class Progress:
         rate = (self.done - self.initial) / elapsed if elapsed > 0 else 0.0
         pct = 100.0 * self.done / self.total if self.total else 100.0
         eta = (self.total - self.done) / rate if rate > 0 else float("nan")
-        line = f"[{self.label}] {self.done}/{self.total} rows ({pct:5.1f}%) {rate:,.0f} rows/s"
-        line += f" {status} in {format_seconds(elapsed)}" if final else (f" ETA {format_seconds(eta)}" if eta == eta else "")
+        line = f"[{self.label}] {self.done}/{self.total} rows ({pct:5.1f}%)"
+        # The final line gives no rate: the run's table gives the member's one rows/s (its steady
+        # batches, warm-up excluded), and a second, different figure here would contradict it.
+        line += f" {status} in {format_seconds(elapsed)}" if final else (
+            f" {rate:,.0f} rows/s" + (f" ETA {format_seconds(eta)}" if eta == eta else ""))
         if self.tty:
             self.stream.write("\r\033[K" + line + ("\n" if final else ""))
         elif final or self.done < self.total:

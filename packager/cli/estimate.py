@@ -8,6 +8,9 @@ from pathlib import Path
 
 from runtime.cli import duration_arg
 
+#: Exit status per verdict (2 is a usage or input error, as for every command).
+EXIT_CODES = {"fits": 0, "tight": 3, "does not fit": 4}
+
 
 def _margin(text: str) -> tuple[str, float]:
     if text.strip().endswith("%"):
@@ -41,16 +44,22 @@ def register(sub) -> None:
                        description="Translate the bundle's measured profile to a Kaggle target and print per stage "
                        "and member the expected time with its band, the total against the limit, a verdict (fits: "
                        "the band's high edge fits limit - margin; tight: only the expected time does; does not fit), "
-                       "pre-flight checks and, when it does not fit, the best plan that does. The plan may change "
+                       "pre-flight checks and, when it does not fit, the best plan that does. A blocking pre-flight "
+                       "check (the run needs more RAM than the notebook has; a member fits no GPU memory even at "
+                       "batch 1) makes the verdict 'does not fit' whatever the times. The plan may change "
                        "batch sizes per member; `ninefit run` has one --batch-size for all members, so set it with "
-                       "--batch-size only if all members agree.")
+                       "--batch-size only if all members agree.",
+                       epilog="Exit status: 0 fits; 3 tight; 4 does not fit (by time or by a blocking pre-flight "
+                       "check); 2 usage or input error (bad flag, not a bundle, unreadable run report). With "
+                       "--json the verdict is also in the output. Durations: 9h, 540m, 32400s, 1h30m or plain "
+                       f"seconds.{_margin_rule()}")
     p.add_argument("bundle", type=Path, help="bundle folder written by `ninefit package`")
     p.add_argument("--target", default="t4x2", help=f"hardware: {', '.join(TARGETS)} (default: %(default)s)")
     p.add_argument("--rows", type=_rows, required=True, help="rows of the hidden test set (from the data page)")
     p.add_argument("--time-limit", type=duration_arg, default=9 * 3600.0,
                    help="run-time limit, e.g. 9h, 540m (default: 9h)")
     p.add_argument("--margin", type=_margin, default=None, help="safety margin: a duration (30m) or a share of the "
-                   "limit (10%%); default: the floor of the margin `ninefit run` keeps, 1s + 1%% of the limit")
+                   "limit (10%%); default: the margin `ninefit run` keeps by default (see below)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="override every member's batch size (as `ninefit run --batch-size`)")
     p.add_argument("--data-parallel", action="store_true",
@@ -115,4 +124,16 @@ def run(args: argparse.Namespace) -> int:
         if lines:
             print()
             print("\n".join(lines))
-    return 0
+    return EXIT_CODES[est.verdict]
+
+
+def _margin_rule() -> str:
+    """The default margin, worked out by the function the run uses, so help and run cannot disagree."""
+    from runtime.budget import default_margin
+    from runtime.progress import format_seconds
+
+    examples = ", ".join(f"{format_seconds(default_margin(limit))} of {format_seconds(limit)}"
+                         for limit in (10.0, 60.0, 1800.0, 9 * 3600.0))
+    return (" Default margin: the one `ninefit run` starts from (runtime.budget.default_margin): 1s + 1% of the "
+            "limit, never more than 25% of it "
+            f"(e.g. {examples}); the run raises it to twice the worst chunk overrun it measures.")

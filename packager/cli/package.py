@@ -63,7 +63,12 @@ def run(args: argparse.Namespace) -> int:
     result = package(args.spec, args.out, PackageOptions(force=args.force, hooks=tuple(hooks), target=args.target))
     for w in result.warnings:
         print(f"warning: {w}")
-    print(f"bundle written to {result.bundle} ({len(result.manifest.members)} member(s), {len(result.manifest.files)} files); report: {result.bundle / 'report.md'}")
+    from packager.dataset import check_bundle
+
+    # Counted as report.md counts them (every file uploaded, the manifest included), so the two agree.
+    _, count, _ = check_bundle(result.bundle)
+    print(f"bundle written to {result.bundle} ({len(result.manifest.members)} member(s), {count} files); "
+          f"report: {result.bundle / 'report.md'}")
     for line in offline_summary(result.bundle):
         print(line)
     return 0

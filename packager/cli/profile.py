@@ -42,7 +42,7 @@ def register(sub) -> None:
                    help="batch sizes to measure, e.g. 64,256 (default: each member's, a quarter and 4x of it)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads per model (default: the backend's choice)")
     p.add_argument("--backend", default=None, help="runtime backend (default: the best available)")
-    p.add_argument("--no-startup", action="store_true", help="do not time interpreter start and imports")
+    p.add_argument("--no-startup", action="store_true", help="do not time interpreter start, imports and exit")
     p.add_argument("--json", action="store_true", help="print the profile as JSON")
     p.set_defaults(func=run)
 

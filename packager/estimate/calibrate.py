@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from packager.estimate.estimator import Costing, EstimateOptions
+from packager.estimate.costing import Costing, EstimateOptions
 from packager.estimate.roofline import Calibration
 from runtime.errors import DataError
 from runtime.fileio import atomic_write
@@ -214,7 +214,7 @@ def calibrate(store: CalibrationStore, bundle: str | os.PathLike, manifest: Mani
             if warm_rows:  # the warm-up batch is booked with the load: its steady cost too
                 load += costing.inference(member, variant, batch, warm_rows)[0].seconds
             # Sub-second loads are noise next to a run's budget, and the first one loaded
-            # also pays the backend's import (counted in startup here): not folded in.
+            # also pays the backend's import (counted in imports here): not folded in.
             if max(load, load_s) >= MIN_LOAD_S:
                 store._update(node, "setup", target, None, load, load_s)
                 observations.append(Observation(name, variant.name, "load", computed, load, load_s))

@@ -2,54 +2,15 @@
 
 :func:`estimate_bundle` reads a bundle's measured profile (see
 :mod:`.profile`), translates each figure to the target and adds them up per
-stage:
-
-* ``install``: the bundle's ``wheels/`` folder (if any) installed offline at
-  ``INSTALL_BYTES_PER_S`` after ``INSTALL_FIXED_S`` of pip start-up - a rate
-  constant, low confidence. Nothing for ``--target local``.
-* ``startup``: interpreter start and imports and the extra cost of a
-  process's first session (measured in subprocesses) plus
-  the sha256 verification of every bundle file (at the measured hash rate,
-  and no faster than ``KAGGLE_DISK_BYTES_PER_S`` on a Kaggle target), the
-  runtime's own fixed set-up (from the profile's end-to-end check runs), plus
-  ``CUDA_INIT_S`` of CUDA context creation on a GPU target.
-* ``load`` per member: the measured session creation and the extra cost of
-  its first call, plus on a GPU the
-  weights' upload and ``GPU_SESSION_S``, plus an engine build
-  (``TRT_BUILD_S``, low confidence) when TensorRT builds engines there.
-* ``read``: reading the test table and sample submission, fitted as fixed +
-  per-row on the public table and a tiled copy of it, times the rows.
-* ``inference`` per member: the measured per-batch path at its batch size.
-  The infer part is translated to the target with the roofline model
-  (:func:`~packager.estimate.roofline.translate`, efficiency calibrated on the
-  local measurement), per measured batch size, then interpolated; the
-  preprocess and postprocess parts are host work, scaled by the ratio of
-  CPU clocks. ``ceil(rows / batch)`` calls, the last one partial; times the
-  factor by which the profile's end-to-end check run found ``predict_rows``
-  slower inside the runtime than alone.
-* ``ensembling`` per member: the runtime checkpoints each chunk of
-  predictions (``runtime.checkpoint.chunk_grid``: whole batches, at most ``MAX_CHUNKS``) and
-  reloads and adds every finished member's chunks at each submission write;
-  chunk save / load (in a full folder) and the per-row add are measured,
-  host-scaled; the runtime's per-chunk bookkeeping beyond that is the
-  residual of the profile's end-to-end check runs.
-* ``writing``: the runtime writes the submission ``members + 2`` times (a
-  first fallback file, after each member, and at the end); one write
-  (combine, format, write atomically) is measured as fixed + per row.
-
-Bands are those of :func:`translate` for the translated parts (+-10 % on the
-same machine, x0.67..x1.5 within a device kind, x0.5..x2 across kinds) and
-x0.67..x1.5 (low confidence) for host work moved to another machine; the
-total's band is the sum of the edges (errors assumed to go the same way,
-which is the cautious choice). A member without a profile is priced from
-spec sheets alone: the roofline at ``SPEC_EFFICIENCY`` of peak, band x0.25..x4,
-low confidence.
+stage (:mod:`.costing` prices each stage and documents how). A blocking
+pre-flight check (:mod:`.preflight`) makes the verdict "does not fit"
+whatever the times.
 
 Verdict, with ``available = limit - margin``:
 
 * **fits**: the band's high edge ``<= available``;
 * **tight**: the expected total ``<= available`` ``<`` the high edge;
-* **does not fit**: the expected total ``> available``.
+* **does not fit**: the expected total ``> available``, or a blocking check.
 
 When it does not fit (or is tight), :func:`runtime.planner.plan` picks the
 members and variants that fit on the high edge, maximising delivered value
@@ -61,129 +22,28 @@ chosen when it saves time.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from packager.estimate.fitplan import Candidate, FitPlan, best_plan
-from packager.estimate.flops import GraphCost, count_graph
-from packager.estimate.hardware import (
-    GB,
-    KAGGLE_HOST_MHZ,
-    TARGETS,
-    Hardware,
-    detect_local,
-    fingerprint,
-    from_fingerprint,
-    get_target,
+from packager.estimate.calibrate import CalibrationStore
+from packager.estimate.costing import (
+    STAGES,
+    Check,
+    Costing,
+    EstimateOptions,
+    Item,
+    hardware_of,
+    same_machine,
 )
-from packager.estimate.roofline import Estimate, lowest_confidence, translate
-from runtime.budget import default_margin
-from runtime.checkpoint import chunk_grid
-from runtime.errors import BundleError, SpecError
-from runtime.manifest import Manifest, Member, Variant
+from packager.estimate.fitplan import Candidate, FitPlan, best_plan
+from packager.estimate.preflight import preflight
+from packager.estimate.roofline import lowest_confidence
+from runtime.errors import BundleError
+from runtime.manifest import Manifest
 
-if TYPE_CHECKING:
-    from packager.estimate.calibrate import CalibrationStore
-
-#: The stages of a notebook run, in order.
-STAGES = ("install", "startup", "load", "read", "inference", "ensembling", "writing")
 VERDICTS = ("fits", "tight", "does not fit")
-
-# Rate constants (documented guesses, each used at low confidence).
-INSTALL_FIXED_S = 5.0  # pip start-up and dependency resolution, offline
-INSTALL_BYTES_PER_S = 25e6  # unpacking wheels onto Kaggle's disk
-KAGGLE_DISK_BYTES_PER_S = 200e6  # reading /kaggle/input (a mounted dataset)
-CUDA_INIT_S = 2.0  # CUDA context + cuDNN/cuBLAS handles, once per process
-GPU_SESSION_S = 0.5  # per session on a GPU: provider init, memory arena
-TRT_BUILD_S = (15.0, 60.0, 300.0)  # engine build per member, no cache: low/expected/high
-CUDA_CONTEXT_BYTES = 0.5 * GB  # GPU memory taken before the first tensor
-PROCESS_BYTES = 1.0 * GB  # python + onnxruntime + pandas resident set
-SPEC_EFFICIENCY = 0.1  # share of peak a kernel mix reaches, without a measurement
-_SPEC_BAND = (0.25, 4.0)
-_HOST_BAND = (1 / 1.5, 1.5)
-_SAME_BAND = (0.9, 1.1)
-
-
-@dataclass(frozen=True)
-class EstimateOptions:
-    """What to estimate for; ``None`` means the default.
-
-    Attributes:
-        target: Catalog key (``t4x2``, ``p100``, ``l4``, ``l4x4``, ``a100``, ``h100``,
-            ``cpu``, ``local``).
-        rows: Rows of the hidden test set.
-        time_limit_s: The notebook's run-time limit.
-        margin_s: Safety margin; None: the margin ``ninefit run`` keeps
-            (:func:`runtime.budget.default_margin`, the floor of its measured
-            margin: 1 s + 1 % of the limit), so the verdict is judged as the run will be.
-        batch_size: Override every member's batch size (as ``ninefit run --batch-size``).
-        data_parallel: Assume a multi-GPU target spreads each member's batches
-            over all its GPUs. The runtime does not (yet): it runs one member
-            at a time on one GPU, so this prices a run ``ninefit run`` cannot
-            do. Off: one GPU is used, as the runtime does.
-        tensorrt: Engines are built by TensorRT on the target (adds build time).
-    """
-
-    target: str = "t4x2"
-    rows: int = 0
-    time_limit_s: float = 9 * 3600.0
-    margin_s: float | None = None
-    batch_size: int | None = None
-    data_parallel: bool = False
-    tensorrt: bool = False
-
-    def __post_init__(self) -> None:
-        if self.target.strip().lower() not in TARGETS:
-            raise SpecError(f"unknown hardware target {self.target!r}; expected one of {', '.join(TARGETS)}")
-        if not isinstance(self.rows, int) or self.rows < 1:
-            raise SpecError(f"rows = {self.rows!r}: expected the hidden test set's row count, at least 1")
-        if not self.time_limit_s > 0 or math.isinf(self.time_limit_s):
-            raise SpecError(f"time limit {self.time_limit_s!r} s: expected a positive duration, e.g. 9h")
-        if self.margin_s is not None and not 0 <= self.margin_s < self.time_limit_s:
-            raise SpecError(f"margin {self.margin_s!r} s: expected at least 0 and less than the "
-                            f"time limit ({self.time_limit_s:g} s)")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise SpecError(f"batch size {self.batch_size}: expected a positive number of rows")
-
-    @property
-    def margin(self) -> float:
-        """The margin in seconds."""
-        return default_margin(self.time_limit_s) if self.margin_s is None else self.margin_s
-
-
-@dataclass(frozen=True)
-class Item:
-    """One line of the estimate: a stage (of one member, or of the whole bundle)."""
-
-    stage: str
-    estimate: Estimate
-    basis: str  # "measured", "roofline", "spec sheet", "rate constant", "none"
-    member: str = ""
-    variant: str = ""
-    batch_size: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        e = self.estimate
-        return {"stage": self.stage, "member": self.member, "variant": self.variant,
-                "batch_size": self.batch_size, "seconds": e.seconds, "low": e.low, "high": e.high,
-                "confidence": e.confidence, "basis": self.basis, "bound": e.bound,
-                "notes": list(e.notes)}
-
-
-@dataclass(frozen=True)
-class Check:
-    """A pre-flight finding: ``level`` is ``"warning"`` (act on it) or ``"note"``."""
-
-    code: str
-    level: str
-    message: str
-
-    def to_dict(self) -> dict[str, str]:
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -222,7 +82,22 @@ class BudgetEstimate:
 
     @property
     def verdict(self) -> str:
-        return verdict(self.expected_s, self.high_s, self.available_s)
+        """By time (:func:`verdict`), except that a blocking pre-flight check makes it ``does not fit``."""
+        return "does not fit" if self.blocking else verdict(self.expected_s, self.high_s, self.available_s)
+
+    @property
+    def blocking(self) -> tuple[Check, ...]:
+        """The pre-flight checks that make the run fail whatever the limit (RAM, GPU memory)."""
+        return tuple(c for c in self.checks if c.blocking)
+
+    @property
+    def reason(self) -> str:
+        """Why the verdict is what it is, in one line."""
+        if self.blocking:
+            return "; ".join(f"pre-flight check [{c.code}]{' on ' + c.member if c.member else ''} blocks the run"
+                             for c in self.blocking)
+        return {"fits": "the high edge fits", "tight": "the expected time fits, the high edge does not",
+                "does not fit": "the expected time does not fit"}[self.verdict]
 
     @property
     def confidence(self) -> str:
@@ -245,7 +120,7 @@ class BudgetEstimate:
             "rows": self.rows, "time_limit_s": self.time_limit_s, "margin_s": self.margin_s,
             "available_s": self.available_s, "expected_s": self.expected_s, "low_s": self.low_s,
             "high_s": self.high_s, "margin_left_s": self.available_s - self.expected_s,
-            "verdict": self.verdict, "confidence": self.confidence,
+            "verdict": self.verdict, "reason": self.reason, "confidence": self.confidence,
             "stages": {k: {"seconds": e, "low": lo, "high": hi} for k, (e, lo, hi) in self.stage_totals().items()},
             "items": [i.to_dict() for i in self.items], "checks": [c.to_dict() for c in self.checks],
             "plan": self.plan.to_dict() if self.plan else None, "profile": self.profile,
@@ -260,332 +135,6 @@ def verdict(expected_s: float, high_s: float, available_s: float) -> str:
     if expected_s <= available_s:
         return "tight"
     return "does not fit"
-
-
-def _fixed(seconds: float, band: tuple[float, float], confidence: str, target: str, bound: str = "host",
-           notes: tuple[str, ...] = ()) -> Estimate:
-    return Estimate(seconds=seconds, low=seconds * band[0], high=seconds * band[1], confidence=confidence,
-                    target=target, precision="fp32", bound=bound, efficiency=1.0, notes=notes)
-
-
-def _add(a: Estimate, b: Estimate) -> Estimate:
-    weighty = b.seconds > 0.01 * a.seconds  # a negligible addition does not lower the confidence
-    return replace(a, seconds=a.seconds + b.seconds, low=a.low + b.low, high=a.high + b.high,
-                   confidence=lowest_confidence(a.confidence, b.confidence) if weighty else a.confidence,
-                   notes=tuple(dict.fromkeys((*a.notes, *b.notes))))
-
-
-def _interp(points: list[tuple[int, float]], x: int) -> float:
-    """Seconds of one call of ``x`` rows from seconds measured at other batch sizes.
-
-    Linear between measured sizes; below the smallest, along the line through
-    the two smallest (intercept kept within [0, t_min]); above the largest,
-    along the slope of the two largest (never below proportional to it).
-    """
-    pts = sorted(points)
-    for b, t in pts:
-        if b == x:
-            return t
-    if len(pts) == 1:
-        b, t = pts[0]
-        return t * x / b
-    if x < pts[0][0]:
-        (b0, t0), (b1, t1) = pts[0], pts[1]
-        slope = (t1 - t0) / (b1 - b0)
-        intercept = min(max(t0 - slope * b0, 0.0), t0)
-        return intercept + (t0 - intercept) * x / b0
-    if x > pts[-1][0]:
-        (b0, t0), (b1, t1) = pts[-2], pts[-1]
-        slope = max((t1 - t0) / (b1 - b0), 0.0)
-        return max(t1 + slope * (x - b1), t1 * x / b1 if slope == 0 else 0.0)
-    for (b0, t0), (b1, t1) in zip(pts, pts[1:]):
-        if b0 < x < b1:
-            return t0 + (t1 - t0) * (x - b0) / (b1 - b0)
-    raise AssertionError("unreachable")
-
-
-def _stream(points: list[tuple[int, Estimate]], batch: int, rows: int) -> Estimate:
-    """A member's whole run of ``rows`` at ``batch``: full calls plus one partial call."""
-    full, rest = divmod(rows, batch)
-    first = points[0][1]
-
-    def total(attr: str) -> float:
-        pts = [(b, getattr(e, attr)) for b, e in points]
-        return full * _interp(pts, batch) + (_interp(pts, rest) if rest else 0.0)
-
-    confidence = lowest_confidence(*(e.confidence for _, e in points))
-    notes = tuple(dict.fromkeys(n for _, e in points for n in e.notes))
-    return replace(first, seconds=total("seconds"), low=total("low"), high=total("high"),
-                   confidence=confidence, notes=notes)
-
-
-@dataclass
-class _Machine:
-    """Where the profile was measured, and how host work scales to the target."""
-
-    source: Hardware
-    same: bool  # the target is the very machine (and device) that was measured
-    host_ratio: float
-    notes: tuple[str, ...] = ()
-
-
-def same_machine(fp: Mapping[str, Any]) -> bool:
-    """Whether a profile fingerprint describes this machine (CPU, cores and GPUs)."""
-    here = fingerprint()
-    names = lambda f: [g.get("name") for g in f.get("gpus") or []]  # noqa: E731
-    return (fp.get("cpu_model") == here["cpu_model"] and fp.get("cpu_threads") == here["cpu_threads"]
-            and names(fp) == names(here))
-
-
-def hardware_of(fp: Mapping[str, Any]) -> Hardware:
-    """The :class:`Hardware` a profile was measured on: this machine, detected, when the
-    fingerprint is this machine's, else :func:`~packager.estimate.hardware.from_fingerprint`."""
-    if same_machine(fp):
-        return detect_local(use_gpu=fp.get("device", "cpu") == "gpu")
-    return from_fingerprint(fp)
-
-
-def _machine(profile: Mapping[str, Any], target: Hardware) -> _Machine:
-    fp = profile.get("fingerprint") or {}
-    source = hardware_of(fp)
-    here = same_machine(fp)
-    if target.key == "local":
-        same = here and (target.kind == source.kind)
-        target_mhz = float(fingerprint()["cpu_mhz"]) if not here else float(fp.get("cpu_mhz") or 0) or 1.0
-    else:
-        same = False
-        target_mhz = KAGGLE_HOST_MHZ
-    ratio = 1.0 if same else float(fp.get("cpu_mhz") or KAGGLE_HOST_MHZ) / target_mhz
-    notes = () if same else (f"host work scaled by the clock ratio x{ratio:.2f} "
-                             f"({fp.get('cpu_mhz') or '?'} MHz here, {target_mhz:.0f} MHz there)",)
-    return _Machine(source=source, same=same, host_ratio=ratio, notes=notes)
-
-
-class Costing:
-    """Per-member, per-stage times of one bundle on one target (uncalibrated).
-
-    Args:
-        root: The bundle folder (ONNX files are read for their FLOP counts).
-        manifest: Its manifest; ``manifest.profile`` holds the measurements.
-        options: Target, rows, limit.
-    """
-
-    def __init__(self, root: str | Path, manifest: Manifest, options: EstimateOptions):
-        self.root = Path(root)
-        self.manifest = manifest
-        self.options = options
-        self.profile = manifest.profile or {}
-        self.target = get_target(options.target)
-        if self.target.key == "local":
-            device = (self.profile.get("fingerprint") or {}).get("device", "cpu")
-            self.target = detect_local(use_gpu=device == "gpu")
-        self.key = self.target.key
-        self.measured = bool(self.profile.get("members"))
-        self.machine = _machine(self.profile, self.target) if self.measured else None
-        if self.target.key == "local" and self.machine is not None and not self.machine.same:
-            # translate() takes "local" for the measured machine: name this one apart.
-            self.target = replace(self.target, key="local-unprofiled")
-        self._costs: dict[tuple[str, int], GraphCost] = {}
-
-    # -- helpers ---------------------------------------------------------------------
-    def cost(self, variant: Variant, batch: int) -> GraphCost:
-        """FLOP / byte count of a variant's graph at ``batch`` (cached)."""
-        key = (variant.file, batch)
-        if key not in self._costs:
-            self._costs[key] = count_graph(self.root / variant.file, batch)
-        return self._costs[key]
-
-    def _host(self, seconds: float, notes: tuple[str, ...] = ()) -> Estimate:
-        m = self.machine
-        if m is None:
-            return _fixed(seconds, _SPEC_BAND, "low", self.key, notes=notes)
-        if m.same:
-            return _fixed(seconds, _SAME_BAND, "high", self.key, notes=notes)
-        return _fixed(seconds * m.host_ratio, _HOST_BAND, "low", self.key, notes=(*m.notes, *notes))
-
-    @property
-    def _measured(self) -> str:
-        return "measured" if self.machine is not None and self.machine.same else "measured, host-scaled"
-
-    def batch_for(self, member: Member) -> int:
-        return self.options.batch_size or member.batch_size
-
-    def record(self, member: Member, variant: Variant) -> Mapping[str, Any] | None:
-        return (self.profile.get("members") or {}).get(member.name, {}).get(variant.name)
-
-    def precision(self, variant: Variant) -> str:
-        return variant.precision if variant.precision in ("fp32", "fp16", "bf16") else "fp32"
-
-    # -- per member ------------------------------------------------------------------
-    def inference(self, member: Member, variant: Variant, batch: int, rows: int) -> tuple[Estimate, str]:
-        """Seconds to stream ``rows`` rows through one variant at ``batch``, and the basis."""
-        rec = self.record(member, variant)
-        precision = self.precision(variant)
-        tta = max(len(variant.tta), 1)
-        if rec is None or not rec.get("batches"):
-            points = []
-            for b in sorted({1, batch}):
-                cost = self.cost(variant, b)
-                points.append((b, self._spec_call(cost, precision).scaled(tta)))
-            return _stream(points, batch, rows), "spec sheet"
-        points = []
-        for key, point in sorted(rec["batches"].items(), key=lambda kv: int(kv[0])):
-            b = int(key)
-            stages = point.get("stages") or {}
-            infer = float(stages.get("infer", point["s_per_batch"]))
-            host = float(point["s_per_batch"]) - infer
-            call = infer / tta
-            if call > 0:
-                est = translate(call, self.cost(variant, b), self.machine.source, self.target, precision,
-                                local_precision=precision, data_parallel=self.options.data_parallel).scaled(tta)
-            else:
-                est = _fixed(0.0, (1, 1), "high", self.key)
-            if not point.get("stable", True):
-                est = replace(est, notes=(*est.notes, f"batch {b}: windows never agreed within the tolerance"))
-            points.append((b, _add(est, self._host(host))))
-        stream = _stream(points, batch, rows)
-        factor = float(((self.profile.get("checkpoint") or {}).get("run") or {}).get("inference_factor") or 1.0)
-        if factor != 1.0:  # predict_rows runs slower inside the runtime than alone (its threads compete)
-            stream = replace(stream.scaled(factor), notes=(*stream.notes, f"x{factor:.2f} inside the runtime "
-                                                           "(the profile's end-to-end check run)"))
-        if rows % batch and rows > batch:  # the last, partial batch is a new shape
-            stream = _add(stream, self._host(float(rec.get("reshape_s", 0.0))))
-        return stream, "measured" if self.machine.same else "roofline"
-
-    def _spec_call(self, cost: GraphCost, precision: str) -> Estimate:
-        hw = self.target
-        roof = max(cost.flops / hw.peak_flops(precision), cost.bytes / hw.bandwidth)
-        launch = cost.kernels * 5e-6 + (cost.input_bytes + cost.output_bytes) / hw.host_link if hw.kind == "gpu" else 0.0
-        seconds = roof / SPEC_EFFICIENCY + launch
-        return _fixed(seconds, _SPEC_BAND, "low", self.key, bound="compute",
-                      notes=(f"spec sheets only: {SPEC_EFFICIENCY:.0%} of {hw.name}'s peak assumed",))
-
-    def load(self, member: Member, variant: Variant, batch: int) -> tuple[Estimate, str]:
-        """Seconds to create the member's session (and build its engine) on the target."""
-        rec = self.record(member, variant)
-        weights = self.cost(variant, 1).weight_bytes
-        if rec is None:
-            est = _fixed(0.2 + weights / KAGGLE_DISK_BYTES_PER_S, _SPEC_BAND, "low", self.key,
-                         notes=("no measured setup: 0.2 s + weights at the disk rate",))
-            basis = "rate constant"
-        else:
-            # Session creation plus the extra cost of its first call (lazy initialisation).
-            est = self._host(float(rec.get("setup_s", 0.0)) + float(rec.get("warmup_s", 0.0)))
-            basis = self._measured
-        measured_on_gpu = self.machine is not None and self.machine.source.kind == "gpu"
-        if self.target.kind == "gpu" and not (self.machine and self.machine.same and measured_on_gpu):
-            upload = weights / self.target.host_link
-            est = _add(est, _fixed(GPU_SESSION_S + upload, (0.5, 3.0), "low", self.key,
-                                   notes=(f"GPU session {GPU_SESSION_S:g} s + weights upload (rate constant)",)))
-        if self.options.tensorrt and self.target.kind == "gpu":
-            lo, mid, hi = TRT_BUILD_S
-            est = _add(est, Estimate(mid, lo, hi, "low", self.key, "fp32", "host", 1.0,
-                                     (f"TensorRT engine build, no cache: {mid:g} s ({lo:g}-{hi:g} s)",)))
-        return est, basis
-
-    def writes(self) -> int:
-        """Submission writes of a run: a first one, one after each member, a last one."""
-        return len(self.manifest.members) + 2
-
-    def ensembling(self, member: Member, batch: int, rows: int) -> Estimate:
-        """Checkpointing the member's chunks, and adding them in at each later write."""
-        per_row = float((self.profile.get("ensemble") or {}).get("s_per_row", 5e-8 if not self.measured else 0.0))
-        position = [m.name for m in self.manifest.members].index(member.name)
-        adds = len(self.manifest.members) - position + 1  # the writes after this member finishes
-        chunk = self.profile.get("checkpoint") or {}
-        grid = chunk_grid(rows, batch)  # the runtime's own chunks
-        chunks = len(grid)
-        scale = (grid[0][1] - grid[0][0]) / max(float(chunk.get("rows") or batch), 1.0)
-        save = float(chunk.get("save_s", 0.0)) * max(scale, 1.0)
-        load = float(chunk.get("load_s", 0.0)) * max(scale, 1.0)
-        # Beyond saving and reloading: the runtime's per-chunk bookkeeping, the
-        # residual of the profile's end-to-end check runs.
-        bookkeeping = float((chunk.get("run") or {}).get("bookkeeping_s_per_chunk", 0.0))
-        return self._host(per_row * rows * adds + chunks * (save + adds * load + bookkeeping))
-
-    def member_items(self, member: Member, variant: Variant, batch: int, rows: int) -> tuple[Item, Item, Item]:
-        """(load, inference, ensembling) items of one member."""
-        load, load_basis = self.load(member, variant, batch)
-        inf, inf_basis = self.inference(member, variant, batch, rows)
-        return (Item("load", load, load_basis, member.name, variant.name, batch),
-                Item("inference", inf, inf_basis, member.name, variant.name, batch),
-                Item("ensembling", self.ensembling(member, batch, rows), self._measured if self.measured else "rate constant",
-                     member.name, variant.name, batch))
-
-    # -- bundle-wide -----------------------------------------------------------------
-    def bundle_items(self, rows: int) -> list[Item]:
-        """install, startup, read and writing items."""
-        items = [self._install()]
-        p = self.profile
-        startup = p.get("startup") or {}
-        data = p.get("data") or {}
-        write = p.get("write") or {}
-        if self.measured and startup.get("import_s") is not None:
-            est = self._host(float(startup["import_s"]) + float(startup.get("first_session_s") or 0.0))
-            basis = self._measured
-        else:
-            est = _fixed(3.0, _SPEC_BAND, "low", self.key, notes=("imports not measured: 3 s assumed",))
-            basis = "rate constant"
-        # Every file the manifest lists is verified, wheels included (added after profiling).
-        size = float(_listed_bytes(self.root, self.manifest) or startup.get("bundle_bytes") or 0.0)
-        rate = float(startup.get("hash_bytes_per_s") or 0) or 400e6
-        if self.machine is not None and self.machine.same:
-            verify = self._host(size / rate)
-        else:
-            ratio = self.machine.host_ratio if self.machine else 1.0
-            verify = _fixed(size / min(rate / ratio, KAGGLE_DISK_BYTES_PER_S), (0.5, 3.0), "low", self.key,
-                            notes=("bundle verification at the disk / hash rate (rate constant)",))
-        est = _add(est, verify)
-        run = (p.get("checkpoint") or {}).get("run") or {}
-        if run.get("fixed_s"):  # the runtime's own set-up, from the profile's end-to-end check runs
-            est = _add(est, self._host(float(run["fixed_s"])))
-        measured_on_gpu = self.machine is not None and self.machine.source.kind == "gpu"
-        if self.target.kind == "gpu" and not measured_on_gpu:
-            est = _add(est, _fixed(CUDA_INIT_S, (0.5, 3.0), "low", self.key,
-                                   notes=(f"CUDA context creation {CUDA_INIT_S:g} s (rate constant)",)))
-        items.append(Item("startup", est, basis))
-        if "read_s_per_row" in data:
-            read = self._host(float(data.get("read_fixed_s", 0.0)) + float(data["read_s_per_row"]) * rows)
-            items.append(Item("read", read, self._measured))
-        else:
-            values = sum(max(len(i.columns), 1) for m in self.manifest.members for i in m.inputs)
-            items.append(Item("read", _fixed(0.5 + rows * (1e-6 + 1e-7 * values), _SPEC_BAND, "low", self.key,
-                                             notes=("not measured: 0.1 us per value",)), "rate constant"))
-        writes = self.writes()
-        note = (f"{writes} submission writes (first, after each member, last)",)
-        if "s_per_row" in write:
-            one = float(write.get("fixed_s", 0.0)) + float(write["s_per_row"]) * rows
-            items.append(Item("writing", self._host(writes * one, note), self._measured))
-        else:
-            items.append(Item("writing", _fixed(writes * (0.1 + 2e-6 * rows), _SPEC_BAND, "low", self.key,
-                                                notes=("not measured: 2 us per row", *note)), "rate constant"))
-        return items
-
-    def _install(self) -> Item:
-        wheels = self.root / "wheels"
-        if self.options.target.strip().lower() == "local":
-            return Item("install", _fixed(0.0, (1, 1), "high", self.key,
-                                          notes=("local: the environment is already installed",)), "none")
-        if not wheels.is_dir():
-            return Item("install", _fixed(0.0, (1, 1), "high", self.key,
-                                          notes=("no wheels/ folder: nothing to install",)), "none")
-        size = _folder_bytes(wheels)
-        seconds = INSTALL_FIXED_S + size / INSTALL_BYTES_PER_S
-        return Item("install", _fixed(seconds, (0.5, 3.0), "low", self.key, notes=(
-            f"{size / 1e6:.0f} MB of wheels at {INSTALL_BYTES_PER_S / 1e6:.0f} MB/s + {INSTALL_FIXED_S:g} s "
-            "(rate constant)",)), "rate constant")
-
-    def best_batch(self, member: Member, variant: Variant) -> int | None:
-        rec = self.record(member, variant)
-        return int(rec["best_batch_size"]) if rec and rec.get("best_batch_size") else None
-
-
-def _listed_bytes(root: Path, manifest: Manifest) -> int:
-    return sum((root / rel).stat().st_size for rel in manifest.files if (root / rel).is_file())
-
-
-def _folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
 
 
 def _calibrate(items: list[Item], store: CalibrationStore | None, target: str, manifest: Manifest,
@@ -609,11 +158,24 @@ def _calibrate(items: list[Item], store: CalibrationStore | None, target: str, m
 
 
 def _fit_plan(costing: Costing, store: CalibrationStore | None, fixed: list[Item], options: EstimateOptions,
-              fits_memory) -> FitPlan:
+              fits_memory, blocking: tuple[Check, ...] = ()) -> FitPlan:
     """The best plan that fits: every variant at the member's batch size and at the
-    profile's fastest one (when it fits the GPU), priced at the high edge."""
+    profile's fastest one (when it fits the GPU), priced at the high edge.
+
+    A blocking check of one member drops that member; one of the whole run
+    (RAM) leaves no plan: leaving members out does not fix it.
+    """
+    full_value = sum(m.value for m in costing.manifest.members)
+    run_wide = [c for c in blocking if not c.member]
+    if run_wide:
+        reason = "; ".join(f"pre-flight check [{c.code}] blocks every plan: {c.message}" for c in run_wide)
+        return FitPlan((), tuple((m.name, reason) for m in costing.manifest.members), (), 0.0, full_value,
+                       sum(i.estimate.high for i in fixed))
+    ruled_out = {c.member: f"pre-flight check [{c.code}]: {c.message}" for c in blocking}
     members = []
     for member in costing.manifest.members:
+        if member.name in ruled_out:
+            continue
         candidates = []
         for variant in member.variants:
             batches = [costing.batch_for(member)]
@@ -627,8 +189,11 @@ def _fit_plan(costing: Costing, store: CalibrationStore | None, fixed: list[Item
                 candidates.append(Candidate(variant.name, b, load.high, inf.high + ens.high, variant.value_factor))
         members.append((member, candidates))
     stages = ", ".join(sorted({i.stage for i in fixed if i.estimate.high > 0}))
-    return best_plan(members, options.rows, options.time_limit_s, options.margin,
+    if not members:
+        return FitPlan((), tuple(ruled_out.items()), (), 0.0, full_value, sum(i.estimate.high for i in fixed))
+    plan = best_plan(members, options.rows, options.time_limit_s, options.margin,
                      sum(i.estimate.high for i in fixed), f"the fixed stages ({stages})")
+    return replace(plan, dropped=(*tuple(ruled_out.items()), *plan.dropped), full_value=full_value)
 
 
 def estimate_bundle(
@@ -655,8 +220,6 @@ def estimate_bundle(
     Raises:
         BundleError: Not a bundle. SpecError: unknown target or bad options.
     """
-    from packager.estimate.preflight import preflight
-
     root = Path(bundle)
     manifest = manifest or Manifest.load(root)
     if not manifest.members:
@@ -678,7 +241,7 @@ def estimate_bundle(
         profile=_describe_profile(costing.profile), calibrated=tuple(used), caveats=_caveats(costing),
     )
     if plan or (plan is None and result.verdict != "fits"):
-        result = replace(result, plan=_fit_plan(costing, calibration, fixed, options, fits_memory))
+        result = replace(result, plan=_fit_plan(costing, calibration, fixed, options, fits_memory, result.blocking))
     return result
 
 

@@ -3,8 +3,8 @@
 Each member's variants, each at the batch sizes worth trying, become planner
 variants (``s_per_row`` and ``setup_s`` on the target, at the high edge of
 their band, so the plan fits by the verdict's own rule); the fixed stages
-(install, startup, read, writing) are the planner's reserve. The planner then
-maximises delivered value (``member.value * value_factor``), degrading before
+(install, process start, imports, verification, read, writing, exit) are the
+planner's reserve. The planner then maximises delivered value (``member.value * value_factor``), degrading before
 dropping; see :mod:`runtime.planner`.
 """
 

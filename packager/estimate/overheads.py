@@ -1,8 +1,9 @@
 """The bundle-wide parts of a run, measured here: everything but the members' own work.
 
-* :func:`measure_startup`: interpreter start and the runtime's imports, in a
-  subprocess run in the bundle folder (the vendored runtime is imported), and
-  the extra cost of a process's first inference session.
+* :func:`measure_startup`: interpreter start, the runtime's imports and the
+  interpreter's exit with the members' sessions loaded, in subprocesses run in
+  the bundle folder (the vendored runtime is imported), and the extra cost of
+  a process's first inference session.
 * :func:`hash_rate`: ``sha256_file`` throughput, for bundle verification.
 * :func:`measure_write`: one submission write (combine, format, write
   atomically) at two row counts, as fixed + per row.
@@ -44,6 +45,7 @@ from runtime.submission import format_rows, write_atomic
 _IMPORTS = ("import io, importlib.util, runtime.cli, runtime.run, runtime.data, runtime.submission, onnxruntime, "
             "pandas; importlib.util.find_spec('psutil') and __import__('psutil'); "
             "pandas.read_csv(io.StringIO('id,x\\nA,1\\n'), dtype={'id': str}).astype(str).to_numpy().tolist()")
+_STARTUP_RUNS = 5  # subprocesses timed for the process stages; the least disturbed is kept
 _CHECK_SECONDS = 1.0  # inference time the end-to-end check run is sized for
 _CHECK_CHUNKS = 256  # chunks of the largest batch the larger check run aims for (64 overestimated 100k-row runs by 23%)
 _FACTOR_MIN_S = 0.2  # least inference in the check run to derive the in-runtime factor from
@@ -64,23 +66,68 @@ print(max(first - min(make(), make()), 0.0))
 """
 
 
-def measure_startup(root: Path, model: Path, images: bool) -> dict[str, Any]:
-    """Interpreter start plus the runtime's imports (median of three, in the bundle folder,
-    so the vendored runtime is imported), and the extra cost of a process's first session."""
-    times = []
+# Timestamps on the system-wide monotonic clock (time.perf_counter is CLOCK_MONOTONIC on Linux,
+# mach_absolute_time on macOS, QueryPerformanceCounter on Windows: one clock for all processes),
+# so the parent can tell interpreter start and exit from the work in between.
+_PROCESS = """
+import time
+t0 = time.perf_counter()
+{imports}
+t1 = time.perf_counter()
+import sys, numpy as np, onnxruntime as ort
+so = ort.SessionOptions()
+so.log_severity_level = 3
+sessions = []
+for path in sys.argv[1:]:  # loaded and called once, as the run leaves them for the exit
+    try:
+        s = ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
+        sessions.append(s)
+        s.run(None, {{i.name: np.zeros([d if isinstance(d, int) and d > 0 else 1 for d in i.shape],
+                                       np.float16 if "float16" in i.type else np.float32) for i in s.get_inputs()}})
+    except Exception:  # other dtypes, or not loadable here: what is loaded is what the exit tears down
+        pass
+print(t0, t1, time.perf_counter(), flush=True)
+"""
+
+
+def measure_startup(root: Path, model: Path, images: bool, models: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The process around a run, as a user times it: the least of ``_STARTUP_RUNS`` runs, in the
+    bundle folder (so the vendored runtime is imported), and the extra cost of a process's first session.
+
+    Returns ``python_s`` (launch to the first line of the script), ``imports_s``
+    (what ``python -m runtime run`` imports, its lazy imports included),
+    ``exit_s`` (the last line to the parent seeing the process end, with
+    ``models`` loaded: their sessions are torn down at exit), ``import_s``
+    (the three together, the older profile's one figure) and
+    ``first_session_s``.
+    """
     # No PYTHONPATH (the vendored runtime must be the one imported) and no .pyc files
     # written into the bundle (on Kaggle it is read-only, so the runtime compiles each time).
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    for _ in range(3):
-        t0 = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", _IMPORTS + ("; import PIL.Image" if images else "")], cwd=root, env=env,
-                              capture_output=True, text=True, timeout=120)
-        times.append(time.perf_counter() - t0)
+    script = _PROCESS.format(imports=_IMPORTS + ("; import PIL.Image" if images else ""))
+    runs = []
+    for _ in range(_STARTUP_RUNS):
+        launched = time.perf_counter()
+        # Absolute paths: the subprocess runs in the bundle folder, and ``root`` may be relative.
+        done = subprocess.run([sys.executable, "-c", script, *(str(Path(m).resolve()) for m in models)], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=300)
+        ended = time.perf_counter()
         if done.returncode != 0:
             return {"import_s": None, "note": f"imports failed: {done.stderr.strip()[-300:]}"}
-    out: dict[str, Any] = {"import_s": statistics.median(times), "import_runs": times}
-    done = subprocess.run([sys.executable, "-c", _FIRST_SESSION, str(model)], cwd=root, env=env,
+        try:
+            t0, t1, t2 = (float(x) for x in done.stdout.split()[-3:])
+        except ValueError:
+            return {"import_s": None, "note": f"unexpected output: {done.stdout.strip()[-300:]}"}
+        if not launched <= t0 <= t1 <= t2 <= ended:  # not one clock after all: no split
+            return {"import_s": None, "note": "the subprocess's clock is not this one's"}
+        runs.append((t0 - launched, t1 - t0, ended - t2, ended - launched - (t2 - t1)))
+    # The least disturbed of each: other work on the machine only ever slows a process down
+    # (as the member windows keep the fastest).
+    python_s, imports_s, exit_s, total = (min(r[k] for r in runs) for k in range(4))
+    out: dict[str, Any] = {"python_s": python_s, "imports_s": imports_s, "exit_s": exit_s, "import_s": total,
+                           "import_runs": [r[3] for r in runs]}
+    done = subprocess.run([sys.executable, "-c", _FIRST_SESSION, str(Path(model).resolve())], cwd=root, env=env,
                           capture_output=True, text=True, timeout=300)
     try:
         out["first_session_s"] = float(done.stdout.strip().splitlines()[-1])
@@ -167,13 +214,15 @@ def measure_ensemble(manifest: Manifest, rows: int) -> dict[str, Any]:
 
 
 def check_run(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, Any], data_info: dict[str, Any],
-               write: dict[str, Any], chunk: dict[str, Any], max_rows: int, run_options: RunOptions) -> dict[str, Any]:
+               write: dict[str, Any], chunk: dict[str, Any], max_rows: int, run_options: RunOptions,
+               hash_bytes_per_s: float | None = None) -> dict[str, Any]:
     """Run the runtime itself end to end (``runtime.run.run``) at two sizes.
 
     What its run report shows beyond the measured parts (session setup,
-    ``predict_rows``, reading, the submission writes) is the runtime's own
-    work: verification and set-up (fixed) and checkpointing each chunk,
-    memory checks, re-planning (per chunk). The two sizes separate the two.
+    ``predict_rows``, reading, the submission writes, and the verification
+    of the listed files at ``hash_bytes_per_s``, the estimate's ``verify``
+    stage) is the runtime's own work: set-up (fixed) and checkpointing each
+    chunk, memory checks, re-planning (per chunk). The two sizes separate the two.
     """
     manifest = bundle.manifest
     per_row = sum(members[m.name][m.variants[0].name]["s_per_row"] for m in manifest.members)
@@ -181,10 +230,13 @@ def check_run(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, Any
     # Enough chunks to tell per-chunk work from fixed work, within about a second of inference.
     big = int(min(max_rows, max(4 * batch, min(_CHECK_SECONDS / max(per_row, 1e-9), _CHECK_CHUNKS * batch))))
     small = min(batch, big)
-    if not manifest.files:  # a staged bundle inside `ninefit package`: list its files for verification
-        staged = replace(manifest, files=checksum_tree(bundle.root))
-        (Path(bundle.root) / MANIFEST_NAME).write_text(staged.to_json(), encoding="utf-8")
-    points = [_one_check(bundle, data_dir, work / f"check-{rows}", rows, data_info, write, run_options)
+    files = manifest.files
+    if not files:  # a staged bundle inside `ninefit package`: list its files for verification
+        files = checksum_tree(bundle.root)
+        (Path(bundle.root) / MANIFEST_NAME).write_text(replace(manifest, files=files).to_json(), encoding="utf-8")
+    listed = sum((Path(bundle.root) / rel).stat().st_size for rel in files if (Path(bundle.root) / rel).is_file())
+    verify_s = listed / hash_bytes_per_s if hash_bytes_per_s else 0.0  # priced apart, as the verify stage
+    points = [_one_check(bundle, data_dir, work / f"check-{rows}", rows, data_info, write, run_options, verify_s)
               for rows in (small, big)]
     a, b = points
     # predict_rows inside the runtime (its own threads: checkpoint writes, memory
@@ -218,7 +270,7 @@ def _stream_s(record: dict[str, Any], batch: int, rows: int) -> float:
 
 
 def _one_check(bundle: Bundle, data_dir: Path, work: Path, rows: int, data_info: dict[str, Any],
-               write: dict[str, Any], run_options: RunOptions) -> dict[str, Any]:
+               write: dict[str, Any], run_options: RunOptions, verify_s: float = 0.0) -> dict[str, Any]:
     from runtime.run import run
 
     manifest = bundle.manifest
@@ -239,7 +291,7 @@ def _one_check(bundle: Bundle, data_dir: Path, work: Path, rows: int, data_info:
     one_write = write["fixed_s"] + write["s_per_row"] * rows
     read = data_info["read_fixed_s"] + data_info["read_s_per_row"] * rows
     chunks = sum(len(chunk_grid(rows, m.batch_size)) for m in manifest.members)
-    residual = max(seconds - inside - read - writes * one_write, 0.0)
+    residual = max(seconds - inside - read - writes * one_write - verify_s, 0.0)
     return {"rows": rows, "seconds": seconds, "inside_s": inside, "inference_s": infer, "writes": writes,
             "chunks": chunks, "residual_s": residual}
 

@@ -8,10 +8,13 @@
 * ``gpu-memory``: per member at its batch size, ``CUDA_CONTEXT_BYTES`` +
   weights + twice the largest node's tensors (what the arena holds around
   one node; the largest node bounds the live activations of a chain) against
-  one device's memory. Warned above 90 %, with the batch size that fits.
+  one device's memory. Warned above 90 %, with the batch size that fits (the
+  runtime halves the batch on an out-of-memory error, so the run goes on,
+  slower); blocking for that member when no variant fits even at batch 1.
 * ``ram``: the test table in memory (measured bytes per row), the ensemble
   accumulator, the largest member's weights twice (file buffer + session) and
-  ``PROCESS_BYTES``, against the notebook's RAM. Warned above 80 %.
+  ``PROCESS_BYTES``, against the notebook's RAM. Warned above 80 %; blocking
+  above 100 % (the kernel kills the notebook: no submission at all).
 * ``profile``: no profile, a profile measured on another machine for
   ``--target local``, synthetic rows, or windows that never settled.
 """
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from packager.estimate.estimator import (
+from packager.estimate.costing import (
     CUDA_CONTEXT_BYTES,
     PROCESS_BYTES,
     Check,
@@ -73,7 +76,13 @@ def preflight(costing: Costing, options: EstimateOptions) -> tuple[list[Check], 
         largest_weights = max(largest_weights, cost.weight_bytes)
         if target.kind == "gpu":
             need = gpu_memory_need(cost)
-            if need > _GPU_SHARE * target.memory_bytes:
+            if not any(fits_memory(member, v, 1) for v in member.variants):
+                checks.append(Check("gpu-memory", "blocking", (
+                    f"{member.name} does not fit {target.name}'s {format_gib(target.memory_bytes)} of GPU memory "
+                    f"even at batch 1 (weights {format_gib(cost.weight_bytes)}, {member.name}/{variant.name} at "
+                    f"batch 1 needs about {format_gib(gpu_memory_need(costing.cost(variant, 1)))}): it cannot run "
+                    "there; shrink or split it, or pick a target with more GPU memory"), member=member.name))
+            elif need > _GPU_SHARE * target.memory_bytes:
                 fitting = _largest_batch(costing, variant, batch, target.memory_bytes)
                 advice = f"batch_size {fitting} fits" if fitting else "not even batch 1 fits"
                 checks.append(Check("gpu-memory", "warning", (
@@ -93,10 +102,13 @@ def preflight(costing: Costing, options: EstimateOptions) -> tuple[list[Check], 
                               for m in manifest.members)
     ram = PROCESS_BYTES + options.rows * row_bytes + acc + 2 * largest_weights + cpu_activations
     if ram > _RAM_SHARE * target.host_ram_bytes:
-        checks.append(Check("ram", "warning", (
+        blocking = ram > target.host_ram_bytes
+        what = ("more than it has: the kernel would kill the notebook before any submission is written"
+                if blocking else f"over {_RAM_SHARE:.0%} of it")
+        checks.append(Check("ram", "blocking" if blocking else "warning", (
             f"the run needs about {format_gib(ram)} of RAM (test table {format_gib(options.rows * row_bytes)}, ensemble "
             f"{format_gib(acc)}, weights {format_gib(2 * largest_weights)}, process {format_gib(PROCESS_BYTES)}); the notebook has "
-            f"{format_gib(target.host_ram_bytes)}: read the table in chunks or use fewer columns")))
+            f"{format_gib(target.host_ram_bytes)}, {what}: read the table in chunks or use fewer columns")))
 
     checks.extend(_profile_checks(costing))
     return checks, fits_memory

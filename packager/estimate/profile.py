@@ -82,7 +82,7 @@ class ProfileOptions:
         backend: Runtime backend (None: the runtime's default).
         threads: CPU intra-op threads (None: the backend's default, as ``ninefit run``).
         device_id: GPU to measure on.
-        startup: Measure interpreter start and imports in a subprocess.
+        startup: Measure interpreter start, imports and exit in subprocesses.
         check_run: Run the runtime end to end once (about a second of
             inference) to measure its per-chunk bookkeeping.
     """
@@ -361,11 +361,12 @@ def profile_bundle(
             members[member.name] = profile_member(bundle, member, test, options, log)
         write = measure_write(manifest, test, sample, [min(data_info["rows"], test.n_rows), test.n_rows], work)
         checkpoint = measure_checkpoint(manifest, work / "chunks")
+        rate = hash_rate()
         if options.check_run:
             run_options = RunOptions(backend=options.backend, threads=options.threads, device_id=options.device_id)
             try:
                 checkpoint["run"] = check_run(bundle, work / "tiled", work, members, data_info, write, checkpoint,
-                                              _CHECK_MAX_ROWS, run_options)
+                                              _CHECK_MAX_ROWS, run_options, hash_bytes_per_s=rate)
             except Exception as exc:  # noqa: BLE001 - a refinement: the profile stands without it
                 checkpoint["run"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
                 log(f"end-to-end check run failed, its refinements are left out: {checkpoint['run']['error']}")
@@ -375,10 +376,11 @@ def profile_bundle(
         checksum_tree(root)
         t_verify = time.perf_counter() - t0
     bundle_bytes = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    rate = hash_rate()
     smallest = min((root / v.file for m in manifest.members for v in m.variants), key=lambda p: p.stat().st_size)
     images = manifest.data.format == "images"
-    startup = measure_startup(root, smallest, images) if options.startup else {"import_s": None, "note": "not measured"}
+    loaded = tuple(root / m.variants[0].file for m in manifest.members)  # what the run has loaded when it exits
+    startup = (measure_startup(root, smallest, images, loaded) if options.startup
+               else {"import_s": None, "note": "not measured"})
     startup.update(verify_s=t_verify, bundle_bytes=bundle_bytes, hash_bytes_per_s=rate)
     fp = fingerprint()
     devices = {v["device"] for m in members.values() for v in m.values()}

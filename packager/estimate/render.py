@@ -8,8 +8,12 @@ from runtime.progress import format_seconds
 
 def fmt_s(seconds: float) -> str:
     """The run log's :func:`runtime.progress.format_seconds` (``12.3s``, ``4m05s``, ``8h06m00s``),
-    with a leading ``-`` when negative: the margin left can be."""
+    with a leading ``-`` when negative."""
     return "-" + format_seconds(-seconds) if seconds < 0 else format_seconds(seconds)
+
+
+def _spare(seconds: float) -> str:
+    return f"{fmt_s(seconds)} to spare" if seconds >= 0 else f"{fmt_s(-seconds)} over"
 
 
 def format_table(est: BudgetEstimate) -> str:
@@ -29,21 +33,25 @@ def format_table(est: BudgetEstimate) -> str:
     band = f"{fmt_s(est.low_s)} - {fmt_s(est.high_s)}"
     out.append(f"{'total':<11} {'':<14} {'':<8} {'':>6} {fmt_s(est.expected_s):>9} {band:>21}  {est.confidence}")
     out.append("")
-    left = est.available_s - est.expected_s
+    # "spare", not "margin left": the margin is the one figure of the header, kept apart from this.
     out.append(f"limit {fmt_s(est.time_limit_s)} - margin {fmt_s(est.margin_s)} = {fmt_s(est.available_s)} "
-               f"available; expected {fmt_s(est.expected_s)} ({est.expected_s / est.available_s:.0%}), "
-               f"margin left {fmt_s(left)} (expected) / {fmt_s(est.available_s - est.high_s)} (high edge)")
-    rule = {"fits": "the high edge fits", "tight": "the expected time fits, the high edge does not",
-            "does not fit": "the expected time does not fit"}[est.verdict]
-    out.append(f"verdict: {est.verdict.upper()} ({rule})")
+               f"available; expected {fmt_s(est.expected_s)} ({est.expected_s / est.available_s:.0%}): "
+               f"{_spare(est.available_s - est.expected_s)} (expected) / {_spare(est.available_s - est.high_s)} "
+               "(high edge)")
+    out.append(f"verdict: {est.verdict.upper()} ({est.reason})")
     if est.calibrated:
         out.append("calibration: " + "; ".join(est.calibrated))
     out.extend(f"caveat: {c}" for c in est.caveats)
     if est.checks:
         out.append("")
         out.append("pre-flight checks:")
-        out.extend(f"  {c.level} [{c.code}] {c.message}" for c in est.checks)
-    if est.plan is not None:
+        out.extend(f"  {c.level.upper() if c.blocking else c.level} [{c.code}] {c.message}" for c in est.checks)
+    run_wide = [c for c in est.blocking if not c.member]
+    if est.plan is not None and run_wide:
+        out.append("")
+        out.append("best plan that fits: none; leaving members out does not lift the blocking pre-flight "
+                   f"check{'s' if len(run_wide) > 1 else ''} [{'], ['.join(c.code for c in run_wide)}] above")
+    elif est.plan is not None:
         p = est.plan
         out.append("")
         share = p.value / p.full_value if p.full_value else 0.0

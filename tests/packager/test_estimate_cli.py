@@ -34,9 +34,9 @@ def estimate(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def as_json(capsys, *argv: str) -> dict:
-    code, out, err = estimate(capsys, *argv, "--json")
-    assert code == 0, err
+def as_json(capsys, *argv: str, code: int = 0) -> dict:
+    got, out, err = estimate(capsys, *argv, "--json")
+    assert got == code, err
     return json.loads(out)
 
 
@@ -44,10 +44,25 @@ def as_json(capsys, *argv: str) -> dict:
 def test_table_on_digits(bundle, cal, capsys):
     code, out, err = estimate(capsys, str(bundle), "--target", "t4x2", "--rows", "25000", "--time-limit", "9h", *cal)
     assert code == 0, err
-    for stage in ("install", "startup", "load", "read", "inference", "ensembling", "writing", "total"):
+    for stage in ("install", "imports", "verify", "startup", "load", "read", "inference", "ensembling", "writing",
+                  "total"):
         assert f"\n{stage}" in out
     assert "NVIDIA T4 x2" in out and "25,000 rows" in out and "limit 9h00m00s" in out
-    assert "verdict: FITS" in out and "margin left" in out
+    assert "verdict: FITS" in out and "to spare (expected)" in out
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("extra, margin", [([], "15m00s"), (["--margin", "10%"], "54m00s"),
+                                           (["--time-limit", "12s"], "3.0s")], ids=["default", "share", "short"])
+def test_the_margin_is_one_figure(bundle, cal, capsys, extra, margin):
+    import re
+
+    code, out, err = estimate(capsys, str(bundle), "--target", "local", "--rows", "1000", *extra, *cal)
+    assert code in (0, 3, 4), err
+    header = re.search(r"limit \S+, margin (\S+)\n", out).group(1)
+    summary = re.search(r" - margin (\S+) = ", out).group(1)
+    assert header == summary == margin  # a 12 s limit keeps 25 % (3 s), as the run does
+    assert "margin left" not in out  # the time to spare is not a second "margin"
 
 
 @pytest.mark.timeout(180)
@@ -57,7 +72,8 @@ def test_json_has_the_same_figures(bundle, cal, capsys):
     assert data["margin_s"] == pytest.approx(19)  # the floor of the run's own margin: 1 s + 1 % of the limit
     assert data["expected_s"] == pytest.approx(sum(i["seconds"] for i in data["items"]))
     assert data["margin_left_s"] == pytest.approx(data["available_s"] - data["expected_s"])
-    assert set(data["stages"]) == {"install", "startup", "load", "read", "inference", "ensembling", "writing"}
+    assert set(data["stages"]) == {"install", "python", "imports", "verify", "startup", "load", "read", "inference",
+                                   "ensembling", "writing", "exit"}
     assert {i["member"] for i in data["items"] if i["stage"] == "inference"} == {"cnn", "mlp"}
     assert data["plan"] is None
 
@@ -69,11 +85,11 @@ def test_three_verdicts(bundle, cal, capsys):
     assert high > expected * 1.2
     limit = f"{(expected + high) / 2:.3f}s"
     tight = as_json(capsys, str(bundle), "--target", "cpu", "--rows", "2000000", "--time-limit", limit,
-                    "--margin", "0s", *cal)
+                    "--margin", "0s", *cal, code=3)
     assert tight["verdict"] == "tight" and tight["plan"] is not None
     code, out, _ = estimate(capsys, str(bundle), "--target", "cpu", "--rows", "2000000", "--time-limit",
                             f"{expected / 3:.3f}s", "--margin", "5%", *cal)
-    assert code == 0
+    assert code == 4  # the exit status tells a script the verdict: 0 fits, 3 tight, 4 does not fit
     assert "verdict: DOES NOT FIT" in out and "best plan that fits" in out
     assert "drop " in out or "degrade " in out
 
@@ -85,6 +101,23 @@ def test_plan_on_request_and_checks_printed(bundle, cal, capsys):
     assert "best plan that fits" in out and "pre-flight checks" in out and "[sm60]" in out
 
 
+def _widest_run(png: Path, rgb: str) -> float:
+    """The widest horizontal run of one colour in a PNG, as a share of the image width."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    image = plt.imread(png)[..., :3]
+    target = np.array([int(rgb[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    mask = np.abs(image - target).max(axis=2) < 0.02
+    best = 0
+    for row in mask:
+        run = 0
+        for on in row:
+            run = run + 1 if on else 0
+            best = max(best, run)
+    return best / mask.shape[1]
+
+
 @pytest.mark.timeout(180)
 def test_chart(bundle, cal, capsys, tmp_path):
     pytest.importorskip("matplotlib")
@@ -92,6 +125,29 @@ def test_chart(bundle, cal, capsys, tmp_path):
     code, out, _ = estimate(capsys, str(bundle), "--rows", "25000", "--chart", str(png), *cal)
     assert code == 0 and "chart written" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("target, rows, limit", [("t4x2", 25000, "9h"), ("local", 540, "10s")],
+                         ids=["kaggle", "small"])
+def test_chart_is_scaled_to_the_work(bundle, cal, capsys, tmp_path, target, rows, limit):
+    """At Kaggle scale the work is seconds of a 9 h limit: the axis must follow the work, not the limit."""
+    pytest.importorskip("matplotlib")
+    from packager.estimate.chart import axis_end, axis_unit
+    from packager.estimate.estimator import EstimateOptions, estimate_bundle
+    from runtime.settings import parse_duration
+
+    png = tmp_path / "chart.png"
+    code, out, err = estimate(capsys, str(bundle), "--target", target, "--rows", str(rows), "--time-limit", limit,
+                              "--chart", str(png), "--no-calibration", *cal)
+    assert "chart written" in out, err
+    # The total bar (its colour) spans a good part of the picture, not a sliver at the left.
+    assert _widest_run(png, "#1e88e5") > 0.1  # at the limit's scale it is 0.1 % of it: a pixel at most
+    est = estimate_bundle(bundle, EstimateOptions(target=target, rows=rows, time_limit_s=parse_duration(limit)))
+    end, limit_on_axis = axis_end(est)
+    assert end <= 1.3 * est.high_s or end <= 1.06 * est.time_limit_s
+    assert limit_on_axis == (target == "local")  # 10 s is near the work; 9 h is far: an axis break
+    assert axis_unit(end)[1] == "seconds" and axis_unit(20 * 60)[1] == "minutes" and axis_unit(5 * 3600)[1] == "hours"
 
 
 @pytest.mark.timeout(180)
@@ -136,3 +192,55 @@ def test_bundle_without_profile_gets_a_spec_sheet_estimate(digits_bundle, cal, c
     code, out, _ = estimate(capsys, str(digits_bundle), "--rows", "25000", *cal)
     assert code == 0
     assert "spec-sheet estimate" in out and "[profile]" in out and "spec sheet" in out
+
+
+@pytest.mark.timeout(180)
+def test_a_blocking_preflight_check_does_not_fit(bundle, cal, capsys):
+    # 300 million digits rows need about 200 GiB of RAM; a Kaggle notebook has about 28 GiB. However long
+    # the limit, the kernel kills that run: the verdict must not be "fits".
+    code, out, err = estimate(capsys, str(bundle), "--target", "t4x2", "--rows", "300000000", "--time-limit",
+                              "1000h", *cal)
+    assert code == 4, err
+    assert "verdict: DOES NOT FIT (pre-flight check [ram] blocks the run)" in out
+    assert "BLOCKING [ram]" in out and "more than it has" in out
+    assert "leaving members out does not lift" in out
+    data = as_json(capsys, str(bundle), "--target", "t4x2", "--rows", "300000000", "--time-limit", "1000h", *cal,
+                   code=4)
+    assert data["verdict"] == "does not fit" and "[ram]" in data["reason"]
+    assert [c["level"] for c in data["checks"] if c["code"] == "ram"] == ["blocking"]
+    assert data["plan"]["steps"] == [] and data["plan"]["value"] == 0
+    # Under 80 % of the RAM: no RAM check at all, and the same bundle fits.
+    assert as_json(capsys, str(bundle), "--target", "t4x2", "--rows", "25000", *cal)["verdict"] == "fits"
+
+
+@pytest.mark.timeout(60)
+def test_help_documents_the_exit_status_and_the_real_default_margin(capsys):
+    from runtime.budget import default_margin
+    from runtime.progress import format_seconds
+
+    with pytest.raises(SystemExit):
+        main(["estimate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Exit status: 0 fits; 3 tight; 4 does not fit" in text and "2 usage or input error" in text
+    assert "1s + 1% of the limit" in text and "never more than 25% of it" in text
+    for limit in (10.0, 60.0, 1800.0, 9 * 3600.0):  # the examples are the run's own rule
+        assert f"{format_seconds(default_margin(limit))} of {format_seconds(limit)}" in text
+    assert default_margin(10.0) == pytest.approx(1.1) and default_margin(2.0) == 0.5  # a quarter of a tiny limit
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("argv", [["--json"], []], ids=["json", "table"])
+def test_output_into_a_closed_pipe_ends_quietly(bundle, cal, argv):
+    """`ninefit estimate ... | head`: the reader is gone before anything is written."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-m", "packager.cli", "estimate", str(bundle), "--rows", "25000",
+                             *cal, *argv], stdout=write, stderr=subprocess.PIPE)
+    os.close(write)
+    os.close(read)  # closed early: every write to stdout fails with EPIPE
+    _, err = proc.communicate(timeout=100)
+    assert err.decode() == ""  # no "Broken pipe. Check the paths ...", no "Exception ignored ..."
+    assert proc.returncode == 141  # 128 + SIGPIPE, as a shell reports a command ended by a closed pipe

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,38 @@ def test_wheels_folder_prices_the_install(profiled, tmp_path):
     assert item.estimate.confidence == "low"
 
 
+@pytest.mark.timeout(180)
+def test_the_process_around_the_run_is_priced_stage_by_stage(priced, tmp_path):
+    """Interpreter start, imports, verification and exit: what a user timing the command waits for."""
+    bundle = _copy(priced, tmp_path / "process")
+
+    def split(d):
+        d["profile"]["startup"].update(python_s=0.05, imports_s=0.6, exit_s=0.3, import_s=0.95)
+
+    _edit_manifest(bundle, split)
+    est = estimate_bundle(bundle, EstimateOptions(target="local", rows=1000, time_limit_s=60))
+    stages = {i.stage: i.estimate.seconds for i in est.items if not i.member}
+    assert stages["python"] == pytest.approx(0.05) and stages["imports"] == pytest.approx(0.6)
+    assert stages["exit"] == pytest.approx(0.3) and "verify" in stages
+    assert est.stage_totals()["exit"][0] == pytest.approx(0.3)
+    # Verification grows with the bytes the manifest lists, at the measured hash rate (1 GB/s here).
+    before = stages["verify"]
+    manifest = json.loads((bundle / MANIFEST_NAME).read_text())
+    (bundle / "big.bin").write_bytes(b"\0" * 50_000_000)
+    manifest["files"]["big.bin"] = "0" * 64
+    (bundle / MANIFEST_NAME).write_text(json.dumps(manifest))
+    after = estimate_bundle(bundle, EstimateOptions(target="local", rows=1000, time_limit_s=60))
+    verify = next(i for i in after.items if i.stage == "verify").estimate.seconds
+    assert verify - before == pytest.approx(0.05, rel=0.01)
+    table = format_table(after)
+    for stage in ("python", "imports", "verify", "exit"):
+        assert f"\n{stage} " in table
+    # An older profile measured the three together: priced as one imports stage, nothing lost.
+    old = estimate_bundle(priced, EstimateOptions(target="local", rows=1000, time_limit_s=60))
+    assert next(i for i in old.items if i.stage == "imports").estimate.seconds == pytest.approx(0.5)
+    assert not {"python", "exit"} & {i.stage for i in old.items}
+
+
 # -- the best plan that fits --------------------------------------------------------------
 
 
@@ -334,7 +367,7 @@ def test_bad_reports_are_user_errors(profiled, tmp_path):
 
 
 def _codes(est) -> set[str]:
-    return {c.code for c in est.checks if c.level == "warning"}
+    return {c.code for c in est.checks if c.level in ("warning", "blocking")}
 
 
 @pytest.mark.timeout(180)
@@ -370,6 +403,37 @@ def test_gpu_memory_too_small_for_the_batch_warns(profiled):
 def test_ram_too_small_for_the_table_warns(profiled):
     assert "ram" in _codes(estimate_bundle(profiled, EstimateOptions(target="cpu", rows=200_000_000)))
     assert "ram" not in _codes(estimate_bundle(profiled, EstimateOptions(target="cpu", rows=25_000)))
+
+
+@pytest.mark.timeout(180)
+def test_ram_beyond_the_machine_blocks_and_near_it_warns(profiled):
+    def ram(rows):
+        est = estimate_bundle(profiled, EstimateOptions(target="t4x2", rows=rows, time_limit_s=1000 * HOUR))
+        return est, next((c for c in est.checks if c.code == "ram"), None)
+
+    est, check = ram(200_000_000)
+    assert check.level == "blocking" and est.verdict == "does not fit" and est.blocking == (check,)
+    assert "[ram]" in est.reason and est.plan is not None and not est.plan.steps
+    assert est.expected_s + 0 < est.available_s  # by time alone it would fit
+    need = 200_000_000 / float(check.message.split("about ")[1].split(" GiB")[0])  # rows per GiB
+    est, check = ram(int(need * 0.9 * 27.9))  # about 90 % of the notebook's RAM
+    assert check.level == "warning" and est.verdict == "fits"
+
+
+@pytest.mark.timeout(180)
+def test_a_member_that_fits_no_gpu_memory_is_blocking_and_dropped_from_the_plan(priced, monkeypatch):
+    import packager.estimate.costing as costing
+    from packager.estimate.hardware import get_target
+
+    est = estimate_bundle(priced, EstimateOptions(target="t4x2", rows=1000))
+    assert est.verdict == "fits"
+    tiny = replace(get_target("t4x2"), memory_bytes=1.0)  # no GPU memory for anything
+    monkeypatch.setattr(costing, "get_target", lambda key: tiny)
+    est = estimate_bundle(priced, EstimateOptions(target="t4x2", rows=1000))
+    blocking = {c.member for c in est.blocking if c.code == "gpu-memory"}
+    assert blocking == {"cnn", "mlp"} and est.verdict == "does not fit"
+    assert {m for m, _ in est.plan.dropped} == {"cnn", "mlp"} and not est.plan.steps
+    assert "even at batch 1" in est.plan.dropped[0][1]
 
 
 @pytest.mark.timeout(180)
@@ -433,3 +497,39 @@ def test_times_are_printed_as_the_run_log_prints_them():
     for seconds in (0.41, 12.3, 245, 9 * HOUR):
         assert fmt_s(seconds) == format_seconds(seconds)
     assert fmt_s(-300) == "-5m00s"  # a negative margin left keeps its sign
+
+
+# -- module structure ------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(10)
+def test_estimate_modules_import_each_other_without_a_circle():
+    """Every import between packager.estimate modules, lazy ones and type-only ones included."""
+    import ast
+
+    import packager.estimate as pkg
+
+    folder = Path(pkg.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for path in folder.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("packager.estimate."):
+                deps.add(node.module.rsplit(".", 1)[1])
+            elif isinstance(node, ast.Import):
+                deps.update(a.name.rsplit(".", 1)[1] for a in node.names if a.name.startswith("packager.estimate."))
+        graph[path.stem] = deps - {path.stem}
+
+    def reach(start: str, node: str, seen: set[str]) -> list[str] | None:
+        for dep in sorted(graph.get(node, ())):
+            if dep == start:
+                return [node, dep]
+            if dep not in seen:
+                seen.add(dep)
+                path = reach(start, dep, seen)
+                if path:
+                    return [node, *path]
+        return None
+
+    circles = [" -> ".join(c) for m in sorted(graph) if m != "__init__" and (c := reach(m, m, set()))]
+    assert not circles, circles

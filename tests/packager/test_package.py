@@ -255,3 +255,16 @@ def test_an_unknown_target_is_refused_before_anything_is_exported(tmp_path, caps
     fails_cleanly(capsys, main, ["package", "spec.toml", "-o", str(out), "--no-wheels", "--no-profile", "--target", "h100x9"],
                   "unknown target 'h100x9'", "t4x2")
     assert not out.exists()
+
+
+@pytest.mark.timeout(300)
+def test_cli_and_report_count_the_same_files(work, tmp_path, capsys):
+    import re
+
+    out = tmp_path / "bundle"
+    assert main(["package", str(work / "ninefit.toml"), "-o", str(out), "--no-wheels", "--no-profile"]) == 0
+    printed = re.search(r"\((\d+) member\(s\), (\d+) files\)", capsys.readouterr().out)
+    reported = re.search(r"The bundle is .* in (\d+) files", (out / "report.md").read_text())
+    assert printed and reported
+    on_disk = sum(1 for p in out.rglob("*") if p.is_file())
+    assert int(printed.group(2)) == int(reported.group(1)) == on_disk

@@ -69,7 +69,11 @@ def test_profile_cli_stores_profile_with_fingerprint(bundle, digits_dir, capsys)
             assert point["windows"] and point["calls"] >= len(point["windows"])
             assert sum(point["stages"].values()) == pytest.approx(point["s_per_batch"])
     assert profile["data"]["read_s_per_row"] >= 0 and profile["write"]["s_per_row"] >= 0
-    assert profile["startup"]["import_s"] > 0 and profile["startup"]["hash_bytes_per_s"] > 0
+    startup = profile["startup"]
+    assert startup["import_s"] > 0 and startup["hash_bytes_per_s"] > 0
+    # The process around the run, measured apart: start, imports, exit (with the members' sessions loaded).
+    assert startup["python_s"] > 0 and startup["imports_s"] > startup["python_s"] and startup["exit_s"] > 0
+    assert startup["python_s"] + startup["imports_s"] + startup["exit_s"] == pytest.approx(startup["import_s"], rel=0.5)
     run = profile["checkpoint"]["run"]  # the runtime's own end-to-end check runs
     assert "error" not in run, run
     assert run["fixed_s"] >= 0 and run["bookkeeping_s_per_chunk"] >= 0 and 1 <= run["inference_factor"] <= 1.5
@@ -235,3 +239,17 @@ def test_package_profiles_images_without_an_image_dir(tmp_path):
     assert profile["members"]["tiny"]["fp32"]["s_per_row"] > 0
     assert profile["data"]["rows"] == 6 and not profile["data"]["synthetic"]
     assert "error" not in profile["checkpoint"]["run"], profile["checkpoint"]["run"]
+
+
+@pytest.mark.timeout(300)
+def test_process_stages_are_measured_from_a_relative_bundle_path(bundle, monkeypatch):
+    """`ninefit profile bundle` (a relative path): the subprocesses run in the bundle folder, and the model
+    paths handed to them must still name the models (they once silently failed: imports "not measured")."""
+    from packager.estimate.overheads import measure_startup
+
+    monkeypatch.chdir(bundle.parent)
+    root = Path(bundle.name)
+    models = tuple(root / m.variants[0].file for m in Manifest.load(root).members)
+    out = measure_startup(root, models[0], False, models)
+    assert "note" not in out, out
+    assert out["python_s"] > 0 and out["imports_s"] > 0 and out["exit_s"] > 0 and out["first_session_s"] is not None

@@ -119,3 +119,16 @@ def test_unusable_work_dir_is_a_user_error(digits_bundle, digits_dir, tmp_path, 
     fails_cleanly(capsys, main, args(digits_bundle, digits_dir / "data", out, "--work-dir", str(blocker / "sub")),
                   f"error: {blocker / 'sub'}/", ": Not a directory.", "--work-dir a writable folder")
     assert not out.exists()
+
+
+@pytest.mark.timeout(300)  # the session's digits bundle may be built here
+def test_each_members_rows_per_second_is_printed_once(digits_bundle, digits_dir, tmp_path, capsys):
+    """The final progress line and the table gave two different rows/s for one member (wall time with the
+    warm-up batch, against the steady batches): the table's is the one figure now."""
+    out = tmp_path / "submission.csv"
+    assert main(["run", str(digits_bundle), "--data", str(digits_dir / "data"), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    finals = [line for line in captured.err.splitlines() if line.startswith("[") and " done in " in line]
+    assert {line.split("]")[0][1:] for line in finals} == {"cnn", "mlp"}
+    assert not [line for line in finals if "rows/s" in line], finals
+    assert "rows/s" in captured.out.splitlines()[0]  # the table's header
