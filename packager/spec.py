@@ -16,7 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import SpecError
-from runtime.manifest import ACTIVATIONS, COMBINERS, SUBMISSION_MODES, TTA_TRANSFORMS, DataSpec, ImageSpec, InputSpec
+from runtime.manifest import (
+    ACTIVATIONS,
+    COMBINERS,
+    SUBMISSION_MODES,
+    TEXT_FEEDS,
+    TEXT_REDUCTIONS,
+    TEXT_TRUNCATIONS,
+    TTA_TRANSFORMS,
+    DataSpec,
+    ImageSpec,
+    InputSpec,
+    TextSpec,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -54,6 +66,7 @@ class ModelSpec:
     sample_inputs: Path | None = None
     atol: float | None = None
     rtol: float | None = None
+    text: TextSpec | None = None  # text models; its tokenizer is the user's path until packaged
 
 
 @dataclass(frozen=True)
@@ -155,6 +168,41 @@ def _parse_input(t: dict, where: str, header: list[str] | None, id_column: str, 
     return InputSpec(name=name, dtype=dtype, shape=tuple(shape), columns=columns, image=image)
 
 
+def _positive(table: dict, key: str, where: str, default: int, low: int = 1) -> int:
+    value = _get(table, key, where, int, default)
+    if value < low:
+        raise _err(where, f"{key} = {value}; expected an integer >= {low}")
+    return value
+
+
+def _parse_text(t: dict, where: str, root: Path, header: list[str] | None) -> TextSpec:
+    """``[model.text]``: the text columns, the tokenizer and how rows become windows (docs/spec.md)."""
+    columns = _get(t, "columns", where, list)
+    if not 1 <= len(columns) <= 2 or not all(isinstance(c, str) and c for c in columns):
+        raise _err(where, f"columns = {columns!r}; expected one text column, or two for a pair, e.g. [\"text\"]")
+    if header is not None and [c for c in columns if c not in header]:
+        missing = [c for c in columns if c not in header]
+        raise _err(where, f"columns {missing} are not in the test data (its columns: {', '.join(header[:12])})")
+    inputs = _get(t, "inputs", where, list, ["input_ids", "attention_mask"])
+    if not inputs or len(set(inputs)) != len(inputs) or not all(x in TEXT_FEEDS for x in inputs) \
+            or "input_ids" not in inputs:
+        raise _err(where, f"inputs = {inputs!r}; expected the model's inputs in its order, each one of "
+                          f"{', '.join(TEXT_FEEDS)}, with input_ids among them")
+    max_length = _positive(t, "max_length", where, 512, 2)
+    truncation = _get(t, "truncation", where, str, "windows", TEXT_TRUNCATIONS)
+    stride = _positive(t, "stride", where, 0, 0)
+    if stride * 2 > max_length:
+        raise _err(where, f"stride = {stride}; windows share stride tokens, so it must be at most half of "
+                          f"max_length ({max_length})")
+    pad_id = _get(t, "pad_id", where, int, -1)
+    return TextSpec(
+        columns=tuple(columns), tokenizer=str(_path(root, _get(t, "tokenizer", where, str))), inputs=tuple(inputs),
+        max_length=max_length, truncation=truncation, stride=stride,
+        max_windows=_positive(t, "max_windows", where, 64), reduce=_get(t, "reduce", where, str, "mean", TEXT_REDUCTIONS),
+        max_tokens=_positive(t, "max_tokens", where, 0, 0), pad_id=pad_id,
+    )
+
+
 def _parse_variant(t: dict, where: str, default_tta: tuple[str, ...]) -> VariantSpec:
     tta = tuple(_get(t, "tta", where, list, list(default_tta)))
     bad = [x for x in tta if x not in TTA_TRANSFORMS]
@@ -189,14 +237,26 @@ def _parse_model(t: dict, i: int, root: Path, header: list[str] | None, data: Da
         path = _path(root, _get(t, "checkpoint", where, str)) if ck is not None else None
     else:
         path = _path(root, _get(t, source, where, str))
-    inputs_t = _get(t, "input", where, list)
-    inputs = tuple(_parse_input(x, f"{where} input #{n + 1}", header, data.id_column, data.format == "images") for n, x in enumerate(inputs_t))
+    text = None
+    if data.format == "text":
+        text = _parse_text(_get(t, "text", where, dict), f"{where}.text", root, header)
+        if "input" in t:
+            raise _err(where, "a text model takes its inputs from [model.text] inputs; leave out [[model.input]]")
+        inputs = tuple(InputSpec(name=n, dtype="int64", shape=("batch", "sequence")) for n in text.inputs)
+    else:
+        if "text" in t:
+            raise _err(where, f"[model.text] needs [data] format = \"text\" (the data format is {data.format!r})")
+        inputs_t = _get(t, "input", where, list)
+        inputs = tuple(_parse_input(x, f"{where} input #{n + 1}", header, data.id_column, data.format == "images")
+                       for n, x in enumerate(inputs_t))
     if len({x.name for x in inputs}) != len(inputs):
         raise _err(where, "two inputs share a name")
     precision = _get(t, "precision", where, str, "fp32", PRECISIONS)
     tta = tuple(_get(t, "tta", where, list, ["none"]))
     full = _parse_variant({"name": precision, "precision": precision, "tta": list(tta)}, where, tta)
     variants = (full, *(_parse_variant(v, f"{where} variant #{n + 1}", tta) for n, v in enumerate(_get(t, "variant", where, list, []))))
+    if text is not None and any(v.tta != ("none",) or v.image_size for v in variants):
+        raise _err(where, "a text model has no test-time augmentation or image size: leave out tta and image_size")
     if len({v.name for v in variants}) != len(variants):
         raise _err(where, f"variant names must be unique (the full model is named {full.name!r})")
     weight = _get(t, "weight", where, float, 1.0)
@@ -212,7 +272,7 @@ def _parse_model(t: dict, i: int, root: Path, header: list[str] | None, data: Da
         activation=_get(t, "activation", where, str, "none", ACTIVATIONS), weight=weight,
         score=_get(t, "score", where, float, None), batch_size=batch, variants=variants,
         sample_inputs=_path(root, sample) if sample else None,
-        atol=_get(t, "atol", where, float, None), rtol=_get(t, "rtol", where, float, None),
+        atol=_get(t, "atol", where, float, None), rtol=_get(t, "rtol", where, float, None), text=text,
     )
 
 
@@ -252,11 +312,11 @@ def load_spec(path: str | os.PathLike) -> Spec:
     root = path.parent.resolve()
     name = _get(raw, "name", "top level", str, path.stem)
     d = _get(raw, "data", "top level", dict)
-    fmt = _get(d, "format", "[data]", str, "table", ("table", "images"))
+    fmt = _get(d, "format", "[data]", str, "table", ("table", "images", "text"))
     test_path = _path(root, _get(d, "test", "[data]", str))
     data = DataSpec(
         format=fmt, test=test_path.name, id_column=_get(d, "id_column", "[data]", str),
-        image_column=_get(d, "image_column", "[data]", str, "" if fmt == "table" else ...),
+        image_column=_get(d, "image_column", "[data]", str, ... if fmt == "images" else ""),
         image_dir=_get(d, "image_dir", "[data]", str, ""),
     )
     sample_path = _path(root, _get(d, "sample_submission", "[data]", str))

@@ -18,7 +18,9 @@ planner's inputs true. The loop (:meth:`Executor.run`):
    finite values; one that does not is removed and recomputed.
 
 A member whose backend raises is skipped with the reason; an out-of-memory
-error halves the batch and retries, down to one row. Each pass of the loop
+error halves the batch and retries, down to one row (a text member's token
+budget, ``max_tokens``, is halved instead when it has one; its chunks run in
+length-sorted, dynamically padded batches: :mod:`runtime.text`). Each pass of the loop
 finishes a chunk or retires a member, so the loop ends.
 """
 
@@ -41,6 +43,7 @@ from runtime.manifest import Member, Variant
 from runtime.memory import MemoryMonitor
 from runtime.progress import Progress, log
 from runtime.report import MemberReport, RunReport
+from runtime.text import Chunk
 
 #: Probing stops once this many seconds were timed (or 1/20 of the rows ran).
 PROBE_S = 0.25
@@ -52,7 +55,22 @@ _EPS = 1e-9
 def predict_rows(
     runner: Runner, member: Member, variant: Variant, test: TestData, start: int, stop: int, batch_size: int = 0
 ) -> np.ndarray:
-    """Activated predictions of one member for rows ``[start, stop)``, TTA-averaged."""
+    """Activated predictions of one member for rows ``[start, stop)``, TTA-averaged.
+
+    A text member runs the rows' windows in length-sorted batches of ``batch_size``
+    windows (or its ``max_tokens``), each padded to its longest, reduced per row.
+    """
+    if member.text is not None:
+        rows, chunk = test.text_rows(member), Chunk.of(test.text_rows(member), start, stop)
+        values, pos = None, 0
+        while pos < len(chunk.order):
+            end = chunk.batch_end(pos, batch_size or member.batch_size, member.text.max_tokens)
+            idx = chunk.order[pos:end]
+            out = predict_windows(runner, member, rows.feed(member.text, chunk.windows[idx]))
+            values = np.empty((len(chunk.windows), out.shape[1]), out.dtype) if values is None else values
+            values[idx] = out
+            pos = end
+        return chunk.reduce(rows, values, member.text.reduce)
     feed = test.feed(member, start, stop, image_size=variant.image_size)
     total = None
     for t in variant.tta:
@@ -62,6 +80,15 @@ def predict_rows(
         values = activate(outputs[member.output], member.activation)
         total = values if total is None else total + values
     return total / len(variant.tta)
+
+
+def predict_windows(runner: Runner, member: Member, feed: dict[str, np.ndarray]) -> np.ndarray:
+    """Activated predictions of a text member for one padded batch of windows."""
+    outputs = runner.infer(feed)
+    if member.output not in outputs:
+        raise BackendError(f"{member.name}: model has no output {member.output!r}; outputs: {', '.join(outputs)}")
+    values = activate(outputs[member.output], member.activation)
+    return values.reshape(len(values), -1)
 
 
 @dataclass
@@ -76,6 +103,7 @@ class _State:
     last_variant: str = ""  # the variant it last ran on
     notes: list[str] = field(default_factory=list)
     progress: Progress | None = None  # kept across steps: one line per update period, not per re-plan
+    tokens: int = 0  # text members: padded tokens per batch (0: ``batch`` windows per batch)
 
     def close_progress(self, status: str) -> None:
         if self.progress is not None:
@@ -143,7 +171,8 @@ class Executor:
                     # Loaded, not trusted by name: a chunk the submission would reject is removed and recomputed.
                     if store.load(m.name, v.name, a, b, width) is not None:
                         covered[a, b] = vi
-            st = _State(m, list(grids[m.name]), covered, mr, batch_size or m.batch_size)
+            st = _State(m, list(grids[m.name]), covered, mr, batch_size or m.batch_size,
+                        tokens=m.text.max_tokens if m.text is not None else 0)
             mr.chunks_resumed = len(covered)
             report.chunks_resumed += len(covered)
             if not st.missing():
@@ -327,6 +356,8 @@ class Executor:
         return True
 
     def _predict(self, st: _State, v: Variant, runner: Runner, a: int, b: int) -> np.ndarray:
+        if st.member.text is not None:
+            return self._predict_text(st, v, runner, a, b)
         parts, pos, width = [], a, self.width
         while pos < b:
             n = min(st.batch, b - pos)
@@ -356,6 +387,58 @@ class Executor:
             parts.append(values)
             pos += n
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def _predict_text(self, st: _State, v: Variant, runner: Runner, a: int, b: int) -> np.ndarray:
+        """A text chunk: its windows sorted by length, each batch padded to its own longest."""
+        rows = self.test.text_rows(st.member)
+        chunk = Chunk.of(rows, a, b)
+        values = np.empty((len(chunk.windows), self.width))
+        # The planner counts rows: each batch is booked as its share of the chunk's padded tokens.
+        total = max(1, chunk.padded_tokens(st.batch, st.tokens))
+        stats = st.report.text if st.report.text is not None else {}
+        pos = 0
+        while pos < len(chunk.order):
+            end = chunk.batch_end(pos, st.batch, st.tokens)
+            idx = chunk.order[pos:end]
+            feed = rows.feed(st.member.text, chunk.windows[idx])
+            t0 = self.clock()
+            try:
+                out = predict_windows(runner, st.member, feed)
+            except OutOfMemoryError as exc:
+                if st.tokens:
+                    if end - pos <= 1:  # one window over the budget: a smaller budget cannot help
+                        raise OutOfMemoryError(f"{exc} (even one window of {int(chunk.lengths[pos])} tokens)") from exc
+                    st.tokens = max(1, st.tokens // 2)
+                elif st.batch <= 1:
+                    raise OutOfMemoryError(f"{exc} (even at batch size 1)") from exc
+                else:
+                    st.batch = max(1, st.batch // 2)
+                st.report.oom_retries += 1
+                what = f"token budget halved to {st.tokens}" if st.tokens else f"batch size halved to {st.batch}"
+                self.event(f"{st.member.name}: out of memory, {what} and retried")
+                continue
+            dt = self.clock() - t0
+            if out.shape != (end - pos, self.width):
+                raise BundleError(f"{st.member.name}: output {st.member.output!r} has shape {out.shape[1:]}, "
+                                  f"but the submission needs {self.width} values per row")
+            if not np.isfinite(out).all():
+                raise BackendError(f"{st.member.name}/{v.name}: non-finite outputs in rows {a}-{b}")
+            padded = (end - pos) * int(chunk.lengths[end - 1])
+            share = (b - a) * padded / total
+            rate = self.costs.rate(st.member.name, v.name)
+            if rate.warm:
+                st.report.seconds += dt
+            else:
+                st.report.warmup_seconds += dt
+                st.report.warmup_rows += share
+            rate.add(share, dt)
+            stats["batches"] = stats.get("batches", 0) + 1
+            stats["padded_tokens"] = stats.get("padded_tokens", 0) + padded
+            stats["real_tokens"] = stats.get("real_tokens", 0) + int(chunk.lengths[pos:end].sum())
+            values[idx] = out
+            pos = end
+        st.report.text = stats
+        return chunk.reduce(rows, values, st.member.text.reduce)
 
     def _fail(self, st: _State, exc: BaseException, where: str) -> None:
         st.close_progress("failed")
@@ -434,4 +517,4 @@ class Executor:
                 mr.reason = st.drop_reason or "not started: no time left"
 
 
-__all__ = ["PROBE_S", "Executor", "predict_rows"]
+__all__ = ["PROBE_S", "Executor", "predict_rows", "predict_windows"]

@@ -69,6 +69,9 @@ class MemberReport:
     batch_size: int = 0  # last batch size used (halved on out-of-memory)
     oom_retries: int = 0
     s_per_row: float | None = None  # last live estimate
+    # Text members: the test's length distribution (runtime.text.length_stats) and, for the
+    # batches this run computed, "batches", "padded_tokens", "real_tokens", "padding_waste".
+    text: dict[str, Any] | None = None
 
     @property
     def rows_per_s(self) -> float:
@@ -141,6 +144,9 @@ class RunReport:
                 f"limit {self.time_limit_s:.0f}s (margin {self.margin_s:.1f}s, reserve {self.reserve_s:.1f}s); "
                 f"finished at {self.finished_at_s:.1f}s since start, slack {self.slack_s:.1f}s"
             )
+        for m in self.members:
+            if m.text:
+                lines.append(text_line(m.name, m.text))
         mem = f"peak RAM {format_gib(self.peak_rss_bytes)} (process)"
         if self.peak_gpu_bytes is not None:
             mem += f", peak GPU memory {format_gib(self.peak_gpu_bytes)} of {format_gib(self.gpu_total_bytes)}"
@@ -150,6 +156,22 @@ class RunReport:
         if self.failure:
             lines.append(f"ON KAGGLE THIS RUN WOULD FAIL: {self.failure} - {self.failure_reason}")
         return "\n".join(lines)
+
+
+def text_line(name: str, text: dict[str, Any]) -> str:
+    """One line on a text member: the test's token lengths and this run's padding waste."""
+    lengths = text.get("lengths") or {}
+    per_row = lengths.get("tokens_per_row") or {}
+    line = f"{name}: text"
+    if per_row:
+        hist = ", ".join(f"{k}: {v}" for k, v in (lengths.get("histogram") or {}).items())
+        line += (f", tokens per row min {per_row['min']} / median {per_row['p50']:.0f} / mean {per_row['mean']:.0f} / "
+                 f"p90 {per_row['p90']:.0f} / max {per_row['max']} ({hist}); {lengths['windows']} windows, "
+                 f"{lengths['rows_with_windows']} row(s) split")
+    if text.get("real_tokens"):
+        line += (f"; padding waste {text['padding_waste']:.2f} ({text['padded_tokens']:,} padded / "
+                 f"{text['real_tokens']:,} real tokens in {text['batches']} batches)")
+    return line
 
 
 def kaggle_failure(
@@ -187,4 +209,5 @@ __all__ = [
     "MemberReport",
     "RunReport",
     "kaggle_failure",
+    "text_line",
 ]

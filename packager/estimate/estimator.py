@@ -450,6 +450,13 @@ class Costing:
                                                            "(the profile's end-to-end check run)"))
         if rows % batch and rows > batch:  # the last, partial batch is a new shape
             stream = _add(stream, self._host(float(rec.get("reshape_s", 0.0))))
+        text = rec.get("text") if isinstance(rec.get("text"), dict) else None
+        if text:  # its s_per_row is per-token costs x the public test's lengths (packager.estimate.textcost)
+            per_row = (text.get("lengths") or {}).get("tokens_per_row") or {}
+            stream = replace(stream, notes=(*stream.notes, (
+                f"text: {text.get('s_per_token', 0.0) * 1e6:.3g} us/token, {text.get('padded_tokens_per_row', 0.0):.0f} "
+                f"padded tokens per row (public mean {per_row.get('mean', 0.0):.0f} real); "
+                f"{text.get('assumption', '')}")))
         return stream, "measured" if self.machine.same else "roofline"
 
     def _spec_call(self, cost: GraphCost, precision: str) -> Estimate:
