@@ -239,7 +239,7 @@ def _parse_model(t: dict, i: int, root: Path, header: list[str] | None, data: Da
         path = _path(root, _get(t, source, where, str))
     text = None
     if data.format == "text":
-        text = _parse_text(_get(t, "text", where, dict), f"{where}.text", root, header)
+        text = _parse_text(_get(t, "text", where, dict), f"{where} [model.text]", root, header)
         if "input" in t:
             raise _err(where, "a text model takes its inputs from [model.text] inputs; leave out [[model.input]]")
         inputs = tuple(InputSpec(name=n, dtype="int64", shape=("batch", "sequence")) for n in text.inputs)

@@ -162,3 +162,66 @@ def test_row_cost_applies_per_token_costs_to_this_tests_batches(tokenizer_file):
     assert out["t"] == profile["t"]
     assert row_cost({"s_per_row": 1.0}, rows, [(0, 4)], 2, 0) is None  # no per-token costs: kept as is
     assert replace(spec, max_tokens=4) != spec
+
+
+class _TokenRunner:
+    """Outputs each window's length as its logit pair; out of memory above ``limit`` padded tokens."""
+
+    def __init__(self, limit: int):
+        from runtime.backends.base import Runner
+
+        class R(Runner):
+            def activate_impl(inner):
+                pass
+
+            def deactivate_impl(inner):
+                pass
+
+            def infer_impl(inner, feed):
+                ids = feed["input_ids"]
+                self.shapes.append(ids.shape)
+                if ids.size > limit:
+                    from runtime.errors import OutOfMemoryError
+
+                    raise OutOfMemoryError(f"{ids.size} tokens")
+                n = feed["attention_mask"].sum(axis=1).astype(np.float32)
+                return {"out": np.stack([n, -n], axis=1)}
+
+        self.shapes: list[tuple[int, int]] = []
+        self.runner = R("fake")
+
+
+def test_executor_runs_sorted_padded_batches_and_halves_the_token_budget_on_oom(tokenizer_file, tmp_path):
+    from runtime.checkpoint import ChunkStore
+    from runtime.data import TestData
+    from runtime.executor import Executor
+    from runtime.manifest import DataSpec, Member, Variant
+    from runtime.memory import MemoryMonitor
+    from runtime.planner import Budget
+    from runtime.report import MemberReport, RunReport
+
+    lengths = [30, 2, 9, 1, 20, 4, 14, 3]
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(8)], "text": [words(n) for n in lengths]})
+    spec = spec_for(tokenizer_file, max_length=16, stride=4, max_tokens=64)
+    member = Member("m", 1.0, (), "out", (Variant("fp32", "m.onnx"),), batch_size=4, text=spec)
+    test = TestData(list(frame["id"]), frame, DataSpec("text", "t.csv", "id"), tmp_path)
+    fake = _TokenRunner(limit=40)
+    report = RunReport(bundle="b", rows=8, submission="s.csv")
+    report.members = [MemberReport(name="m", weight=1.0, value=1.0)]
+    test.check(member)
+    rows = test.text_rows(member)
+    ex = Executor((member,), {"m": [(0, 8)]}, test, ChunkStore(tmp_path / "w", "k"), lambda m, v: fake.runner,
+                  lambda: 0.0, Budget(deadline=1e9, margin_s=0.0, reserve_s=0.0), report, MemoryMonitor(None),
+                  lambda: 0.0, limited=False, progress=False, width=2)
+    ex.run()
+    assert report.members[0].status == "done" and report.members[0].oom_retries >= 1
+    assert ex.states["m"].tokens <= 40  # 64 -> 32
+    ran = [s for s in fake.shapes if s[0] * s[1] <= 40]
+    assert sum(s[0] for s in ran) == rows.n_windows  # every window once, after the halving
+    widths = [s[1] for s in ran]
+    assert widths == sorted(widths)  # shortest first, each batch padded to its own longest
+    values = ex.store.load("m", "fp32", 0, 8, 2)
+    per_row = [np.mean(rows.lengths[rows.first[r]:rows.first[r + 1]]) for r in range(8)]
+    assert values[:, 0].tolist() == pytest.approx(per_row)  # back in row order, mean over windows
+    text = report.members[0].text
+    assert text["real_tokens"] == int(rows.lengths.sum()) and text["padded_tokens"] >= text["real_tokens"]
