@@ -18,6 +18,7 @@ covers) is a :class:`DataError` raised while tokenising, before anything runs.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +94,7 @@ class TextRows:
     the windows of row ``r`` are ``first[r]:first[r + 1]``, in the tokenizer's order.
     """
 
-    ids: np.ndarray  # int64, every window's tokens
+    ids: np.ndarray  # int32, every window's tokens
     types: np.ndarray  # int8, token type ids, same layout
     starts: np.ndarray  # int64 per window
     lengths: np.ndarray  # int64 per window, special tokens included
@@ -114,7 +115,9 @@ class TextRows:
     def feed(self, spec: TextSpec, windows: np.ndarray) -> dict[str, np.ndarray]:
         """Model inputs for ``windows``, padded to the longest of them, keyed by input name."""
         lengths = self.lengths[windows]
-        width = int(lengths.max()) if len(windows) else 0
+        # At least one position: an empty text under a tokenizer that adds no special tokens
+        # is one masked pad token rather than a zero-length input.
+        width = max(1, int(lengths.max())) if len(windows) else 0
         cols = np.arange(width)
         mask = cols[None, :] < lengths[:, None]
         pos = np.where(mask, self.starts[windows][:, None] + cols[None, :], 0)
@@ -162,12 +165,13 @@ def tokenize(spec: TextSpec, tokenizer, frame, ids: Sequence[str]) -> TextRows:
     starts = np.zeros(len(lengths_a), dtype=np.int64)
     if len(lengths_a) > 1:
         np.cumsum(lengths_a[:-1], out=starts[1:])
-    flat = [t for piece in pieces_ids for t in piece]
-    flat_types = [t for piece in pieces_types for t in piece]
+    total = int(lengths_a.sum())
     first = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=first[1:])
-    return TextRows(ids=np.asarray(flat, dtype=np.int64), types=np.asarray(flat_types, dtype=np.int8),
-                    starts=starts, lengths=lengths_a, first=first)
+    # int32 ids: half the memory of a long hidden test's tokens (vocabularies are far below 2**31).
+    ids_a = np.fromiter(itertools.chain.from_iterable(pieces_ids), dtype=np.int32, count=total)
+    types_a = np.fromiter(itertools.chain.from_iterable(pieces_types), dtype=np.int8, count=total)
+    return TextRows(ids=ids_a, types=types_a, starts=starts, lengths=lengths_a, first=first)
 
 
 def _encode_one(tokenizer, spec: TextSpec, text, row_id: str):

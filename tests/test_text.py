@@ -110,12 +110,16 @@ def test_run_accuracy_equals_the_torch_models(text_dir, text_bundle, tmp_path, c
     assert "padding waste" in printed and "row(s) split" in printed
 
 
-def test_the_profile_costs_text_per_token(text_bundle, text_dir):
+@pytest.fixture(scope="module")
+def text_profile(text_bundle, text_dir) -> dict:
     from packager.estimate.profile import ProfileOptions, profile_bundle
 
-    profile = profile_bundle(text_bundle, text_dir / "data", ProfileOptions(seconds_per_member=0.5, check_run=False,
-                                                                            startup=False))
-    rec = profile["members"]["bert"]["fp32"]
+    return profile_bundle(text_bundle, text_dir / "data", ProfileOptions(seconds_per_member=0.5, check_run=False,
+                                                                         startup=False))
+
+
+def test_the_profile_costs_text_per_token(text_profile):
+    rec = text_profile["members"]["bert"]["fp32"]
     text = rec["text"]
     assert text["s_per_token"] > 0 and len(text["points"]) >= 2
     assert text["points"][-1]["length"] > text["points"][0]["length"]
@@ -123,6 +127,36 @@ def test_the_profile_costs_text_per_token(text_bundle, text_dir):
     expected = (text["s_per_token"] * text["padded_tokens"] + text["s_per_window"] * lengths["windows"]) / lengths["rows"]
     assert rec["s_per_row"] == pytest.approx(expected)
     assert "public test's token-length distribution" in text["assumption"]
+
+
+def test_the_planner_gets_per_row_costs_of_this_tests_lengths(text_dir, text_bundle, text_profile, tmp_path,
+                                                              monkeypatch):
+    """A hidden test of longer texts than the public one is planned as dearer per row."""
+    import pandas as pd
+
+    import runtime.executor
+    from packager.estimate.profile import store_profile
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(text_bundle, bundle)
+    store_profile(bundle, text_profile)
+    public = pd.read_csv(text_dir / "data" / "test.csv", dtype=str, keep_default_na=False)
+    data = tmp_path / "data"
+    data.mkdir()
+    longer = public.assign(text=[(t + " ") * 4 for t in public["text"]])  # every text four times as long
+    longer.to_csv(data / "test.csv", index=False)
+    longer[["id"]].assign(language="en_US").to_csv(data / "sample_submission.csv", index=False)
+    seen = {}
+    real = runtime.executor.Executor.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.update(kwargs["profile"]["bert"]["fp32"])
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(runtime.executor.Executor, "__init__", spy)
+    assert run_cli(bundle, data, tmp_path / "submission.csv", "--time-limit", "10m") == 0
+    public_cost = text_profile["members"]["bert"]["fp32"]["s_per_row"]
+    assert seen["s_per_row"] > 2.5 * public_cost  # about 4x the tokens per row
 
 
 def test_an_empty_string_is_a_row_like_any_other(text_dir, text_bundle, tmp_path):
