@@ -61,8 +61,8 @@ def predict_rows(
     windows (or its ``max_tokens``), each padded to its longest, reduced per row.
     """
     if member.text is not None:
-        rows, chunk = test.text_rows(member), Chunk.of(test.text_rows(member), start, stop)
-        values, pos = None, 0
+        rows = test.text_rows(member)
+        chunk, values, pos = Chunk.of(rows, start, stop), None, 0
         while pos < len(chunk.order):
             end = chunk.batch_end(pos, batch_size or member.batch_size, member.text.max_tokens)
             idx = chunk.order[pos:end]
@@ -400,10 +400,9 @@ class Executor:
         while pos < len(chunk.order):
             end = chunk.batch_end(pos, st.batch, st.tokens)
             idx = chunk.order[pos:end]
-            feed = rows.feed(st.member.text, chunk.windows[idx])
-            t0 = self.clock()
+            t0 = self.clock()  # building the batch counts, as reading rows does for other members
             try:
-                out = predict_windows(runner, st.member, feed)
+                out = predict_windows(runner, st.member, rows.feed(st.member.text, chunk.windows[idx]))
             except OutOfMemoryError as exc:
                 if st.tokens:
                     if end - pos <= 1:  # one window over the budget: a smaller budget cannot help

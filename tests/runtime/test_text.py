@@ -225,3 +225,22 @@ def test_executor_runs_sorted_padded_batches_and_halves_the_token_budget_on_oom(
     assert values[:, 0].tolist() == pytest.approx(per_row)  # back in row order, mean over windows
     text = report.members[0].text
     assert text["real_tokens"] == int(rows.lengths.sum()) and text["padded_tokens"] >= text["real_tokens"]
+
+
+def test_predict_rows_of_a_text_member_is_in_row_order(tokenizer_file, tmp_path):
+    from runtime.data import TestData
+    from runtime.executor import predict_rows
+    from runtime.manifest import DataSpec, Member, Variant
+
+    frame = pd.DataFrame({"id": ["a", "b", "c"], "text": [words(20), words(1), words(5)]})
+    spec = spec_for(tokenizer_file, max_length=8, stride=2)
+    member = Member("m", 1.0, (), "out", (Variant("fp32", "m.onnx"),), batch_size=2, text=spec)
+    test = TestData(list(frame["id"]), frame, DataSpec("text", "t.csv", "id"), tmp_path)
+    fake = _TokenRunner(limit=10**6)
+    fake.runner.activate()
+    values = predict_rows(fake.runner, member, member.variants[0], test, 1, 3, 2)
+    assert values[:, 0].tolist() == [3.0, 7.0]  # rows b, c: their token counts, in row order
+    rows = test.text_rows(member)
+    whole = predict_rows(fake.runner, member, member.variants[0], test, 0, 3, 2)
+    assert whole[0, 0] == pytest.approx(np.mean(rows.lengths[rows.first[0]:rows.first[1]]))
+    assert all(s[0] <= 2 for s in fake.shapes)
