@@ -194,7 +194,9 @@ def _parse_text(t: dict, where: str, root: Path, header: list[str] | None) -> Te
     if stride * 2 > max_length:
         raise _err(where, f"stride = {stride}; windows share stride tokens, so it must be at most half of "
                           f"max_length ({max_length})")
-    pad_id = _get(t, "pad_id", where, int, -1)
+    pad_id = _get(t, "pad_id", where, int, -1)  # -1: found in the tokenizer when packaging
+    if "pad_id" in t and pad_id < 0:
+        raise _err(where, f"pad_id = {pad_id}; expected a token id >= 0 (leave it out to take the tokenizer's)")
     return TextSpec(
         columns=tuple(columns), tokenizer=str(_path(root, _get(t, "tokenizer", where, str))), inputs=tuple(inputs),
         max_length=max_length, truncation=truncation, stride=stride,

@@ -76,6 +76,7 @@ def test_text_keys_and_derived_inputs(project):
     ('truncation = "middle"', "expected one of: windows, head, error"),
     ('reduce = "median"', "expected one of: mean, max"),
     ("max_tokens = -1", "max_tokens = -1; expected an integer >= 0"),
+    ("pad_id = -2", "pad_id = -2; expected a token id >= 0"),
 ])
 def test_bad_text_keys_name_the_problem(project, extra, needle):
     text = SPEC.format(extra="").replace('  columns = ["text"]\n', "") + extra + "\n"
