@@ -24,6 +24,7 @@ from packager.export import copy_onnx, export_model
 from packager.fp16 import Fp16Result, convert_fp16
 from packager.report import write_report
 from packager.spec import ModelSpec, Spec, load_spec
+from packager.text import package_tokenizer, verify_text
 from packager.torchload import load_torch_model
 from packager.verify import VerifyResult, verify_file
 from runtime.bundle import checksum_tree
@@ -72,7 +73,7 @@ def _width(spec: Spec) -> int:
 def _draft_member(m: ModelSpec) -> Member:
     """A manifest member without files yet: enough for the data layer to build feeds."""
     return Member(name=m.name, weight=m.weight, inputs=m.inputs, output=m.output, variants=(), activation=m.activation,
-                  missing=m.missing, fill_value=m.fill_value)
+                  missing=m.missing, fill_value=m.fill_value, batch_size=m.batch_size, text=m.text)
 
 
 def sample_inputs(spec: Spec, m: ModelSpec, test) -> tuple[dict[str, np.ndarray], str]:
@@ -124,6 +125,9 @@ def _output_width(path: Path, m: ModelSpec, feed: dict[str, np.ndarray]) -> int:
 
 def _package_model(spec: Spec, m: ModelSpec, test, stage: Path, log: Callable[[str], None]
                    ) -> tuple[Member, list[VerifyResult], list[tuple[str, Fp16Result]]]:
+    if m.text is not None and test is None:
+        raise SpecError(f"model {m.name!r}: a text model is verified on the public test's texts, and "
+                        f"{spec.test_path} is not here")
     feed, source = sample_inputs(spec, m, test)
     model = load_torch_model(m, spec.root)
     if not m.trained:  # said on purpose in the spec (init = "random"), but nobody should forget it
@@ -154,7 +158,12 @@ def _package_model(spec: Spec, m: ModelSpec, test, stage: Path, log: Callable[[s
             log(f"{m.name}/{v.name}: kept in fp32: {halves[v.precision].describe()}")
         path = files[v.precision]
         if model is not None and not any(r.file == path.name for r in results):
-            result = verify_file(model, m, v.name, v.precision, path, feed, source)
+            if m.text is not None:
+                n = min(test.n_rows, spec.verify_rows)
+                result = verify_text(model, m, m.text, v.name, v.precision, path, test.text_rows(_draft_member(m)),
+                                     n, f"first {n} rows of {spec.test_path.name}, at their real lengths")
+            else:
+                result = verify_file(model, m, v.name, v.precision, path, feed, source)
             if v.precision in halves:
                 result = replace(result, kept_fp32=dict(sorted(halves[v.precision].kept_fp32.items())))
             results.append(result)
@@ -169,6 +178,7 @@ def _package_model(spec: Spec, m: ModelSpec, test, stage: Path, log: Callable[[s
         activation=m.activation, score=m.score, batch_size=m.batch_size, exporter=exported.exporter, n_outputs=width,
         source=m.source, trained=m.trained,
         missing=m.missing, fill_value=m.fill_value,
+        text=replace(m.text, tokenizer=Path(m.text.tokenizer).relative_to(stage.resolve()).as_posix()) if m.text else None,
     )
     return member, results, [(m.name, h) for h in halves.values()]
 
@@ -240,6 +250,10 @@ def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: Pack
     dest.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
+        # A text model's tokenizer goes into the bundle first: the test data is read through it.
+        spec = replace(spec, models=tuple(
+            replace(m, text=package_tokenizer(m, stage.resolve() / "models" / m.name)) if m.text else m
+            for m in spec.models))
         test = _check_data(spec)
         if test is not None:
             for m in spec.models:

@@ -66,7 +66,11 @@ def _output_names(spec: ModelSpec, n: int) -> list[str]:
 
 
 def export_model(model, spec: ModelSpec, example: dict[str, np.ndarray], dest: Path) -> ExportResult:
-    """Export ``model`` to ``dest`` with a dynamic batch dimension; check the file."""
+    """Export ``model`` to ``dest`` with a dynamic batch dimension; check the file.
+
+    A text model's inputs (``[batch, sequence]`` token ids) also get a dynamic
+    sequence dimension, up to its ``max_length``.
+    """
     import torch
 
     args = tuple(torch.from_numpy(np.ascontiguousarray(example[i.name])) for i in spec.inputs)
@@ -78,11 +82,16 @@ def export_model(model, spec: ModelSpec, example: dict[str, np.ndarray], dest: P
     dest.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     batch = torch.export.Dim("batch", min=1)
+    dims = {0: batch}
+    axes = {0: "batch"}
+    if spec.text is not None:
+        dims[1] = torch.export.Dim("sequence", min=1, max=max(spec.text.max_length, 2))
+        axes[1] = "sequence"
     try:
         with _quiet():
             torch.onnx.export(
                 model, args, str(dest), dynamo=True, external_data=False, opset_version=OPSET,
-                input_names=names, output_names=out_names, dynamic_shapes=tuple({0: batch} for _ in args),
+                input_names=names, output_names=out_names, dynamic_shapes=tuple(dict(dims) for _ in args),
             )
         exporter = "dynamo"
     except Exception as exc:
@@ -91,7 +100,7 @@ def export_model(model, spec: ModelSpec, example: dict[str, np.ndarray], dest: P
             with _quiet():
                 torch.onnx.export(
                     model, args, str(dest), dynamo=False, opset_version=17, input_names=names, output_names=out_names,
-                    dynamic_axes={n: {0: "batch"} for n in names + out_names},
+                    dynamic_axes={**{n: dict(axes) for n in names}, **{n: {0: "batch"} for n in out_names}},
                 )
             exporter = "torchscript"
         except Exception as exc2:

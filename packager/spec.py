@@ -24,8 +24,20 @@ from pathlib import Path
 from typing import Any, Callable
 
 from runtime.errors import SpecError
-from runtime.manifest import (ACTIVATIONS, COMBINERS, MISSING_POLICIES, SUBMISSION_MODES, TTA_TRANSFORMS, DataSpec, ImageSpec,
-                              InputSpec)
+from runtime.manifest import (
+    ACTIVATIONS,
+    COMBINERS,
+    MISSING_POLICIES,
+    SUBMISSION_MODES,
+    TEXT_FEEDS,
+    TEXT_REDUCTIONS,
+    TEXT_TRUNCATIONS,
+    TTA_TRANSFORMS,
+    DataSpec,
+    ImageSpec,
+    InputSpec,
+    TextSpec,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -48,8 +60,11 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "model": (
         "name", *SOURCES, "checkpoint", "factory_kwargs", "init", "weight", "score", "output", "activation",
         "batch_size", "precision", "tta", "sample_inputs", "atol", "rtol", "missing", "fill_value", "input", "variant",
+        "text",
     ),
     "model.input": ("name", "dtype", "shape", "columns", "image"),
+    "model.text": ("columns", "tokenizer", "inputs", "max_length", "truncation", "stride", "max_windows", "reduce",
+                   "max_tokens", "pad_id"),
     "model.input.image": ("size", "mean", "std", "scale", "channels", "layout"),
     "model.variant": ("name", "precision", "tta", "image_size", "value_factor"),
 }
@@ -86,13 +101,14 @@ class ModelSpec:
     atol: float | None = None
     rtol: float | None = None
     init: str = ""  # "random": a factory model packaged without a checkpoint, on purpose
+    missing: str = ""  # non-finite inputs: "" = the [data] policy
+    fill_value: float | None = None
+    text: TextSpec | None = None  # text models; its tokenizer is the user's path until packaged
 
     @property
     def trained(self) -> bool:
         """False only for a factory model the spec packages with its random initial weights."""
         return self.init != "random"
-    missing: str = ""  # non-finite inputs: "" = the [data] policy
-    fill_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -320,6 +336,42 @@ def _parse_input(t: dict, where: str, header: list[str] | None, id_column: str, 
     return InputSpec(name=name, dtype=dtype, shape=tuple(shape), columns=columns, image=image)
 
 
+def _count(table: dict, key: str, where: str, default: int, low: int = 1) -> int:
+    """A whole number of at least ``low``."""
+    return _get(table, key, where, int, default, valid=lambda x: x >= low, expected=f"a whole number >= {low}")
+
+
+def _parse_text(t: dict, where: str, root: Path, header: list[str] | None) -> TextSpec:
+    """``[model.text]``: the text columns, the tokenizer and how rows become windows (docs/spec.md)."""
+    _check_keys(t, where, "model.text")
+    columns = _get(t, "columns", where, list)
+    if not 1 <= len(columns) <= 2 or not all(isinstance(c, str) and c for c in columns):
+        raise _err(where, f"columns = {columns!r}; expected one text column, or two for a pair, e.g. [\"text\"]")
+    if header is not None and [c for c in columns if c not in header]:
+        missing = [c for c in columns if c not in header]
+        raise _err(where, f"columns {missing} are not in the test data (its columns: {', '.join(header[:12])})")
+    inputs = _get(t, "inputs", where, list, ["input_ids", "attention_mask"])
+    if not inputs or len(set(inputs)) != len(inputs) or not all(x in TEXT_FEEDS for x in inputs) \
+            or "input_ids" not in inputs:
+        raise _err(where, f"inputs = {inputs!r}; expected the model's inputs in its order, each one of "
+                          f"{', '.join(TEXT_FEEDS)}, with input_ids among them")
+    max_length = _count(t, "max_length", where, 512, 2)
+    truncation = _get(t, "truncation", where, str, "windows", TEXT_TRUNCATIONS)
+    stride = _count(t, "stride", where, 0, 0)
+    if stride * 2 > max_length:
+        raise _err(where, f"stride = {stride}; windows share stride tokens, so it must be at most half of "
+                          f"max_length ({max_length})")
+    pad_id = _get(t, "pad_id", where, int, -1)  # -1: found in the tokenizer when packaging
+    if "pad_id" in t and pad_id < 0:
+        raise _err(where, f"pad_id = {pad_id}; expected a token id >= 0 (leave it out to take the tokenizer's)")
+    return TextSpec(
+        columns=tuple(columns), tokenizer=str(_path(root, _get(t, "tokenizer", where, str))), inputs=tuple(inputs),
+        max_length=max_length, truncation=truncation, stride=stride,
+        max_windows=_count(t, "max_windows", where, 64), reduce=_get(t, "reduce", where, str, "mean", TEXT_REDUCTIONS),
+        max_tokens=_count(t, "max_tokens", where, 0, 0), pad_id=pad_id,
+    )
+
+
 def _parse_variant(t: dict, where: str, default_tta: tuple[str, ...]) -> VariantSpec:
     _check_keys(t, where, "model.variant")
     tta_expected = f"a non-empty array of: {', '.join(_show(x) for x in TTA_TRANSFORMS)}"
@@ -374,10 +426,20 @@ def _parse_model(t: dict, i: int, root: Path, header: list[str] | None, data: Da
             if key in t:
                 raise _err(where, f"{key} applies only to a factory model; {source} = ... is a file that carries its own weights")
     factory_kwargs = _get(t, "factory_kwargs", where, dict, {})
-    inputs = tuple(
-        _parse_input(x, f"[[model.input]] {_label(x, n)} of model {name!r}", header, data.id_column, data.format == "images")
-        for n, x in enumerate(_tables(t, "input", where, "[[model.input]]"))
-    )
+    text = None
+    if data.format == "text":
+        text = _parse_text(_get(t, "text", where, dict, expected="a table, written [model.text]"),
+                           f"[model.text] of model {name!r}", root, header)
+        if "input" in t:
+            raise _err(where, "a text model takes its inputs from [model.text] inputs; leave out [[model.input]]")
+        inputs = tuple(InputSpec(name=n, dtype="int64", shape=("batch", "sequence")) for n in text.inputs)
+    else:
+        if "text" in t:
+            raise _err(where, f"[model.text] needs [data] format = \"text\" (the data format is {data.format!r})")
+        inputs = tuple(
+            _parse_input(x, f"[[model.input]] {_label(x, n)} of model {name!r}", header, data.id_column, data.format == "images")
+            for n, x in enumerate(_tables(t, "input", where, "[[model.input]]"))
+        )
     if len({x.name for x in inputs}) != len(inputs):
         raise _err(where, "two inputs share a name")
     precision = _get(t, "precision", where, str, "fp32", PRECISIONS)
@@ -385,6 +447,8 @@ def _parse_model(t: dict, i: int, root: Path, header: list[str] | None, data: Da
     full = _parse_variant({"name": precision, "precision": precision, "tta": tta}, where, tuple(tta))
     variants = (full, *(_parse_variant(v, f"[[model.variant]] {_label(v, n)} of model {name!r}", full.tta)
                         for n, v in enumerate(_tables(t, "variant", where, "[[model.variant]]", []))))
+    if text is not None and any(v.tta != ("none",) or v.image_size for v in variants):
+        raise _err(where, "a text model has no test-time augmentation or image size: leave out tta and image_size")
     if len({v.name for v in variants}) != len(variants):
         raise _err(where, f"variant names must be unique (the full model is named {full.name!r})")
     sample = _get(t, "sample_inputs", where, str, "")
@@ -400,7 +464,7 @@ def _parse_model(t: dict, i: int, root: Path, header: list[str] | None, data: Da
         variants=variants, sample_inputs=_path(root, sample) if sample else None,
         atol=_get(t, "atol", where, float, None, valid=lambda x: x >= 0, expected=tolerance),
         rtol=_get(t, "rtol", where, float, None, valid=lambda x: x >= 0, expected=tolerance),
-        init=init, missing=missing, fill_value=fill,
+        init=init, missing=missing, fill_value=fill, text=text,
     )
 
 
@@ -425,16 +489,16 @@ def _header(path: Path) -> list[str] | None:
 def _parse_data(raw: dict, root: Path) -> tuple[DataSpec, Path, Path]:
     d = _get(raw, "data", _TOP, dict, expected="a table, written [data]")
     _check_keys(d, "[data]", "data")
-    fmt = _get(d, "format", "[data]", str, "table", ("table", "images"))
-    if fmt == "table":
+    fmt = _get(d, "format", "[data]", str, "table", ("table", "images", "text"))
+    if fmt != "images":
         for key in ("image_column", "image_dir"):
             if key in d:
-                raise _err("[data]", f'{key} applies only with format = "images"; this spec reads a table (format = "table")')
+                raise _err("[data]", f'{key} applies only with format = "images"; this spec reads {fmt} (format = "{fmt}")')
     test_path = _path(root, _get(d, "test", "[data]", str, valid=bool, expected="the path of the test table"))
     missing, fill = _missing(d, "[data]", "")
     data = DataSpec(
         format=fmt, test=test_path.name, id_column=_get(d, "id_column", "[data]", str, valid=bool, expected="a column name"),
-        image_column=_get(d, "image_column", "[data]", str, "" if fmt == "table" else ..., valid=bool, expected="a column name"),
+        image_column=_get(d, "image_column", "[data]", str, ... if fmt == "images" else "", valid=bool, expected="a column name"),
         image_dir=_get(d, "image_dir", "[data]", str, ""),
         missing=missing or "skip", fill_value=0.0 if fill is None else fill,
     )

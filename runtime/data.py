@@ -1,4 +1,4 @@
-"""Test data: a table of features (CSV / Parquet) or a folder of images with an index.
+"""Test data: a table of features (CSV / Parquet), a folder of images with an index, or text.
 
 pandas (and, when asked, cudf.pandas) and PIL are imported lazily here so that
 ``import runtime`` needs numpy alone. Row ids are kept as strings, exactly as
@@ -23,6 +23,7 @@ import numpy as np
 from runtime.errors import DataError
 from runtime.manifest import DataSpec, InputSpec, Member
 from runtime.settings import env_flag
+from runtime.text import TextRows, load_tokenizer, tokenize
 
 _NUMERIC_KINDS = "biuf"
 
@@ -85,20 +86,29 @@ def _dims(spec: InputSpec) -> tuple[int, ...]:
 class TestData:
     """The rows to predict, in file order, and the features each model needs."""
 
-    def __init__(self, ids: Sequence[str], frame, spec: DataSpec, root: Path):
+    def __init__(self, ids: Sequence[str], frame, spec: DataSpec, root: Path, assets: Path | None = None):
         self.ids = list(ids)
         self.frame = frame
         self.spec = spec
         self.root = root
+        self.assets = assets  # the bundle root: text members' tokenizer files are relative to it
         self._cache: dict[tuple[str, ...], np.ndarray] = {}
         self._bad: dict[tuple[str, ...], np.ndarray | None] = {}  # per column set: rows with a non-finite value
+        self._text: dict[object, TextRows] = {}
 
     @property
     def n_rows(self) -> int:
         return len(self.ids)
 
     def check(self, member: Member) -> None:
-        """Raise DataError if the data lacks a column the member needs, or has the wrong dtype."""
+        """Raise DataError if the data lacks a column the member needs, or has the wrong dtype.
+
+        A text member's rows are tokenised here (once per text spec), so any text
+        they cannot take is said before anything runs.
+        """
+        if member.text is not None:
+            self.text_rows(member)
+            return
         for inp in member.inputs:
             if inp.image is not None:
                 continue
@@ -121,7 +131,11 @@ class TestData:
 
         Non-finite values are replaced: by the fill value under ``missing =
         "fill"``, else by zeros (the rows :meth:`skipped` marks).
+        A text member gets the windows of those rows, in row order, padded to the longest.
         """
+        if member.text is not None:
+            rows = self.text_rows(member)
+            return rows.feed(member.text, np.arange(rows.first[start], rows.first[stop]))
         out = {}
         for inp in member.inputs:
             if inp.image is not None:
@@ -134,6 +148,14 @@ class TestData:
                     matrix = np.where(np.isfinite(matrix), matrix, fill if policy == "fill" else 0)
                 out[inp.name] = matrix.astype(inp.dtype, copy=False).reshape((stop - start, *_dims(inp)))
         return out
+
+    def text_rows(self, member: Member) -> TextRows:
+        """The token windows of every row for a text member (tokenised on first use)."""
+        spec = member.text
+        if spec not in self._text:
+            path = (self.assets or Path(".")) / spec.tokenizer
+            self._text[spec] = tokenize(spec, load_tokenizer(path, spec), self.frame, self.ids)
+        return self._text[spec]
 
     def _matrix(self, columns: tuple[str, ...]) -> np.ndarray:
         if columns not in self._cache:
@@ -241,15 +263,20 @@ def apply_tta(feed: dict[str, np.ndarray], transform: str, member: Member) -> di
     return out
 
 
-def open_test_data(data_dir: str | os.PathLike, spec: DataSpec) -> TestData:
-    """Open the test data named by ``spec`` inside ``data_dir`` (a folder, or the table file itself)."""
+def open_test_data(data_dir: str | os.PathLike, spec: DataSpec, assets: str | os.PathLike | None = None) -> TestData:
+    """Open the test data named by ``spec`` inside ``data_dir`` (a folder, or the table file itself).
+
+    ``assets`` is the bundle root, where text members find their tokenizer.
+    """
     root = Path(data_dir)
     path = root if root.is_file() else root / spec.test
     if root.is_file():
         root = root.parent
     elif not root.is_dir():
         raise DataError(f"--data {root} does not exist (expected the competition's data folder holding {spec.test})")
-    frame = read_table(path, id_column=spec.id_column)
+    # Text from a CSV is read as written: an empty cell is an empty string, never NaN.
+    as_text = spec.format == "text" and path.suffix.lower() not in (".parquet", ".pq")
+    frame = read_table(path, id_column=spec.id_column, text=as_text)
     ids = frame[spec.id_column].tolist()
     if not ids:
         raise DataError(
@@ -264,7 +291,7 @@ def open_test_data(data_dir: str | os.PathLike, spec: DataSpec) -> TestData:
         from runtime.loaders import image_loader
 
         image_loader()  # a bad NINEFIT_LOADER stops the run here, before any model runs
-    return TestData(ids, frame, spec, root)
+    return TestData(ids, frame, spec, root, Path(assets) if assets is not None else None)
 
 
 __all__ = ["TestData", "apply_tta", "open_test_data", "read_table"]

@@ -43,9 +43,11 @@ are not is saved as a row of NaN in its chunk, and the ensemble leaves that
 member out of that row only (:class:`runtime.ensemble.Accumulator`).
 
 A member whose backend raises is skipped with the reason; an out-of-memory
-error halves the batch and retries, down to one row. Each pass of the loop
-finishes a chunk or retires a member (a member stopped because its next chunk
-cannot fit is only planned again once it can), so the loop ends.
+error halves the batch and retries, down to one row (a text member's token
+budget, ``max_tokens``, is halved instead when it has one; its chunks run in
+length-sorted, dynamically padded batches: :mod:`runtime.text`). Each pass of
+the loop finishes a chunk or retires a member (a member stopped because its
+next chunk cannot fit is only planned again once it can), so the loop ends.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ from runtime.manifest import Member, Variant
 from runtime.memory import MemoryMonitor
 from runtime.progress import Progress, log
 from runtime.report import MemberReport, RunReport
+from runtime.text import Chunk
 
 #: Probing a member stops once this many seconds were timed after its warm-up batch (or 1/20 of its rows ran).
 PROBE_S = 0.25
@@ -86,7 +89,20 @@ def predict_rows(
     """Activated predictions of one member for rows ``[start, stop)``, TTA-averaged.
 
     Rows the member skips (non-finite inputs under missing = "skip") are NaN.
+    A text member runs the rows' windows in length-sorted batches of ``batch_size``
+    windows (or its ``max_tokens``), each padded to its longest, reduced per row.
     """
+    if member.text is not None:
+        rows = test.text_rows(member)
+        chunk, values, pos = Chunk.of(rows, start, stop), None, 0
+        while pos < len(chunk.order):
+            end = chunk.batch_end(pos, batch_size or member.batch_size, member.text.max_tokens)
+            idx = chunk.order[pos:end]
+            out = predict_windows(runner, member, rows.feed(member.text, chunk.windows[idx]))
+            values = np.empty((len(chunk.windows), out.shape[1]), out.dtype) if values is None else values
+            values[idx] = out
+            pos = end
+        return chunk.reduce(rows, values, member.text.reduce)
     feed = test.feed(member, start, stop, image_size=variant.image_size)
     total = None
     for t in variant.tta:
@@ -107,6 +123,15 @@ def nan_rows(values: np.ndarray) -> int:
     return int(np.isnan(values).all(axis=1).sum()) if values.ndim == 2 and values.shape[1] else 0
 
 
+def predict_windows(runner: Runner, member: Member, feed: dict[str, np.ndarray]) -> np.ndarray:
+    """Activated predictions of a text member for one padded batch of windows."""
+    outputs = runner.infer(feed)
+    if member.output not in outputs:
+        raise BackendError(f"{member.name}: model has no output {member.output!r}; outputs: {', '.join(outputs)}")
+    values = activate(outputs[member.output], member.activation)
+    return values.reshape(len(values), -1)
+
+
 @dataclass
 class _State:
     member: Member
@@ -123,6 +148,7 @@ class _State:
     stuck_at: int = -1  # Executor.chunks_run when its next chunk last did not fit
     progress: Progress | None = None  # kept across steps: one line per update period, not per re-plan
     skipped: dict[tuple[int, int], int] = field(default_factory=dict)  # chunk -> its rows without a prediction
+    tokens: int = 0  # text members: padded tokens per batch (0: ``batch`` windows per batch)
 
     def close_progress(self, status: str) -> None:
         if self.progress is not None:
@@ -205,7 +231,8 @@ class Executor:
                     if values is not None:
                         covered[a, b] = vi
                         skipped[a, b] = nan_rows(values)
-            st = _State(m, list(grids[m.name]), covered, mr, batch_size or m.batch_size, skipped=skipped)
+            st = _State(m, list(grids[m.name]), covered, mr, batch_size or m.batch_size, skipped=skipped,
+                        tokens=m.text.max_tokens if m.text is not None else 0)
             mr.chunks_resumed = len(covered)
             report.chunks_resumed += len(covered)
             if not st.missing():
@@ -531,6 +558,8 @@ class Executor:
         return True
 
     def _predict(self, st: _State, v: Variant, runner: Runner, a: int, b: int) -> np.ndarray:
+        if st.member.text is not None:
+            return self._predict_text(st, v, runner, a, b)
         parts, pos, width = [], a, self.width
         while pos < b:
             n = min(st.batch, b - pos)
@@ -569,6 +598,57 @@ class Executor:
             parts.append(values)
             pos += n
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def _predict_text(self, st: _State, v: Variant, runner: Runner, a: int, b: int) -> np.ndarray:
+        """A text chunk: its windows sorted by length, each batch padded to its own longest."""
+        rows = self.test.text_rows(st.member)
+        chunk = Chunk.of(rows, a, b)
+        values = np.empty((len(chunk.windows), self.width))
+        # The planner counts rows: each batch is booked as its share of the chunk's padded tokens.
+        total = max(1, chunk.padded_tokens(st.batch, st.tokens))
+        stats = st.report.text if st.report.text is not None else {}
+        pos = 0
+        while pos < len(chunk.order):
+            end = chunk.batch_end(pos, st.batch, st.tokens)
+            idx = chunk.order[pos:end]
+            t0 = self.clock()  # building the batch counts, as reading rows does for other members
+            try:
+                out = predict_windows(runner, st.member, rows.feed(st.member.text, chunk.windows[idx]))
+            except OutOfMemoryError as exc:
+                if st.tokens:
+                    if end - pos <= 1:  # one window over the budget: a smaller budget cannot help
+                        raise OutOfMemoryError(f"{exc} (even one window of {int(chunk.lengths[pos])} tokens)") from exc
+                    st.tokens = max(1, st.tokens // 2)
+                elif st.batch <= 1:
+                    raise OutOfMemoryError(f"{exc} (even at batch size 1)") from exc
+                else:
+                    st.batch = max(1, st.batch // 2)
+                st.report.oom_retries += 1
+                what = f"token budget halved to {st.tokens}" if st.tokens else f"batch size halved to {st.batch}"
+                self.event(f"{st.member.name}: out of memory, {what} and retried")
+                continue
+            dt = self.clock() - t0
+            if out.shape != (end - pos, self.width):
+                raise BundleError(f"{st.member.name}: output {st.member.output!r} has shape {out.shape[1:]}, "
+                                  f"but the submission needs {self.width} values per row")
+            if not np.isfinite(out).all():
+                raise BackendError(f"{st.member.name}/{v.name}: non-finite outputs in rows {a}-{b}")
+            padded = (end - pos) * int(chunk.lengths[end - 1])
+            share = (b - a) * padded / total
+            rate = self.costs.rate(st.member.name, v.name)
+            if rate.warm:
+                st.report.seconds += dt
+            else:
+                st.report.warmup_seconds += dt
+                st.report.warmup_rows += share
+            rate.add(share, dt)
+            stats["batches"] = stats.get("batches", 0) + 1
+            stats["padded_tokens"] = stats.get("padded_tokens", 0) + padded
+            stats["real_tokens"] = stats.get("real_tokens", 0) + int(chunk.lengths[pos:end].sum())
+            values[idx] = out
+            pos = end
+        st.report.text = stats
+        return chunk.reduce(rows, values, st.member.text.reduce)
 
     def _fail(self, st: _State, exc: BaseException, where: str) -> None:
         st.close_progress("failed")
@@ -677,4 +757,4 @@ class Executor:
                 mr.reason = st.drop_reason or "not started: no time left"
 
 
-__all__ = ["AHEAD_TOLERANCE", "PROBE_S", "PROBE_SHARE", "Executor", "predict_rows"]
+__all__ = ["AHEAD_TOLERANCE", "PROBE_S", "PROBE_SHARE", "Executor", "predict_rows", "predict_windows"]

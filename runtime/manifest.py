@@ -36,6 +36,12 @@ TTA_TRANSFORMS = ("none", "hflip", "vflip")
 #: leave the row to the other members ("skip"), stop the run ("error"), or
 #: replace those values by ``fill_value`` ("fill").
 MISSING_POLICIES = ("skip", "error", "fill")
+#: What a text member's tokenizer can feed, one model input each.
+TEXT_FEEDS = ("input_ids", "attention_mask", "token_type_ids")
+#: How a text longer than ``max_length`` is handled.
+TEXT_TRUNCATIONS = ("windows", "head", "error")
+#: How a row's window outputs are reduced to one.
+TEXT_REDUCTIONS = ("mean", "max")
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,26 @@ class InputSpec:
     shape: tuple[int | str, ...]
     columns: tuple[str, ...] = ()
     image: ImageSpec | None = None
+
+
+@dataclass(frozen=True)
+class TextSpec:
+    """How a text member tokenises its rows (``[data] format = "text"``; docs/spec.md).
+
+    ``inputs`` lists, in the model's input order, what feeds each of them
+    (every one an int64 ``["batch", "sequence"]`` input of the same name).
+    """
+
+    columns: tuple[str, ...]  # one text column, or two (a cross-encoder pair)
+    tokenizer: str  # tokenizer.json, relative to the bundle root
+    inputs: tuple[str, ...] = ("input_ids", "attention_mask")
+    max_length: int = 512  # tokens per window, special tokens included
+    truncation: str = "windows"  # one of TEXT_TRUNCATIONS
+    stride: int = 0  # windows: tokens shared by consecutive windows
+    max_windows: int = 64  # windows: more for one row is an error
+    reduce: str = "mean"  # one of TEXT_REDUCTIONS, over a row's windows, after the activation
+    max_tokens: int = 0  # padded tokens per batch; 0: batch_size windows per batch
+    pad_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -97,6 +123,7 @@ class Member:
     trained: bool = True  # False: a factory model packaged with its random initial weights (init = "random")
     missing: str = ""  # one of MISSING_POLICIES; "" = the data spec's
     fill_value: float | None = None  # with missing = "fill"; None = the data spec's
+    text: TextSpec | None = None  # text members: how rows become token windows
 
     @property
     def value(self) -> float:
@@ -123,7 +150,7 @@ class Member:
 class DataSpec:
     """Where the test data lives relative to ``--data`` and how rows are identified."""
 
-    format: str  # "table" | "images"
+    format: str  # "table" | "images" | "text"
     test: str  # file name of the table, or the index file for images
     id_column: str
     image_column: str = ""  # images: index column holding the file path
@@ -239,7 +266,7 @@ def _build(cls: type, value: Any) -> Any:
     return cls(**kwargs)
 
 
-_DATACLASSES = {c.__name__: c for c in (ImageSpec, InputSpec, Variant, Member, DataSpec, SubmissionSpec)}
+_DATACLASSES = {c.__name__: c for c in (ImageSpec, InputSpec, TextSpec, Variant, Member, DataSpec, SubmissionSpec)}
 
 
 def _convert(annotation: str, value: Any) -> Any:
@@ -262,6 +289,9 @@ __all__ = [
     "MISSING_POLICIES",
     "SCHEMA_VERSION",
     "SUBMISSION_MODES",
+    "TEXT_FEEDS",
+    "TEXT_REDUCTIONS",
+    "TEXT_TRUNCATIONS",
     "TTA_TRANSFORMS",
     "DataSpec",
     "ImageSpec",
@@ -269,6 +299,7 @@ __all__ = [
     "Manifest",
     "Member",
     "SubmissionSpec",
+    "TextSpec",
     "Variant",
     "is_gpu_target",
 ]

@@ -79,6 +79,9 @@ class MemberReport:
     missing_columns: dict[str, int] = field(default_factory=dict)  # its input columns with non-finite values -> rows
     rows_skipped_input: int = 0  # rows of its finished chunks left out: non-finite inputs (policy "skip")
     rows_nonfinite_output: int = 0  # rows of its finished chunks left out: non-finite outputs
+    # Text members: the test's length distribution (runtime.text.length_stats) and, for the
+    # batches this run computed, "batches", "padded_tokens", "real_tokens", "padding_waste".
+    text: dict[str, Any] | None = None
 
     @property
     def rows_per_s(self) -> float:
@@ -164,6 +167,9 @@ class RunReport:
                 f"limit {self.time_limit_s:.0f}s (margin {self.margin_s:.1f}s, reserve {self.reserve_s:.1f}s); "
                 f"finished at {self.finished_at_s:.1f}s since start, slack {self.slack_s:.1f}s"
             )
+        for m in self.members:
+            if m.text:
+                lines.append(text_line(m.name, m.text))
         mem = f"peak RAM {format_gib(self.peak_rss_bytes)} (process)"
         if self.peak_gpu_bytes is not None:
             mem += f", peak GPU memory {format_gib(self.peak_gpu_bytes)} of {format_gib(self.gpu_total_bytes)}"
@@ -190,6 +196,22 @@ class RunReport:
         for warning in self.device_warnings:
             lines.append(f"WARNING, RAN ON THE CPU: {warning}")
         return "\n".join(lines)
+
+
+def text_line(name: str, text: dict[str, Any]) -> str:
+    """One line on a text member: the test's token lengths and this run's padding waste."""
+    lengths = text.get("lengths") or {}
+    per_row = lengths.get("tokens_per_row") or {}
+    line = f"{name}: text"
+    if per_row:
+        hist = ", ".join(f"{k}: {v}" for k, v in (lengths.get("histogram") or {}).items())
+        line += (f", tokens per row min {per_row['min']} / median {per_row['p50']:.0f} / mean {per_row['mean']:.0f} / "
+                 f"p90 {per_row['p90']:.0f} / max {per_row['max']} ({hist}); {lengths['windows']} windows, "
+                 f"{lengths['rows_with_windows']} row(s) split")
+    if text.get("real_tokens"):
+        line += (f"; padding waste {text['padding_waste']:.2f} ({text['padded_tokens']:,} padded / "
+                 f"{text['real_tokens']:,} real tokens in {text['batches']} batches)")
+    return line
 
 
 def kaggle_failure(
@@ -227,4 +249,5 @@ __all__ = [
     "MemberReport",
     "RunReport",
     "kaggle_failure",
+    "text_line",
 ]

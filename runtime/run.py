@@ -60,6 +60,7 @@ from runtime.memory import MemoryMonitor
 from runtime.progress import log
 from runtime.report import MemberReport, RunReport, kaggle_failure
 from runtime.submission import SampleSubmission, format_rows, match_ids, read_sample, write_atomic
+from runtime.text import chunk_unit, length_stats, row_costs
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     if report_path.resolve() == out.resolve():
         raise NinefitError(f"the run report {report_path} would overwrite the submission; give --report another path")
     data_dir = Path(data)
-    test = open_test_data(data_dir, m.data)
+    test = open_test_data(data_dir, m.data, assets=bundle.root)
     sample_dir = data_dir if data_dir.is_dir() else data_dir.parent
     sample = read_sample(sample_dir / m.submission.sample, m.submission)
     order = match_ids(sample, test.ids, sample_name=m.submission.sample)
@@ -273,12 +274,15 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     if options.fresh:
         log(f"--fresh: discarded {discard_checkpoints(work)} checkpointed chunk(s) in {work / 'checkpoints'}")
     store = ChunkStore(work, run_key(m, data_fingerprint(data_dir if data_dir.is_file() else data_dir / m.data.test), backend))
-    grids = {mem.name: chunk_grid(test.n_rows, mem.batch_size) for mem in m.members}
+    grids = {mem.name: chunk_grid(test.n_rows, chunk_unit(mem)) for mem in m.members}
     report = RunReport(bundle=str(bundle.root), rows=test.n_rows, submission=str(out),
                        time_limit_s=options.time_limit_s, margin_s=budget.margin_s, started_at_s=clock(),
                        work_dir=str(store.root), report_path=str(report_path),
                        damage=[{"file": f.path, "problem": f.problem, "effect": f.effect} for f in damage.files])
     report.members = [MemberReport(name=mem.name, weight=mem.weight, value=mem.value) for mem in m.members]
+    texts = {mem.name: test.text_rows(mem) for mem in m.members if mem.text is not None and mem.name not in failed}
+    for name, rows in texts.items():
+        report.member(name).text = {"lengths": length_stats(rows)}
     log(f"bundle {m.name!r}: {len(m.members)} member(s), {test.n_rows} rows; backend {backend} "
         f"(here: {', '.join(backends.available())})"
         + (f"; limit {budget.deadline:.0f}s, margin {budget.margin_s:.0f}s, {clock():.1f}s used before the run"
@@ -305,7 +309,8 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     try:
         executor = Executor(
             m.members, grids, test, store, lambda mem, v: load_runner(bundle, mem, v, options), clock, budget,
-            report, monitor, lambda: writer.write(skip()), profile=(m.profile or {}).get("members"),
+            report, monitor, lambda: writer.write(skip()),
+            profile=row_costs((m.profile or {}).get("members"), m.members, texts, grids, options.batch_size),
             batch_size=options.batch_size, limited=options.time_limit_s is not None,
             fixed_reserve=options.reserve_s is not None, fixed_margin=options.margin_s is not None, failed=failed,
             progress=options.progress, width=member_width(m),
@@ -355,6 +360,9 @@ def _finish_report(report: RunReport, executor: Executor | None, writer: Submiss
     if monitor.last is not None:
         report.ram_limit_bytes, report.gpu_total_bytes = monitor.last.ram_limit, monitor.last.gpu_total
     report.checkpoint_bytes = store.nbytes()
+    for mr in report.members:
+        if mr.text and mr.text.get("real_tokens"):
+            mr.text["padding_waste"] = mr.text["padded_tokens"] / mr.text["real_tokens"]
     in_output = Path(store.root).resolve().is_relative_to(out.resolve().parent)
     report.failure, report.failure_reason = kaggle_failure(
         report, submission_exists=out.is_file(), exception=error if isinstance(error, Exception) else None,

@@ -34,7 +34,8 @@ def test_import_runtime_needs_numpy_alone():
     """The runtime ships into an offline notebook: heavy libraries load lazily."""
     code = (
         "import sys, runtime, runtime.backends, runtime.run, runtime.cli\n"
-        "heavy = ('torch', 'onnx', 'onnxruntime', 'tensorrt', 'cudf', 'nvidia.dali', 'pandas', 'polygraphy', 'PIL', 'psutil', 'pynvml')\n"
+        "heavy = ('torch', 'onnx', 'onnxruntime', 'tensorrt', 'cudf', 'nvidia.dali', 'pandas', 'polygraphy', 'PIL', 'psutil', 'pynvml',\n"
+        "        'tokenizers', 'transformers')\n"
         "print(','.join(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

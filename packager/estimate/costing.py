@@ -82,6 +82,7 @@ from runtime.budget import default_margin
 from runtime.checkpoint import chunk_grid
 from runtime.errors import SpecError
 from runtime.manifest import Manifest, Member, Variant
+from runtime.text import CHUNK_BATCHES
 
 #: The stages of a notebook run, in order.
 STAGES = ("install", "python", "imports", "verify", "startup", "load", "read", "inference", "ensembling", "writing",
@@ -325,8 +326,19 @@ class Costing:
         """FLOP / byte count of a variant's graph at ``batch`` (cached)."""
         key = (variant.file, batch)
         if key not in self._costs:
-            self._costs[key] = count_graph(self.root / variant.file, batch)
+            self._costs[key] = count_graph(self.root / variant.file, batch, self._sequence(variant))
         return self._costs[key]
+
+    def _sequence(self, variant: Variant) -> dict[str, int]:
+        """A text member's symbolic sequence length: its mean padded window over the public test."""
+        for member in self.manifest.members:
+            if member.text is None or variant not in member.variants:
+                continue
+            text = (self.record(member, variant) or {}).get("text") or {}
+            windows = (text.get("lengths") or {}).get("windows")
+            seq = text.get("padded_tokens", 0) / windows if windows else member.text.max_length
+            return {"sequence": max(1, round(seq))}
+        return {}
 
     def _host(self, seconds: float, notes: tuple[str, ...] = ()) -> Estimate:
         m = self.machine
@@ -383,6 +395,13 @@ class Costing:
                                                            "(the profile's end-to-end check run)"))
         if rows % batch and rows > batch:  # the last, partial batch is a new shape
             stream = _add(stream, self._host(float(rec.get("reshape_s", 0.0))))
+        text = rec.get("text") if isinstance(rec.get("text"), dict) else None
+        if text:  # its s_per_row is per-token costs x the public test's lengths (packager.estimate.textcost)
+            per_row = (text.get("lengths") or {}).get("tokens_per_row") or {}
+            stream = replace(stream, notes=(*stream.notes, (
+                f"text: {text.get('s_per_token', 0.0) * 1e6:.3g} us/token, {text.get('padded_tokens_per_row', 0.0):.0f} "
+                f"padded tokens per row (public mean {per_row.get('mean', 0.0):.0f} real); "
+                f"{text.get('assumption', '')}")))
         return stream, "measured" if self.machine.same else "roofline"
 
     def _spec_call(self, cost: GraphCost, precision: str) -> Estimate:
@@ -426,7 +445,7 @@ class Costing:
         position = [m.name for m in self.manifest.members].index(member.name)
         adds = len(self.manifest.members) - position + 1  # the writes after this member finishes
         chunk = self.profile.get("checkpoint") or {}
-        grid = chunk_grid(rows, batch)  # the runtime's own chunks
+        grid = chunk_grid(rows, batch * (CHUNK_BATCHES if member.text is not None else 1))  # the runtime's own chunks
         chunks = len(grid)
         scale = (grid[0][1] - grid[0][0]) / max(float(chunk.get("rows") or batch), 1.0)
         save = float(chunk.get("save_s", 0.0)) * max(scale, 1.0)

@@ -39,6 +39,7 @@ from runtime.ensemble import Accumulator
 from runtime.manifest import MANIFEST_NAME, Manifest
 from runtime.run import RunOptions, member_width
 from runtime.submission import format_rows, write_atomic
+from runtime.text import chunk_unit
 
 # What `python -m runtime run` imports, plus what pandas imports lazily on first use
 # (string dtypes load pyarrow: 0.2 s).
@@ -290,7 +291,7 @@ def _one_check(bundle: Bundle, data_dir: Path, work: Path, rows: int, data_info:
     writes = int(data.get("submission_writes") or len(manifest.members) + 2)
     one_write = write["fixed_s"] + write["s_per_row"] * rows
     read = data_info["read_fixed_s"] + data_info["read_s_per_row"] * rows
-    chunks = sum(len(chunk_grid(rows, m.batch_size)) for m in manifest.members)
+    chunks = sum(len(chunk_grid(rows, chunk_unit(m))) for m in manifest.members)
     residual = max(seconds - inside - read - writes * one_write - verify_s, 0.0)
     return {"rows": rows, "seconds": seconds, "inside_s": inside, "inference_s": infer, "writes": writes,
             "chunks": chunks, "residual_s": residual}

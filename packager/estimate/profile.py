@@ -57,7 +57,7 @@ from packager.estimate.overheads import (
 from packager.estimate.sampling import SYNTHETIC_ROWS, measure_data, write_synthetic_data
 from runtime.bundle import Bundle, checksum_tree, open_bundle
 from runtime.data import TestData
-from runtime.errors import BundleError, NinefitError
+from runtime.errors import BundleError, DataError, NinefitError
 from runtime.fileio import atomic_write
 from runtime.manifest import MANIFEST_NAME, Manifest, Member, Variant
 from runtime.run import RunOptions, load_runner, predict_rows
@@ -241,6 +241,11 @@ def _measure_setup(bundle: Bundle, member: Member, variant: Variant, run_options
 def profile_member(bundle: Bundle, member: Member, test: TestData, options: ProfileOptions,
                    log: Callable[[str], None] = lambda _m: None) -> dict[str, dict[str, Any]]:
     """``{variant: {...}}`` for every variant of ``member`` (see :func:`profile_bundle`)."""
+    if member.text is not None:  # cost per token, over the public lengths: .textcost
+        from packager.estimate.textcost import profile_text_member
+
+        return profile_text_member(bundle, member, test, options, _measure_setup, RunOptions(
+            backend=options.backend, threads=options.threads, device_id=options.device_id, progress=False), log)
     batches = batch_sizes_for(member, options)
     share = options.seconds_per_member / (len(member.variants) * len(batches))
     run_options = RunOptions(backend=options.backend, threads=options.threads,
@@ -342,13 +347,16 @@ def profile_bundle(
     with tempfile.TemporaryDirectory(prefix="ninefit-profile-") as tmp:
         work = Path(tmp)
         if data is None:
+            if any(m.text is not None for m in manifest.members):
+                raise DataError("profiling a text bundle needs the public test data (its token lengths set the "
+                                "cost): pass --data, or keep the spec's test table on disk when packaging")
             data_dir = write_synthetic_data(manifest, work / "synthetic")
             source = f"synthetic: {SYNTHETIC_ROWS} random rows of the declared input shapes"
         else:  # a folder holding manifest.data.test, or the table itself (whatever its name)
             data_dir = Path(data)
             source = f"public test data: {data_dir if data_dir.is_file() else data_dir / manifest.data.test}"
         max_batch = max(max(batch_sizes_for(m, options)) for m in manifest.members)
-        data_info, test, sample = measure_data(manifest, data_dir, work, max_batch)
+        data_info, test, sample = measure_data(manifest, data_dir, work, max_batch, assets=root)
         data_info["source"] = source
         data_info["synthetic"] = data is None
         try:  # imported before timing setup: the import is counted in startup

@@ -166,10 +166,10 @@ def tile_data(data: Path, spec: DataSpec, sample_name: str, id_column: str, rows
     return dest
 
 
-def read_once(data_dir: Path, manifest: Manifest) -> tuple[float, TestData]:
-    """Seconds for the runtime's read path: table, sample, id match, checks, first feeds."""
+def read_once(data_dir: Path, manifest: Manifest, assets: Path | None = None) -> tuple[float, TestData]:
+    """Seconds for the runtime's read path: table, sample, id match, checks (text: tokenising), first feeds."""
     t0 = time.perf_counter()
-    test = open_test_data(data_dir, manifest.data)
+    test = open_test_data(data_dir, manifest.data, assets=assets)
     sample = read_sample(_table_and_folder(data_dir, manifest.data)[1] / manifest.submission.sample,
                          manifest.submission)
     match_ids(sample, test.ids, sample_name=manifest.submission.sample)
@@ -180,15 +180,15 @@ def read_once(data_dir: Path, manifest: Manifest) -> tuple[float, TestData]:
     return time.perf_counter() - t0, test
 
 
-def measure_data(manifest: Manifest, data_dir: Path, work: Path, max_batch: int):
+def measure_data(manifest: Manifest, data_dir: Path, work: Path, max_batch: int, assets: Path | None = None):
     """Read at the public size and at a tiled size; returns (data dict, tiled TestData, sample).
 
     ``data_dir`` is the data folder or the test table itself; the tiled copy is
-    written to ``work / "tiled"``.
+    written to ``work / "tiled"``. ``assets`` is the bundle root (text members' tokenizers).
     """
     spec = manifest.data
-    t_small, test_small = read_once(data_dir, manifest)
-    t_small = min(t_small, read_once(data_dir, manifest)[0])  # the first read also warms the disk cache
+    t_small, test_small = read_once(data_dir, manifest, assets)
+    t_small = min(t_small, read_once(data_dir, manifest, assets)[0])  # the first read also warms the disk cache
     n0 = test_small.n_rows
     if n0 == 0:
         raise DataError(f"the test data in {data_dir} has no rows; profiling needs at least one")
@@ -197,8 +197,8 @@ def measure_data(manifest: Manifest, data_dir: Path, work: Path, max_batch: int)
     n1 = max(n1, max_batch, n0)
     tiled_dir = tile_data(data_dir, spec, manifest.submission.sample, manifest.submission.id_column, n1,
                           work / "tiled")
-    t_big, test_big = read_once(tiled_dir, manifest)
-    t_big = min(t_big, read_once(tiled_dir, manifest)[0])  # one-time lazy imports are startup's
+    t_big, test_big = read_once(tiled_dir, manifest, assets)
+    t_big = min(t_big, read_once(tiled_dir, manifest, assets)[0])  # one-time lazy imports are startup's
     fixed, per_row = fit_line([(n0, t_small), (n1, t_big)])
     memory = int(test_big.frame.memory_usage(deep=True).sum())
     data = {
