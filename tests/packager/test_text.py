@@ -71,11 +71,12 @@ def test_text_keys_and_derived_inputs(project):
     ('columns = ["body"]', "columns ['body'] are not in the test data"),
     ('inputs = ["attention_mask"]', "with input_ids among them"),
     ('inputs = ["input_ids", "position_ids"]', "each one of input_ids, attention_mask, token_type_ids"),
-    ("max_length = 1", "max_length = 1; expected an integer >= 2"),
+    ("max_length = 1", "`max_length` in [model.text] of model 'm' is 1 (an integer); expected a whole number >= 2"),
     ("max_length = 64\nstride = 40", "stride = 40; windows share stride tokens"),
-    ('truncation = "middle"', "expected one of: windows, head, error"),
-    ('reduce = "median"', "expected one of: mean, max"),
-    ("max_tokens = -1", "max_tokens = -1; expected an integer >= 0"),
+    ('truncation = "middle"', 'expected one of: "windows", "head", "error"'),
+    ('reduce = "median"', 'expected one of: "mean", "max"'),
+    ("max_tokens = -1", "is -1 (an integer); expected a whole number >= 0"),
+    ("max_lenght = 64", "`max_lenght` in [model.text] of model 'm': unknown key; did you mean `max_length`?"),
     ("pad_id = -2", "pad_id = -2; expected a token id >= 0"),
 ])
 def test_bad_text_keys_name_the_problem(project, extra, needle):
@@ -85,7 +86,7 @@ def test_bad_text_keys_name_the_problem(project, extra, needle):
     (project / "ninefit.toml").write_text(text, encoding="utf-8")
     with pytest.raises(SpecError) as info:
         load_spec(project / "ninefit.toml")
-    assert needle in str(info.value) and "[[model]] 'm' [model.text]" in str(info.value)
+    assert needle in str(info.value) and "[model.text] of model 'm'" in str(info.value)
 
 
 def test_text_model_without_text_format_or_with_inputs(project):
