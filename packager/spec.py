@@ -26,6 +26,8 @@ else:  # pragma: no cover
 DTYPES = ("float32", "float16", "float64", "int64", "int32", "uint8", "bool")
 PRECISIONS = ("fp32", "fp16")
 SOURCES = ("factory", "torchscript", "exported_program", "onnx")
+#: What a member's bundle files can be: the ONNX file (always), the torch.export program.
+ARTIFACTS = ("onnx", "torch")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class ModelSpec:
     sample_inputs: Path | None = None
     atol: float | None = None
     rtol: float | None = None
+    # The artifacts to carry; None: ONNX, and the torch program where its export and parity succeed.
+    artifacts: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -206,13 +210,23 @@ def _parse_model(t: dict, i: int, root: Path, header: list[str] | None, data: Da
     if batch < 1:
         raise _err(where, f"batch_size = {batch}; expected at least 1")
     sample = _get(t, "sample_inputs", where, str, "")
+    artifacts = _get(t, "artifacts", where, list, None)
+    if artifacts is not None:
+        bad = [a for a in artifacts if a not in ARTIFACTS]
+        if bad or "onnx" not in artifacts or len(set(artifacts)) != len(artifacts):
+            raise _err(where, f"artifacts = {artifacts!r}; expected [\"onnx\"] or [\"onnx\", \"torch\"] (the ONNX file "
+                       "is always carried: it is what every backend but torch runs, and the torch backend's fallback)")
+        if "torch" in artifacts and source == "onnx":
+            raise _err(where, "artifacts lists \"torch\", but the model is given as an ONNX file: there is no torch model "
+                       "to export; give a factory, torchscript or exported_program source, or drop \"torch\"")
+        artifacts = tuple(artifacts)
     return ModelSpec(
         name=name, source=source, path=path, factory=factory, factory_kwargs=_get(t, "factory_kwargs", where, dict, {}),
         inputs=inputs, output=_get(t, "output", where, str, "output"),
         activation=_get(t, "activation", where, str, "none", ACTIVATIONS), weight=weight,
         score=_get(t, "score", where, float, None), batch_size=batch, variants=variants,
         sample_inputs=_path(root, sample) if sample else None,
-        atol=_get(t, "atol", where, float, None), rtol=_get(t, "rtol", where, float, None),
+        atol=_get(t, "atol", where, float, None), rtol=_get(t, "rtol", where, float, None), artifacts=artifacts,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -49,4 +50,29 @@ def gpu_info(index: int = 0) -> GpuInfo | None:
     return GpuInfo(index, name, (int(major), int(minor)), int(mem.total), int(mem.used))
 
 
-__all__ = ["GpuInfo", "gpu_count", "gpu_info"]
+def gpu_present() -> bool:
+    """Whether an NVIDIA GPU is visible, without importing torch or onnxruntime.
+
+    NVML where it is installed, else the driver's own listing (a GPU machine
+    without nvidia-ml-py still has ``/proc/driver/nvidia/gpus/<bus id>``).
+    """
+    if gpu_count():
+        return True
+    try:
+        return any(Path("/proc/driver/nvidia/gpus").iterdir())
+    except OSError:
+        return False
+
+
+def gpu_memory_used(index: int = 0) -> int | None:
+    """Bytes in use on GPU ``index`` (every process), or None without NVML."""
+    nvml = _nvml()
+    if nvml is None or index >= gpu_count():
+        return None
+    try:
+        return int(nvml.nvmlDeviceGetMemoryInfo(nvml.nvmlDeviceGetHandleByIndex(index)).used)
+    except Exception:
+        return None
+
+
+__all__ = ["GpuInfo", "gpu_count", "gpu_info", "gpu_memory_used", "gpu_present"]

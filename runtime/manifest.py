@@ -21,7 +21,9 @@ from typing import Any
 from runtime.errors import BundleError, SchemaVersionError
 
 #: Bumped on any change a reader of an older version could misread.
-SCHEMA_VERSION = 1
+#: 2: optional torch artifacts (``Variant.torch_file``, ``Member.torch_version``,
+#: ``Member.torch_skipped``) and ``Manifest.target``; version 1 manifests still load.
+SCHEMA_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 
 #: Activation applied to a model's output before it enters the ensemble.
@@ -73,6 +75,9 @@ class Variant:
     image_size: tuple[int, int] | None = None
     value_factor: float = 1.0
     data_files: tuple[str, ...] = ()  # external-data files that travel with ``file``
+    # The torch.export program (``.pt2``) of this rung, relative to the bundle root; "" when the
+    # member carries ONNX only. fp16 rungs share the fp32 program and run it under autocast.
+    torch_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,8 @@ class Member:
     batch_size: int = 64
     exporter: str = ""
     n_outputs: int = 1  # width of the output vector per row
+    torch_version: str = ""  # torch that exported the variants' torch programs ("" without one)
+    torch_skipped: str = ""  # why the member carries no torch program ("" when it does, or was not asked to)
 
     @property
     def value(self) -> float:
@@ -141,6 +148,7 @@ class Manifest:
     ninefit_version: str = ""
     profile: dict[str, Any] = field(default_factory=dict)
     fallback: str = ""  # optional relative path of a prior submission-shaped CSV
+    target: str = ""  # Kaggle accelerator packaged for (``ninefit package --target``); "" unknown
     schema_version: int = SCHEMA_VERSION
 
     def member(self, name: str) -> Member:

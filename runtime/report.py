@@ -69,6 +69,11 @@ class MemberReport:
     batch_size: int = 0  # last batch size used (halved on out-of-memory)
     oom_retries: int = 0
     s_per_row: float | None = None  # last live estimate
+    backend_used: str = ""  # the backend (fallback-chain step) it really ran on, e.g. "torch-cuda"
+    device: str = ""  # "gpu" or "cpu": where that backend ran
+    fallbacks: list[str] = field(default_factory=list)  # "step: reason" for each backend passed over
+    gpu_peak_bytes: int | None = None  # its peak GPU memory (CUDA only), see gpu_memory_source
+    gpu_memory_source: str = ""  # "torch.cuda.max_memory_allocated" or "nvml device used (all processes)"
 
     @property
     def rows_per_s(self) -> float:
@@ -105,6 +110,7 @@ class RunReport:
     work_dir: str = ""
     checkpoint_bytes: int = 0
     events: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # loud problems that did not stop the run (GPU target ran on the CPU)
     failure: str = ""  # a Kaggle failure name, where the run would have failed there
     failure_reason: str = ""
 
@@ -147,6 +153,11 @@ class RunReport:
         if self.chunks_resumed:
             mem += f"; {self.chunks_resumed} chunk(s) resumed from {self.work_dir}"
         lines.append(mem)
+        used = [f"{m.name} on {m.backend_used}" + (f" ({format_gib(m.gpu_peak_bytes)} GPU peak)" if m.gpu_peak_bytes else "")
+                for m in self.members if m.backend_used]
+        if used:
+            lines.append("backends: " + ", ".join(used))
+        lines += [f"WARNING: {w}" for w in self.warnings]
         if self.failure:
             lines.append(f"ON KAGGLE THIS RUN WOULD FAIL: {self.failure} - {self.failure_reason}")
         return "\n".join(lines)

@@ -37,6 +37,7 @@ import numpy as np
 
 from runtime import backends
 from runtime.backends.base import BackendOptions, Runner
+from runtime.backends.report import record_backends
 from runtime.bundle import Bundle, open_bundle
 from runtime.checkpoint import ChunkStore, chunk_grid, data_fingerprint, run_key
 from runtime.data import TestData, open_test_data
@@ -68,6 +69,7 @@ class RunOptions:
     start_time: float | None = None  # epoch seconds (time.time()) when the clock started; None: now
     margin_s: float | None = None  # safety margin; None: budget.default_margin(time_limit_s)
     reserve_s: float | None = None  # kept for the final write; None: measured (budget.RESERVE_FLOOR_S at least)
+    torch_compile: bool = False  # torch backend: torch.compile each program on load (counted as setup time)
 
 
 def member_width(manifest: Manifest) -> int:
@@ -107,11 +109,16 @@ def load_runner(bundle: Bundle, member: Member, variant: Variant, options: RunOp
     name = options.backend or backends.default_backend()
     backend = backends.get(name)
     batch = options.batch_size or member.batch_size
+    shapes = ()
+    if name == "tensorrt":  # TensorRT needs shapes up front (its optimization profile); onnxruntime takes them per batch
+        shapes = trt_input_shapes(member, variant)
+    elif options.torch_compile and all(i.image is not None or all(isinstance(d, int) for d in i.shape[1:]) for i in member.inputs):
+        shapes = trt_input_shapes(member, variant)  # torch.compile warms up on one batch of these shapes in activate()
     bopts = BackendOptions(
         device_id=options.device_id, fp16=variant.precision == "fp16", threads=options.threads,
-        cache_dir=(options.work_dir / "engines") if options.work_dir else None, max_batch=batch,
-        # Only TensorRT needs shapes up front (its optimization profile); onnxruntime takes them per batch.
-        input_shapes=trt_input_shapes(member, variant) if name == "tensorrt" else (),
+        cache_dir=(options.work_dir / "engines") if options.work_dir else None, max_batch=batch, input_shapes=shapes,
+        torch_file=bundle.path(variant.torch_file) if variant.torch_file else None, torch_compile=options.torch_compile,
+        inputs=tuple((i.name, i.dtype) for i in member.inputs), outputs=(member.output,),
     )
     return backend.load(bundle.path(variant.file), f"{member.name}/{variant.name}", bopts)
 
@@ -225,6 +232,12 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     monitor = MemoryMonitor(device_id=options.device_id if gpu_count() else None)
     executor = None
     error: BaseException | None = None
+    runners: dict[str, list[Runner]] = {}  # every runner each member loaded: the backend it really used
+
+    def load(mem: Member, v: Variant) -> Runner:
+        runner = load_runner(bundle, mem, v, options)
+        runners.setdefault(mem.name, []).append(runner)
+        return runner
 
     def skip() -> frozenset[str]:
         return frozenset(n for n, st in executor.states.items() if st.status == "failed") if executor else frozenset(failed)
@@ -238,7 +251,7 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     monitor.start()
     try:
         executor = Executor(
-            m.members, grids, test, store, lambda mem, v: load_runner(bundle, mem, v, options), clock, budget,
+            m.members, grids, test, store, load, clock, budget,
             report, monitor, lambda: writer.write(skip()), profile=(m.profile or {}).get("members"),
             batch_size=options.batch_size, limited=options.time_limit_s is not None,
             fixed_reserve=options.reserve_s is not None, failed=failed, progress=options.progress,
@@ -258,6 +271,7 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
             log(f"could not write the final submission: {exc}")
         monitor.stop()
         gc.unfreeze()
+        record_backends(report, runners, m.target)
         _finish_report(report, executor, writer, store, monitor, clock, t0, error, out, options)
     return report
 

@@ -20,7 +20,9 @@ def register(sub) -> None:
     off = p.add_argument_group("offline install on Kaggle (wheels/, dataset-metadata.json)")
     off.add_argument("--no-wheels", action="store_true", help="do not collect the wheelhouse")
     off.add_argument("--target", default="t4x2",
-                     help="Kaggle accelerator the wheels are for: cpu, or a GPU target such as t4x2 (default: %(default)s)")
+                     help="Kaggle accelerator the bundle is for: cpu, or a GPU target such as t4x2 (default: %(default)s); picks the "
+                     "wheels, is recorded in the manifest (a run on the CPU then warns), and a torch newer than that "
+                     "image's (packager/data/kaggle_image.txt) is warned about")
     off.add_argument("--requirement", action="append", default=None, metavar="REQ",
                      help="wheel requirement to collect instead of the default (repeatable; default: onnxruntime-gpu, "
                      "or onnxruntime for --target cpu)")
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         args.dataset_title, owner=args.kaggle_owner, slug=args.dataset_slug,
         owner_hint="pass --kaggle-owner NAME or set KAGGLE_USERNAME, then package again",
     ))
-    result = package(args.spec, args.out, PackageOptions(force=args.force, hooks=tuple(hooks)))
+    result = package(args.spec, args.out, PackageOptions(force=args.force, hooks=tuple(hooks), target=args.target))
     for w in result.warnings:
         print(f"warning: {w}")
     print(f"bundle written to {result.bundle} ({len(result.manifest.members)} member(s), {len(result.manifest.files)} files); report: {result.bundle / 'report.md'}")
