@@ -90,6 +90,7 @@ class TorchRunner(Runner):
         self._torch = None
         self._pinned: dict[str, Any] = {}
         self._autocast = None
+        self._pad = False  # compiled: pad smaller batches up to max_batch (one compiled shape)
 
     # -- loading ------------------------------------------------------------------------
     def _device(self, torch) -> str:
@@ -152,14 +153,14 @@ class TorchRunner(Runner):
         try:
             with warnings.catch_warnings():  # inductor's own deprecation chatter is not the user's business
                 warnings.simplefilter("ignore")
-                self.module = torch.compile(eager, dynamic=False)
+                self.module, self._pad = torch.compile(eager, dynamic=False), True
                 if self.options.inputs and self.options.input_shapes:
                     shapes = dict(self.options.input_shapes)
                     feed = {n: np.zeros((self.options.max_batch, *shapes[n]), dtype=d) for n, d in self.options.inputs}
                     self.infer_impl(feed)
                     self._sync(torch)
         except Exception as exc:  # compile is an optimisation: the program still runs without it
-            self.module = eager
+            self.module, self._pad = eager, False
             self.compile_error = f"{type(exc).__name__}: {str(exc).strip()[:300]}"
             log(f"{self.name}: torch.compile failed, running uncompiled ({self.compile_error})")
             return
@@ -224,7 +225,7 @@ class TorchRunner(Runner):
             with torch.inference_mode():
                 args = [self._to_device(torch, n, feed[n]) for n in names]
                 n = args[0].shape[0] if args else 0
-                if self.options.torch_compile and 0 < n < self.options.max_batch:
+                if self._pad and 0 < n < self.options.max_batch:
                     # Compiled for the member's batch: pad the last, smaller batch rather than recompile.
                     args = [torch.cat([a, a[-1:].expand(self.options.max_batch - n, *a.shape[1:])]) for a in args]
                 if self._autocast is not None:
@@ -236,6 +237,7 @@ class TorchRunner(Runner):
                 arrays = [o[:n].float().cpu().numpy() if o.is_floating_point() else o[:n].cpu().numpy() for o in outs]
         except torch.cuda.OutOfMemoryError as exc:
             torch.cuda.empty_cache()  # leave the cache empty for the halved batch that follows
+            self._pad = False  # padding back up to the compiled batch would run out of memory again
             raise OutOfMemoryError(f"{self.name}: CUDA out of memory at batch {len(next(iter(feed.values())))} "
                                    f"({str(exc).strip().splitlines()[0][:200]})") from exc
         if self.device.startswith("cuda"):
