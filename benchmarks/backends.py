@@ -11,7 +11,10 @@ rounds in one process (medians printed):
   under ``inference_mode`` on the same device.
 
 Ratios are time / onnxruntime time and torch backend / torch eager time
-(1.00x = as fast). Models: the digits CNN and MLP, and the ResNet-style
+(1.00x = as fast). Both libraries get the same CPU threads (``--threads``,
+default 1): with more, onnxruntime's spinning workers and torch's OpenMP pool
+fight over the cores of a shared machine and the figures say more about that
+fight than about the backends. Models: the digits CNN and MLP, and the ResNet-style
 convnet of ``examples/models`` (3x32x32).
 
     python benchmarks/backends.py [--rounds 5] [--batches 20] [--compile] [--json OUT]
@@ -73,7 +76,8 @@ def _timed(fn, batches, sync=lambda: None) -> float:
     return time.perf_counter() - t
 
 
-def bench_member(bundle: Path, spec_path: Path, member, batches, rounds: int, compile_: bool) -> dict:
+def bench_member(bundle: Path, spec_path: Path, member, batches, rounds: int, compile_: bool,
+                 threads: int | None = None) -> dict:
     import torch
 
     from packager.spec import load_spec
@@ -87,9 +91,11 @@ def bench_member(bundle: Path, spec_path: Path, member, batches, rounds: int, co
     sync = (lambda: torch.cuda.synchronize()) if device == "cuda" else (lambda: None)
     v = member.variants[0]
     io = dict(inputs=tuple((i.name, i.dtype) for i in member.inputs), outputs=(member.output,), max_batch=member.batch_size)
-    ort = OnnxRuntimeRunner(bundle / v.file, member.name, BackendOptions(providers=("CPUExecutionProvider",)))
+    if threads:
+        torch.set_num_threads(threads)
+    ort = OnnxRuntimeRunner(bundle / v.file, member.name, BackendOptions(providers=("CPUExecutionProvider",), threads=threads))
     tb = TorchRunner(bundle / v.torch_file, member.name, BackendOptions(
-        torch_device=device, torch_compile=compile_, cache_dir=bundle.parent / "compile-cache",
+        torch_device=device, torch_compile=compile_, cache_dir=bundle.parent / "compile-cache", threads=threads,
         input_shapes=tuple((n, tuple(batches[0][n].shape[1:])) for n, _ in io["inputs"]), **io))
     model = load_torch_model(spec, spec_path.parent).to(device)
     names = [i.name for i in member.inputs]
@@ -128,6 +134,7 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="torch.compile the torch backend's programs (slow to start)")
     ap.add_argument("--work", type=Path, default=None, help="keep bundles here (default: a temporary folder)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads for onnxruntime and torch alike (default 1; 0: each library's own)")
     args = ap.parse_args()
     import torch
 
@@ -144,9 +151,10 @@ def main() -> None:
         for bundle, spec in jobs:
             for member in Manifest.load(bundle).members:
                 results[member.name] = bench_member(bundle, spec, member, _batches(member, args.batches, rng),
-                                                    args.rounds, args.compile)
+                                                    args.rounds, args.compile, args.threads or None)
     print(f"torch {torch.__version__}; median of {args.rounds} interleaved rounds of {args.batches} batches each; "
-          f"onnxruntime on the CPU, torch on {next(iter(results.values()))['device']}")
+          f"onnxruntime on the CPU, torch on {next(iter(results.values()))['device']}; "
+          f"CPU threads: {args.threads or 'library default'}")
     print(f"{'model':<9} {'batch':>5} {'ort rows/s':>11} {'torch-backend':>14} {'torch eager':>12} "
           f"{'backend/ort time':>17} {'eager/ort time':>15} {'backend/eager time':>19} {'max|diff|':>10}")
     for name, r in results.items():

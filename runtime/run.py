@@ -109,11 +109,15 @@ def load_runner(bundle: Bundle, member: Member, variant: Variant, options: RunOp
     name = options.backend or backends.default_backend()
     backend = backends.get(name)
     batch = options.batch_size or member.batch_size
+    # TensorRT needs shapes up front (its optimization profile), and torch.compile warms up on one batch of
+    # them in activate(); onnxruntime takes them per batch.
     shapes = ()
-    if name == "tensorrt":  # TensorRT needs shapes up front (its optimization profile); onnxruntime takes them per batch
-        shapes = trt_input_shapes(member, variant)
-    elif options.torch_compile and all(i.image is not None or all(isinstance(d, int) for d in i.shape[1:]) for i in member.inputs):
-        shapes = trt_input_shapes(member, variant)  # torch.compile warms up on one batch of these shapes in activate()
+    if name == "tensorrt" or options.torch_compile:
+        try:
+            shapes = trt_input_shapes(member, variant)
+        except BackendError:
+            if name == "tensorrt":
+                raise  # torch.compile instead compiles on the first batch (then not counted as load time)
     bopts = BackendOptions(
         device_id=options.device_id, fp16=variant.precision == "fp16", threads=options.threads,
         cache_dir=(options.work_dir / "engines") if options.work_dir else None, max_batch=batch, input_shapes=shapes,

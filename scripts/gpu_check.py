@@ -109,6 +109,18 @@ def _cuda():
     return torch
 
 
+def _device(quick: bool) -> str:
+    """"cuda"; on a machine without one, "cpu" for a --quick dry run of the same code, else the section is skipped."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if quick:
+        return "cpu"
+    _cuda()
+    return ""
+
+
 # -- sections ------------------------------------------------------------------------------
 def environment() -> dict:
     import importlib.util
@@ -184,7 +196,7 @@ def _package_big(models: Path, work: Path, quick: bool, resnet: bool) -> str:
         what = f"examples/models ConvNet width 64 (random weights), 3x{size}x{size}"
     spec = spec.replace('shape = ["batch", 3, 32, 32]', f'shape = ["batch", 3, {size}, {size}]')
     spec = spec.replace("size = [32, 32]", f"size = [{size}, {size}]")
-    spec = spec.replace('name = "convnet"\n', 'name = "convnet"\nverify_rows = 32\n', 1)
+    spec = spec.replace('name = "convnet"\n', 'name = "convnet"\nverify_rows = 16\n', 1)
     spec += '\n  [[model.variant]]\n  name = "fp16"\n  precision = "fp16"\n'
     (models / "big.toml").write_text(spec)
     package(models / "big.toml", work / "big-bundle", log=lambda _m: None)
@@ -223,7 +235,7 @@ def auto_chain(work: Path) -> dict:
 
 
 def parity(work: Path, quick: bool) -> dict:
-    _cuda()
+    device = _device(quick)
     from runtime.backends.base import BackendOptions
     from runtime.backends.torch import TorchRunner
     from runtime.data import open_test_data
@@ -242,7 +254,7 @@ def parity(work: Path, quick: bool) -> dict:
                 ref = r.infer(feed)[member.output]
             entry = {}
             for precision in ("fp32", "fp16"):
-                with TorchRunner(program, member.name, BackendOptions(torch_device="cuda", fp16=precision == "fp16", **io)) as r:
+                with TorchRunner(program, member.name, BackendOptions(torch_device=device, fp16=precision == "fp16", **io)) as r:
                     got = r.infer(feed)[member.output]
                     entry[precision] = {"max_abs_diff": float(np.abs(got - ref).max()),
                                         "top1_agreement": float((got.argmax(1) == ref.argmax(1)).mean()),
@@ -253,7 +265,10 @@ def parity(work: Path, quick: bool) -> dict:
 
 
 def throughput(work: Path, quick: bool) -> dict:
-    torch = _cuda()
+    import torch
+
+    device = _device(quick)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     from backends import _batches, bench_member
     from runtime.backends.base import BackendOptions
     from runtime.backends.torch import TorchRunner
@@ -269,13 +284,13 @@ def throughput(work: Path, quick: bool) -> dict:
             # The fp16 rung of the torch backend on the same batches.
             io = dict(inputs=tuple((i.name, i.dtype) for i in member.inputs), outputs=(member.output,), max_batch=member.batch_size)
             with TorchRunner(bundle / member.variants[0].torch_file, member.name,
-                             BackendOptions(torch_device="cuda", fp16=True, **io)) as half:
+                             BackendOptions(torch_device=device, fp16=True, **io)) as half:
                 half.infer(batches[0])
-                torch.cuda.synchronize()
+                sync()
                 t = time.perf_counter()
                 for b in batches:
                     half.infer(b)
-                torch.cuda.synchronize()
+                sync()
                 r["rows_per_s"]["torch backend fp16"] = r["rows"] / (time.perf_counter() - t)
             s = r["seconds"]
             r["ratios"] = {"torch_backend_time / onnxruntime_cpu_time": s["torch backend"] / s["onnxruntime"],
@@ -304,8 +319,7 @@ with TorchRunner(__import__("pathlib").Path(program), "cnn/fp32", opts) as r:
 
 
 def compile_cache(work: Path, quick: bool) -> dict:
-    torch = _cuda() if not quick else __import__("torch")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = _device(quick)
     program = work / "digits-bundle" / "models" / "cnn" / "program.pt2"
     cache = work / "compile-cache"
     runs = []
@@ -413,13 +427,22 @@ def main() -> int:
     ap.add_argument("out", type=Path, help="JSON file to write (rewritten after every section)")
     ap.add_argument("--quick", action="store_true", help="small sizes (a CPU dry run)")
     ap.add_argument("--budget-s", type=float, default=420, help="start no section past this many seconds (default 420)")
+    ap.add_argument("--work", type=Path, default=None,
+                    help="work folder to keep (default: a temporary one); bundles already built there are reused")
     args = ap.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     checks = Checks(args.out, args.budget_s, args.quick)
     with tempfile.TemporaryDirectory(prefix="ninefit-gpu-check-") as tmp:
-        work = Path(tmp)
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         checks.section("environment", environment)
-        built = checks.section("bundles", build_bundles, work, args.quick)
+        if (work / "digits-bundle").is_dir() and (work / "big-bundle").is_dir():
+            built = checks.results["bundles"] = {"reused": str(work)}
+            for old in ("digits-torch", "digits-onnxruntime", "digits-auto", "oom", "oom-free", "big-bundle-1024",
+                        "compile-cache"):  # what the runs wrote last time: checkpoints there would be resumed
+                shutil.rmtree(work / old, ignore_errors=True)
+        else:
+            built = checks.section("bundles", build_bundles, work, args.quick)
         if "error" in built or "skipped" in built:
             for name in ("digits_run", "auto_chain", "parity", "throughput", "compile", "oom"):
                 checks.results[name] = {"skipped": "the bundles could not be built (see 'bundles')"}

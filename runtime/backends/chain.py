@@ -103,7 +103,7 @@ class FallbackRunner(Runner):
                 self._note(c.label, f"failed: {why}"[:500])
                 continue
             self.inner, self.used = runner, c.label
-            if self.attempts:
+            if self.fell_back:
                 log(f"{self.name}: running on {c.label}: {runner.describe()}")
             return
         raise BackendError(f"{self.name}: no backend could run it; tried "

@@ -218,3 +218,20 @@ def test_old_bundle_copy_without_programs_still_runs_on_torch_backend(digits_bun
     report = run(old, digits_dir / "data", tmp_path / "s.csv", RunOptions(backend="torch", progress=False, work_dir=tmp_path / "w"))
     assert [m.backend_used for m in report.members] == ["onnxruntime", "onnxruntime"]
     assert all(m.status == "done" for m in report.members)
+
+
+def test_load_runner_hands_the_program_compile_flag_and_shapes_to_the_torch_runner(digits_bundle, tmp_path):
+    from runtime.bundle import open_bundle
+    from runtime.run import load_runner
+
+    bundle = open_bundle(digits_bundle)
+    member = bundle.manifest.member("cnn")
+    opts = RunOptions(backend="torch", torch_compile=True, work_dir=tmp_path, batch_size=32)
+    runner = load_runner(bundle, member, member.variant("fp16"), opts)
+    torch_runner = runner.candidates[0].make()
+    o = torch_runner.options
+    assert torch_runner.program == digits_bundle / "models" / "cnn" / "program.pt2"
+    assert o.torch_compile and o.fp16 and o.max_batch == 32 and o.cache_dir == tmp_path / "engines"
+    assert o.input_shapes == (("pixels", (1, 8, 8)),) and o.inputs == (("pixels", "float32"),) and o.outputs == ("logits",)
+    plain = load_runner(bundle, member, member.variant("fp32"), RunOptions(backend="torch")).candidates[0].make().options
+    assert not plain.torch_compile and plain.input_shapes == () and not plain.fp16
