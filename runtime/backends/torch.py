@@ -41,13 +41,13 @@ from typing import Any, Mapping
 import numpy as np
 
 from runtime.backends.base import BackendOptions, Runner
+from runtime.bundle import sha256_file
 from runtime.errors import BackendError, BackendUnavailableError, OutOfMemoryError
 from runtime.fileio import atomic_write
 from runtime.progress import log
 
 #: Environment variable inductor reads for its on-disk cache.
 INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
-_MARKER = "ninefit-compiled.json"
 
 
 def compile_cache_key(gpu_name: str, capability: tuple[int, int] | None, torch_version: str, cuda_version: str | None) -> str:
@@ -144,9 +144,13 @@ class TorchRunner(Runner):
     def _compile(self, torch) -> None:
         """torch.compile the module and run one batch now, so the compile is setup time."""
         cache = self._cache_dir(torch)
+        marker = None
         if cache is not None:
             cache.mkdir(parents=True, exist_ok=True)
-            self.compile_cache_hit = (cache / _MARKER).is_file()
+            # One marker per program, precision and batch: each compiles to kernels of its own.
+            what = f"{sha256_file(self.program)[:16]}-{'fp16' if self.options.fp16 else 'fp32'}-b{self.options.max_batch}"
+            marker = cache / f"ninefit-compiled-{what}.json"
+            self.compile_cache_hit = marker.is_file()
             os.environ[INDUCTOR_CACHE_ENV] = str(cache)
         t0 = time.perf_counter()
         eager = self.module
@@ -166,9 +170,8 @@ class TorchRunner(Runner):
             return
         finally:
             self.compile_seconds = time.perf_counter() - t0
-        if cache is not None:
-            atomic_write(cache / _MARKER, json.dumps({"program": self.program.name if self.program else "",
-                                                      "seconds": self.compile_seconds}), fsync=False)
+        if marker is not None:
+            atomic_write(marker, json.dumps({"program": str(self.program), "seconds": self.compile_seconds}), fsync=False)
 
     def _cache_dir(self, torch) -> Path | None:
         if self.options.cache_dir is None:

@@ -14,6 +14,7 @@ import pytest
 from runtime.backends import get
 from runtime.backends.base import BackendOptions
 from runtime.backends.torch import INDUCTOR_CACHE_ENV, TorchRunner, compile_cache_key
+from runtime.bundle import sha256_file
 from runtime.cli import main
 from runtime.errors import BackendError, OutOfMemoryError
 from runtime.manifest import Manifest
@@ -184,7 +185,8 @@ def test_compile_is_setup_time_and_its_cache_is_reused(digits_bundle, tmp_path, 
     assert "cache hit" in runs[1][2] and "cold cache" in runs[0][2]
     caches = list((tmp_path / "torch").iterdir())
     assert len(caches) == 1 and caches[0].name.endswith(f"-torch{torch.__version__.replace('+', '-')}-cudanone")
-    assert (caches[0] / "ninefit-compiled.json").is_file()
+    markers = [p.name for p in caches[0].glob("ninefit-compiled-*.json")]
+    assert markers == [f"ninefit-compiled-{sha256_file(program)[:16]}-fp32-b16.json"]
 
 
 @pytest.mark.gpu
