@@ -25,6 +25,7 @@ from packager.fp16 import Fp16Result, convert_fp16
 from packager.report import write_report
 from packager.spec import ModelSpec, Spec, load_spec
 from packager.text import package_tokenizer, verify_text
+from packager.torch_artifact import build_torch_artifact, image_torch_version, version_skew
 from packager.torchload import load_torch_model
 from packager.verify import VerifyResult, verify_file
 from runtime.bundle import checksum_tree
@@ -44,6 +45,7 @@ UNCHECKED_FILES = (MANIFEST_NAME, METADATA_FILENAME)
 @dataclass(frozen=True)
 class PackageOptions:
     force: bool = False  # replace an existing bundle folder
+    target: str = ""  # Kaggle accelerator the bundle is for (t4x2, cpu, ...): recorded; torch version skew checked against its image
     hooks: tuple[Callable[[Path, Spec, Manifest], Manifest], ...] = ()  # extra steps on the staged bundle
     # The Kaggle accelerator the bundle is for (t4x2, p100, cpu...), recorded in the manifest: the runtime
     # warns loudly when a GPU target runs on the CPU. Empty: not recorded (no check). The CLI's default is t4x2.
@@ -146,6 +148,11 @@ def _package_model(spec: Spec, m: ModelSpec, test, stage: Path, log: Callable[[s
             f"model {m.name!r}: output {m.output!r} gives {width} value(s) per row, but the submission needs {_width(spec)} "
             f"({'one per class' if spec.submission.mode == 'argmax' else 'one per column'}: {', '.join(spec.submission.classes or spec.submission.columns)})"
         )
+    torch_art = build_torch_artifact(model, m, {k: v[:2] for k, v in feed.items()}, feed, source, folder)
+    if torch_art.path is not None:
+        log(f"{m.name}: torch program {torch_art.path.name} (torch {torch_art.torch_version}), parity ok for "
+            + ", ".join(r.precision for r in torch_art.results))
+    torch_file = torch_art.path.relative_to(stage).as_posix() if torch_art.path is not None else ""
     files = {"fp32": full}
     halves: dict[str, Fp16Result] = {}
     results = []
@@ -171,7 +178,7 @@ def _package_model(spec: Spec, m: ModelSpec, test, stage: Path, log: Callable[[s
             log(f"{m.name}/{v.name}: parity ok on {source} (max abs err {worst.max_abs:.2g})")
         variants.append(Variant(
             name=v.name, file=path.relative_to(stage).as_posix(), precision=v.precision, tta=v.tta,
-            image_size=v.image_size, value_factor=v.value_factor,
+            image_size=v.image_size, value_factor=v.value_factor, torch_file=torch_file,
         ))
     member = Member(
         name=m.name, weight=m.weight, inputs=m.inputs, output=m.output, variants=tuple(variants),
@@ -179,8 +186,9 @@ def _package_model(spec: Spec, m: ModelSpec, test, stage: Path, log: Callable[[s
         source=m.source, trained=m.trained,
         missing=m.missing, fill_value=m.fill_value,
         text=replace(m.text, tokenizer=Path(m.text.tokenizer).relative_to(stage.resolve()).as_posix()) if m.text else None,
+        torch_version=torch_art.torch_version if torch_file else "", torch_skipped=torch_art.skipped,
     )
-    return member, results, [(m.name, h) for h in halves.values()]
+    return member, results + torch_art.results, [(m.name, h) for h in halves.values()]
 
 
 def _vendor_runtime(stage: Path) -> None:
@@ -268,6 +276,11 @@ def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: Pack
                 results.extend(verified)
                 halves.extend(converted)
         notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+        exported_with = next((mem.torch_version for mem in members if mem.torch_version), "")
+        if options.target and options.target != "local":
+            skew = version_skew(exported_with, image_torch_version(), options.target)
+            if skew:
+                notes.append(skew)
         fallback = ""
         if spec.fallback is not None:
             fb = read_sample(spec.fallback, submission_spec(spec))

@@ -27,23 +27,26 @@ def weights_origin(member: Member) -> str:
 def render_report(manifest: Manifest, results: Sequence[VerifyResult], notes: Sequence[str],
                   halves: Sequence[tuple[str, Fp16Result]] = ()) -> str:
     lines = [f"# ninefit bundle `{manifest.name}`", "", f"Created {manifest.created} by ninefit {manifest.ninefit_version}.", ""]
-    lines += ["## Members", "", "| member | weight | exporter | variants | output | batch | weights |", "|---|---|---|---|---|---|---|"]
+    lines += ["## Members", "", "| member | weight | exporter | variants | output | batch | weights | torch program |",
+              "|---|---|---|---|---|---|---|---|"]
     for m in manifest.members:
         variants = ", ".join(f"{v.name} ({v.precision}, tta {'+'.join(v.tta)})" for v in m.variants)
+        program = next((v.torch_file for v in m.variants if v.torch_file), "")
+        torch_col = f"{program} (torch {m.torch_version})" if program else f"none: {m.torch_skipped or '-'}".replace("|", "/")
         lines.append(f"| {m.name} | {m.weight:g} | {m.exporter} | {variants} | {m.output} ({m.activation}, {m.n_outputs}) "
-                     f"| {m.batch_size} | {weights_origin(m)} |")
+                     f"| {m.batch_size} | {weights_origin(m)} | {torch_col} |")
     untrained = [m.name for m in manifest.members if not m.trained]
     if untrained:
         lines += ["", f"**Untrained:** {', '.join(untrained)} carr{'ies' if len(untrained) == 1 else 'y'} random initial "
                   'weights (init = "random" in the spec); every other member carries the trained weights it was given.']
     lines += ["", "## Verification against the torch model", "",
-              "| member | variant | output | batch | max abs err | max rel err | top-1 agreement | tolerance (atol, rtol) | result |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| member | variant | file | output | batch | max abs err | max rel err | top-1 agreement | tolerance (atol, rtol) | result |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         for c in r.checks:
             agree = f"{c.top1_agreement:.1%}" if c.top1_agreement is not None else "-"
             lines.append(
-                f"| {r.model} | {r.variant} | {c.output} | {c.batch} | {c.max_abs:.3g} | {c.max_rel:.3g} | {agree} "
+                f"| {r.model} | {r.variant} | {r.file} | {c.output} | {c.batch} | {c.max_abs:.3g} | {c.max_rel:.3g} | {agree} "
                 f"| {c.atol:g}, {c.rtol:g} | {'pass' if c.ok else 'FAIL'} |"
             )
     if halves:

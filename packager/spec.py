@@ -47,6 +47,8 @@ else:  # pragma: no cover
 DTYPES = ("float32", "float16", "float64", "int64", "int32", "uint8", "bool")
 PRECISIONS = ("fp32", "fp16")
 SOURCES = ("factory", "torchscript", "exported_program", "onnx")
+#: What a member's bundle files can be: the ONNX file (always), the torch.export program.
+ARTIFACTS = ("onnx", "torch")
 #: ``init`` values of a factory model without a checkpoint (the only way to package one).
 INITS = ("random",)
 
@@ -60,7 +62,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "model": (
         "name", *SOURCES, "checkpoint", "factory_kwargs", "init", "weight", "score", "output", "activation",
         "batch_size", "precision", "tta", "sample_inputs", "atol", "rtol", "missing", "fill_value", "input", "variant",
-        "text",
+        "text", "artifacts",
     ),
     "model.input": ("name", "dtype", "shape", "columns", "image"),
     "model.text": ("columns", "tokenizer", "inputs", "max_length", "truncation", "stride", "max_windows", "reduce",
@@ -104,6 +106,8 @@ class ModelSpec:
     missing: str = ""  # non-finite inputs: "" = the [data] policy
     fill_value: float | None = None
     text: TextSpec | None = None  # text models; its tokenizer is the user's path until packaged
+    # The artifacts to carry; None: ONNX, and the torch program where its export and parity succeed.
+    artifacts: tuple[str, ...] | None = None
 
     @property
     def trained(self) -> bool:
@@ -452,6 +456,16 @@ def _parse_model(t: dict, i: int, root: Path, header: list[str] | None, data: Da
     if len({v.name for v in variants}) != len(variants):
         raise _err(where, f"variant names must be unique (the full model is named {full.name!r})")
     sample = _get(t, "sample_inputs", where, str, "")
+    artifacts = _get(t, "artifacts", where, list, None, expected='["onnx"] or ["onnx", "torch"]')
+    if artifacts is not None:
+        bad = [a for a in artifacts if a not in ARTIFACTS]
+        if bad or "onnx" not in artifacts or len(set(artifacts)) != len(artifacts):
+            raise _err(where, f"artifacts = {artifacts!r}; expected [\"onnx\"] or [\"onnx\", \"torch\"] (the ONNX file "
+                       "is always carried: it is what every backend but torch runs, and the torch backend's fallback)")
+        if "torch" in artifacts and source == "onnx":
+            raise _err(where, "artifacts lists \"torch\", but the model is given as an ONNX file: there is no torch model "
+                       "to export; give a factory, torchscript or exported_program source, or drop \"torch\"")
+        artifacts = tuple(artifacts)
     missing, fill = _missing(t, where, data.missing)
     tolerance = "a number >= 0"
     return ModelSpec(
@@ -464,7 +478,7 @@ def _parse_model(t: dict, i: int, root: Path, header: list[str] | None, data: Da
         variants=variants, sample_inputs=_path(root, sample) if sample else None,
         atol=_get(t, "atol", where, float, None, valid=lambda x: x >= 0, expected=tolerance),
         rtol=_get(t, "rtol", where, float, None, valid=lambda x: x >= 0, expected=tolerance),
-        init=init, missing=missing, fill_value=fill, text=text,
+        init=init, missing=missing, fill_value=fill, text=text, artifacts=artifacts,
     )
 
 

@@ -97,34 +97,57 @@ def verify_file(
     model, spec: ModelSpec, variant: str, precision: str, path: Path, samples: dict[str, np.ndarray], source: str
 ) -> VerifyResult:
     """Compare ``path`` against ``model`` on ``samples``; raise a ParityError on the first failure."""
+    runner = get_backend("onnxruntime").load(path, f"{spec.name}/{variant}", BackendOptions(providers=("CPUExecutionProvider",)))
+    return verify_runner(model, spec, variant, precision, runner, path.name, samples, source)
+
+
+def verify_program(
+    model, spec: ModelSpec, variant: str, precision: str, path: Path, samples: dict[str, np.ndarray], source: str
+) -> VerifyResult:
+    """Compare the torch.export program at ``path``, run by the runtime's torch backend on the CPU
+    (an fp16 rung under autocast, as it runs on Kaggle), against ``model``."""
+    from runtime.backends.torch import TorchRunner
+
+    opts = BackendOptions(torch_device="cpu", fp16=precision == "fp16", inputs=tuple((i.name, i.dtype) for i in spec.inputs),
+                          outputs=(spec.output,))
+    return verify_runner(model, spec, variant, precision, TorchRunner(path, f"{spec.name}/{variant}", opts), path.name,
+                         samples, source, kind="torch program")
+
+
+def verify_runner(
+    model, spec: ModelSpec, variant: str, precision: str, runner, file: str, samples: dict[str, np.ndarray], source: str,
+    kind: str = "ONNX",
+) -> VerifyResult:
+    """Compare what ``runner`` (inactive) computes against ``model`` at batch 1 and the member's batch size."""
     atol, rtol = tolerances(spec, precision)
     n = len(next(iter(samples.values())))
     batches = sorted({1, min(n, spec.batch_size)})
-    runner = get_backend("onnxruntime").load(path, f"{spec.name}/{variant}", BackendOptions(providers=("CPUExecutionProvider",)))
     checks = []
     with runner:
+        names: list[str] = []
         for b in batches:
             expected_all, got_all = [], []
             for start in range(0, n if b > 1 else 1, b):
                 feed = {k: v[start:start + b] for k, v in samples.items()}
                 expected_all.append(_torch_outputs(model, spec, feed))
                 got = runner.infer(feed)
-                got_all.append([got[name] for name in runner.output_names])
-            for k, name in enumerate(runner.output_names):
+                names = list(getattr(runner, "output_names", None) or got)
+                got_all.append([got[name] for name in names])
+            for k, name in enumerate(names):
                 e = np.concatenate([x[k] for x in expected_all])
                 g = np.concatenate([x[k] for x in got_all])
                 if e.shape != g.shape:
                     raise ShapeMismatchError(
-                        f"model {spec.name!r} variant {variant!r}: output {name!r} has shape {g.shape} in ONNX "
+                        f"model {spec.name!r} variant {variant!r}: output {name!r} has shape {g.shape} in the {kind} "
                         f"but {e.shape} in torch (batch {b})"
                     )
                 checks.append(compare(name, b, e, g, atol, rtol))
-    result = VerifyResult(spec.name, variant, precision, path.name, source, tuple(checks))
+    result = VerifyResult(spec.name, variant, precision, file, source, tuple(checks))
     for c in checks:
         if not c.ok:
             raise ToleranceError(
-                f"model {spec.name!r} variant {variant!r} ({precision}) does not match the torch model: output "
-                f"{c.output!r} at batch size {c.batch}, element {list(c.worst_index)}: ONNX {c.got:.6g} vs torch "
+                f"model {spec.name!r} variant {variant!r} ({precision}, {kind} {file}) does not match the torch model: output "
+                f"{c.output!r} at batch size {c.batch}, element {list(c.worst_index)}: {kind} {c.got:.6g} vs torch "
                 f"{c.expected:.6g} (|diff| {abs(c.got - c.expected):.3g}); tolerance |diff| <= {c.atol:g} + "
                 f"{c.rtol:g}*|torch|. Max abs error {c.max_abs:.3g}, max rel error {c.max_rel:.3g}"
                 + (f", top-1 agreement {c.top1_agreement:.1%}" if c.top1_agreement is not None else "")
@@ -133,4 +156,4 @@ def verify_file(
     return result
 
 
-__all__ = ["OutputCheck", "TOLERANCES", "VerifyResult", "compare", "tolerances", "verify_file"]
+__all__ = ["OutputCheck", "TOLERANCES", "VerifyResult", "compare", "tolerances", "verify_file", "verify_program", "verify_runner"]

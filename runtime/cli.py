@@ -44,7 +44,13 @@ def add_run_parser(sub) -> None:
     p.add_argument("bundle", type=Path, help="bundle folder written by `ninefit package`")
     p.add_argument("--data", type=Path, required=True, help="competition data folder (holding the test table and sample submission), or the test table itself")
     p.add_argument("--out", type=Path, default=Path("submission.csv"), help="submission to write (default: %(default)s)")
-    p.add_argument("--backend", default=None, help="inference backend (default: the best available: onnxruntime, or tensorrt)")
+    p.add_argument("--backend", default=None,
+                   help="inference backend: auto (default: per model the first of TensorRT, onnxruntime CUDA, torch CUDA, "
+                   "onnxruntime CPU, torch CPU that runs here, each step passed over logged with its reason), "
+                   "onnxruntime, torch (the bundle's torch.export program, ONNX if it does not load), or tensorrt")
+    p.add_argument("--torch-compile", action="store_true",
+                   help="torch backend: torch.compile each program when it loads (counted as load time; inductor's "
+                   "cache is kept in --work-dir keyed by GPU, compute capability, torch and CUDA versions)")
     p.add_argument("--batch-size", type=int, default=None, help="override every member's batch size")
     p.add_argument("--threads", type=int, default=None, help="CPU threads per model (default: onnxruntime's choice)")
     p.add_argument("--report", type=Path, default=None, metavar="PATH",
@@ -78,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     report = run(args.bundle, args.data, args.out, RunOptions(
         backend=args.backend, batch_size=args.batch_size, threads=args.threads,
         work_dir=args.work_dir, report_path=args.report, fresh=args.fresh, progress=not args.quiet,
-        time_limit_s=args.time_limit,
+        time_limit_s=args.time_limit, torch_compile=args.torch_compile,
         start_time=args.start_time, margin_s=args.margin, reserve_s=args.reserve,
     ))
     print(report.table())

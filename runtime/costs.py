@@ -118,6 +118,7 @@ class CostModel:
         self.rates: dict[tuple[str, str], LiveRate] = {}
         self.setup: dict[tuple[str, str], float] = {}  # measured in this run
         self.gpu = False  # a runner reported a GPU: fp16 is then assumed faster
+        self.rebased: set[str] = set()  # members now on another backend than their priors were measured on
 
     def rate(self, member: str, variant: str) -> LiveRate:
         return self.rates.setdefault((member, variant), LiveRate())
@@ -127,6 +128,16 @@ class CostModel:
         self.setup[member, variant] = setup_s
         self.gpu = self.gpu or gpu
         self.rate(member, variant).warm = False
+
+    def rebase(self, member: str) -> None:
+        """``member`` fell back to another backend: once it has live rows, cost it on those alone.
+
+        Its priors (the bundle's profile, an earlier run's costs) were measured on
+        the backend it failed to load, so they neither blend into its cost nor
+        calibrate the other members; until its first timed batch they remain the
+        only guess there is.
+        """
+        self.rebased.add(member)
 
     def calibration(self) -> float:
         """The machine factor: how much slower this machine is than the profile said, the
@@ -140,10 +151,10 @@ class CostModel:
         about the others.
         """
         # Best rungs only: a lower rung's error (fp16 profiled on a GPU, run on a CPU) is that
-        # rung's, for pruning to judge, not the machine's.
+        # rung's, for pruning to judge, not the machine's; and not a member re-costed on a fallback backend.
         ratios = sorted(r.first / self.prior[m][v]["s_per_row"] for (m, v), r in self.rates.items()
                         if r.first is not None and v == self.members[m].variants[0].name
-                        and self.prior[m].get(v, {}).get("s_per_row"))
+                        and self.prior[m].get(v, {}).get("s_per_row") and m not in self.rebased)
         if not ratios:
             return 1.0
         mid = len(ratios) // 2
@@ -162,6 +173,8 @@ class CostModel:
         r = self.rates.get((member, variant))
         if r is None or r.rows == 0:
             return prior if prior is not None else self._scaled(member, variant)
+        if member in self.rebased:
+            return max(r.seconds / r.rows, r.recent_s_per_row)
         # Measured here wins over the prior at once (prior_rows=0): the prior is another machine's.
         return max(planner.estimate_s_per_row(r.rows, r.seconds, prior, prior_rows=0), r.recent_s_per_row)
 

@@ -516,6 +516,8 @@ class Executor:
             return None
         dt = self.clock() - t0
         self.costs.loaded(st.member.name, v.name, dt, gpu=runner.device_kind() == "gpu")
+        if getattr(runner, "fell_back", False):  # its profile was measured on another backend
+            self.costs.rebase(st.member.name)
         st.report.load_seconds += dt
         st.report.backend = runner.describe()
         self.runner, self.loaded, st.status = runner, (st.member.name, v.name), "running"

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runtime.errors import BackendError
@@ -77,9 +78,15 @@ def _probe_gpu() -> tuple[bool, str]:
     count = gpu_count()
     if count:
         return True, f"NVML sees {count} GPU(s)"
+    try:  # a GPU machine without nvidia-ml-py still has the driver's own listing
+        listed = sorted(p.name for p in Path("/proc/driver/nvidia/gpus").iterdir())
+    except OSError:
+        listed = []
+    if listed:
+        return True, f"the NVIDIA driver lists {len(listed)} GPU(s) in /proc/driver/nvidia/gpus"
     smi = shutil.which("nvidia-smi")
     if smi is None:
-        return False, "no GPU through NVML, and no nvidia-smi"
+        return False, "no GPU through NVML or the driver, and no nvidia-smi"
     try:
         done = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -122,4 +129,15 @@ def device_mismatch(target: str, runner: Runner) -> str | None:
             + "Expect it to be many times slower than estimated, and to cover fewer rows before the deadline.")
 
 
-__all__ = ["GPU_PRESENT_ENV", "GpuInfo", "device_mismatch", "gpu_count", "gpu_info", "gpu_present"]
+def gpu_memory_used(index: int = 0) -> int | None:
+    """Bytes in use on GPU ``index`` (every process), or None without NVML."""
+    nvml = _nvml()
+    if nvml is None or index >= gpu_count():
+        return None
+    try:
+        return int(nvml.nvmlDeviceGetMemoryInfo(nvml.nvmlDeviceGetHandleByIndex(index)).used)
+    except Exception:
+        return None
+
+
+__all__ = ["GPU_PRESENT_ENV", "GpuInfo", "device_mismatch", "gpu_count", "gpu_info", "gpu_memory_used", "gpu_present"]

@@ -21,7 +21,9 @@ from typing import Any
 from runtime.errors import BundleError, SchemaVersionError
 
 #: Bumped on any change a reader of an older version could misread.
-SCHEMA_VERSION = 1
+#: 2: optional torch artifacts (``Variant.torch_file``, ``Member.torch_version``,
+#: ``Member.torch_skipped``) and ``Manifest.target``; version 1 manifests still load.
+SCHEMA_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 
 #: Activation applied to a model's output before it enters the ensemble.
@@ -103,6 +105,9 @@ class Variant:
     image_size: tuple[int, int] | None = None
     value_factor: float = 1.0
     data_files: tuple[str, ...] = ()  # external-data files that travel with ``file``
+    # The torch.export program (``.pt2``) of this rung, relative to the bundle root; "" when the
+    # member carries ONNX only. fp16 rungs share the fp32 program and run it under autocast.
+    torch_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,8 @@ class Member:
     missing: str = ""  # one of MISSING_POLICIES; "" = the data spec's
     fill_value: float | None = None  # with missing = "fill"; None = the data spec's
     text: TextSpec | None = None  # text members: how rows become token windows
+    torch_version: str = ""  # torch that exported the variants' torch programs ("" without one)
+    torch_skipped: str = ""  # why the member carries no torch program ("" when it does, or was not asked to)
 
     @property
     def value(self) -> float:

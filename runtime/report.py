@@ -82,6 +82,11 @@ class MemberReport:
     # Text members: the test's length distribution (runtime.text.length_stats) and, for the
     # batches this run computed, "batches", "padded_tokens", "real_tokens", "padding_waste".
     text: dict[str, Any] | None = None
+    backend_used: str = ""  # the backend (fallback-chain step) it really ran on, e.g. "torch-cuda"
+    device: str = ""  # "gpu" or "cpu": where that backend ran
+    fallbacks: list[str] = field(default_factory=list)  # "step: reason" for each backend passed over
+    gpu_peak_bytes: int | None = None  # its peak GPU memory (CUDA only), see gpu_memory_source
+    gpu_memory_source: str = ""  # "torch.cuda.max_memory_allocated" or "nvml device used (all processes)"
 
     @property
     def rows_per_s(self) -> float:
@@ -120,6 +125,7 @@ class RunReport:
     checkpoint_bytes: int = 0
     damage: list[dict[str, str]] = field(default_factory=list)  # damaged bundle files: file, problem, effect
     events: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # loud problems that did not stop the run (GPU target ran on the CPU)
     failure: str = ""  # a Kaggle failure name, where the run would have failed there
     failure_reason: str = ""
     # The models ran on the CPU although the bundle targets a GPU and a GPU is here (runtime.gpu.device_mismatch).
@@ -191,6 +197,11 @@ class RunReport:
                 lines.append("  no member could run: every member's files are damaged, so the submission holds the "
                              "fallback's values (the declared fallback, else the sample submission's). Re-upload the "
                              "bundle exactly as `ninefit package` wrote it.")
+        used = [f"{m.name} on {m.backend_used}" + (f" ({format_gib(m.gpu_peak_bytes)} GPU peak)" if m.gpu_peak_bytes else "")
+                for m in self.members if m.backend_used]
+        if used:
+            lines.append("backends: " + ", ".join(used))
+        lines += [f"WARNING: {w}" for w in self.warnings]
         if self.failure:
             lines.append(f"ON KAGGLE THIS RUN WOULD FAIL: {self.failure} - {self.failure_reason}")
         for warning in self.device_warnings:

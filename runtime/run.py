@@ -47,6 +47,7 @@ import numpy as np
 
 from runtime import backends
 from runtime.backends.base import BackendOptions, Runner
+from runtime.backends.report import record_backends
 from runtime.bundle import Bundle, open_bundle
 from runtime.checkpoint import ChunkStore, chunk_grid, data_fingerprint, run_key
 from runtime.data import TestData, open_test_data
@@ -80,6 +81,7 @@ class RunOptions:
     start_time: float | None = None  # epoch seconds (time.time()) when the clock started; None: now
     margin_s: float | None = None  # safety margin; None: measured (budget.measured_margin), default_margin at least
     reserve_s: float | None = None  # kept for the final write; None: measured (budget.RESERVE_FLOOR_S at least)
+    torch_compile: bool = False  # torch backend: torch.compile each program on load (counted as setup time)
 
 
 def default_report_path(out: str | os.PathLike) -> Path:
@@ -141,11 +143,20 @@ def load_runner(bundle: Bundle, member: Member, variant: Variant, options: RunOp
     name = options.backend or backends.default_backend()
     backend = backends.get(name)
     batch = options.batch_size or member.batch_size
+    # TensorRT needs shapes up front (its optimization profile), and torch.compile warms up on one batch of
+    # them in activate(); onnxruntime takes them per batch.
+    shapes = ()
+    if name == "tensorrt" or options.torch_compile:
+        try:
+            shapes = trt_input_shapes(member, variant)
+        except BackendError:
+            if name == "tensorrt":
+                raise  # torch.compile instead compiles on the first batch (then not counted as load time)
     bopts = BackendOptions(
         device_id=options.device_id, fp16=variant.precision == "fp16", threads=options.threads,
-        cache_dir=(options.work_dir / "engines") if options.work_dir else None, max_batch=batch,
-        # Only TensorRT needs shapes up front (its optimization profile); onnxruntime takes them per batch.
-        input_shapes=trt_input_shapes(member, variant) if name == "tensorrt" else (),
+        cache_dir=(options.work_dir / "engines") if options.work_dir else None, max_batch=batch, input_shapes=shapes,
+        torch_file=bundle.path(variant.torch_file) if variant.torch_file else None, torch_compile=options.torch_compile,
+        inputs=tuple((i.name, i.dtype) for i in member.inputs), outputs=(member.output,),
     )
     return backend.load(bundle.path(variant.file), f"{member.name}/{variant.name}", bopts)
 
@@ -295,6 +306,12 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     monitor = MemoryMonitor(device_id=options.device_id if gpu_count() else None)
     executor = None
     error: BaseException | None = None
+    runners: dict[str, list[Runner]] = {}  # every runner each member loaded: the backend it really used
+
+    def load(mem: Member, v: Variant) -> Runner:
+        runner = load_runner(bundle, mem, v, options)
+        runners.setdefault(mem.name, []).append(runner)
+        return runner
 
     def skip() -> frozenset[str]:
         return frozenset(n for n, st in executor.states.items() if st.status == "failed") if executor else frozenset(failed)
@@ -308,7 +325,7 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     monitor.start()
     try:
         executor = Executor(
-            m.members, grids, test, store, lambda mem, v: load_runner(bundle, mem, v, options), clock, budget,
+            m.members, grids, test, store, load, clock, budget,
             report, monitor, lambda: writer.write(skip()),
             profile=row_costs((m.profile or {}).get("members"), m.members, texts, grids, options.batch_size),
             batch_size=options.batch_size, limited=options.time_limit_s is not None,
@@ -332,6 +349,7 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
             log(f"could not write the final submission: {exc}")
         monitor.stop()
         gc.unfreeze()
+        record_backends(report, runners, m.target)
         _finish_report(report, executor, writer, store, monitor, clock, t0, error, out, options)
     return report
 

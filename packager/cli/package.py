@@ -22,7 +22,8 @@ def register(sub) -> None:
     off.add_argument("--target", default="t4x2",
                      help="Kaggle accelerator the bundle is for: cpu, or a GPU target such as t4x2 (default: %(default)s). "
                      "It picks the wheels and is recorded in the manifest: a GPU target whose models end up on the CPU "
-                     "is a loud warning in the run log, the run report and `ninefit simulate`'s verdict")
+                     "is a loud warning in the run log, the run report and `ninefit simulate`'s verdict; a torch newer "
+                     "than that image's (packager/data/kaggle_image.txt) is warned about")
     off.add_argument("--requirement", action="append", default=None, metavar="REQ",
                      help="wheel requirement to collect instead of the default (repeatable; default: onnxruntime-gpu, "
                      "or onnxruntime for --target cpu)")

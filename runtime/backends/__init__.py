@@ -1,7 +1,9 @@
 """Inference backends. ``available()`` lists those usable here, best first."""
 
+from runtime.backends import chain as _chain
 from runtime.backends import onnxruntime as _ort
 from runtime.backends import tensorrt as _trt
+from runtime.backends import torch as _torch
 from runtime.backends.base import BackendOptions, Runner
 from runtime.backends.registry import Backend, available, get, load_plugins, register, unavailable
 
@@ -10,12 +12,15 @@ from runtime.backends.registry import Backend, available, get, load_plugins, reg
 # falls back per node; the native TensorRT backend is opt-in (--backend tensorrt).
 register("onnxruntime", _ort.load, requires=("onnxruntime",), description="onnxruntime with TensorRT/CUDA/CPU providers")
 register("tensorrt", _trt.load, requires=("tensorrt", "polygraphy"), description="TensorRT engines built on this GPU (Polygraphy)")
+register("torch", _torch.load, requires=("torch",), description="the bundle's torch.export program on the image's torch (CUDA or CPU), ONNX as fallback")
+# The default: each variant on the first of TensorRT, onnxruntime CUDA, torch CUDA,
+# onnxruntime CPU, torch CPU that runs here, with the reason for every step passed over.
+register("auto", _chain.load, requires=(), description="fallback chain: tensorrt > onnxruntime-cuda > torch-cuda > onnxruntime-cpu > torch-cpu")
 
 
 def default_backend() -> str:
-    """The preferred backend usable here."""
-    names = available()
-    return names[0] if names else "onnxruntime"
+    """The backend used when none is named: the fallback chain."""
+    return "auto"
 
 
 __all__ = ["Backend", "BackendOptions", "Runner", "available", "default_backend", "get", "load_plugins", "register", "unavailable"]

@@ -31,6 +31,14 @@ class BackendOptions:
     max_batch: int = 64  # TensorRT optimization profile: largest batch
     # TensorRT optimization profile: per input, the dims after the batch (runtime.run.trt_input_shapes).
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    # The torch backend: the variant's torch.export program (None: the member carries ONNX only),
+    # the device ("cuda", "cuda:1", "cpu"; None: CUDA where there is one), opt-in torch.compile,
+    # and the model's inputs (name, dtype) in argument order and output names (the member's first).
+    torch_file: Path | None = None
+    torch_device: str | None = None
+    torch_compile: bool = False
+    inputs: tuple[tuple[str, str], ...] = ()
+    outputs: tuple[str, ...] = ()
 
 
 class Runner(abc.ABC):

@@ -53,7 +53,7 @@ def test_bundle_contents(digits_bundle):
     assert "report.md" in m.files and "verification.json" in m.files
     assert all(sha256_file(digits_bundle / f) == h for f, h in m.files.items())
     report = (digits_bundle / "report.md").read_text()
-    assert "| cnn | fp16 | logits | 256 |" in report and "FAIL" not in report
+    assert "| cnn | fp16 | fp16.onnx | logits | 256 |" in report and "FAIL" not in report
     checks = json.loads((digits_bundle / "verification.json").read_text())
     assert {(c["model"], c["variant"]) for c in checks} == {("cnn", "fp32"), ("cnn", "fp16"), ("mlp", "fp32")}
     assert all(c["passed"] for c in checks)

@@ -94,7 +94,7 @@ def test_gpu_detection_falls_back_to_nvidia_smi(tmp_path, monkeypatch):
         assert gpu.gpu_present() == (False, "nvidia-smi -L lists no GPU (exit 9)")
         monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
         gpu._probe_gpu.cache_clear()
-        assert gpu.gpu_present() == (False, "no GPU through NVML, and no nvidia-smi")
+        assert gpu.gpu_present() == (False, "no GPU through NVML or the driver, and no nvidia-smi")
     finally:
         gpu._probe_gpu.cache_clear()
 
