@@ -125,7 +125,6 @@ class RunReport:
     checkpoint_bytes: int = 0
     damage: list[dict[str, str]] = field(default_factory=list)  # damaged bundle files: file, problem, effect
     events: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)  # loud problems that did not stop the run (GPU target ran on the CPU)
     failure: str = ""  # a Kaggle failure name, where the run would have failed there
     failure_reason: str = ""
     # The models ran on the CPU although the bundle targets a GPU and a GPU is here (runtime.gpu.device_mismatch).
@@ -201,7 +200,6 @@ class RunReport:
                 for m in self.members if m.backend_used]
         if used:
             lines.append("backends: " + ", ".join(used))
-        lines += [f"WARNING: {w}" for w in self.warnings]
         if self.failure:
             lines.append(f"ON KAGGLE THIS RUN WOULD FAIL: {self.failure} - {self.failure_reason}")
         for warning in self.device_warnings:

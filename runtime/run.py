@@ -228,7 +228,7 @@ def _log_missing(test: TestData, member: Member) -> None:
         return
     policy, fill = member.missing_policy(test.spec)
     rows = int(test.nonfinite(member).sum())
-    what = (f"those rows are left to the other members (missing = \"skip\")" if policy == "skip"
+    what = ("those rows are left to the other members (missing = \"skip\")" if policy == "skip"
             else f"filled with {fill:g} (missing = \"fill\")")
     shown = ", ".join(f"{c} ({n})" for c, n in list(columns.items())[:8])
     log(f"{member.name}: {rows} row(s) have non-finite inputs, in {shown}{' ...' if len(columns) > 8 else ''}; {what}")

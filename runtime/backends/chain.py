@@ -137,6 +137,17 @@ class FallbackRunner(Runner):
     def describe(self) -> str:
         return self.inner.describe() if self.inner is not None else f"{self.name} (inactive)"
 
+    def cpu_cause(self) -> str:
+        """The backend's own reason, then why each GPU step of the chain was passed over."""
+        own = self.inner.cpu_cause() if self.inner is not None else ""
+        if own.startswith("the providers were set to") and hasattr(self.inner, "available"):
+            # The chain chose the CPU provider itself: say why the GPU ones were not there.
+            from runtime.backends.onnxruntime import cpu_fallback_cause
+
+            own = cpu_fallback_cause(self.inner.available, self.inner.providers, BackendOptions())
+        passed = "; ".join(f"{label}: {reason}" for label, reason in self.attempts)
+        return "; ".join(filter(None, [own, f"the GPU steps were passed over ({passed})" if passed else ""]))
+
     @property
     def peak_gpu_bytes(self) -> int | None:
         """The inner runner's own peak (torch), else the NVML peak seen while it ran."""

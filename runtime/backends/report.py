@@ -1,9 +1,9 @@
-"""Which backend each member really ran on, its GPU memory, and the loud warnings.
+"""Which backend each member really ran on, and its GPU memory.
 
 A run that quietly fell from the GPU to the CPU is the classic lost Kaggle
 submission (it times out hours later), so the report says, per member, the
-backend it ended on, every backend passed over with the reason, and warns
-when a bundle packaged for a GPU target ran a member on the CPU.
+backend it ended on and every backend passed over with the reason; the loud
+warning itself comes from :func:`runtime.gpu.device_mismatch`.
 """
 
 from __future__ import annotations
@@ -11,11 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from runtime.backends.base import Runner
-from runtime.progress import log
 from runtime.report import RunReport
-
-#: ``Manifest.target`` values that are not GPU notebooks.
-CPU_TARGETS = ("", "cpu", "local")
 
 
 def _unwrap(runner: Runner) -> tuple[str, Runner, list[tuple[str, str]]]:
@@ -27,7 +23,12 @@ def _unwrap(runner: Runner) -> tuple[str, Runner, list[tuple[str, str]]]:
 
 
 def record_backends(report: RunReport, runners: Mapping[str, Sequence[Runner]], target: str = "") -> None:
-    """Fill each member's backend fields from the runners it loaded; warn on a GPU target run on the CPU."""
+    """Fill each member's backend fields from the runners it loaded.
+
+    A GPU target that ends on the CPU is warned about where it happens
+    (:func:`runtime.gpu.device_mismatch`, in ``device_warnings``); here each
+    member's report says which backend it ended on and why the others failed.
+    """
     for mr in report.members:
         loaded = [r for r in runners.get(mr.name, ()) if getattr(r, "used", True)]  # a chain that found none is left out
         if not loaded:
@@ -39,14 +40,6 @@ def record_backends(report: RunReport, runners: Mapping[str, Sequence[Runner]], 
         if peaks:
             mr.gpu_peak_bytes = max(peaks)
             mr.gpu_memory_source = getattr(loaded[-1], "gpu_memory_source", "") or "torch.cuda.max_memory_allocated"
-        if target not in CPU_TARGETS and mr.device == "cpu":
-            why = "; ".join(f for f in mr.fallbacks if "skipped: no GPU here" not in f) or "no GPU was visible"
-            text = (f"{mr.name} ran on the CPU ({label}) although the bundle targets {target}, a GPU notebook: "
-                    f"{why}. On Kaggle this is the path that times out; check the notebook's accelerator setting "
-                    "and the bundle's GPU wheels")
-            if text not in report.warnings:
-                report.warnings.append(text)
-                log(f"WARNING: {text}")
 
 
-__all__ = ["CPU_TARGETS", "record_backends"]
+__all__ = ["record_backends"]

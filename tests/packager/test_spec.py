@@ -264,7 +264,7 @@ def test_random_init_is_packaged_and_reported_as_untrained(digits_dir, tmp_path,
     report = (out / "report.md").read_text()
     cnn = next(line for line in report.splitlines() if line.startswith("| cnn |"))
     mlp = next(line for line in report.splitlines() if line.startswith("| mlp |"))
-    assert cnn.endswith("| random init, untrained |") and mlp.endswith("| trained (checkpoint) |")
+    assert cnn.split(" | ")[6] == "random init, untrained" and mlp.split(" | ")[6] == "trained (checkpoint)"
     assert "**Untrained:** cnn carries random initial weights" in report
     members = {m["name"]: m for m in json.loads((out / "manifest.json").read_text())["members"]}
     assert (members["cnn"]["trained"], members["mlp"]["trained"]) == (False, True)

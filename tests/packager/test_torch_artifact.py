@@ -38,7 +38,7 @@ def with_artifacts(spec: Path, line: str) -> Path:
 @pytest.mark.parametrize(("line", "needle"), [
     ('artifacts = ["torch"]', 'artifacts = [\'torch\']; expected ["onnx"] or ["onnx", "torch"]'),
     ('artifacts = ["onnx", "tensorrt"]', "expected [\"onnx\"] or [\"onnx\", \"torch\"]"),
-    ('artifacts = "onnx"', "artifacts = 'onnx' should be a list"),
+    ('artifacts = "onnx"', '`artifacts` in [[model]] \'mlp\' is "onnx" (a string); expected ["onnx"] or ["onnx", "torch"]'),
 ])
 def test_bad_artifacts_key_is_a_spec_error(work, line, needle):
     spec = with_artifacts(work / "ninefit.toml", line)

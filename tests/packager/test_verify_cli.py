@@ -26,7 +26,7 @@ def bundle(digits_bundle, tmp_path) -> Path:
 def test_an_intact_bundle_verifies(digits_bundle, capsys):
     assert main(["verify", str(digits_bundle)]) == 0
     out = capsys.readouterr().out
-    assert "manifest schema 1 ('digits', 2 member(s)" in out and "intact: every file matches its sha256" in out
+    assert "manifest schema 2 ('digits', 2 member(s)" in out and "intact: every file matches its sha256" in out
 
 
 @pytest.mark.parametrize(("rel", "how", "lines"), [

@@ -55,7 +55,7 @@ def test_torch_backend_gives_the_accuracy_of_onnxruntime_through_the_cli(digits_
         argv = ["run", str(digits_bundle), "--data", str(digits_dir / "data"), "--out", str(out), "--quiet",
                 "--backend", backend, "--work-dir", str(tmp_path / backend), "--time-limit", "10m"]
         assert main(argv) == 0
-        report = json.loads(out.with_name("run_report.json").read_text())
+        report = json.loads(out.with_suffix(".run_report.json").read_text())
         assert [m["backend_used"] for m in report["members"]] == [backend, backend]
         assert all(m["device"] == "cpu" and m["status"] == "done" for m in report["members"])
     printed = capsys.readouterr().out
@@ -96,7 +96,7 @@ def test_program_that_fails_to_load_falls_back_to_onnx_with_the_reason(digits_bu
         assert m.status == "done" and m.backend_used == "onnxruntime" and m.backend.startswith("onnxruntime (")
         assert len(m.fallbacks) == 1 and m.fallbacks[0].startswith("torch: failed:") and "program.pt2" in m.fallbacks[0]
     assert accuracy(digits_dir, out) > 0.9
-    saved = json.loads((tmp_path / "run_report.json").read_text())
+    saved = json.loads((tmp_path / "submission.run_report.json").read_text())
     assert "Serialized version 9" in saved["members"][0]["fallbacks"][0]
 
 
