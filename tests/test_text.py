@@ -101,7 +101,7 @@ def test_run_accuracy_equals_the_torch_models(text_dir, text_bundle, tmp_path, c
     accuracy = np.mean([got[i] == y for i, y in truth.items()])
     assert accuracy == np.mean([expected[i] == y for i, y in truth.items()])
     assert len(set(expected.values())) >= 3  # not a constant model: the equality says something
-    report = json.loads((tmp_path / "run_report.json").read_text())
+    report = json.loads((tmp_path / "submission.run_report.json").read_text())
     text = report["members"][0]["text"]
     assert text["lengths"]["rows"] == 160 and text["lengths"]["rows_with_windows"] > 0
     assert text["lengths"]["windows"] > 160 and sum(text["lengths"]["histogram"].values()) == 160
@@ -166,7 +166,7 @@ def test_an_empty_string_is_a_row_like_any_other(text_dir, text_bundle, tmp_path
     (data / "sample_submission.csv").write_text("id,language\na,x\nb,x\nc,x\n", encoding="utf-8")
     out = tmp_path / "submission.csv"
     assert run_cli(text_bundle, data, out) == 0
-    report = json.loads((tmp_path / "run_report.json").read_text())
+    report = json.loads((tmp_path / "submission.run_report.json").read_text())
     assert report["covered_rows"] == 3
     assert set(read_column(out, "language").values()) <= set(LANGUAGES)
 
