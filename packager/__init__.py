@@ -7,7 +7,7 @@ model and writes the checksummed bundle folder, running
 offline wheels, :func:`dataset_hook` for ``dataset-metadata.json``,
 :func:`packager.estimate.profile_hook` for the measured profile).
 :func:`write_notebook` writes the Kaggle submission notebook for a bundle, and
-:func:`packager.simulate.simulate` runs it the way Kaggle reruns it: offline,
+:func:`packager.offline.simulate.simulate` runs it the way Kaggle reruns it: offline,
 read-only inputs, a time limit (it stays in its module: exported here, its name
 would hide the module). Run-time estimates live in :mod:`packager.estimate`.
 
@@ -16,8 +16,8 @@ backends that run on Kaggle); the runtime never imports the packager.
 """
 
 from packager.build import PackageOptions, PackageResult, package
-from packager.notebook import build_notebook, write_notebook
 from packager.offline import add_dataset_metadata, dataset_hook, wheelhouse_hook
+from packager.offline.notebook import build_notebook, write_notebook
 from packager.spec import ModelSpec, Spec, VariantSpec, load_spec
 
 __all__ = [

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 import runtime
-from packager.dataset import METADATA_FILENAME
+from packager.offline.dataset import METADATA_FILENAME
 from packager.export import copy_onnx, export_model
 from packager.fp16 import Fp16Result, convert_fp16
 from packager.report import write_report

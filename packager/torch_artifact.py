@@ -117,7 +117,7 @@ def version_skew(exported: str, image: str | None, target: str) -> str:
 
 def image_torch_version() -> str | None:
     """The torch version Kaggle's image has, from packager/data/kaggle_image.txt (None where not listed)."""
-    from packager.wheelmeta import load_provided
+    from packager.offline.wheelmeta import load_provided
 
     return load_provided().get("torch")
 

@@ -25,7 +25,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from packager.notebook import write_notebook
+    from packager.offline.notebook import write_notebook
 
     out = write_notebook(args.bundle, args.out, slug=args.slug, competition=args.competition,
                          competition_data=args.data_dir, time_limit=args.time_limit, target=args.target,

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     result = package(args.spec, args.out, PackageOptions(force=args.force, hooks=tuple(hooks), target=args.target))
     for w in result.warnings:
         print(f"warning: {w}")
-    from packager.dataset import check_bundle
+    from packager.offline.dataset import check_bundle
 
     # Counted as report.md counts them (every file uploaded, the manifest included), so the two agree.
     _, count, _ = check_bundle(result.bundle)

@@ -29,7 +29,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from packager.simulate import simulate
+    from packager.offline.simulate import simulate
 
     result = simulate(args.bundle, args.data, time_limit=args.time_limit, notebook=args.notebook, keep=args.keep,
                       competition=args.competition, isolation=args.isolation)

@@ -8,12 +8,17 @@ import pytest
 
 import packager
 import packager.estimate
+import packager.offline
 
 pytestmark = pytest.mark.timeout(60)
 
 PACKAGER = {
     "ModelSpec", "PackageOptions", "PackageResult", "Spec", "VariantSpec", "add_dataset_metadata", "build_notebook",
     "dataset_hook", "load_spec", "package", "wheelhouse_hook", "write_notebook",
+}
+OFFLINE = {
+    "DEFAULT_OWNER_HINT", "DEFAULT_REQUIREMENTS", "WHEELHOUSE_JSON", "WHEELS_DIR", "Hook", "add_dataset_metadata",
+    "dataset_hook", "default_requirements", "install_command", "offline_summary", "wheelhouse_hook",
 }
 ESTIMATE = {
     "STAGES", "TARGETS", "VERDICTS", "BudgetEstimate", "Calibration", "CalibrationStore", "Check", "Estimate",
@@ -24,7 +29,8 @@ ESTIMATE = {
 }
 
 
-@pytest.mark.parametrize("module, names", [(packager, PACKAGER), (packager.estimate, ESTIMATE)])
+@pytest.mark.parametrize("module, names", [
+    (packager, PACKAGER), (packager.offline, OFFLINE), (packager.estimate, ESTIMATE)])
 def test_exported_names(module, names):
     assert set(module.__all__) == names
     assert len(module.__all__) == len(names)  # no duplicates
@@ -38,9 +44,10 @@ def test_estimate_modules_declare_their_api(name):
     assert not [n for n in module.__all__ if n.startswith("_")]
 
 
-def test_exported_names_do_not_hide_submodules():
-    """``import packager.simulate as sim`` must give the module (an exported ``simulate`` would shadow it)."""
+@pytest.mark.parametrize("module", [packager, packager.offline])
+def test_exported_names_do_not_hide_submodules(module):
+    """``import packager.offline.simulate as sim`` must give the module (an exported ``simulate`` would shadow it)."""
     import pkgutil
 
-    submodules = {m.name for m in pkgutil.iter_modules(packager.__path__)}
-    assert not submodules & set(packager.__all__)
+    submodules = {m.name for m in pkgutil.iter_modules(module.__path__)}
+    assert submodules and not submodules & set(module.__all__)

@@ -43,12 +43,12 @@ import nbformat
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from packager.dataset import METADATA_FILENAME
+from packager.offline.dataset import METADATA_FILENAME
 from runtime.errors import BundleError, PackagingError
 from runtime.fileio import atomic_write
 from runtime.manifest import Manifest
 
-#: Kaggle's dataset description, written into the bundle by ``packager.dataset``.
+#: Kaggle's dataset description, written into the bundle by ``packager.offline.dataset``.
 DATASET_METADATA = METADATA_FILENAME
 #: Tag of the cell that prints the run report (``ninefit simulate`` reads its output).
 REPORT_TAG = "ninefit-report"

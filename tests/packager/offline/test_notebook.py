@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from packager.cli import main
-from packager.notebook import (
+from packager.offline.notebook import (
     PARAMETERS_TAG, REPORT_TAG, _find_input, _wheel_modules, build_notebook, bundle_slug, write_notebook,
 )
 from runtime.errors import BundleError, PackagingError
@@ -181,7 +181,7 @@ def test_conflicts_are_other_distributions_of_the_same_regular_module(tmp_path):
     import importlib.metadata
     import zipfile
 
-    from packager.notebook import _conflicts, _wheel_dist
+    from packager.offline.notebook import _conflicts, _wheel_dist
 
     owners = importlib.metadata.packages_distributions()
     gpu = make_wheel(tmp_path, "onnxruntime-gpu", "1.20.1", module="onnxruntime", top_level=True)
@@ -216,7 +216,7 @@ def test_install_cell_decides_by_distribution_and_version(nb_bundle, digits_dir,
     """Run by a throwaway overlay of this interpreter (never this venv), which sees this venv's CPU onnxruntime."""
     import importlib.metadata
 
-    from packager.simulate import _kernel_python
+    from packager.offline.simulate import _kernel_python
 
     bundle = tmp_path / "bundle"
     bundle.mkdir()

@@ -16,7 +16,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from packager.cli import main
-from packager.simulate import (
+from packager.offline.simulate import (
     CPU_FALLBACK, DAMAGED, EXCEPTION, INVALID, NETWORK, NOT_FOUND, PASSED, TIMEOUT, _judge, check_submission,
     netns_unavailable, simulate,
 )
@@ -139,7 +139,7 @@ def test_the_guard_chains_to_the_sitecustomize_it_shadows(tmp_path):
     import subprocess
     import sys
 
-    from packager.simulate import _guard_site
+    from packager.offline.simulate import _guard_site
 
     guard = _guard_site(tmp_path / "guard", tmp_path / "net.jsonl", block=True, proxy_port=None)
     theirs = tmp_path / "theirs"
@@ -322,7 +322,7 @@ def _kernels_of_simulations() -> list[str]:
 def test_an_overrunning_executor_is_killed_with_its_kernel(nb_bundle, tmp_path, monkeypatch, data_dir):
     import time
 
-    import packager.simulate as sim
+    import packager.offline.simulate as sim
 
     # No allowance for the kernel start: the executor is killed 2 s in, in the middle of the sleeping cell.
     monkeypatch.setattr(sim, "_STARTUP_ALLOWANCE_S", -3.0)
@@ -340,7 +340,7 @@ def test_an_overrunning_executor_is_killed_with_its_kernel(nb_bundle, tmp_path, 
 @pytest.mark.timeout(240)
 def test_the_inputs_hold_what_kaggle_uploads_without_dataset_metadata(digits_dir, tmp_path, monkeypatch, data_dir):
     """Kaggle never uploads dataset-metadata.json: the bundle must verify, and run, without it."""
-    import packager.simulate as sim
+    import packager.offline.simulate as sim
     from packager.build import PackageOptions, package
     from packager.offline import dataset_hook
 
@@ -369,7 +369,7 @@ def test_an_interrupted_simulation_kills_the_executor_and_its_kernel(tmp_path, m
     import subprocess
     import sys
 
-    import packager.simulate as sim
+    import packager.offline.simulate as sim
 
     kernel = subprocess.Popen(["sleep", "60"], start_new_session=True)  # stands for the kernel (own session)
     (tmp_path / "kernel.pid").write_text(str(kernel.pid))

@@ -69,8 +69,8 @@ from typing import Any, Mapping, Sequence
 
 import nbformat
 
-from packager.dataset import METADATA_FILENAME
-from packager.notebook import REPORT_TAG, build_notebook, bundle_slug
+from packager.offline.dataset import METADATA_FILENAME
+from packager.offline.notebook import REPORT_TAG, build_notebook, bundle_slug
 from runtime.bundle import check_files
 from runtime.errors import DataError, PackagingError
 from runtime.manifest import Manifest, SubmissionSpec
@@ -454,7 +454,7 @@ def simulate(
         bundle_dir: The bundle folder.
         data: The competition data folder (test table and sample submission).
         time_limit: The run-time limit (``"9h"``, ``"2m"``, seconds); also the notebook's ``TIME_LIMIT``.
-        notebook: The notebook to run; None: the one :func:`packager.notebook.build_notebook` builds.
+        notebook: The notebook to run; None: the one :func:`packager.offline.notebook.build_notebook` builds.
             It must read its paths from the ``NINEFIT_*`` variables, as ninefit's notebook does.
         keep: Folder to keep the executed notebook, ``submission.csv`` and ``run_report.json`` in;
             None: keep nothing.
@@ -608,11 +608,11 @@ def _keep(dest: Path, executed: nbformat.NotebookNode, root: Path) -> tuple[Path
 
 def _execute(root: Path, use_netns: bool, limit_s: float) -> dict[str, Any]:
     """Run the executor process; kill it (and its kernel) if it overruns the limit."""
-    cmd = [sys.executable, "-m", "packager.simulate", str(root / "spec.json")]
+    cmd = [sys.executable, "-m", "packager.offline.simulate", str(root / "spec.json")]
     if use_netns:
         cmd = ["unshare", "--user", "--map-root-user", "--net", "--", *cmd]
     env = dict(os.environ)
-    here = str(Path(__file__).resolve().parents[1])  # so the executor imports this very packager
+    here = str(Path(__file__).resolve().parents[2])  # the repo root, so the executor imports this very packager
     env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
     t0 = time.monotonic()
     with open(root / "worker.log", "wb") as log:

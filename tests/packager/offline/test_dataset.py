@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from packager.dataset import (
+from packager.offline.dataset import (
     METADATA_FILENAME,
     DatasetMetadata,
     check_bundle,

@@ -23,8 +23,8 @@ from packager.offline import (
     offline_summary,
     wheelhouse_hook,
 )
-from packager.wheelhouse import DEFAULT_PLATFORMS
-from packager.wheelmeta import Target
+from packager.offline.wheelhouse import DEFAULT_PLATFORMS
+from packager.offline.wheelmeta import Target
 from runtime.bundle import open_bundle
 from runtime.errors import PackagingError
 from tests.packager.wheels import A, B, C, HERE, OTHER, make_wheel

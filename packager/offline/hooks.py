@@ -29,7 +29,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from packager.dataset import (
+from packager.offline.dataset import (
     KAGGLE_DATASET_MAX_BYTES,
     KAGGLE_MAX_FILES,
     METADATA_FILENAME,
@@ -45,7 +45,7 @@ from packager.dataset import (
     write_dataset_metadata,
 )
 from packager.spec import Spec
-from packager.wheelhouse import (
+from packager.offline.wheelhouse import (
     DEFAULT_PLATFORMS,
     DEFAULT_PYTHON_VERSION,
     InstallCheck,
@@ -53,7 +53,7 @@ from packager.wheelhouse import (
     build_wheelhouse,
     verify_offline_install,
 )
-from packager.wheelmeta import Target, parse_requirements, resolve_provided
+from packager.offline.wheelmeta import Target, parse_requirements, resolve_provided
 from runtime.errors import PackagingError
 from runtime.manifest import MANIFEST_NAME, Manifest
 
@@ -71,7 +71,7 @@ REPORT_NAME = "report.md"
 #: What ninefit's runtime needs on Kaggle that the image lacks, per target.
 #: The runtime itself needs numpy alone, which the image has; it runs the
 #: models with ONNX Runtime, which the image does not have (see
-#: ``data/kaggle_image.txt``). On a GPU notebook that is ``onnxruntime-gpu``:
+#: ``packager/data/kaggle_image.txt``). On a GPU notebook that is ``onnxruntime-gpu``:
 #: the plain ``onnxruntime`` wheel has the CPU provider only, and the two must
 #: never be installed together (both are the module ``onnxruntime``). The
 #: bounds follow the CUDA that Kaggle's GPU image has (12.x, with its torch):
@@ -132,8 +132,8 @@ def wheelhouse_hook(
 
     The hook resolves ``requirements`` with every transitive dependency for
     Kaggle's Python and platform, leaving out what the image provides
-    (:func:`~packager.wheelhouse.build_wheelhouse`); then proves the folder
-    installs offline (:func:`~packager.wheelhouse.verify_offline_install`: a
+    (:func:`~packager.offline.wheelhouse.build_wheelhouse`); then proves the folder
+    installs offline (:func:`~packager.offline.wheelhouse.verify_offline_install`: a
     real ``pip install --no-index`` into a fresh virtual environment when
     ``python_version`` is this machine's, the static check of the wheels'
     metadata otherwise); then writes ``wheelhouse.json`` and a "## Offline

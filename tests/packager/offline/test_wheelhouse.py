@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from packager import wheelhouse, wheelmeta
-from packager.wheelhouse import (
+from packager.offline import wheelhouse, wheelmeta
+from packager.offline.wheelhouse import (
     InstallCheck,
     build_wheelhouse,
     expand_platforms,

@@ -15,19 +15,19 @@ the wheels' ``Requires-Dist`` (markers evaluated for the target) everywhere.
 
 Both resolve as if the image's packages were installed: pip is shown empty
 stand-in wheels pinned to the image's versions (the list in
-``data/kaggle_image.txt``), so it picks versions of the rest that work with
+``packager/data/kaggle_image.txt``), so it picks versions of the rest that work with
 the image's numpy or protobuf, as pip on Kaggle must, and never downloads
 torch with its CUDA wheels only to delete them.
 
 pip evaluates environment markers against the interpreter running it, not the
 ``--python-version`` target (pypa/pip#11664, open). The static walk
-(:mod:`packager.wheelmeta`) evaluates them for the target, and
+(:mod:`packager.offline.wheelmeta`) evaluates them for the target, and
 :func:`build_wheelhouse` downloads whatever it finds missing in further
 rounds, so the folder is complete for the target even when this machine's
 Python differs.
 
 The target, the image's list and the wheels' metadata live in
-:mod:`packager.wheelmeta`; the names callers use are re-exported here.
+:mod:`packager.offline.wheelmeta`; the names callers use are re-exported here.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from packager.wheelmeta import (
+from packager.offline.wheelmeta import (
     DEFAULT_PLATFORMS,
     DEFAULT_PYTHON_VERSION,
     KAGGLE_GLIBC,

@@ -1,6 +1,6 @@
 """What a folder of wheels needs, read from the wheels alone, for a target Python.
 
-The static half of the wheelhouse (:mod:`packager.wheelhouse` runs pip): the
+The static half of the wheelhouse (:mod:`packager.offline.wheelhouse` runs pip): the
 target (Python ``X.Y``, manylinux platform tags, PEP 508 marker environment),
 the list of what Kaggle's image provides, each wheel's ``Requires-Dist`` and
 ``Requires-Python`` read from its ``METADATA``, and :func:`analyse`, which
@@ -33,7 +33,7 @@ from packaging.version import InvalidVersion, Version
 
 from runtime.errors import PackagingError
 
-KAGGLE_IMAGE_FILE = Path(__file__).with_name("data") / "kaggle_image.txt"
+KAGGLE_IMAGE_FILE = Path(__file__).resolve().parents[1] / "data" / "kaggle_image.txt"  # packager/data/
 
 #: Kaggle's Python, as ``X.Y``. Check with ``!python -V`` in a notebook.
 DEFAULT_PYTHON_VERSION = "3.11"
