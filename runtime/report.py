@@ -187,7 +187,8 @@ class RunReport:
                 for d in m.decisions:
                     spr = "?" if d["s_per_row"] is None else f"{d['s_per_row'] * 1e3:.3g} ms/row"
                     lines.append(f"  {m.name:<14} {d['at_s']:>8.1f}  {d['decision']} {d['variant'] or ''}".rstrip()
-                                 + f", {spr}, {d['seconds_left']:.1f}s left" + (f": {d['reason']}" if d["reason"] else ""))
+                                 + f", {spr}, " + (f"{d['seconds_left']:.1f}s left" if d["seconds_left"] < 1e8 else "no limit")
+                                 + (f": {d['reason']}" if d["reason"] else ""))
         if self.damage:
             lines.append(f"DAMAGED BUNDLE: {len(self.damage)} file(s) failed their checksum; the run went on without "
                          "what they belong to:")
