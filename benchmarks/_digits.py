@@ -10,20 +10,27 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def example_bundle(work: Path, example: str, spec: str, bundle: str) -> tuple[Path, Path]:
+    """Copy ``examples/<example>`` under ``work``, prepare it (once) and package ``spec`` into
+    ``work/<bundle>`` (once); return (bundle, the prepared example folder)."""
+    from packager.build import package
+
+    src = work / example
+    if not src.exists():
+        shutil.copytree(REPO / "examples" / example, src, ignore=shutil.ignore_patterns("data", "checkpoints", "__pycache__"))
+        subprocess.run([sys.executable, "prepare.py"], cwd=src, check=True, capture_output=True)
+    out = work / bundle
+    if not out.exists():
+        package(src / spec, out, log=lambda _m: None)
+    return out, src
+
+
 def digits_bundle(work: Path, *, repeat: int = 1) -> tuple[Path, Path]:
     """Package the digits example under ``work``; return (bundle, data folder).
 
     With ``repeat`` > 1 the 540 test rows are tiled (new ids) to make a larger test set.
     """
-    from packager.build import package
-
-    src = work / "digits"
-    if not src.exists():
-        shutil.copytree(REPO / "examples" / "digits", src, ignore=shutil.ignore_patterns("data", "checkpoints", "__pycache__"))
-        subprocess.run([sys.executable, "prepare.py"], cwd=src, check=True, capture_output=True)
-    bundle = work / "bundle"
-    if not bundle.exists():
-        package(src / "ninefit.toml", bundle, log=lambda _m: None)
+    bundle, src = example_bundle(work, "digits", "ninefit.toml", "bundle")
     data = work / f"data-x{repeat}"
     if not data.exists():
         data.mkdir()

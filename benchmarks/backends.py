@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,20 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from _digits import REPO, digits_bundle  # noqa: E402
+from _digits import digits_bundle, example_bundle  # noqa: E402
 
 
 def conv_bundle(work: Path) -> tuple[Path, Path]:
     """Package examples/models/conv.toml under ``work``; return (bundle, spec)."""
-    from packager.build import package
-
-    src = work / "models"
-    if not src.exists():
-        shutil.copytree(REPO / "examples" / "models", src, ignore=shutil.ignore_patterns("data", "checkpoints", "__pycache__"))
-        subprocess.run([sys.executable, "prepare.py"], cwd=src, check=True, capture_output=True)
-    bundle = work / "conv-bundle"
-    if not bundle.exists():
-        package(src / "conv.toml", bundle, log=lambda _m: None)
+    bundle, src = example_bundle(work, "models", "conv.toml", "conv-bundle")
     return bundle, src / "conv.toml"
 
 

@@ -126,12 +126,7 @@ def verify_text(model, m: ModelSpec, text: TextSpec, variant: str, precision: st
 
 
 def _batches(chunk: Chunk, batch_size: int, max_tokens: int) -> list[np.ndarray]:
-    out, pos = [], 0
-    while pos < len(chunk.order):
-        end = chunk.batch_end(pos, batch_size, max_tokens)
-        out.append(chunk.order[pos:end])
-        pos = end
-    return out
+    return [chunk.order[pos:end] for pos, end in chunk.batches(batch_size, max_tokens)]
 
 
 __all__ = ["SINGLE_WINDOWS", "package_tokenizer", "verify_text"]

@@ -174,7 +174,7 @@ class CostModel:
         if r is None or r.rows == 0:
             return prior if prior is not None else self._scaled(member, variant)
         if member in self.rebased:
-            return max(r.seconds / r.rows, r.recent_s_per_row)
+            return self._measured_s_per_row(member, variant)
         # Measured here wins over the prior at once (prior_rows=0): the prior is another machine's.
         return max(planner.estimate_s_per_row(r.rows, r.seconds, prior, prior_rows=0), r.recent_s_per_row)
 

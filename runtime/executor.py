@@ -94,22 +94,17 @@ def predict_rows(
     """
     if member.text is not None:
         rows = test.text_rows(member)
-        chunk, values, pos = Chunk.of(rows, start, stop), None, 0
-        while pos < len(chunk.order):
-            end = chunk.batch_end(pos, batch_size or member.batch_size, member.text.max_tokens)
+        chunk, values = Chunk.of(rows, start, stop), None
+        for pos, end in chunk.batches(batch_size or member.batch_size, member.text.max_tokens):
             idx = chunk.order[pos:end]
             out = predict_windows(runner, member, rows.feed(member.text, chunk.windows[idx]))
             values = np.empty((len(chunk.windows), out.shape[1]), out.dtype) if values is None else values
             values[idx] = out
-            pos = end
         return chunk.reduce(rows, values, member.text.reduce)
     feed = test.feed(member, start, stop, image_size=variant.image_size)
     total = None
     for t in variant.tta:
-        outputs = runner.infer(apply_tta(feed, t, member))
-        if member.output not in outputs:
-            raise BackendError(f"{member.name}: model has no output {member.output!r}; outputs: {', '.join(outputs)}")
-        values = activate(outputs[member.output], member.activation)
+        values = _activated(runner, member, apply_tta(feed, t, member))
         total = values if total is None else total + values
     total = total / len(variant.tta)
     skipped = test.skipped(member, start, stop)
@@ -123,12 +118,17 @@ def nan_rows(values: np.ndarray) -> int:
     return int(np.isnan(values).all(axis=1).sum()) if values.ndim == 2 and values.shape[1] else 0
 
 
-def predict_windows(runner: Runner, member: Member, feed: dict[str, np.ndarray]) -> np.ndarray:
-    """Activated predictions of a text member for one padded batch of windows."""
+def _activated(runner: Runner, member: Member, feed: dict[str, np.ndarray]) -> np.ndarray:
+    """The member's output for one batch, activated."""
     outputs = runner.infer(feed)
     if member.output not in outputs:
         raise BackendError(f"{member.name}: model has no output {member.output!r}; outputs: {', '.join(outputs)}")
-    values = activate(outputs[member.output], member.activation)
+    return activate(outputs[member.output], member.activation)
+
+
+def predict_windows(runner: Runner, member: Member, feed: dict[str, np.ndarray]) -> np.ndarray:
+    """Activated predictions of a text member for one padded batch of windows."""
+    values = _activated(runner, member, feed)
     return values.reshape(len(values), -1)
 
 
@@ -562,7 +562,7 @@ class Executor:
     def _predict(self, st: _State, v: Variant, runner: Runner, a: int, b: int) -> np.ndarray:
         if st.member.text is not None:
             return self._predict_text(st, v, runner, a, b)
-        parts, pos, width = [], a, self.width
+        parts, pos = [], a
         while pos < b:
             n = min(st.batch, b - pos)
             t0 = self.clock()
@@ -576,9 +576,7 @@ class Executor:
                 self.event(f"{st.member.name}: out of memory, batch size halved to {st.batch} and retried")
                 continue
             dt = self.clock() - t0
-            if values.shape != (n, width):
-                raise BundleError(f"{st.member.name}: output {st.member.output!r} has shape {values.shape[1:]}, "
-                                  f"but the submission needs {width} values per row")
+            self._check_width(st, values, n)
             bad = ~np.isfinite(values).all(axis=1)
             if bad.any():  # only those rows are lost: NaN rows hold no prediction
                 skipped = self.test.skipped(st.member, pos, pos + n)
@@ -590,16 +588,25 @@ class Executor:
                                    f"{' ...' if new.sum() > 5 else ''}; those rows are left to the other members")
                     st.report.rows_nonfinite_output += int(new.sum())
                 values[bad] = np.nan
-            rate = self.costs.rate(st.member.name, v.name)
-            if rate.warm:
-                st.report.seconds += dt
-            else:  # the first batch after a load: kept out of the throughput, and booked apart
-                st.report.warmup_seconds += dt
-                st.report.warmup_rows += n
-            rate.add(n, dt)
+            self._book(st, v, n, dt)
             parts.append(values)
             pos += n
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def _check_width(self, st: _State, values: np.ndarray, n: int) -> None:
+        if values.shape != (n, self.width):
+            raise BundleError(f"{st.member.name}: output {st.member.output!r} has shape {values.shape[1:]}, "
+                              f"but the submission needs {self.width} values per row")
+
+    def _book(self, st: _State, v: Variant, rows: float, dt: float) -> None:
+        """Time one batch of ``rows`` rows took; the first after a load is kept out of the throughput, booked apart."""
+        rate = self.costs.rate(st.member.name, v.name)
+        if rate.warm:
+            st.report.seconds += dt
+        else:
+            st.report.warmup_seconds += dt
+            st.report.warmup_rows += rows
+        rate.add(rows, dt)
 
     def _predict_text(self, st: _State, v: Variant, runner: Runner, a: int, b: int) -> np.ndarray:
         """A text chunk: its windows sorted by length, each batch padded to its own longest."""
@@ -630,20 +637,11 @@ class Executor:
                 self.event(f"{st.member.name}: out of memory, {what} and retried")
                 continue
             dt = self.clock() - t0
-            if out.shape != (end - pos, self.width):
-                raise BundleError(f"{st.member.name}: output {st.member.output!r} has shape {out.shape[1:]}, "
-                                  f"but the submission needs {self.width} values per row")
+            self._check_width(st, out, end - pos)
             if not np.isfinite(out).all():
                 raise BackendError(f"{st.member.name}/{v.name}: non-finite outputs in rows {a}-{b}")
             padded = (end - pos) * int(chunk.lengths[end - 1])
-            share = (b - a) * padded / total
-            rate = self.costs.rate(st.member.name, v.name)
-            if rate.warm:
-                st.report.seconds += dt
-            else:
-                st.report.warmup_seconds += dt
-                st.report.warmup_rows += share
-            rate.add(share, dt)
+            self._book(st, v, (b - a) * padded / total, dt)
             stats["batches"] = stats.get("batches", 0) + 1
             stats["padded_tokens"] = stats.get("padded_tokens", 0) + padded
             stats["real_tokens"] = stats.get("real_tokens", 0) + int(chunk.lengths[pos:end].sum())

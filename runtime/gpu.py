@@ -1,7 +1,7 @@
 """GPU facts through NVML (nvidia-ml-py), imported lazily; None where absent.
 
 Also whether this machine has a GPU at all (:func:`gpu_present`: NVML, else
-``nvidia-smi -L``), and :func:`device_mismatch`: the loud warning for a bundle
+the driver's ``/proc/driver/nvidia/gpus``, else ``nvidia-smi -L``), and :func:`device_mismatch`: the loud warning for a bundle
 packaged for a GPU target whose models run on the CPU although a GPU is here
 (the CPU build of onnxruntime installed, or onnxruntime-gpu unable to load
 CUDA). ``NINEFIT_GPU_PRESENT=1`` (or ``0``) overrides the detection: it is
@@ -100,8 +100,9 @@ def _probe_gpu() -> tuple[bool, str]:
 def gpu_present() -> tuple[bool, str]:
     """Whether this machine has a GPU, and how that was found.
 
-    ``NINEFIT_GPU_PRESENT`` (1/0) overrides the detection; else NVML, else
-    ``nvidia-smi -L`` (the driver without NVML bindings). Probed once, lazily.
+    ``NINEFIT_GPU_PRESENT`` (1/0) overrides the detection; else NVML, else the
+    driver's own listing, else ``nvidia-smi -L`` (a driver without NVML
+    bindings). Probed once, lazily.
 
     Raises:
         BackendError: ``NINEFIT_GPU_PRESENT`` is not a boolean.

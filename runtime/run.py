@@ -298,9 +298,10 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
         f"(here: {', '.join(backends.available())})"
         + (f"; limit {budget.deadline:.0f}s, margin {budget.margin_s:.0f}s, {clock():.1f}s used before the run"
            if options.time_limit_s is not None else ""))
-    if is_gpu_target(m.target) and not gpu_present()[0]:
+    present, how = gpu_present() if is_gpu_target(m.target) else (True, "")
+    if not present:
         report.events.append(f"the bundle was packaged for {m.target} (a GPU target), but this machine has no GPU "
-                             f"({gpu_present()[1]}): running on the CPU")
+                             f"({how}): running on the CPU")
         log(report.events[-1])
     writer = SubmissionWriter(out, m, store, grids, test, sample, order, fallback)
     monitor = MemoryMonitor(device_id=options.device_id if gpu_count() else None)
@@ -387,7 +388,7 @@ def _finish_report(report: RunReport, executor: Executor | None, writer: Submiss
         disk_bytes=report.checkpoint_bytes if in_output else 0,
     )
     try:
-        report.write_json(options.report_path or default_report_path(out))
+        report.write_json(options.report_path)  # set by run(): --report, or the default beside --out
     except OSError as exc:
         log(f"could not write the run report: {exc}")
 

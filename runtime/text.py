@@ -22,7 +22,7 @@ import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -225,14 +225,17 @@ class Chunk:
         cost = np.arange(1, len(self.order) - pos + 1) * self.lengths[pos:]
         return pos + max(1, int(np.searchsorted(cost, max_tokens, side="right")))
 
-    def padded_tokens(self, batch_size: int, max_tokens: int) -> int:
-        """Padded tokens of this chunk's batches at these settings."""
-        total, pos = 0, 0
+    def batches(self, batch_size: int, max_tokens: int) -> Iterator[tuple[int, int]]:
+        """``(start, end)`` positions in :attr:`order` of this chunk's batches at these settings."""
+        pos = 0
         while pos < len(self.order):
             end = self.batch_end(pos, batch_size, max_tokens)
-            total += (end - pos) * int(self.lengths[end - 1])
+            yield pos, end
             pos = end
-        return total
+
+    def padded_tokens(self, batch_size: int, max_tokens: int) -> int:
+        """Padded tokens of this chunk's batches at these settings."""
+        return sum((end - pos) * int(self.lengths[end - 1]) for pos, end in self.batches(batch_size, max_tokens))
 
     def reduce(self, rows: TextRows, values: np.ndarray, how: str) -> np.ndarray:
         """Per-row outputs from per-window ``values`` (in ``windows`` order)."""
@@ -266,12 +269,9 @@ def expected_padding(rows: TextRows, grid: Sequence[tuple[int, int]], batch_size
     batches = padded = 0
     for a, b in grid:
         chunk = Chunk.of(rows, a, b)
-        pos = 0
-        while pos < len(chunk.order):
-            end = chunk.batch_end(pos, batch_size, max_tokens)
+        for pos, end in chunk.batches(batch_size, max_tokens):
             padded += (end - pos) * int(chunk.lengths[end - 1])
             batches += 1
-            pos = end
     return batches, padded
 
 

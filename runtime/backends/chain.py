@@ -139,12 +139,13 @@ class FallbackRunner(Runner):
 
     def cpu_cause(self) -> str:
         """The backend's own reason, then why each GPU step of the chain was passed over."""
-        own = self.inner.cpu_cause() if self.inner is not None else ""
-        if own.startswith("the providers were set to") and hasattr(self.inner, "available"):
-            # The chain chose the CPU provider itself: say why the GPU ones were not there.
-            from runtime.backends.onnxruntime import cpu_fallback_cause
+        from runtime.backends.onnxruntime import OnnxRuntimeRunner, cpu_fallback_cause
 
+        if isinstance(self.inner, OnnxRuntimeRunner):
+            # The chain set its providers itself: say why the GPU ones were not there, not that they were set.
             own = cpu_fallback_cause(self.inner.available, self.inner.providers, BackendOptions())
+        else:
+            own = self.inner.cpu_cause() if self.inner is not None else ""
         passed = "; ".join(f"{label}: {reason}" for label, reason in self.attempts)
         return "; ".join(filter(None, [own, f"the GPU steps were passed over ({passed})" if passed else ""]))
 
