@@ -52,8 +52,11 @@ next chunk cannot fit is only planned again once it can), so the loop ends.
 
 from __future__ import annotations
 
+import queue
+import threading
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -66,6 +69,7 @@ from runtime.costs import CostModel
 from runtime.data import TestData, apply_tta
 from runtime.ensemble import activate
 from runtime.errors import BackendError, BundleError, NinefitError, OutOfMemoryError
+from runtime.lanes import LaneLog, SharedFeeds
 from runtime.manifest import Member, Variant
 from runtime.memory import MemoryMonitor
 from runtime.progress import Progress, log
@@ -81,16 +85,24 @@ AHEAD_TOLERANCE = 0.1
 #: Cost assumed for a member nothing is known about (it is then never planned).
 _UNKNOWN_S_PER_ROW = 1e9
 _EPS = 1e-9
+#: The lane the current thread works for (lane threads set it; the main thread is lane 0).
+_LANE = threading.local()
+
+
+def _lane_index() -> int:
+    return getattr(_LANE, "index", 0)
 
 
 def predict_rows(
-    runner: Runner, member: Member, variant: Variant, test: TestData, start: int, stop: int, batch_size: int = 0
+    runner: Runner, member: Member, variant: Variant, test: TestData, start: int, stop: int, batch_size: int = 0,
+    feed: Mapping[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Activated predictions of one member for rows ``[start, stop)``, TTA-averaged.
 
     Rows the member skips (non-finite inputs under missing = "skip") are NaN.
     A text member runs the rows' windows in length-sorted batches of ``batch_size``
     windows (or its ``max_tokens``), each padded to its longest, reduced per row.
+    ``feed``: the rows' inputs when already read (``test.feed(...)`` otherwise).
     """
     if member.text is not None:
         rows = test.text_rows(member)
@@ -101,7 +113,8 @@ def predict_rows(
             values = np.empty((len(chunk.windows), out.shape[1]), out.dtype) if values is None else values
             values[idx] = out
         return chunk.reduce(rows, values, member.text.reduce)
-    feed = test.feed(member, start, stop, image_size=variant.image_size)
+    if feed is None:
+        feed = test.feed(member, start, stop, image_size=variant.image_size)
     total = None
     for t in variant.tta:
         values = _activated(runner, member, apply_tta(feed, t, member))
@@ -138,7 +151,7 @@ class _State:
     grid: list[tuple[int, int]]
     covered: dict[tuple[int, int], int]  # chunk -> index of the best variant holding it
     report: MemberReport
-    batch: int
+    start_batch: int
     status: str = "pending"  # pending / running (its runner is loaded) / done / failed / stopped
     drop_reason: str = ""
     last_variant: str = ""  # the variant it last ran on
@@ -148,7 +161,29 @@ class _State:
     stuck_at: int = -1  # Executor.chunks_run when its next chunk last did not fit
     progress: Progress | None = None  # kept across steps: one line per update period, not per re-plan
     skipped: dict[tuple[int, int], int] = field(default_factory=dict)  # chunk -> its rows without a prediction
-    tokens: int = 0  # text members: padded tokens per batch (0: ``batch`` windows per batch)
+    start_tokens: int = 0  # text members: padded tokens per batch (0: ``batch`` windows per batch)
+    # Per lane (out of memory on one lane halves that lane's batch only): lane -> batch / token budget.
+    batches: dict[int, int] = field(default_factory=dict)
+    token_budgets: dict[int, int] = field(default_factory=dict)
+    inflight: set[tuple[int, int]] = field(default_factory=set)  # chunks a lane is computing now
+
+    @property
+    def batch(self) -> int:
+        """The current lane's batch size."""
+        return self.batches.get(_lane_index(), self.start_batch)
+
+    @batch.setter
+    def batch(self, n: int) -> None:
+        self.batches[_lane_index()] = n
+
+    @property
+    def tokens(self) -> int:
+        """The current lane's token budget per batch (text members; 0: none)."""
+        return self.token_budgets.get(_lane_index(), self.start_tokens)
+
+    @tokens.setter
+    def tokens(self, n: int) -> None:
+        self.token_budgets[_lane_index()] = n
 
     def close_progress(self, status: str) -> None:
         if self.progress is not None:
@@ -170,6 +205,28 @@ class _State:
 
     def missing(self) -> list[tuple[int, int]]:
         return [c for c in self.grid if c not in self.covered]
+
+    def claim(self) -> tuple[int, int] | None:
+        """The first chunk neither done nor being computed by a lane, now marked as being computed."""
+        for c in self.grid:
+            if c not in self.covered and c not in self.inflight:
+                self.inflight.add(c)
+                return c
+        return None
+
+
+@dataclass
+class _Lane:
+    """One lane of the executor: its loader (sessions on its device or thread share) and what it holds."""
+
+    index: int
+    name: str
+    load: Callable[[Member, Variant], Runner]
+    runner: Runner | None = None
+    loaded: tuple[str, str] | None = None  # (member, variant) of its runner
+    stepping: str | None = None  # member whose plan step runs (or last ran) on it
+    retired: dict[str, str] = field(default_factory=dict)  # member -> why it failed on this lane
+    log: LaneLog = field(default_factory=LaneLog)
 
 
 class Executor:
@@ -196,6 +253,8 @@ class Executor:
         failed: Members known to fail before anything runs, with the reason.
         progress: Show progress lines.
         width: Values per row the submission needs from each member.
+        lanes: ``(name, load)`` per lane (:mod:`runtime.lanes`); default one lane with ``load``.
+            With several, each runs its plan steps in a thread of its own (see :meth:`run`).
     """
 
     def __init__(self, members: tuple[Member, ...], grids: Mapping[str, list[tuple[int, int]]], test: TestData,
@@ -204,7 +263,8 @@ class Executor:
                  write_submission: Callable[[], float], *, profile: Mapping | None = None,
                  batch_size: int | None = None, limited: bool = True, fixed_reserve: bool = False,
                  fixed_margin: bool = False, failed: Mapping[str, str] | None = None, progress: bool = True,
-                 width: int, device_check: Callable[[Runner], str | None] | None = None):
+                 width: int, device_check: Callable[[Runner], str | None] | None = None,
+                 lanes: Sequence[tuple[str, Callable[[Member, Variant], Runner]]] | None = None):
         self.width = width
         self.device_check = device_check  # a loaded runner -> the warning that it runs on the wrong device
         self.test, self.store, self.load, self.clock = test, store, load, clock
@@ -215,9 +275,10 @@ class Executor:
         self.write_s = 0.0
         self.overrun_s = 0.0  # largest time a chunk took beyond its prediction from a measured rate
         self.chunks_run = 0  # chunks computed in this run, by every member
-        self.runner: Runner | None = None
-        self.loaded: tuple[str, str] | None = None  # (member, variant) of self.runner
-        self.stepping: str | None = None  # member whose plan step runs (or last ran)
+        self.lanes = [_Lane(i, name, fn) for i, (name, fn) in enumerate(lanes or [("lane0", load)])]
+        self._lock = threading.RLock()  # held by a lane thread except while it loads or infers
+        self._halt = False  # a lane hit an unexpected error: the others stop after their chunk
+        self.feeds = SharedFeeds(lambda m, v, a, b: test.feed(m, a, b, image_size=v.image_size), self._consumers)
         self.costs = CostModel(members, profile, store.load_costs())
         self.states: dict[str, _State] = {}
         for m in members:
@@ -232,7 +293,7 @@ class Executor:
                         covered[a, b] = vi
                         skipped[a, b] = nan_rows(values)
             st = _State(m, list(grids[m.name]), covered, mr, batch_size or m.batch_size, skipped=skipped,
-                        tokens=m.text.max_tokens if m.text is not None else 0)
+                        start_tokens=m.text.max_tokens if m.text is not None else 0)
             mr.chunks_resumed = len(covered)
             report.chunks_resumed += len(covered)
             if not st.missing():
@@ -240,6 +301,77 @@ class Executor:
             if failed and m.name in failed:
                 st.status, mr.reason = "failed", failed[m.name]
             self.states[m.name] = st
+
+    # -- lanes ------------------------------------------------------------------------
+    def _lane(self) -> _Lane:
+        """The lane the calling thread works for."""
+        return self.lanes[_lane_index()]
+
+    @property
+    def runner(self) -> Runner | None:
+        return self._lane().runner
+
+    @runner.setter
+    def runner(self, runner: Runner | None) -> None:
+        self._lane().runner = runner
+
+    @property
+    def loaded(self) -> tuple[str, str] | None:
+        """(member, variant) of the current lane's runner."""
+        return self._lane().loaded
+
+    @loaded.setter
+    def loaded(self, what: tuple[str, str] | None) -> None:
+        self._lane().loaded = what
+
+    @property
+    def stepping(self) -> str | None:
+        """Member whose plan step runs (or last ran) on the current lane."""
+        return self._lane().stepping
+
+    @stepping.setter
+    def stepping(self, name: str | None) -> None:
+        self._lane().stepping = name
+
+    @contextmanager
+    def _unlocked(self) -> Iterator[None]:
+        """Let the other lanes book and plan while this one loads or infers (a no-op with one lane)."""
+        if not getattr(_LANE, "locked", False):
+            yield
+            return
+        self._lock.release()
+        try:
+            yield
+        finally:
+            self._lock.acquire()
+
+    @contextmanager
+    def _as_lane(self, lane: _Lane) -> Iterator[None]:
+        """Act for ``lane`` in this thread (the coordinator unloading an idle lane)."""
+        before = _lane_index()
+        _LANE.index = lane.index
+        try:
+            yield
+        finally:
+            _LANE.index = before
+
+    def _consumers(self, member: Member, variant: Variant) -> int:
+        """Members still to run that read the same inputs as ``member`` on ``variant`` (itself included)."""
+        key = SharedFeeds.signature(member, variant, self.test.spec)
+        return sum(1 for st in self.states.values() if st.status not in ("done", "failed")
+                   for v in {SharedFeeds.signature(st.member, x, self.test.spec) for x in st.member.variants}
+                   if v == key)
+
+    def _feed(self, member: Member, variant: Variant, start: int, stop: int) -> dict[str, np.ndarray]:
+        """The member's inputs for rows ``[start, stop)``: the one place the executor reads them.
+
+        With several lanes, rows read for one member are kept for the others
+        that read the same inputs (:class:`runtime.lanes.SharedFeeds`), so the
+        test data is read and preprocessed once per row.
+        """
+        if len(self.lanes) > 1:
+            return self.feeds.get(member, variant, start, stop, self.test.spec)
+        return self.test.feed(member, start, stop, image_size=variant.image_size)
 
     # -- planning ---------------------------------------------------------------------
     def _planner_state(self, st: _State) -> planner.MemberState:
@@ -252,11 +384,12 @@ class Executor:
             spr = (0.0 if not self.limited else _UNKNOWN_S_PER_ROW) if spr is None else spr
             # A runner still loaded (by a probe) costs no setup; each finished member
             # rewrites the submission: charge that write as setup.
-            setup = 0.0 if self.loaded == (name, v.name) else self.costs.setup_s(name, v.name)
+            setup = 0.0 if any(lane.loaded == (name, v.name) for lane in self.lanes) else self.costs.setup_s(name, v.name)
             variants.append(planner.Variant(v.name, spr, setup + self.write_s, v.value_factor))
         # Only a member a step started is "running" (pinned by the planner); one
         # just probed is pending, its runner kept in case the plan starts with it.
-        loaded = self.loaded[1] if self.loaded and self.loaded[0] == st.member.name == self.stepping else None
+        loaded = next((lane.loaded[1] for lane in self.lanes
+                       if lane.loaded and lane.loaded[0] == st.member.name == lane.stepping), None)
         if loaded not in {v.name for v in variants}:
             loaded = None  # its rung was pruned: the plan may reload a better one
         if st.status in ("done", "failed"):
@@ -294,7 +427,8 @@ class Executor:
                 blocked[ms.name] = f"stopped: {why}" if st.rows_done and ms.status != "pending" else why
             else:
                 states[ms.name] = ms
-        p = planner.plan(list(states.values()), now, self.budget, fill=self.limited)
+        p = planner.plan_lanes(list(states.values()), now, self.budget, self._planner_lanes(states), fill=self.limited,
+                               quantum={n: max(b - a for a, b in st.grid) for n, st in self.states.items() if st.grid})
         self.report.replans += 1
         left = self.budget.limit - now
         for step in p.steps:
@@ -321,6 +455,14 @@ class Executor:
                          expected_s=planner.expected_seconds(ms, best))
         return p
 
+    def _planner_lanes(self, states: Mapping[str, planner.MemberState]) -> list[planner.Lane]:
+        lanes = []
+        for lane in self.lanes:
+            ms = states.get(lane.loaded[0]) if lane.loaded and lane.stepping == lane.loaded[0] else None
+            running = ms is not None and ms.status == "running" and ms.variant == lane.loaded[1]
+            lanes.append(planner.Lane(lane.name, lane.loaded if running else None, frozenset(lane.retired)))
+        return lanes
+
     def _decide(self, st: _State, kind: str, variant: str, s_per_row: float, left: float, *,
                 reason: str = "", expected_s: float | None = None) -> None:
         """Record a decision in the member's report when it differs from the last one."""
@@ -336,17 +478,104 @@ class Executor:
 
     # -- the loop -------------------------------------------------------------------
     def run(self) -> None:
+        """Probe (on the first lane), then plan and run steps until the plan is empty.
+
+        With several lanes the calling thread coordinates: it plans, hands each
+        idle lane the first step the plan gives it, and plans again whenever a
+        lane's step ends; each lane runs its step in a thread of its own. Lane
+        threads hold the executor's lock except while they load a runner, read
+        their rows or infer, so every booking, chunk save, plan and submission
+        write happens one at a time, while inference runs on every lane at
+        once (onnxruntime and torch release the GIL while they compute).
+        Rows are claimed chunk by chunk, so two lanes sharing a member
+        (row-split) never compute the same chunk. A lane whose step found
+        nothing to do waits until another lane's step changed something.
+        """
         try:
             if self.limited:
                 self._probe()
-            while True:
-                p = self.plan()
-                if not p.steps:
-                    break
-                self._execute(p, p.steps[0])
+            if len(self.lanes) == 1:
+                while True:
+                    p = self.plan()
+                    if not p.steps:
+                        break
+                    self._execute(p, p.steps[0])
+            else:
+                self._run_lanes()
         finally:
-            self._unload()
+            for lane in self.lanes:
+                with self._as_lane(lane):
+                    self._unload()
             self._fill_reports()
+
+    def _progress_marker(self) -> tuple:
+        return (self.chunks_run, tuple(st.status for st in self.states.values()),
+                tuple(len(lane.retired) for lane in self.lanes))
+
+    def _run_lanes(self) -> None:
+        ended: queue.Queue = queue.Queue()
+        busy: dict[int, threading.Thread] = {}
+        parked: dict[int, tuple] = {}  # lane -> progress marker when its step found nothing to do
+        error: BaseException | None = None
+        try:
+            while True:
+                with self._lock:
+                    self._release_idle(busy)
+                    p = self.plan()
+                    marker = self._progress_marker()
+                    for lane in self.lanes:
+                        steps = p.lane_steps(lane.index)
+                        if lane.index in busy or not steps or parked.get(lane.index) == marker:
+                            continue
+                        parked.pop(lane.index, None)
+                        t = threading.Thread(target=self._lane_main, args=(lane, p, steps[0], ended),
+                                             name=f"ninefit-lane-{lane.name}", daemon=True)
+                        busy[lane.index] = t
+                        t.start()
+                if not busy:
+                    break
+                index, worked, exc = ended.get()
+                busy.pop(index).join()
+                if exc is not None:
+                    error = error or exc
+                    self._halt = True
+                if error is not None and not busy:
+                    break
+                if not worked:
+                    with self._lock:
+                        parked[index] = self._progress_marker()
+        finally:
+            self._halt = True
+            for t in busy.values():
+                t.join()
+            self._halt = False
+        if error is not None:
+            raise error
+
+    def _lane_main(self, lane: _Lane, p: planner.Plan, step: planner.Step, ended: queue.Queue) -> None:
+        """A lane thread: run one plan step, then tell the coordinator whether it did anything."""
+        _LANE.index, _LANE.locked = lane.index, True
+        worked, exc = False, None
+        try:
+            with self._lock:
+                before = self._progress_marker()
+                self._execute(p, step)
+                worked = self._progress_marker() != before
+        except BaseException as e:  # a bug, not a member's failure (those are caught per member)
+            exc = e
+        finally:
+            _LANE.locked = False
+            ended.put((lane.index, worked, exc))
+
+    def _release_idle(self, busy: Mapping[int, threading.Thread]) -> None:
+        """Unload the runner of each idle lane whose member has nothing left for it."""
+        for lane in self.lanes:
+            if lane.index in busy or lane.loaded is None:
+                continue
+            st = self.states[lane.loaded[0]]
+            if st.status in ("done", "failed", "stopped") or lane.loaded[0] in lane.retired or not st.missing():
+                with self._as_lane(lane):
+                    self._unload()
 
     def _prior_rate(self, st: _State) -> float:
         """Value per second of the member's most valuable rung, on what is known now."""
@@ -391,6 +620,7 @@ class Executor:
                 log(f"{name}: {why}")
                 continue
             first = False
+            t0, rows0 = self.clock(), st.rows_done
             runner = self._ensure(st, v)
             if runner is None:
                 continue
@@ -400,6 +630,7 @@ class Executor:
                     break
                 if not self._timed_chunk(st, v, runner, a, b, self.budget.limit):
                     break
+            self._lane().log.add("probe", name, v.name, st.rows_done - rows0, t0, self.clock())
             if st.status == "running":
                 spr = self.costs.s_per_row(name, v.name) or 0.0
                 factor = self.costs.calibration()
@@ -431,6 +662,15 @@ class Executor:
         return True
 
     def _execute(self, p: planner.Plan, step: planner.Step) -> None:
+        """Run one plan step on the current lane; its time and rows go into the lane's log."""
+        t0, rows = self.clock(), 0
+        try:
+            rows = self._run_step(p, step)
+        finally:
+            self._lane().log.add("partial" if step.partial else "run", step.member, step.variant, rows, t0, self.clock())
+
+    def _run_step(self, p: planner.Plan, step: planner.Step) -> int:
+        """The chunks of one step, claimed one at a time; returns the rows computed."""
         st = self.states[step.member]
         v = st.member.variant(step.variant)
         names = [x.name for x in st.member.variants]
@@ -446,17 +686,22 @@ class Executor:
         self.stepping = st.member.name
         runner = self._ensure(st, v)
         if runner is None:
-            return
+            return 0
         label = st.member.name if v is st.member.variants[0] else f"{st.member.name}/{v.name}"
         if st.progress is None or st.progress.label != label:
             st.close_progress("paused")
             st.progress = Progress(label, st.rows_total, enabled=self.progress, done=st.rows_done)
         rows = 0
-        for a, b in st.missing():
-            if rows >= step.rows:
+        while rows < step.rows and not self._halt:
+            claimed = st.claim()  # another lane may run this member too (row-split): never the same chunk
+            if claimed is None:
                 break
+            a, b = claimed
             end = min(step.finish, self.budget.limit) if step.partial else self.budget.limit
-            done = self._timed_chunk(st, v, runner, a, b, end)
+            try:
+                done = self._timed_chunk(st, v, runner, a, b, end)
+            finally:
+                st.inflight.discard(claimed)
             if done is None:
                 if rows == 0:  # not one chunk fits: retire it, so the loop always progresses
                     now, spr = self.clock(), self.costs.cautious_s_per_row(st.member.name, v.name)
@@ -467,7 +712,7 @@ class Executor:
                     self._decide(st, "stop", v.name, spr, self.budget.limit - now, reason=st.drop_reason)
                 break
             if not done:
-                return
+                return rows
             rows += b - a
             st.progress.update(st.rows_done)
             if self._pruned(st, v):
@@ -478,6 +723,7 @@ class Executor:
             self._finish(st)
         elif st.status == "stopped":
             self._unload()
+        return rows
 
     def _pruned(self, st: _State, v: Variant) -> bool:
         """Whether ``v`` was just measured not cheaper than a better rung (and is left out from now on)."""
@@ -509,8 +755,9 @@ class Executor:
         self._unload()
         t0 = self.clock()
         try:
-            runner = self.load(st.member, v)
-            runner.activate()
+            with self._unlocked():
+                runner = self._lane().load(st.member, v)
+                runner.activate()
         except Exception as exc:
             self._fail(st, exc, f"could not load {v.name}")
             return None
@@ -521,7 +768,8 @@ class Executor:
         st.report.load_seconds += dt
         st.report.backend = runner.describe()
         self.runner, self.loaded, st.status = runner, (st.member.name, v.name), "running"
-        log(f"{st.member.name}/{v.name}: {st.report.backend}, batch {st.batch}, loaded in {dt:.2f}s")
+        where = f" on lane {self._lane().name}" if len(self.lanes) > 1 else ""
+        log(f"{st.member.name}/{v.name}: {st.report.backend}, batch {st.batch}, loaded in {dt:.2f}s{where}")
         problem = self.device_check(runner) if self.device_check is not None else None
         if problem and not self.report.device_warnings:  # once a run: the cause is the same for every member
             self.report.device_warnings.append(f"{problem} (first seen loading {st.member.name}/{v.name})")
@@ -538,7 +786,7 @@ class Executor:
             log(f"{name}: error while unloading: {exc}")
         self.runner, self.loaded = None, None
         st = self.states[name]
-        if st.status == "running":
+        if st.status == "running" and not any(lane.loaded and lane.loaded[0] == name for lane in self.lanes):
             st.status = "pending"
 
     def _chunk(self, st: _State, v: Variant, runner: Runner, a: int, b: int) -> bool:
@@ -567,7 +815,9 @@ class Executor:
             n = min(st.batch, b - pos)
             t0 = self.clock()
             try:
-                values = predict_rows(runner, st.member, v, self.test, pos, pos + n, n)
+                with self._unlocked():
+                    values = predict_rows(runner, st.member, v, self.test, pos, pos + n, n,
+                                          feed=self._feed(st.member, v, pos, pos + n))
             except OutOfMemoryError as exc:
                 if st.batch <= 1:
                     raise OutOfMemoryError(f"{exc} (even at batch size 1)") from exc
@@ -622,7 +872,8 @@ class Executor:
             idx = chunk.order[pos:end]
             t0 = self.clock()  # building the batch counts, as reading rows does for other members
             try:
-                out = predict_windows(runner, st.member, rows.feed(st.member.text, chunk.windows[idx]))
+                with self._unlocked():
+                    out = predict_windows(runner, st.member, rows.feed(st.member.text, chunk.windows[idx]))
             except OutOfMemoryError as exc:
                 if st.tokens:
                     if end - pos <= 1:  # one window over the budget: a smaller budget cannot help
@@ -651,11 +902,23 @@ class Executor:
         return chunk.reduce(rows, values, st.member.text.reduce)
 
     def _fail(self, st: _State, exc: BaseException, where: str) -> None:
+        """A member failed on the current lane: retired there while another lane may still run it, else skipped."""
+        kind = "" if isinstance(exc, NinefitError) else f"{type(exc).__name__}: "
+        reason = f"failed ({where}): {kind}{exc}"[:600]
+        lane = self._lane()
+        if len(self.lanes) > 1:
+            lane.retired[st.member.name] = reason
+            if any(st.member.name not in other.retired for other in self.lanes):
+                self._unload()
+                self.event(f"{st.member.name}: {reason}; retired on lane {lane.name}, the other lane(s) go on")
+                if not isinstance(exc, NinefitError):
+                    log("".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-4)).rstrip())
+                return
+            reason = "; ".join(f"lane {x.name}: {x.retired[st.member.name]}" for x in self.lanes)[:600]
         st.close_progress("failed")
         self._unload()
         st.status = "failed"
-        kind = "" if isinstance(exc, NinefitError) else f"{type(exc).__name__}: "
-        st.report.reason = f"failed ({where}): {kind}{exc}"[:600]
+        st.report.reason = reason
         self.event(f"{st.member.name}: {st.report.reason}; skipped, the run goes on")
         if not isinstance(exc, NinefitError):  # a bug somewhere: keep the trace for the log
             log("".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-4)).rstrip())
@@ -737,7 +1000,7 @@ class Executor:
             for (a, b), i in st.covered.items():
                 counts[i] = counts.get(i, 0) + b - a
             mr.variant = st.member.variants[max(counts, key=counts.get)].name if counts else st.member.variants[0].name
-            mr.rows, mr.batch_size = st.rows_covered, st.batch
+            mr.rows, mr.batch_size = st.rows_covered, min(st.batches.values(), default=st.start_batch)
             self._report_skipped(st)
             mr.s_per_row = self.costs.s_per_row(st.member.name, mr.variant)
             if st.status != "failed" and st.rows_done and not st.rows_covered and mr.rows_nonfinite_output:

@@ -106,6 +106,16 @@ def snapshot(device_id: int | None = 0) -> MemorySnapshot:
     return MemorySnapshot(rss, used, limit, gpu_used, gpu_total)
 
 
+def _device_used(device_id: int) -> int | None:
+    """GPU memory used on one device (NVML; None when unknown)."""
+    from runtime.gpu import gpu_memory_used
+
+    try:
+        return gpu_memory_used(device_id)
+    except Exception:  # NVML errors on odd drivers mean "unknown", never a failed run
+        return None
+
+
 class MemoryMonitor:
     """Samples memory in a background thread and keeps the peaks.
 
@@ -114,6 +124,8 @@ class MemoryMonitor:
 
     Args:
         device_id: GPU to watch, or None for host memory only.
+        devices: More GPUs to watch (the lanes' devices); each one's peak is
+            in :attr:`peak_gpu_by_device` (``device_id``'s too).
         interval_s: Seconds between background samples.
         low_fraction: :meth:`low_on_ram` is true when less than this share of
             the RAM limit is free ...
@@ -121,8 +133,10 @@ class MemoryMonitor:
     """
 
     def __init__(self, device_id: int | None = 0, interval_s: float = 0.5, *,
-                 low_fraction: float = 0.05, low_bytes: int = 256 << 20):
+                 low_fraction: float = 0.05, low_bytes: int = 256 << 20, devices: tuple[int, ...] = ()):
         self.device_id = device_id
+        self.devices = tuple(d for d in dict.fromkeys(devices) if d != device_id)
+        self.peak_gpu_by_device: dict[int, int] = {}
         self.interval_s = interval_s
         self.low_fraction, self.low_bytes = low_fraction, low_bytes
         self.peak_rss = 0
@@ -142,6 +156,13 @@ class MemoryMonitor:
                 self.peak_ram_used = max(self.peak_ram_used or 0, s.ram_used)
             if s.gpu_used is not None:
                 self.peak_gpu_used = max(self.peak_gpu_used or 0, s.gpu_used)
+                self.peak_gpu_by_device[self.device_id] = max(self.peak_gpu_by_device.get(self.device_id, 0),
+                                                              s.gpu_used)
+        for d in self.devices:  # GPU memory is read per device: each lane's GPU on its own
+            used = _device_used(d)
+            if used is not None:
+                with self._lock:
+                    self.peak_gpu_by_device[d] = max(self.peak_gpu_by_device.get(d, 0), used)
         return s
 
     def low_on_ram(self) -> bool:

@@ -129,6 +129,11 @@ class RunReport:
     failure_reason: str = ""
     # The models ran on the CPU although the bundle targets a GPU and a GPU is here (runtime.gpu.device_mismatch).
     device_warnings: list[str] = field(default_factory=list)
+    # Per lane (runtime.lanes): name, kind, device_id, threads, busy_s, busy_share (of the run's seconds), rows,
+    # steps [{kind (probe / run / partial), member, variant, rows, start_s, end_s}], retired {member: reason}.
+    lanes: list[dict[str, Any]] = field(default_factory=list)
+    lane_rule: str = ""  # why this many lanes
+    peak_gpu_by_device: dict[int, int] = field(default_factory=dict)  # GPU memory peak of each lane's device
 
     def member(self, name: str) -> MemberReport:
         for m in self.members:
@@ -178,9 +183,14 @@ class RunReport:
         mem = f"peak RAM {format_gib(self.peak_rss_bytes)} (process)"
         if self.peak_gpu_bytes is not None:
             mem += f", peak GPU memory {format_gib(self.peak_gpu_bytes)} of {format_gib(self.gpu_total_bytes)}"
+        if len(self.peak_gpu_by_device) > 1:
+            mem += " (" + ", ".join(f"GPU {d}: {format_gib(b)}" for d, b in sorted(self.peak_gpu_by_device.items())) + ")"
         if self.chunks_resumed:
             mem += f"; {self.chunks_resumed} chunk(s) resumed from {self.work_dir}"
         lines.append(mem)
+        if len(self.lanes) > 1:
+            lines.append(f"{len(self.lanes)} lanes ({self.lane_rule}):")
+            lines += [lane_line(lane) for lane in self.lanes]
         if any(m.decisions for m in self.members):
             lines.append("decisions (clock s: decision variant, s/row used, seconds left to the limit):")
             for m in self.members:
@@ -206,6 +216,20 @@ class RunReport:
         for warning in self.device_warnings:
             lines.append(f"WARNING, RAN ON THE CPU: {warning}")
         return "\n".join(lines)
+
+
+def lane_line(lane: dict[str, Any]) -> str:
+    """One lane of the run: how busy it was, and what ran on it when (members in the order they ran)."""
+    ran: dict[str, int] = {}
+    for s in lane["steps"]:
+        key = f"{s['member']}/{s['variant']}"
+        ran[key] = ran.get(key, 0) + s["rows"]
+    when = ", ".join(f"{s['member']}/{s['variant']} {s['rows']} rows {s['start_s']:.1f}-{s['end_s']:.1f}s"
+                     + (" (probe)" if s["kind"] == "probe" else "") for s in lane["steps"][:6])
+    more = f" ... (+{len(lane['steps']) - 6} steps)" if len(lane["steps"]) > 6 else ""
+    retired = "; retired: " + ", ".join(lane["retired"]) if lane.get("retired") else ""
+    return (f"  lane {lane['name']}: busy {lane['busy_s']:.1f}s ({100 * lane['busy_share']:.0f}%), {lane['rows']} rows: "
+            f"{when}{more}{retired}")
 
 
 def text_line(name: str, text: dict[str, Any]) -> str:
@@ -259,5 +283,6 @@ __all__ = [
     "MemberReport",
     "RunReport",
     "kaggle_failure",
+    "lane_line",
     "text_line",
 ]

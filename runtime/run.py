@@ -56,8 +56,9 @@ from runtime.errors import BackendError, DataError, NinefitError
 from runtime.budget import Clock, make_budget
 from runtime.executor import Executor, predict_rows
 from runtime.gpu import device_mismatch, gpu_count, gpu_present
+from runtime.lanes import LaneSpec, choose_lanes, usable_cores
 from runtime.manifest import InputSpec, Manifest, Member, Variant, is_gpu_target
-from runtime.memory import MemoryMonitor
+from runtime.memory import MemoryMonitor, snapshot
 from runtime.progress import log
 from runtime.report import MemberReport, RunReport, kaggle_failure
 from runtime.submission import SampleSubmission, format_rows, match_ids, read_sample, write_atomic
@@ -82,6 +83,8 @@ class RunOptions:
     margin_s: float | None = None  # safety margin; None: measured (budget.measured_margin), default_margin at least
     reserve_s: float | None = None  # kept for the final write; None: measured (budget.RESERVE_FLOOR_S at least)
     torch_compile: bool = False  # torch backend: torch.compile each program on load (counted as setup time)
+    lanes: int | None = None  # lanes run at once; None: the default rule (runtime.lanes.choose_lanes)
+    devices: tuple[int, ...] | None = None  # GPUs to run lanes on; None: every visible GPU
 
 
 def default_report_path(out: str | os.PathLike) -> Path:
@@ -304,15 +307,24 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
                              f"({how}): running on the CPU")
         log(report.events[-1])
     writer = SubmissionWriter(out, m, store, grids, test, sample, order, fallback)
-    monitor = MemoryMonitor(device_id=options.device_id if gpu_count() else None)
+    specs, report.lane_rule = run_lanes(bundle, options, max(len(g) for g in grids.values()) if grids else None)
+    if len(specs) > 1:
+        log(f"{len(specs)} lanes ({report.lane_rule}): {', '.join(s.describe() for s in specs)}")
+    gpu_lanes = tuple(s.device_id for s in specs if s.kind == "gpu")
+    monitor = MemoryMonitor(device_id=(gpu_lanes[0] if gpu_lanes else options.device_id) if gpu_count() else None,
+                            devices=gpu_lanes)
     executor = None
     error: BaseException | None = None
     runners: dict[str, list[Runner]] = {}  # every runner each member loaded: the backend it really used
 
-    def load(mem: Member, v: Variant) -> Runner:
-        runner = load_runner(bundle, mem, v, options)
-        runners.setdefault(mem.name, []).append(runner)
-        return runner
+    def loader(spec: LaneSpec):
+        lane_options = replace(options, device_id=spec.device_id, threads=spec.threads)
+
+        def load(mem: Member, v: Variant) -> Runner:
+            runner = load_runner(bundle, mem, v, lane_options)
+            runners.setdefault(mem.name, []).append(runner)
+            return runner
+        return load
 
     def skip() -> frozenset[str]:
         return frozenset(n for n, st in executor.states.items() if st.status == "failed") if executor else frozenset(failed)
@@ -326,13 +338,14 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     monitor.start()
     try:
         executor = Executor(
-            m.members, grids, test, store, load, clock, budget,
+            m.members, grids, test, store, loader(specs[0]), clock, budget,
             report, monitor, lambda: writer.write(skip()),
             profile=row_costs((m.profile or {}).get("members"), m.members, texts, grids, options.batch_size),
             batch_size=options.batch_size, limited=options.time_limit_s is not None,
             fixed_reserve=options.reserve_s is not None, fixed_margin=options.margin_s is not None, failed=failed,
             progress=options.progress, width=member_width(m),
             device_check=lambda runner: device_mismatch(m.target, runner),
+            lanes=[(spec.name, loader(spec)) for spec in specs],
         )
         if report.chunks_resumed:
             log(_resume_text(report, grids, store, work))
@@ -351,8 +364,25 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
         monitor.stop()
         gc.unfreeze()
         record_backends(report, runners, m.target)
-        _finish_report(report, executor, writer, store, monitor, clock, t0, error, out, options)
+        _finish_report(report, executor, writer, store, monitor, clock, t0, error, out, options, specs)
     return report
+
+
+def run_lanes(bundle: Bundle, options: RunOptions, max_chunks: int | None = None) -> tuple[list[LaneSpec], str]:
+    """The lanes a run of ``bundle`` uses here (:func:`runtime.lanes.choose_lanes`) and why."""
+    sizes = [0]
+    for member in bundle.manifest.members:
+        for v in member.variants:
+            try:
+                sizes.append(bundle.path(v.file).stat().st_size)
+            except OSError:
+                pass
+    try:
+        ram_free = snapshot(None).ram_free
+    except Exception:  # psutil / cgroup unreadable: the RAM cap is left out
+        ram_free = None
+    return choose_lanes(gpus=gpu_count(), cores=usable_cores(), lanes=options.lanes, devices=options.devices,
+                        threads=options.threads, model_bytes=max(sizes), ram_free=ram_free, max_chunks=max_chunks)
 
 
 def _resume_text(report: RunReport, grids: Mapping[str, list[tuple[int, int]]], store: ChunkStore, work: Path) -> str:
@@ -363,19 +393,24 @@ def _resume_text(report: RunReport, grids: Mapping[str, list[tuple[int, int]]], 
 
 def _finish_report(report: RunReport, executor: Executor | None, writer: SubmissionWriter, store: ChunkStore,
                    monitor: MemoryMonitor, clock: Clock, t0: float, error: BaseException | None, out: Path,
-                   options: RunOptions) -> None:
+                   options: RunOptions, specs: list[LaneSpec]) -> None:
     report.finished_at_s = clock()
     report.seconds = time.perf_counter() - t0
     report.covered_rows = writer.covered
     report.submission_writes = writer.writes
     if executor is not None:
         report.reserve_s, report.margin_s = executor.budget.reserve_s, executor.budget.margin_s
+        span = report.finished_at_s - report.started_at_s
+        by_name = {s.name: s for s in specs}
+        report.lanes = [lane.log.report(by_name.get(lane.name), lane.name, span, lane.retired)
+                        for lane in executor.lanes]
         report.weight_delivered, report.value_delivered = executor.delivered()
     if report.time_limit_s is not None:
         report.slack_s = report.time_limit_s - report.finished_at_s
     report.peak_rss_bytes = monitor.peak_rss
     report.peak_ram_used_bytes = monitor.peak_ram_used
     report.peak_gpu_bytes = monitor.peak_gpu_used
+    report.peak_gpu_by_device = dict(monitor.peak_gpu_by_device)
     if monitor.last is not None:
         report.ram_limit_bytes, report.gpu_total_bytes = monitor.last.ram_limit, monitor.last.gpu_total
     report.checkpoint_bytes = store.nbytes()
@@ -404,6 +439,7 @@ __all__ = [
     "load_fallback",
     "load_runner",
     "member_width",
+    "run_lanes",
     "predict_rows",
     "run",
     "trt_input_shapes",

@@ -457,6 +457,6 @@ def test_planner_is_pure_standard_library():
 
 def test_exported_names():
     assert set(planner.__all__) == {
-        "STATUSES", "Budget", "MemberState", "Plan", "Step", "Variant", "estimate_s_per_row",
-        "expected_seconds", "plan", "projected_finish", "should_replan", "value_per_second",
+        "STATUSES", "Budget", "Lane", "MemberState", "Plan", "Step", "Variant", "estimate_s_per_row",
+        "expected_seconds", "plan", "plan_lanes", "projected_finish", "should_replan", "value_per_second",
     }

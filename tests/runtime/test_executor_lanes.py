@@ -1,0 +1,210 @@
+"""The executor on two lanes: each lane a thread with runners of its own (the fake
+runners of test_executor, one set per lane), faults kept to their lane, and the
+chunks (so the submission) the same as one lane's."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from runtime.budget import NO_LIMIT
+from runtime.checkpoint import ChunkStore
+from runtime.executor import Executor
+from runtime.lanes import SharedFeeds, choose_lanes, parse_devices
+from runtime.errors import NinefitError
+from runtime.memory import MemoryMonitor
+from runtime.planner import Budget
+from runtime.report import MemberReport, RunReport, lane_line
+from tests.runtime.test_executor import ROWS, WIDTH, FakeRunner, World, profile_of
+
+pytestmark = pytest.mark.timeout(60)
+
+_LOCK = threading.Lock()
+
+
+class LaneRunner(FakeRunner):
+    """A fake runner of one lane: it may crash or run out of memory there only; it takes real time too."""
+
+    def __init__(self, world: World, name: str, lane: str, crash: set[str], oom: dict[str, int]):
+        super().__init__(world, name)
+        self.lane, self.crash, self.oom = lane, crash, oom
+
+    def infer_impl(self, feed):
+        n = len(feed["x"])
+        if self.name in self.crash:
+            raise RuntimeError(f"injected crash on {self.lane}")
+        if n > self.oom.get(self.name, n):
+            raise RuntimeError("CUDA out of memory (injected)")
+        time.sleep(0.002)  # the lanes overlap in real time
+        with _LOCK:  # the fake clock and counters are shared by the lanes
+            out = super().infer_impl(feed)
+            self.world.by_lane[self.lane] = self.world.by_lane.get(self.lane, 0) + n
+            return out
+
+
+def lanes_of(w: World, *, crash: dict[str, set[str]] | None = None, oom: dict[str, dict[str, int]] | None = None):
+    w.by_lane = {}
+
+    def loader(lane: str):
+        def load(member, variant):
+            w.loads.append(f"{lane}:{member.name}/{variant.name}")
+            return LaneRunner(w, f"{member.name}/{variant.name}", lane, (crash or {}).get(lane, set()),
+                              (oom or {}).get(lane, {}))
+        return load
+    return [(name, loader(name)) for name in ("l0", "l1")]
+
+
+def executor(w: World, lanes, *, limit: float | None = None, profile=None, failed=None) -> Executor:
+    w.clock.t = 0.0
+    w.report = RunReport(bundle="b", rows=ROWS, submission="s.csv", time_limit_s=limit)
+    w.report.members = [MemberReport(name=m.name, weight=m.weight, value=m.value) for m in w.members]
+    budget = Budget(deadline=NO_LIMIT if limit is None else limit, margin_s=0.0, reserve_s=0.5)
+    return Executor(w.members, w.grids, w.test, w.store, w.load, w.clock, budget, w.report,
+                    MemoryMonitor(device_id=None), lambda: 0.0, profile=profile, limited=limit is not None,
+                    fixed_reserve=True, fixed_margin=True, progress=False, width=WIDTH, failed=failed, lanes=lanes)
+
+
+def chunks(store: ChunkStore) -> dict[str, bytes]:
+    return {str(p.relative_to(store.root)): p.read_bytes() for p in sorted(store.root.rglob("*.npy"))}
+
+
+COSTS = {"a/fp32": 0.3, "b/fp32": 0.1, "c/fp32": 0.1}
+
+
+def test_members_run_side_by_side_and_save_what_one_lane_saves(tmp_path):
+    one = World(tmp_path / "one", COSTS)
+    executor(one, lanes_of(one)[:1], profile=profile_of(one, "a", "b", "c")).run()
+    two = World(tmp_path / "two", COSTS)
+    ex = executor(two, lanes_of(two), profile=profile_of(two, "a", "b", "c"))
+    ex.run()
+    assert {m.status for m in two.report.members} == {"done"}
+    assert chunks(two.store) == chunks(one.store) and len(chunks(one.store)) == 30
+    assert sum(two.by_lane.values()) == 3 * ROWS  # no row computed twice
+    first = {lane.name: lane.log.steps[0] for lane in ex.lanes}
+    assert first["l0"]["member"] != first["l1"]["member"], first  # two members at once
+    assert {s["member"] for lane in ex.lanes for s in lane.log.steps} == {"a", "b", "c"}
+
+
+def test_one_member_left_is_split_across_both_lanes_chunk_by_chunk(tmp_path):
+    w = World(tmp_path, COSTS)
+    ex = executor(w, lanes_of(w), profile=profile_of(w, "a", "b", "c"), failed={"b": "gone", "c": "gone"})
+    ex.run()
+    assert w.report.member("a").status == "done"
+    assert set(w.by_lane) == {"l0", "l1"} and sum(w.by_lane.values()) == ROWS, w.by_lane
+    assert len(w.store.chunks("a", "fp32")) == 10
+
+
+def test_a_crash_on_one_lane_retires_the_member_there_and_the_other_lane_runs_it(tmp_path):
+    w = World(tmp_path, COSTS)
+    ex = executor(w, lanes_of(w, crash={"l1": {"b/fp32", "a/fp32", "c/fp32"}}), profile=profile_of(w, "a", "b", "c"))
+    ex.run()
+    assert {m.status for m in w.report.members} == {"done"}, w.report.table()
+    assert set(ex.lanes[1].retired) and all("injected crash on l1" in r for r in ex.lanes[1].retired.values())
+    assert any("retired on lane l1, the other lane(s) go on" in e for e in w.report.events)
+    assert w.by_lane == {"l0": 3 * ROWS}
+
+
+def test_a_member_crashing_on_every_lane_fails_with_each_lanes_reason(tmp_path):
+    w = World(tmp_path, COSTS)
+    ex = executor(w, lanes_of(w, crash={"l0": {"b/fp32"}, "l1": {"b/fp32"}}), profile=profile_of(w, "a", "b", "c"))
+    ex.run()
+    b = w.report.member("b")
+    assert b.status == "failed" and "lane l0:" in b.reason and "lane l1:" in b.reason
+    assert w.report.member("a").status == w.report.member("c").status == "done"
+
+
+def test_out_of_memory_on_one_lane_halves_that_lanes_batch_only(tmp_path):
+    w = World(tmp_path, COSTS)
+    ex = executor(w, lanes_of(w, oom={"l1": {"a/fp32": 3}}), profile=profile_of(w, "a", "b", "c"),
+                  failed={"b": "gone", "c": "gone"})
+    ex.run()
+    st, a = ex.states["a"], w.report.member("a")
+    assert a.status == "done" and a.oom_retries == 2
+    assert st.batches.get(1) == 2 and st.batches.get(0, st.start_batch) == 10  # l0 went on at 10 rows
+    assert w.by_lane.get("l1", 0) > 0 and sum(w.by_lane.values()) == ROWS
+
+
+def test_a_limited_run_on_two_lanes_ends_in_time_and_logs_each_lane(tmp_path):
+    w = World(tmp_path, COSTS)
+    ex = executor(w, lanes_of(w), limit=60.0, profile=profile_of(w, "a", "b", "c"))
+    ex.run()
+    # The shared fake clock adds both lanes' time (pessimistic): all 50 s of work still fits 2 x 60 s.
+    assert {m.status for m in w.report.members} == {"done"}, w.report.table()
+    assert all(lane.log.steps for lane in ex.lanes)
+    entry = ex.lanes[0].log.report(None, "l0", 10.0, {})
+    assert entry["rows"] == sum(s["rows"] for s in ex.lanes[0].log.steps) and entry["busy_s"] > 0
+    assert "lane l0: busy" in lane_line(entry)
+
+
+class _Input:
+    def __init__(self):
+        self.image = object()
+
+
+class _Member:
+    def __init__(self, name):
+        self.name, self.text, self.inputs = name, None, (_Input(),)
+
+    def missing_policy(self, spec):
+        return ("skip", 0.0)
+
+
+class _Variant:
+    image_size = (8, 8)
+
+
+def test_shared_feeds_read_each_rows_once_for_every_member_reading_them():
+    reads = []
+
+    def read(member, variant, a, b):
+        reads.append((member.name, a, b))
+        time.sleep(0.01)
+        return {"x": np.zeros((b - a, 4))}
+
+    m1, m2 = _Member("m1"), _Member("m2")
+    m2.inputs = m1.inputs  # same inputs: same rows shared
+    feeds = SharedFeeds(read, lambda member, variant: 2)
+    got = {}
+    threads = [threading.Thread(target=lambda m=m: got.setdefault(m.name, feeds.get(m, _Variant(), 0, 5, None)))
+               for m in (m1, m2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(reads) == 1 and got["m1"] is got["m2"]  # the second lane waited for the first read
+    assert feeds.bytes == 0 and feeds.shared == 1  # taken by both: let go
+    small = SharedFeeds(read, lambda member, variant: 2, max_bytes=10)
+    small.get(m1, _Variant(), 0, 5, None)
+    small.get(m2, _Variant(), 0, 5, None)
+    assert len(reads) == 3 and small.bytes == 0  # over its cap: each member reads its own
+
+
+def test_the_lane_rule():
+    specs, why = choose_lanes(gpus=0, cores=4)
+    assert [s.name for s in specs] == ["cpu0", "cpu1", "cpu2", "cpu3"] and {s.threads for s in specs} == {1}
+    specs, _ = choose_lanes(gpus=0, cores=8, threads=2)
+    assert len(specs) == 4 and {s.threads for s in specs} == {2}
+    specs, why = choose_lanes(gpus=0, cores=8, model_bytes=1 << 30, ram_free=8 << 30)
+    assert len(specs) == 1 and "RAM" in why and specs[0].threads is None  # one lane: onnxruntime's own threads
+    assert len(choose_lanes(gpus=0, cores=64)[0]) == 8
+    assert len(choose_lanes(gpus=0, cores=4, max_chunks=2)[0]) == 2
+    specs, _ = choose_lanes(gpus=0, cores=2, lanes=1)
+    assert len(specs) == 1 and specs[0].threads is None
+    specs, _ = choose_lanes(gpus=2, cores=4)
+    assert [(s.kind, s.device_id) for s in specs] == [("gpu", 0), ("gpu", 1)]
+    specs, _ = choose_lanes(gpus=1, cores=4, lanes=2)  # two sessions on one GPU
+    assert [(s.name, s.device_id) for s in specs] == [("gpu0-0", 0), ("gpu0-1", 0)]
+    assert [s.device_id for s in choose_lanes(gpus=2, cores=4, devices=(1,))[0]] == [1]
+    with pytest.raises(NinefitError, match="has 2 GPU"):
+        choose_lanes(gpus=2, cores=4, devices=(0, 2))
+    with pytest.raises(NinefitError, match="no GPU"):
+        choose_lanes(gpus=0, cores=4, devices=(0,))
+    with pytest.raises(NinefitError, match="positive number of lanes"):
+        choose_lanes(gpus=0, cores=4, lanes=0)
+    assert parse_devices("0, 1") == (0, 1)
+    for bad in ("", "0,x", "-1", "0,0"):
+        with pytest.raises(NinefitError, match="--devices"):
+            parse_devices(bad)
