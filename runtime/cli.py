@@ -28,7 +28,9 @@ def add_run_parser(sub) -> None:
         "then orders members by value per second, takes cheaper variants (only those measured cheaper here) "
         "or drops members when the projection passes the limit, re-plans on drift and whenever a member "
         "finishes or stops (dropped members come back when time allows), fills the time left with a partial "
-        "run, and keeps a valid submission on disk from the start. Each decision is in the run report. Finished chunks "
+        "run, and keeps a valid submission on disk from the start. It runs on every lane at once (--lanes): "
+        "different members side by side, or one member's rows split across lanes; a fault on one lane "
+        "(a crash, out of memory at one row) retires that member there only. Each decision is in the run report. Finished chunks "
         "are checkpointed in --work-dir: rerunning the same command after a crash resumes (and says from where); "
         "--fresh starts over. A damaged bundle file costs only what it belongs to: a member's model removes that "
         "member, a cheaper rung's model that rung; the run goes on and names the damage on stderr and in the report. "
@@ -52,7 +54,17 @@ def add_run_parser(sub) -> None:
                    help="torch backend: torch.compile each program when it loads (counted as load time; inductor's "
                    "cache is kept in --work-dir keyed by GPU, compute capability, torch and CUDA versions)")
     p.add_argument("--batch-size", type=int, default=None, help="override every member's batch size")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads per model (default: onnxruntime's choice)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of each model session, so of each lane (default: the cores shared out among "
+                   "the CPU lanes; with one lane, onnxruntime's choice)")
+    p.add_argument("--lanes", type=int, default=None, metavar="N",
+                   help="run on N lanes at once (default: one per visible GPU; on a CPU, one per core, at most "
+                   "8, fewer when RAM holds fewer copies of the largest model). A lane runs one member at a time "
+                   "with its own sessions; the planner runs different members on different lanes, or splits one "
+                   "member's rows across lanes. On a GPU machine N lanes take the GPUs in turn (2 lanes on 1 GPU: "
+                   "two sessions on it)")
+    p.add_argument("--devices", type=_devices, default=None, metavar="IDS",
+                   help="GPUs to run lanes on, e.g. 0,1 (default: every visible GPU)")
     p.add_argument("--report", type=Path, default=None, metavar="PATH",
                    help="run report to write, JSON (default: NAME.run_report.json next to --out NAME.csv)")
     p.add_argument("--work-dir", type=Path, default=None,
@@ -81,10 +93,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise NinefitError(f"--batch-size {args.batch_size}: expected a positive number of rows")
     if args.threads is not None and args.threads < 1:
         raise NinefitError(f"--threads {args.threads}: expected a positive number of CPU threads per model")
+    if args.lanes is not None and args.lanes < 1:
+        raise NinefitError(f"--lanes {args.lanes}: expected a positive number of lanes")
     report = run(args.bundle, args.data, args.out, RunOptions(
         backend=args.backend, batch_size=args.batch_size, threads=args.threads,
         work_dir=args.work_dir, report_path=args.report, fresh=args.fresh, progress=not args.quiet,
-        time_limit_s=args.time_limit, torch_compile=args.torch_compile,
+        time_limit_s=args.time_limit, torch_compile=args.torch_compile, lanes=args.lanes, devices=args.devices,
         start_time=args.start_time, margin_s=args.margin, reserve_s=args.reserve,
     ))
     print(report.table())
@@ -100,6 +114,15 @@ def duration_arg(text: str) -> float:
     try:
         return parse_duration(text)
     except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _devices(text: str) -> tuple[int, ...]:
+    from runtime.lanes import parse_devices
+
+    try:
+        return parse_devices(text)
+    except NinefitError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 

@@ -371,7 +371,9 @@ def profile_bundle(
         checkpoint = measure_checkpoint(manifest, work / "chunks")
         rate = hash_rate()
         if options.check_run:
-            run_options = RunOptions(backend=options.backend, threads=options.threads, device_id=options.device_id)
+            # One lane: the check run refines one session's figures; lanes are the plan's to model.
+            run_options = RunOptions(backend=options.backend, threads=options.threads, device_id=options.device_id,
+                                     lanes=1)
             try:
                 checkpoint["run"] = check_run(bundle, work / "tiled", work, members, data_info, write, checkpoint,
                                               _CHECK_MAX_ROWS, run_options, hash_bytes_per_s=rate)

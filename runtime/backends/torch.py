@@ -32,6 +32,7 @@ import logging
 import os
 import platform
 import re
+import threading
 import time
 import warnings
 from dataclasses import replace
@@ -48,6 +49,8 @@ from runtime.progress import log
 
 #: Environment variable inductor reads for its on-disk cache.
 INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+#: torch.export.load keeps its deserializer in a global: lanes loading at once take turns.
+_EXPORT_LOAD = threading.Lock()
 
 
 def compile_cache_key(gpu_name: str, capability: tuple[int, int] | None, torch_version: str, cuda_version: str | None) -> str:
@@ -112,7 +115,8 @@ class TorchRunner(Runner):
         level = quiet.level
         quiet.setLevel(logging.ERROR)
         try:
-            ep = torch.export.load(str(self.program))
+            with _EXPORT_LOAD:  # torch.export.load is not thread-safe (lanes load at once)
+                ep = torch.export.load(str(self.program))
             if device != "cpu":
                 from torch.export.passes import move_to_device_pass
 

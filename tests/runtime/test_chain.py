@@ -105,7 +105,8 @@ def test_gpu_target_on_a_machine_whose_gpu_steps_fail_ends_on_the_cpu_loudly(dig
     bundle = with_target(digits_bundle, tmp_path / "bundle", "t4x2")
     rebased = []
     monkeypatch.setattr(CostModel, "rebase", lambda self, member: rebased.append(member))
-    report = run(bundle, digits_dir / "data", tmp_path / "s.csv", RunOptions(progress=False, work_dir=tmp_path / "w"))
+    report = run(bundle, digits_dir / "data", tmp_path / "s.csv", RunOptions(progress=False, work_dir=tmp_path / "w",
+                                                                             lanes=1))  # one lane: members in turn
     err = capsys.readouterr().err
     for m in report.members:
         assert m.status == "done" and m.backend_used == "onnxruntime-cpu" and m.device == "cpu"

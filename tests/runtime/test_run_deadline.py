@@ -35,6 +35,7 @@ def slow_run(tmp_path, monkeypatch, bundle, digits_dir, config: dict, **options)
     slow_backend.write_config(tmp_path / "slow.json", **config)
     out = tmp_path / "out" / "submission.csv"
     start = time.time()
+    options.setdefault("lanes", 1)  # these tests are about one lane's decisions (two lanes: test_run_lanes.py)
     opts = RunOptions(backend="slow", progress=False, start_time=start, work_dir=tmp_path / "work", **options)
     report = run(bundle, digits_dir / "data", out, opts)
     return report, time.time() - start, out

@@ -142,7 +142,8 @@ def test_executor_halves_the_batch_on_torch_out_of_memory(digits_bundle, digits_
 
     monkeypatch.setattr(TorchRunner, "_load_module", load)
     out = tmp_path / "submission.csv"
-    report = run(digits_bundle, digits_dir / "data", out, RunOptions(backend="torch", progress=False, work_dir=tmp_path / "w"))
+    report = run(digits_bundle, digits_dir / "data", out, RunOptions(backend="torch", progress=False, work_dir=tmp_path / "w",
+                                                                     lanes=1))  # one lane: one batch to halve
     for m in report.members:
         assert m.status == "done" and m.backend_used == "torch" and m.oom_retries == 2 and m.batch_size == 64
     assert max(max(mod.calls) for mod in modules) == 256 and all(c <= 64 for mod in modules for c in mod.calls[2:])

@@ -1,0 +1,172 @@
+"""Lanes benchmark: the same run on 1 lane x 1 thread, 2 lanes x 1 thread, and 1 lane x 2 threads.
+
+Two ensembles, each run with no time limit by whole ``python -m runtime run``
+processes (timed from process start to exit, as a user would; ``--fresh``
+each time, so nothing is resumed):
+
+* ``digits3``: the three-member digits ensemble of the deadline tests (cnn,
+  mlp, cnn2; ``tests/runtime/deadline_fixtures.py``) on the digits test set
+  tiled ``--repeat`` times (default 400: 216,000 rows), at ``--batch-size``
+  (default 1024 rows; see below);
+* ``conv2``: two ResNet-style convnets on 3x32x32 images
+  (``examples/models/conv.toml`` plus a second member reading the same images:
+  the one-reader case) on ``--conv-rows`` images (default 6,000).
+
+Per ensemble and configuration it prints the best wall time of ``--repeats``
+interleaved runs (other work on the machine only ever slows a run down),
+throughput (rows x members / wall second) and the ratio to 1 lane x 1 thread,
+plus how busy each lane was (from the run report). Goal: 2 lanes x 1 thread
+at least 1.8x the throughput of 1 lane x 1 thread, for both ensembles; the
+1 lane x 2 threads line (what a user ran before lanes) is printed beside it,
+without a goal. The submissions of 1 lane and 2 lanes (both at 1 thread) must
+be byte-identical.
+
+Lanes are threads (onnxruntime releases the GIL while it computes). What
+stays under the GIL is each batch's Python work (slicing the rows, the output
+activation, booking), so for tiny models at small batches (digits at 32 rows a
+batch: ~20 us of inference) the lanes wait on each other; at 1024 rows a batch
+inference dominates. ``--batch-size 32`` shows the small-batch case.
+
+    python benchmarks/lanes.py            # ~5 min on 2 cores (builds both bundles first)
+    python benchmarks/lanes.py --quick    # smaller data, one run per configuration
+
+Exit status 1 if a goal is missed or the outputs differ. Needs torch to build the bundles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from _digits import digits_bundle, example_bundle  # noqa: E402
+from tests.runtime.deadline_fixtures import build_three  # noqa: E402
+
+CONFIGS = (("1 lane x 1 thread", 1, 1), ("2 lanes x 1 thread", 2, 1), ("1 lane x 2 threads", 1, 2))
+GOAL = 1.8
+SECOND_CONV = """
+
+[[model]]
+name = "convnet2"
+factory = "models:make_convnet"
+checkpoint = "checkpoints/convnet.pt"
+weight = 0.5
+output = "logits"
+activation = "softmax"
+batch_size = 64
+
+  [[model.input]]
+  name = "image"
+  dtype = "float32"
+  shape = ["batch", 3, 32, 32]
+
+    [model.input.image]
+    size = [32, 32]
+    mean = [0.485, 0.456, 0.406]
+    std = [0.229, 0.224, 0.225]
+    channels = 3
+"""
+
+
+def conv_ensemble(work: Path, rows: int) -> tuple[Path, Path]:
+    """Two convnets reading the same images; returns (bundle, data folder)."""
+    from packager.build import package
+
+    _, src = example_bundle(work, "models", "conv.toml", "conv-bundle")
+    spec = src / "conv2.toml"
+    if not spec.exists():
+        spec.write_text((src / "conv.toml").read_text() + SECOND_CONV)
+    bundle = work / "conv2-bundle"
+    if not bundle.exists():
+        package(spec, bundle, log=lambda _m: None)
+    data = work / f"conv-data-{rows}"
+    if not data.exists():
+        subprocess.run([sys.executable, "prepare.py", "--rows", str(rows), "--out", str(data)], cwd=src, check=True,
+                       capture_output=True)
+    return bundle, data / "conv"
+
+
+def run_once(bundle: Path, data: Path, out: Path, lanes: int, threads: int, batch: int | None) -> tuple[float, dict]:
+    cmd = [sys.executable, "-m", "runtime", "run", str(bundle), "--data", str(data), "--out", str(out), "--fresh",
+           "--quiet", "--lanes", str(lanes), "--threads", str(threads), "--backend", "onnxruntime"]
+    if batch:
+        cmd += ["--batch-size", str(batch)]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"run failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
+    report = json.loads(out.with_name(f"{out.stem}.run_report.json").read_text())
+    return wall, report
+
+
+def bench(name: str, bundle: Path, data: Path, work: Path, repeats: int, batch: int | None) -> tuple[float, bool]:
+    best: dict[str, tuple[float, dict]] = {}
+    for _ in range(repeats):
+        for label, lanes, threads in CONFIGS:
+            out = work / f"{name}-{lanes}x{threads}.csv"
+            wall, report = run_once(bundle, data, out, lanes, threads, batch)
+            if label not in best or wall < best[label][0]:
+                best[label] = (wall, report)
+    rows = best[CONFIGS[0][0]][1]["rows"]
+    members = len(best[CONFIGS[0][0]][1]["members"])
+    base = rows * members / best[CONFIGS[0][0]][0]
+    print(f"\n{name}: {rows} rows x {members} members{f', batch {batch}' if batch else ''} "
+          f"(best of {repeats}, whole processes)")
+    print(f"  {'configuration':<20} {'wall s':>8} {'rows/s':>10} {'ratio':>7}  lanes busy")
+    ratio = 0.0
+    for label, lanes, threads in CONFIGS:
+        wall, report = best[label]
+        tput = rows * members / wall
+        busy = ", ".join(f"{lane['name']} {100 * lane['busy_share']:.0f}%" for lane in report.get("lanes") or [])
+        print(f"  {label:<20} {wall:>8.2f} {tput:>10,.0f} {tput / base:>6.2f}x  {busy}")
+        if lanes == 2:
+            ratio = tput / base
+    one, two = (work / f"{name}-{n}x1.csv" for n in (1, 2))
+    same = one.read_bytes() == two.read_bytes()
+    print(f"  2 lanes / 1 lane (1 thread each): {ratio:.2f}x (goal >= {GOAL}); "
+          f"submissions {'byte-identical' if same else 'DIFFER'}")
+    return ratio, same
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="smaller data, one run per configuration")
+    p.add_argument("--repeat", type=int, default=None, help="digits test set tiled this many times (default 400)")
+    p.add_argument("--conv-rows", type=int, default=None, help="images for the convnets (default 6000)")
+    p.add_argument("--batch-size", type=int, default=1024, help="digits batch size (default 1024; 0: packaged 32)")
+    p.add_argument("--repeats", type=int, default=None, help="runs per configuration (default 2)")
+    p.add_argument("--work", type=Path, default=None, help="keep bundles and data here (default: a temp folder)")
+    a = p.parse_args()
+    repeat = a.repeat or (100 if a.quick else 400)
+    conv_rows = a.conv_rows or (2000 if a.quick else 6000)
+    repeats = a.repeats or (1 if a.quick else 2)
+    work = a.work or Path(tempfile.mkdtemp(prefix="ninefit-lanes-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        print("building the bundles ...", file=sys.stderr)
+        _, src = example_bundle(work, "digits", "ninefit.toml", "bundle")
+        three = build_three(src, work)
+        _, digits_data = digits_bundle(work, repeat=repeat)
+        conv, conv_data = conv_ensemble(work, conv_rows)
+        results = [bench("digits3", three, digits_data, work, repeats, a.batch_size or None),
+                   bench("conv2", conv, conv_data, work, repeats, None)]
+    finally:
+        if a.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    ok = all(r >= GOAL and same for r, same in results)
+    print(f"\n{'PASS' if ok else 'MISSED'}: 2 lanes x 1 thread vs 1 lane x 1 thread, goal >= {GOAL}x on both ensembles")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
