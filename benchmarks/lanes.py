@@ -10,7 +10,7 @@ each time, so nothing is resumed):
   (default 1024 rows; see below);
 * ``conv2``: two ResNet-style convnets on 3x32x32 images
   (``examples/models/conv.toml`` plus a second member reading the same images:
-  the one-reader case) on ``--conv-rows`` images (default 6,000).
+  the one-reader case) on ``--conv-rows`` images (default 12,000).
 
 Per ensemble and configuration it prints the best wall time of ``--repeats``
 interleaved runs (other work on the machine only ever slows a run down),
@@ -19,7 +19,10 @@ plus how busy each lane was (from the run report). Goal: 2 lanes x 1 thread
 at least 1.8x the throughput of 1 lane x 1 thread, for both ensembles; the
 1 lane x 2 threads line (what a user ran before lanes) is printed beside it,
 without a goal. The submissions of 1 lane and 2 lanes (both at 1 thread) must
-be byte-identical.
+be byte-identical. Beside each ensemble, the machine's ceiling now: the same
+work through the first member's ONNX file in a bare onnxruntime loop, two
+single-thread sessions in two threads against one doing it all (2.00x on two
+idle cores; on a loaded machine less, and the lanes' ratio with it).
 
 Lanes are threads (onnxruntime releases the GIL while it computes). What
 stays under the GIL is each batch's Python work (slicing the rows, the output
@@ -109,6 +112,44 @@ def run_once(bundle: Path, data: Path, out: Path, lanes: int, threads: int, batc
     return wall, report
 
 
+def ceiling(bundle: Path, batch: int | None, seconds: float = 2.0) -> float:
+    """Two single-thread onnxruntime sessions in two threads vs one session doing the same work (bare loop)."""
+    import threading
+
+    import numpy as np
+    import onnxruntime as ort
+
+    from runtime.manifest import Manifest
+
+    member = Manifest.load(bundle).members[0]
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = so.inter_op_num_threads = 1
+    path = str(bundle / member.variants[0].file)
+    sessions = [ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]) for _ in range(2)]
+    inp = sessions[0].get_inputs()[0]
+    dims = [d if isinstance(d, int) else 1 for d in inp.shape[1:]]
+    x = np.random.default_rng(0).random((batch or member.batch_size, *dims), dtype=np.float32)
+
+    def work(s, n):
+        for _ in range(n):
+            s.run(None, {inp.name: x})
+
+    work(sessions[0], 3)
+    t0 = time.perf_counter()
+    n = 0
+    while time.perf_counter() - t0 < seconds / 2:
+        work(sessions[0], 1)
+        n += 1
+    one = time.perf_counter() - t0
+    threads = [threading.Thread(target=work, args=(s, n)) for s in sessions]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return 2 * one / (time.perf_counter() - t0)
+
+
 def bench(name: str, bundle: Path, data: Path, work: Path, repeats: int, batch: int | None) -> tuple[float, bool]:
     best: dict[str, tuple[float, dict]] = {}
     for _ in range(repeats):
@@ -135,6 +176,8 @@ def bench(name: str, bundle: Path, data: Path, work: Path, repeats: int, batch: 
     same = one.read_bytes() == two.read_bytes()
     print(f"  2 lanes / 1 lane (1 thread each): {ratio:.2f}x (goal >= {GOAL}); "
           f"submissions {'byte-identical' if same else 'DIFFER'}")
+    print(f"  machine ceiling now (bare onnxruntime, 2 sessions x 1 thread in 2 threads vs 1): "
+          f"{ceiling(bundle, batch):.2f}x")
     return ratio, same
 
 
@@ -142,20 +185,20 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smaller data, one run per configuration")
     p.add_argument("--repeat", type=int, default=None, help="digits test set tiled this many times (default 400)")
-    p.add_argument("--conv-rows", type=int, default=None, help="images for the convnets (default 6000)")
+    p.add_argument("--conv-rows", type=int, default=None, help="images for the convnets (default 12000)")
     p.add_argument("--batch-size", type=int, default=1024, help="digits batch size (default 1024; 0: packaged 32)")
     p.add_argument("--repeats", type=int, default=None, help="runs per configuration (default 2)")
     p.add_argument("--work", type=Path, default=None, help="keep bundles and data here (default: a temp folder)")
     a = p.parse_args()
     repeat = a.repeat or (100 if a.quick else 400)
-    conv_rows = a.conv_rows or (2000 if a.quick else 6000)
+    conv_rows = a.conv_rows or (2000 if a.quick else 12000)
     repeats = a.repeats or (1 if a.quick else 2)
     work = a.work or Path(tempfile.mkdtemp(prefix="ninefit-lanes-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
         print("building the bundles ...", file=sys.stderr)
         _, src = example_bundle(work, "digits", "ninefit.toml", "bundle")
-        three = build_three(src, work)
+        three = work / "bundle3" if (work / "bundle3" / "manifest.json").exists() else build_three(src, work)
         _, digits_data = digits_bundle(work, repeat=repeat)
         conv, conv_data = conv_ensemble(work, conv_rows)
         results = [bench("digits3", three, digits_data, work, repeats, a.batch_size or None),

@@ -62,10 +62,10 @@ def register(sub) -> None:
                    "limit (10%%); default: the margin `ninefit run` keeps by default (see below)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="override every member's batch size (as `ninefit run --batch-size`)")
-    p.add_argument("--data-parallel", action="store_true",
-                   help="assume each member's batches are spread over all GPUs of a multi-GPU target. Needs a "
-                   "data-parallel runtime: the runtime currently runs one member at a time on one GPU, so this "
-                   "prices a run `ninefit run` cannot do (default: one GPU, as the runtime runs)")
+    p.add_argument("--lanes", type=int, default=None, metavar="N",
+                   help="lanes the run uses at once, as `ninefit run --lanes` (default: one per GPU of the target, "
+                   "as the run does: 2 on t4x2; 1 on a CPU target). Members are laid out over the lanes by the "
+                   "run's own planner (side by side, or one member's rows split); the plan names each step's lane")
     p.add_argument("--tensorrt", action="store_true", help="engines are built by TensorRT on the target (adds build time)")
     p.add_argument("--plan", action="store_true", help="show the best plan that fits even when everything fits")
     p.add_argument("--calibrate", type=Path, action="append", default=[], metavar="RUN_REPORT.json",
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         kind, value = args.margin
         margin = value * args.time_limit if kind == "share" else value
     options = EstimateOptions(target=args.target.strip().lower(), rows=args.rows, time_limit_s=args.time_limit,
-                              margin_s=margin, batch_size=args.batch_size, data_parallel=args.data_parallel,
+                              margin_s=margin, batch_size=args.batch_size, lanes=args.lanes,
                               tensorrt=args.tensorrt)
     bundle = open_bundle(args.bundle, verify=False)
     store = None if args.no_calibration and not args.calibrate else CalibrationStore.load(args.calibration)

@@ -6,7 +6,9 @@ invisible slivers. A limit within ``NEAR`` times the work is drawn on the
 axis; a farther one is marked by an axis break at the right edge with its
 value and the time to spare, and a strip under the chart shows the whole
 limit to scale. Every bar is labelled with its time, so a stage too short to
-see is still read.
+see is still read. On several lanes (a T4 x2 is two) a row per lane under the
+total shows which member runs on it when (the estimate's lane layout), from
+the end of start-up.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def write_chart(est: BudgetEstimate, path: str | os.PathLike) -> Path:
     stages = [s for s in STAGES if totals[s][0] > 0]
     end, limit_on_axis = axis_end(est)
     scale, unit = axis_unit(end)
-    rows = len(stages) + 1
+    layout = est.lane_layout() if est.lanes > 1 else []
+    rows = len(stages) + 1 + (est.lanes if layout else 0)
     fig = plt.figure(figsize=(10, 1.6 + 0.42 * rows + (0.0 if limit_on_axis else 0.9)))
     if limit_on_axis:
         ax = fig.add_subplot(1, 1, 1)
@@ -87,7 +90,20 @@ def write_chart(est: BudgetEstimate, path: str | os.PathLike) -> Path:
                                                      [(est.high_s - est.expected_s) / scale]],
                 fmt="none", ecolor="black", capsize=3)
     label(est.high_s, total, est.expected_s)
-    ax.set_yticks(range(total + 1), [*stages, "total"])
+    ticks = [*stages, "total"]
+    if layout:
+        offset = sum(totals[s][0] for s in ("install", "python", "imports", "verify", "startup"))
+        palette = ["#42a5f5", "#66bb6a", "#ffa726", "#ab47bc", "#26c6da", "#ef5350"]
+        names = list(dict.fromkeys(m for _, m, _, _ in layout))
+        for k in range(est.lanes):
+            row = total + 1 + k
+            for lane, member, a, b in layout:
+                if lane == k:
+                    ax.barh(row, (b - a) / scale, left=(offset + a) / scale, edgecolor="black", linewidth=0.5,
+                            color=palette[names.index(member) % len(palette)])
+                    ax.annotate(member, ((offset + (a + b) / 2) / scale, row), ha="center", va="center", fontsize=7)
+            ticks.append(f"lane {k}")
+    ax.set_yticks(range(len(ticks)), ticks)
     ax.invert_yaxis()
     ax.set_xlabel(unit)
     ax.set_xlim(0, end / scale)

@@ -117,10 +117,12 @@ class EstimateOptions:
             1 s + 1 % of the limit, never more than 25 % of it), so the verdict
             is judged as the run starts.
         batch_size: Override every member's batch size (as ``ninefit run --batch-size``).
-        data_parallel: Assume a multi-GPU target spreads each member's batches
-            over all its GPUs. The runtime does not (yet): it runs one member
-            at a time on one GPU, so this prices a run ``ninefit run`` cannot
-            do. Off: one GPU is used, as the runtime does.
+        lanes: Lanes the run uses at once (``ninefit run --lanes``); None: one
+            per GPU of a GPU target (as the runtime does by default), one on a
+            CPU target (the runtime's CPU lanes are not priced: a CPU target is
+            priced as one session, which more lanes only beat). Each member is
+            priced on one device; :func:`runtime.planner.plan_lanes` lays the
+            members out over the lanes (side by side, rows split), as the run does.
         tensorrt: Engines are built by TensorRT on the target (adds build time).
     """
 
@@ -129,7 +131,7 @@ class EstimateOptions:
     time_limit_s: float = 9 * 3600.0
     margin_s: float | None = None
     batch_size: int | None = None
-    data_parallel: bool = False
+    lanes: int | None = None
     tensorrt: bool = False
 
     def __post_init__(self) -> None:
@@ -144,6 +146,8 @@ class EstimateOptions:
                             f"time limit ({self.time_limit_s:g} s)")
         if self.batch_size is not None and self.batch_size < 1:
             raise SpecError(f"batch size {self.batch_size}: expected a positive number of rows")
+        if self.lanes is not None and (not isinstance(self.lanes, int) or self.lanes < 1):
+            raise SpecError(f"lanes = {self.lanes!r}: expected a positive number of lanes")
 
     @property
     def margin(self) -> float:
@@ -382,7 +386,7 @@ class Costing:
             call = infer / tta
             if call > 0:
                 est = translate(call, self.cost(variant, b), self.machine.source, self.target, precision,
-                                local_precision=precision, data_parallel=self.options.data_parallel).scaled(tta)
+                                local_precision=precision, data_parallel=False).scaled(tta)
             else:
                 est = _fixed(0.0, (1, 1), "high", self.key)
             if not point.get("stable", True):

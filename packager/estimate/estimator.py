@@ -12,6 +12,13 @@ Verdict, with ``available = limit - margin``:
 * **tight**: the expected total ``<= available`` ``<`` the high edge;
 * **does not fit**: the expected total ``> available``, or a blocking check.
 
+Lanes: a multi-GPU target runs one lane per GPU (``ninefit run``'s default;
+``EstimateOptions.lanes`` to change it). Each member is priced on one device;
+its load, inference and ensembling are laid out over the lanes by the run's own
+lane planner (:func:`runtime.planner.plan_lanes`: members side by side, a
+member's rows split across lanes), and the total counts the lanes' span, not
+the sum, of the member stages. The stage rows stay the work of each stage.
+
 When it does not fit (or is tight), :func:`runtime.planner.plan` picks the
 members and variants that fit on the high edge, maximising delivered value
 (``member.value * value_factor``; see :mod:`.fitplan`); each variant is
@@ -37,7 +44,7 @@ from packager.estimate.costing import (
     hardware_of,
     same_machine,
 )
-from packager.estimate.fitplan import Candidate, FitPlan, best_plan
+from packager.estimate.fitplan import Candidate, FitPlan, best_plan, lanes_span
 from packager.estimate.preflight import preflight
 from packager.estimate.roofline import lowest_confidence
 from runtime.errors import BundleError
@@ -62,18 +69,43 @@ class BudgetEstimate:
     profile: str = ""
     calibrated: tuple[str, ...] = ()
     caveats: tuple[str, ...] = ()  # assumptions that the runtime does not meet as it is
+    lanes: int = 1  # lanes the run uses at once (member stages laid out over them)
+
+    def _total(self, edge: str) -> float:
+        fixed = sum(getattr(i.estimate, edge) for i in self.items if not i.member)
+        return fixed + lanes_span(self._member_work(edge), self.rows, self.lanes)[0]
+
+    def _member_work(self, edge: str) -> list[tuple[str, float, float]]:
+        """(member, load, inference + ensembling) seconds on one lane, at ``edge``."""
+        work: dict[str, list[float]] = {}
+        for i in self.items:
+            if i.member:
+                part = work.setdefault(i.member, [0.0, 0.0])
+                part[0 if i.stage == "load" else 1] += getattr(i.estimate, edge)
+        return [(m, a, b) for m, (a, b) in work.items()]
+
+    def lane_layout(self, edge: str = "seconds") -> list[tuple[int, str, float, float]]:
+        """``(lane, member, start, end)`` of the member stages on the lanes (from the start of loading), at ``edge``."""
+        work = self._member_work(edge)
+        if self.lanes <= 1:
+            out, t = [], 0.0
+            for m, a, b in work:
+                out.append((0, m, t, t + a + b))
+                t += a + b
+            return out
+        return [(s.lane, s.member, s.start, s.finish) for s in lanes_span(work, self.rows, self.lanes)[1]]
 
     @property
     def expected_s(self) -> float:
-        return sum(i.estimate.seconds for i in self.items)
+        return self._total("seconds")
 
     @property
     def low_s(self) -> float:
-        return sum(i.estimate.low for i in self.items)
+        return self._total("low")
 
     @property
     def high_s(self) -> float:
-        return sum(i.estimate.high for i in self.items)
+        return self._total("high")
 
     @property
     def available_s(self) -> float:
@@ -124,7 +156,8 @@ class BudgetEstimate:
             "stages": {k: {"seconds": e, "low": lo, "high": hi} for k, (e, lo, hi) in self.stage_totals().items()},
             "items": [i.to_dict() for i in self.items], "checks": [c.to_dict() for c in self.checks],
             "plan": self.plan.to_dict() if self.plan else None, "profile": self.profile,
-            "calibrated": list(self.calibrated), "caveats": list(self.caveats),
+            "calibrated": list(self.calibrated), "caveats": list(self.caveats), "lanes": self.lanes,
+            "lane_layout": [{"lane": k, "member": m, "start_s": a, "end_s": b} for k, m, a, b in self.lane_layout()],
         }
 
 
@@ -192,7 +225,7 @@ def _fit_plan(costing: Costing, store: CalibrationStore | None, fixed: list[Item
     if not members:
         return FitPlan((), tuple(ruled_out.items()), (), 0.0, full_value, sum(i.estimate.high for i in fixed))
     plan = best_plan(members, options.rows, options.time_limit_s, options.margin,
-                     sum(i.estimate.high for i in fixed), f"the fixed stages ({stages})")
+                     sum(i.estimate.high for i in fixed), f"the fixed stages ({stages})", lanes=lane_count(costing))
     return replace(plan, dropped=(*tuple(ruled_out.items()), *plan.dropped), full_value=full_value)
 
 
@@ -238,21 +271,17 @@ def estimate_bundle(
     result = BudgetEstimate(
         bundle=manifest.name, target=options.target, target_name=costing.target.name, rows=options.rows,
         time_limit_s=options.time_limit_s, margin_s=options.margin, items=tuple(items), checks=tuple(checks),
-        profile=_describe_profile(costing.profile), calibrated=tuple(used), caveats=_caveats(costing),
+        profile=_describe_profile(costing.profile), calibrated=tuple(used), lanes=lane_count(costing),
     )
     if plan or (plan is None and result.verdict != "fits"):
         result = replace(result, plan=_fit_plan(costing, calibration, fixed, options, fits_memory, result.blocking))
     return result
 
 
-def _caveats(costing: Costing) -> tuple[str, ...]:
-    """What the estimate assumes that ``ninefit run`` does not do as it is."""
+def lane_count(costing: Costing) -> int:
+    """Lanes the run will use on the target: ``--lanes``, else one per GPU (one on a CPU target)."""
     target = costing.target
-    if costing.options.data_parallel and target.kind == "gpu" and target.devices > 1:
-        return (f"--data-parallel: inference is priced spread over all {target.devices} GPUs of {target.name}, which "
-                "needs a data-parallel runtime; the runtime currently runs one member at a time on one GPU, so "
-                "`ninefit run` will take longer than this (estimate without --data-parallel to judge it)",)
-    return ()
+    return costing.options.lanes or (target.devices if target.kind == "gpu" else 1)
 
 
 def _describe_profile(profile: Mapping[str, Any]) -> str:
@@ -278,6 +307,7 @@ __all__ = [
     "Item",
     "estimate_bundle",
     "hardware_of",
+    "lane_count",
     "same_machine",
     "verdict",
 ]

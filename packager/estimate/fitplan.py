@@ -5,7 +5,11 @@ variants (``s_per_row`` and ``setup_s`` on the target, at the high edge of
 their band, so the plan fits by the verdict's own rule); the fixed stages
 (install, process start, imports, verification, read, writing, exit) are the
 planner's reserve. The planner then maximises delivered value (``member.value * value_factor``), degrading before
-dropping; see :mod:`runtime.planner`.
+dropping; see :mod:`runtime.planner`. On several lanes (a T4 x2 is two) it is
+:func:`runtime.planner.plan_lanes`, the run's own lane model: members side by
+side, a member's rows split across lanes, each step on a named lane.
+:func:`lanes_span` is the same layout with no limit: how long the member
+stages take on the lanes, which the estimate's total uses.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class FitPlan:
         high_s: Total (high edge) of the plan, fixed stages included.
         notes: How to run the plan with ``ninefit run``, where it takes more
             than the bundle as packaged (batch sizes).
+        lanes: The lane each step runs on (parallel to ``steps``); all 0 on one lane.
+        lane_count: Lanes planned for.
     """
 
     steps: tuple[tuple[str, str, int, float], ...]
@@ -55,9 +61,15 @@ class FitPlan:
     full_value: float
     high_s: float
     notes: tuple[str, ...] = ()
+    lanes: tuple[int, ...] = ()
+    lane_count: int = 1
+
+    def lane_of(self, index: int) -> int:
+        return self.lanes[index] if index < len(self.lanes) else 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"steps": [{"member": m, "variant": v, "batch_size": b, "seconds": s} for m, v, b, s in self.steps],
+        return {"steps": [{"member": m, "variant": v, "batch_size": b, "seconds": s, "lane": self.lane_of(k)}
+                          for k, (m, v, b, s) in enumerate(self.steps)], "lane_count": self.lane_count,
                 "dropped": [{"member": m, "reason": r} for m, r in self.dropped],
                 "degraded": [{"member": m, "from": a, "to": b} for m, a, b in self.degraded],
                 "value": self.value, "full_value": self.full_value, "high_s": self.high_s,
@@ -71,6 +83,7 @@ def best_plan(
     margin_s: float,
     reserve_s: float,
     reserve_what: str = "the fixed stages",
+    lanes: int = 1,
 ) -> FitPlan:
     """Choose members, variants and batch sizes that fit ``time_limit_s - margin_s - reserve_s``.
 
@@ -80,6 +93,7 @@ def best_plan(
         time_limit_s: The limit; ``margin_s`` is kept free.
         reserve_s: Time the rest of the run needs (high edge).
         reserve_what: Names that rest in a drop reason.
+        lanes: Lanes the run uses at once (steps are laid out over them).
     """
     full_value = sum(m.value for m, _ in members)
     available = time_limit_s - margin_s
@@ -96,16 +110,36 @@ def best_plan(
                                             value_factor=c.value_factor))
         states.append(planner.MemberState(name=member.name, value=member.value, variants=tuple(variants),
                                           rows_total=rows))
-    result = planner.plan(states, 0.0, planner.Budget(deadline=time_limit_s, margin_s=margin_s, reserve_s=reserve_s))
+    result = planner.plan_lanes(states, 0.0, planner.Budget(deadline=time_limit_s, margin_s=margin_s,
+                                                            reserve_s=reserve_s), _lanes(lanes))
     packaged = {m.name: cands[0].label for m, cands in members}
     steps, degraded = [], []
-    for step in result.steps:
+    for step in sorted(result.steps, key=lambda s: (s.lane, s.start)):
         c = labels[(step.member, step.variant)]
         steps.append((step.member, c.variant, c.batch_size, step.expected_s))
-        if step.variant != packaged[step.member]:
+        if step.variant != packaged[step.member] and (step.member, packaged[step.member], step.variant) not in degraded:
             degraded.append((step.member, packaged[step.member], step.variant))
     return FitPlan(tuple(steps), result.dropped, tuple(degraded), result.value, full_value,
-                   reserve_s + sum(s[3] for s in steps), _batch_notes(steps, degraded))
+                   reserve_s + max([0.0, *(s.finish for s in result.steps)]), _batch_notes(steps, degraded),
+                   tuple(s.lane for s in sorted(result.steps, key=lambda s: (s.lane, s.start))), lanes)
+
+
+def _lanes(n: int) -> list[planner.Lane]:
+    return [planner.Lane(f"lane{k}") for k in range(max(1, n))]
+
+
+def lanes_span(work: Sequence[tuple[str, float, float]], rows: int, lanes: int) -> tuple[float, list[planner.Step]]:
+    """Seconds the members' work takes on ``lanes`` lanes, and the layout (no limit).
+
+    ``work`` is ``(member, setup seconds, streaming seconds)`` per member; on
+    one lane the span is their sum.
+    """
+    if lanes <= 1 or not work:
+        return sum(a + b for _, a, b in work), []
+    states = [planner.MemberState(name, 1.0, (planner.Variant("est", stream / rows, setup_s=setup),), rows)
+              for name, setup, stream in work]
+    p = planner.plan_lanes(states, 0.0, planner.Budget(deadline=1e18), _lanes(lanes))
+    return p.projected_finish, list(p.steps)
 
 
 def _batch_notes(steps: Sequence[tuple[str, str, int, float]],
@@ -128,4 +162,4 @@ def _batch_notes(steps: Sequence[tuple[str, str, int, float]],
             f"packaged batch size and {', '.join(changed)} take(s) longer than planned",)
 
 
-__all__ = ["Candidate", "FitPlan", "best_plan"]
+__all__ = ["Candidate", "FitPlan", "best_plan", "lanes_span"]

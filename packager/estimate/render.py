@@ -32,6 +32,13 @@ def format_table(est: BudgetEstimate) -> str:
                    f"{item.batch_size or '':>6} {fmt_s(e.seconds):>9} {band:>21}  {e.confidence:<6} {item.basis}")
     band = f"{fmt_s(est.low_s)} - {fmt_s(est.high_s)}"
     out.append(f"{'total':<11} {'':<14} {'':<8} {'':>6} {fmt_s(est.expected_s):>9} {band:>21}  {est.confidence}")
+    if est.lanes > 1:
+        layout = est.lane_layout()
+        out.append(f"on {est.lanes} lanes (one per GPU unless --lanes; the member stages overlap, the total counts "
+                   "their span):")
+        for k in range(est.lanes):
+            ran = ", ".join(f"{m} {fmt_s(a)}-{fmt_s(b)}" for lane, m, a, b in layout if lane == k) or "idle"
+            out.append(f"  lane {k}: {ran}")
     out.append("")
     # "spare", not "margin left": the margin is the one figure of the header, kept apart from this.
     out.append(f"limit {fmt_s(est.time_limit_s)} - margin {fmt_s(est.margin_s)} = {fmt_s(est.available_s)} "
@@ -57,8 +64,9 @@ def format_table(est: BudgetEstimate) -> str:
         share = p.value / p.full_value if p.full_value else 0.0
         out.append(f"best plan that fits (planned on the high edges): value {p.value:.3g} of {p.full_value:.3g} "
                    f"({share:.0%}), {fmt_s(p.high_s)} at most")
-        for member, variant, batch, seconds in p.steps:
-            out.append(f"  run   {member:<14} {variant:<8} batch {batch:<6} {fmt_s(seconds):>9}")
+        for k, (member, variant, batch, seconds) in enumerate(p.steps):
+            lane = f"  on lane {p.lane_of(k)}" if p.lane_count > 1 else ""
+            out.append(f"  run   {member:<14} {variant:<8} batch {batch:<6} {fmt_s(seconds):>9}{lane}")
         for member, old, new in p.degraded:
             (v_old, _, b_old), (v_new, _, b_new) = old.partition("@"), new.partition("@")
             if v_old == v_new:

@@ -139,16 +139,27 @@ def test_kaggle_target_is_lower_confidence_with_a_wider_band(profiled):
 
 
 @pytest.mark.timeout(180)
-def test_data_parallel_is_labelled_as_beyond_the_runtime(profiled):
-    one = estimate_bundle(profiled, EstimateOptions(target="t4x2", rows=25_000))
-    spread = estimate_bundle(profiled, EstimateOptions(target="t4x2", rows=25_000, data_parallel=True))
-    assert one.caveats == () and "caveat" not in format_table(one)
-    (caveat,) = spread.caveats
-    assert "needs a data-parallel runtime" in caveat and "one member at a time on one GPU" in caveat
-    assert f"caveat: {caveat}" in format_table(spread) and spread.to_dict()["caveats"] == [caveat]
-    assert spread.stage_totals()["inference"][0] < one.stage_totals()["inference"][0]
-    single = estimate_bundle(profiled, EstimateOptions(target="l4", rows=25_000, data_parallel=True))
-    assert single.caveats == ()  # one GPU: nothing to spread
+def test_two_gpus_are_two_lanes_as_the_run_uses_them(profiled):
+    two = estimate_bundle(profiled, EstimateOptions(target="t4x2", rows=25_000))
+    one = estimate_bundle(profiled, EstimateOptions(target="t4x2", rows=25_000, lanes=1))
+    assert two.lanes == 2 and one.lanes == 1 and two.caveats == () and "caveat" not in format_table(two)
+    # The same work per stage; the member stages overlap on two lanes, so the total is shorter.
+    assert two.stage_totals() == one.stage_totals()
+    assert two.expected_s < one.expected_s and two.high_s < one.high_s
+    fixed = sum(i.estimate.seconds for i in two.items if not i.member)
+    members = one.expected_s - fixed
+    assert two.expected_s - fixed >= members / 2 - 1e-9  # never better than a perfect split
+    layout = two.lane_layout()
+    assert {lane for lane, *_ in layout} == {0, 1}
+    table = format_table(two)
+    assert "on 2 lanes" in table and "lane 0:" in table and "lane 1:" in table
+    assert two.to_dict()["lanes"] == 2 and two.to_dict()["lane_layout"]
+    planned = estimate_bundle(profiled, EstimateOptions(target="t4x2", rows=25_000), plan=True).plan
+    assert planned.lane_count == 2 and {s["lane"] for s in planned.to_dict()["steps"]} <= {0, 1}
+    assert "on lane" in format_table(estimate_bundle(profiled, EstimateOptions(target="t4x2", rows=25_000), plan=True))
+    assert estimate_bundle(profiled, EstimateOptions(target="l4", rows=25_000)).lanes == 1  # one GPU: one lane
+    with pytest.raises(SpecError, match="lanes"):
+        EstimateOptions(target="t4x2", rows=10, lanes=0)
 
 
 @pytest.mark.timeout(180)
