@@ -278,6 +278,8 @@ class Executor:
         self.lanes = [_Lane(i, name, fn) for i, (name, fn) in enumerate(lanes or [("lane0", load)])]
         self._lock = threading.RLock()  # held by a lane thread except while it loads or infers
         self._halt = False  # a lane hit an unexpected error: the others stop after their chunk
+        self._ended: queue.Queue | None = None  # lane events for the coordinator (several lanes only)
+        self._want_tick = False  # a lane is idle: busy lanes tell the coordinator after each chunk
         self.feeds = SharedFeeds(lambda m, v, a, b: test.feed(m, a, b, image_size=v.image_size), self._consumers)
         self.costs = CostModel(members, profile, store.load_costs())
         self.states: dict[str, _State] = {}
@@ -513,7 +515,7 @@ class Executor:
                 tuple(len(lane.retired) for lane in self.lanes))
 
     def _run_lanes(self) -> None:
-        ended: queue.Queue = queue.Queue()
+        ended = self._ended = queue.Queue()
         busy: dict[int, threading.Thread] = {}
         parked: dict[int, tuple] = {}  # lane -> progress marker when its step found nothing to do
         error: BaseException | None = None
@@ -532,9 +534,14 @@ class Executor:
                                              name=f"ninefit-lane-{lane.name}", daemon=True)
                         busy[lane.index] = t
                         t.start()
+                    # A lane left idle gets work as soon as the costs allow (a member's rows split to it):
+                    # the busy lanes say when each chunk is done, and the coordinator plans again then.
+                    self._want_tick = error is None and len(busy) < len(self.lanes)
                 if not busy:
                     break
-                index, worked, exc = ended.get()
+                index, kind, worked, exc = ended.get()
+                if kind == "tick":
+                    continue
                 busy.pop(index).join()
                 if exc is not None:
                     error = error or exc
@@ -545,6 +552,8 @@ class Executor:
                     with self._lock:
                         parked[index] = self._progress_marker()
         finally:
+            self._want_tick = False
+            self._ended = None
             self._halt = True
             for t in busy.values():
                 t.join()
@@ -565,7 +574,7 @@ class Executor:
             exc = e
         finally:
             _LANE.locked = False
-            ended.put((lane.index, worked, exc))
+            ended.put((lane.index, "end", worked, exc))
 
     def _release_idle(self, busy: Mapping[int, threading.Thread]) -> None:
         """Unload the runner of each idle lane whose member has nothing left for it."""
@@ -715,6 +724,9 @@ class Executor:
                 return rows
             rows += b - a
             st.progress.update(st.rows_done)
+            if self._want_tick and self._ended is not None:
+                self._want_tick = False  # one tick per idle spell; the coordinator sets it again if still idle
+                self._ended.put((_lane_index(), "tick", True, None))
             if self._pruned(st, v):
                 break  # re-plan without this rung
             if self.limited and not step.partial and self._drifted(p, step, v, min(rows, step.rows)):
@@ -796,7 +808,8 @@ class Executor:
                 st.batch = max(1, st.batch // 2)
                 self.event(f"{st.member.name}: RAM nearly exhausted, batch size halved to {st.batch}")
             values = self._predict(st, v, runner, a, b)
-            self.store.save(st.member.name, v.name, a, values)
+            with self._unlocked():  # file I/O: the other lanes book and plan meanwhile (each chunk its own file)
+                self.store.save(st.member.name, v.name, a, values)
         except Exception as exc:
             self._fail(st, exc, f"rows {a}-{b} on {v.name}")
             return False

@@ -240,7 +240,7 @@ def _run(bundle: Path, data: Path, work: Path, **kw):
                         "gpu_peak_bytes": m.gpu_peak_bytes, "gpu_memory_source": m.gpu_memory_source,
                         "oom_retries": m.oom_retries, "batch_size": m.batch_size, "fallbacks": m.fallbacks}
                for m in report.members}
-    return out, {"members": members, "seconds": round(report.seconds, 2), "warnings": report.warnings,
+    return out, {"members": members, "seconds": round(report.seconds, 2), "warnings": report.device_warnings,
                  "peak_gpu_bytes": report.peak_gpu_bytes, "failure": report.failure}
 
 
@@ -434,12 +434,37 @@ def nvml() -> dict:
     return out
 
 
-def lanes() -> dict:
-    import runtime
+def lanes(work: Path, quick: bool) -> dict:
+    """Two lanes on one GPU (two sessions on device 0, as two processes sharing it) against one lane:
+    the larger CNN's bundle, whole run() calls, best of two each; the same submission bytes."""
+    device = _device(quick)
+    from runtime.run import RunOptions, run
 
-    if not any("lane" in n.lower() for n in dir(runtime)):
-        raise Skip("this runtime has no lanes (one member runs at a time); nothing to run two of on one device")
-    return {"note": "lanes exist but this check does not drive them yet"}
+    data = work / "big-data" / "conv"
+    res: dict = {"device": device}
+    best: dict[int, float] = {}
+    outs = {}
+    for _ in range(2):
+        for n in (1, 2):
+            out = work / f"lanes-{n}" / "submission.csv"
+            opts = RunOptions(progress=False, work_dir=work / f"lanes-{n}" / "w", fresh=True, lanes=n,
+                              devices=(0,) if device == "cuda" else None)
+            t = time.perf_counter()
+            report = run(work / "big-bundle", data, out, opts)
+            wall = time.perf_counter() - t
+            if wall < best.get(n, float("inf")):
+                best[n] = wall
+                res[f"{n}_lane"] = {"wall_s": round(wall, 3), "rows": report.rows,
+                                    "rows_per_s": round(report.rows * len(report.members) / wall, 1),
+                                    "lanes": [{k: lane[k] for k in ("name", "device_id", "busy_share", "rows")}
+                                              for lane in report.lanes],
+                                    "peak_gpu_by_device": report.peak_gpu_by_device,
+                                    "backends": {m.name: m.backend_used for m in report.members},
+                                    "statuses": {m.name: m.status for m in report.members}}
+            outs[n] = out.read_bytes()
+    res["ratio_2_lanes_over_1"] = round(best[1] / best[2], 3)
+    res["same_bytes"] = outs[1] == outs[2]
+    return res
 
 
 def pytest_gpu(budget_left: float) -> dict:
@@ -482,7 +507,8 @@ def main() -> int:
             checks.section("compile", compile_cache, work, args.quick, need_s=90)
             checks.section("oom", oom, work, args.quick, need_s=60)
         checks.section("nvml", nvml)
-        checks.section("lanes", lanes)
+        if "bundles" in checks.results and "error" not in checks.results.get("bundles", {}):
+            checks.section("lanes", lanes, work, args.quick, need_s=40)
         left = args.budget_s - (time.perf_counter() - checks.t0)
         checks.section("pytest_gpu", pytest_gpu, left + 30, need_s=45)
     checks.write()
