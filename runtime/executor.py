@@ -280,7 +280,8 @@ class Executor:
         self._halt = False  # a lane hit an unexpected error: the others stop after their chunk
         self._ended: queue.Queue | None = None  # lane events for the coordinator (several lanes only)
         self._want_tick = False  # a lane is idle: busy lanes tell the coordinator after each chunk
-        self.feeds = SharedFeeds(lambda m, v, a, b: test.feed(m, a, b, image_size=v.image_size), self._consumers)
+        self._dali = threading.Lock()  # DALI pipelines are not known to be thread-safe: lanes decode in turn
+        self.feeds = SharedFeeds(self._read, self._consumers)
         self.costs = CostModel(members, profile, store.load_costs())
         self.states: dict[str, _State] = {}
         for m in members:
@@ -364,6 +365,16 @@ class Executor:
                    for v in {SharedFeeds.signature(st.member, x, self.test.spec) for x in st.member.variants}
                    if v == key)
 
+    def _read(self, member: Member, variant: Variant, start: int, stop: int) -> dict[str, np.ndarray]:
+        """Read one feed for a lane (DALI image decoding one lane at a time)."""
+        if any(inp.image is not None for inp in member.inputs):
+            from runtime.loaders import image_loader
+
+            if image_loader() == "dali":
+                with self._dali:
+                    return self.test.feed(member, start, stop, image_size=variant.image_size)
+        return self.test.feed(member, start, stop, image_size=variant.image_size)
+
     def _feed(self, member: Member, variant: Variant, start: int, stop: int) -> dict[str, np.ndarray]:
         """The member's inputs for rows ``[start, stop)``: the one place the executor reads them.
 
@@ -373,7 +384,7 @@ class Executor:
         """
         if len(self.lanes) > 1:
             return self.feeds.get(member, variant, start, stop, self.test.spec)
-        return self.test.feed(member, start, stop, image_size=variant.image_size)
+        return self._read(member, variant, start, stop)
 
     # -- planning ---------------------------------------------------------------------
     def _planner_state(self, st: _State) -> planner.MemberState:

@@ -134,3 +134,50 @@ def test_bad_loader_choice_stops_the_run_up_front(image_project, tmp_path, monke
     with pytest.raises(DataError, match="NINEFIT_LOADER='opencv' is not one of: pil, dali"):
         runtime.run(bundle, image_project / "data", out, runtime.RunOptions(progress=False))
     assert not out.exists()
+
+
+SECOND = """
+[[model]]
+name = "tiny2"
+factory = "net:make"
+init = "random"
+output = "probs"
+activation = "sigmoid"
+batch_size = 4
+  [[model.input]]
+  name = "image"
+  shape = ["batch", 3, 16, 16]
+  image = { size = [16, 16], mean = [0.5, 0.4, 0.3], std = [0.2, 0.25, 0.3], channels = 3 }
+"""
+
+
+def test_two_lanes_decode_each_image_once_for_both_members(image_project, tmp_path, monkeypatch):
+    """Two members reading the same images on two lanes: one reader (each file opened once), the same bytes."""
+    import PIL.Image
+
+    import runtime
+    from packager.build import package
+
+    spec = image_project / "ninefit.toml"
+    spec.write_text(SPEC.replace('''  [[model.variant]]
+  name = "tta"
+  tta = ["none", "hflip"]
+''', "") + SECOND)
+    bundle = tmp_path / "bundle"
+    package(spec, bundle, log=lambda _m: None)
+    opened = []
+    real = PIL.Image.open
+    monkeypatch.setattr(PIL.Image, "open", lambda path, *a, **kw: opened.append(str(path)) or real(path, *a, **kw))
+    outs = {}
+    for lanes in (1, 2):
+        opened.clear()
+        outs[lanes] = tmp_path / f"lanes{lanes}.csv"
+        report = runtime.run(bundle, image_project / "data", outs[lanes],
+                             runtime.RunOptions(progress=False, lanes=lanes, threads=1))
+        assert [m.status for m in report.members] == ["done", "done"]
+        assert len(report.lanes) == lanes
+        if lanes == 1:
+            assert len(opened) == 20  # one lane: each member reads its rows
+        else:
+            assert sorted(opened) == sorted(set(opened)) and len(opened) == 10  # read once, fed to both
+    assert outs[1].read_bytes() == outs[2].read_bytes()
