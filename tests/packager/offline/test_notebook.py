@@ -117,6 +117,17 @@ def test_parameter_defaults_and_environment_overrides(manifest_only, monkeypatch
     assert placeholder["DATA_DIR"] == "/somewhere/data"  # the variable still wins over --data-dir
 
 
+def test_target_defaults_to_the_one_the_bundle_was_packaged_for(manifest_only, monkeypatch):
+    monkeypatch.delenv("NINEFIT_TARGET", raising=False)
+    path = manifest_only / "manifest.json"
+    for packaged, expected in (("cpu", "cpu"), ("p100", "p100"), ("local", "t4x2"), ("", "t4x2")):
+        m = json.loads(path.read_text())
+        m["target"] = packaged
+        path.write_text(json.dumps(m))
+        assert params(build_notebook(manifest_only))["TARGET"] == expected, packaged
+    assert params(build_notebook(manifest_only, target="t4x2"))["TARGET"] == "t4x2"  # --target still wins
+
+
 @pytest.mark.timeout(60)
 def test_slug_comes_from_dataset_metadata(manifest_only):
     assert bundle_slug(manifest_only) == "manifest-only"
