@@ -227,7 +227,7 @@ def test_install_cell_decides_by_distribution_and_version(nb_bundle, digits_dir,
     """Run by a throwaway overlay of this interpreter (never this venv), which sees this venv's CPU onnxruntime."""
     import importlib.metadata
 
-    from packager.offline.simulate import _kernel_python
+    from packager.offline.sandbox import kernel_python
 
     bundle = tmp_path / "bundle"
     bundle.mkdir()
@@ -239,7 +239,7 @@ def test_install_cell_decides_by_distribution_and_version(nb_bundle, digits_dir,
     make_wheel(bundle / "wheels", "onnxruntime-gpu", ort_version, code=GPU_ORT, module="onnxruntime", top_level=True)
     script = install_script(bundle, digits_dir, "import ninefit_nbtest_mod, onnxruntime\n"
                             "print('RESULT', installed, skipped, ninefit_nbtest_mod.VALUE, onnxruntime.VALUE)")
-    python = _kernel_python(tmp_path / "overlay")
+    python = kernel_python(tmp_path / "overlay")
     done = subprocess.run([str(python), "-c", script], capture_output=True, text=True, timeout=150)
     assert done.returncode == 0, done.stdout + done.stderr
     gpu_wheel = f"onnxruntime_gpu-{ort_version}-py3-none-any.whl"
