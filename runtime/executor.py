@@ -495,14 +495,16 @@ class Executor:
 
         With several lanes the calling thread coordinates: it plans, hands each
         idle lane the first step the plan gives it, and plans again whenever a
-        lane's step ends; each lane runs its step in a thread of its own. Lane
-        threads hold the executor's lock except while they load a runner, read
-        their rows or infer, so every booking, chunk save, plan and submission
-        write happens one at a time, while inference runs on every lane at
-        once (onnxruntime and torch release the GIL while they compute).
-        Rows are claimed chunk by chunk, so two lanes sharing a member
-        (row-split) never compute the same chunk. A lane whose step found
-        nothing to do waits until another lane's step changed something.
+        lane's step ends, and after each chunk while a lane is idle; each lane
+        runs its step in a thread of its own. Lane threads hold the executor's
+        lock except while they load a runner, read their rows, infer or save a
+        chunk's file, so every booking, plan and submission write happens one
+        at a time, while inference runs on every lane at once (onnxruntime and
+        torch release the GIL while they compute). Rows are claimed chunk by
+        chunk, so two lanes sharing a member (row-split) never compute the
+        same chunk. A lane whose step found nothing to do waits until a chunk
+        is done or a member's state changed. An unexpected error on a lane
+        stops the others after their chunk and is raised here.
         """
         try:
             if self.limited:
@@ -538,7 +540,7 @@ class Executor:
                     marker = self._progress_marker()
                     for lane in self.lanes:
                         steps = p.lane_steps(lane.index)
-                        if lane.index in busy or not steps or parked.get(lane.index) == marker:
+                        if error is not None or lane.index in busy or not steps or parked.get(lane.index) == marker:
                             continue
                         parked.pop(lane.index, None)
                         t = threading.Thread(target=self._lane_main, args=(lane, p, steps[0], ended),
@@ -578,9 +580,9 @@ class Executor:
         worked, exc = False, None
         try:
             with self._lock:
-                before = self._progress_marker()
-                self._execute(p, step)
-                worked = self._progress_marker() != before
+                before = self._progress_marker()[1:]
+                # Its own rows, or a state it changed (stopped, failed, retired): not another lane's chunks.
+                worked = self._execute(p, step) > 0 or self._progress_marker()[1:] != before
         except BaseException as e:  # a bug, not a member's failure (those are caught per member)
             exc = e
         finally:
@@ -681,13 +683,14 @@ class Executor:
                     self.budget = replace(self.budget, margin_s=margin)
         return True
 
-    def _execute(self, p: planner.Plan, step: planner.Step) -> None:
-        """Run one plan step on the current lane; its time and rows go into the lane's log."""
+    def _execute(self, p: planner.Plan, step: planner.Step) -> int:
+        """Run one plan step on the current lane; its time and rows go into the lane's log. Returns its rows."""
         t0, rows = self.clock(), 0
         try:
             rows = self._run_step(p, step)
         finally:
             self._lane().log.add("partial" if step.partial else "run", step.member, step.variant, rows, t0, self.clock())
+        return rows
 
     def _run_step(self, p: planner.Plan, step: planner.Step) -> int:
         """The chunks of one step, claimed one at a time; returns the rows computed."""

@@ -208,3 +208,21 @@ def test_the_lane_rule():
     for bad in ("", "0,x", "-1", "0,0"):
         with pytest.raises(NinefitError, match="--devices"):
             parse_devices(bad)
+
+
+def test_an_unexpected_error_on_a_lane_stops_every_lane_and_is_raised(tmp_path, monkeypatch):
+    w = World(tmp_path, COSTS)
+    ex = executor(w, lanes_of(w), profile=profile_of(w, "a", "b", "c"))
+    real = Executor._pruned
+
+    def broken(self, st, v):
+        if threading.current_thread().name == "ninefit-lane-l1":
+            raise ZeroDivisionError("a bug on lane l1")
+        return real(self, st, v)
+
+    monkeypatch.setattr(Executor, "_pruned", broken)
+    before = threading.active_count()
+    with pytest.raises(ZeroDivisionError, match="a bug on lane l1"):
+        ex.run()
+    assert threading.active_count() == before  # no lane left running
+    assert all(lane.runner is None for lane in ex.lanes)  # every lane's sessions closed
