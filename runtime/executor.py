@@ -281,6 +281,7 @@ class Executor:
         self._ended: queue.Queue | None = None  # lane events for the coordinator (several lanes only)
         self._want_tick = False  # a lane is idle: busy lanes tell the coordinator after each chunk
         self._dali = threading.Lock()  # DALI pipelines are not known to be thread-safe: lanes decode in turn
+        self._writing = threading.Lock()  # one submission write at a time, outside the executor's lock
         self.feeds = SharedFeeds(self._read, self._consumers)
         self.costs = CostModel(members, profile, store.load_costs())
         self.states: dict[str, _State] = {}
@@ -818,7 +819,7 @@ class Executor:
     def _chunk(self, st: _State, v: Variant, runner: Runner, a: int, b: int) -> bool:
         """Predict, check and save one chunk. False when the member failed (and was skipped)."""
         try:
-            if self.monitor.low_on_ram() and st.batch > 1:
+            if self.monitor.low_on_ram(max_age_s=0.1) and st.batch > 1:
                 st.batch = max(1, st.batch // 2)
                 self.event(f"{st.member.name}: RAM nearly exhausted, batch size halved to {st.batch}")
             values = self._predict(st, v, runner, a, b)
@@ -964,7 +965,10 @@ class Executor:
         st.status = "done"
         self._save_costs()
         try:
-            self.after_write(self.write_submission())
+            # Combining reads every chunk file: the other lanes infer and book meanwhile.
+            with self._unlocked(), self._writing:
+                seconds = self.write_submission()
+            self.after_write(seconds)
         except OSError as exc:  # the previous file is still whole on disk; the final write retries
             self.event(f"could not rewrite the submission after {st.member.name}: {exc}")
 

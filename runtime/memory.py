@@ -17,6 +17,7 @@ import functools
 
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,6 +144,7 @@ class MemoryMonitor:
         self.peak_ram_used: int | None = None
         self.peak_gpu_used: int | None = None
         self.last: MemorySnapshot | None = None
+        self._sampled_at = 0.0  # time.monotonic() of self.last
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -150,7 +152,7 @@ class MemoryMonitor:
     def sample(self) -> MemorySnapshot:
         s = snapshot(self.device_id)
         with self._lock:
-            self.last = s
+            self.last, self._sampled_at = s, time.monotonic()
             self.peak_rss = max(self.peak_rss, s.rss or 0, peak_rss())
             if s.ram_used is not None:
                 self.peak_ram_used = max(self.peak_ram_used or 0, s.ram_used)
@@ -165,9 +167,12 @@ class MemoryMonitor:
                     self.peak_gpu_by_device[d] = max(self.peak_gpu_by_device.get(d, 0), used)
         return s
 
-    def low_on_ram(self) -> bool:
-        """Whether free RAM is below the threshold (False when unknown)."""
-        s = self.sample()
+    def low_on_ram(self, max_age_s: float = 0.0) -> bool:
+        """Whether free RAM is below the threshold (False when unknown); a sample at most
+        ``max_age_s`` old is reused (the executor asks after every chunk, on every lane)."""
+        with self._lock:
+            recent = self.last if self.last is not None and time.monotonic() - self._sampled_at <= max_age_s else None
+        s = recent or self.sample()
         free = s.ram_free
         if free is None:
             return False

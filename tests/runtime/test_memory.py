@@ -68,3 +68,14 @@ def test_gpu_memory_is_read_through_nvml():
     pytest.importorskip("pynvml", reason="needs nvidia-ml-py (the [gpu] extra) to read GPU memory")
     s = snapshot(device_id=0)
     assert s.gpu_total and s.gpu_used is not None and 0 <= s.gpu_used <= s.gpu_total
+
+
+def test_a_recent_sample_is_reused_when_asked_and_an_old_one_never(tmp_path, monkeypatch):
+    (tmp_path / "memory.max").write_text(str(1 << 30))
+    (tmp_path / "memory.current").write_text(str(1000 << 20))
+    monkeypatch.setattr(memory, "_CGROUP_FILES", ((tmp_path / "memory.max", tmp_path / "memory.current"),))
+    mon = MemoryMonitor(device_id=None)
+    assert mon.low_on_ram(max_age_s=60)  # nothing sampled yet: samples now (24 MiB free)
+    (tmp_path / "memory.current").write_text(str(10 << 20))  # RAM freed
+    assert mon.low_on_ram(max_age_s=60)  # the minute-old reading stands
+    assert not mon.low_on_ram()  # a fresh reading by default
