@@ -37,6 +37,14 @@ planner's inputs true. The loop (:meth:`Executor.run`):
    chunk over its prediction from a measured rate), and the reserve twice
    the slowest submission write.
 
+Lanes (:mod:`runtime.lanes`): with several, each lane is a thread with
+runners of its own, and :func:`runtime.planner.plan_lanes` says what each runs
+(:meth:`Executor.run` has the mechanics). Probing runs on the first lane,
+before the others start. Out of memory halves the batch of the lane it
+happened on only; a member failing on one lane is retired there and goes on
+elsewhere, and fails only once every lane retired it. Two lanes never compute
+the same chunk, so the chunks (and the submission) do not depend on lanes.
+
 Rows, not chunks, are what a member covers: a row whose inputs are not
 finite (missing-value policy "skip", :mod:`runtime.data`) or whose outputs
 are not is saved as a row of NaN in its chunk, and the ensemble leaves that

@@ -33,6 +33,11 @@ Algorithm (everything must end by ``limit = deadline - margin_s - reserve_s``):
    free after the full steps goes to one last time-boxed partial step of a
    member that cannot finish, the one whose rows are worth most: its rows
    count, and the limit is not left unused.
+
+Several lanes (GPUs, or shares of the CPU cores) running at once:
+:func:`plan_lanes` chooses as above over the time of all lanes together, then
+places members on lanes (side by side, or one member's rows split across
+lanes); with one lane it is :func:`plan`. Its docstring has the rules.
 """
 
 from __future__ import annotations
