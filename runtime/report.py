@@ -129,6 +129,8 @@ class RunReport:
     failure_reason: str = ""
     # The models ran on the CPU although the bundle targets a GPU and a GPU is here (runtime.gpu.device_mismatch).
     device_warnings: list[str] = field(default_factory=list)
+    # The features hook's run: {"hook", "seconds" (in the hook), "rows_failed"}; empty without one.
+    features: dict[str, Any] = field(default_factory=dict)
 
     def member(self, name: str) -> MemberReport:
         for m in self.members:
