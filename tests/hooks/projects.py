@@ -97,16 +97,33 @@ def make_features(df):
 STORES = {"A": 8, "B": 8, "C": 4, "D": 2, "E": 1, "F": 1}  # group sizes of powers of two: exact means
 
 
-def store_rows(seed: int = 0) -> list[tuple[str, str, int]]:
+POST_ROUND = '''
+def to_submission(values, ids):
+    return [[i, "%.2f" % v] for i, v in zip(ids, values[:, 0])]
+'''
+
+
+def store_rows(seed: int = 0, repeat: int = 1) -> list[tuple[str, str, int]]:
+    """Rows of the STORES groups (each repeated ``repeat`` times: group sizes stay powers of two when it is one)."""
     rng = np.random.default_rng(seed)
-    stores = [s for s, n in STORES.items() for _ in range(n)]
+    stores = [f"{s}{k}" if k else s for k in range(repeat) for s, n in STORES.items() for _ in range(n)]
     rng.shuffle(stores)
     return [(f"r{i}", s, int(rng.integers(1, 50))) for i, s in enumerate(stores)]
 
 
-def make_groupby(folder: Path, *, group: bool = True, extra_data: str = "", hook: str = FEATURES) -> tuple[Path, str]:
-    """target = mean(sales of the row's store) + the store's weight from the side table."""
-    rows = store_rows()
+def write_store_data(folder: Path, rows: list[tuple[str, str, int]]) -> None:
+    _csv(folder / "test.csv", ["id", "store", "sales"], [list(r) for r in rows])
+    _csv(folder / "sample_submission.csv", ["id", "target"], [[r[0], 0] for r in rows])
+
+
+def make_groupby(folder: Path, *, group: bool = True, extra_data: str = "", hook: str = FEATURES,
+                 post: str = "", repeat: int = 1) -> tuple[Path, str]:
+    """target = mean(sales of the row's store) + the store's weight from the side table.
+
+    ``post``: a postprocess hook module (post.py) writing the rows; ``repeat``
+    makes a larger table (more stores); the expected text is then not exact.
+    """
+    rows = store_rows(repeat=repeat)
     spec = f'''
     name = "stores"
     [data]
@@ -117,6 +134,7 @@ def make_groupby(folder: Path, *, group: bool = True, extra_data: str = "", hook
     features_files = ["lookup/stores.csv"]
     {'features_group = "store"' if group else ''}
     {extra_data}
+    {'[submission]' + chr(10) + 'postprocess = "post:to_submission"' if post else ''}
 
     [[model]]
     name = "lin"
@@ -129,14 +147,18 @@ def make_groupby(folder: Path, *, group: bool = True, extra_data: str = "", hook
       shape = ["batch", 3]
       columns = ["store_mean", "store_weight", "sales"]
     '''
-    weights = {s: 0.25 * (k + 1) for k, s in enumerate(STORES)}
-    path = _write(folder, spec, {"features.py": hook,
-                                 "lookup/stores.csv": "store,weight\n" + "".join(f"{s},{w}\n" for s, w in weights.items())})
-    _csv(folder / "data" / "test.csv", ["id", "store", "sales"], [list(r) for r in rows])
-    _csv(folder / "data" / "sample_submission.csv", ["id", "target"], [[r[0], 0] for r in rows])
+    weights = {s: 0.25 * (k + 1) for k, s in enumerate(sorted({r[1] for r in rows}))}
+    files = {"features.py": hook,
+             "lookup/stores.csv": "store,weight\n" + "".join(f"{s},{w}\n" for s, w in weights.items())}
+    if post:
+        files["post.py"] = post
+    path = _write(folder, spec, files)
+    write_store_data(folder / "data", rows)
     _linear_checkpoint(folder / "lin.pt", [[1.0, 1.0, 0.0]])
-    means = {s: np.mean([r[2] for r in rows if r[1] == s]) for s in STORES}
-    expected = "id,target\n" + "".join(f"{i},{_g(np.float32(means[s]) + np.float32(weights[s]))}\n" for i, s, _ in rows)
+    means = {s: np.mean([r[2] for r in rows if r[1] == s]) for s in weights}
+    value = {s: float(np.float32(means[s]) + np.float32(weights[s])) for s in weights}
+    cell = (lambda v: "%.2f" % v) if post else _g
+    expected = "id,target\n" + "".join(f"{i},{cell(value[s])}\n" for i, s, _ in rows)
     return path, expected
 
 
@@ -216,9 +238,7 @@ def make_long(folder: Path) -> tuple[Path, str]:
     ids = [f"q{i}" for i in range(len(x))]
     sub = f'[submission]\nmode = "long"\ntargets = {targets}\nid_format = "{{id}}-{{target}}"'.replace("'", '"')
     rows = [[f"{i}-{t}", 0] for i in ids for t in targets]
-    path = _scores_project(folder, sub, ["row_id", "value"], rows, n_out=2, scores=x)
-    # id_column is "id" in the test table; the sample's id column must be the same name
-    _csv(folder / "data" / "sample_submission.csv", ["id", "value"], rows)
+    path = _scores_project(folder, sub, ["id", "value"], rows, n_out=2, scores=x)
     expected = "id,value\n" + "".join(f"{i}-{t},{_g(x[n, k])}\n" for n, i in enumerate(ids) for k, t in enumerate(targets))
     return path, expected
 
@@ -304,5 +324,5 @@ def make_rle(folder: Path, h: int = 4, w: int = 6) -> tuple[Path, str]:
     return path, expected
 
 
-__all__ = ["CLASSES", "FEATURES", "POST", "make_groupby", "make_long", "make_multilabel", "make_postprocess",
+__all__ = ["CLASSES", "FEATURES", "POST", "POST_ROUND", "write_store_data", "make_groupby", "make_long", "make_multilabel", "make_postprocess",
            "make_rle", "make_topk", "rle_reference", "store_rows"]
