@@ -202,3 +202,16 @@ def test_features_hook_on_cudf_gpu(built, tmp_path):  # pragma: no cover - unver
     done = _run(bundle, folder / "data", tmp_path / "gpu.csv", {"NINEFIT_CUDF": "1"})
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "gpu.csv").read_text() == expected
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("kind", ["groupby", "rle"])
+def test_the_offline_notebook_runs_the_hooks_from_the_read_only_bundle(built, kind, tmp_path):
+    """`ninefit simulate`: the bundle read-only under /kaggle/input, the network cut off; the exact submission."""
+    from packager.offline.simulate import simulate
+
+    folder, bundle, expected = built[kind]
+    result = simulate(bundle, folder / "data", time_limit="3m", keep=tmp_path / "sim")
+    assert result.passed, result.summary()
+    assert (tmp_path / "sim" / "submission.csv").read_text() == expected

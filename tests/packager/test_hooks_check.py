@@ -179,3 +179,26 @@ def test_the_estimate_prices_the_hooks_as_stages(tmp_path):
 
     hooks = Manifest.load(tmp_path / "bundle").profile["hooks"]
     assert hooks["features"]["rows"] == 24 and hooks["postprocess"]["rows"] == 24
+
+
+def test_simulate_judges_each_format_by_its_own_cells(tmp_path):
+    from packager.offline.simulate import check_submission
+    from runtime.manifest import SubmissionSpec
+
+    sample = tmp_path / "sample.csv"
+    sample.write_text("id,y\na,x\nb,x\n")
+    sub = tmp_path / "s.csv"
+    cases = [
+        (SubmissionSpec(id_column="id", columns=("y",), mode="topk", classes=("p", "q", "r"), k=2),
+         "id,y\na,p q\nb,r p\n", "id,y\na,p q\nb,r\n"),
+        (SubmissionSpec(id_column="id", columns=("y",), mode="multilabel", classes=("p", "q"), separator=";"),
+         "id,y\na,p;q\nb,\n", "id,y\na,p;z\nb,\n"),
+        (SubmissionSpec(id_column="id", columns=("y",), mode="rle", mask_shape=(2, 2)),
+         "id,y\na,1 2 4 1\nb,\n", "id,y\na,1 2 4\nb,\n"),
+    ]
+    for spec, good, bad in cases:
+        sub.write_text(good)
+        assert check_submission(sub, sample, spec) == [], spec.mode
+        sub.write_text(bad)
+        (problem,) = check_submission(sub, sample, spec)
+        assert "line 2" in problem or "line 3" in problem, problem
