@@ -66,7 +66,7 @@ def _g(x: float) -> str:
 def _write(folder: Path, spec: str, files: dict[str, str]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "data").mkdir(exist_ok=True)
-    (folder / "models.py").write_text(MODELS)
+    (folder / "hook_models.py").write_text(MODELS)
     for name, text in files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(textwrap.dedent(text))
@@ -138,7 +138,7 @@ def make_groupby(folder: Path, *, group: bool = True, extra_data: str = "", hook
 
     [[model]]
     name = "lin"
-    factory = "models:make_linear"
+    factory = "hook_models:make_linear"
     factory_kwargs = {{ n_in = 3, n_out = 1 }}
     checkpoint = "lin.pt"
     batch_size = 4
@@ -189,7 +189,7 @@ def _scores_project(folder: Path, submission: str, sample_header: list[str], sam
 
     [[model]]
     name = "lin"
-    factory = "models:make_linear"
+    factory = "hook_models:make_linear"
     factory_kwargs = {{ n_in = {x.shape[1]}, n_out = {n_out} }}
     checkpoint = "lin.pt"
     activation = "{activation}"
@@ -302,7 +302,7 @@ def make_rle(folder: Path, h: int = 4, w: int = 6) -> tuple[Path, str]:
 
     [[model]]
     name = "seg"
-    factory = "models:make_seg"
+    factory = "hook_models:make_seg"
     checkpoint = "seg.pt"
     activation = "sigmoid"
     batch_size = 4
