@@ -156,6 +156,32 @@ def _same_columns(out: dict[str, np.ndarray], columns: tuple[tuple[str, str], ..
             raise HookError(f"its column {c!r} has dtype {out[c].dtype} here; at packaging it was {dtype}")
 
 
+def pandas_engine() -> tuple[str, str]:
+    """What runs the features hook's pandas code: (engine, a warning when ``NINEFIT_CUDF=1`` did not get cuDF's GPU).
+
+    ``cudf.pandas`` is installed by :func:`runtime.data.read_table` before the
+    table is read; without a GPU it runs everything on pandas, which is said here.
+    """
+    from runtime.settings import env_flag
+
+    try:
+        asked = env_flag("NINEFIT_CUDF")
+    except ValueError:
+        asked = False
+    if not asked:
+        return "pandas", ""
+    if "cudf.pandas" not in sys.modules:
+        return "pandas", ("NINEFIT_CUDF=1, but cudf is not installed here: the features hook ran on pandas, "
+                          "on the CPU")
+    from runtime.gpu import gpu_present
+
+    present, how = gpu_present()
+    if not present:
+        return "cudf.pandas", (f"NINEFIT_CUDF=1, but there is no GPU here ({how}): cudf.pandas ran the features hook "
+                               "on pandas, on the CPU")
+    return "cudf.pandas", ""
+
+
 @dataclass
 class FeaturesResult:
     """The test table with the hook's columns added, and what went wrong where."""
@@ -230,4 +256,4 @@ def apply_features(frame, ref: str, folder: str | Path, *, group: str = "", ids=
 
 
 __all__ = ["FEATURES_CHUNK_ROWS", "HOOKS_DIR", "FeaturesResult", "apply_features", "call_hook", "feature_chunks",
-           "features_output", "hook_path", "load_hook", "user_traceback"]
+           "features_output", "hook_path", "load_hook", "pandas_engine", "user_traceback"]

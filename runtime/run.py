@@ -326,9 +326,12 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
                              f"({how}): running on the CPU")
         log(report.events[-1])
     if test.features is not None:
-        report.features = {"hook": m.data.features, "seconds": test.features.seconds,
+        from runtime.hooks import pandas_engine
+
+        engine, warning = pandas_engine()
+        report.features = {"hook": m.data.features, "seconds": test.features.seconds, "engine": engine,
                            "rows_failed": int(test.features.failed.sum()) if test.features.failed is not None else 0}
-        for event in test.features.events:
+        for event in [warning] * bool(warning) + test.features.events:
             report.events.append(event)
             log(event)
     writer = SubmissionWriter(out, m, store, grids, test, sample, formatter)

@@ -189,9 +189,28 @@ def test_features_hook_under_cudf_pandas_gives_the_same_submission(built, tmp_pa
     if importlib.util.find_spec("cudf") is None:
         pytest.skip("cudf is not installed here (pip install cudf-cu12); the cudf.pandas path is untested")
     folder, bundle, expected = built["groupby"]
-    done = _run(bundle, folder / "data", tmp_path / "cudf.csv", {"NINEFIT_CUDF": "1", "NINEFIT_FEATURES_CHUNK_ROWS": "5"})
+    done = _run(bundle, folder / "data", tmp_path / "cudf.csv", {"NINEFIT_CUDF": "1", "NINEFIT_FEATURES_CHUNK_ROWS": "5",
+                                                                 "NINEFIT_GPU_PRESENT": "0"})
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "cudf.csv").read_text() == expected
+    report = json.loads((tmp_path / "cudf.run_report.json").read_text())
+    assert report["features"]["engine"] == "cudf.pandas"
+    assert any("no GPU here" in e and "on pandas, on the CPU" in e for e in report["events"])  # said, not silent
+
+
+@pytest.mark.timeout(300)
+def test_cudf_asked_for_but_absent_is_said(built, tmp_path):
+    folder, bundle, expected = built["groupby"]
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "cudf.py").write_text("raise ImportError('cudf is blocked in this test')\n")
+    done = _run(bundle, folder / "data", tmp_path / "s.csv",
+                {"NINEFIT_CUDF": "1", "PYTHONPATH": f"{blocker}{os.pathsep}{REPO}"})
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "s.csv").read_text() == expected
+    report = json.loads((tmp_path / "s.run_report.json").read_text())
+    assert report["features"]["engine"] == "pandas"
+    assert any("cudf is not installed here" in e for e in report["events"])
 
 
 @pytest.mark.gpu
