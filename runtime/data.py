@@ -86,6 +86,8 @@ def _dims(spec: InputSpec) -> tuple[int, ...]:
 class TestData:
     """The rows to predict, in file order, and the features each model needs."""
 
+    features = None  # runtime.hooks.FeaturesResult when the bundle's features hook ran on the table
+
     def __init__(self, ids: Sequence[str], frame, spec: DataSpec, root: Path, assets: Path | None = None):
         self.ids = list(ids)
         self.frame = frame
@@ -291,7 +293,16 @@ def open_test_data(data_dir: str | os.PathLike, spec: DataSpec, assets: str | os
         from runtime.loaders import image_loader
 
         image_loader()  # a bad NINEFIT_LOADER stops the run here, before any model runs
-    return TestData(ids, frame, spec, root, Path(assets) if assets is not None else None)
+    features = None
+    if spec.features:  # the user's features hook, chunk by chunk, before any member takes its columns
+        from runtime.hooks import HOOKS_DIR, apply_features
+
+        features = apply_features(frame, spec.features, Path(assets or ".") / HOOKS_DIR, group=spec.features_group,
+                                  ids=ids, columns=spec.features_columns)
+        frame = features.frame
+    data = TestData(ids, frame, spec, root, Path(assets) if assets is not None else None)
+    data.features = features
+    return data
 
 
 __all__ = ["TestData", "apply_tta", "open_test_data", "read_table"]

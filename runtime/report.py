@@ -134,6 +134,8 @@ class RunReport:
     lanes: list[dict[str, Any]] = field(default_factory=list)
     lane_rule: str = ""  # why this many lanes
     peak_gpu_by_device: dict[int, int] = field(default_factory=dict)  # GPU memory peak of each lane's device
+    # The features hook's run: {"hook", "seconds" (in the hook), "rows_failed"}; empty without one.
+    features: dict[str, Any] = field(default_factory=dict)
 
     def member(self, name: str) -> MemberReport:
         for m in self.members:
