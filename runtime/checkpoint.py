@@ -28,6 +28,7 @@ import numpy as np
 
 from runtime.bundle import sha256_file
 from runtime.fileio import atomic_write
+from runtime.lanes import PY_COMPILE_LOCK
 from runtime.manifest import Manifest
 
 #: Most chunks per member: bounds the number of files (and the per-file overhead).
@@ -104,7 +105,8 @@ class ChunkStore:
         """The chunk's predictions (NaN rows: skipped), or None when absent or unreadable (then it is removed)."""
         path = self.path(member, variant, start, stop)
         try:
-            values = np.load(path, allow_pickle=False)
+            with PY_COMPILE_LOCK:  # the header is parsed by ast.literal_eval: one thread at a time (runtime.lanes)
+                values = np.load(path, allow_pickle=False)
         except FileNotFoundError:
             return None
         except (OSError, ValueError):

@@ -50,6 +50,10 @@ MAX_CPU_LANES = 8
 SESSION_RAM_FACTOR = 3
 #: Most bytes of decoded image rows kept for other members by :class:`SharedFeeds`.
 FEED_CACHE_BYTES = 512 << 20
+#: Held around what builds Python ASTs or compiles code while other lanes run: CPython 3.11 keeps the AST
+#: constructor's recursion depth per interpreter, so two threads doing so at once can fail with "SystemError: AST
+#: constructor recursion depth mismatch" (numpy's .npy header parse, torch.fx code generation when a program loads).
+PY_COMPILE_LOCK = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -228,5 +232,5 @@ class SharedFeeds:
             done.set()
 
 
-__all__ = ["FEED_CACHE_BYTES", "MAX_CPU_LANES", "SESSION_RAM_FACTOR", "LaneLog", "LaneSpec", "SharedFeeds",
+__all__ = ["FEED_CACHE_BYTES", "MAX_CPU_LANES", "PY_COMPILE_LOCK", "SESSION_RAM_FACTOR", "LaneLog", "LaneSpec", "SharedFeeds",
            "choose_lanes", "parse_devices", "usable_cores"]

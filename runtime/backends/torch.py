@@ -32,7 +32,6 @@ import logging
 import os
 import platform
 import re
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -44,12 +43,11 @@ from runtime.backends.base import BackendOptions, Runner
 from runtime.bundle import sha256_file
 from runtime.errors import BackendError, BackendUnavailableError, OutOfMemoryError
 from runtime.fileio import atomic_write
+from runtime.lanes import PY_COMPILE_LOCK
 from runtime.progress import log
 
 #: Environment variable inductor reads for its on-disk cache.
 INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
-#: torch.export.load keeps its deserializer in a global: lanes loading at once take turns.
-_EXPORT_LOAD = threading.Lock()
 
 
 def compile_cache_key(gpu_name: str, capability: tuple[int, int] | None, torch_version: str, cuda_version: str | None) -> str:
@@ -114,8 +112,7 @@ class TorchRunner(Runner):
         level = quiet.level
         quiet.setLevel(logging.ERROR)
         try:
-            with _EXPORT_LOAD:  # torch.export.load is not thread-safe (lanes load at once)
-                ep = torch.export.load(str(self.program))
+            ep = torch.export.load(str(self.program))
             if device != "cpu":
                 from torch.export.passes import move_to_device_pass
 
@@ -130,6 +127,12 @@ class TorchRunner(Runner):
             quiet.setLevel(level)
 
     def activate_impl(self) -> None:
+        # Lanes load at once: torch.export.load keeps its deserializer in a global, and loading (torch.fx code
+        # generation, torch.compile) builds Python ASTs, which CPython 3.11 cannot do in two threads at once.
+        with PY_COMPILE_LOCK:
+            self._activate()
+
+    def _activate(self) -> None:
         torch = self._torch = _torch()
         if self.options.threads:
             torch.set_num_threads(self.options.threads)
