@@ -232,5 +232,5 @@ class SharedFeeds:
             done.set()
 
 
-__all__ = ["FEED_CACHE_BYTES", "MAX_CPU_LANES", "PY_COMPILE_LOCK", "SESSION_RAM_FACTOR", "LaneLog", "LaneSpec", "SharedFeeds",
-           "choose_lanes", "parse_devices", "usable_cores"]
+__all__ = ["FEED_CACHE_BYTES", "MAX_CPU_LANES", "PY_COMPILE_LOCK", "SESSION_RAM_FACTOR", "LaneLog", "LaneSpec",
+           "SharedFeeds", "choose_lanes", "parse_devices", "usable_cores"]
