@@ -53,7 +53,7 @@ next chunk cannot fit is only planned again once it can), so the loop ends.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -68,6 +68,7 @@ from runtime.ensemble import activate
 from runtime.errors import BackendError, BundleError, NinefitError, OutOfMemoryError
 from runtime.manifest import Member, Variant
 from runtime.memory import MemoryMonitor
+from runtime.pipeline import FeedPipeline
 from runtime.progress import Progress, log
 from runtime.report import MemberReport, RunReport
 from runtime.text import Chunk
@@ -84,10 +85,13 @@ _EPS = 1e-9
 
 
 def predict_rows(
-    runner: Runner, member: Member, variant: Variant, test: TestData, start: int, stop: int, batch_size: int = 0
+    runner: Runner, member: Member, variant: Variant, test: TestData, start: int, stop: int, batch_size: int = 0,
+    feeds: Sequence[Mapping[str, np.ndarray]] | None = None,
 ) -> np.ndarray:
     """Activated predictions of one member for rows ``[start, stop)``, TTA-averaged.
 
+    ``feeds``: those rows' inputs already prepared, one feed per transform of
+    ``variant.tta`` (:class:`runtime.pipeline.FeedPipeline`); else read here.
     Rows the member skips (non-finite inputs under missing = "skip") are NaN.
     A text member runs the rows' windows in length-sorted batches of ``batch_size``
     windows (or its ``max_tokens``), each padded to its longest, reduced per row.
@@ -101,10 +105,12 @@ def predict_rows(
             values = np.empty((len(chunk.windows), out.shape[1]), out.dtype) if values is None else values
             values[idx] = out
         return chunk.reduce(rows, values, member.text.reduce)
-    feed = test.feed(member, start, stop, image_size=variant.image_size)
+    if feeds is None:
+        feed = test.feed(member, start, stop, image_size=variant.image_size)
+        feeds = [apply_tta(feed, t, member) for t in variant.tta]
     total = None
-    for t in variant.tta:
-        values = _activated(runner, member, apply_tta(feed, t, member))
+    for f in feeds:
+        values = _activated(runner, member, dict(f))
         total = values if total is None else total + values
     total = total / len(variant.tta)
     skipped = test.skipped(member, start, stop)
@@ -196,6 +202,8 @@ class Executor:
         failed: Members known to fail before anything runs, with the reason.
         progress: Show progress lines.
         width: Values per row the submission needs from each member.
+        feeds: Where chunks' inputs come from, prepared ahead (default: a
+            :class:`runtime.pipeline.FeedPipeline` of its own, closed by :meth:`run`).
     """
 
     def __init__(self, members: tuple[Member, ...], grids: Mapping[str, list[tuple[int, int]]], test: TestData,
@@ -204,8 +212,11 @@ class Executor:
                  write_submission: Callable[[], float], *, profile: Mapping | None = None,
                  batch_size: int | None = None, limited: bool = True, fixed_reserve: bool = False,
                  fixed_margin: bool = False, failed: Mapping[str, str] | None = None, progress: bool = True,
-                 width: int, device_check: Callable[[Runner], str | None] | None = None):
+                 width: int, device_check: Callable[[Runner], str | None] | None = None,
+                 feeds: FeedPipeline | None = None):
         self.width = width
+        self._own_feeds = feeds is None
+        self.feeds = feeds if feeds is not None else FeedPipeline(test, members)
         self.device_check = device_check  # a loaded runner -> the warning that it runs on the wrong device
         self.test, self.store, self.load, self.clock = test, store, load, clock
         self.budget, self.report, self.monitor = budget, report, monitor
@@ -346,6 +357,8 @@ class Executor:
                 self._execute(p, p.steps[0])
         finally:
             self._unload()
+            if self._own_feeds:
+                self.feeds.close()
             self._fill_reports()
 
     def _prior_rate(self, st: _State) -> float:
@@ -548,7 +561,9 @@ class Executor:
                 st.batch = max(1, st.batch // 2)
                 self.event(f"{st.member.name}: RAM nearly exhausted, batch size halved to {st.batch}")
             values = self._predict(st, v, runner, a, b)
+            t0 = self.clock()
             self.store.save(st.member.name, v.name, a, values)
+            self.feeds.book(write_s=self.clock() - t0)
         except Exception as exc:
             self._fail(st, exc, f"rows {a}-{b} on {v.name}")
             return False
@@ -563,11 +578,16 @@ class Executor:
         if st.member.text is not None:
             return self._predict_text(st, v, runner, a, b)
         parts, pos = [], a
+        t0 = self.clock()
+        ahead = [c for c in st.missing() if c[0] >= b][:max(self.feeds.depth, 1)]
+        feeds = self.feeds.get(st.member, v, a, b, ahead=ahead)
+        wait = self.clock() - t0  # the data stages not hidden by overlap: part of the member's cost per row
         while pos < b:
             n = min(st.batch, b - pos)
             t0 = self.clock()
+            part = [{k: x[pos - a:pos - a + n] for k, x in f.items()} for f in feeds]
             try:
-                values = predict_rows(runner, st.member, v, self.test, pos, pos + n, n)
+                values = predict_rows(runner, st.member, v, self.test, pos, pos + n, n, feeds=part)
             except OutOfMemoryError as exc:
                 if st.batch <= 1:
                     raise OutOfMemoryError(f"{exc} (even at batch size 1)") from exc
@@ -576,6 +596,8 @@ class Executor:
                 self.event(f"{st.member.name}: out of memory, batch size halved to {st.batch} and retried")
                 continue
             dt = self.clock() - t0
+            self.feeds.book(infer_s=dt)
+            dt, wait = dt + wait, 0.0
             self._check_width(st, values, n)
             bad = ~np.isfinite(values).all(axis=1)
             if bad.any():  # only those rows are lost: NaN rows hold no prediction
@@ -637,6 +659,7 @@ class Executor:
                 self.event(f"{st.member.name}: out of memory, {what} and retried")
                 continue
             dt = self.clock() - t0
+            self.feeds.book(infer_s=dt)
             self._check_width(st, out, end - pos)
             if not np.isfinite(out).all():
                 raise BackendError(f"{st.member.name}/{v.name}: non-finite outputs in rows {a}-{b}")

@@ -129,6 +129,10 @@ class RunReport:
     failure_reason: str = ""
     # The models ran on the CPU although the bundle targets a GPU and a GPU is here (runtime.gpu.device_mismatch).
     device_warnings: list[str] = field(default_factory=list)
+    # The data path (runtime.pipeline.StageTimes): seconds per stage - read_s, decode_s, preprocess_s (prepared
+    # ahead, summed over worker threads), infer_s, write_s, wait_s (inference waiting for data) and hidden_s
+    # (preparation not waited for); images_decoded, chunks_prepared, depth, workers, decoder, table, spool.
+    stages: dict[str, Any] = field(default_factory=dict)
 
     def member(self, name: str) -> MemberReport:
         for m in self.members:
@@ -181,6 +185,8 @@ class RunReport:
         if self.chunks_resumed:
             mem += f"; {self.chunks_resumed} chunk(s) resumed from {self.work_dir}"
         lines.append(mem)
+        if self.stages:
+            lines.append(stage_line(self.stages))
         if any(m.decisions for m in self.members):
             lines.append("decisions (clock s: decision variant, s/row used, seconds left to the limit):")
             for m in self.members:
@@ -206,6 +212,19 @@ class RunReport:
         for warning in self.device_warnings:
             lines.append(f"WARNING, RAN ON THE CPU: {warning}")
         return "\n".join(lines)
+
+
+def stage_line(stages: dict[str, Any]) -> str:
+    """One line on the data path: seconds per stage and how much of the preparation was hidden."""
+    parts = ", ".join(f"{k[:-2]} {stages.get(k, 0.0):.2f}s" for k in ("read_s", "decode_s", "preprocess_s", "infer_s",
+                                                                        "write_s"))
+    line = (f"stages: {parts}; waited {stages.get('wait_s', 0.0):.2f}s for data, {stages.get('hidden_s', 0.0):.2f}s "
+            f"hidden by prefetch (depth {stages.get('depth')}, {stages.get('workers')} worker(s))")
+    if stages.get("images_decoded"):
+        line += f"; {stages['images_decoded']} image(s) decoded ({stages.get('decoder')})"
+    if stages.get("spool"):
+        line += f"; decoded-image spool {stages['spool']}"
+    return line
 
 
 def text_line(name: str, text: dict[str, Any]) -> str:
@@ -259,5 +278,6 @@ __all__ = [
     "MemberReport",
     "RunReport",
     "kaggle_failure",
+    "stage_line",
     "text_line",
 ]
