@@ -251,6 +251,8 @@ class FeedPipeline:
         # What was prepared for another member or rung will not be asked for now: drop it (bounded memory).
         for k in [k for k in self._pending if k[:2] != key[:2]]:
             self._pending.pop(k).cancel()
+        if fut is None and self._prep is not None and not self._closed:
+            fut = self._prep.submit(self._prepare, member, variant, a, b)  # first in the queue: rows in order
         self._schedule(member, variant, ahead)
         try:
             feeds = fut.result() if fut is not None else self._prepare(member, variant, a, b)

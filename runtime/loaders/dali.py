@@ -30,6 +30,7 @@ measured yet (no GPU was at hand): see the ``gpu`` test there.
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
@@ -84,6 +85,7 @@ class DaliImageLoader:
         self.num_threads = num_threads or max(1, min(4, os.cpu_count() or 1))
         self.max_batch = max_batch
         self._pipes: dict[tuple, Any] = {}
+        self._lock = threading.Lock()
 
     @property
     def device(self) -> str:
@@ -104,6 +106,12 @@ class DaliImageLoader:
         shape = (n, channels, h, w) if image.layout == "NCHW" else (n, h, w, channels)
         out = np.empty(shape, np.float32)
         key = (h, w, channels, image.layout, mean, std, image.scale)
+        with self._lock:  # a pipeline takes one batch at a time: feed_input, then run
+            self._load(paths, key, out, size=(h, w))
+        return np.ascontiguousarray(out, dtype=dtype)
+
+    def _load(self, paths, key: tuple, out: np.ndarray, size: tuple[int, int]) -> None:
+        n = len(paths)
         for a in range(0, n, self.max_batch):
             chunk = [Path(p) for p in paths[a:a + self.max_batch]]
             encoded = [_read(p) for p in chunk]
@@ -118,7 +126,6 @@ class DaliImageLoader:
             if self.device_id is not None:
                 batch = batch.as_cpu()
             out[a:a + len(chunk)] = batch.as_array()
-        return np.ascontiguousarray(out, dtype=dtype)
 
     def _pipeline(self, key: tuple, n: int):
         """The pipeline for ``key``, built once and rebuilt only for a larger batch."""

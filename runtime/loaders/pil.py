@@ -69,13 +69,41 @@ def decode(path: Path, forms: Iterable[Form], where: str = "", *, data: bytes | 
     return out
 
 
+def _table(image: ImageSpec, dtype: str) -> np.ndarray:
+    """(256, channels) lookup table: every uint8 level scaled and normalised per channel, in ``dtype``.
+
+    The same float32 operations, in the same order, as on a whole batch; so
+    the values are bit for bit those of ``(x * scale - mean) / std``.
+    """
+    key = (image.scale, tuple(image.mean), tuple(image.std), image.channels, dtype)
+    table = _TABLES.get(key)
+    if table is None:
+        levels = np.arange(256, dtype=np.float32)[:, None]
+        table = (levels * image.scale - np.asarray(image.mean, np.float32)) / np.asarray(image.std, np.float32)
+        table = np.ascontiguousarray(np.broadcast_to(table, (256, image.channels)).T, dtype=dtype)  # (c, 256)
+        _TABLES[key] = table
+    return table
+
+
+_TABLES: dict[tuple, np.ndarray] = {}
+
+
 def normalise(pixels: np.ndarray, image: ImageSpec, dtype: str) -> np.ndarray:
-    """A batch of uint8 pixels (n, h, w, c) as the model input: scaled, normalised, in ``image.layout``."""
-    batch = pixels.astype(np.float32)
-    batch = (batch * image.scale - np.asarray(image.mean, np.float32)) / np.asarray(image.std, np.float32)
+    """A batch of uint8 pixels (n, h, w, c) as the model input: scaled, normalised, in ``image.layout``.
+
+    A lookup per channel (256 values) instead of float arithmetic on every pixel: several times faster.
+    """
+    table = _table(image, dtype)
+    n, h, w, c = pixels.shape
     if image.layout == "NCHW":
-        batch = batch.transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(batch, dtype=dtype)
+        out = np.empty((n, c, h, w), dtype=dtype)
+        for k in range(c):
+            np.take(table[k], pixels[..., k], out=out[:, k])
+    else:
+        out = np.empty((n, h, w, c), dtype=dtype)
+        for k in range(c):
+            out[..., k] = np.take(table[k], pixels[..., k])
+    return out
 
 
 __all__ = ["Form", "decode", "form", "normalise"]
