@@ -5,7 +5,7 @@ feeds of member M on variant V for rows [a, b)* (one feed per TTA transform).
 It prepares the next chunks the executor names (``ahead``) in a background
 thread while the current one runs, at most ``depth`` chunks ahead, so memory
 stays bounded (back-pressure: nothing more is read until a prepared chunk is
-taken). A failure while preparing is raised to the executor when it takes
+taken; fewer chunks ahead when they would hold over :data:`AHEAD_BYTES`). A failure while preparing is raised to the executor when it takes
 that chunk, naming the row, its id and the file; never a hang.
 
 Stages, timed where they run and summed in :class:`StageTimes`:
@@ -54,6 +54,8 @@ DEFAULT_DEPTH = 2
 #: Environment variables: chunks ahead, and decode worker threads.
 DEPTH_ENV = "NINEFIT_PREFETCH"
 WORKERS_ENV = "NINEFIT_DATA_WORKERS"
+#: Bytes of prepared feeds the queue may hold ahead (at least one chunk is always prepared ahead).
+AHEAD_BYTES = 1 << 30
 #: Images one decode task takes (a chunk is split into such slices across the workers).
 _SLICE = 16
 #: Prepared table arrays kept for other members on the same chunk.
@@ -120,6 +122,27 @@ def default_workers(infer_threads: int | None = None, gpu: bool = False) -> int:
     cores = os.cpu_count() or 1
     busy = infer_threads or (1 if gpu else max(1, cores // 2))
     return _int_env(WORKERS_ENV, max(1, min(8, cores - busy))) or 1
+
+
+def feed_bytes_per_row(member: Member, variant: Variant) -> int:
+    """Bytes of one row's prepared feeds (every input, every TTA copy)."""
+    total = 0
+    for inp in member.inputs:
+        itemsize = np.dtype(inp.dtype).itemsize
+        if inp.image is not None:
+            h, w = variant.image_size or inp.image.size
+            total += h * w * inp.image.channels * itemsize
+        else:
+            dims = [d for d in inp.shape[1:] if isinstance(d, int)]
+            total += int(np.prod(dims)) * itemsize if dims else max(len(inp.columns), 1) * itemsize
+    return total * max(len(variant.tta), 1)
+
+
+def chunks_ahead(depth: int, chunk_bytes: float, budget: float = AHEAD_BYTES) -> int:
+    """Chunks to prepare ahead: ``depth``, fewer when they would hold more than ``budget`` bytes (never under one)."""
+    if depth <= 0:
+        return 0
+    return max(1, min(depth, int(budget // max(chunk_bytes, 1.0))))
 
 
 def input_key(member: Member, inp: InputSpec, variant: Variant, spec) -> tuple:
@@ -196,10 +219,12 @@ class FeedPipeline:
         workers: Decode threads.
         loader: ``"pil"`` or ``"dali"`` (:func:`runtime.loaders.resolve_loader`).
         spool_dir: Where the decoded-image spool goes (default: the system temp folder).
+        share: Share work between members: prepared table arrays of a chunk, and the
+            decoded-image spool (off to time every read and decode, as the profile does).
     """
 
     def __init__(self, test, members: Sequence[Member], *, depth: int | None = None, workers: int | None = None,
-                 loader: str = "pil", spool_dir: str | os.PathLike | None = None):
+                 loader: str = "pil", spool_dir: str | os.PathLike | None = None, share: bool = True):
         self.test = test
         self.depth = _int_env(DEPTH_ENV, DEFAULT_DEPTH) if depth is None else depth
         self.workers = workers or default_workers()
@@ -207,6 +232,7 @@ class FeedPipeline:
         self.times = StageTimes(depth=self.depth, workers=self.workers, decoder=loader)
         self._pending: OrderedDict[tuple, Future] = OrderedDict()
         self._shared: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._share = share
         self._shared_lock = threading.Lock()
         self._prep = ThreadPoolExecutor(1, thread_name_prefix="ninefit-prefetch") if self.depth else None
         self._decode = (ThreadPoolExecutor(self.workers, thread_name_prefix="ninefit-decode")
@@ -215,7 +241,7 @@ class FeedPipeline:
         self._closed = False
         forms = _image_forms(members) if loader == "pil" else []
         consumers = sum(1 for m in members if m.text is None and any(i.image is not None for i in m.inputs))
-        if forms and (consumers > 1 or len(forms) > 1):
+        if forms and share and (consumers > 1 or len(forms) > 1):
             self._open_spool(forms, spool_dir)
         elif forms:
             self.times.spool = "not needed (one image member at one size)"
@@ -266,10 +292,12 @@ class FeedPipeline:
         return feeds
 
     def _schedule(self, member: Member, variant: Variant, ahead: Sequence[tuple[int, int]]) -> None:
-        if self._prep is None or self._closed:
+        if self._prep is None or self._closed or not ahead:
             return
+        per_row = feed_bytes_per_row(member, variant)
+        limit = chunks_ahead(self.depth, per_row * max(b - a for a, b in ahead))
         for a, b in ahead:
-            if len(self._pending) >= self.depth:
+            if len(self._pending) >= limit + 1:  # + the chunk being asked for, when it was not ready
                 break
             key = (member.name, variant.name, a, b)
             if key not in self._pending:
@@ -333,6 +361,8 @@ class FeedPipeline:
             return self._shared.get(key)
 
     def _shared_put(self, key, arr) -> None:
+        if not self._share:
+            return
         with self._shared_lock:
             self._shared[key] = arr
             while len(self._shared) > _SHARED_ENTRIES:
@@ -429,4 +459,5 @@ def _image_forms(members: Sequence[Member]) -> list[tuple[str, int, int]]:
     return list(forms)
 
 
-__all__ = ["DEFAULT_DEPTH", "DEPTH_ENV", "WORKERS_ENV", "FeedPipeline", "StageTimes", "default_workers", "input_key"]
+__all__ = ["AHEAD_BYTES", "DEFAULT_DEPTH", "DEPTH_ENV", "WORKERS_ENV", "FeedPipeline", "StageTimes", "chunks_ahead",
+           "default_workers", "feed_bytes_per_row", "input_key"]
