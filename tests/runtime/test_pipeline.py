@@ -200,3 +200,50 @@ def test_run_decodes_each_image_once_and_reports_its_stages(tmp_path, monkeypatc
         with open(out) as f:
             assert [r["image_id"] for r in csv.DictReader(f)] == ids
     assert outs["0"] == outs["3"]
+
+
+def test_the_loader_is_dali_only_for_a_gpu_target_with_a_gpu_and_dali(monkeypatch):
+    import runtime.loaders.dali as dali
+    from runtime.loaders import resolve_loader
+
+    monkeypatch.delenv("NINEFIT_LOADER", raising=False)
+    assert resolve_loader(False) == ("pil", "CPU target")
+    monkeypatch.setenv("NINEFIT_GPU_PRESENT", "0")
+    assert resolve_loader(True)[0] == "pil" and "no GPU here" in resolve_loader(True)[1]
+    monkeypatch.setenv("NINEFIT_GPU_PRESENT", "1")
+    monkeypatch.setattr(dali, "dali_available", lambda: False)
+    assert resolve_loader(True) == ("pil", "GPU target, but NVIDIA DALI is not installed (pip install nvidia-dali-cuda120)")
+    monkeypatch.setattr(dali, "dali_available", lambda: True)
+    assert resolve_loader(True) == ("dali", "GPU target with a GPU and DALI")
+    monkeypatch.setenv("NINEFIT_LOADER", "pil")
+    assert resolve_loader(True) == ("pil", "NINEFIT_LOADER=pil")
+
+
+def test_loaders_and_tables_never_import_the_data_module():
+    """No import circle: runtime.data uses the loaders and tables, never the reverse (lazy imports included)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "runtime"
+    for path in [*sorted((root / "loaders").glob("*.py")), root / "tables.py"]:
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+        assert not {"runtime.data", "runtime.pipeline", "runtime.executor"} & names, path.name
+
+
+def test_dali_in_the_pipeline_feeds_what_pil_does(tmp_path):
+    pytest.importorskip("nvidia.dali", reason="NVIDIA DALI is not installed (pip install nvidia-dali-cuda120)")
+    test = open_test_data(write_images(tmp_path), SPEC)
+    m = member("a")
+    with FeedPipeline(test, [m, member("b")], depth=2, workers=2, loader="dali") as feeds:
+        for i, (a, b) in enumerate(CHUNKS):
+            got = feeds.get(m, m.variants[0], a, b, ahead=CHUNKS[i + 1:])[0]["x"]
+            ref = test.feed(m, a, b)["x"]
+            assert got.shape == ref.shape
+            levels = np.abs(got - ref) * 0.25 * 255  # std 0.25, scale 1/255: back to grey levels
+            assert levels[..., 1:-1, 1:-1].max() <= 2 and levels.max() <= 24  # as tests/runtime/test_dali.py
+        assert feeds.times.images_decoded == 23 and feeds.times.spool == ""
+    test.close()
