@@ -36,14 +36,16 @@ _CUDF_STATE: dict[str, bool] = {}
 
 
 def table_pandas(gpu: bool = False):
-    """pandas, accelerated by cudf.pandas on a GPU target (``gpu``) or with ``NINEFIT_CUDF=1``.
+    """pandas, accelerated by cudf.pandas on a GPU target with a GPU (``gpu``); ``NINEFIT_CUDF=1|0`` forces it.
 
     cudf.pandas runs the same pandas calls on the GPU and falls back to pandas
     (with a warning, silenced here) where there is none; without cuDF
     installed this is plain pandas. Unverified on a GPU.
     """
+    import os
+
     try:
-        use_cudf = env_flag("NINEFIT_CUDF") or gpu
+        use_cudf = env_flag("NINEFIT_CUDF") if os.environ.get("NINEFIT_CUDF", "").strip() else gpu
     except ValueError as exc:
         raise DataError(str(exc)) from None
     if use_cudf and "installed" not in _CUDF_STATE:

@@ -91,3 +91,31 @@ def test_missing_file_and_missing_id_column_are_data_errors(tmp_path):
     (tmp_path / "t.csv").write_text("a,b\n1,2\n")
     with pytest.raises(DataError, match="has no id column 'id'; its columns are: a, b"):
         open_table(tmp_path / "t.csv", id_column="id")
+
+
+def test_cudf_pandas_is_asked_for_on_a_gpu_target_and_pandas_runs_without_it(table, monkeypatch):
+    """The GPU table stage: cudf.pandas where installed (unverified on a GPU); here it is not, pandas reads."""
+    import builtins
+
+    import runtime.tables as tables
+
+    monkeypatch.setattr(tables, "_CUDF_STATE", {})
+    monkeypatch.delenv("NINEFIT_CUDF", raising=False)
+    asked = []
+    real_import = builtins.__import__
+
+    def spy(name, *args, **kwargs):
+        if name.startswith("cudf"):
+            asked.append(name)
+            raise ImportError("No module named 'cudf'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", spy)
+    path, frame = table
+    source = open_table(path, id_column="id", gpu=False)
+    source.read(0, 3)
+    assert asked == [] and tables.table_engine() == "pandas"
+    source = open_table(path, id_column="id", gpu=True)
+    assert source.read(0, 3)["id"].tolist() == frame["id"].tolist()[:3]
+    assert asked == ["cudf.pandas"] and tables.table_engine() == "pandas"
+    source.close()
