@@ -1,4 +1,4 @@
-"""torch -> ONNX export, checks, and fp16 conversion.
+"""torch -> ONNX export and its checks (the fp16 copy is :mod:`packager.fp16`).
 
 The torch.export-based (dynamo) exporter is tried first and the TorchScript
 exporter is the fallback; which one produced the file is recorded. Every
@@ -149,35 +149,4 @@ def copy_onnx(src: Path, dest: Path, name: str) -> ExportResult:
     return ExportResult(path=dest, exporter="onnx-file")
 
 
-def sort_graph(graph) -> None:
-    """Reorder ``graph.node`` topologically (the fp16 converter appends its input casts last)."""
-    known = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
-    pending = list(graph.node)
-    ordered = []
-    while pending:
-        ready = [n for n in pending if all(i in known for i in n.input)]
-        if not ready:
-            raise ExportError(f"graph {graph.name!r} has a cycle or an undefined input; cannot order its nodes")
-        for n in ready:
-            known.update(n.output)
-        ordered.extend(ready)
-        ready_ids = {id(n) for n in ready}
-        pending = [n for n in pending if id(n) not in ready_ids]
-    copies = [type(n)() for n in ordered]
-    for c, n in zip(copies, ordered):
-        c.CopyFrom(n)
-    del graph.node[:]
-    graph.node.extend(copies)
-
-
-def to_fp16(src: Path, dest: Path, name: str) -> Path:
-    """fp16 copy of an fp32 ONNX file; inputs and outputs stay fp32 so feeds do not change.
-
-    See :func:`packager.fp16.convert_fp16`, which also says which ops stayed fp32.
-    """
-    from packager.fp16 import convert_fp16
-
-    return convert_fp16(src, dest, name).path
-
-
-__all__ = ["ExportResult", "check_onnx", "copy_onnx", "export_model", "failing_op", "to_fp16"]
+__all__ = ["ExportResult", "check_onnx", "copy_onnx", "export_model", "failing_op"]

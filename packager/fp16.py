@@ -31,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-from packager.export import _quiet, sort_graph
+from packager.export import _quiet
 from runtime.errors import ExportError
 
 _NAMED = (
@@ -164,6 +164,27 @@ def _smallest_set(trials: _Trials, base: frozenset[str], candidates: list[str]) 
         needed.add(cands[lo - 1])
         cands = cands[:lo - 1]
     return frozenset(needed)
+
+
+def sort_graph(graph) -> None:
+    """Reorder ``graph.node`` topologically (the fp16 converter appends its input casts last)."""
+    known = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered = []
+    while pending:
+        ready = [n for n in pending if all(i in known for i in n.input)]
+        if not ready:
+            raise ExportError(f"graph {graph.name!r} has a cycle or an undefined input; cannot order its nodes")
+        for n in ready:
+            known.update(n.output)
+        ordered.extend(ready)
+        ready_ids = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in ready_ids]
+    copies = [type(n)() for n in ordered]
+    for c, n in zip(copies, ordered):
+        c.CopyFrom(n)
+    del graph.node[:]
+    graph.node.extend(copies)
 
 
 def convert_fp16(src: Path, dest: Path, name: str, feed: dict[str, np.ndarray] | None = None,

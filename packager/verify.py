@@ -77,11 +77,18 @@ def compare(output: str, batch: int, expected: np.ndarray, got: np.ndarray, atol
     """One output at one batch size, element-wise."""
     e = expected.astype(np.float64)
     g = got.astype(np.float64)
-    diff = np.abs(e - g)
-    diff = np.where(np.isnan(diff), np.inf, diff)
-    excess = diff - (atol + rtol * np.abs(e))
+    with np.errstate(invalid="ignore"):
+        diff = np.abs(e - g)
+    # The same non-finite value on both sides (NaN for NaN, inf for inf of one sign) is faithful;
+    # any other NaN in the difference is as far off as can be.
+    same = (e == g) | (np.isnan(e) & np.isnan(g))
+    diff = np.where(same, 0.0, np.where(np.isnan(diff), np.inf, diff))
+    with np.errstate(invalid="ignore"):
+        excess = np.where(same, -np.inf, diff - (atol + rtol * np.abs(e)))
+    excess = np.where(np.isnan(excess), np.inf, excess)  # inf expected, finite got: inf - inf
     worst = np.unravel_index(int(np.argmax(excess)), e.shape) if e.size else ()
-    rel = diff / np.maximum(np.abs(e), 1e-12)
+    with np.errstate(invalid="ignore"):
+        rel = np.where(same, 0.0, diff / np.maximum(np.abs(np.nan_to_num(e)), 1e-12))
     agree = None
     if e.ndim == 2 and e.shape[1] > 1:
         agree = float(np.mean(np.argmax(e, axis=1) == np.argmax(np.nan_to_num(g), axis=1)))

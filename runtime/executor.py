@@ -599,21 +599,27 @@ class Executor:
             self.feeds.book(infer_s=dt)
             dt, wait = dt + wait, 0.0
             self._check_width(st, values, n)
-            bad = ~np.isfinite(values).all(axis=1)
-            if bad.any():  # only those rows are lost: NaN rows hold no prediction
-                skipped = self.test.skipped(st.member, pos, pos + n)
-                new = bad if skipped is None else bad & ~skipped
-                if new.any():
-                    if not st.report.rows_nonfinite_output:
-                        self.event(f"{st.member.name}/{v.name}: non-finite outputs in row(s) "
-                                   f"{', '.join(str(pos + i) for i in np.flatnonzero(new)[:5])}"
-                                   f"{' ...' if new.sum() > 5 else ''}; those rows are left to the other members")
-                    st.report.rows_nonfinite_output += int(new.sum())
-                values[bad] = np.nan
+            self._nonfinite(st, v, values, pos)
             self._book(st, v, n, dt)
             parts.append(values)
             pos += n
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def _nonfinite(self, st: _State, v: Variant, values: np.ndarray, pos: int) -> None:
+        """Rows of ``values`` (rows ``pos``...) with a non-finite output hold no prediction: set them
+        to NaN, so they are left to the other members, and count and name the new ones."""
+        bad = ~np.isfinite(values).all(axis=1)
+        if not bad.any():
+            return
+        skipped = self.test.skipped(st.member, pos, pos + len(values))
+        new = bad if skipped is None else bad & ~skipped
+        if new.any():
+            if not st.report.rows_nonfinite_output:
+                self.event(f"{st.member.name}/{v.name}: non-finite outputs in row(s) "
+                           f"{', '.join(str(pos + i) for i in np.flatnonzero(new)[:5])}"
+                           f"{' ...' if new.sum() > 5 else ''}; those rows are left to the other members")
+            st.report.rows_nonfinite_output += int(new.sum())
+        values[bad] = np.nan
 
     def _check_width(self, st: _State, values: np.ndarray, n: int) -> None:
         if values.shape != (n, self.width):
@@ -661,8 +667,6 @@ class Executor:
             dt = self.clock() - t0
             self.feeds.book(infer_s=dt)
             self._check_width(st, out, end - pos)
-            if not np.isfinite(out).all():
-                raise BackendError(f"{st.member.name}/{v.name}: non-finite outputs in rows {a}-{b}")
             padded = (end - pos) * int(chunk.lengths[end - 1])
             self._book(st, v, (b - a) * padded / total, dt)
             stats["batches"] = stats.get("batches", 0) + 1
@@ -671,7 +675,11 @@ class Executor:
             values[idx] = out
             pos = end
         st.report.text = stats
-        return chunk.reduce(rows, values, st.member.text.reduce)
+        # A non-finite window makes its row's mean or max non-finite: that row alone is lost.
+        with np.errstate(invalid="ignore"):
+            out = chunk.reduce(rows, values, st.member.text.reduce)
+        self._nonfinite(st, v, out, a)
+        return out
 
     def _fail(self, st: _State, exc: BaseException, where: str) -> None:
         st.close_progress("failed")

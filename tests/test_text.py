@@ -230,3 +230,52 @@ def test_a_tokenizer_that_does_not_load(text_dir, tmp_path, capsys):
     fails_cleanly(capsys, main, ["package", str(spec / "ninefit.toml"), "-o", str(out), "--no-profile", "--no-wheels"],
                   "model 'bert': tokenizer", "does not load", "expected a Hugging Face tokenizers tokenizer.json")
     assert not out.exists() and not list(tmp_path.glob(".bundle*"))  # nothing half-written
+
+
+def test_a_non_finite_output_costs_only_its_row(text_dir, tmp_path):
+    """A window whose output is NaN loses its row alone, for this member; the run goes on."""
+    from packager.build import package
+    from tokenizers import Tokenizer
+
+    work = tmp_path / "nan"
+    shutil.copytree(text_dir, work, ignore=shutil.ignore_patterns("data"))
+    unk = Tokenizer.from_file(str(work / "tokenizer" / "tokenizer.json")).token_to_id("[UNK]")
+    (work / "nanmodel.py").write_text(
+        "import torch\nfrom models import make_model\n\n"
+        "class NanOnUnknown(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.inner = make_model()\n"
+        "    def forward(self, input_ids, attention_mask):\n"
+        "        out = self.inner(input_ids, attention_mask)\n"
+        f"        bad = (input_ids == {unk}).any(dim=1, keepdim=True)\n"
+        "        return torch.where(bad, torch.full_like(out, float('nan')), out)\n\n"
+        "def make():\n"
+        "    return NanOnUnknown()\n", encoding="utf-8")
+    import torch
+
+    state = torch.load(work / "checkpoints" / "bert.pt")
+    torch.save({f"inner.{k}": v for k, v in state.items()}, work / "checkpoints" / "nan.pt")
+    spec = work / "ninefit.toml"
+    spec.write_text(spec.read_text().replace('factory = "models:make_model"', 'factory = "nanmodel:make"')
+                    .replace("bert.pt", "nan.pt").replace('test = "data/test.csv"', 'test = "../data/test.csv"')
+                    .replace('"data/sample_submission.csv"', '"../data/sample_submission.csv"'), encoding="utf-8")
+    shutil.copytree(text_dir / "data", tmp_path / "data")
+    bundle = tmp_path / "bundle"
+    package(spec, bundle, log=lambda _m: None)
+
+    data = tmp_path / "rows"
+    data.mkdir()
+    long = " ".join(["Hallo Welt, wie geht es dir heute"] * 80)  # several windows, one of them poisoned
+    (data / "test.csv").write_text(f'id,text\na,Hallo Welt\nb,\u2603\u2603\u2603\nc,Buongiorno\nd,"{long} \u2603"\n',
+                                   encoding="utf-8")
+    (data / "sample_submission.csv").write_text("id,language\na,x\nb,x\nc,x\nd,x\n", encoding="utf-8")
+    out = tmp_path / "submission.csv"
+    assert run_cli(bundle, data, out) == 0
+    report = json.loads((tmp_path / "submission.run_report.json").read_text())
+    member = report["members"][0]
+    assert (member["status"], member["rows"], member["rows_nonfinite_output"]) == ("done", 2, 2), member
+    assert report["covered_rows"] == 2
+    labels = read_column(out, "language")
+    assert labels["b"] == labels["d"] == "x"  # the fallback stands for the lost rows
+    assert {labels["a"], labels["c"]} <= set(LANGUAGES)

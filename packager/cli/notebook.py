@@ -20,7 +20,8 @@ def register(sub) -> None:
     p.add_argument("--data-dir", default=None, help="competition data folder in the notebook (overrides --competition)")
     p.add_argument("--time-limit", default="9h", help="the competition's run-time limit (default: %(default)s)")
     p.add_argument("--margin", default="", help="safety margin before the limit, e.g. 30m (default: the runtime's)")
-    p.add_argument("--target", default="t4x2", help="hardware the notebook runs on: t4x2, p100, cpu... (default: %(default)s)")
+    p.add_argument("--target", default=None,
+                   help="hardware the notebook runs on: t4x2, p100, cpu... (default: the bundle's packaged target, else t4x2)")
     p.set_defaults(func=run)
 
 

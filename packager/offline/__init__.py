@@ -7,7 +7,8 @@
 * :mod:`.hooks` runs those two as :attr:`packager.build.PackageOptions.hooks`
   on the staged bundle; its names are re-exported here;
 * :mod:`.notebook` writes the submission notebook, and :mod:`.simulate` runs
-  it the way Kaggle reruns it (offline, read-only inputs, a time limit).
+  it the way Kaggle reruns it (offline, read-only inputs, a time limit) and
+  judges the outcome, in the network-isolated executor of :mod:`.sandbox`.
 
 :func:`wheelhouse_hook` and :func:`dataset_hook` are the hooks,
 :func:`add_dataset_metadata` adds the dataset file to a finished bundle, and

@@ -326,6 +326,13 @@ def parameters(*, slug: str, competition_data: str, time_limit: str, target: str
     )
 
 
+def _packaged_target(manifest: Manifest) -> str:
+    """The notebook target a bundle was packaged for: its manifest's, where it names a Kaggle target."""
+    from packager.estimate.hardware import TARGETS
+
+    return manifest.target if manifest.target in TARGETS and manifest.target != "local" else "t4x2"
+
+
 def _check_target(target: str) -> None:
     from packager.estimate.hardware import TARGETS
 
@@ -341,7 +348,7 @@ def build_notebook(
     competition: str | None = None,
     competition_data: str | None = None,
     time_limit: str = "9h",
-    target: str = "t4x2",
+    target: str | None = None,
     margin: str = "",
 ) -> NotebookNode:
     """Build the submission notebook for a bundle.
@@ -353,7 +360,8 @@ def build_notebook(
         competition: Competition slug; the data default is ``/kaggle/input/<competition>``.
         competition_data: The competition data folder in the notebook; overrides ``competition``.
         time_limit: The competition's run-time limit, e.g. ``"9h"``.
-        target: Hardware target (``t4x2``, ``p100``, ``cpu``...).
+        target: Hardware target (``t4x2``, ``p100``, ``cpu``...); None: the one the bundle was
+            packaged for (its manifest's), else ``t4x2``.
         margin: Safety margin before the limit, e.g. ``"20m"``; empty: the runtime's default.
 
     Returns:
@@ -378,6 +386,7 @@ def build_notebook(
                 parse_duration(value)
         except ValueError as exc:
             raise PackagingError(f"notebook {label}: {exc}") from None
+    target = target or _packaged_target(manifest)
     _check_target(target)
     data = competition_data or f"{KAGGLE_INPUT}/{competition or COMPETITION_PLACEHOLDER}"
     params = parameters(slug=slug, competition_data=data, time_limit=time_limit, target=target, margin=margin)

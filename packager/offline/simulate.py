@@ -49,20 +49,12 @@ from __future__ import annotations
 
 import csv
 import functools
-import inspect
 import json
 import math
 import os
-import re
 import shutil
-import signal
-import site
-import subprocess
-import sys
 import tempfile
 import textwrap
-import time
-import venv
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -71,6 +63,7 @@ import nbformat
 
 from packager.offline.dataset import METADATA_FILENAME
 from packager.offline.notebook import REPORT_TAG, build_notebook, bundle_slug
+from packager.offline.sandbox import execute, guard_site, kernel_python, kernelspec, netns_unavailable, read_attempts
 from runtime.bundle import check_files
 from runtime.errors import DataError, PackagingError
 from runtime.manifest import Manifest, SubmissionSpec
@@ -109,15 +102,12 @@ AUDIT_GAPS = ("NOT covered: programs that are not Python (curl, wget, compiled t
               "HTTP proxy), Python started with -I, -E or -S or without PYTHONPATH, and sockets opened below Python's "
               "socket module (ctypes, native extensions); only a network namespace (isolation 'netns') cuts those off")
 
-_KERNEL_NAME = "ninefit-simulate"
-_STARTUP_ALLOWANCE_S = 60.0  # kernel start and teardown, on top of the notebook's own limit
 _DEAD_PROXY_PORT = 9  # "discard": nothing listens there
 _NETWORK_ERRORS = ("NetworkBlockedError", "gaierror")
 _NETWORK_TEXT = (
     "Network is unreachable", "Temporary failure in name resolution", "Name or service not known",
     "No address associated with hostname", "Failed to establish a new connection", "network access blocked",
 )
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _MISSING_VALUES = {"", "nan", "none", "null", "<na>"}
 
 
@@ -263,85 +253,7 @@ def _finite(text: str) -> bool:
         return False
 
 
-# -- the kernel-side network guard (runs in the kernel, standard library only) ----------------------
-
-
-def _network_guard(log_path: str, block: bool, proxy_port: int | None = None) -> None:
-    """Log (and with ``block``, refuse) this process's socket use beyond loopback.
-
-    A connection to loopback's ``proxy_port`` counts as outside: it is the dead
-    proxy that HTTP clients are pointed at, so their requests are caught too.
-    Each logged attempt names the process: the kernel, or the command line of
-    a Python subprocess.
-    """
-    import errno
-    import ipaddress
-    import json
-    import os
-    import socket
-    import sys
-
-    command = " ".join(sys.orig_argv if hasattr(sys, "orig_argv") else sys.argv)
-    process = "kernel" if "ipykernel_launcher" in command else f"subprocess pid {os.getpid()}: {command[:120]}"
-
-    local_names = {"", "localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback", socket.gethostname().lower()}
-
-    class NetworkBlockedError(OSError):
-        """ninefit simulate refused a network access (Kaggle reruns the notebook offline)."""
-
-    def is_local(host) -> bool:
-        if host is None:
-            return True
-        if isinstance(host, (bytes, bytearray)):
-            host = bytes(host).decode(errors="replace")
-        host = str(host).split("%")[0].lower()
-        if host in local_names:
-            return True
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        return ip.is_loopback or ip.is_unspecified
-
-    def hook(event: str, args: tuple) -> None:
-        if event in ("socket.connect", "socket.sendto"):
-            address = args[1]
-            if not isinstance(address, tuple):  # AF_UNIX and friends
-                return
-            host = address[0]
-            if proxy_port is not None and len(address) > 1 and address[1] == proxy_port and is_local(host):
-                host = f"{host}:{proxy_port} (the HTTP proxy, for an outside request)"
-        elif event in ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr"):
-            host = args[0]
-        else:
-            return
-        if is_local(host):
-            return
-        with open(log_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"event": event, "host": str(host), "process": process}) + "\n")
-        if block:
-            raise NetworkBlockedError(errno.ENETUNREACH, f"ninefit simulate: network access blocked ({event} to {host!r}); "
-                                      "Kaggle reruns this notebook with the internet off")
-
-    sys.addaudithook(hook)
-
-
 # -- setting up the tree, the kernel and the isolation ----------------------------------------------
-
-
-@functools.lru_cache(maxsize=None)
-def netns_unavailable() -> str | None:
-    """Why ``unshare --user --net`` cannot be used here; None when it can."""
-    try:
-        done = subprocess.run(["unshare", "--user", "--map-root-user", "--net", "true"],
-                              capture_output=True, text=True, timeout=20)
-    except FileNotFoundError:
-        return "the unshare command is not installed"
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"unshare failed: {exc}"
-    if done.returncode != 0:
-        return f"unshare is not permitted here: {done.stderr.strip() or f'exit {done.returncode}'}"
-    return None
 
 
 def _copy_readonly(src: Path, dest: Path, leave_out: Sequence[str] = ()) -> None:
@@ -362,63 +274,6 @@ def _remove_tree(root: Path) -> None:
     for dirpath, _dirs, _files in os.walk(root):
         os.chmod(dirpath, 0o755)
     shutil.rmtree(root, ignore_errors=True)
-
-
-def _kernel_python(root: Path) -> Path:
-    """An overlay virtual environment of this interpreter that sees this environment's packages."""
-    env = root / "kernel-env"
-    venv.create(env, symlinks=True, with_pip=False, system_site_packages=False)
-    (site_dir,) = env.glob("lib/python*/site-packages")
-    dirs = [p for p in site.getsitepackages() if os.path.isdir(p)]
-    if site.ENABLE_USER_SITE and os.path.isdir(site.getusersitepackages()):
-        dirs.append(site.getusersitepackages())
-    (site_dir / "_ninefit_parent_env.pth").write_text(
-        "".join(f"import site; site.addsitedir({d!r})\n" for d in dirs), encoding="utf-8")
-    return env / "bin" / "python"
-
-
-def _kernelspec(root: Path, python: Path) -> Path:
-    """A private kernelspec; ``JUPYTER_PATH`` puts it before any the user has."""
-    spec_dir = root / "jupyter" / "kernels" / _KERNEL_NAME
-    spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "ninefit simulate (Python 3)",
-        "language": "python",
-    }, indent=1), encoding="utf-8")
-    return root / "jupyter"
-
-
-def _guard_site(folder: Path, log_path: Path, block: bool, proxy_port: int | None) -> Path:
-    """Write a ``sitecustomize`` that installs :func:`_network_guard`; returns the folder for ``PYTHONPATH``.
-
-    Python imports ``sitecustomize`` at start-up, before any user code, in the
-    kernel and in every Python subprocess that inherits ``PYTHONPATH``. The
-    ``sitecustomize`` it would otherwise have found (Debian's, a conda one) is
-    run after the guard, so the kernel behaves as it does without it.
-    """
-    folder.mkdir(parents=True)
-    source = textwrap.dedent(inspect.getsource(_network_guard))
-    chain = textwrap.dedent(f"""
-        def _chain():
-            import importlib.machinery
-            import importlib.util
-            import os
-            import sys
-
-            here = os.path.realpath({str(folder)!r})
-            rest = [p for p in sys.path if os.path.realpath(p or os.curdir) != here]
-            spec = importlib.machinery.PathFinder.find_spec("sitecustomize", rest)
-            if spec is not None and spec.loader is not None:
-                module = importlib.util.module_from_spec(spec)
-                sys.modules["sitecustomize"] = module
-                spec.loader.exec_module(module)
-    """)
-    (folder / "sitecustomize.py").write_text(
-        f'"""ninefit simulate: the network guard, in every Python process of the notebook."""\n\n{source}\n\n'
-        f"_network_guard({str(log_path)!r}, {block!r}, {proxy_port!r})\ndel _network_guard\n{chain}\n_chain()\ndel _chain\n",
-        encoding="utf-8")
-    return folder
 
 
 def _load_notebook(notebook: str | os.PathLike) -> nbformat.NotebookNode:
@@ -497,7 +352,7 @@ def simulate(
             build_notebook(bundle, slug=slug, competition=comp, time_limit=str(time_limit))
         nbformat.write(nb, str(root / "notebook.ipynb"))
         netlog = root / "network.jsonl"
-        guard = _guard_site(root / "netguard", netlog, block=not use_netns,
+        guard = guard_site(root / "netguard", netlog, block=not use_netns,
                             proxy_port=None if use_netns else _DEAD_PROXY_PORT)
         kernel_env = _kernel_environment(root, tree, str(time_limit), target, use_netns)
         kernel_env.update(env or {})
@@ -507,7 +362,7 @@ def simulate(
                 "result": str(root / "result.json"), "pidfile": str(root / "kernel.pid"), "cwd": str(tree["working"]),
                 "limit_s": limit_s, "netns": use_netns, "env": kernel_env, "ipc_dir": str(root / "ipc")}
         (root / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
-        wall = _execute(root, use_netns, limit_s)
+        wall = execute(root, use_netns, limit_s)
         outcome = json.loads((root / "result.json").read_text()) if (root / "result.json").is_file() else {}
         if not outcome and not wall["killed"]:
             log_tail = (root / "worker.log").read_text(errors="replace")[-3000:]
@@ -516,7 +371,7 @@ def simulate(
         if outcome.get("status") == "simulator-error":
             raise PackagingError(f"the simulator could not run the notebook: {outcome.get('message')}")
         executed = nbformat.read(spec["executed"], as_version=4) if Path(spec["executed"]).is_file() else nb
-        attempts = tuple(_read_attempts(netlog))
+        attempts = tuple(read_attempts(netlog))
         working = tree["working"]
         verdict, details = _judge(outcome, wall, attempts, working / "submission.csv", sample, manifest.submission, limit_s)
         report = json.loads((working / "run_report.json").read_text()) if (working / "run_report.json").is_file() else None
@@ -564,7 +419,7 @@ def _kernel_environment(root: Path, tree: Mapping[str, Path], time_limit: str, t
         "NINEFIT_BUNDLE_DIR": str(tree["bundle"]), "NINEFIT_DATA_DIR": str(tree["data"]),
         "NINEFIT_OUT": str(tree["working"] / "submission.csv"), "NINEFIT_WORK_DIR": str(tree["working"] / "ninefit"),
         "NINEFIT_TIME_LIMIT": time_limit,
-        "JUPYTER_PATH": str(_kernelspec(root, _kernel_python(root))),
+        "JUPYTER_PATH": str(kernelspec(root, kernel_python(root))),
         "JUPYTER_RUNTIME_DIR": str(root / "jupyter-runtime"), "IPYTHONDIR": str(root / "ipython"),
         "PYTHONDONTWRITEBYTECODE": "1",
     })
@@ -606,65 +461,9 @@ def _keep(dest: Path, executed: nbformat.NotebookNode, root: Path) -> tuple[Path
     return dest / "notebook.ipynb", (dest / "submission.csv" if (dest / "submission.csv").is_file() else None)
 
 
-def _execute(root: Path, use_netns: bool, limit_s: float) -> dict[str, Any]:
-    """Run the executor process; kill it (and its kernel) if it overruns the limit."""
-    cmd = [sys.executable, "-m", "packager.offline.simulate", str(root / "spec.json")]
-    if use_netns:
-        cmd = ["unshare", "--user", "--map-root-user", "--net", "--", *cmd]
-    env = dict(os.environ)
-    here = str(Path(__file__).resolve().parents[2])  # the repo root, so the executor imports this very packager
-    env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
-    t0 = time.monotonic()
-    with open(root / "worker.log", "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        killed = False
-        try:
-            proc.wait(timeout=limit_s + _STARTUP_ALLOWANCE_S)
-        except subprocess.TimeoutExpired:
-            killed = True
-        finally:
-            # Overrun, Ctrl-C, or an executor that died without shutting its kernel down:
-            # nothing may outlive the tree the caller removes next. After a clean exit
-            # both groups are empty and this does nothing.
-            _kill_groups(root, proc)
-    return {"killed": killed, "returncode": proc.returncode, "seconds": time.monotonic() - t0}
-
-
-def _kill_groups(root: Path, proc: subprocess.Popen) -> None:
-    """SIGKILL the executor's and the kernel's process groups (each its own session), then reap the executor."""
-    for pgid in (proc.pid, _read_pid(root / "kernel.pid")):
-        if pgid:
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-    proc.wait()
-
-
 def _kaggle_paths(tree: str, text: str) -> str:
     """Text with the simulated tree's paths shown as they are on Kaggle (``/kaggle/...``)."""
     return text.replace(tree, "/kaggle")
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _read_attempts(path: Path) -> list[str]:
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-            process = rec.get("process", "kernel")
-            out.append(f"{rec['event']} {rec['host']}" + ("" if process == "kernel" else f" (from {process})"))
-        except (ValueError, KeyError):
-            continue
-    return out
 
 
 def _judge(outcome: Mapping[str, Any], wall: Mapping[str, Any], attempts: Sequence[str], submission: Path,
@@ -706,121 +505,8 @@ def _judge_device(verdict: str, details: str, report: Mapping[str, Any] | None) 
     return CPU_FALLBACK, "\n".join(filter(None, [text, details]))
 
 
-# -- the executor (runs in its own process, inside the namespace) ------------------------------------
-
-
-def _loopback_up() -> None:
-    """``ip link set lo up``, by ioctl (needs CAP_NET_ADMIN, which the namespace's root has)."""
-    import fcntl
-    import socket
-    import struct
-
-    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        flags = struct.unpack("16sh", fcntl.ioctl(s, siocgifflags, struct.pack("16sh", b"lo", 0)))[1]
-        fcntl.ioctl(s, siocsifflags, struct.pack("16sh", b"lo", flags | iff_up))
-
-
-def _drop_capabilities() -> None:
-    """Empty the capability bounding set: processes started from now on have no capabilities.
-
-    Without this the kernel, root in its namespace, could write to the read-only inputs.
-    """
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_capbset_drop = 24
-    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
-    for cap in range(last + 1):
-        if libc.prctl(pr_capbset_drop, cap, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), f"prctl(PR_CAPBSET_DROP, {cap}) failed")
-
-
-def _executor(spec: Mapping[str, Any]) -> dict[str, Any]:
-    from traitlets.config import Config
-
-    result: dict[str, Any] = {}
-    notes = []
-    if spec["netns"]:
-        try:
-            _loopback_up()  # for the notebook's own use of localhost; the kernel link needs none
-        except OSError as exc:
-            notes.append(f"the loopback interface could not be brought up ({exc})")
-    if spec["netns"] or os.geteuid() == 0:
-        # Root (of the namespace, or real root) ignores the read-only modes; Kaggle's read-only mount does not.
-        try:
-            _drop_capabilities()
-        except OSError as exc:
-            notes.append(f"capabilities could not be dropped ({exc}): the inputs are writable for root")
-    # ZeroMQ over unix sockets: no TCP port to pick or to collide, and no interface needed
-    os.makedirs(spec["ipc_dir"], exist_ok=True)
-    config = Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(spec["ipc_dir"], "k")}})
-    if notes:
-        result["note"] = "; ".join(notes)
-    os.environ.clear()
-    os.environ.update(spec["env"])
-
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-
-    nb = nbformat.read(spec["notebook"], as_version=4)
-    state: dict[str, Any] = {"deadline": None, "start": None, "cell": None}
-
-    def on_start(**_: Any) -> None:
-        state["start"] = time.monotonic()
-        state["deadline"] = state["start"] + float(spec["limit_s"])
-        pid = getattr(getattr(client.km, "provisioner", None), "pid", None)
-        if pid:
-            Path(spec["pidfile"]).write_text(str(pid))
-
-    def on_cell(cell: Any, cell_index: int, **_: Any) -> None:
-        state["cell"] = cell_index
-
-    def timeout(_cell: Any) -> int:
-        return max(1, math.ceil(state["deadline"] - time.monotonic()))
-
-    client = NotebookClient(
-        nb, kernel_name=_KERNEL_NAME, timeout_func=timeout, startup_timeout=int(_STARTUP_ALLOWANCE_S),
-        shutdown_kernel="immediate", resources={"metadata": {"path": spec["cwd"]}},
-        on_notebook_start=on_start, on_cell_start=on_cell, config=config,
-    )
-    try:
-        client.execute()
-        result["status"] = "ok"
-    except CellTimeoutError:
-        result["status"] = "timeout"
-    except CellExecutionError as exc:
-        tb = _ANSI.sub("", exc.traceback or "")
-        result.update(status="error", ename=exc.ename, evalue=exc.evalue, traceback=tb[-20000:],
-                      traceback_tail="\n".join(tb.strip().splitlines()[-8:]))
-    except DeadKernelError as exc:
-        result.update(status="dead", ename="DeadKernelError", evalue=str(exc))
-    except Exception as exc:  # the simulator's own failure (e.g. the kernel did not start)
-        result.update(status="simulator-error", message=f"{type(exc).__name__}: {exc}")
-    if state["cell"] is not None:
-        result["cell"] = state["cell"]
-        result["source"] = "\n".join(("  > " + line) for line in str(nb.cells[state["cell"]].source).splitlines()[:3])
-    if state["start"] is not None:
-        result["seconds"] = time.monotonic() - state["start"]
-    nbformat.write(client.nb, spec["executed"])
-    return result
-
-
-def _main(argv: Sequence[str]) -> int:
-    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    try:
-        result = _executor(spec)
-    except Exception as exc:  # report rather than die silently: the parent turns it into a PackagingError
-        result = {"status": "simulator-error", "message": f"{type(exc).__name__}: {exc}"}
-    Path(spec["result"]).write_text(json.dumps(result), encoding="utf-8")
-    return 0
-
-
 __all__ = [
     "CPU_FALLBACK", "DAMAGED", "EXCEPTION", "INVALID", "ISOLATIONS", "KAGGLE_FAILURES", "NETWORK", "NOT_FOUND", "PASSED",
     "TIMEOUT",
     "SimulationResult", "check_submission", "netns_unavailable", "simulate",
 ]
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))

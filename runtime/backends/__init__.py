@@ -3,7 +3,6 @@
 from runtime.backends import chain as _chain
 from runtime.backends import onnxruntime as _ort
 from runtime.backends import tensorrt as _trt
-from runtime.backends import torch as _torch
 from runtime.backends.base import BackendOptions, Runner
 from runtime.backends.registry import Backend, available, get, load_plugins, register, unavailable
 
@@ -12,7 +11,7 @@ from runtime.backends.registry import Backend, available, get, load_plugins, reg
 # falls back per node; the native TensorRT backend is opt-in (--backend tensorrt).
 register("onnxruntime", _ort.load, requires=("onnxruntime",), description="onnxruntime with TensorRT/CUDA/CPU providers")
 register("tensorrt", _trt.load, requires=("tensorrt", "polygraphy"), description="TensorRT engines built on this GPU (Polygraphy)")
-register("torch", _torch.load, requires=("torch",), description="the bundle's torch.export program on the image's torch (CUDA or CPU), ONNX as fallback")
+register("torch", _chain.torch_first, requires=("torch",), description="the bundle's torch.export program on the image's torch (CUDA or CPU), ONNX as fallback")
 # The default: each variant on the first of TensorRT, onnxruntime CUDA, torch CUDA,
 # onnxruntime CPU, torch CPU that runs here, with the reason for every step passed over.
 register("auto", _chain.load, requires=(), description="fallback chain: tensorrt > onnxruntime-cuda > torch-cuda > onnxruntime-cpu > torch-cpu")

@@ -232,4 +232,28 @@ def load(path: Path, name: str, options: BackendOptions) -> FallbackRunner:
     return FallbackRunner(name, candidates(path, name, options), options.device_id)
 
 
-__all__ = ["STEPS", "Candidate", "FallbackRunner", "candidates", "load"]
+def torch_first(path: Path, name: str, options: BackendOptions) -> Runner:
+    """Loader for the registry (backend ``torch``): the torch program, falling back to the ONNX file at ``path``.
+
+    A program missing from the bundle, or one this torch cannot load (exported
+    by a newer torch, say), is logged with the reason and the variant runs on
+    onnxruntime instead, on the same kind of device.
+    """
+    from runtime.backends import onnxruntime as ort
+    from runtime.backends.torch import TorchRunner
+
+    cuda_wanted = options.torch_device is None or options.torch_device.startswith("cuda")
+    providers = (ort.CUDA_EP, ort.CPU_EP) if cuda_wanted else (ort.CPU_EP,)
+    return FallbackRunner(name, [
+        Candidate("torch", lambda: TorchRunner(options.torch_file, name, options)),
+        Candidate("onnxruntime", lambda: ort.OnnxRuntimeRunner(path, name, replace(options, providers=_present(providers)))),
+    ], options.device_id)
+
+
+def _present(providers: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The providers of ``providers`` this onnxruntime has (None: its own choice)."""
+    have = _ort_providers()
+    return None if have is None else (tuple(p for p in providers if p in have) or None)
+
+
+__all__ = ["STEPS", "Candidate", "FallbackRunner", "candidates", "load", "torch_first"]

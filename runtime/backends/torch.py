@@ -34,7 +34,6 @@ import platform
 import re
 import time
 import warnings
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -262,32 +261,4 @@ class TorchRunner(Runner):
         return f"torch {self._torch.__version__ if self._torch else ''} ({', '.join(parts)})".replace("torch  (", "torch (")
 
 
-def load(path: Path, name: str, options: BackendOptions) -> Runner:
-    """Loader for the registry: the torch program, falling back to the ONNX file at ``path``.
-
-    A program missing from the bundle, or one this torch cannot load (exported
-    by a newer torch, say), is logged with the reason and the variant runs on
-    onnxruntime instead, on the same kind of device.
-    """
-    from runtime.backends import onnxruntime as ort
-    from runtime.backends.chain import Candidate, FallbackRunner
-
-    cuda_wanted = options.torch_device is None or options.torch_device.startswith("cuda")
-    providers = (ort.CUDA_EP, ort.CPU_EP) if cuda_wanted else (ort.CPU_EP,)
-    return FallbackRunner(name, [
-        Candidate("torch", lambda: TorchRunner(options.torch_file, name, options)),
-        Candidate("onnxruntime", lambda: ort.OnnxRuntimeRunner(path, name, replace(options, providers=_present(providers)))),
-    ], options.device_id)
-
-
-def _present(providers: tuple[str, ...]) -> tuple[str, ...] | None:
-    """The providers of ``providers`` this onnxruntime has (None: its own choice)."""
-    try:
-        import onnxruntime
-    except ImportError:
-        return None
-    have = onnxruntime.get_available_providers()
-    return tuple(p for p in providers if p in have) or None
-
-
-__all__ = ["INDUCTOR_CACHE_ENV", "TorchRunner", "compile_cache_key", "load"]
+__all__ = ["INDUCTOR_CACHE_ENV", "TorchRunner", "compile_cache_key"]

@@ -117,6 +117,17 @@ def test_parameter_defaults_and_environment_overrides(manifest_only, monkeypatch
     assert placeholder["DATA_DIR"] == "/somewhere/data"  # the variable still wins over --data-dir
 
 
+def test_target_defaults_to_the_one_the_bundle_was_packaged_for(manifest_only, monkeypatch):
+    monkeypatch.delenv("NINEFIT_TARGET", raising=False)
+    path = manifest_only / "manifest.json"
+    for packaged, expected in (("cpu", "cpu"), ("p100", "p100"), ("local", "t4x2"), ("", "t4x2")):
+        m = json.loads(path.read_text())
+        m["target"] = packaged
+        path.write_text(json.dumps(m))
+        assert params(build_notebook(manifest_only))["TARGET"] == expected, packaged
+    assert params(build_notebook(manifest_only, target="t4x2"))["TARGET"] == "t4x2"  # --target still wins
+
+
 @pytest.mark.timeout(60)
 def test_slug_comes_from_dataset_metadata(manifest_only):
     assert bundle_slug(manifest_only) == "manifest-only"
@@ -216,7 +227,7 @@ def test_install_cell_decides_by_distribution_and_version(nb_bundle, digits_dir,
     """Run by a throwaway overlay of this interpreter (never this venv), which sees this venv's CPU onnxruntime."""
     import importlib.metadata
 
-    from packager.offline.simulate import _kernel_python
+    from packager.offline.sandbox import kernel_python
 
     bundle = tmp_path / "bundle"
     bundle.mkdir()
@@ -228,7 +239,7 @@ def test_install_cell_decides_by_distribution_and_version(nb_bundle, digits_dir,
     make_wheel(bundle / "wheels", "onnxruntime-gpu", ort_version, code=GPU_ORT, module="onnxruntime", top_level=True)
     script = install_script(bundle, digits_dir, "import ninefit_nbtest_mod, onnxruntime\n"
                             "print('RESULT', installed, skipped, ninefit_nbtest_mod.VALUE, onnxruntime.VALUE)")
-    python = _kernel_python(tmp_path / "overlay")
+    python = kernel_python(tmp_path / "overlay")
     done = subprocess.run([str(python), "-c", script], capture_output=True, text=True, timeout=150)
     assert done.returncode == 0, done.stdout + done.stderr
     gpu_wheel = f"onnxruntime_gpu-{ort_version}-py3-none-any.whl"

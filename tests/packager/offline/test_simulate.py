@@ -139,9 +139,9 @@ def test_the_guard_chains_to_the_sitecustomize_it_shadows(tmp_path):
     import subprocess
     import sys
 
-    from packager.offline.simulate import _guard_site
+    from packager.offline.sandbox import guard_site
 
-    guard = _guard_site(tmp_path / "guard", tmp_path / "net.jsonl", block=True, proxy_port=None)
+    guard = guard_site(tmp_path / "guard", tmp_path / "net.jsonl", block=True, proxy_port=None)
     theirs = tmp_path / "theirs"
     theirs.mkdir()
     (theirs / "sitecustomize.py").write_text("import builtins\nbuiltins.THEIRS = True\n")
@@ -322,10 +322,10 @@ def _kernels_of_simulations() -> list[str]:
 def test_an_overrunning_executor_is_killed_with_its_kernel(nb_bundle, tmp_path, monkeypatch, data_dir):
     import time
 
-    import packager.offline.simulate as sim
+    import packager.offline.sandbox as sandbox
 
     # No allowance for the kernel start: the executor is killed 2 s in, in the middle of the sleeping cell.
-    monkeypatch.setattr(sim, "_STARTUP_ALLOWANCE_S", -3.0)
+    monkeypatch.setattr(sandbox, "STARTUP_ALLOWANCE_S", -3.0)
     nb = notebook(tmp_path, "import time\ntime.sleep(120)")
     result = simulate(nb_bundle, data_dir, time_limit="5s", notebook=nb)
     assert result.verdict == TIMEOUT, result.summary()
@@ -369,7 +369,7 @@ def test_an_interrupted_simulation_kills_the_executor_and_its_kernel(tmp_path, m
     import subprocess
     import sys
 
-    import packager.offline.simulate as sim
+    import packager.offline.sandbox as sandbox
 
     kernel = subprocess.Popen(["sleep", "60"], start_new_session=True)  # stands for the kernel (own session)
     (tmp_path / "kernel.pid").write_text(str(kernel.pid))
@@ -386,10 +386,10 @@ def test_an_interrupted_simulation_kills_the_executor_and_its_kernel(tmp_path, m
                 raise KeyboardInterrupt
             return super().wait()
 
-    monkeypatch.setattr(sim.subprocess, "Popen", Interrupted)
+    monkeypatch.setattr(sandbox.subprocess, "Popen", Interrupted)
     try:
         with pytest.raises(KeyboardInterrupt):
-            sim._execute(tmp_path, False, 30.0)
+            sandbox.execute(tmp_path, False, 30.0)
         assert kernel.wait(timeout=10) == -signal.SIGKILL
         assert executors and executors[0].returncode == -signal.SIGKILL
     finally:
