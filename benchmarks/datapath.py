@@ -19,9 +19,10 @@ Table case: the digits bundle on a Parquet test table (64 float columns,
 row groups of 65,536 rows) of 1,000,000 and of 100,000 rows, each run as
 ``python -m runtime`` in a subprocess whose peak RSS is sampled with psutil.
 Goal: the growth beyond what the ids and predictions need is <= 10% of the
-smaller run's peak. What they need is measured here: the id strings, the
-sample submission as the run holds it, and the predictions (members + the
-ensemble), for the extra rows.
+smaller run's peak. What they need is measured here with tracemalloc, per
+row: the id strings and the sample submission as the run holds them, the
+predictions (the ensemble's arrays), and one submission write at
+its peak (id match, formatted rows, CSV text), times the extra rows.
 
     python benchmarks/datapath.py [--quick] [--cache DIR]
 """
@@ -285,24 +286,39 @@ def peak_rss(cmd: list[str]) -> tuple[int, float]:
     return peak, time.perf_counter() - t0
 
 
-def per_row_need(folder: Path, rows: int, members: int, width: int) -> float:
-    """Bytes per row the run must hold whatever its data path: ids, the sample submission, the predictions."""
+def per_row_need(folder: Path, rows: int, members: int) -> dict[str, float]:
+    """Bytes per row the run must hold whatever its data path, measured with tracemalloc at ``rows`` rows:
+    the ids and the sample submission, the predictions (the ensemble's arrays), and a submission
+    write at its peak (the id match, the formatted rows, the CSV text)."""
     import tracemalloc
 
-    from runtime.manifest import Manifest  # noqa: F401 - imported before measuring
-    from runtime.submission import read_sample
+    from runtime.ensemble import Accumulator
+    from runtime.manifest import Manifest
+    from runtime.submission import format_rows, match_ids, read_sample, write_atomic
     from runtime.tables import open_table
 
-    bundle = parquet_bundle(folder.parent)
-    m = Manifest.load(bundle)
+    m = Manifest.load(parquet_bundle(folder.parent))
+    width = len(m.submission.classes)
+    out = {}
     tracemalloc.start()
     ids = open_table(folder / "test.parquet", id_column="id").ids()
     sample = read_sample(folder / "sample_submission.csv", m.submission)
-    preds = [np.zeros((rows, width)) for _ in range(members + 2)]  # each member's chunks, accumulator, result
-    size = tracemalloc.get_traced_memory()[0]
+    out["ids + sample"] = tracemalloc.get_traced_memory()[0] / rows
+    base = tracemalloc.get_traced_memory()[0]
+    # The run combines the members chunk by chunk from their checkpoints: it holds the ensemble's arrays.
+    acc = Accumulator(rows, width, m.combiner)
+    for k in range(members):
+        acc.add(1.0, 0, np.random.default_rng(k).random((rows, width)))
+    out["predictions"] = (tracemalloc.get_traced_memory()[0] - base) / rows
+    base = tracemalloc.get_traced_memory()[0]
+    tracemalloc.reset_peak()
+    order = match_ids(sample, ids)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_atomic(Path(tmp) / "s.csv", sample.header,
+                     format_rows(acc.result(), acc.covered, order, ids, m.submission, sample))
+    out["submission write (peak)"] = (tracemalloc.get_traced_memory()[1] - base) / rows
     tracemalloc.stop()
-    del ids, sample, preds
-    return size / rows
+    return out
 
 
 def table_case(cache: Path, big: int, small: int) -> bool:
@@ -316,12 +332,14 @@ def table_case(cache: Path, big: int, small: int) -> bool:
                    str(Path(work) / "submission.csv"), "--work-dir", str(Path(work) / "w"), "--quiet"]
             peaks[rows], wall = peak_rss(cmd)
         print(f"  {rows:>9,} rows: peak RSS {peaks[rows] / 2**20:,.0f} MiB, {wall:.1f}s (whole command)")
-    need = per_row_need(parquet_data(cache, small), small, 2, 10)
+    parts = per_row_need(parquet_data(cache, small), small, 2)
+    need = sum(parts.values())
     extra = need * (big - small)
     growth = peaks[big] - peaks[small]
     beyond = growth - extra
     share = beyond / peaks[small]
-    print(f"  growth {growth / 2**20:,.0f} MiB; ids + sample + predictions need {need:.0f} B/row = "
+    shown = ", ".join(f"{k} {v:.0f}" for k, v in parts.items())
+    print(f"  growth {growth / 2**20:,.0f} MiB; ids and predictions need {need:.0f} B/row ({shown}) = "
           f"{extra / 2**20:,.0f} MiB for the extra rows")
     ok = share <= 0.10
     print(f"  growth beyond ids and predictions = {beyond / 2**20:,.0f} MiB = {share:.1%} of the small run's peak "

