@@ -21,6 +21,7 @@ import numpy as np
 import runtime
 from packager.offline.dataset import METADATA_FILENAME
 from packager.export import copy_onnx, export_model
+from packager.hooks_check import check_features, check_imports, check_postprocess, stage_hooks
 from packager.fp16 import Fp16Result, convert_fp16
 from packager.report import write_report
 from packager.spec import ModelSpec, Spec, load_spec
@@ -32,8 +33,10 @@ from runtime.bundle import checksum_tree
 from runtime.data import open_test_data
 from runtime.errors import BundleError, PackagingError, SpecError
 from runtime.fileio import file_mode, folder_mode
+from runtime.hooks import HOOKS_DIR
 from runtime.manifest import MANIFEST_NAME, Manifest, Member, SubmissionSpec, Variant
-from runtime.submission import match_ids, read_sample
+from runtime.formats import match, width
+from runtime.submission import read_sample
 
 #: Files of the bundle folder that the manifest does not checksum: the manifest
 #: itself, and ``dataset-metadata.json``, which describes the upload to the
@@ -60,16 +63,22 @@ class PackageResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def submission_spec(spec: Spec) -> SubmissionSpec:
+def submission_spec(spec: Spec, width: int = 0) -> SubmissionSpec:
+    """The manifest's submission spec; ``width``: the ensemble's (postprocess, where the mode does not fix it)."""
     s = spec.submission
     return SubmissionSpec(
         id_column=spec.data.id_column, columns=s.columns, mode=s.mode, classes=s.classes,
-        sample=spec.sample_submission.name,
+        sample=spec.sample_submission.name, width=width, **s.options,
     )
 
 
 def _width(spec: Spec) -> int:
-    return len(spec.submission.classes) if spec.submission.mode == "argmax" else len(spec.submission.columns)
+    """Values per row the submission format needs; 0: any (postprocess: the first member sets it)."""
+    return width(submission_spec(spec))
+
+
+_NEEDS = {"argmax": "one per class", "topk": "one per class", "multilabel": "one per class",
+          "long": "one per target", "rle": "one per mask pixel", "postprocess": "as many as the other members give"}
 
 
 def _draft_member(m: ModelSpec) -> Member:
@@ -143,10 +152,16 @@ def _package_model(spec: Spec, m: ModelSpec, test, stage: Path, log: Callable[[s
         exported = export_model(model, m, {k: v[:2] for k, v in feed.items()}, full)
     log(f"{m.name}: exported with the {exported.exporter} exporter" + (f" (dynamo failed: {exported.fallback_reason})" if exported.fallback_reason else ""))
     width = _output_width(full, m, feed)
-    if width != _width(spec):
+    if _width(spec) and width != _width(spec):
+        names = spec.submission.classes or spec.submission.options.get("targets") or spec.submission.columns
+        what = _NEEDS.get(spec.submission.mode, "one per column")
+        if spec.submission.mode == "rle":
+            what += f": mask_shape {list(spec.submission.options['mask_shape'])}"
+        elif spec.submission.mode != "postprocess":
+            what += f": {', '.join(names)}"
         raise SpecError(
-            f"model {m.name!r}: output {m.output!r} gives {width} value(s) per row, but the submission needs {_width(spec)} "
-            f"({'one per class' if spec.submission.mode == 'argmax' else 'one per column'}: {', '.join(spec.submission.classes or spec.submission.columns)})"
+            f"model {m.name!r}: output {m.output!r} gives {width} value(s) per row, but the submission needs "
+            f"{_width(spec)} ({what})"
         )
     torch_art = build_torch_artifact(model, m, {k: v[:2] for k, v in feed.items()}, feed, source, folder)
     if torch_art.path is not None:
@@ -196,13 +211,13 @@ def _vendor_runtime(stage: Path) -> None:
     shutil.copytree(src, stage / "runtime", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
-def _check_data(spec: Spec):
-    """The public test data, checked against the sample submission, if it is here."""
+def _check_data(spec: Spec, stage: Path | None = None):
+    """The public test data (through the features hook in ``stage``), checked against the sample submission."""
     if not spec.test_path.is_file():
         return None
-    test = open_test_data(spec.test_path, spec.data)
+    test = open_test_data(spec.test_path, spec.data, assets=stage)
     sample = read_sample(spec.sample_submission, submission_spec(spec))
-    match_ids(sample, test.ids, sample_name=spec.sample_submission.name)
+    match(submission_spec(spec), sample, test.ids, sample_name=spec.sample_submission.name)
     return test
 
 
@@ -262,7 +277,12 @@ def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: Pack
         spec = replace(spec, models=tuple(
             replace(m, text=package_tokenizer(m, stage.resolve() / "models" / m.name)) if m.text else m
             for m in spec.models))
-        test = _check_data(spec)
+        hook_costs: dict = {}
+        if stage_hooks(spec, stage) and spec.data.features:
+            draft = tuple(_draft_member(m) for m in spec.models)
+            data, hook_costs["features"] = check_features(spec, stage, draft, log)
+            spec = replace(spec, data=data)
+        test = _check_data(spec, stage)
         if test is not None:
             for m in spec.models:
                 test.check(_draft_member(m))
@@ -285,18 +305,31 @@ def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: Pack
         if spec.fallback is not None:
             fb = read_sample(spec.fallback, submission_spec(spec))
             if test is not None:
-                match_ids(fb, test.ids, sample_name=spec.fallback.name)
+                match(submission_spec(spec), fb, test.ids, sample_name=spec.fallback.name)
             shutil.copyfile(spec.fallback, stage / "fallback.csv")
             fallback = "fallback.csv"
         _vendor_runtime(stage)
+        widths = {mem.n_outputs for mem in members}
+        if spec.submission.mode == "postprocess" and len(widths) > 1:
+            raise SpecError(f"the members give {', '.join(f'{mem.name}: {mem.n_outputs}' for mem in members)} values "
+                            "per row; the ensemble combines them row by row, so they must give the same number")
         manifest = Manifest(
-            name=spec.name, members=tuple(members), data=spec.data, submission=submission_spec(spec),
+            name=spec.name, members=tuple(members), data=spec.data,
+            submission=submission_spec(spec, members[0].n_outputs if spec.submission.mode == "postprocess" else 0),
             combiner=spec.combiner, fallback=fallback, target=options.target,
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), ninefit_version=runtime.__version__,
         )
+        if manifest.submission.mode == "postprocess" and test is not None:
+            sample = read_sample(spec.sample_submission, manifest.submission)
+            hook_costs["postprocess"] = check_postprocess(manifest, sample, test.ids, log, stage)
         write_report(stage, manifest, results, notes, halves)
         for hook in options.hooks:
             manifest = hook(stage, spec, manifest)
+        if (stage / HOOKS_DIR).is_dir():
+            for line in check_imports(stage):
+                log(f"hook import: {line}")
+        if hook_costs and manifest.profile:  # the estimator's features and postprocess stages
+            manifest = replace(manifest, profile={**manifest.profile, "hooks": hook_costs})
         manifest = replace(manifest, files=checksum_tree(stage, exclude=UNCHECKED_FILES))
         (stage / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
         _set_modes(stage)

@@ -28,6 +28,7 @@ from runtime.manifest import (
     ACTIVATIONS,
     COMBINERS,
     MISSING_POLICIES,
+    RLE_ORDERS,
     SUBMISSION_MODES,
     TEXT_FEEDS,
     TEXT_REDUCTIONS,
@@ -56,8 +57,10 @@ INITS = ("random",)
 #: added here (one line), parsed below and documented in docs/spec.md.
 _KEYS: dict[str, tuple[str, ...]] = {
     "top": ("name", "verify_rows", "data", "submission", "ensemble", "model"),
-    "data": ("test", "id_column", "sample_submission", "format", "image_column", "image_dir", "missing", "fill_value"),
-    "submission": ("mode", "classes"),
+    "data": ("test", "id_column", "sample_submission", "format", "image_column", "image_dir", "missing", "fill_value",
+             "features", "features_files", "features_group"),
+    "submission": ("mode", "classes", "k", "thresholds", "separator", "empty", "targets", "id_format", "mask_shape",
+                   "rle_order", "threshold", "postprocess"),
     "ensemble": ("combiner", "fallback"),
     "model": (
         "name", *SOURCES, "checkpoint", "factory_kwargs", "init", "weight", "score", "output", "activation",
@@ -120,6 +123,28 @@ class SubmissionSpecIn:
     mode: str
     columns: tuple[str, ...]  # values: output columns; argmax: the one label column
     classes: tuple[str, ...]
+    # The keys of the other modes (runtime.manifest.SubmissionSpec documents each); the hook's module
+    # path (postprocess) is the user's until packaged.
+    options: dict[str, Any] = field(default_factory=dict)
+    postprocess_path: Path | None = None
+
+
+#: [submission] keys each mode takes beyond ``mode``.
+_MODE_KEYS = {
+    "values": (), "argmax": ("classes",), "topk": ("classes", "k", "separator"),
+    "multilabel": ("classes", "thresholds", "separator", "empty"), "long": ("targets", "id_format"),
+    "rle": ("mask_shape", "rle_order", "threshold", "empty"), "postprocess": ("postprocess",),
+}
+_HOOK = re.compile(r"[A-Za-z_][A-Za-z0-9_]*:[A-Za-z_][A-Za-z0-9_]*")
+_HOOK_EXPECTED = '"module:function", the module a .py file next to the spec, e.g. "features:make_features"'
+
+
+@dataclass(frozen=True)
+class HooksIn:
+    """The features hook as the spec names it: its module and side files on this machine."""
+
+    module: Path | None = None  # the hook's .py file
+    files: tuple[Path, ...] = ()  # side files, as given (relative to the spec's folder)
 
 
 @dataclass(frozen=True)
@@ -134,6 +159,7 @@ class Spec:
     combiner: str = "mean"
     fallback: Path | None = None
     verify_rows: int = 256
+    hooks: HooksIn = HooksIn()
 
 
 def _err(where: str, msg: str) -> SpecError:
@@ -276,6 +302,9 @@ def _path(root: Path, rel: str) -> Path:
     return p if p.is_absolute() else root / p
 
 
+_HOOKED: list[str] = []  # the "header" of a table a features hook adds columns to: patterns are refused
+
+
 def _expand_columns(pattern: str | list, header: list[str] | None, exclude: str, where: str) -> tuple[str, ...]:
     if isinstance(pattern, list):
         return tuple(pattern)
@@ -330,6 +359,9 @@ def _parse_input(t: dict, where: str, header: list[str] | None, id_column: str, 
         pattern = _get(t, "columns", where, (str, list), "*", expected=cols_expected)
         if isinstance(pattern, list):
             _strings(t, "columns", where, ..., cols_expected)
+        elif header is _HOOKED:
+            raise _err(where, f"columns = {_show(pattern)} is a pattern, but with [data] features the columns are the "
+                              "test table's plus the hook's, known only when it runs; list the input's columns by name")
         columns = _expand_columns(pattern, header, id_column, where)
         fixed = [d for d in shape[1:] if isinstance(d, int)]
         size = 1
@@ -482,6 +514,76 @@ def _parse_model(t: dict, i: int, root: Path, header: list[str] | None, data: Da
     )
 
 
+def _parse_submission(s: dict, out_cols: list[str], root: Path) -> SubmissionSpecIn:
+    """[submission]: the mode, its keys (and no other mode's), checked against the sample's columns."""
+    where = "[submission]"
+    post = _get(s, "postprocess", where, str, "", valid=lambda v: bool(_HOOK.fullmatch(v)),
+                expected='"module:function", the module a .py file next to the spec, e.g. "post:to_submission"')
+    mode = _get(s, "mode", where, str, "postprocess" if post else "values", SUBMISSION_MODES)
+    if mode == "postprocess" and not post:
+        raise _err(where, 'mode = "postprocess" needs postprocess = "module:function", the hook that writes the rows')
+    for key in s:
+        if key != "mode" and key not in _MODE_KEYS[mode]:
+            users = [m for m, keys in _MODE_KEYS.items() if key in keys]
+            raise _err(where, f"{key} applies only with mode = {' or '.join(_show(m) for m in users)}; "
+                              f"this spec's mode is {_show(mode)}")
+    if mode in ("argmax", "topk", "multilabel", "long", "rle") and len(out_cols) != 1:
+        raise _err(where, f"mode = \"{mode}\" writes one column after the id, but the sample submission has "
+                          f"{len(out_cols)}: {out_cols}")
+    opts: dict[str, Any] = {}
+    classes: tuple[str, ...] = ()
+    if mode in ("argmax", "topk", "multilabel"):
+        labels = 'a non-empty array of labels (strings or integers), one per output index, e.g. ["cat", "dog"]'
+        values = _get(s, "classes", where, list, expected=labels)
+        if not values or not all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in values):
+            raise _bad("classes", where, values, labels)
+        classes = tuple(str(c) for c in values)
+        if len(set(classes)) != len(classes):
+            raise _bad("classes", where, values, "labels that are all different")
+    if mode in ("topk", "multilabel"):
+        opts["separator"] = _get(s, "separator", where, str, " ", valid=bool, expected='a non-empty string, e.g. " "')
+        if any(opts["separator"] in c for c in classes):
+            raise _err(where, f"separator = {_show(opts['separator'])} occurs inside a label; the labels could not be "
+                              "told apart in the written cell")
+    if mode == "topk":
+        opts["k"] = _get(s, "k", where, int, valid=lambda k: 1 <= k <= len(classes),
+                         expected=f"a whole number of labels per row, 1 to {len(classes)} (the number of classes)")
+    if mode == "multilabel":
+        expected = f"a number, or an array of {len(classes)} numbers (one per class)"
+        thr = _get(s, "thresholds", where, (float, list), 0.5, expected=expected)
+        thr = [thr] if isinstance(thr, float) else thr
+        if len(thr) not in (1, len(classes)) or not all(_is_number(x) for x in thr):
+            raise _bad("thresholds", where, s["thresholds"], expected)
+        opts["thresholds"] = tuple(float(x) for x in thr)
+    if mode in ("multilabel", "rle"):
+        opts["empty"] = _get(s, "empty", where, str, "")
+    if mode == "long":
+        expected = 'a non-empty array of target names, one per output index, e.g. ["A", "B"]'
+        targets = _strings(s, "targets", where, ..., expected)
+        if len(set(targets)) != len(targets):
+            raise _bad("targets", where, list(targets), "target names that are all different")
+        opts["targets"] = targets
+        opts["id_format"] = _get(s, "id_format", where, str, "{id}_{target}",
+                                 valid=lambda f: "{id}" in f and "{target}" in f,
+                                 expected='a string holding {id} and {target}, e.g. "{id}_{target}"')
+    if mode == "rle":
+        expected = "[height, width] of the mask (positive integers), e.g. [64, 64]"
+        shape = _get(s, "mask_shape", where, list, expected=expected)
+        if len(shape) != 2 or not all(_is_size(d) for d in shape):
+            raise _bad("mask_shape", where, shape, expected)
+        opts["mask_shape"] = tuple(shape)
+        opts["rle_order"] = _get(s, "rle_order", where, str, "column", RLE_ORDERS)
+        opts["threshold"] = _get(s, "threshold", where, float, 0.5)
+    path = None
+    if post:
+        opts["postprocess"] = post
+        path = root / f"{post.split(':')[0]}.py"
+        if not path.is_file():
+            raise _err(where, f"postprocess = {_show(post)}: module file {path} not found (the hook's module is a .py "
+                              "file next to the spec)")
+    return SubmissionSpecIn(mode=mode, columns=tuple(out_cols), classes=classes, options=opts, postprocess_path=path)
+
+
 def _header(path: Path) -> list[str] | None:
     """Column names of the test table, when it is here (CSV header / Parquet schema)."""
     if not path.is_file():
@@ -510,14 +612,39 @@ def _parse_data(raw: dict, root: Path) -> tuple[DataSpec, Path, Path]:
                 raise _err("[data]", f'{key} applies only with format = "images"; this spec reads {fmt} (format = "{fmt}")')
     test_path = _path(root, _get(d, "test", "[data]", str, valid=bool, expected="the path of the test table"))
     missing, fill = _missing(d, "[data]", "")
+    features = _get(d, "features", "[data]", str, "", valid=lambda v: bool(_HOOK.fullmatch(v)), expected=_HOOK_EXPECTED)
+    if not features:
+        for key in ("features_files", "features_group"):
+            if key in d:
+                raise _err("[data]", f"{key} applies only with a features hook (features = {_HOOK_EXPECTED})")
+    elif fmt != "table":
+        raise _err("[data]", f'features applies to table data only (format = "table"); this spec reads {fmt}')
+    files_expected = "an array of paths relative to the spec's folder, inside it (e.g. [\"lookup.csv\"])"
+    files = _strings(d, "features_files", "[data]", [], files_expected) if "features_files" in d else ()
+    for f in files or ():
+        rel = Path(f)
+        if rel.is_absolute() or ".." in rel.parts:
+            raise _bad("features_files", "[data]", list(files), files_expected)
+        if not (root / rel).is_file():
+            raise _err("[data]", f"features_files: {f!r} not found (looked for {root / rel}); each side file the "
+                                 "hook reads must be a file in the spec's folder or below it")
+    hooks = HooksIn()
+    if features:
+        module = root / f"{features.split(':')[0]}.py"
+        if not module.is_file():
+            raise _err("[data]", f"features = {_show(features)}: module file {module} not found (the hook's module "
+                                 "is a .py file next to the spec)")
+        hooks = HooksIn(module=module, files=tuple(Path(f) for f in files or ()))
     data = DataSpec(
         format=fmt, test=test_path.name, id_column=_get(d, "id_column", "[data]", str, valid=bool, expected="a column name"),
         image_column=_get(d, "image_column", "[data]", str, ... if fmt == "images" else "", valid=bool, expected="a column name"),
         image_dir=_get(d, "image_dir", "[data]", str, ""),
         missing=missing or "skip", fill_value=0.0 if fill is None else fill,
+        features=features, features_files=tuple(files or ()),
+        features_group=_get(d, "features_group", "[data]", str, "", valid=bool, expected="a column name"),
     )
     sample_path = _path(root, _get(d, "sample_submission", "[data]", str, valid=bool, expected="the path of the sample submission"))
-    return data, test_path, sample_path
+    return data, test_path, sample_path, hooks
 
 
 def load_spec(path: str | os.PathLike) -> Spec:
@@ -538,30 +665,22 @@ def load_spec(path: str | os.PathLike) -> Spec:
     root = path.parent.resolve()
     _check_keys(raw, _TOP, "top")
     name = _get(raw, "name", _TOP, str, path.stem, valid=bool, expected="a non-empty string")
-    data, test_path, sample_path = _parse_data(raw, root)
+    data, test_path, sample_path, hooks = _parse_data(raw, root)
     header = _header(test_path)
+    if header is not None and data.features_group and data.features_group not in header:
+        raise _err("[data]", f"features_group = {data.features_group!r} is not a column of the test table (its columns: "
+                             f"{', '.join(header[:12])})")
+    if data.features:
+        header = _HOOKED
     s = _get(raw, "submission", _TOP, dict, {}, expected="a table, written [submission]")
     _check_keys(s, "[submission]", "submission")
-    mode = _get(s, "mode", "[submission]", str, "values", SUBMISSION_MODES)
     sample_header = _header(sample_path)
     if sample_header is None:
         raise _err("[data]", f"sample_submission = {sample_path} not found (it fixes the submission's columns and row order)")
     if data.id_column not in sample_header:
         raise _err("[data]", f"the sample submission has no id column {data.id_column!r}; its columns: {', '.join(sample_header)}")
     out_cols = [c for c in sample_header if c != data.id_column]
-    if mode == "argmax":
-        if len(out_cols) != 1:
-            raise _err("[submission]", f"mode = \"argmax\" writes one label column, but the sample submission has {out_cols}")
-        labels = 'a non-empty array of labels (strings or integers), one per output index, e.g. ["cat", "dog"]'
-        values = _get(s, "classes", "[submission]", list, expected=labels)
-        if not values or not all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in values):
-            raise _bad("classes", "[submission]", values, labels)
-        classes = tuple(str(c) for c in values)
-    else:
-        if "classes" in s:
-            raise _err("[submission]", f'classes applies only with mode = "argmax"; mode = "{mode}" writes the outputs '
-                                       "to the sample submission's columns as they are")
-        classes = ()
+    submission = _parse_submission(s, out_cols, root)
     models_t = _tables(raw, "model", _TOP, "[[model]]")
     if not models_t:
         raise _err(_TOP, "no [[model]] given; add at least one")
@@ -573,11 +692,11 @@ def load_spec(path: str | os.PathLike) -> Spec:
     fb = _get(e, "fallback", "[ensemble]", str, "")
     return Spec(
         name=name, root=root, data=data, test_path=test_path, sample_submission=sample_path,
-        submission=SubmissionSpecIn(mode=mode, columns=tuple(out_cols), classes=classes), models=models,
+        submission=submission, models=models, hooks=hooks,
         combiner=_get(e, "combiner", "[ensemble]", str, "mean", COMBINERS),
         fallback=_path(root, fb) if fb else None,
         verify_rows=_get(raw, "verify_rows", _TOP, int, 256, valid=_positive, expected="a whole number of rows, at least 1"),
     )
 
 
-__all__ = ["ModelSpec", "Spec", "SubmissionSpecIn", "VariantSpec", "load_spec"]
+__all__ = ["HooksIn", "ModelSpec", "Spec", "SubmissionSpecIn", "VariantSpec", "load_spec"]

@@ -113,6 +113,8 @@ class TestData:
         source: Where rows are read from (default: ``frame``).
     """
 
+    features = None  # runtime.hooks.FeaturesResult when the bundle's features hook ran on the table
+
     def __init__(self, ids: Sequence[str], frame, spec: DataSpec, root: Path, assets: Path | None = None, *,
                  source: TableSource | None = None):
         self.ids = list(ids)
@@ -351,6 +353,18 @@ def open_test_data(data_dir: str | os.PathLike, spec: DataSpec, assets: str | os
         from runtime.loaders import image_loader
 
         image_loader()  # a bad NINEFIT_LOADER stops the run here, before any model runs
+    if spec.features:
+        # The features hook runs chunk by chunk, but a chunk follows features_group (its groups may span any
+        # rows): the table is read whole for it, and the rows stay in memory (the unbounded path).
+        from runtime.hooks import HOOKS_DIR, apply_features
+
+        frame = source.whole()
+        source.close()
+        features = apply_features(frame, spec.features, Path(assets or ".") / HOOKS_DIR, group=spec.features_group,
+                                  ids=ids, columns=spec.features_columns)
+        data = TestData(ids, features.frame, spec, root, Path(assets) if assets is not None else None)
+        data.features = features
+        return data
     return TestData(ids, None, spec, root, Path(assets) if assets is not None else None, source=source)
 
 

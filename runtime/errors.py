@@ -20,6 +20,8 @@ Tree::
     ├── BackendError              an inference backend failed
     │   ├── BackendUnavailableError   backend or provider not installed here
     │   └── OutOfMemoryError      the backend ran out of (GPU or host) memory
+    ├── HookError                 the user's features / postprocess hook failed or returned
+    │                             something that does not fit (its traceback in the message)
     ├── PackagingError            wheelhouse, dataset or notebook could not be built
     └── BudgetError               the time budget cannot be met at all
 """
@@ -86,6 +88,10 @@ class OutOfMemoryError(BackendError):
     """The backend ran out of memory; the caller may retry with a smaller batch."""
 
 
+class HookError(NinefitError):
+    """A features or postprocess hook (the user's own code in the bundle) raised, or returned the wrong thing."""
+
+
 class PackagingError(NinefitError):
     """A bundle artefact (wheelhouse, dataset metadata, notebook) could not be built."""
 
@@ -102,6 +108,7 @@ __all__ = [
     "ChecksumError",
     "DataError",
     "ExportError",
+    "HookError",
     "ModelLoadError",
     "NinefitError",
     "OutOfMemoryError",

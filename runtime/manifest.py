@@ -23,7 +23,9 @@ from runtime.errors import BundleError, SchemaVersionError
 #: Bumped on any change a reader of an older version could misread.
 #: 2: optional torch artifacts (``Variant.torch_file``, ``Member.torch_version``,
 #: ``Member.torch_skipped``) and ``Manifest.target``; version 1 manifests still load.
-SCHEMA_VERSION = 2
+#: 3: hooks (``DataSpec.features*``, ``SubmissionSpec.postprocess``) and the submission formats
+#: ``topk``, ``multilabel``, ``long``, ``rle`` (their keys in ``SubmissionSpec``); older manifests still load.
+SCHEMA_VERSION = 3
 MANIFEST_NAME = "manifest.json"
 
 #: Activation applied to a model's output before it enters the ensemble.
@@ -31,7 +33,10 @@ ACTIVATIONS = ("none", "softmax", "sigmoid")
 #: How member outputs are combined, row by row.
 COMBINERS = ("mean", "geometric_mean")
 #: How the combined vector becomes submission columns.
-SUBMISSION_MODES = ("values", "argmax")
+SUBMISSION_MODES = ("values", "argmax", "topk", "multilabel", "long", "rle", "postprocess")
+#: How an ``rle`` mask is flattened before its runs are counted: column by column (Fortran order,
+#: the convention of most Kaggle segmentation competitions) or row by row.
+RLE_ORDERS = ("column", "row")
 #: Test-time-augmentation transforms a variant may apply to image-like inputs.
 TTA_TRANSFORMS = ("none", "hflip", "vflip")
 #: What a member does with a row whose input values are not finite (NaN, inf):
@@ -164,6 +169,13 @@ class DataSpec:
     image_dir: str = ""  # images: folder the paths are relative to
     missing: str = "skip"  # non-finite input values: one of MISSING_POLICIES (members may override)
     fill_value: float = 0.0  # the value non-finite inputs take with missing = "fill"
+    # The features hook ("module:function", the module in the bundle's hooks/ folder): called per chunk of
+    # the test table; what it returns is added to the table (runtime.hooks).
+    features: str = ""
+    features_files: tuple[str, ...] = ()  # side files it reads, relative to hooks/
+    features_group: str = ""  # a column whose groups a chunk never splits ("": the hook is row-wise)
+    # The hook's output columns and dtypes on the public test: a chunk where it fails is filled with zeros of them.
+    features_columns: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -173,8 +185,19 @@ class SubmissionSpec:
     id_column: str
     columns: tuple[str, ...]  # output columns after the id, in order
     mode: str = "values"  # "values": one column per output; "argmax": label column
-    classes: tuple[str, ...] = ()  # argmax: label written for each output index
+    classes: tuple[str, ...] = ()  # argmax, topk, multilabel: label of each output index
     sample: str = "sample_submission.csv"  # file name looked up in --data
+    k: int = 0  # topk: labels written per row, best first
+    thresholds: tuple[float, ...] = ()  # multilabel: one per class (or one for all)
+    separator: str = " "  # topk, multilabel: between labels
+    empty: str = ""  # multilabel: a row with no label above its threshold; rle: an empty mask
+    targets: tuple[str, ...] = ()  # long: the target of each output index
+    id_format: str = "{id}_{target}"  # long: how a row id is formed from the test id and the target
+    mask_shape: tuple[int, ...] = ()  # rle: (height, width) of the mask the outputs are
+    rle_order: str = "column"  # rle: one of RLE_ORDERS
+    threshold: float = 0.5  # rle: a pixel is in the mask when its value is >= threshold
+    postprocess: str = ""  # postprocess: "module:function" in the bundle's hooks/ folder
+    width: int = 0  # values per row of the combined vector; 0: derived from the mode (values, argmax)
 
 
 @dataclass(frozen=True)
@@ -283,6 +306,8 @@ def _convert(annotation: str, value: Any) -> Any:
             return tuple(_build(klass, v) for v in value)
         if ann.startswith(name):
             return None if value is None else _build(klass, value)
+    if ann.startswith("tuple[tuple") and value is not None:
+        return tuple(tuple(v) for v in value)
     if ann.startswith("tuple") and value is not None:
         return tuple(value)
     return value
@@ -294,6 +319,7 @@ __all__ = [
     "CPU_TARGETS",
     "MANIFEST_NAME",
     "MISSING_POLICIES",
+    "RLE_ORDERS",
     "SCHEMA_VERSION",
     "SUBMISSION_MODES",
     "TEXT_FEEDS",

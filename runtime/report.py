@@ -133,6 +133,8 @@ class RunReport:
     # ahead, summed over worker threads), infer_s, write_s, wait_s (inference waiting for data) and hidden_s
     # (preparation not waited for); images_decoded, chunks_prepared, depth, workers, decoder, table, spool.
     stages: dict[str, Any] = field(default_factory=dict)
+    # The features hook's run: {"hook", "seconds" (in the hook), "rows_failed"}; empty without one.
+    features: dict[str, Any] = field(default_factory=dict)
 
     def member(self, name: str) -> MemberReport:
         for m in self.members:

@@ -63,7 +63,8 @@ from runtime.pipeline import FeedPipeline, default_workers
 from runtime.progress import log
 from runtime.report import MemberReport, RunReport, kaggle_failure
 from runtime.tables import table_engine
-from runtime.submission import SampleSubmission, format_rows, match_ids, read_sample, write_atomic
+from runtime.formats import Formatter, Layout, match, width
+from runtime.submission import SampleSubmission, read_sample, write_atomic
 from runtime.text import chunk_unit, length_stats, row_costs
 
 
@@ -110,9 +111,20 @@ def discard_checkpoints(work_dir: Path) -> int:
 
 
 def member_width(manifest: Manifest) -> int:
-    """Width of the combined vector: one per submission column, or per class in argmax mode."""
-    sub = manifest.submission
-    return len(sub.classes) if sub.mode == "argmax" else len(sub.columns)
+    """Width of the combined vector: one per submission column, class, target or mask pixel (``formats.width``)."""
+    return width(manifest.submission)
+
+
+def make_formatter(bundle: Bundle, sample: SampleSubmission, test: TestData, layout: Layout,
+                   fallback: SampleSubmission, strict: bool = False) -> Formatter:
+    """The submission's formatter; with ``postprocess`` the bundle's hook is imported here (a failing import raises)."""
+    sub = bundle.manifest.submission
+    hook = None
+    if sub.mode == "postprocess":
+        from runtime.hooks import HOOKS_DIR, load_hook
+
+        hook = load_hook(sub.postprocess, bundle.path(HOOKS_DIR))
+    return Formatter(sub, sample, test.ids, layout, fallback, hook=hook, strict=strict)
 
 
 def _input_dims(inp: InputSpec, variant: Variant) -> tuple[int, ...]:
@@ -192,10 +204,13 @@ class SubmissionWriter:
     """
 
     def __init__(self, out: Path, manifest: Manifest, store: ChunkStore, grids: Mapping[str, list[tuple[int, int]]],
-                 test: TestData, sample: SampleSubmission, order: np.ndarray, fallback: SampleSubmission):
+                 test: TestData, sample: SampleSubmission, formatter: Formatter):
         self.out, self.manifest, self.store, self.grids = out, manifest, store, grids
-        self.test, self.sample, self.order, self.fallback = test, sample, order, fallback
+        self.test, self.sample, self.formatter = test, sample, formatter
         self.width = member_width(manifest)
+        # Rows whose features-hook chunk failed: their predictions are never written (the fallback stands).
+        self.unfed = test.features.failed if test.features is not None else None
+        self.events_seen = 0
         self.writes = 0
         self.covered = 0
         self.seconds = 0.0  # all writes together
@@ -218,14 +233,20 @@ class SubmissionWriter:
         """Write the submission from what is checkpointed now; returns the seconds it took."""
         t0 = time.perf_counter()
         acc = self.combine(skip)
-        covered = acc.covered
-        rows = format_rows(acc.result(), covered, self.order, self.test.ids, self.manifest.submission, self.fallback)
+        covered = acc.covered if self.unfed is None else acc.covered & ~self.unfed
+        rows = self.formatter.rows(acc.result(), covered)
         write_atomic(self.out, self.sample.header, rows)
         self.writes += 1
-        self.covered = int(covered.sum())
+        self.covered = int(covered.sum()) - self.formatter.failed_rows
         dt = time.perf_counter() - t0
         self.seconds += dt
         return dt
+
+    def new_events(self) -> list[str]:
+        """The postprocess hook's failures since the last call (each reported once)."""
+        events = self.formatter.events[self.events_seen:]
+        self.events_seen = len(self.formatter.events)
+        return events
 
 
 def _log_missing(test: TestData, member: Member) -> None:
@@ -268,8 +289,9 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     test = open_test_data(data_dir, m.data, assets=bundle.root, gpu=gpu_here)
     sample_dir = data_dir if data_dir.is_dir() else data_dir.parent
     sample = read_sample(sample_dir / m.submission.sample, m.submission)
-    order = match_ids(sample, test.ids, sample_name=m.submission.sample)
+    layout = match(m.submission, sample, test.ids, sample_name=m.submission.sample)
     fallback = load_fallback(bundle, sample)
+    formatter = make_formatter(bundle, sample, test, layout, fallback)
     failed: dict[str, str] = dict(damage.removed_members)
     errors = []
     for member in m.members:
@@ -310,7 +332,16 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
         report.events.append(f"the bundle was packaged for {m.target} (a GPU target), but this machine has no GPU "
                              f"({how}): running on the CPU")
         log(report.events[-1])
-    writer = SubmissionWriter(out, m, store, grids, test, sample, order, fallback)
+    if test.features is not None:
+        from runtime.hooks import pandas_engine
+
+        engine, warning = pandas_engine()
+        report.features = {"hook": m.data.features, "seconds": test.features.seconds, "engine": engine,
+                           "rows_failed": int(test.features.failed.sum()) if test.features.failed is not None else 0}
+        for event in [warning] * bool(warning) + test.features.events:
+            report.events.append(event)
+            log(event)
+    writer = SubmissionWriter(out, m, store, grids, test, sample, formatter)
     loader, why = resolve_loader(is_gpu_target(m.target)) if m.data.format == "images" else ("", "")
     feeds = FeedPipeline(test, m.members, workers=default_workers(options.threads, gpu_here), loader=loader)
     feeds.times.table = table_engine()
@@ -330,6 +361,13 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     def skip() -> frozenset[str]:
         return frozenset(n for n, st in executor.states.items() if st.status == "failed") if executor else frozenset(failed)
 
+    def write() -> float:
+        seconds = writer.write(skip())
+        for event in writer.new_events():  # a failing postprocess hook costs its rows, never the run
+            report.events.append(event)
+            log(event)
+        return seconds
+
     # The test table, sample and sessions live all run long: move them out of the
     # collector's sight, so its passes during the run stay as cheap on a 100k-row
     # table as on a 1k-row one (measured: they otherwise cost more than the writes).
@@ -340,7 +378,7 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     try:
         executor = Executor(
             m.members, grids, test, store, load, clock, budget,
-            report, monitor, lambda: writer.write(skip()),
+            report, monitor, write,
             profile=row_costs((m.profile or {}).get("members"), m.members, texts, grids, options.batch_size),
             batch_size=options.batch_size, limited=options.time_limit_s is not None,
             fixed_reserve=options.reserve_s is not None, fixed_margin=options.margin_s is not None, failed=failed,
@@ -349,7 +387,7 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
         )
         if report.chunks_resumed:
             log(_resume_text(report, grids, store, work))
-        executor.after_write(writer.write(skip()))
+        executor.after_write(write())
         log(f"first submission written ({writer.covered}/{test.n_rows} rows from checkpoints, "
             f"the rest from {'the fallback ' + m.fallback if m.fallback else 'the sample submission'})")
         executor.run()
@@ -358,7 +396,7 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
         raise
     finally:
         try:
-            writer.write(skip())
+            write()
         except Exception as exc:  # keep the error that got us here; the last good file is still on disk
             log(f"could not write the final submission: {exc}")
         monitor.stop()
@@ -420,6 +458,7 @@ __all__ = [
     "discard_checkpoints",
     "load_fallback",
     "load_runner",
+    "make_formatter",
     "member_width",
     "predict_rows",
     "run",

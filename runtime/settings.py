@@ -57,6 +57,24 @@ def env_choice(name: str, choices: Sequence[str], default: str, environ: Mapping
     return value
 
 
+def env_count(name: str, default: int, environ: Mapping[str, str] | None = None) -> int:
+    """A positive whole number from an environment variable; unset or empty: ``default``.
+
+    Raises:
+        ValueError: naming the variable and its value.
+    """
+    raw = (os.environ if environ is None else environ).get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"environment variable {name}={raw!r} is not a positive whole number (unset it for {default})")
+    return value
+
+
 def parse_duration(text: str | float | int) -> float:
     """Seconds in ``"9h"``, ``"540m"``, ``"32400s"``, ``"32400"`` or ``"1h30m"``.
 
@@ -75,4 +93,4 @@ def parse_duration(text: str | float | int) -> float:
     return total
 
 
-__all__ = ["env_choice", "env_flag", "env_modules", "parse_duration"]
+__all__ = ["env_choice", "env_count", "env_flag", "env_modules", "parse_duration"]

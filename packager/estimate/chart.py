@@ -20,8 +20,8 @@ from packager.estimate.render import fmt_s
 from runtime.errors import PackagingError
 
 _COLORS = {"install": "#9e9e9e", "python": "#b0bec5", "imports": "#90a4ae", "verify": "#607d8b",
-           "startup": "#78909c", "load": "#8d6e63", "read": "#4db6ac", "inference": "#42a5f5",
-           "ensembling": "#ab47bc", "writing": "#ffb74d", "exit": "#cfd8dc"}
+           "startup": "#78909c", "load": "#8d6e63", "read": "#4db6ac", "features": "#26a69a", "inference": "#42a5f5",
+           "ensembling": "#ab47bc", "writing": "#ffb74d", "postprocess": "#ff8a65", "exit": "#cfd8dc"}
 #: A limit up to this many times the work's high edge is drawn on the axis; a farther one gets a break.
 NEAR = 2.5
 

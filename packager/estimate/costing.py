@@ -27,6 +27,10 @@ stage:
   (``TRT_BUILD_S``, low confidence) when TensorRT builds engines there.
 * ``read``: reading the test table and sample submission, fitted as fixed +
   per-row on the public table and a tiled copy of it, times the rows.
+* ``features``: the features hook (``[data] features``) over every row,
+  once, before any member runs: seconds per row measured on the public test
+  when packaging (one whole call), host-scaled; ``HOOK_S_PER_ROW`` without a
+  measurement. Nothing without a hook.
 * ``inference`` per member: the measured per-batch path at its batch size.
   The infer part is translated to the target with the roofline model
   (:func:`~packager.estimate.roofline.translate`, efficiency calibrated on the
@@ -46,6 +50,9 @@ stage:
 * ``writing``: the runtime writes the submission ``members + 2`` times (a
   first fallback file, after each member, and at the end); one write
   (combine, format, write atomically) is measured as fixed + per row.
+* ``postprocess``: the postprocess hook, called at every write but the
+  first (which has no predictions yet) over all rows, at its seconds per row
+  measured when packaging. Nothing without a hook.
 
 Bands are those of :func:`translate` for the translated parts (+-10 % on the
 same machine, x0.67..x1.5 within a device kind, x0.5..x2 across kinds) and
@@ -87,8 +94,9 @@ from runtime.manifest import Manifest, Member, Variant
 from runtime.text import CHUNK_BATCHES
 
 #: The stages of a notebook run, in order.
-STAGES = ("install", "python", "imports", "verify", "startup", "load", "read", "inference", "ensembling", "writing",
-          "exit")
+STAGES = ("install", "python", "imports", "verify", "startup", "load", "read", "features", "inference", "ensembling",
+          "writing", "postprocess", "exit")
+HOOK_S_PER_ROW = 20e-6  # a hook's cost per row, without a measurement (rate constant, low confidence)
 
 # Rate constants (documented guesses, each used at low confidence).
 INSTALL_FIXED_S = 5.0  # pip start-up and dependency resolution, offline
@@ -520,6 +528,7 @@ class Costing:
             values = sum(max(len(i.columns), 1) for m in self.manifest.members for i in m.inputs)
             items.append(Item("read", _fixed(0.5 + rows * (1e-6 + 1e-7 * values), _SPEC_BAND, "low", self.key,
                                              notes=("not measured: 0.1 us per value",)), "rate constant"))
+        items += self._hooks(rows)
         writes = self.writes()
         note = (f"{writes} submission writes (first, after each member, last)",)
         if "s_per_row" in write:
@@ -528,6 +537,28 @@ class Costing:
         else:
             items.append(Item("writing", _fixed(writes * (0.1 + 2e-6 * rows), _SPEC_BAND, "low", self.key,
                                                 notes=("not measured: 2 us per row", *note)), "rate constant"))
+        return items
+
+    def _hooks(self, rows: int) -> list[Item]:
+        """The features and postprocess stages: the user's hooks, measured when packaging."""
+        measured = (self.profile or {}).get("hooks") or {}
+        items = []
+        for stage, used, calls, what in (
+                ("features", bool(self.manifest.data.features), 1, "features hook over every row, once"),
+                ("postprocess", self.manifest.submission.mode == "postprocess", self.writes() - 1,
+                 f"postprocess hook over every row at {self.writes() - 1} writes")):
+            if not used:
+                items.append(Item(stage, _fixed(0.0, (1, 1), "high", self.key, notes=(f"no {stage} hook",)), "none"))
+                continue
+            rec = measured.get(stage)
+            if rec and "s_per_row" in rec:
+                per_call = float(rec.get("fixed_s") or 0.0) * math.ceil(rows / int(rec.get("chunk_rows") or rows or 1))
+                items.append(Item(stage, self._host(calls * (float(rec["s_per_row"]) * rows + per_call), (
+                    f"{what}, {float(rec['s_per_row']) * 1e6:.1f} us/row measured on {rec.get('rows')} public rows",)),
+                    self._measured))
+            else:
+                items.append(Item(stage, _fixed(calls * HOOK_S_PER_ROW * rows, _SPEC_BAND, "low", self.key, notes=(
+                    f"{what}, not measured: {HOOK_S_PER_ROW * 1e6:g} us/row assumed",)), "rate constant"))
         return items
 
     def _install(self) -> Item:

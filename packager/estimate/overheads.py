@@ -38,6 +38,7 @@ from runtime.data import TestData
 from runtime.ensemble import Accumulator
 from runtime.manifest import MANIFEST_NAME, Manifest
 from runtime.run import RunOptions, member_width
+from runtime.formats import Formatter, match
 from runtime.submission import format_rows, write_atomic
 from runtime.text import chunk_unit
 
@@ -151,17 +152,29 @@ def hash_rate(size: int = 32 << 20) -> float:
 
 
 def measure_write(manifest: Manifest, test: TestData, sample, rows: list[int], folder: Path) -> dict[str, Any]:
-    """Ensemble finalisation plus ``format_rows`` + ``write_atomic`` at each row count."""
+    """Ensemble finalisation plus formatting + ``write_atomic`` at each row count.
+
+    ``values`` and ``argmax`` format the first ``n`` rows alone; the other
+    formats write the whole sample with the first ``n`` test rows covered (the
+    rest from the fallback). The postprocess hook is not called here: its cost
+    is the profile's ``hooks`` entry, measured when packaging.
+    """
     width = member_width(manifest)
     rng = np.random.default_rng(0)
     points = []
+    sub = manifest.submission
+    formatter = None
+    if sub.mode not in ("values", "argmax"):
+        formatter = Formatter(sub, sample, test.ids, match(sub, sample, test.ids), sample)
     for n in rows:
-        acc = Accumulator(n, width, manifest.combiner)
+        acc = Accumulator(n if formatter is None else test.n_rows, width, manifest.combiner)
         acc.add(1.0, 0, rng.random((n, width)))
-        order = np.arange(n)
         t0 = time.perf_counter()
         values = acc.result()
-        body = format_rows(values, acc.covered, order, test.ids[:n], manifest.submission, sample)
+        if formatter is None:
+            body = format_rows(values, acc.covered, np.arange(n), test.ids[:n], sub, sample)
+        else:
+            body = formatter.rows(values, acc.covered if sub.mode != "postprocess" else np.zeros(test.n_rows, bool))
         write_atomic(folder / "submission.csv", sample.header, body)
         points.append((n, time.perf_counter() - t0))
     fixed, per_row = fit_line(points)
@@ -276,7 +289,7 @@ def _one_check(bundle: Bundle, data_dir: Path, work: Path, rows: int, data_info:
 
     manifest = bundle.manifest
     folder = tile_data(data_dir, manifest.data, manifest.submission.sample, manifest.submission.id_column, rows,
-                   work / "data")
+                       work / "data", manifest.submission)
     t0 = time.perf_counter()
     with contextlib.redirect_stderr(io.StringIO()):  # the run's log lines are not the user's business here
         report = run(bundle.root, folder, work / "out" / "submission.csv",
@@ -292,7 +305,8 @@ def _one_check(bundle: Bundle, data_dir: Path, work: Path, rows: int, data_info:
     one_write = write["fixed_s"] + write["s_per_row"] * rows
     read = data_info["read_fixed_s"] + data_info["read_s_per_row"] * rows
     chunks = sum(len(chunk_grid(rows, chunk_unit(m))) for m in manifest.members)
-    residual = max(seconds - inside - read - writes * one_write - verify_s, 0.0)
+    hooks = float((data.get("features") or {}).get("seconds") or 0.0)  # the features stage, priced apart
+    residual = max(seconds - inside - read - writes * one_write - verify_s - hooks, 0.0)
     return {"rows": rows, "seconds": seconds, "inside_s": inside, "inference_s": infer, "writes": writes,
             "chunks": chunks, "residual_s": residual}
 

@@ -20,8 +20,9 @@ import numpy as np
 
 from runtime.data import TestData, open_test_data, read_table
 from runtime.errors import DataError
-from runtime.manifest import DataSpec, Manifest
-from runtime.submission import match_ids, read_sample
+from runtime.formats import match
+from runtime.manifest import DataSpec, Manifest, SubmissionSpec
+from runtime.submission import read_sample
 
 SYNTHETIC_ROWS = 256
 _SYNTHETIC_IMAGES = 32
@@ -116,7 +117,8 @@ def _table_and_folder(data: Path, spec: DataSpec) -> tuple[Path, Path]:
     return (data, data.parent) if data.is_file() else (data / spec.test, data)
 
 
-def tile_data(data: Path, spec: DataSpec, sample_name: str, id_column: str, rows: int, dest: Path) -> Path:
+def tile_data(data: Path, spec: DataSpec, sample_name: str, id_column: str, rows: int, dest: Path,
+              submission: SubmissionSpec | None = None) -> Path:
     """Copy the test table and sample submission, repeated with fresh ids to ``rows`` rows.
 
     Args:
@@ -127,6 +129,10 @@ def tile_data(data: Path, spec: DataSpec, sample_name: str, id_column: str, rows
         id_column: The sample submission's id column.
         rows: Rows of the tiled table.
         dest: Folder to write ``spec.test`` and ``sample_name`` into.
+        submission: The bundle's submission spec: with ``long``, the tiled
+            sample holds the formed id of each tiled test id and target; with
+            ``postprocess`` (whose hook names its rows) the sample's rows are
+            repeated with the tiled ids' suffixes. None: one sample row per test id.
 
     Returns:
         ``dest``. Image paths of the tiled index are absolute, into the
@@ -147,6 +153,10 @@ def tile_data(data: Path, spec: DataSpec, sample_name: str, id_column: str, rows
     tiled = pd.concat([frame] * reps, ignore_index=True).iloc[:rows].copy()
     new_ids = [f"{i}~{k}" for k in range(reps) for i in frame[spec.id_column]][:rows]
     tiled[spec.id_column] = new_ids
+    mode = submission.mode if submission is not None else "values"
+    if mode in ("long", "postprocess"):
+        _tile_sample(sample, frame[spec.id_column].tolist(), new_ids, reps, submission, dest / sample_name)
+        return _write_tiled(tiled, dest, spec)
     # The sample's row of each test id, in the test's order, so the tiled ids match the tiled table's.
     position = {i: n for n, i in enumerate(sample[id_column])}
     missing = [i for i in frame[spec.id_column] if i not in position]
@@ -157,13 +167,40 @@ def tile_data(data: Path, spec: DataSpec, sample_name: str, id_column: str, rows
     tiled_sample = pd.concat([base] * reps, ignore_index=True).iloc[:rows].copy()
     tiled_sample[id_column] = new_ids
     dest.mkdir(parents=True, exist_ok=True)
+    tiled_sample.to_csv(dest / sample_name, index=False)
+    return _write_tiled(tiled, dest, spec)
+
+
+def _write_tiled(tiled, dest: Path, spec: DataSpec) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
     out = dest / spec.test
     if out.suffix.lower() in (".parquet", ".pq"):
         tiled.to_parquet(out, index=False)
     else:
         tiled.to_csv(out, index=False)
-    tiled_sample.to_csv(dest / sample_name, index=False)
     return dest
+
+
+def _tile_sample(sample, test_ids: list[str], new_ids: list[str], reps: int, submission: SubmissionSpec,
+                 path: Path) -> None:
+    """The tiled sample of a format whose sample rows are not one per test id."""
+    import pandas as pd
+
+    from runtime.formats import form_id
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    id_column = submission.id_column
+    if submission.mode == "long":
+        values = sample.iloc[0, 1:].tolist()  # the cells do not matter to a timing: the first row's for all
+        rows = [[form_id(submission, i, t), *values] for i in new_ids for t in submission.targets]
+        pd.DataFrame(rows, columns=list(sample.columns)).to_csv(path, index=False)
+        return
+    parts = []
+    for k in range(reps):
+        part = sample.copy()
+        part[id_column] = [f"{i}~{k}" for i in sample[id_column]]
+        parts.append(part)
+    pd.concat(parts, ignore_index=True).to_csv(path, index=False)
 
 
 def read_once(data_dir: Path, manifest: Manifest, assets: Path | None = None) -> tuple[float, TestData]:
@@ -172,12 +209,14 @@ def read_once(data_dir: Path, manifest: Manifest, assets: Path | None = None) ->
     test = open_test_data(data_dir, manifest.data, assets=assets)
     sample = read_sample(_table_and_folder(data_dir, manifest.data)[1] / manifest.submission.sample,
                          manifest.submission)
-    match_ids(sample, test.ids, sample_name=manifest.submission.sample)
+    match(manifest.submission, sample, test.ids, sample_name=manifest.submission.sample)
     for member in manifest.members:
         test.check(member)
         if not any(i.image is not None for i in member.inputs):
             test.feed(member, 0, 1)  # converts the member's columns to an array, once per run
-    return time.perf_counter() - t0, test
+    # The features hook is a stage of its own (the profile's "hooks"), not reading.
+    hook_s = test.features.seconds if test.features is not None else 0.0
+    return time.perf_counter() - t0 - hook_s, test
 
 
 def held_bytes_per_row(ids: list[str], sample) -> float:
@@ -207,7 +246,7 @@ def measure_data(manifest: Manifest, data_dir: Path, work: Path, max_batch: int,
     n1 = int(min(max(8 * n0, _TILE_MIN, 2 * max_batch), _TILE_MAX, max(_TILE_BYTES / bytes_per_row, n0)))
     n1 = max(n1, max_batch, n0)
     tiled_dir = tile_data(data_dir, spec, manifest.submission.sample, manifest.submission.id_column, n1,
-                          work / "tiled")
+                          work / "tiled", manifest.submission)
     t_big, test_big = read_once(tiled_dir, manifest, assets)
     t_big = min(t_big, read_once(tiled_dir, manifest, assets)[0])  # one-time lazy imports are startup's
     fixed, per_row = fit_line([(n0, t_small), (n1, t_big)])

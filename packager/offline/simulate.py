@@ -231,19 +231,39 @@ def check_submission(path: str | os.PathLike, sample: str | os.PathLike, spec: S
             if name == spec.id_column:
                 continue
             where = f"line {n + 2} {name}={cell!r}"
+            if spec.mode in ("multilabel", "rle") and cell == spec.empty:
+                continue  # the declared value of a row without a label, or of an empty mask
             if cell.strip().lower() in _MISSING_VALUES:
                 empty.append(where)
-            elif spec.mode == "argmax" and spec.classes and cell not in spec.classes:
-                bad.append(where)
-            elif spec.mode == "values" and not _finite(cell):
+            elif not _valid_cell(cell, spec):
                 bad.append(where)
     if empty:
         problems.append(f"{len(empty)} empty or NaN value(s) ({_examples(empty)})")
     if bad:
-        what = (f"labels not among the declared classes {list(spec.classes)}" if spec.mode == "argmax"
-                else "values that are not finite numbers")
-        problems.append(f"{len(bad)} {what} ({_examples(bad)})")
+        problems.append(f"{len(bad)} {_WHAT.get(spec.mode, 'invalid values').format(list(spec.classes))} "
+                        f"({_examples(bad)})")
     return problems
+
+
+_WHAT = {"argmax": "labels not among the declared classes {}", "values": "values that are not finite numbers",
+         "long": "values that are not finite numbers", "topk": "cells that are not k labels among the classes {}",
+         "multilabel": "cells with labels not among the classes {}", "rle": "cells that are not run-length pairs"}
+
+
+def _valid_cell(cell: str, spec: SubmissionSpec) -> bool:
+    """Whether one written cell is what the format writes (a postprocess hook's cells are its own)."""
+    mode = spec.mode
+    if mode in ("values", "long"):
+        return _finite(cell)
+    if mode == "argmax":
+        return not spec.classes or cell in spec.classes
+    if mode in ("topk", "multilabel"):
+        labels = cell.split(spec.separator)
+        return all(x in spec.classes for x in labels) and (mode != "topk" or len(labels) == spec.k)
+    if mode == "rle":
+        nums = cell.split()
+        return len(nums) % 2 == 0 and all(x.isdigit() and int(x) > 0 for x in nums)
+    return True
 
 
 def _finite(text: str) -> bool:

@@ -72,8 +72,8 @@ def test_json_has_the_same_figures(bundle, cal, capsys):
     assert data["margin_s"] == pytest.approx(19)  # the floor of the run's own margin: 1 s + 1 % of the limit
     assert data["expected_s"] == pytest.approx(sum(i["seconds"] for i in data["items"]))
     assert data["margin_left_s"] == pytest.approx(data["available_s"] - data["expected_s"])
-    assert set(data["stages"]) == {"install", "python", "imports", "verify", "startup", "load", "read", "inference",
-                                   "ensembling", "writing", "exit"}
+    assert set(data["stages"]) == {"install", "python", "imports", "verify", "startup", "load", "read", "features",
+                                   "inference", "ensembling", "writing", "postprocess", "exit"}
     assert {i["member"] for i in data["items"] if i["stage"] == "inference"} == {"cnn", "mlp"}
     assert data["plan"] is None
 

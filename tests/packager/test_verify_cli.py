@@ -10,6 +10,7 @@ import pytest
 
 from packager.cli import main
 from packager.cli.verify import DAMAGED_EXIT
+from runtime.manifest import SCHEMA_VERSION
 from tests.cli_checks import fails_cleanly
 from tests.runtime.test_run_damage import damage
 
@@ -26,7 +27,7 @@ def bundle(digits_bundle, tmp_path) -> Path:
 def test_an_intact_bundle_verifies(digits_bundle, capsys):
     assert main(["verify", str(digits_bundle)]) == 0
     out = capsys.readouterr().out
-    assert "manifest schema 2 ('digits', 2 member(s)" in out and "intact: every file matches its sha256" in out
+    assert f"manifest schema {SCHEMA_VERSION} ('digits', 2 member(s)" in out and "intact: every file matches its sha256" in out
 
 
 @pytest.mark.parametrize(("rel", "how", "lines"), [
