@@ -20,9 +20,10 @@ row groups of 65,536 rows) of 1,000,000 and of 100,000 rows, each run as
 ``python -m runtime`` in a subprocess whose peak RSS is sampled with psutil.
 Goal: the growth beyond what the ids and predictions need is <= 10% of the
 smaller run's peak. What they need is measured here with tracemalloc, per
-row: the id strings and the sample submission as the run holds them, the
-predictions (the ensemble's arrays), and one submission write at
-its peak (id match, formatted rows, CSV text), times the extra rows.
+row, through the run's own code: the id strings, the sample submission and
+the submission formatter as the run holds them, the predictions (the
+ensemble's arrays), and one submission write at its peak (formatted rows,
+CSV text), times the extra rows.
 
     python benchmarks/datapath.py [--quick] [--cache DIR]
 """
@@ -287,14 +288,16 @@ def peak_rss(cmd: list[str]) -> tuple[int, float]:
 
 
 def per_row_need(folder: Path, rows: int, members: int) -> dict[str, float]:
-    """Bytes per row the run must hold whatever its data path, measured with tracemalloc at ``rows`` rows:
-    the ids and the sample submission, the predictions (the ensemble's arrays), and a submission
-    write at its peak (the id match, the formatted rows, the CSV text)."""
+    """Bytes per row the run must hold whatever its data path, measured with tracemalloc at ``rows`` rows,
+    through the run's own code: the ids, the sample submission and the submission formatter (id match),
+    the predictions (the ensemble's arrays: members are combined chunk by chunk from their checkpoints),
+    and a submission write at its peak (the formatted rows, the CSV text)."""
     import tracemalloc
 
     from runtime.ensemble import Accumulator
+    from runtime.formats import Formatter, match
     from runtime.manifest import Manifest
-    from runtime.submission import format_rows, match_ids, read_sample, write_atomic
+    from runtime.submission import read_sample, write_atomic
     from runtime.tables import open_table
 
     m = Manifest.load(parquet_bundle(folder.parent))
@@ -303,19 +306,17 @@ def per_row_need(folder: Path, rows: int, members: int) -> dict[str, float]:
     tracemalloc.start()
     ids = open_table(folder / "test.parquet", id_column="id").ids()
     sample = read_sample(folder / "sample_submission.csv", m.submission)
-    out["ids + sample"] = tracemalloc.get_traced_memory()[0] / rows
+    formatter = Formatter(m.submission, sample, ids, match(m.submission, sample, ids), sample)
+    out["ids + sample + formatter"] = tracemalloc.get_traced_memory()[0] / rows
     base = tracemalloc.get_traced_memory()[0]
-    # The run combines the members chunk by chunk from their checkpoints: it holds the ensemble's arrays.
     acc = Accumulator(rows, width, m.combiner)
     for k in range(members):
         acc.add(1.0, 0, np.random.default_rng(k).random((rows, width)))
     out["predictions"] = (tracemalloc.get_traced_memory()[0] - base) / rows
     base = tracemalloc.get_traced_memory()[0]
     tracemalloc.reset_peak()
-    order = match_ids(sample, ids)
     with tempfile.TemporaryDirectory() as tmp:
-        write_atomic(Path(tmp) / "s.csv", sample.header,
-                     format_rows(acc.result(), acc.covered, order, ids, m.submission, sample))
+        write_atomic(Path(tmp) / "s.csv", sample.header, formatter.rows(acc.result(), acc.covered))
     out["submission write (peak)"] = (tracemalloc.get_traced_memory()[1] - base) / rows
     tracemalloc.stop()
     return out
