@@ -247,3 +247,61 @@ def test_dali_in_the_pipeline_feeds_what_pil_does(tmp_path):
             assert levels[..., 1:-1, 1:-1].max() <= 2 and levels.max() <= 24  # as tests/runtime/test_dali.py
         assert feeds.times.images_decoded == 23 and feeds.times.spool == ""
     test.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_kill_9_with_prefetch_and_the_spool_then_resume_is_identical_to_an_in_line_run(tmp_path):
+    """Images, four members sharing one decode (the spool), two workers, two chunks ahead: killed mid-run and
+    rerun, the submission is byte-identical to an uninterrupted run that prepared every chunk in line."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from packager.build import package
+    from tests.runtime import slow_backend
+
+    repo = Path(__file__).resolve().parents[2]
+    root = tmp_path / "proj"
+    write_images(root / "data", n=60)
+    (root / "ninefit.toml").write_text(SPEC_TOML)
+    (root / "net.py").write_text(NET)
+    ids = [f"id{i:03d}" for i in range(60)]
+    (root / "data" / "sample_submission.csv").write_text("image_id,a,b\n" + "".join(f"{i},0.5,0.5\n" for i in ids))
+    bundle = tmp_path / "bundle"
+    package(root / "ninefit.toml", bundle, log=lambda _m: None)
+
+    def command(out: Path, work: Path) -> list[str]:
+        return [sys.executable, "-m", "runtime", "run", str(bundle), "--data", str(root / "data"), "--out", str(out),
+                "--work-dir", str(work), "--backend", "slow", "--quiet"]
+
+    def env(depth: str) -> dict[str, str]:
+        extra = slow_backend.write_config(tmp_path / f"slow{depth}.json", s_per_row={"*": 0.01})
+        return {**os.environ, "PYTHONPATH": str(repo), "NINEFIT_PREFETCH": depth, "NINEFIT_DATA_WORKERS": "2", **extra}
+
+    ref = tmp_path / "ref" / "submission.csv"
+    done = subprocess.run(command(ref, tmp_path / "w-ref"), env=env("0"), cwd=repo, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+
+    out, work = tmp_path / "run" / "submission.csv", tmp_path / "w"
+    proc = subprocess.Popen(command(out, work), env=env("2"), cwd=repo,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(list(work.glob("checkpoints/*/*/*/*.npy"))) < 20 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    saved = len(list(work.glob("checkpoints/*/*/*/*.npy")))
+    assert 20 <= saved < 4 * 15
+    again = subprocess.run(command(out, work), env=env("2"), cwd=repo, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert out.read_bytes() == ref.read_bytes()
+    import json
+
+    report = json.loads((out.parent / "submission.run_report.json").read_text())
+    assert report["chunks_resumed"] == saved and report["stages"]["depth"] == 2
+    assert report["stages"]["images_decoded"] == 60  # the resumed run decoded each image once, not per member
