@@ -504,39 +504,6 @@ def test_times_are_printed_as_the_run_log_prints_them():
 # -- module structure ------------------------------------------------------------------------
 
 
-@pytest.mark.timeout(10)
-def test_estimate_modules_import_each_other_without_a_circle():
-    """Every import between packager.estimate modules, lazy ones and type-only ones included."""
-    import ast
-
-    import packager.estimate as pkg
-
-    folder = Path(pkg.__file__).parent
-    graph: dict[str, set[str]] = {}
-    for path in folder.glob("*.py"):
-        deps = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("packager.estimate."):
-                deps.add(node.module.rsplit(".", 1)[1])
-            elif isinstance(node, ast.Import):
-                deps.update(a.name.rsplit(".", 1)[1] for a in node.names if a.name.startswith("packager.estimate."))
-        graph[path.stem] = deps - {path.stem}
-
-    def reach(start: str, node: str, seen: set[str]) -> list[str] | None:
-        for dep in sorted(graph.get(node, ())):
-            if dep == start:
-                return [node, dep]
-            if dep not in seen:
-                seen.add(dep)
-                path = reach(start, dep, seen)
-                if path:
-                    return [node, *path]
-        return None
-
-    circles = [" -> ".join(c) for m in sorted(graph) if m != "__init__" and (c := reach(m, m, set()))]
-    assert not circles, circles
-
-
 # -- the data path: the run report's stages, overlap on a GPU, memory bounded by chunks ----------------
 @pytest.mark.timeout(180)
 def test_the_profile_splits_the_data_stages_as_the_run_report_does(profiled):
