@@ -41,7 +41,10 @@ def add_run_parser(sub) -> None:
         "a submission was written but the bundle was damaged, or no model covered any row, or the run would have "
         "failed on Kaggle (see the report); 2 for a usage or input error (a damaged manifest or runtime "
         "included). Custom backends: NINEFIT_PLUGINS=module[,module] names "
-        "modules imported first, which call runtime.backends.register().",
+        "modules imported first, which call runtime.backends.register(). Data path: NINEFIT_PREFETCH=N chunks "
+        "prepared ahead of inference (default 2, 0 in line), NINEFIT_DATA_WORKERS=N decode threads, "
+        "NINEFIT_LOADER=pil|dali (default: DALI for a GPU target with a GPU and DALI, else PIL), NINEFIT_CUDF=1 "
+        "(cudf.pandas; default on for a GPU target where cuDF is installed).",
     )
     p.add_argument("bundle", type=Path, help="bundle folder written by `ninefit package`")
     p.add_argument("--data", type=Path, required=True, help="competition data folder (holding the test table and sample submission), or the test table itself")

@@ -15,6 +15,7 @@ instead; "error" stops the run (:meth:`TestData.check_missing`).
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from runtime.errors import DataError
 from runtime.manifest import DataSpec, InputSpec, Member
-from runtime.settings import env_flag
+from runtime.tables import FrameSource, TableSource, open_table, table_pandas
 from runtime.text import TextRows, load_tokenizer, tokenize
 
 _NUMERIC_KINDS = "biuf"
@@ -30,31 +31,16 @@ _NUMERIC_KINDS = "biuf"
 
 def _pandas():
     """pandas, accelerated by cudf.pandas when NINEFIT_CUDF=1 and a GPU is present."""
-    try:
-        use_cudf = env_flag("NINEFIT_CUDF")
-    except ValueError as exc:
-        raise DataError(str(exc)) from None
-    if use_cudf:
-        import warnings
-
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # it warns and falls back to pandas without a GPU
-                import cudf.pandas
-
-                cudf.pandas.install()
-        except ImportError:
-            pass
-    import pandas
-
-    return pandas
+    return table_pandas()
 
 
 def read_table(path: Path, *, id_column: str | None = None, text: bool = False):
-    """Read a CSV or Parquet file into a DataFrame, with the id column as strings.
+    """Read a whole CSV or Parquet file into a DataFrame, with the id column as strings.
 
     With ``text``, every cell is read as the string written in the file (empty
-    cells stay empty strings), as a submission-shaped file needs.
+    cells stay empty strings), as a submission-shaped file needs. The run reads
+    the test table in pieces instead (:mod:`runtime.tables`); this is for
+    small files (the sample submission) and tools.
     """
     pd = _pandas()
     if not path.is_file():
@@ -83,24 +69,100 @@ def _dims(spec: InputSpec) -> tuple[int, ...]:
     return tuple(d if isinstance(d, int) else -1 for d in spec.shape[1:])
 
 
+class _Scan:
+    """What one pass over a column set found: rows with a non-finite value, counts per column, dtypes."""
+
+    def __init__(self, n_rows: int, columns: tuple[str, ...]):
+        self.bad = np.zeros(n_rows, dtype=bool)
+        self.counts = dict.fromkeys(columns, 0)
+        self.kinds = dict.fromkeys(columns, "")  # a column's dtype kinds across blocks, e.g. "if"
+        self.dtypes: dict[str, str] = {}
+
+    def add(self, first: int, frame, columns: tuple[str, ...]) -> None:
+        for c in columns:
+            dtype = frame[c].dtype
+            if dtype.kind not in self.kinds[c]:
+                self.kinds[c] += dtype.kind
+                self.dtypes.setdefault(c, str(dtype))
+                if dtype.kind not in _NUMERIC_KINDS:
+                    self.dtypes[c] = str(dtype)
+        if not all(self.kinds[c] and set(self.kinds[c]) <= set(_NUMERIC_KINDS) for c in columns):
+            return
+        matrix = frame.loc[:, list(columns)].to_numpy()
+        if matrix.dtype.kind == "f" and matrix.size:
+            finite = np.isfinite(matrix)
+            self.bad[first:first + len(matrix)] = ~finite.all(axis=1)
+            for c, n in zip(columns, (~finite).sum(axis=0).tolist()):
+                self.counts[c] += int(n)
+
+
 class TestData:
-    """The rows to predict, in file order, and the features each model needs."""
+    """The rows to predict, in file order, and the features each model needs.
+
+    The table is read in pieces (:class:`runtime.tables.TableSource`): only the
+    ids (and an image index's file column) are held whole. :meth:`rows` gives
+    one chunk's rows as a DataFrame; :attr:`frame` reads the whole table, for
+    text members and tools that need it.
+
+    Args:
+        ids: Row ids, in file order.
+        frame: The table in memory, or None to read it from ``source``.
+        spec: The bundle's data spec.
+        root: The data folder (images are under ``root / spec.image_dir``).
+        assets: The bundle root: text members' tokenizer files are relative to it.
+        source: Where rows are read from (default: ``frame``).
+    """
 
     features = None  # runtime.hooks.FeaturesResult when the bundle's features hook ran on the table
 
-    def __init__(self, ids: Sequence[str], frame, spec: DataSpec, root: Path, assets: Path | None = None):
+    def __init__(self, ids: Sequence[str], frame, spec: DataSpec, root: Path, assets: Path | None = None, *,
+                 source: TableSource | None = None):
         self.ids = list(ids)
-        self.frame = frame
+        self._frame = frame
+        self.source = source if source is not None else FrameSource(frame, spec.id_column)
         self.spec = spec
         self.root = root
         self.assets = assets  # the bundle root: text members' tokenizer files are relative to it
-        self._cache: dict[tuple[str, ...], np.ndarray] = {}
-        self._bad: dict[tuple[str, ...], np.ndarray | None] = {}  # per column set: rows with a non-finite value
+        self._scans: dict[tuple[str, ...], _Scan] = {}
         self._text: dict[object, TextRows] = {}
+        self._files: list | None = None  # an image index's file column, read whole once
+        self._lock = threading.Lock()
 
     @property
     def n_rows(self) -> int:
         return len(self.ids)
+
+    def close(self) -> None:
+        """Release the table's open files."""
+        self.source.close()
+
+    @property
+    def frame(self):
+        """The whole table in memory, read on first use (text members, tools; a run reads :meth:`rows`)."""
+        if self._frame is None:
+            self._frame = self.source.whole()
+        return self._frame
+
+    def rows(self, start: int, stop: int, columns: Sequence[str] | None = None):
+        """Rows ``[start, stop)`` (of ``columns``, default all) as a DataFrame indexed from 0."""
+        return self.source.read(start, stop, columns)
+
+    def image_files(self, start: int, stop: int) -> list[Path]:
+        """The image files of rows ``[start, stop)``."""
+        if self._files is None:
+            self._files = self.source.column(self.spec.image_column)
+        folder = self.root / self.spec.image_dir
+        return [folder / str(rel) for rel in self._files[start:stop]]
+
+    def _scan(self, columns: tuple[str, ...]) -> _Scan:
+        """One pass over the table for ``columns`` (once per column set): non-finite rows, dtypes."""
+        with self._lock:
+            if columns not in self._scans:
+                scan = _Scan(self.n_rows, columns)
+                for first, frame in self.source.blocks(list(columns)):
+                    scan.add(first, frame, columns)
+                self._scans[columns] = scan
+            return self._scans[columns]
 
     def check(self, member: Member) -> None:
         """Raise DataError if the data lacks a column the member needs, or has the wrong dtype.
@@ -111,18 +173,21 @@ class TestData:
         if member.text is not None:
             self.text_rows(member)
             return
+        have = set(self.source.columns)
         for inp in member.inputs:
             if inp.image is not None:
                 continue
-            missing = [c for c in inp.columns if c not in self.frame.columns]
+            missing = [c for c in inp.columns if c not in have]
             if missing:
                 raise DataError(
                     f"test data is missing {len(missing)} column(s) that model {member.name!r} input {inp.name!r} needs: "
                     f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''} "
                     f"(expected {len(inp.columns)} feature columns, as in the spec)"
                 )
-            bad = [f"{c} ({self.frame[c].dtype})" for c in inp.columns if self.frame[c].dtype.kind not in _NUMERIC_KINDS]
-            if bad:
+            scan = self._scan(inp.columns)
+            bad = [f"{c} ({scan.dtypes.get(c, '?')})" for c in inp.columns
+                   if not scan.kinds[c] or not set(scan.kinds[c]) <= set(_NUMERIC_KINDS)]
+            if bad and self.n_rows:
                 raise DataError(
                     f"test data column(s) {', '.join(bad[:5])} for model {member.name!r} are not numeric; "
                     f"expected numbers convertible to {inp.dtype}"
@@ -143,13 +208,18 @@ class TestData:
             if inp.image is not None:
                 out[inp.name] = self._images(inp, start, stop, image_size)
             else:
-                matrix = self._matrix(inp.columns)[start:stop]
-                bad = self._bad_rows(inp.columns)
-                if bad is not None and bad[start:stop].any():
-                    policy, fill = member.missing_policy(self.spec)
-                    matrix = np.where(np.isfinite(matrix), matrix, fill if policy == "fill" else 0)
-                out[inp.name] = matrix.astype(inp.dtype, copy=False).reshape((stop - start, *_dims(inp)))
+                out[inp.name] = self.table_input(member, inp, start, stop)
         return out
+
+    def table_input(self, member: Member, inp: InputSpec, start: int, stop: int, frame=None) -> np.ndarray:
+        """One table input of ``member`` for rows ``[start, stop)`` (from ``frame``, those rows, if given)."""
+        part = frame if frame is not None else self.rows(start, stop, inp.columns)
+        matrix = part.loc[:, list(inp.columns)].to_numpy()
+        bad = self._bad_rows(inp.columns)
+        if bad is not None and bad[start:stop].any():
+            policy, fill = member.missing_policy(self.spec)
+            matrix = np.where(np.isfinite(matrix), matrix, fill if policy == "fill" else 0)
+        return matrix.astype(inp.dtype, copy=False).reshape((stop - start, *_dims(inp)))
 
     def text_rows(self, member: Member) -> TextRows:
         """The token windows of every row for a text member (tokenised on first use)."""
@@ -159,21 +229,10 @@ class TestData:
             self._text[spec] = tokenize(spec, load_tokenizer(path, spec), self.frame, self.ids)
         return self._text[spec]
 
-    def _matrix(self, columns: tuple[str, ...]) -> np.ndarray:
-        if columns not in self._cache:
-            self._cache[columns] = self.frame.loc[:, list(columns)].to_numpy()
-        return self._cache[columns]
-
     def _bad_rows(self, columns: tuple[str, ...]) -> np.ndarray | None:
         """Rows with a non-finite value in ``columns``; None when there are none (the common case)."""
-        if columns not in self._bad:
-            matrix = self._matrix(columns)
-            bad = None
-            if matrix.dtype.kind == "f" and matrix.size:
-                rows = ~np.isfinite(matrix).all(axis=1)
-                bad = rows if rows.any() else None
-            self._bad[columns] = bad
-        return self._bad[columns]
+        bad = self._scan(columns).bad
+        return bad if bad.any() else None
 
     def nonfinite(self, member: Member) -> np.ndarray | None:
         """Rows where any table input of ``member`` has a non-finite value; None when none has."""
@@ -197,9 +256,7 @@ class TestData:
         counts: dict[str, int] = {}
         for inp in member.inputs:
             if inp.image is None and self._bad_rows(inp.columns) is not None:
-                matrix = self._matrix(inp.columns)
-                per_column = (~np.isfinite(matrix)).sum(axis=0)
-                for column, n in zip(inp.columns, per_column.tolist()):
+                for column, n in self._scan(inp.columns).counts.items():
                     if n:
                         counts[column] = int(n)
         return counts
@@ -224,31 +281,25 @@ class TestData:
         )
 
     def _images(self, inp: InputSpec, start: int, stop: int, size: tuple[int, int] | None) -> np.ndarray:
+        """Rows ``[start, stop)`` of an image input, decoded here (no prefetch: :mod:`runtime.pipeline` does that)."""
         from runtime.loaders import image_loader
 
+        paths = self.image_files(start, stop)
         if image_loader() == "dali":  # NINEFIT_LOADER=dali: decode and resize with NVIDIA DALI, on the GPU if any
             from runtime.loaders.dali import load_images
 
-            return load_images(self, inp, start, stop, size)
-        from PIL import Image
+            return load_images(self, paths, inp, size)
+        from runtime.loaders.pil import decode, form, normalise
 
-        img = inp.image
-        h, w = size or img.size
-        folder = self.root / self.spec.image_dir
-        batch = np.empty((stop - start, h, w, img.channels), dtype=np.float32)
-        for i, rel in enumerate(self.frame[self.spec.image_column].iloc[start:stop]):
-            path = folder / str(rel)
-            try:
-                with Image.open(path) as im:
-                    im = im.convert("L" if img.channels == 1 else "RGB").resize((w, h), Image.BILINEAR)
-                    arr = np.asarray(im, dtype=np.float32)
-            except (OSError, ValueError) as exc:
-                raise DataError(f"could not read image {path}: {exc}") from exc
-            batch[i] = arr.reshape(h, w, img.channels)
-        batch = (batch * img.scale - np.asarray(img.mean, np.float32)) / np.asarray(img.std, np.float32)
-        if img.layout == "NCHW":
-            batch = batch.transpose(0, 3, 1, 2)
-        return np.ascontiguousarray(batch, dtype=inp.dtype)
+        want = form(inp.image, size)
+        pixels = np.empty((stop - start, want[1], want[2], inp.image.channels), dtype=np.uint8)
+        for i, path in enumerate(paths):
+            pixels[i] = decode(path, (want,), where=self.where(start + i))[want]
+        return normalise(pixels, inp.image, inp.dtype)
+
+    def where(self, row: int) -> str:
+        """A row named for a message: its number and its id."""
+        return f"row {row}, id {self.ids[row]}" if 0 <= row < self.n_rows else f"row {row}"
 
 
 def apply_tta(feed: dict[str, np.ndarray], transform: str, member: Member) -> dict[str, np.ndarray]:
@@ -265,10 +316,14 @@ def apply_tta(feed: dict[str, np.ndarray], transform: str, member: Member) -> di
     return out
 
 
-def open_test_data(data_dir: str | os.PathLike, spec: DataSpec, assets: str | os.PathLike | None = None) -> TestData:
+def open_test_data(data_dir: str | os.PathLike, spec: DataSpec, assets: str | os.PathLike | None = None, *,
+                   gpu: bool = False) -> TestData:
     """Open the test data named by ``spec`` inside ``data_dir`` (a folder, or the table file itself).
 
-    ``assets`` is the bundle root, where text members find their tokenizer.
+    Only the id column is read here; rows are read per chunk. ``assets`` is
+    the bundle root, where text members find their tokenizer. ``gpu``: the
+    bundle targets a GPU, so the table's pandas calls go through cudf.pandas
+    where cuDF is installed (:func:`runtime.tables.table_pandas`).
     """
     root = Path(data_dir)
     path = root if root.is_file() else root / spec.test
@@ -278,31 +333,39 @@ def open_test_data(data_dir: str | os.PathLike, spec: DataSpec, assets: str | os
         raise DataError(f"--data {root} does not exist (expected the competition's data folder holding {spec.test})")
     # Text from a CSV is read as written: an empty cell is an empty string, never NaN.
     as_text = spec.format == "text" and path.suffix.lower() not in (".parquet", ".pq")
-    frame = read_table(path, id_column=spec.id_column, text=as_text)
-    ids = frame[spec.id_column].tolist()
+    source = open_table(path, id_column=spec.id_column, text=as_text, gpu=gpu)
+    try:
+        ids = source.ids()
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"could not read the id column {spec.id_column!r} of {path}: {exc}") from exc
     if not ids:
         raise DataError(
-            f"the test table has no rows: {path} holds a header ({len(frame.columns)} column(s)) and no data. "
+            f"the test table has no rows: {path} holds a header ({len(source.columns)} column(s)) and no data. "
             "Expected at least one row to predict; check that the file is the competition's test table."
         )
     if len(set(ids)) != len(ids):
         raise DataError(f"{path.name}: id column {spec.id_column!r} has duplicate ids; each row needs a unique id")
     if spec.format == "images":
-        if spec.image_column not in frame.columns:
-            raise DataError(f"{path.name} has no image column {spec.image_column!r}; its columns: {', '.join(map(str, frame.columns))}")
+        if spec.image_column not in source.columns:
+            raise DataError(f"{path.name} has no image column {spec.image_column!r}; its columns: {', '.join(map(str, source.columns))}")
         from runtime.loaders import image_loader
 
         image_loader()  # a bad NINEFIT_LOADER stops the run here, before any model runs
-    features = None
-    if spec.features:  # the user's features hook, chunk by chunk, before any member takes its columns
+    if spec.features:
+        # The features hook runs chunk by chunk, but a chunk follows features_group (its groups may span any
+        # rows): the table is read whole for it, and the rows stay in memory (the unbounded path).
         from runtime.hooks import HOOKS_DIR, apply_features
 
+        frame = source.whole()
+        source.close()
         features = apply_features(frame, spec.features, Path(assets or ".") / HOOKS_DIR, group=spec.features_group,
                                   ids=ids, columns=spec.features_columns)
-        frame = features.frame
-    data = TestData(ids, frame, spec, root, Path(assets) if assets is not None else None)
-    data.features = features
-    return data
+        data = TestData(ids, features.frame, spec, root, Path(assets) if assets is not None else None)
+        data.features = features
+        return data
+    return TestData(ids, None, spec, root, Path(assets) if assets is not None else None, source=source)
 
 
 __all__ = ["TestData", "apply_tta", "open_test_data", "read_table"]

@@ -64,7 +64,7 @@ import queue
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -77,9 +77,10 @@ from runtime.costs import CostModel
 from runtime.data import TestData, apply_tta
 from runtime.ensemble import activate
 from runtime.errors import BackendError, BundleError, NinefitError, OutOfMemoryError
-from runtime.lanes import LaneLog, SharedFeeds
+from runtime.lanes import LaneLog
 from runtime.manifest import Member, Variant
 from runtime.memory import MemoryMonitor
+from runtime.pipeline import FeedPipeline
 from runtime.progress import Progress, log
 from runtime.report import MemberReport, RunReport
 from runtime.text import Chunk
@@ -103,10 +104,12 @@ def _lane_index() -> int:
 
 def predict_rows(
     runner: Runner, member: Member, variant: Variant, test: TestData, start: int, stop: int, batch_size: int = 0,
-    feed: Mapping[str, np.ndarray] | None = None,
+    feeds: Sequence[Mapping[str, np.ndarray]] | None = None,
 ) -> np.ndarray:
     """Activated predictions of one member for rows ``[start, stop)``, TTA-averaged.
 
+    ``feeds``: those rows' inputs already prepared, one feed per transform of
+    ``variant.tta`` (:class:`runtime.pipeline.FeedPipeline`); else read here.
     Rows the member skips (non-finite inputs under missing = "skip") are NaN.
     A text member runs the rows' windows in length-sorted batches of ``batch_size``
     windows (or its ``max_tokens``), each padded to its longest, reduced per row.
@@ -121,11 +124,12 @@ def predict_rows(
             values = np.empty((len(chunk.windows), out.shape[1]), out.dtype) if values is None else values
             values[idx] = out
         return chunk.reduce(rows, values, member.text.reduce)
-    if feed is None:
+    if feeds is None:
         feed = test.feed(member, start, stop, image_size=variant.image_size)
+        feeds = [apply_tta(feed, t, member) for t in variant.tta]
     total = None
-    for t in variant.tta:
-        values = _activated(runner, member, apply_tta(feed, t, member))
+    for f in feeds:
+        values = _activated(runner, member, dict(f))
         total = values if total is None else total + values
     total = total / len(variant.tta)
     skipped = test.skipped(member, start, stop)
@@ -263,6 +267,8 @@ class Executor:
         width: Values per row the submission needs from each member.
         lanes: ``(name, load)`` per lane (:mod:`runtime.lanes`); default one lane with ``load``.
             With several, each runs its plan steps in a thread of its own (see :meth:`run`).
+        feeds: Where chunks' inputs come from, prepared ahead (default: a
+            :class:`runtime.pipeline.FeedPipeline` of its own, closed by :meth:`run`).
     """
 
     def __init__(self, members: tuple[Member, ...], grids: Mapping[str, list[tuple[int, int]]], test: TestData,
@@ -272,8 +278,11 @@ class Executor:
                  batch_size: int | None = None, limited: bool = True, fixed_reserve: bool = False,
                  fixed_margin: bool = False, failed: Mapping[str, str] | None = None, progress: bool = True,
                  width: int, device_check: Callable[[Runner], str | None] | None = None,
+                 feeds: FeedPipeline | None = None,
                  lanes: Sequence[tuple[str, Callable[[Member, Variant], Runner]]] | None = None):
         self.width = width
+        self._own_feeds = feeds is None
+        self.feeds = feeds if feeds is not None else FeedPipeline(test, members)
         self.device_check = device_check  # a loaded runner -> the warning that it runs on the wrong device
         self.test, self.store, self.load, self.clock = test, store, load, clock
         self.budget, self.report, self.monitor = budget, report, monitor
@@ -290,7 +299,6 @@ class Executor:
         self._want_tick = False  # a lane is idle: busy lanes tell the coordinator after each chunk
         self._dali = threading.Lock()  # DALI pipelines are not known to be thread-safe: lanes decode in turn
         self._writing = threading.Lock()  # one submission write at a time, outside the executor's lock
-        self.feeds = SharedFeeds(self._read, self._consumers)
         self.costs = CostModel(members, profile, store.load_costs())
         self.states: dict[str, _State] = {}
         for m in members:
@@ -366,34 +374,6 @@ class Executor:
             yield
         finally:
             _LANE.index = before
-
-    def _consumers(self, member: Member, variant: Variant) -> int:
-        """Members still to run that read the same inputs as ``member`` on ``variant`` (itself included)."""
-        key = SharedFeeds.signature(member, variant, self.test.spec)
-        return sum(1 for st in self.states.values() if st.status not in ("done", "failed")
-                   for v in {SharedFeeds.signature(st.member, x, self.test.spec) for x in st.member.variants}
-                   if v == key)
-
-    def _read(self, member: Member, variant: Variant, start: int, stop: int) -> dict[str, np.ndarray]:
-        """Read one feed for a lane (DALI image decoding one lane at a time)."""
-        if any(inp.image is not None for inp in member.inputs):
-            from runtime.loaders import image_loader
-
-            if image_loader() == "dali":
-                with self._dali:
-                    return self.test.feed(member, start, stop, image_size=variant.image_size)
-        return self.test.feed(member, start, stop, image_size=variant.image_size)
-
-    def _feed(self, member: Member, variant: Variant, start: int, stop: int) -> dict[str, np.ndarray]:
-        """The member's inputs for rows ``[start, stop)``: the one place the executor reads them.
-
-        With several lanes, rows read for one member are kept for the others
-        that read the same inputs (:class:`runtime.lanes.SharedFeeds`), so the
-        test data is read and preprocessed once per row.
-        """
-        if len(self.lanes) > 1:
-            return self.feeds.get(member, variant, start, stop, self.test.spec)
-        return self._read(member, variant, start, stop)
 
     # -- planning ---------------------------------------------------------------------
     def _planner_state(self, st: _State) -> planner.MemberState:
@@ -530,6 +510,8 @@ class Executor:
             for lane in self.lanes:
                 with self._as_lane(lane):
                     self._unload()
+            if self._own_feeds:
+                self.feeds.close()
             self._fill_reports()
 
     def _progress_marker(self) -> tuple:
@@ -831,8 +813,10 @@ class Executor:
                 st.batch = max(1, st.batch // 2)
                 self.event(f"{st.member.name}: RAM nearly exhausted, batch size halved to {st.batch}")
             values = self._predict(st, v, runner, a, b)
+            t0 = self.clock()
             with self._unlocked():  # file I/O: the other lanes book and plan meanwhile (each chunk its own file)
                 self.store.save(st.member.name, v.name, a, values)
+            self.feeds.book(write_s=self.clock() - t0)
         except Exception as exc:
             self._fail(st, exc, f"rows {a}-{b} on {v.name}")
             return False
@@ -847,13 +831,16 @@ class Executor:
         if st.member.text is not None:
             return self._predict_text(st, v, runner, a, b)
         parts, pos = [], a
+        t0 = self.clock()
+        feeds = self._feeds(st, v, a, b)
+        wait = self.clock() - t0  # the data stages not hidden by overlap: part of the member's cost per row
         while pos < b:
             n = min(st.batch, b - pos)
             t0 = self.clock()
+            part = [{k: x[pos - a:pos - a + n] for k, x in f.items()} for f in feeds]
             try:
                 with self._unlocked():
-                    values = predict_rows(runner, st.member, v, self.test, pos, pos + n, n,
-                                          feed=self._feed(st.member, v, pos, pos + n))
+                    values = predict_rows(runner, st.member, v, self.test, pos, pos + n, n, feeds=part)
             except OutOfMemoryError as exc:
                 if st.batch <= 1:
                     raise OutOfMemoryError(f"{exc} (even at batch size 1)") from exc
@@ -862,6 +849,8 @@ class Executor:
                 self.event(f"{st.member.name}: out of memory, batch size halved to {st.batch} and retried")
                 continue
             dt = self.clock() - t0
+            self.feeds.book(infer_s=dt)
+            dt, wait = dt + wait, 0.0
             self._check_width(st, values, n)
             self._nonfinite(st, v, values, pos)
             self._book(st, v, n, dt)
@@ -884,6 +873,19 @@ class Executor:
                            f"{' ...' if new.sum() > 5 else ''}; those rows are left to the other members")
             st.report.rows_nonfinite_output += int(new.sum())
         values[bad] = np.nan
+
+    def _feeds(self, st: _State, v: Variant, a: int, b: int) -> list[dict[str, np.ndarray]]:
+        """The member's prepared inputs for chunk ``[a, b)``: the one place the executor reads them.
+
+        One reader for every lane (:class:`runtime.pipeline.FeedPipeline`: images
+        decoded once per run, a chunk's table rows shared by the members reading
+        them); the chunks this lane will take next are prepared meanwhile (those
+        another lane computes now are not). The other lanes book and plan while
+        this one waits; DALI decodes for one lane at a time.
+        """
+        ahead = [c for c in st.missing() if c[0] >= b and c not in st.inflight][:max(self.feeds.depth, 1)]
+        with self._unlocked(), (self._dali if self.feeds.loader == "dali" else nullcontext()):
+            return self.feeds.get(st.member, v, a, b, ahead=ahead)
 
     def _check_width(self, st: _State, values: np.ndarray, n: int) -> None:
         if values.shape != (n, self.width):
@@ -930,6 +932,7 @@ class Executor:
                 self.event(f"{st.member.name}: out of memory, {what} and retried")
                 continue
             dt = self.clock() - t0
+            self.feeds.book(infer_s=dt)
             self._check_width(st, out, end - pos)
             padded = (end - pos) * int(chunk.lengths[end - 1])
             self._book(st, v, (b - a) * padded / total, dt)

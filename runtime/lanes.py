@@ -25,22 +25,18 @@ How many lanes (:func:`choose_lanes`):
   choice, as before lanes). The torch backend's CPU thread count is
   process-wide (``torch.set_num_threads``): its lanes share that setting.
 
-One reader (:class:`SharedFeeds`): the test table is read once into memory
-and every lane slices that one copy; image rows, which are decoded per read,
-are decoded once and kept for every other member (on any lane) reading the
-same inputs at the same rows, until the last of them took them (at most
-:data:`FEED_CACHE_BYTES` held; past that a member decodes its own).
+One reader: every lane takes its chunks' inputs from the run's one
+:class:`runtime.pipeline.FeedPipeline` (the test table read once, image files
+decoded once per run whatever the members reading them).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from runtime.errors import NinefitError
 
@@ -48,8 +44,6 @@ from runtime.errors import NinefitError
 MAX_CPU_LANES = 8
 #: RAM a lane's session is taken to need, as a multiple of the largest model file.
 SESSION_RAM_FACTOR = 3
-#: Most bytes of decoded image rows kept for other members by :class:`SharedFeeds`.
-FEED_CACHE_BYTES = 512 << 20
 #: Held around what builds Python ASTs or compiles code while other lanes run: CPython 3.11 keeps the AST
 #: constructor's recursion depth per interpreter, so two threads doing so at once can fail with "SystemError: AST
 #: constructor recursion depth mismatch" (numpy's .npy header parse, torch.fx code generation when a program loads).
@@ -166,71 +160,5 @@ class LaneLog:
                 "rows": sum(s["rows"] for s in self.steps), "steps": list(self.steps), "retired": dict(retired)}
 
 
-class SharedFeeds:
-    """One reader for the lanes: image rows decoded once, handed to every member that reads them.
-
-    ``read(member, variant, start, stop)`` reads a feed. :meth:`get` returns
-    a feed read before for another member with the same inputs (same image
-    size, same missing-value policy) when one is kept, else reads it (a second
-    lane asking for rows being read waits for that read instead) and keeps it
-    for the other members still to run that read the same inputs
-    (``consumers(member, variant)``, itself included), until each took it.
-    Feeds without an image input are read directly: they are slices of the
-    table held in memory once.
-    """
-
-    def __init__(self, read: Callable[..., dict[str, np.ndarray]], consumers: Callable[..., int],
-                 max_bytes: int = FEED_CACHE_BYTES):
-        self.read, self.consumers, self.max_bytes = read, consumers, max_bytes
-        self._lock = threading.Lock()
-        self._kept: dict[tuple, list] = {}  # key -> [feed, takers left, bytes]
-        self._reading: dict[tuple, threading.Event] = {}
-        self.bytes = 0
-        self.reads = 0
-        self.shared = 0
-
-    @staticmethod
-    def signature(member, variant, spec) -> tuple | None:
-        """What makes two members' feeds the same (None: not shared)."""
-        if member.text is not None or not any(inp.image is not None for inp in member.inputs):
-            return None
-        return (member.inputs, variant.image_size, member.missing_policy(spec))
-
-    def get(self, member, variant, start: int, stop: int, spec) -> dict[str, np.ndarray]:
-        sig = self.signature(member, variant, spec)
-        if sig is None:
-            return self.read(member, variant, start, stop)
-        key = (sig, start, stop)
-        while True:
-            with self._lock:
-                kept = self._kept.get(key)
-                if kept is not None:
-                    kept[1] -= 1
-                    if kept[1] <= 0:
-                        del self._kept[key]
-                        self.bytes -= kept[2]
-                    self.shared += 1
-                    return kept[0]
-                waiting = self._reading.get(key)
-                if waiting is None:
-                    done = self._reading[key] = threading.Event()
-                    break
-            waiting.wait()  # another lane reads these rows now: take its result
-        try:
-            feed = self.read(member, variant, start, stop)
-            self.reads += 1
-            takers = self.consumers(member, variant) - 1
-            size = sum(int(np.asarray(a).nbytes) for a in feed.values())
-            with self._lock:
-                if takers > 0 and self.bytes + size <= self.max_bytes:
-                    self._kept[key] = [feed, takers, size]
-                    self.bytes += size
-            return feed
-        finally:
-            with self._lock:
-                self._reading.pop(key, None)
-            done.set()
-
-
-__all__ = ["FEED_CACHE_BYTES", "MAX_CPU_LANES", "PY_COMPILE_LOCK", "SESSION_RAM_FACTOR", "LaneLog", "LaneSpec",
-           "SharedFeeds", "choose_lanes", "parse_devices", "usable_cores"]
+__all__ = ["MAX_CPU_LANES", "PY_COMPILE_LOCK", "SESSION_RAM_FACTOR", "LaneLog", "LaneSpec",
+           "choose_lanes", "parse_devices", "usable_cores"]

@@ -134,6 +134,10 @@ class RunReport:
     lanes: list[dict[str, Any]] = field(default_factory=list)
     lane_rule: str = ""  # why this many lanes
     peak_gpu_by_device: dict[int, int] = field(default_factory=dict)  # GPU memory peak of each lane's device
+    # The data path (runtime.pipeline.StageTimes): seconds per stage - read_s, decode_s, preprocess_s (prepared
+    # ahead, summed over worker threads), infer_s, write_s, wait_s (inference waiting for data) and hidden_s
+    # (preparation not waited for); images_decoded, chunks_prepared, depth, workers, decoder, table, spool.
+    stages: dict[str, Any] = field(default_factory=dict)
     # The features hook's run: {"hook", "seconds" (in the hook), "rows_failed"}; empty without one.
     features: dict[str, Any] = field(default_factory=dict)
 
@@ -193,6 +197,8 @@ class RunReport:
         if len(self.lanes) > 1:
             lines.append(f"{len(self.lanes)} lanes ({self.lane_rule}):")
             lines += [lane_line(lane) for lane in self.lanes]
+        if self.stages:
+            lines.append(stage_line(self.stages))
         if any(m.decisions for m in self.members):
             lines.append("decisions (clock s: decision variant, s/row used, seconds left to the limit):")
             for m in self.members:
@@ -232,6 +238,19 @@ def lane_line(lane: dict[str, Any]) -> str:
     retired = "; retired: " + ", ".join(lane["retired"]) if lane.get("retired") else ""
     return (f"  lane {lane['name']}: busy {lane['busy_s']:.1f}s ({100 * lane['busy_share']:.0f}%), {lane['rows']} rows: "
             f"{when}{more}{retired}")
+
+
+def stage_line(stages: dict[str, Any]) -> str:
+    """One line on the data path: seconds per stage and how much of the preparation was hidden."""
+    parts = ", ".join(f"{k[:-2]} {stages.get(k, 0.0):.2f}s" for k in ("read_s", "decode_s", "preprocess_s", "infer_s",
+                                                                        "write_s"))
+    line = (f"stages: {parts}; waited {stages.get('wait_s', 0.0):.2f}s for data, {stages.get('hidden_s', 0.0):.2f}s "
+            f"hidden by prefetch (depth {stages.get('depth')}, {stages.get('workers')} worker(s))")
+    if stages.get("images_decoded"):
+        line += f"; {stages['images_decoded']} image(s) decoded ({stages.get('decoder')})"
+    if stages.get("spool"):
+        line += f"; decoded-image spool {stages['spool']}"
+    return line
 
 
 def text_line(name: str, text: dict[str, Any]) -> str:
@@ -286,5 +305,6 @@ __all__ = [
     "RunReport",
     "kaggle_failure",
     "lane_line",
+    "stage_line",
     "text_line",
 ]

@@ -58,9 +58,12 @@ from runtime.executor import Executor, predict_rows
 from runtime.gpu import device_mismatch, gpu_count, gpu_present
 from runtime.lanes import LaneSpec, choose_lanes, usable_cores
 from runtime.manifest import InputSpec, Manifest, Member, Variant, is_gpu_target
+from runtime.loaders import resolve_loader
 from runtime.memory import MemoryMonitor, snapshot
+from runtime.pipeline import FeedPipeline, default_workers
 from runtime.progress import log
 from runtime.report import MemberReport, RunReport, kaggle_failure
+from runtime.tables import table_engine
 from runtime.formats import Formatter, Layout, match, width
 from runtime.submission import SampleSubmission, read_sample, write_atomic
 from runtime.text import chunk_unit, length_stats, row_costs
@@ -213,6 +216,7 @@ class SubmissionWriter:
         self.events_seen = 0
         self.writes = 0
         self.covered = 0
+        self.seconds = 0.0  # all writes together
 
     def combine(self, skip: frozenset[str] = frozenset()) -> Accumulator:
         acc = Accumulator(self.test.n_rows, self.width, self.manifest.combiner)
@@ -237,7 +241,9 @@ class SubmissionWriter:
         write_atomic(self.out, self.sample.header, rows)
         self.writes += 1
         self.covered = int(covered.sum()) - self.formatter.failed_rows
-        return time.perf_counter() - t0
+        dt = time.perf_counter() - t0
+        self.seconds += dt
+        return dt
 
     def new_events(self) -> list[str]:
         """The postprocess hook's failures since the last call (each reported once)."""
@@ -281,7 +287,9 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     if report_path.resolve() == out.resolve():
         raise NinefitError(f"the run report {report_path} would overwrite the submission; give --report another path")
     data_dir = Path(data)
-    test = open_test_data(data_dir, m.data, assets=bundle.root)
+    present, how = gpu_present() if is_gpu_target(m.target) else (True, "")
+    gpu_here = is_gpu_target(m.target) and present
+    test = open_test_data(data_dir, m.data, assets=bundle.root, gpu=gpu_here)
     sample_dir = data_dir if data_dir.is_dir() else data_dir.parent
     sample = read_sample(sample_dir / m.submission.sample, m.submission)
     layout = match(m.submission, sample, test.ids, sample_name=m.submission.sample)
@@ -323,7 +331,6 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
         f"(here: {', '.join(backends.available())})"
         + (f"; limit {budget.deadline:.0f}s, margin {budget.margin_s:.0f}s, {clock():.1f}s used before the run"
            if options.time_limit_s is not None else ""))
-    present, how = gpu_present() if is_gpu_target(m.target) else (True, "")
     if not present:
         report.events.append(f"the bundle was packaged for {m.target} (a GPU target), but this machine has no GPU "
                              f"({how}): running on the CPU")
@@ -338,6 +345,12 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
             report.events.append(event)
             log(event)
     writer = SubmissionWriter(out, m, store, grids, test, sample, formatter)
+    loader, why = resolve_loader(is_gpu_target(m.target)) if m.data.format == "images" else ("", "")
+    feeds = FeedPipeline(test, m.members, workers=default_workers(options.threads, gpu_here), loader=loader)
+    feeds.times.table = table_engine()
+    if loader:
+        feeds.times.decoder = f"{loader} ({why})"
+        log(f"images decoded with {loader} ({why}); {feeds.workers} decode worker(s), {feeds.depth} chunk(s) ahead")
     specs, report.lane_rule = run_lanes(bundle, options, max(len(g) for g in grids.values()) if grids else None)
     if len(specs) > 1:
         log(f"{len(specs)} lanes ({report.lane_rule}): {', '.join(s.describe() for s in specs)}")
@@ -348,7 +361,7 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     error: BaseException | None = None
     runners: dict[str, list[Runner]] = {}  # every runner each member loaded: the backend it really used
 
-    def loader(spec: LaneSpec):
+    def lane_loader(spec: LaneSpec):
         lane_options = replace(options, device_id=spec.device_id, threads=spec.threads)
 
         def load(mem: Member, v: Variant) -> Runner:
@@ -376,14 +389,14 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     monitor.start()
     try:
         executor = Executor(
-            m.members, grids, test, store, loader(specs[0]), clock, budget,
+            m.members, grids, test, store, lane_loader(specs[0]), clock, budget,
             report, monitor, write,
             profile=row_costs((m.profile or {}).get("members"), m.members, texts, grids, options.batch_size),
             batch_size=options.batch_size, limited=options.time_limit_s is not None,
             fixed_reserve=options.reserve_s is not None, fixed_margin=options.margin_s is not None, failed=failed,
             progress=options.progress, width=member_width(m),
-            device_check=lambda runner: device_mismatch(m.target, runner),
-            lanes=[(spec.name, loader(spec)) for spec in specs],
+            device_check=lambda runner: device_mismatch(m.target, runner), feeds=feeds,
+            lanes=[(spec.name, lane_loader(spec)) for spec in specs],
         )
         if report.chunks_resumed:
             log(_resume_text(report, grids, store, work))
@@ -400,6 +413,10 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
         except Exception as exc:  # keep the error that got us here; the last good file is still on disk
             log(f"could not write the final submission: {exc}")
         monitor.stop()
+        feeds.close()
+        test.close()
+        feeds.book(write_s=writer.seconds)
+        report.stages = feeds.times.to_dict()
         gc.unfreeze()
         record_backends(report, runners, m.target)
         _finish_report(report, executor, writer, store, monitor, clock, t0, error, out, options, specs)

@@ -11,7 +11,8 @@
   one device's memory. Warned above 90 %, with the batch size that fits (the
   runtime halves the batch on an out-of-memory error, so the run goes on,
   slower); blocking for that member when no variant fits even at batch 1.
-* ``ram``: the test table in memory (measured bytes per row), the ensemble
+* ``ram``: the test data as the runtime holds it (:func:`table_memory`: the
+  ids and sample submission whole, the rows only chunk by chunk), the ensemble
   accumulator, the largest member's weights twice (file buffer + session) and
   ``PROCESS_BYTES``, against the notebook's RAM. Warned above 80 %; blocking
   above 100 % (the kernel kills the notebook: no submission at all).
@@ -31,11 +32,17 @@ from packager.estimate.costing import (
     EstimateOptions,
 )
 from packager.estimate.flops import GraphCost
+from runtime.checkpoint import chunk_grid
 from runtime.manifest import Member, Variant
+from runtime.pipeline import DEFAULT_DEPTH, chunks_ahead, feed_bytes_per_row
+from runtime.tables import CSV_BLOCK_ROWS
+from runtime.text import chunk_unit
 from runtime.progress import format_gib
 from runtime.run import member_width
 
 _GPU_SHARE = 0.9
+#: Bytes per row held whole (id string, list slot, the sample submission's row) when the profile has no measurement.
+_ID_BYTES_PER_ROW = 300.0
 _RAM_SHARE = 0.8
 
 
@@ -43,6 +50,28 @@ def gpu_memory_need(cost: GraphCost) -> float:
     """Bytes of GPU memory one session needs for one call at the counted batch size."""
     peak = max((n.bytes for n in cost.nodes), default=0.0)
     return CUDA_CONTEXT_BYTES + cost.weight_bytes + 2 * peak
+
+
+def table_memory(manifest, rows: int, row_bytes: float, ids_bytes: float = 0.0) -> float:
+    """Bytes the test data holds in a run of ``rows`` rows: the ids (and sample submission) whole, the rest in chunks.
+
+    The runtime reads the table in pieces (:mod:`runtime.tables`) and prepares
+    at most ``DEFAULT_DEPTH`` chunks ahead of the one being inferred, fewer
+    past ``AHEAD_BYTES`` (:mod:`runtime.pipeline`): in flight are those
+    chunks' model inputs (TTA copies included) and table rows, plus one
+    Parquet row group or CSV block (taken as ``CSV_BLOCK_ROWS`` rows).
+    """
+    ids_bytes = ids_bytes or _ID_BYTES_PER_ROW
+    in_flight = 0.0
+    for m in manifest.members:
+        if m.text is not None or not rows:
+            continue
+        a, b = chunk_grid(rows, chunk_unit(m))[0]
+        for v in m.variants:
+            chunk = (b - a) * feed_bytes_per_row(m, v)
+            # the chunks ahead, the one being inferred (its feeds and the batch sliced from them), its table rows
+            in_flight = max(in_flight, (chunks_ahead(DEFAULT_DEPTH, chunk) + 2) * chunk + (b - a) * row_bytes)
+    return rows * ids_bytes + in_flight + min(rows, CSV_BLOCK_ROWS) * row_bytes
 
 
 def preflight(costing: Costing, options: EstimateOptions) -> tuple[list[Check], Callable[[Member, Variant, int], bool]]:
@@ -95,20 +124,22 @@ def preflight(costing: Costing, options: EstimateOptions) -> tuple[list[Check], 
     row_bytes = float(data.get("memory_bytes_per_row") or 0.0)
     if not row_bytes:
         row_bytes = 8.0 * sum(max(len(i.columns), 1) for m in manifest.members for i in m.inputs)
+    table = table_memory(manifest, options.rows, row_bytes, float(data.get("ids_bytes_per_row") or 0.0))
     acc = options.rows * member_width(manifest) * 8 * 2
     cpu_activations = 0.0
     if target.kind == "cpu":
         cpu_activations = max(gpu_memory_need(costing.cost(m.variants[0], costing.batch_for(m))) - CUDA_CONTEXT_BYTES
                               for m in manifest.members)
-    ram = PROCESS_BYTES + options.rows * row_bytes + acc + 2 * largest_weights + cpu_activations
+    ram = PROCESS_BYTES + table + acc + 2 * largest_weights + cpu_activations
     if ram > _RAM_SHARE * target.host_ram_bytes:
         blocking = ram > target.host_ram_bytes
         what = ("more than it has: the kernel would kill the notebook before any submission is written"
                 if blocking else f"over {_RAM_SHARE:.0%} of it")
         checks.append(Check("ram", "blocking" if blocking else "warning", (
-            f"the run needs about {format_gib(ram)} of RAM (test table {format_gib(options.rows * row_bytes)}, ensemble "
-            f"{format_gib(acc)}, weights {format_gib(2 * largest_weights)}, process {format_gib(PROCESS_BYTES)}); the notebook has "
-            f"{format_gib(target.host_ram_bytes)}, {what}: read the table in chunks or use fewer columns")))
+            f"the run needs about {format_gib(ram)} of RAM (test data {format_gib(table)}: the ids whole, the rows in "
+            f"chunks; ensemble {format_gib(acc)}, weights {format_gib(2 * largest_weights)}, process "
+            f"{format_gib(PROCESS_BYTES)}); the notebook has {format_gib(target.host_ram_bytes)}, {what}: "
+            "use smaller batches (chunks) or fewer members")))
 
     checks.extend(_profile_checks(costing))
     return checks, fits_memory
@@ -149,4 +180,4 @@ def _profile_checks(costing: Costing) -> list[Check]:
     return out
 
 
-__all__ = ["gpu_memory_need", "preflight"]
+__all__ = ["gpu_memory_need", "preflight", "table_memory"]

@@ -124,6 +124,8 @@ class _Point:
     stable: bool
     calls: int
     rows: int
+    read: float = 0.0  # the data stages of the run report: read, decode, preprocess (per batch)
+    decode: float = 0.0
     preprocess: float = 0.0
     infer: float = 0.0
     postprocess: float = 0.0
@@ -134,7 +136,8 @@ class _Point:
             "s_per_row": self.s_per_row, "s_per_batch": self.s_per_batch, "stable": self.stable,
             "first_call_s": self.first_call_s,
             "windows": self.windows, "calls": self.calls, "rows": self.rows,
-            "stages": {"preprocess": self.preprocess, "infer": self.infer, "postprocess": self.postprocess},
+            "stages": {"read": self.read, "decode": self.decode, "preprocess": self.preprocess, "infer": self.infer,
+                       "postprocess": self.postprocess},
         }
 
 
@@ -201,26 +204,35 @@ def _measure_point(runner, member: Member, variant: Variant, test: TestData, bat
 
 
 def _split(point: _Point, runner, member: Member, variant: Variant, test: TestData) -> None:
-    """Share the per-batch time between preprocess, infer (x TTA) and postprocess."""
-    from runtime.data import apply_tta
+    """Share the per-batch time between the data stages (read, decode, preprocess), infer (x TTA) and postprocess."""
+    from runtime.pipeline import FeedPipeline
 
     b = point.batch
-    pre, inf = [], []
-    for _ in range(_SPLIT_CALLS):
-        t0 = time.perf_counter()
-        feed = test.feed(member, 0, b, image_size=variant.image_size)
-        t1 = time.perf_counter()
-        for transform in variant.tta:
-            runner.infer(apply_tta(feed, transform, member))
-        t2 = time.perf_counter()
-        pre.append(t1 - t0)
-        inf.append(t2 - t1)
+    pre, inf, parts = [], [], []
+    with FeedPipeline(test, [member], depth=0, workers=1, share=False) as feeds:  # the runtime's data path, in line
+        for _ in range(_SPLIT_CALLS):
+            before = (feeds.times.read_s, feeds.times.decode_s, feeds.times.preprocess_s)
+            t0 = time.perf_counter()
+            batch = feeds.get(member, variant, 0, min(b, test.n_rows))
+            t1 = time.perf_counter()
+            for feed in batch:
+                runner.infer(feed)
+            t2 = time.perf_counter()
+            pre.append(t1 - t0)
+            inf.append(t2 - t1)
+            parts.append((feeds.times.read_s - before[0], feeds.times.decode_s - before[1],
+                          feeds.times.preprocess_s - before[2]))
     total = point.s_per_batch
-    pre_s, inf_s = min(pre), min(inf)
+    best = min(range(len(pre)), key=lambda i: pre[i])
+    pre_s, inf_s = pre[best], min(inf)
     if pre_s + inf_s > total:  # noise: keep the proportions, the window total rules
         scale = total / (pre_s + inf_s)
         pre_s, inf_s = pre_s * scale, inf_s * scale
-    point.preprocess, point.infer, point.postprocess = pre_s, inf_s, total - pre_s - inf_s
+    read, decode, _ = parts[best]
+    share = pre_s / max(pre[best], 1e-12)
+    point.read, point.decode = read * share, decode * share
+    point.preprocess = max(0.0, pre_s - point.read - point.decode)
+    point.infer, point.postprocess = inf_s, total - pre_s - inf_s
 
 
 def _measure_setup(bundle: Bundle, member: Member, variant: Variant, run_options: RunOptions):

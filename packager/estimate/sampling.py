@@ -219,6 +219,17 @@ def read_once(data_dir: Path, manifest: Manifest, assets: Path | None = None) ->
     return time.perf_counter() - t0 - hook_s, test
 
 
+def held_bytes_per_row(ids: list[str], sample) -> float:
+    """Bytes per row a run holds whole, whatever the table: the id strings and the sample submission's rows."""
+    import sys
+
+    n = max(1, len(ids))
+    total = sys.getsizeof(ids) + sum(sys.getsizeof(i) for i in ids)
+    total += sys.getsizeof(sample.rows) + sys.getsizeof(sample.ids)
+    total += sum(sys.getsizeof(r) + sum(sys.getsizeof(c) for c in r) for r in sample.rows.values())
+    return total / n
+
+
 def measure_data(manifest: Manifest, data_dir: Path, work: Path, max_batch: int, assets: Path | None = None):
     """Read at the public size and at a tiled size; returns (data dict, tiled TestData, sample).
 
@@ -240,13 +251,13 @@ def measure_data(manifest: Manifest, data_dir: Path, work: Path, max_batch: int,
     t_big = min(t_big, read_once(tiled_dir, manifest, assets)[0])  # one-time lazy imports are startup's
     fixed, per_row = fit_line([(n0, t_small), (n1, t_big)])
     memory = int(test_big.frame.memory_usage(deep=True).sum())
+    sample = read_sample(tiled_dir / manifest.submission.sample, manifest.submission)
     data = {
         "rows": n0, "format": spec.format, "table_bytes_per_row": bytes_per_row,
-        "memory_bytes_per_row": memory / n1, "read_fixed_s": fixed, "read_s_per_row": per_row,
-        "points": [[n0, t_small], [n1, t_big]],
+        "memory_bytes_per_row": memory / n1, "ids_bytes_per_row": held_bytes_per_row(test_big.ids, sample),
+        "read_fixed_s": fixed, "read_s_per_row": per_row, "points": [[n0, t_small], [n1, t_big]],
     }
-    sample = read_sample(tiled_dir / manifest.submission.sample, manifest.submission)
     return data, test_big, sample
 
 
-__all__ = ["SYNTHETIC_ROWS", "fit_line", "measure_data", "read_once", "tile_data", "write_synthetic_data"]
+__all__ = ["SYNTHETIC_ROWS", "fit_line", "held_bytes_per_row", "measure_data", "read_once", "tile_data", "write_synthetic_data"]

@@ -1,10 +1,13 @@
 """Image loaders for image-folder test data, chosen with ``NINEFIT_LOADER``.
 
-``pil`` (the default) decodes and resizes on the CPU with PIL, inside
-:meth:`runtime.data.TestData.feed`. ``dali`` does it with NVIDIA DALI
-(:mod:`runtime.loaders.dali`): on the GPU where there is one, which relieves a
-Kaggle notebook's four CPU cores, else in a CPU-only pipeline. DALI is imported
-lazily there, so ``import runtime`` still needs numpy alone.
+``pil`` decodes and resizes on the CPU with PIL (:mod:`runtime.loaders.pil`),
+in the prefetch workers of :mod:`runtime.pipeline`, each file once for every
+member and size. ``dali`` does it with NVIDIA DALI (:mod:`runtime.loaders.dali`):
+on the GPU where there is one (its ``mixed`` decoder), which relieves a
+Kaggle notebook's four CPU cores, else in a CPU-only pipeline. Unset, the
+run picks (:func:`resolve_loader`): DALI for a GPU target on a machine with a
+GPU and DALI installed, PIL otherwise (the DALI GPU path is unverified on a
+GPU). DALI is imported lazily, so ``import runtime`` still needs numpy alone.
 """
 
 from __future__ import annotations
@@ -32,4 +35,25 @@ def image_loader(environ: Mapping[str, str] | None = None) -> str:
         raise DataError(str(exc)) from exc
 
 
-__all__ = ["LOADERS", "LOADER_ENV", "image_loader"]
+def resolve_loader(gpu_target: bool, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """``(loader, why)``: the one ``NINEFIT_LOADER`` names, else DALI on a GPU for a GPU target, else PIL."""
+    import os
+
+    env = os.environ if environ is None else environ
+    choice = image_loader(environ)
+    if env.get(LOADER_ENV, "").strip():
+        return choice, f"{LOADER_ENV}={choice}"
+    if not gpu_target:
+        return "pil", "CPU target"
+    from runtime.gpu import gpu_present
+    from runtime.loaders.dali import dali_available
+
+    present, how = gpu_present()
+    if not present:
+        return "pil", f"no GPU here ({how})"
+    if not dali_available():
+        return "pil", "GPU target, but NVIDIA DALI is not installed (pip install nvidia-dali-cuda120)"
+    return "dali", "GPU target with a GPU and DALI"
+
+
+__all__ = ["LOADERS", "LOADER_ENV", "image_loader", "resolve_loader"]

@@ -8,7 +8,7 @@ the CPU. The file bytes are read here with numpy, in row order, and fed to an
 partial last batches included. One pipeline is built per (output size, image
 spec) and reused across batches.
 
-Parity with the PIL path (:meth:`runtime.data.TestData._images`), measured
+Parity with the PIL path (:mod:`runtime.loaders.pil`), measured
 with DALI 2.4 CPU pipelines on 440 random PNG and JPEG images of odd sizes
 (RGB, grayscale, RGBA; noise and smooth; up- and downscaled), in grey levels
 of 0..255 (multiply by ``scale / std`` for the normalised values):
@@ -30,18 +30,16 @@ measured yet (no GPU was at hand): see the ``gpu`` test there.
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from runtime.errors import BackendError, BackendUnavailableError, DataError
 from runtime.manifest import ImageSpec, InputSpec
-
-if TYPE_CHECKING:
-    from runtime.data import TestData
 
 _INSTALL = (
     "install it (pip install nvidia-dali-cuda120; it is in ninefit's [gpu] extra), "
@@ -87,6 +85,7 @@ class DaliImageLoader:
         self.num_threads = num_threads or max(1, min(4, os.cpu_count() or 1))
         self.max_batch = max_batch
         self._pipes: dict[tuple, Any] = {}
+        self._lock = threading.Lock()
 
     @property
     def device(self) -> str:
@@ -107,6 +106,12 @@ class DaliImageLoader:
         shape = (n, channels, h, w) if image.layout == "NCHW" else (n, h, w, channels)
         out = np.empty(shape, np.float32)
         key = (h, w, channels, image.layout, mean, std, image.scale)
+        with self._lock:  # a pipeline takes one batch at a time: feed_input, then run
+            self._load(paths, key, out, size=(h, w))
+        return np.ascontiguousarray(out, dtype=dtype)
+
+    def _load(self, paths, key: tuple, out: np.ndarray, size: tuple[int, int]) -> None:
+        n = len(paths)
         for a in range(0, n, self.max_batch):
             chunk = [Path(p) for p in paths[a:a + self.max_batch]]
             encoded = [_read(p) for p in chunk]
@@ -121,7 +126,6 @@ class DaliImageLoader:
             if self.device_id is not None:
                 batch = batch.as_cpu()
             out[a:a + len(chunk)] = batch.as_array()
-        return np.ascontiguousarray(out, dtype=dtype)
 
     def _pipeline(self, key: tuple, n: int):
         """The pipeline for ``key``, built once and rebuilt only for a larger batch."""
@@ -186,17 +190,26 @@ def _read(path: Path) -> np.ndarray:
 _LOADERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def load_images(test: TestData, inp: InputSpec, start: int, stop: int, size: tuple[int, int] | None) -> np.ndarray:
-    """Rows ``[start, stop)`` of ``test``'s image input ``inp``, as :meth:`TestData.feed` returns them.
+def load_images(owner: object, paths: Sequence[Path], inp: InputSpec, size: tuple[int, int] | None,
+                device_id: int | None = _AUTO) -> np.ndarray:
+    """The images at ``paths`` as image input ``inp`` (at ``size``, else its own), as the PIL path gives them.
 
-    One loader (and its pipelines) is kept per TestData and freed with it.
+    One loader (and its pipelines) is kept per ``owner`` (the test data, a
+    prefetch pipeline) and freed with it.
     """
-    loader = _LOADERS.get(test)
+    loader = _LOADERS.get(owner)
     if loader is None:
-        loader = _LOADERS[test] = DaliImageLoader()
-    folder = test.root / test.spec.image_dir
-    paths = [folder / str(rel) for rel in test.frame[test.spec.image_column].iloc[start:stop]]
+        loader = _LOADERS[owner] = DaliImageLoader(device_id)
     return loader.load(paths, inp.image, size, inp.dtype)
 
 
-__all__ = ["MAX_BATCH", "DaliImageLoader", "load_images"]
+def dali_available() -> bool:
+    """Whether NVIDIA DALI imports here."""
+    try:
+        _dali()
+    except BackendUnavailableError:
+        return False
+    return True
+
+
+__all__ = ["MAX_BATCH", "DaliImageLoader", "dali_available", "load_images"]

@@ -513,34 +513,39 @@ def test_times_are_printed_as_the_run_log_prints_them():
 # -- module structure ------------------------------------------------------------------------
 
 
-@pytest.mark.timeout(10)
-def test_estimate_modules_import_each_other_without_a_circle():
-    """Every import between packager.estimate modules, lazy ones and type-only ones included."""
-    import ast
+# -- the data path: the run report's stages, overlap on a GPU, memory bounded by chunks ----------------
+@pytest.mark.timeout(180)
+def test_the_profile_splits_the_data_stages_as_the_run_report_does(profiled):
+    profile = Manifest.load(profiled).profile
+    stages = next(iter(profile["members"]["cnn"]["fp32"]["batches"].values()))["stages"]
+    assert set(stages) == {"read", "decode", "preprocess", "infer", "postprocess"}
+    assert stages["read"] > 0 and stages["decode"] == 0.0  # a table: its rows are read, nothing is decoded
 
-    import packager.estimate as pkg
 
-    folder = Path(pkg.__file__).parent
-    graph: dict[str, set[str]] = {}
-    for path in folder.glob("*.py"):
-        deps = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("packager.estimate."):
-                deps.add(node.module.rsplit(".", 1)[1])
-            elif isinstance(node, ast.Import):
-                deps.update(a.name.rsplit(".", 1)[1] for a in node.names if a.name.startswith("packager.estimate."))
-        graph[path.stem] = deps - {path.stem}
+@pytest.mark.timeout(180)
+def test_on_a_gpu_target_the_data_stages_hide_behind_inference(digits_bundle, tmp_path):
+    def inference_s(data: float, post: float) -> float:
+        bundle = _copy(digits_bundle, tmp_path / f"b{data}")
+        profile = _fake_profile({("cnn", "fp32"): {256: 1e-3}, ("cnn", "fp16"): {256: 2e-4}, ("mlp", "fp32"): {256: 1e-4}})
+        for member in profile["members"].values():
+            for v in member.values():
+                for point in v["batches"].values():
+                    total = point["s_per_batch"]
+                    point["stages"] = {"read": data * total, "decode": 0.0, "preprocess": 0.0,
+                                       "infer": 0.6 * total, "postprocess": post * total}
+        store_profile(bundle, profile)
+        est = estimate_bundle(bundle, EstimateOptions(target="t4x2", rows=100_000))
+        return est.stage_totals()["inference"][0]
 
-    def reach(start: str, node: str, seen: set[str]) -> list[str] | None:
-        for dep in sorted(graph.get(node, ())):
-            if dep == start:
-                return [node, dep]
-            if dep not in seen:
-                seen.add(dep)
-                path = reach(start, dep, seen)
-                if path:
-                    return [node, *path]
-        return None
+    # The same host seconds: as data stages they are prepared ahead of the GPU, as postprocessing they are not.
+    assert inference_s(0.3, 0.1) < inference_s(0.0, 0.4)
 
-    circles = [" -> ".join(c) for m in sorted(graph) if m != "__init__" and (c := reach(m, m, set()))]
-    assert not circles, circles
+
+def test_ram_for_the_test_data_grows_with_the_ids_only(digits_bundle):
+    from packager.estimate.preflight import table_memory
+
+    m = Manifest.load(digits_bundle)
+    small, big = table_memory(m, 100_000, 600.0, 150.0), table_memory(m, 1_000_000, 600.0, 150.0)
+    ids = 900_000 * 150.0
+    assert ids <= big - small <= 1.1 * ids  # the chunks in flight grow a little (chunks hold rows / MAX_CHUNKS)
+    assert small < 100_000 * 600.0  # far below the whole table in memory

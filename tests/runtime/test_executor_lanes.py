@@ -7,13 +7,12 @@ from __future__ import annotations
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from runtime.budget import NO_LIMIT
 from runtime.checkpoint import ChunkStore
 from runtime.executor import Executor
-from runtime.lanes import SharedFeeds, choose_lanes, parse_devices
+from runtime.lanes import choose_lanes, parse_devices
 from runtime.errors import NinefitError
 from runtime.memory import MemoryMonitor
 from runtime.planner import Budget
@@ -137,49 +136,6 @@ def test_a_limited_run_on_two_lanes_ends_in_time_and_logs_each_lane(tmp_path):
     entry = ex.lanes[0].log.report(None, "l0", 10.0, {})
     assert entry["rows"] == sum(s["rows"] for s in ex.lanes[0].log.steps) and entry["busy_s"] > 0
     assert "lane l0: busy" in lane_line(entry)
-
-
-class _Input:
-    def __init__(self):
-        self.image = object()
-
-
-class _Member:
-    def __init__(self, name):
-        self.name, self.text, self.inputs = name, None, (_Input(),)
-
-    def missing_policy(self, spec):
-        return ("skip", 0.0)
-
-
-class _Variant:
-    image_size = (8, 8)
-
-
-def test_shared_feeds_read_each_rows_once_for_every_member_reading_them():
-    reads = []
-
-    def read(member, variant, a, b):
-        reads.append((member.name, a, b))
-        time.sleep(0.01)
-        return {"x": np.zeros((b - a, 4))}
-
-    m1, m2 = _Member("m1"), _Member("m2")
-    m2.inputs = m1.inputs  # same inputs: same rows shared
-    feeds = SharedFeeds(read, lambda member, variant: 2)
-    got = {}
-    threads = [threading.Thread(target=lambda m=m: got.setdefault(m.name, feeds.get(m, _Variant(), 0, 5, None)))
-               for m in (m1, m2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(reads) == 1 and got["m1"] is got["m2"]  # the second lane waited for the first read
-    assert feeds.bytes == 0 and feeds.shared == 1  # taken by both: let go
-    small = SharedFeeds(read, lambda member, variant: 2, max_bytes=10)
-    small.get(m1, _Variant(), 0, 5, None)
-    small.get(m2, _Variant(), 0, 5, None)
-    assert len(reads) == 3 and small.bytes == 0  # over its cap: each member reads its own
 
 
 def test_the_lane_rule():

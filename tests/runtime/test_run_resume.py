@@ -32,7 +32,8 @@ def command(bundle: Path, digits_dir: Path, out: Path, work: Path) -> list[str]:
 def environment(tmp_path: Path, name: str) -> tuple[dict[str, str], Path]:
     log = tmp_path / f"{name}.log"
     env = slow_backend.write_config(tmp_path / f"{name}.json", s_per_row={"*": 0.004}, log=str(log))
-    return {**os.environ, "PYTHONPATH": str(REPO), **env}, log
+    # Prefetch on, with two decode workers: the resumed submission must not depend on it.
+    return {**os.environ, "PYTHONPATH": str(REPO), "NINEFIT_PREFETCH": "2", "NINEFIT_DATA_WORKERS": "2", **env}, log
 
 
 def chunk_files(work: Path) -> dict[str, set[str]]:
@@ -78,4 +79,5 @@ def test_kill_9_mid_run_then_resume_is_identical(three_bundle, digits_dir, tmp_p
         assert rows.get(f"{m}/fp32", 0) == 540 - saved_rows, (m, saved[m])
     report = json.loads((out.parent / "submission.run_report.json").read_text())
     assert report["chunks_resumed"] == sum(map(len, saved.values()))
+    assert report["stages"]["depth"] == 2 and report["stages"]["chunks_prepared"] > 0
     assert [m["status"] for m in report["members"]] == ["done"] * 3

@@ -1,0 +1,121 @@
+"""Test tables read in pieces: Parquet by row groups, CSV in blocks, the same rows as a whole read."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from runtime.data import open_test_data, read_table
+from runtime.errors import DataError
+from runtime.manifest import DataSpec, InputSpec, Member, Variant
+from runtime.tables import CsvSource, ParquetSource, open_table
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _frame(n: int = 1000, seed: int = 0):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 3))
+    x[rng.random((n, 3)) < 0.01] = np.nan
+    return pd.DataFrame({"id": [f"{i:05d}" for i in range(n)], "a": x[:, 0], "b": x[:, 1], "c": x[:, 2],
+                         "k": rng.integers(0, 9, n), "s": [f"t{i % 7}" for i in range(n)]})
+
+
+@pytest.fixture(params=["parquet", "csv"])
+def table(request, tmp_path):
+    """(path, frame): the frame written as Parquet in row groups of 128 rows, or as CSV."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = _frame()
+    if request.param == "parquet":
+        path = tmp_path / "test.parquet"
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=128)
+    else:
+        path = tmp_path / "test.csv"
+        frame.to_csv(path, index=False)
+    return path, frame
+
+
+def test_pieces_are_the_rows_of_a_whole_read_in_any_order(table):
+    path, _ = table
+    whole = read_table(path, id_column="id")
+    source = open_table(path, id_column="id")
+    if isinstance(source, CsvSource):
+        source.block_rows = 97  # blocks that do not line up with the requests
+    else:
+        assert isinstance(source, ParquetSource) and source.n_rows == 1000
+    assert source.ids() == whole["id"].tolist()
+    for a, b in [(0, 10), (5, 300), (300, 301), (250, 999), (0, 1000), (999, 1000), (10, 20), (0, 5)]:
+        part = source.read(a, b, ["a", "c", "k"])
+        expected = whole.iloc[a:b][["a", "c", "k"]].reset_index(drop=True)
+        assert part.shape == expected.shape, (a, b)
+        np.testing.assert_array_equal(part.to_numpy(), expected.to_numpy())
+    assert source.read(990, 1010, ["id"])["id"].tolist() == whole["id"].tolist()[990:]
+    source.close()
+
+
+def test_test_data_reads_only_ids_up_front_and_feeds_the_same_values(table):
+    path, frame = table
+    spec = DataSpec(format="table", test=path.name, id_column="id", missing="fill", fill_value=-1.0)
+    test = open_test_data(path.parent, spec)
+    assert test._frame is None  # nothing but the ids read so far
+    member = Member(name="m", weight=1.0, inputs=(InputSpec("x", "float32", ("batch", 3), columns=("a", "b", "c")),),
+                    output="y", variants=(Variant(name="full", file="m.onnx"),))
+    test.check(member)
+    x = frame[["a", "b", "c"]].to_numpy()
+    expected = np.where(np.isfinite(x), x, -1.0).astype(np.float32)
+    got = np.concatenate([test.feed(member, a, min(a + 64, 1000))["x"] for a in range(0, 1000, 64)])
+    np.testing.assert_array_equal(got, expected)
+    assert test.nonfinite(member).sum() == (~np.isfinite(x)).any(axis=1).sum()
+    assert test.missing_columns(member) == {c: int(frame[c].isna().sum()) for c in "abc" if frame[c].isna().any()}
+    assert test.rows(10, 12)["id"].tolist() == ["00010", "00011"]  # a chunk as a DataFrame, for a features hook
+    test.close()
+
+
+def test_a_text_column_is_said_not_numeric(table):
+    path, _ = table
+    test = open_test_data(path.parent, DataSpec(format="table", test=path.name, id_column="id"))
+    member = Member(name="m", weight=1.0, inputs=(InputSpec("x", "float32", ("batch", 2), columns=("a", "s")),),
+                    output="y", variants=(Variant(name="full", file="m.onnx"),))
+    with pytest.raises(DataError, match=r"column\(s\) s \(\w+\) for model 'm' are not numeric"):
+        test.check(member)
+    test.close()
+
+
+def test_missing_file_and_missing_id_column_are_data_errors(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        open_table(tmp_path / "nope.parquet", id_column="id")
+    (tmp_path / "t.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="has no id column 'id'; its columns are: a, b"):
+        open_table(tmp_path / "t.csv", id_column="id")
+
+
+def test_cudf_pandas_is_asked_for_on_a_gpu_target_and_pandas_runs_without_it(table, monkeypatch):
+    """The GPU table stage: cudf.pandas where installed (unverified on a GPU); here it is not, pandas reads."""
+    import builtins
+
+    import runtime.tables as tables
+
+    monkeypatch.setattr(tables, "_CUDF_STATE", {})
+    monkeypatch.delenv("NINEFIT_CUDF", raising=False)
+    asked = []
+    real_import = builtins.__import__
+
+    def spy(name, *args, **kwargs):
+        if name.startswith("cudf"):
+            asked.append(name)
+            raise ImportError("No module named 'cudf'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", spy)
+    path, frame = table
+    source = open_table(path, id_column="id", gpu=False)
+    source.read(0, 3)
+    assert asked == [] and tables.table_engine() == "pandas"
+    source = open_table(path, id_column="id", gpu=True)
+    assert source.read(0, 3)["id"].tolist() == frame["id"].tolist()[:3]
+    assert asked == ["cudf.pandas"] and tables.table_engine() == "pandas"
+    source.close()
