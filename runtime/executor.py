@@ -885,7 +885,7 @@ class Executor:
         """
         ahead = [c for c in st.missing() if c[0] >= b and c not in st.inflight][:max(self.feeds.depth, 1)]
         with self._unlocked(), (self._dali if self.feeds.loader == "dali" else nullcontext()):
-            return self.feeds.get(st.member, v, a, b, ahead=ahead)
+            return self.feeds.get(st.member, v, a, b, ahead=ahead, lane=_lane_index())
 
     def _check_width(self, st: _State, values: np.ndarray, n: int) -> None:
         if values.shape != (n, self.width):

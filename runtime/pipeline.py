@@ -224,7 +224,8 @@ class FeedPipeline:
     """
 
     def __init__(self, test, members: Sequence[Member], *, depth: int | None = None, workers: int | None = None,
-                 loader: str = "pil", spool_dir: str | os.PathLike | None = None, share: bool = True):
+                 loader: str = "pil", spool_dir: str | os.PathLike | None = None, share: bool = True,
+                 lanes: int = 1):
         self.test = test
         self.depth = _int_env(DEPTH_ENV, DEFAULT_DEPTH) if depth is None else depth
         self.workers = workers or default_workers()
@@ -234,11 +235,15 @@ class FeedPipeline:
         self._shared: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._share = share
         self._shared_lock = threading.Lock()
-        # Lanes (runtime.lanes) ask from several threads: the queue of prepared chunks is changed under a lock,
-        # and chunks prepared in line (no prefetch thread) are prepared one at a time.
+        # Lanes (runtime.lanes) ask from several threads, each for its own chunks: the queue of prepared chunks
+        # is changed under a lock, each entry remembers the lane that asked for it ahead (a lane drops only its
+        # own, and is bounded on its own), there is a preparing thread per lane, and chunks prepared in line
+        # (no prefetch) are prepared one at a time.
         self._pending_lock = threading.Lock()
+        self._owner: dict[tuple, int] = {}
         self._inline_lock = threading.Lock()
-        self._prep = ThreadPoolExecutor(1, thread_name_prefix="ninefit-prefetch") if self.depth else None
+        self._prep = (ThreadPoolExecutor(max(1, lanes), thread_name_prefix="ninefit-prefetch")
+                      if self.depth else None)
         self._decode = (ThreadPoolExecutor(self.workers, thread_name_prefix="ninefit-decode")
                         if self.workers > 1 and loader == "pil" else None)
         self._spool: _Spool | None = None
@@ -267,10 +272,11 @@ class FeedPipeline:
 
     # -- the executor's side ------------------------------------------------------
     def get(self, member: Member, variant: Variant, a: int, b: int,
-            ahead: Sequence[tuple[int, int]] = ()) -> list[dict[str, np.ndarray]]:
+            ahead: Sequence[tuple[int, int]] = (), lane: int = 0) -> list[dict[str, np.ndarray]]:
         """The feeds of rows ``[a, b)`` for ``member`` on ``variant``, one per TTA transform, in ``variant.tta`` order.
 
         ``ahead``: the chunks the caller will ask for next (prepared now, up to ``depth``).
+        ``lane``: which lane asks (each lane's chunks ahead are its own).
 
         Raises:
             DataError: preparing the rows failed (the message names the row, id and file).
@@ -279,12 +285,14 @@ class FeedPipeline:
         t0 = time.perf_counter()
         with self._pending_lock:
             fut = self._pending.pop(key, None)
-            # What was prepared for another member or rung will not be asked for now: drop it (bounded memory).
-            for k in [k for k in self._pending if k[:2] != key[:2]]:
+            self._owner.pop(key, None)
+            # What this lane prepared for another member or rung will not be asked for now: drop it (bounded memory).
+            for k in [k for k in self._pending if k[:2] != key[:2] and self._owner.get(k, 0) == lane]:
                 self._pending.pop(k).cancel()
+                self._owner.pop(k, None)
             if fut is None and self._prep is not None and not self._closed:
                 fut = self._prep.submit(self._prepare, member, variant, a, b)  # first in the queue: rows in order
-            self._schedule(member, variant, ahead)
+            self._schedule(member, variant, ahead, lane)
         try:
             if fut is not None:
                 feeds = fut.result()
@@ -300,17 +308,19 @@ class FeedPipeline:
             self.times.add(wait_s=time.perf_counter() - t0)
         return feeds
 
-    def _schedule(self, member: Member, variant: Variant, ahead: Sequence[tuple[int, int]]) -> None:
+    def _schedule(self, member: Member, variant: Variant, ahead: Sequence[tuple[int, int]], lane: int = 0) -> None:
         if self._prep is None or self._closed or not ahead:
             return
         per_row = feed_bytes_per_row(member, variant)
         limit = chunks_ahead(self.depth, per_row * max(b - a for a, b in ahead))
         for a, b in ahead:
-            if len(self._pending) >= limit + 1:  # + the chunk being asked for, when it was not ready
+            mine = sum(1 for k in self._pending if self._owner.get(k, 0) == lane)
+            if mine >= limit + 1:  # + the chunk being asked for, when it was not ready
                 break
             key = (member.name, variant.name, a, b)
             if key not in self._pending:
                 self._pending[key] = self._prep.submit(self._prepare, member, variant, a, b)
+                self._owner[key] = lane
 
     def book(self, **seconds: float) -> None:
         """Book the executor's own stages (``infer_s``, ``write_s``)."""
@@ -323,6 +333,7 @@ class FeedPipeline:
             for fut in self._pending.values():
                 fut.cancel()
             self._pending.clear()
+            self._owner.clear()
         for pool in (self._prep, self._decode):
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)

@@ -346,12 +346,13 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
             log(event)
     writer = SubmissionWriter(out, m, store, grids, test, sample, formatter)
     loader, why = resolve_loader(is_gpu_target(m.target)) if m.data.format == "images" else ("", "")
-    feeds = FeedPipeline(test, m.members, workers=default_workers(options.threads, gpu_here), loader=loader)
+    specs, report.lane_rule = run_lanes(bundle, options, max(len(g) for g in grids.values()) if grids else None)
+    feeds = FeedPipeline(test, m.members, workers=default_workers(options.threads, gpu_here), loader=loader,
+                         lanes=len(specs))
     feeds.times.table = table_engine()
     if loader:
         feeds.times.decoder = f"{loader} ({why})"
         log(f"images decoded with {loader} ({why}); {feeds.workers} decode worker(s), {feeds.depth} chunk(s) ahead")
-    specs, report.lane_rule = run_lanes(bundle, options, max(len(g) for g in grids.values()) if grids else None)
     if len(specs) > 1:
         log(f"{len(specs)} lanes ({report.lane_rule}): {', '.join(s.describe() for s in specs)}")
     gpu_lanes = tuple(s.device_id for s in specs if s.kind == "gpu")

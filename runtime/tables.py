@@ -215,8 +215,19 @@ class ParquetSource(TableSource):
             yield self._starts[i], self._to_pandas(table)
 
 
+#: Readers a CSV keeps open at once, each at its own place in the file (lanes read different members' rows).
+CSV_CURSORS = 4
+
+
 class CsvSource(TableSource):
-    """A CSV file, read forward in blocks of :data:`CSV_BLOCK_ROWS` rows."""
+    """A CSV file, read forward in blocks of :data:`CSV_BLOCK_ROWS` rows.
+
+    Up to :data:`CSV_CURSORS` readers are kept, each where it last read: a
+    request goes to the one closest behind its first row (a new one, or the
+    one furthest back reopened from the top, when none is behind it), so lanes
+    reading different places (different members, or one member's chunks
+    split) each read forward instead of restarting the file on every turn.
+    """
 
     def __init__(self, path: Path, id_column: str | None = None, text: bool = False, gpu: bool = False,
                  block_rows: int = CSV_BLOCK_ROWS):
@@ -229,6 +240,7 @@ class CsvSource(TableSource):
         self._lock = threading.Lock()
         self._reader = None
         self._block: tuple[int, object] | None = None  # (first row, frame) of the current block
+        self._parked: list[tuple[object, tuple[int, object]]] = []  # the other cursors: (reader, block)
 
     def _open(self, columns: Sequence[str] | None = None, block_rows: int | None = None):
         pd = table_pandas(self.gpu)
@@ -258,7 +270,7 @@ class CsvSource(TableSource):
         try:
             frame = next(self._reader)
         except StopIteration:
-            self.close()
+            self._drop_current()  # this cursor is at the end; the others stay where they are
             return None
         except Exception as exc:
             raise DataError(f"could not read {self.path} from row {first}: {exc}") from exc
@@ -269,8 +281,9 @@ class CsvSource(TableSource):
         pd = table_pandas(self.gpu)
         parts = []
         with self._lock:
+            self._pick(start)
             if self._reader is None or self._block is None or start < self._block[0]:
-                self.close()
+                self._drop_current()
                 self._reader, self._block = self._open(), None  # from the top: a new member, or a resume
                 if self._next_block() is None:
                     return self._empty(columns)
@@ -289,9 +302,35 @@ class CsvSource(TableSource):
         out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
         return out
 
-    def close(self) -> None:
+    def _pick(self, start: int) -> None:
+        """Make current the cursor closest behind ``start`` (parking the current one while there is room)."""
+        cursors = ([(self._reader, self._block)] if self._reader is not None and self._block is not None else [])
+        cursors += self._parked
+        behind = [c for c in cursors if c[1][0] <= start]
+        if behind:
+            chosen = max(behind, key=lambda c: c[1][0])
+        elif len(cursors) < CSV_CURSORS:
+            chosen = None  # a new reader from the top, the others kept
+        else:
+            chosen = min(cursors, key=lambda c: c[1][0])  # the one furthest back: reopened from the top
+        rest = [c for c in cursors if c is not chosen]
+        if chosen is None or len(rest) >= CSV_CURSORS:
+            rest.sort(key=lambda c: c[1][0])
+            while len(rest) > (CSV_CURSORS - 1):
+                reader, _ = rest.pop(0)
+                reader.close()
+        self._parked = rest
+        self._reader, self._block = chosen if chosen is not None else (None, None)
+
+    def _drop_current(self) -> None:
         reader, self._reader, self._block = self._reader, None, None
         if reader is not None:
+            reader.close()
+
+    def close(self) -> None:
+        self._drop_current()
+        parked, self._parked = getattr(self, "_parked", []), []
+        for reader, _ in parked:
             reader.close()
 
     def __del__(self):

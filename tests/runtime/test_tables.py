@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from runtime.data import open_test_data, read_table
@@ -118,4 +119,23 @@ def test_cudf_pandas_is_asked_for_on_a_gpu_target_and_pandas_runs_without_it(tab
     source = open_table(path, id_column="id", gpu=True)
     assert source.read(0, 3)["id"].tolist() == frame["id"].tolist()[:3]
     assert asked == ["cudf.pandas"] and tables.table_engine() == "pandas"
+    source.close()
+
+
+def test_a_csv_read_at_several_places_in_turn_reads_forward_from_each(tmp_path, monkeypatch):
+    """Lanes read different members' rows in turn: each place keeps its reader, none restarts the file."""
+    from runtime import tables
+
+    frame = pd.DataFrame({"id": [str(i) for i in range(1000)], "a": np.arange(1000.0)})
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    source = tables.CsvSource(path, id_column="id", block_rows=50)
+    opened = []
+    real = source._open
+    monkeypatch.setattr(source, "_open", lambda *a, **kw: opened.append(1) or real(*a, **kw))
+    for k in range(0, 500, 25):  # two lanes: one from row 0, one from row 500, taking turns
+        for start in (k, 500 + k):
+            got = source.read(start, start + 25, ["a"])
+            np.testing.assert_array_equal(got["a"].to_numpy(), frame["a"].to_numpy()[start:start + 25])
+    assert len(opened) == 2  # one reader per place, each read forward
     source.close()
