@@ -19,11 +19,12 @@ Table case: the digits bundle on a Parquet test table (64 float columns,
 row groups of 65,536 rows) of 1,000,000 and of 100,000 rows, each run as
 ``python -m runtime`` in a subprocess whose peak RSS is sampled with psutil.
 Goal: the growth beyond what the ids and predictions need is <= 10% of the
-smaller run's peak. What they need is measured here with tracemalloc, per
-row, through the run's own code: the id strings, the sample submission and
-the submission formatter as the run holds them, the predictions (the
-ensemble's arrays), and one submission write at its peak (formatted rows,
-CSV text), times the extra rows.
+smaller run's peak. What they need is measured here with tracemalloc at
+both sizes, through the run's own code: the id strings, the sample submission
+and the submission formatter as the run holds them, the predictions (the
+ensemble's arrays), and one submission write at its peak (streamed: the
+combined values and one block of formatted rows); the difference between the
+sizes is what the extra rows need.
 
     python benchmarks/datapath.py [--quick] [--cache DIR]
 """
@@ -35,7 +36,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -287,11 +287,11 @@ def peak_rss(cmd: list[str]) -> tuple[int, float]:
     return peak, time.perf_counter() - t0
 
 
-def per_row_need(folder: Path, rows: int, members: int) -> dict[str, float]:
-    """Bytes per row the run must hold whatever its data path, measured with tracemalloc at ``rows`` rows,
+def _held(folder: Path, rows: int, members: int) -> dict[str, float]:
+    """Bytes the run must hold whatever its data path, measured with tracemalloc at ``rows`` rows,
     through the run's own code: the ids, the sample submission and the submission formatter (id match),
     the predictions (the ensemble's arrays: members are combined chunk by chunk from their checkpoints),
-    and a submission write at its peak (the formatted rows, the CSV text)."""
+    and a submission write at its peak (streamed as the run writes it: the combined values, one block of rows)."""
     import tracemalloc
 
     from runtime.ensemble import Accumulator
@@ -307,19 +307,26 @@ def per_row_need(folder: Path, rows: int, members: int) -> dict[str, float]:
     ids = open_table(folder / "test.parquet", id_column="id").ids()
     sample = read_sample(folder / "sample_submission.csv", m.submission)
     formatter = Formatter(m.submission, sample, ids, match(m.submission, sample, ids), sample)
-    out["ids + sample + formatter"] = tracemalloc.get_traced_memory()[0] / rows
+    out["ids + sample + formatter"] = tracemalloc.get_traced_memory()[0]
     base = tracemalloc.get_traced_memory()[0]
     acc = Accumulator(rows, width, m.combiner)
     for k in range(members):
         acc.add(1.0, 0, np.random.default_rng(k).random((rows, width)))
-    out["predictions"] = (tracemalloc.get_traced_memory()[0] - base) / rows
+    out["predictions"] = tracemalloc.get_traced_memory()[0] - base
     base = tracemalloc.get_traced_memory()[0]
     tracemalloc.reset_peak()
     with tempfile.TemporaryDirectory() as tmp:
-        write_atomic(Path(tmp) / "s.csv", sample.header, formatter.rows(acc.result(), acc.covered))
-    out["submission write (peak)"] = (tracemalloc.get_traced_memory()[1] - base) / rows
+        write_atomic(Path(tmp) / "s.csv", sample.header, formatter.blocks(acc.result(), acc.covered), blocks=True)
+    out["submission write (peak)"] = tracemalloc.get_traced_memory()[1] - base
     tracemalloc.stop()
     return out
+
+
+def per_row_need(cache: Path, big: int, small: int, members: int) -> dict[str, float]:
+    """What each extra row costs the run whatever its data path: :func:`_held` at both sizes, the
+    difference over the extra rows (a write's one block of rows is the same at both, so it drops out)."""
+    at_big, at_small = _held(parquet_data(cache, big), big, members), _held(parquet_data(cache, small), small, members)
+    return {k: (at_big[k] - at_small[k]) / (big - small) for k in at_big}
 
 
 def table_case(cache: Path, big: int, small: int) -> bool:
@@ -333,7 +340,7 @@ def table_case(cache: Path, big: int, small: int) -> bool:
                    str(Path(work) / "submission.csv"), "--work-dir", str(Path(work) / "w"), "--quiet"]
             peaks[rows], wall = peak_rss(cmd)
         print(f"  {rows:>9,} rows: peak RSS {peaks[rows] / 2**20:,.0f} MiB, {wall:.1f}s (whole command)")
-    parts = per_row_need(parquet_data(cache, small), small, 2)
+    parts = per_row_need(cache, big, small, 2)
     need = sum(parts.values())
     extra = need * (big - small)
     growth = peaks[big] - peaks[small]

@@ -57,11 +57,11 @@ class Accumulator:
 
     def result(self) -> np.ndarray:
         """Combined predictions; uncovered rows are NaN (see :attr:`covered`)."""
-        out = np.full_like(self.total, np.nan)
-        c = self.covered
-        out[c] = self.total[c] / self.weight[c, None]
+        # One array the size of the predictions, no masked copies: an uncovered row is 0 / 0 = NaN.
+        with np.errstate(invalid="ignore"):
+            out = np.divide(self.total, self.weight[:, None])
         if self.combiner == "geometric_mean":
-            out[c] = np.exp(out[c])
+            np.exp(out, out=out)
         return out
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -38,6 +38,7 @@ from runtime.submission import SampleSubmission, format_rows, gc_paused, match_i
 #: Test rows per postprocess call: fixed blocks of row positions, so which rows a call
 #: sees never depends on timing (a resumed run writes the same bytes).
 POSTPROCESS_BLOCK = 4096
+WRITE_BLOCK = 65_536  # sample rows formatted at a time by a streamed write
 _IDENTITY = ("values", "argmax", "topk", "multilabel", "rle")
 
 
@@ -164,26 +165,39 @@ class Formatter:
         self.failed_rows = 0  # covered test rows the hook failed on, at the last call
         self.hook_s = 0.0  # seconds spent in the hook, all calls
         self._cache: dict[int, tuple[bytes, dict[str, list[str]] | None]] = {}
-        self._sample_ids = set(sample.ids)
+        self._sample_ids = set(sample.ids) if spec.mode == "postprocess" else frozenset()  # only its rows are checked
 
     def rows(self, values: np.ndarray, covered: np.ndarray) -> list[list[str]]:
         """Submission rows (id first) in sample order; ``values`` NaN where not ``covered``."""
-        spec, lay = self.spec, self.layout
-        if spec.mode in ("values", "argmax"):
-            return format_rows(values, covered, lay.rows, self.test_ids, spec, self.fallback)
-        if spec.mode == "postprocess":
-            return self._postprocess(values, covered)
-        fb = self.fallback.rows
-        with gc_paused():
-            ok = covered[lay.rows]
-            if spec.mode == "long":
-                vals = np.nan_to_num(values[lay.rows[ok], lay.targets[ok]])
-                produced = iter(np.char.mod("%.9g", vals).tolist())
-                return [[sid, next(produced)] if good else [sid, *fb[sid]] for sid, good in zip(self.sample.ids, ok.tolist())]
-            cells = iter(_cells(spec, np.nan_to_num(values[lay.rows[ok]])))
-            return [[sid, next(cells)] if good else [sid, *fb[sid]] for sid, good in zip(self.sample.ids, ok.tolist())]
+        return [row for block in self.blocks(values, covered) for row in block]
 
-    def _postprocess(self, values: np.ndarray, covered: np.ndarray) -> list[list[str]]:
+    def blocks(self, values: np.ndarray, covered: np.ndarray, size: int = WRITE_BLOCK) -> Iterator[list[list[str]]]:
+        """:meth:`rows` in blocks of ``size`` sample rows, each made as it is asked for: a write that
+        streams them holds one block of formatted rows, not the whole submission."""
+        if self.spec.mode == "postprocess":
+            yield from self._postprocess(values, covered, size)
+            return
+        for a in range(0, len(self.sample.ids), size):
+            yield self._block(values, covered, a, min(a + size, len(self.sample.ids)))
+
+    def _block(self, values: np.ndarray, covered: np.ndarray, a: int, b: int) -> list[list[str]]:
+        spec, lay = self.spec, self.layout
+        order = lay.rows[a:b]
+        if spec.mode in ("values", "argmax"):
+            return format_rows(values, covered, order, self.test_ids, spec, self.fallback)
+        fb = self.fallback.rows
+        ids = self.sample.ids[a:b]
+        with gc_paused():
+            ok = covered[order]
+            if spec.mode == "long":
+                targets = lay.targets[a:b]
+                vals = np.nan_to_num(values[order[ok], targets[ok]])
+                produced = iter(np.char.mod("%.9g", vals).tolist())
+                return [[sid, next(produced)] if good else [sid, *fb[sid]] for sid, good in zip(ids, ok.tolist())]
+            cells = iter(_cells(spec, np.nan_to_num(values[order[ok]])))
+            return [[sid, next(cells)] if good else [sid, *fb[sid]] for sid, good in zip(ids, ok.tolist())]
+
+    def _postprocess(self, values: np.ndarray, covered: np.ndarray, size: int) -> Iterator[list[list[str]]]:
         produced: dict[str, list[str]] = {}
         self.failed_rows = 0
         n = len(self.test_ids)
@@ -207,9 +221,10 @@ class Formatter:
                 if rid in produced:
                     self._fail(a, b, HookError(f"it returned id {rid!r} for two different blocks of rows"))
                 produced[rid] = cells
-        with gc_paused():
-            fb = self.fallback.rows
-            return [[sid, *produced[sid]] if sid in produced else [sid, *fb[sid]] for sid in self.sample.ids]
+        fb = self.fallback.rows
+        for a in range(0, len(self.sample.ids), size):
+            with gc_paused():
+                yield [[sid, *produced[sid]] if sid in produced else [sid, *fb[sid]] for sid in self.sample.ids[a:a + size]]
 
     def _call(self, vals: np.ndarray, ids: list[str], a: int, b: int) -> dict[str, list[str]] | None:
         from runtime.hooks import call_hook

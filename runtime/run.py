@@ -43,8 +43,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
-
 from runtime import backends
 from runtime.backends.base import BackendOptions, Runner
 from runtime.backends.report import record_backends
@@ -237,8 +235,7 @@ class SubmissionWriter:
         t0 = time.perf_counter()
         acc = self.combine(skip)
         covered = acc.covered if self.unfed is None else acc.covered & ~self.unfed
-        rows = self.formatter.rows(acc.result(), covered)
-        write_atomic(self.out, self.sample.header, rows)
+        write_atomic(self.out, self.sample.header, self.formatter.blocks(acc.result(), covered), blocks=True)
         self.writes += 1
         self.covered = int(covered.sum()) - self.formatter.failed_rows
         dt = time.perf_counter() - t0

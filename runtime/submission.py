@@ -14,7 +14,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -95,13 +95,24 @@ def format_rows(
         return [[rid, *c] if ok else [rid, *fallback.rows[rid]] for rid, c, ok in zip(ids, cells, covered[order].tolist())]
 
 
-def write_atomic(path: str | os.PathLike, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """Write a CSV so that ``path`` is at every moment absent, the old file, or the complete new file."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(rows)
-    atomic_write(path, buf.getvalue())
+def write_atomic(path: str | os.PathLike, header: Sequence[str],
+                 rows: Iterable[Sequence[str]] | Iterable[Iterable[Sequence[str]]], *, blocks: bool = False) -> None:
+    """Write a CSV so that ``path`` is at every moment absent, the old file, or the complete new file.
+
+    ``rows`` may be a generator; with ``blocks``, it yields lists of rows (as
+    :meth:`runtime.formats.Formatter.blocks` does), each written as it comes, so
+    the whole submission is never held as text.
+    """
+    def write(f) -> None:
+        text = io.TextIOWrapper(f, encoding="utf-8", newline="", write_through=False)
+        w = csv.writer(text, lineterminator="\n")
+        w.writerow(header)
+        for part in (rows if blocks else (rows,)):
+            w.writerows(part)
+        text.flush()
+        text.detach()  # leave the binary file to atomic_write, which syncs and closes it
+
+    atomic_write(path, write)
 
 
 __all__ = ["SampleSubmission", "format_rows", "match_ids", "read_sample", "write_atomic"]

@@ -40,3 +40,33 @@ def test_gc_paused_restores_the_collector(enabled):
         assert gc.isenabled() is enabled
     finally:
         gc.enable() if was else gc.disable()
+
+
+def test_a_streamed_write_gives_the_same_bytes_and_leaves_nothing_when_it_fails(tmp_path):
+    from runtime.submission import write_atomic
+
+    rows = [[f"id{i}", f"{i / 7:.9g}", 'a "quoted", cell'] for i in range(10)]
+    write_atomic(tmp_path / "whole.csv", ["id", "x", "y"], rows)
+    write_atomic(tmp_path / "streamed.csv", ["id", "x", "y"], (rows[a:a + 3] for a in range(0, 10, 3)), blocks=True)
+    assert (tmp_path / "streamed.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+
+    def failing():
+        yield rows[:3]
+        raise RuntimeError("the formatter failed half-way")
+
+    with pytest.raises(RuntimeError):
+        write_atomic(tmp_path / "whole.csv", ["id", "x", "y"], failing(), blocks=True)
+    assert (tmp_path / "whole.csv").read_bytes() == (tmp_path / "streamed.csv").read_bytes()  # the old file stands
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["streamed.csv", "whole.csv"]  # no temporary left
+
+
+def test_the_ensemble_result_is_nan_exactly_where_no_member_covered():
+    from runtime.ensemble import Accumulator
+
+    for combiner in ("mean", "geometric_mean"):
+        acc = Accumulator(4, 2, combiner)
+        acc.add(1.0, 0, np.array([[0.2, 0.8], [np.nan, np.nan]]))
+        acc.add(3.0, 1, np.array([[0.5, 0.5], [0.4, 0.6]]))
+        out = acc.result()
+        assert np.isnan(out[3]).all() and np.isfinite(out[:3]).all()
+        assert np.allclose(out[0], [0.2, 0.8]) and np.allclose(out[1], [0.5, 0.5]), combiner
