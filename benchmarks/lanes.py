@@ -31,6 +31,10 @@ work through the first member's ONNX file in a bare onnxruntime loop, two
 single-thread sessions in two threads against one doing it all (2.00x on two
 idle cores; on a loaded machine less, and the lanes' ratio with it).
 
+The data path prepares chunks in threads of its own (``NINEFIT_PREFETCH``,
+``NINEFIT_DATA_WORKERS``; set in the environment, they apply to every
+configuration), so "1 lane x 1 thread" already uses a second core for reading
+and preprocessing: on 2 cores that leaves a second lane little to take.
 Lanes are threads (onnxruntime releases the GIL while it computes). What
 stays under the GIL is each batch's Python work (slicing the rows, the output
 activation, booking), so for tiny models at small batches (digits at 32 rows a
