@@ -27,6 +27,11 @@ from runtime.tables import FrameSource, TableSource, open_table, table_pandas
 from runtime.text import TextRows, load_tokenizer, tokenize
 
 _NUMERIC_KINDS = "biuf"
+#: Rows read at once for a table input, as one array (at most this many bytes, at least the chunk asked for):
+#: the chunks of a member are then slices of it, without pandas' per-call work on every chunk
+#: (measured on the 64-column digits table: 2.3 ms a chunk through pandas, five times the inference).
+SPAN_BYTES = 16 << 20
+_SPANS_KEPT = 2  # per column set: two lanes splitting one member's rows read neighbouring chunks
 
 
 def _pandas():
@@ -127,6 +132,8 @@ class TestData:
         self._text: dict[object, TextRows] = {}
         self._files: list | None = None  # an image index's file column, read whole once
         self._lock = threading.Lock()
+        self._spans: dict[tuple[str, ...], list[tuple[int, int, np.ndarray]]] = {}
+        self._span_lock = threading.Lock()
 
     @property
     def n_rows(self) -> int:
@@ -211,15 +218,34 @@ class TestData:
                 out[inp.name] = self.table_input(member, inp, start, stop)
         return out
 
-    def table_input(self, member: Member, inp: InputSpec, start: int, stop: int, frame=None) -> np.ndarray:
-        """One table input of ``member`` for rows ``[start, stop)`` (from ``frame``, those rows, if given)."""
-        part = frame if frame is not None else self.rows(start, stop, inp.columns)
-        matrix = part.loc[:, list(inp.columns)].to_numpy()
+    def table_matrix(self, start: int, stop: int, columns: Sequence[str]) -> np.ndarray:
+        """Rows ``[start, stop)`` of ``columns`` as one array (a view: copy before writing to it).
+
+        Read a span of up to :data:`SPAN_BYTES` at a time and kept (:data:`_SPANS_KEPT` spans per
+        column set), so consecutive chunks are slices of one read.
+        """
+        key = tuple(columns)
+        with self._span_lock:
+            for first, last, matrix in self._spans.get(key, ()):
+                if first <= start and stop <= last:
+                    return matrix[start - first:stop - first]
+            last = min(self.n_rows, max(stop, start + SPAN_BYTES // (8 * max(1, len(key)))))
+            matrix = self.rows(start, last, key).loc[:, list(key)].to_numpy()
+            self._spans[key] = [(start, last, matrix), *self._spans.get(key, [])][:_SPANS_KEPT]
+            return matrix[:stop - start]
+
+    def table_input(self, member: Member, inp: InputSpec, start: int, stop: int, frame=None,
+                    matrix: np.ndarray | None = None) -> np.ndarray:
+        """One table input of ``member`` for rows ``[start, stop)`` (from ``frame`` or ``matrix``, those
+        rows, if given), as a new array of the input's dtype."""
+        if matrix is None:
+            matrix = (frame.loc[:, list(inp.columns)].to_numpy() if frame is not None
+                      else self.table_matrix(start, stop, inp.columns))
         bad = self._bad_rows(inp.columns)
         if bad is not None and bad[start:stop].any():
             policy, fill = member.missing_policy(self.spec)
             matrix = np.where(np.isfinite(matrix), matrix, fill if policy == "fill" else 0)
-        return matrix.astype(inp.dtype, copy=False).reshape((stop - start, *_dims(inp)))
+        return np.array(matrix, dtype=inp.dtype).reshape((stop - start, *_dims(inp)))
 
     def text_rows(self, member: Member) -> TextRows:
         """The token windows of every row for a text member (tokenised on first use)."""
