@@ -438,6 +438,16 @@ def _drop_reason(member: MemberState, left: float, free: float, partial_of: str 
     return f"stopped: {reason}" if member.status == "running" else reason
 
 
+def _check_args(now: float, method: str, members: Sequence[MemberState]) -> None:
+    """ValueError on what :func:`plan` and :func:`plan_lanes` refuse alike (programming errors)."""
+    _check_number("now", now, low=-math.inf)
+    if method not in ("auto", "exact", "greedy"):
+        raise ValueError(f"method must be 'auto', 'exact' or 'greedy', got {method!r}")
+    names = [m.name for m in members]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate member names: {sorted(n for n in set(names) if names.count(n) > 1)}")
+
+
 def plan(
     members: Sequence[MemberState], now: float, budget: Budget, *, method: str = "auto", fill: bool = False
 ) -> Plan:
@@ -459,12 +469,7 @@ def plan(
         ValueError: Duplicate member names, more than one running member, a
             non-finite ``now`` or an unknown ``method`` (programming errors).
     """
-    _check_number("now", now, low=-math.inf)
-    if method not in ("auto", "exact", "greedy"):
-        raise ValueError(f"method must be 'auto', 'exact' or 'greedy', got {method!r}")
-    names = [m.name for m in members]
-    if len(set(names)) != len(names):
-        raise ValueError(f"duplicate member names: {sorted(n for n in set(names) if names.count(n) > 1)}")
+    _check_args(now, method, members)
     active = [m for m in members if m.status in _PLANNABLE and m.rows_left > 0]
     running = [m for m in active if m.status == "running"]
     if len(running) > 1:
@@ -667,12 +672,7 @@ def plan_lanes(
     lanes = tuple(lanes)
     if not lanes:
         raise ValueError("plan_lanes needs at least one lane")
-    _check_number("now", now, low=-math.inf)
-    if method not in ("auto", "exact", "greedy"):
-        raise ValueError(f"method must be 'auto', 'exact' or 'greedy', got {method!r}")
-    names = [m.name for m in members]
-    if len(set(names)) != len(names):
-        raise ValueError(f"duplicate member names: {sorted(n for n in set(names) if names.count(n) > 1)}")
+    _check_args(now, method, members)
     by_name = {m.name: m for m in members}
     for lane in lanes:
         if lane.loaded is not None:
