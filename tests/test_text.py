@@ -36,7 +36,7 @@ def text_dir(tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("text") / "text"
     shutil.copytree(REPO / "examples" / "text", dest,
                     ignore=shutil.ignore_patterns("data", "checkpoints", "tokenizer", "__pycache__"))
-    subprocess.run([sys.executable, "prepare.py", "--train", "600", "--test", "160", "--epochs", "2"], cwd=dest,
+    subprocess.run([sys.executable, "prepare.py", "--train", "600", "--test", "160", "--epochs", "4"], cwd=dest,
                    check=True, capture_output=True)
     return dest
 
