@@ -55,11 +55,15 @@ class Accumulator:
     def covered(self) -> np.ndarray:
         return self.weight > 0
 
-    def result(self) -> np.ndarray:
-        """Combined predictions; uncovered rows are NaN (see :attr:`covered`)."""
-        # One array the size of the predictions, no masked copies: an uncovered row is 0 / 0 = NaN.
+    def result(self, *, consume: bool = False) -> np.ndarray:
+        """Combined predictions; uncovered rows are NaN (see :attr:`covered`).
+
+        With ``consume``, computed in place of the running totals (no second array the size of
+        the predictions: a submission write's peak memory); the accumulator is spent after.
+        """
+        # No masked copies: an uncovered row is 0 / 0 = NaN.
         with np.errstate(invalid="ignore"):
-            out = np.divide(self.total, self.weight[:, None])
+            out = np.divide(self.total, self.weight[:, None], out=self.total if consume else None)
         if self.combiner == "geometric_mean":
             np.exp(out, out=out)
         return out

@@ -235,7 +235,7 @@ class SubmissionWriter:
         t0 = time.perf_counter()
         acc = self.combine(skip)
         covered = acc.covered if self.unfed is None else acc.covered & ~self.unfed
-        write_atomic(self.out, self.sample.header, self.formatter.blocks(acc.result(), covered), blocks=True)
+        write_atomic(self.out, self.sample.header, self.formatter.blocks(acc.result(consume=True), covered), blocks=True)
         self.writes += 1
         self.covered = int(covered.sum()) - self.formatter.failed_rows
         dt = time.perf_counter() - t0

@@ -70,3 +70,5 @@ def test_the_ensemble_result_is_nan_exactly_where_no_member_covered():
         out = acc.result()
         assert np.isnan(out[3]).all() and np.isfinite(out[:3]).all()
         assert np.allclose(out[0], [0.2, 0.8]) and np.allclose(out[1], [0.5, 0.5]), combiner
+        spent = acc.result(consume=True)  # in place of the totals: the same values, no second array
+        assert spent is acc.total and np.array_equal(spent, out, equal_nan=True)
