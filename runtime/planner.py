@@ -314,9 +314,10 @@ def _pinned(member: MemberState, left: float) -> bool:
     return loaded is not None and expected_seconds(member, loaded) <= left + _EPS
 
 
-def _options(member: MemberState, left: float) -> list[_Option]:
-    """Full-run options that fit on their own, best first, plus drop where allowed."""
-    if _pinned(member, left):
+def _options(member: MemberState, left: float, pin: bool = True) -> list[_Option]:
+    """Full-run options that fit on their own, best first, plus drop where allowed (``pin``: a
+    running member that can finish keeps its variant, its only option)."""
+    if pin and _pinned(member, left):
         return [_full(member, member.loaded)]  # no thrashing across replans either
     opts = [o for o in map(lambda v: _full(member, v), _ladder(member)) if o.cost <= left + _EPS]
     kept: list[_Option] = []  # Pareto front: each kept option costs more and is worth more
@@ -696,8 +697,14 @@ def plan_lanes(
         return Plan((), (*nowhere, *((m.name, reason) for m in active)), now, left, 0.0)
     quantum = dict(quantum or {})
     opt_lists = [_options(m, len(e) * left) for m, e in zip(active, eligible)]
+    if sum(min(o.cost for o in opts) for opts in opt_lists) > len(lanes) * left + _EPS:
+        # Running members that each could finish cannot all: none is pinned, any may be stopped.
+        opt_lists = [_options(m, len(e) * left, pin=False) for m, e in zip(active, eligible)]
     exact = method == "exact" or (method == "auto" and _split(opt_lists)[1] <= _EXACT_MAX_COMBOS)
     capacity, partial = len(lanes) * left, set()  # partial: members whose last part is time-boxed
+    # Each overrunning layout cuts the capacity searched, never below what the cheapest choice
+    # costs (a pinned running member's rest, else nothing): then the last layout is clipped.
+    floor = sum(min(o.cost for o in opts) for opts in opt_lists)
     for _ in range(8):
         choice = _search_exact(opt_lists, capacity) if exact else _search_greedy(opt_lists, capacity)
         chosen = [opts[j] for opts, j in zip(opt_lists, choice)]
@@ -705,7 +712,10 @@ def plan_lanes(
         over = max(now + sum(p.cost for p in lane) for lane in parts) - limit
         if over <= _EPS:
             break
-        capacity -= max(over, _EPS * max(1.0, capacity))
+        if capacity <= floor + _EPS:
+            partial = _clip(parts, now, limit)
+            break
+        capacity = max(floor, capacity - max(over, _EPS * max(1.0, capacity)))
     else:
         partial = _clip(parts, now, limit)
     ends = [now + sum(p.cost for p in lane) for lane in parts]

@@ -151,7 +151,8 @@ def test_setups_paid_twice_by_a_split_never_push_a_lane_past_the_limit():
                        setup=rng.uniform(0, 20)) for i in range(n)]
         left = rng.uniform(10, 150)
         lanes = tuple(Lane(f"l{k}") for k in range(rng.randint(2, 3)))
-        p = plan_lanes(members, T0, budget(left), lanes, fill=rng.random() < 0.5)
+        p = plan_lanes(members, T0, budget(left), lanes, fill=rng.random() < 0.5,
+                       method=rng.choice(("auto", "exact", "greedy")))
         check_lanes(p, T0, T0 + left, members)
         assert p.value >= plan(members, T0, budget(left)).value - 1e-9  # more lanes never deliver less
 
@@ -169,3 +170,29 @@ def test_lane_plans_reject_a_lane_running_what_is_not_running():
         plan_lanes([one("a", 1, 10)], T0, budget(100), (Lane("gpu0", loaded=("a", "fp32")), Lane("gpu1")))
     with pytest.raises(ValueError, match="at least one lane"):
         plan_lanes([one("a", 1, 10)], T0, budget(100), ())
+
+
+def test_any_state_gets_a_plan_within_the_limit():
+    """Random ensembles, running members and budgets, two and three lanes: always a plan, never past the limit.
+
+    (A run once stopped here: the search's capacity, cut after each layout that overran, fell below
+    what the running members alone cost, and no choice fitted.)"""
+    rng = random.Random(11)
+    for trial in range(400):
+        n_lanes = rng.choice((2, 3))
+        members, lanes = [], []
+        for i in range(rng.randint(1, 5)):
+            rows = rng.randint(1, 400)
+            variants = tuple(Variant(f"v{k}", rng.uniform(0.001, 1.0) / (k + 1), setup_s=rng.uniform(0, 20))
+                             for k in range(rng.randint(1, 3)))
+            running = rng.random() < 0.4 and len(lanes) < n_lanes
+            v = rng.choice(variants).name if running else None
+            members.append(MemberState(f"m{i}", rng.uniform(0.1, 3), variants, rows, rng.randint(0, rows - 1),
+                                       "running" if running else "pending", v))
+            if running:
+                lanes.append(Lane(f"cpu{len(lanes)}", (f"m{i}", v)))
+        lanes += [Lane(f"cpu{k}") for k in range(len(lanes), n_lanes)]
+        left = rng.choice((0.5, 3.0, 30.0, 300.0))
+        p = plan_lanes(members, T0, budget(left), lanes, fill=rng.random() < 0.5,
+                       method=rng.choice(("auto", "exact", "greedy")))
+        check_lanes(p, T0, T0 + left, members)
