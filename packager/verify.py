@@ -73,22 +73,22 @@ def _torch_outputs(model, spec: ModelSpec, feed: dict[str, np.ndarray]) -> list[
     return [o.detach().cpu().numpy() for o in out]
 
 
+def _nan_far(x: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(x), np.inf, x)
+
+
 def compare(output: str, batch: int, expected: np.ndarray, got: np.ndarray, atol: float, rtol: float) -> OutputCheck:
     """One output at one batch size, element-wise."""
     e = expected.astype(np.float64)
     g = got.astype(np.float64)
-    with np.errstate(invalid="ignore"):
-        diff = np.abs(e - g)
     # The same non-finite value on both sides (NaN for NaN, inf for inf of one sign) is faithful;
-    # any other NaN in the difference is as far off as can be.
+    # any other NaN in the difference (inf - inf included) is as far off as can be.
     same = (e == g) | (np.isnan(e) & np.isnan(g))
-    diff = np.where(same, 0.0, np.where(np.isnan(diff), np.inf, diff))
     with np.errstate(invalid="ignore"):
-        excess = np.where(same, -np.inf, diff - (atol + rtol * np.abs(e)))
-    excess = np.where(np.isnan(excess), np.inf, excess)  # inf expected, finite got: inf - inf
-    worst = np.unravel_index(int(np.argmax(excess)), e.shape) if e.size else ()
-    with np.errstate(invalid="ignore"):
+        diff = np.where(same, 0.0, _nan_far(np.abs(e - g)))
+        excess = np.where(same, -np.inf, _nan_far(diff - (atol + rtol * np.abs(e))))
         rel = np.where(same, 0.0, diff / np.maximum(np.abs(np.nan_to_num(e)), 1e-12))
+    worst = np.unravel_index(int(np.argmax(excess)), e.shape) if e.size else ()
     agree = None
     if e.ndim == 2 and e.shape[1] > 1:
         agree = float(np.mean(np.argmax(e, axis=1) == np.argmax(np.nan_to_num(g), axis=1)))

@@ -234,13 +234,12 @@ class TestData:
             self._spans[key] = [(start, last, matrix), *self._spans.get(key, [])][:_SPANS_KEPT]
             return matrix[:stop - start]
 
-    def table_input(self, member: Member, inp: InputSpec, start: int, stop: int, frame=None,
+    def table_input(self, member: Member, inp: InputSpec, start: int, stop: int,
                     matrix: np.ndarray | None = None) -> np.ndarray:
-        """One table input of ``member`` for rows ``[start, stop)`` (from ``frame`` or ``matrix``, those
-        rows, if given), as a new array of the input's dtype."""
+        """One table input of ``member`` for rows ``[start, stop)`` (from ``matrix``, those rows of the
+        input's columns, if given), as a new array of the input's dtype."""
         if matrix is None:
-            matrix = (frame.loc[:, list(inp.columns)].to_numpy() if frame is not None
-                      else self.table_matrix(start, stop, inp.columns))
+            matrix = self.table_matrix(start, stop, inp.columns)
         bad = self._bad_rows(inp.columns)
         if bad is not None and bad[start:stop].any():
             policy, fill = member.missing_policy(self.spec)
