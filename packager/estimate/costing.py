@@ -90,8 +90,9 @@ from packager.estimate.roofline import Estimate, lowest_confidence, translate
 from runtime.budget import default_margin
 from runtime.checkpoint import chunk_grid
 from runtime.errors import SpecError
+from runtime.lanes import choose_lanes, usable_cores
 from runtime.manifest import Manifest, Member, Variant
-from runtime.text import CHUNK_BATCHES
+from runtime.text import CHUNK_BATCHES, chunk_unit
 
 #: The stages of a notebook run, in order.
 STAGES = ("install", "python", "imports", "verify", "startup", "load", "read", "features", "inference", "ensembling",
@@ -127,12 +128,13 @@ class EstimateOptions:
             1 s + 1 % of the limit, never more than 25 % of it), so the verdict
             is judged as the run starts.
         batch_size: Override every member's batch size (as ``ninefit run --batch-size``).
-        lanes: Lanes the run uses at once (``ninefit run --lanes``); None: one
-            per GPU of a GPU target (as the runtime does by default), one on a
-            CPU target (the runtime's CPU lanes are not priced: a CPU target is
-            priced as one session, which more lanes only beat). Each member is
-            priced on one device; :func:`runtime.planner.plan_lanes` lays the
-            members out over the lanes (side by side, rows split), as the run does.
+        lanes: Lanes the run uses at once (``ninefit run --lanes``); None: what
+            the run's rule gives (see :meth:`Costing.lanes`): one per GPU of a
+            GPU target; on this machine (``local``, profiled here) the CPU lanes
+            of :func:`runtime.lanes.choose_lanes`; one on another CPU target.
+            Each member is priced on one lane; :func:`runtime.planner.plan_lanes`
+            lays the members out over the lanes (side by side, rows split), as
+            the run does.
         tensorrt: Engines are built by TensorRT on the target (adds build time).
     """
 
@@ -334,8 +336,48 @@ class Costing:
             # translate() takes "local" for the measured machine: name this one apart.
             self.target = replace(self.target, key="local-unprofiled")
         self._costs: dict[tuple[str, int], GraphCost] = {}
+        self._lanes: dict[int, tuple[int, float]] = {}
 
     # -- helpers ---------------------------------------------------------------------
+    def lanes(self, rows: int) -> tuple[int, float]:
+        """Lanes the run uses on the target for ``rows`` rows, and what they deliver together in one lane's time.
+
+        A GPU target: ``--lanes``, else one per GPU, each a device of its own
+        (N lanes deliver N). A CPU target shares its cores, so its lanes are
+        priced from the profile's measured *lane speedup*
+        (:func:`packager.estimate.overheads.lane_speedup`: the members' part
+        of a run on the rule's N lanes against one, measured here at
+        packaging). On this machine the count is the run's own rule
+        (:func:`runtime.lanes.choose_lanes` over the cores, the largest model
+        and the chunks of ``rows``); elsewhere ``--lanes``, else one. A count
+        other than the measured one is interpolated (1 lane: 1x; beyond the
+        measured count: no further gain). A profile without the measurement
+        prices one lane unless ``--lanes`` says otherwise, then N.
+        """
+        if rows not in self._lanes:
+            self._lanes[rows] = self._count_lanes(rows)
+        return self._lanes[rows]
+
+    def _count_lanes(self, rows: int) -> tuple[int, float]:
+        if self.target.kind == "gpu":
+            n = self.options.lanes or self.target.devices
+            return n, float(n)
+        rec = ((self.profile.get("checkpoint") or {}).get("run") or {}).get("lanes") or {}
+        measured, speedup = int(rec.get("lanes") or 1), float(rec.get("speedup") or 1.0)
+        n = self.options.lanes
+        if n is None:
+            if not (self.machine and self.machine.same) or measured <= 1:
+                return 1, 1.0
+            sizes = [0] + [(self.root / v.file).stat().st_size for m in self.manifest.members for v in m.variants
+                           if (self.root / v.file).is_file()]
+            chunks = max(len(chunk_grid(rows, chunk_unit(m))) for m in self.manifest.members)
+            n = len(choose_lanes(gpus=0, cores=usable_cores(), model_bytes=max(sizes), max_chunks=chunks)[0])
+        if n <= 1:
+            return 1, 1.0
+        if measured <= 1:
+            return n, float(n)
+        return n, (1 + (speedup - 1) * (n - 1) / (measured - 1) if n < measured else speedup)
+
     def cost(self, variant: Variant, batch: int) -> GraphCost:
         """FLOP / byte count of a variant's graph at ``batch`` (cached)."""
         key = (variant.file, batch)
@@ -475,12 +517,24 @@ class Costing:
         return self._host(per_row * rows * adds + chunks * (save + adds * load + bookkeeping))
 
     def member_items(self, member: Member, variant: Variant, batch: int, rows: int) -> tuple[Item, Item, Item]:
-        """(load, inference, ensembling) items of one member."""
+        """(load, inference, ensembling) items of one member, each on one lane of the run.
+
+        CPU lanes share the cores: where N lanes deliver ``speedup`` times one
+        lane (:meth:`lanes`), each lane's inference and ensembling take N /
+        ``speedup`` times as long as on one lane alone.
+        """
         load, load_basis = self.load(member, variant, batch)
         inf, inf_basis = self.inference(member, variant, batch, rows)
+        ens = self.ensembling(member, batch, rows)
+        lanes, speedup = self.lanes(rows)
+        if self.target.kind != "gpu" and lanes > 1:
+            note = (f"x{lanes / speedup:.2f} per lane: {lanes} CPU lanes measured {speedup:.2f}x one lane "
+                    "(the profile's check runs)",)
+            inf = replace(inf.scaled(lanes / speedup), notes=(*inf.notes, *note))
+            ens = replace(ens.scaled(lanes / speedup), notes=(*ens.notes, *note))
         return (Item("load", load, load_basis, member.name, variant.name, batch),
                 Item("inference", inf, inf_basis, member.name, variant.name, batch),
-                Item("ensembling", self.ensembling(member, batch, rows), self._measured if self.measured else "rate constant",
+                Item("ensembling", ens, self._measured if self.measured else "rate constant",
                      member.name, variant.name, batch))
 
     # -- bundle-wide -----------------------------------------------------------------

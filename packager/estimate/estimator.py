@@ -13,7 +13,9 @@ Verdict, with ``available = limit - margin``:
 * **does not fit**: the expected total ``> available``, or a blocking check.
 
 Lanes: a multi-GPU target runs one lane per GPU (``ninefit run``'s default;
-``EstimateOptions.lanes`` to change it). Each member is priced on one device;
+``EstimateOptions.lanes`` to change it); this machine, the CPU lanes the run's
+rule gives it, priced from their speedup measured at packaging
+(:meth:`~packager.estimate.costing.Costing.lanes`). Each member is priced on one lane;
 its load, inference and ensembling are laid out over the lanes by the run's own
 lane planner (:func:`runtime.planner.plan_lanes`: members side by side, a
 member's rows split across lanes), and the total counts the lanes' span, not
@@ -279,9 +281,8 @@ def estimate_bundle(
 
 
 def lane_count(costing: Costing) -> int:
-    """Lanes the run will use on the target: ``--lanes``, else one per GPU (one on a CPU target)."""
-    target = costing.target
-    return costing.options.lanes or (target.devices if target.kind == "gpu" else 1)
+    """Lanes the run will use on the target for the estimate's rows (:meth:`Costing.lanes`)."""
+    return costing.lanes(costing.options.rows)[0]
 
 
 def _describe_profile(profile: Mapping[str, Any]) -> str:

@@ -13,6 +13,10 @@
   report shows beyond the measured parts is its own work, split into fixed
   and per chunk; and how much slower ``predict_rows`` runs inside it than
   alone (its other threads compete for the cores), kept within [1, 1.5].
+  Where the run's own rule gives this machine more than one CPU lane, the
+  larger size runs once more on those lanes: the members' part of the run
+  on N lanes against one is the *lane speedup* the estimate prices the run
+  with (:func:`lane_speedup`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from runtime.checkpoint import MAX_CHUNKS, chunk_grid
 from runtime.data import TestData
 from runtime.ensemble import Accumulator
 from runtime.manifest import MANIFEST_NAME, Manifest
+from runtime.lanes import usable_cores
 from runtime.run import RunOptions, member_width
 from runtime.formats import Formatter, match
 from runtime.submission import format_rows, write_atomic
@@ -52,6 +57,7 @@ _CHECK_SECONDS = 1.0  # inference time the end-to-end check run is sized for
 _CHECK_CHUNKS = 256  # chunks of the largest batch the larger check run aims for (64 overestimated 100k-row runs by 23%)
 _FACTOR_MIN_S = 0.2  # least inference in the check run to derive the in-runtime factor from
 _FACTOR_MAX = 1.5
+_SPEEDUP_MIN = 0.5  # lanes that slow a run down are priced so, up to 2x slower
 
 
 _FIRST_SESSION = """
@@ -270,8 +276,43 @@ def check_run(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, Any
     # What a chunk costs beyond saving and loading it (measured apart, at a full
     # folder): memory checks, re-planning, progress.
     beyond = max(per_chunk - chunk["save_few_s"] - chunk["load_s"], 0.0)
-    return {"points": points, "fixed_s": fixed, "overhead_s_per_chunk": per_chunk, "bookkeeping_s_per_chunk": beyond,
-            "inference_factor": in_runtime}
+    out = {"points": points, "fixed_s": fixed, "overhead_s_per_chunk": per_chunk, "bookkeeping_s_per_chunk": beyond,
+           "inference_factor": in_runtime}
+    if run_options.lanes == 1 and usable_cores() > 1:
+        out["lanes"] = lane_speedup(bundle, data_dir, work, big, b, per_chunk, data_info, write, run_options, verify_s)
+    return out
+
+
+def lane_speedup(bundle: Bundle, data_dir: Path, work: Path, rows: int, one: dict[str, Any], per_chunk: float,
+                 data_info: dict[str, Any], write: dict[str, Any], run_options: RunOptions,
+                 verify_s: float = 0.0) -> dict[str, Any]:
+    """The members' part of a run on the lanes the run's rule gives here, against one lane.
+
+    ``one`` is the one-lane check run at ``rows``; the same rows run again on
+    the default lanes (``runtime.lanes.choose_lanes``), then both once more,
+    each size keeping its faster run (other work only slows a run down). The
+    members' part of the one-lane run is its load and inference plus its
+    per-chunk work (``per_chunk`` x chunks); everything else (start, reading,
+    writes, verification) is the same work on any number of lanes, so the
+    members' part on N lanes is the one-lane part less the difference of the
+    two runs. ``speedup`` = one-lane part / N-lane part, within
+    [``_SPEEDUP_MIN``, N]. ``lanes`` is 1 (and the speedup 1) where the rule
+    gives one lane for these rows.
+    """
+    many = replace(run_options, lanes=None)
+    runs_n = [_one_check(bundle, data_dir, work / f"check-lanes-{k}", rows, data_info, write, many, verify_s)
+              for k in range(2)]
+    again = _one_check(bundle, data_dir, work / "check-one-again", rows, data_info, write, run_options, verify_s)
+    best_n = min(runs_n, key=lambda p: p["seconds"])
+    lanes = int(best_n.get("lanes") or 1)
+    one_s = min(one["seconds"], again["seconds"])
+    part_1 = one["inside_s"] + per_chunk * one["chunks"]
+    if lanes <= 1 or part_1 <= 0:
+        return {"lanes": 1, "speedup": 1.0, "rows": rows}
+    part_n = max(part_1 - (one_s - best_n["seconds"]), part_1 / lanes)
+    speedup = min(max(part_1 / part_n, _SPEEDUP_MIN), float(lanes))
+    return {"lanes": lanes, "threads": best_n.get("threads"), "rows": rows, "one_lane_s": one_s,
+            "lanes_s": best_n["seconds"], "members_one_lane_s": part_1, "speedup": speedup}
 
 
 def _stream_s(record: dict[str, Any], batch: int, rows: int) -> float:
@@ -307,9 +348,11 @@ def _one_check(bundle: Bundle, data_dir: Path, work: Path, rows: int, data_info:
     chunks = sum(len(chunk_grid(rows, chunk_unit(m))) for m in manifest.members)
     hooks = float((data.get("features") or {}).get("seconds") or 0.0)  # the features stage, priced apart
     residual = max(seconds - inside - read - writes * one_write - verify_s - hooks, 0.0)
+    lanes = data.get("lanes") or []
     return {"rows": rows, "seconds": seconds, "inside_s": inside, "inference_s": infer, "writes": writes,
-            "chunks": chunks, "residual_s": residual}
+            "chunks": chunks, "residual_s": residual, "lanes": max(len(lanes), 1),
+            "threads": lanes[0].get("threads") if lanes else None}
 
 
-__all__ = ["check_run", "hash_rate", "measure_checkpoint", "measure_ensemble", "measure_startup",
+__all__ = ["check_run", "hash_rate", "lane_speedup", "measure_checkpoint", "measure_ensemble", "measure_startup",
            "measure_write"]

@@ -162,6 +162,46 @@ def test_two_gpus_are_two_lanes_as_the_run_uses_them(profiled):
         EstimateOptions(target="t4x2", rows=10, lanes=0)
 
 
+def test_cpu_lanes_are_priced_from_their_measured_speedup(profiled, tmp_path, monkeypatch):
+    import packager.estimate.costing as costing
+
+    measured = json.loads((profiled / MANIFEST_NAME).read_text())["profile"]["checkpoint"]["run"]
+    if costing.usable_cores() > 1:  # the profile ran the check once more on the run's lanes, and kept the ratio
+        assert measured["lanes"]["lanes"] >= 1 and measured["lanes"]["speedup"] > 0
+    monkeypatch.setattr(costing, "usable_cores", lambda: 2)  # the run's rule here: two lanes of one core
+    rows = 25_000
+
+    def with_speedup(name, record):
+        bundle = _copy(profiled, tmp_path / name)
+        _edit_manifest(bundle, lambda d: d["profile"]["checkpoint"]["run"].update(lanes=record))
+        return bundle
+
+    def members_span(est):
+        return est.expected_s - sum(i.estimate.seconds for i in est.items if not i.member)
+
+    one = estimate_bundle(with_speedup("none", {"lanes": 1, "speedup": 1.0}), EstimateOptions(target="local", rows=rows))
+    fast = estimate_bundle(with_speedup("fast", {"lanes": 2, "speedup": 1.5}), EstimateOptions(target="local", rows=rows))
+    slow = estimate_bundle(with_speedup("slow", {"lanes": 2, "speedup": 0.8}), EstimateOptions(target="local", rows=rows))
+    assert one.lanes == 1 and fast.lanes == 2 and slow.lanes == 2
+    inference = lambda est: {i.member: i.estimate.seconds for i in est.items if i.stage == "inference"}  # noqa: E731
+    for member, seconds in inference(fast).items():  # each lane's work: 2 lanes / 1.5x = 1.33x one lane's
+        assert seconds == pytest.approx(inference(one)[member] * 2 / 1.5)
+    assert any("2 CPU lanes measured 1.50x one lane" in n for i in fast.items if i.stage == "inference"
+               for n in i.estimate.notes)
+    # Laid out over the lanes, the members' part takes about one lane's over the measured speedup.
+    assert members_span(fast) == pytest.approx(members_span(one) / 1.5, rel=0.15)
+    assert fast.expected_s < one.expected_s < slow.expected_s  # lanes that slow the run down are priced so
+    # --lanes 1, a Kaggle CPU target and a run too small for two lanes are one lane.
+    bundle = with_speedup("lanes1", {"lanes": 2, "speedup": 1.5})
+    assert estimate_bundle(bundle, EstimateOptions(target="local", rows=rows, lanes=1)).lanes == 1
+    assert estimate_bundle(bundle, EstimateOptions(target="cpu", rows=rows)).lanes == 1
+    assert estimate_bundle(bundle, EstimateOptions(target="local", rows=100)).lanes == 1  # one chunk to share
+    # Another count than the measured one: interpolated from 1 lane (1x) to the measured count.
+    four = with_speedup("four", {"lanes": 4, "speedup": 2.5})
+    assert Costing(four, Manifest.load(four), EstimateOptions(target="local", rows=rows, lanes=2)).lanes(rows) == (2, 1.5)
+    assert Costing(four, Manifest.load(four), EstimateOptions(target="local", rows=rows, lanes=8)).lanes(rows) == (8, 2.5)
+
+
 @pytest.mark.timeout(180)
 def test_spec_sheet_estimate_without_profile(digits_bundle):
     est = estimate_bundle(digits_bundle, EstimateOptions(target="t4x2", rows=25_000))
