@@ -12,6 +12,8 @@ each time, so nothing is resumed):
   (``examples/models/conv.toml`` plus a second member reading the same images:
   the one-reader case) on ``--conv-rows`` images (default 12,000).
 
+Both bundles carry the profile ``ninefit package`` measures by default (the
+run sizes its chunks from it: :func:`runtime.checkpoint.member_grid`).
 Per ensemble and configuration it prints, for the fastest of ``--repeats``
 interleaved runs (other work on the machine only ever slows a run down):
 
@@ -107,6 +109,17 @@ def conv_ensemble(work: Path, rows: int) -> tuple[Path, Path]:
         subprocess.run([sys.executable, "prepare.py", "--rows", str(rows), "--out", str(data)], cwd=src, check=True,
                        capture_output=True)
     return bundle, data / "conv"
+
+
+def profiled(bundle: Path, data: Path) -> Path:
+    """``bundle`` with the profile ``ninefit package`` measures by default (the run's chunk grid follows it)."""
+    from runtime.manifest import Manifest
+
+    if not (Manifest.load(bundle).profile or {}).get("members"):
+        from packager.estimate.profile import ProfileOptions, profile_bundle, store_profile
+
+        store_profile(bundle, profile_bundle(bundle, data, ProfileOptions(seconds_per_member=1.0)))
+    return bundle
 
 
 def span(report: dict) -> float:
@@ -219,6 +232,7 @@ def main() -> int:
         three = work / "bundle3" if (work / "bundle3" / "manifest.json").exists() else build_three(src, work)
         _, digits_data = digits_bundle(work, repeat=repeat)
         conv, conv_data = conv_ensemble(work, conv_rows)
+        three, conv = profiled(three, digits_data), profiled(conv, conv_data)
         results = [bench("digits3", three, digits_data, work, repeats, a.batch_size or None),
                    bench("conv2", conv, conv_data, work, repeats, None)]
     finally:

@@ -47,7 +47,7 @@ from runtime import backends
 from runtime.backends.base import BackendOptions, Runner
 from runtime.backends.report import record_backends
 from runtime.bundle import Bundle, open_bundle
-from runtime.checkpoint import ChunkStore, chunk_grid, data_fingerprint, run_key
+from runtime.checkpoint import ChunkStore, data_fingerprint, member_grid, run_key
 from runtime.data import TestData, open_test_data
 from runtime.ensemble import Accumulator
 from runtime.errors import BackendError, DataError, NinefitError
@@ -64,7 +64,7 @@ from runtime.report import MemberReport, RunReport, kaggle_failure
 from runtime.tables import table_engine
 from runtime.formats import Formatter, Layout, match, width
 from runtime.submission import SampleSubmission, read_sample, write_atomic
-from runtime.text import chunk_unit, length_stats, row_costs
+from runtime.text import length_stats, row_costs
 
 
 @dataclass(frozen=True)
@@ -315,7 +315,7 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     if options.fresh:
         log(f"--fresh: discarded {discard_checkpoints(work)} checkpointed chunk(s) in {work / 'checkpoints'}")
     store = ChunkStore(work, run_key(m, data_fingerprint(data_dir if data_dir.is_file() else data_dir / m.data.test), backend))
-    grids = {mem.name: chunk_grid(test.n_rows, chunk_unit(mem)) for mem in m.members}
+    grids = {mem.name: member_grid(test.n_rows, mem, m.profile) for mem in m.members}
     report = RunReport(bundle=str(bundle.root), rows=test.n_rows, submission=str(out),
                        time_limit_s=options.time_limit_s, margin_s=budget.margin_s, started_at_s=clock(),
                        work_dir=str(store.root), report_path=str(report_path),

@@ -42,7 +42,7 @@ stage:
   factor by which the profile's end-to-end check run found ``predict_rows``
   slower inside the runtime than alone.
 * ``ensembling`` per member: the runtime checkpoints each chunk of
-  predictions (``runtime.checkpoint.chunk_grid``: whole batches, at most ``MAX_CHUNKS``) and
+  predictions (``runtime.checkpoint.member_grid``: whole batches, sized by the profiled cost) and
   reloads and adds every finished member's chunks at each submission write;
   chunk save / load (in a full folder) and the per-row add are measured,
   host-scaled; the runtime's per-chunk bookkeeping beyond that is the
@@ -88,11 +88,10 @@ from packager.estimate.hardware import (
 )
 from packager.estimate.roofline import Estimate, lowest_confidence, translate
 from runtime.budget import default_margin
-from runtime.checkpoint import chunk_grid
+from runtime.checkpoint import member_grid
 from runtime.errors import SpecError
 from runtime.lanes import choose_lanes, usable_cores
 from runtime.manifest import Manifest, Member, Variant
-from runtime.text import CHUNK_BATCHES, chunk_unit
 
 #: The stages of a notebook run, in order.
 STAGES = ("install", "python", "imports", "verify", "startup", "load", "read", "features", "inference", "ensembling",
@@ -370,7 +369,7 @@ class Costing:
                 return 1, 1.0
             sizes = [0] + [(self.root / v.file).stat().st_size for m in self.manifest.members for v in m.variants
                            if (self.root / v.file).is_file()]
-            chunks = max(len(chunk_grid(rows, chunk_unit(m))) for m in self.manifest.members)
+            chunks = max(len(member_grid(rows, m, self.profile)) for m in self.manifest.members)
             n = len(choose_lanes(gpus=0, cores=usable_cores(), model_bytes=max(sizes), max_chunks=chunks)[0])
         if n <= 1:
             return 1, 1.0
@@ -506,7 +505,7 @@ class Costing:
         position = [m.name for m in self.manifest.members].index(member.name)
         adds = len(self.manifest.members) - position + 1  # the writes after this member finishes
         chunk = self.profile.get("checkpoint") or {}
-        grid = chunk_grid(rows, batch * (CHUNK_BATCHES if member.text is not None else 1))  # the runtime's own chunks
+        grid = member_grid(rows, member, self.profile)  # the runtime's own chunks
         chunks = len(grid)
         scale = (grid[0][1] - grid[0][0]) / max(float(chunk.get("rows") or batch), 1.0)
         save = float(chunk.get("save_s", 0.0)) * max(scale, 1.0)

@@ -37,7 +37,7 @@ import numpy as np
 
 from packager.estimate.sampling import fit_line, tile_data
 from runtime.bundle import Bundle, checksum_tree
-from runtime.checkpoint import MAX_CHUNKS, chunk_grid
+from runtime.checkpoint import MAX_CHUNKS, member_grid
 from runtime.data import TestData
 from runtime.ensemble import Accumulator
 from runtime.manifest import MANIFEST_NAME, Manifest
@@ -45,7 +45,6 @@ from runtime.lanes import usable_cores
 from runtime.run import RunOptions, member_width
 from runtime.formats import Formatter, match
 from runtime.submission import format_rows, write_atomic
-from runtime.text import chunk_unit
 
 # What `python -m runtime run` imports, plus what pandas imports lazily on first use
 # (string dtypes load pyarrow: 0.2 s).
@@ -345,7 +344,7 @@ def _one_check(bundle: Bundle, data_dir: Path, work: Path, rows: int, data_info:
     writes = int(data.get("submission_writes") or len(manifest.members) + 2)
     one_write = write["fixed_s"] + write["s_per_row"] * rows
     read = data_info["read_fixed_s"] + data_info["read_s_per_row"] * rows
-    chunks = sum(len(chunk_grid(rows, chunk_unit(m))) for m in manifest.members)
+    chunks = sum(len(member_grid(rows, m, manifest.profile)) for m in manifest.members)
     hooks = float((data.get("features") or {}).get("seconds") or 0.0)  # the features stage, priced apart
     residual = max(seconds - inside - read - writes * one_write - verify_s - hooks, 0.0)
     lanes = data.get("lanes") or []

@@ -32,11 +32,10 @@ from packager.estimate.costing import (
     EstimateOptions,
 )
 from packager.estimate.flops import GraphCost
-from runtime.checkpoint import chunk_grid
+from runtime.checkpoint import member_grid
 from runtime.manifest import Member, Variant
 from runtime.pipeline import DEFAULT_DEPTH, chunks_ahead, feed_bytes_per_row
 from runtime.tables import CSV_BLOCK_ROWS
-from runtime.text import chunk_unit
 from runtime.progress import format_gib
 from runtime.run import member_width
 
@@ -66,7 +65,7 @@ def table_memory(manifest, rows: int, row_bytes: float, ids_bytes: float = 0.0) 
     for m in manifest.members:
         if m.text is not None or not rows:
             continue
-        a, b = chunk_grid(rows, chunk_unit(m))[0]
+        a, b = member_grid(rows, m, manifest.profile)[0]
         for v in m.variants:
             chunk = (b - a) * feed_bytes_per_row(m, v)
             # the chunks ahead, the one being inferred (its feeds and the batch sliced from them), its table rows

@@ -24,10 +24,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from runtime.checkpoint import chunk_grid
+from runtime.checkpoint import member_grid
 from runtime.data import TestData
 from runtime.manifest import Member, Variant
-from runtime.text import Chunk, chunk_unit, expected_padding, length_stats, row_cost
+from runtime.text import Chunk, expected_padding, length_stats, row_cost
 
 #: Quantiles of the public window lengths the cost is measured at.
 QUANTILES = (0.1, 0.5, 0.9, 1.0)
@@ -104,7 +104,7 @@ def profile_text_variant(runner, member: Member, variant: Variant, test: TestDat
     if intercept < 0:  # attention's quadratic term bends the line: keep it through the origin
         slope, intercept = float((x @ y) / (x @ x)), 0.0
     rows = test.text_rows(member)
-    grid = chunk_grid(rows.n_rows, chunk_unit(member))
+    grid = member_grid(rows.n_rows, member)
     text = {"s_per_token": float(slope), "s_per_window": float(intercept), "s_per_batch": 0.0, "points": points,
             "lengths": length_stats(rows), "assumption": ASSUMPTION}
     batches, padded = expected_padding(rows, grid, batch, member.text.max_tokens)
