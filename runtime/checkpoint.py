@@ -40,9 +40,10 @@ MAX_CHUNKS = 512
 #: A chunk of a profiled member is sized to take about this long where the bundle was profiled ...
 CHUNK_TARGET_S = 0.05
 #: ... while the member keeps at least this many chunks (lanes share them; the deadline is kept a chunk at a
-#: time) and a chunk's prepared inputs stay within CHUNK_FEED_BYTES.
+#: time) and a chunk's prepared inputs stay within CHUNK_FEED_BYTES (measured on 1M Parquet rows of the digits
+#: bundle: 8 MiB, 25k-row chunks, peak RSS 821 MiB; 1 MiB, 4k-row chunks, 633 MiB, 2% slower).
 MIN_CHUNKS = 32
-CHUNK_FEED_BYTES = 8 << 20
+CHUNK_FEED_BYTES = 1 << 20
 _CHUNK_FILE = re.compile(r"^(\d+)-(\d+)\.npy$")
 
 
