@@ -25,6 +25,18 @@ def example_bundle(work: Path, example: str, spec: str, bundle: str) -> tuple[Pa
     return out, src
 
 
+def profiled(bundle: Path, data: Path) -> Path:
+    """``bundle`` with the profile ``ninefit package`` measures by default (measured once, on ``data``):
+    the run sizes its chunks from it (:func:`runtime.checkpoint.member_grid`)."""
+    from runtime.manifest import Manifest
+
+    if not (Manifest.load(bundle).profile or {}).get("members"):
+        from packager.estimate.profile import ProfileOptions, profile_bundle, store_profile
+
+        store_profile(bundle, profile_bundle(bundle, data, ProfileOptions(seconds_per_member=1.0)))
+    return bundle
+
+
 def digits_bundle(work: Path, *, repeat: int = 1) -> tuple[Path, Path]:
     """Package the digits example under ``work``; return (bundle, data folder).
 

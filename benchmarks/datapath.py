@@ -15,7 +15,8 @@ Goal: end to end / the slower of the two alone <= 1.15, and images decoded
 == images (not images x members). It also prints the decode rate with one
 thread and with two (threads were chosen over processes: PIL releases the GIL).
 
-Table case: the digits bundle on a Parquet test table (64 float columns,
+Table case: the digits bundle (profiled, as `ninefit package` leaves it: its
+chunks follow the profile) on a Parquet test table (64 float columns,
 row groups of 65,536 rows) of 1,000,000 and of 100,000 rows, each run as
 ``python -m runtime`` in a subprocess whose peak RSS is sampled with psutil.
 Goal: the growth beyond what the ids and predictions need is <= 10% of the
@@ -43,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from _digits import REPO, example_bundle  # noqa: E402
+from _digits import REPO, example_bundle, profiled  # noqa: E402
 
 SPEC = """
 name = "digit-images"
@@ -249,7 +250,8 @@ def parquet_data(cache: Path, rows: int) -> Path:
 
 
 def parquet_bundle(cache: Path) -> Path:
-    """The digits bundle, its data spec pointing at ``test.parquet``."""
+    """The digits bundle, its data spec pointing at ``test.parquet``, profiled on the 100,000-row table
+    as ``ninefit package`` profiles a bundle by default."""
     import json
 
     bundle, _ = example_bundle(cache, "digits", "ninefit.toml", "digits-bundle")
@@ -264,7 +266,7 @@ def parquet_bundle(cache: Path) -> Path:
         m["data"]["test"] = "test.parquet"
         (out / "manifest.json").write_text(json.dumps(m, indent=2))
         Manifest.load(out)  # still valid
-    return out
+    return profiled(out, parquet_data(cache, 100_000))
 
 
 def peak_rss(cmd: list[str]) -> tuple[int, float]:

@@ -64,7 +64,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from _digits import digits_bundle, example_bundle  # noqa: E402
+from _digits import digits_bundle, example_bundle, profiled  # noqa: E402
 from tests.runtime.deadline_fixtures import build_three  # noqa: E402
 
 CONFIGS = (("1 lane x 1 thread", 1, 1), ("2 lanes x 1 thread", 2, 1), ("1 lane x 2 threads", 1, 2))
@@ -109,17 +109,6 @@ def conv_ensemble(work: Path, rows: int) -> tuple[Path, Path]:
         subprocess.run([sys.executable, "prepare.py", "--rows", str(rows), "--out", str(data)], cwd=src, check=True,
                        capture_output=True)
     return bundle, data / "conv"
-
-
-def profiled(bundle: Path, data: Path) -> Path:
-    """``bundle`` with the profile ``ninefit package`` measures by default (the run's chunk grid follows it)."""
-    from runtime.manifest import Manifest
-
-    if not (Manifest.load(bundle).profile or {}).get("members"):
-        from packager.estimate.profile import ProfileOptions, profile_bundle, store_profile
-
-        store_profile(bundle, profile_bundle(bundle, data, ProfileOptions(seconds_per_member=1.0)))
-    return bundle
 
 
 def span(report: dict) -> float:
