@@ -71,4 +71,24 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO
     return path
 
 
-__all__ = ["atomic_write", "file_mode", "folder_mode", "umask"]
+def scratch_dir(kind: str, base: str | os.PathLike | None = None) -> Path:
+    """A new private folder for a run's scratch files (``ninefit-<kind>-<pid>-*`` under ``base``, default the
+    system temp folder), after removing those of processes that are gone (a run killed with ``kill -9``
+    cannot remove its own: the next run does, so decoded images and spooled tables do not pile up)."""
+    import shutil
+
+    root = Path(base) if base is not None else Path(tempfile.gettempdir())
+    for old in root.glob(f"ninefit-{kind}-*-*"):
+        parts = old.name.split("-")
+        if len(parts) != 4 or not parts[2].isdigit() or int(parts[2]) == os.getpid() or not old.is_dir():
+            continue
+        try:
+            os.kill(int(parts[2]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(old, ignore_errors=True)
+        except OSError:  # alive, or not ours to signal: leave it
+            pass
+    return Path(tempfile.mkdtemp(prefix=f"ninefit-{kind}-{os.getpid()}-", dir=root))
+
+
+__all__ = ["atomic_write", "file_mode", "folder_mode", "scratch_dir", "umask"]

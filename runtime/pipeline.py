@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.errors import DataError, NinefitError
+from runtime.fileio import scratch_dir
 from runtime.manifest import InputSpec, Member, Variant
 
 #: Chunks prepared ahead of the one being inferred, by default (``NINEFIT_PREFETCH``; 0: prepared in line).
@@ -266,7 +267,7 @@ class FeedPipeline:
             self.times.spool = (f"off: the decoded images need {need / 1e9:.2f} GB, {free / 1e9:.2f} GB free in {base}; "
                                 "each member decodes its images again")
             return
-        folder = Path(tempfile.mkdtemp(prefix="ninefit-spool-", dir=base))
+        folder = scratch_dir("spool", base)
         self._spool = _Spool(self.test.n_rows, forms, folder)
         self.times.spool = f"{need / 1e9:.3f} GB in {folder}, {len(forms)} form(s)"
 

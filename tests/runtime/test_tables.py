@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -139,3 +141,67 @@ def test_a_csv_read_at_several_places_in_turn_reads_forward_from_each(tmp_path, 
             np.testing.assert_array_equal(got["a"].to_numpy(), frame["a"].to_numpy()[start:start + 25])
     assert len(opened) == 2  # one reader per place, each read forward
     source.close()
+
+
+def test_the_table_is_parsed_once_then_chunks_come_from_the_spool(table, monkeypatch):
+    path, frame = table
+    spec = DataSpec(format="table", test=path.name, id_column="id", missing="fill", fill_value=-1.0)
+    test = open_test_data(path.parent, spec)
+    member = Member(name="m", weight=1.0, inputs=(InputSpec("x", "float32", ("batch", 3), columns=("a", "b", "c")),),
+                    output="y", variants=(Variant(name="full", file="m.onnx"),))
+    ints = Member(name="k", weight=1.0, inputs=(InputSpec("x", "int64", ("batch", 1), columns=("k",)),),
+                  output="y", variants=(Variant(name="full", file="k.onnx"),))
+    test.check(member)
+    test.check(ints)
+    spools = sorted(Path(test._spool_dir).iterdir())
+    assert len(spools) == 2 and all(p.stat().st_size == 1000 * 8 * n for p, n in zip(spools, (3, 1)))
+
+    def no_reading(*_a, **_k):
+        raise AssertionError("the table was read again")
+
+    monkeypatch.setattr(test.source, "read", no_reading)
+    monkeypatch.setattr(test.source, "blocks", no_reading)
+    x = frame[["a", "b", "c"]].to_numpy()
+    expected = np.where(np.isfinite(x), x, -1.0).astype(np.float32)
+    for a, b in [(0, 64), (500, 1000), (999, 1000), (100, 101), (0, 1000)]:  # any order, any size
+        np.testing.assert_array_equal(test.feed(member, a, b)["x"], expected[a:b])
+        np.testing.assert_array_equal(test.feed(ints, a, b)["x"], frame[["k"]].to_numpy()[a:b])
+    folder = Path(test._spool_dir)
+    test.close()
+    assert not folder.exists()  # the spool goes with the run
+
+
+def test_blocks_of_differing_dtypes_are_read_from_the_table(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # An int column with a gap in its second row group: pandas reads that group as float, the first as int.
+    k = pa.array([1, 2, 3, 4, None, 6], type=pa.int64())
+    pq.write_table(pa.table({"id": [str(i) for i in range(6)], "k": k}), tmp_path / "t.parquet", row_group_size=3)
+    spec = DataSpec(format="table", test="t.parquet", id_column="id", missing="fill", fill_value=0.0)
+    test = open_test_data(tmp_path, spec)
+    member = Member(name="m", weight=1.0, inputs=(InputSpec("x", "float32", ("batch", 1), columns=("k",)),),
+                    output="y", variants=(Variant(name="full", file="m.onnx"),))
+    test.check(member)
+    assert not test._scan(("k",)).spooled and not list(Path(test._spool_dir).iterdir())
+    np.testing.assert_array_equal(test.feed(member, 0, 6)["x"][:, 0], [1, 2, 3, 4, 0, 6])
+    test.close()
+
+
+def test_scratch_folders_of_killed_runs_are_swept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from runtime.fileio import scratch_dir
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / f"ninefit-table-{gone.stdout.strip()}-abc"  # a run killed with kill -9 left it
+    alive = tmp_path / f"ninefit-table-{os.getppid()}-abc"  # another run, still going
+    other = tmp_path / "ninefit-table-notapid-abc"  # not ours
+    spool = tmp_path / f"ninefit-spool-{gone.stdout.strip()}-abc"  # another kind: swept when that kind is made
+    for folder in (dead, alive, other, spool):
+        folder.mkdir()
+    mine = scratch_dir("table", tmp_path)
+    assert mine.is_dir() and mine.name.startswith(f"ninefit-table-{os.getpid()}-")
+    assert not dead.exists() and alive.exists() and other.exists() and spool.exists()
