@@ -72,3 +72,28 @@ def test_the_ensemble_result_is_nan_exactly_where_no_member_covered():
         assert np.allclose(out[0], [0.2, 0.8]) and np.allclose(out[1], [0.5, 0.5]), combiner
         spent = acc.result(consume=True)  # in place of the totals: the same values, no second array
         assert spent is acc.total and np.array_equal(spent, out, equal_nan=True)
+
+
+def test_the_sample_is_read_as_written_and_a_bad_line_is_named(tmp_path):
+    import pandas as pd
+
+    from runtime.errors import DataError
+    from runtime.submission import match_ids, read_sample
+
+    spec = SubmissionSpec(id_column="id", columns=("label", "text"))
+    path = tmp_path / "sample_submission.csv"
+    # A BOM, quoted cells holding the separator and quotes, cells that look like numbers, a blank line.
+    path.write_bytes('\ufeffid,label,text\n007,0.50,"a, b"\n"x""y",1e3,\n\nNA,,"line\nbreak"\n'.encode())
+    sample = read_sample(path, spec)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert sample.ids == frame["id"].tolist() == ["007", 'x"y', "NA"]
+    assert sample.rows == {r[0]: tuple(r[1:]) for r in frame.itertuples(index=False)}
+    assert sample.rows["007"] == ("0.50", "a, b") and sample.rows["NA"] == ("", "line\nbreak")
+    assert list(match_ids(sample, ["007", 'x"y', "NA"])) == [0, 1, 2]  # the test order: no index built
+    assert list(match_ids(sample, ["NA", "007", 'x"y'])) == [1, 2, 0]
+    path.write_text("id,label,text\n1,a,b\n2,a\n")
+    with pytest.raises(DataError, match=r"sample_submission.csv line 3: 2 field\(s\), expected 3"):
+        read_sample(path, spec)
+    path.write_text("id,lable,text\n1,a,b\n")
+    with pytest.raises(DataError, match=r"has columns \['id', 'lable', 'text'\]"):
+        read_sample(path, spec)
