@@ -507,9 +507,16 @@ class Costing:
         chunk = self.profile.get("checkpoint") or {}
         grid = member_grid(rows, member, self.profile)  # the runtime's own chunks
         chunks = len(grid)
-        scale = (grid[0][1] - grid[0][0]) / max(float(chunk.get("rows") or batch), 1.0)
-        save = float(chunk.get("save_s", 0.0)) * max(scale, 1.0)
-        load = float(chunk.get("load_s", 0.0)) * max(scale, 1.0)
+        measured = max(float(chunk.get("rows") or batch), 1.0)
+        more = max((grid[0][1] - grid[0][0]) - measured, 0.0)  # rows of a chunk beyond the measured one
+        if "save_s_per_row" in chunk:  # a file's creation (dearer as its folder fills), then its rows
+            full, few = float(chunk.get("save_s", 0.0)), float(chunk.get("save_few_s", chunk.get("save_s", 0.0)))
+            files = max(float(chunk.get("files") or chunks), 1.0)
+            save = few + (full - few) * min(chunks / files, 1.0) + more * float(chunk["save_s_per_row"])
+            load = float(chunk.get("load_s", 0.0)) + more * float(chunk.get("load_s_per_row", 0.0))
+        else:  # an older profile: the measured chunk's cost in proportion
+            save = float(chunk.get("save_s", 0.0)) * (1 + more / measured)
+            load = float(chunk.get("load_s", 0.0)) * (1 + more / measured)
         # Beyond saving and reloading: the runtime's per-chunk bookkeeping, the
         # residual of the profile's end-to-end check runs.
         bookkeeping = float((chunk.get("run") or {}).get("bookkeeping_s_per_chunk", 0.0))

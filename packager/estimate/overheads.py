@@ -56,6 +56,7 @@ _CHECK_SECONDS = 1.0  # inference time the end-to-end check run is sized for
 _CHECK_CHUNKS = 256  # chunks of the largest batch the larger check run aims for (64 overestimated 100k-row runs by 23%)
 _FACTOR_MIN_S = 0.2  # least inference in the check run to derive the in-runtime factor from
 _FACTOR_MAX = 1.5
+_BIG_CHUNK = 16  # batches in the larger chunk measure_checkpoint times
 _SPEEDUP_MIN = 0.5  # lanes that slow a run down are priced so, up to 2x slower
 
 
@@ -193,26 +194,40 @@ def measure_checkpoint(manifest: Manifest, folder: Path, files: int = MAX_CHUNKS
     one folder) and reloads them for each submission write. Creating a file
     costs more as the folder fills, so a full folder's worth is written:
     ``save_s`` is the mean over all of them, ``save_few_s`` over the first
-    twenty; measured on the largest member batch.
+    twenty; measured on the largest member batch. A profiled bundle's chunks
+    hold many batches (:func:`runtime.checkpoint.member_grid`), and a file's
+    cost is mostly its creation: twenty chunks of :data:`_BIG_CHUNK` times
+    the rows give the cost of each further row (``save_s_per_row``,
+    ``load_s_per_row``).
     """
     width = member_width(manifest)
     rows = max(m.batch_size for m in manifest.members)
-    values = np.random.default_rng(0).random((rows, width))
     folder.mkdir(parents=True, exist_ok=True)
-    saves, loads = [], []
-    for k in range(files):
-        t0 = time.perf_counter()
-        fd, tmp = tempfile.mkstemp(prefix=f".{k}.", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, values, allow_pickle=False)
-        os.replace(tmp, folder / f"{k}.npy")
-        saves.append(time.perf_counter() - t0)
-    for k in range(files):
-        t0 = time.perf_counter()
-        np.load(folder / f"{k}.npy", allow_pickle=False)
-        loads.append(time.perf_counter() - t0)
+
+    def timed(n: int, count: int, prefix: str) -> tuple[list[float], list[float]]:
+        values = np.random.default_rng(0).random((n, width))
+        saves, loads = [], []
+        for k in range(count):
+            t0 = time.perf_counter()
+            fd, tmp = tempfile.mkstemp(prefix=f".{prefix}{k}.", suffix=".tmp", dir=folder)
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, values, allow_pickle=False)
+            os.replace(tmp, folder / f"{prefix}{k}.npy")
+            saves.append(time.perf_counter() - t0)
+        for k in range(count):
+            t0 = time.perf_counter()
+            np.load(folder / f"{prefix}{k}.npy", allow_pickle=False)
+            loads.append(time.perf_counter() - t0)
+        return saves, loads
+
+    saves, loads = timed(rows, files, "")
+    few_saves, few_loads = timed(rows, 20, "s")
+    big_saves, big_loads = timed(rows * _BIG_CHUNK, 20, "b")
+    extra = rows * (_BIG_CHUNK - 1)
     return {"rows": rows, "files": files, "save_s": statistics.mean(saves),
-            "save_few_s": statistics.median(saves[:20]), "load_s": statistics.mean(loads)}
+            "save_few_s": statistics.median(saves[:20]), "load_s": statistics.mean(loads),
+            "save_s_per_row": max(statistics.median(big_saves) - statistics.median(few_saves), 0.0) / extra,
+            "load_s_per_row": max(statistics.median(big_loads) - statistics.median(few_loads), 0.0) / extra}
 
 
 def measure_ensemble(manifest: Manifest, rows: int) -> dict[str, Any]:
