@@ -338,7 +338,14 @@ class TestData:
         spec = member.text
         if spec not in self._text:
             path = (self.assets or Path(".")) / spec.tokenizer
-            self._text[spec] = tokenize(spec, load_tokenizer(path, spec), self.frame, self.ids)
+            tokenizer = load_tokenizer(path, spec)
+            if self._frame is not None:
+                self._text[spec] = tokenize(spec, tokenizer, self._frame, self.ids)
+            else:  # a block at a time: the text is never held whole, only its tokens
+                have = list(self.source.columns)
+                blocks = self.source.blocks([c for c in spec.columns if c in have]) \
+                    if all(c in have for c in spec.columns) else []
+                self._text[spec] = tokenize(spec, tokenizer, blocks, self.ids, columns=have)
         return self._text[spec]
 
     def _bad_rows(self, columns: tuple[str, ...]) -> np.ndarray | None:

@@ -1,7 +1,8 @@
 """Text members: the bundle's tokenizer, token windows, length-sorted batches, window reduction.
 
 A text member (``Member.text``, docs/spec.md) reads one text column, or two
-for a cross-encoder pair, and tokenises every test row up front with the
+for a cross-encoder pair, and tokenises every test row up front (the table
+read a block at a time; only the tokens are kept, as int32) with the
 Hugging Face ``tokenizers`` file carried in the bundle (``tokenizers`` is
 imported lazily, here only). A row longer than ``max_length`` tokens becomes
 several overlapping windows (``stride`` tokens shared by consecutive ones,
@@ -74,15 +75,17 @@ def load_tokenizer(path: Path, spec: TextSpec):
     return tok
 
 
-def text_values(frame, column: str, ids: Sequence[str]) -> list[str]:
-    """The strings of one text column; DataError naming the first row whose value is not a string."""
+def text_values(frame, column: str, ids: Sequence[str], first: int = 0) -> list[str]:
+    """The strings of one text column (of a block starting at row ``first``); DataError naming the first
+    row whose value is not a string."""
     values = frame[column].tolist()
     for i, v in enumerate(values):
         if not isinstance(v, str):
             what = "a missing value" if v is None or (isinstance(v, float) and math.isnan(v)) else \
                 f"a non-string value of type {type(v).__name__} ({v!r:.40})"
-            raise DataError(f"text column {column!r} holds {what} in row {i} (id {ids[i]!r}); every value must be "
-                            "a string (an empty string is allowed: it is tokenised to the special tokens alone)")
+            raise DataError(f"text column {column!r} holds {what} in row {first + i} (id {ids[first + i]!r}); every "
+                            "value must be a string (an empty string is allowed: it is tokenised to the special "
+                            "tokens alone)")
     return values
 
 
@@ -132,35 +135,44 @@ class TextRows:
         return out
 
 
-def tokenize(spec: TextSpec, tokenizer, frame, ids: Sequence[str]) -> TextRows:
-    """Tokenise every row of ``frame`` into windows.
+def tokenize(spec: TextSpec, tokenizer, frame, ids: Sequence[str], *, columns: Sequence[str] | None = None) -> TextRows:
+    """Tokenise every row into windows.
+
+    ``frame`` is a DataFrame, or an iterable of ``(first row, DataFrame)``
+    blocks in row order (:meth:`runtime.tables.TableSource.blocks`): the text
+    is then read a block at a time and only the tokens are kept. ``columns``:
+    the table's columns (named when a text column is missing; default the
+    frame's).
 
     Raises:
         DataError: A text column is missing or holds a non-string, or a row is
             longer than the spec allows (``truncation = "error"``, more than
             ``max_windows`` windows, or a pair whose first text alone fills a window).
     """
-    missing = [c for c in spec.columns if c not in frame.columns]
+    have = list(frame.columns) if columns is None and hasattr(frame, "columns") else list(columns or [])
+    missing = [c for c in spec.columns if c not in have]
     if missing:
         raise DataError(f"test data has no text column(s) {', '.join(map(repr, missing))}; "
-                        f"its columns: {', '.join(map(str, frame.columns[:20]))}")
-    columns = [text_values(frame, c, ids) for c in spec.columns]
-    texts: list[Any] = columns[0] if len(columns) == 1 else list(zip(*columns))
+                        f"its columns: {', '.join(map(str, have[:20]))}")
+    blocks = [(0, frame)] if hasattr(frame, "columns") else frame
     pieces_ids, pieces_types, lengths, counts = [], [], [], []
-    for lo in range(0, len(texts), _ENCODE_ROWS):
-        part = texts[lo:lo + _ENCODE_ROWS]
-        try:
-            encodings = tokenizer.encode_batch(part)
-        except Exception:  # one bad row fails the batch: find it and name it
-            encodings = [_encode_one(tokenizer, spec, t, ids[lo + k]) for k, t in enumerate(part)]
-        for k, enc in enumerate(encodings):
-            windows = [enc] + list(enc.overflowing) if spec.truncation == "windows" else [enc]
-            _check_row(spec, windows, ids[lo + k])
-            counts.append(len(windows))
-            for w in windows:
-                pieces_ids.append(w.ids)
-                pieces_types.append(w.type_ids)
-                lengths.append(len(w.ids))
+    for first, block in blocks:
+        values = [text_values(block, c, ids, first) for c in spec.columns]
+        texts: list[Any] = values[0] if len(values) == 1 else list(zip(*values))
+        for lo in range(0, len(texts), _ENCODE_ROWS):
+            part = texts[lo:lo + _ENCODE_ROWS]
+            try:
+                encodings = tokenizer.encode_batch(part)
+            except Exception:  # one bad row fails the batch: find it and name it
+                encodings = [_encode_one(tokenizer, spec, t, ids[first + lo + k]) for k, t in enumerate(part)]
+            for k, enc in enumerate(encodings):
+                windows = [enc] + list(enc.overflowing) if spec.truncation == "windows" else [enc]
+                _check_row(spec, windows, ids[first + lo + k])
+                counts.append(len(windows))
+                for w in windows:
+                    pieces_ids.append(w.ids)
+                    pieces_types.append(w.type_ids)
+                    lengths.append(len(w.ids))
     lengths_a = np.asarray(lengths, dtype=np.int64)
     starts = np.zeros(len(lengths_a), dtype=np.int64)
     if len(lengths_a) > 1:

@@ -244,3 +244,34 @@ def test_predict_rows_of_a_text_member_is_in_row_order(tokenizer_file, tmp_path)
     whole = predict_rows(fake.runner, member, member.variants[0], test, 0, 3, 2)
     assert whole[0, 0] == pytest.approx(np.mean(rows.lengths[rows.first[0]:rows.first[1]]))
     assert all(s[0] <= 2 for s in fake.shapes)
+
+
+def test_a_text_table_is_tokenised_a_block_at_a_time_and_never_held(tokenizer_file, tmp_path):
+    from runtime.data import open_test_data
+    from runtime.manifest import DataSpec, Member, Variant
+
+    texts = [words(1 + (k * 7) % 19, k) for k in range(500)]
+    texts[123] = ""
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(500)], "text": texts})
+    frame.to_csv(tmp_path / "test.csv", index=False)
+    spec = spec_for(tokenizer_file)
+    whole = tokenize(spec, load_tokenizer(tokenizer_file, spec), frame, list(frame["id"]))
+    test = open_test_data(tmp_path, DataSpec(format="text", test="test.csv", id_column="id"))
+    test.source.block_rows = 37  # blocks that do not line up with the tokenizer's batches
+    member = Member(name="t", weight=1.0, inputs=(), output="y", variants=(Variant(name="full", file="t.onnx"),),
+                    text=spec)
+    rows = test.text_rows(member)
+    assert test._frame is None  # the text was read block by block, not kept
+    for field in ("ids", "types", "starts", "lengths", "first"):
+        np.testing.assert_array_equal(getattr(rows, field), getattr(whole, field))
+    frame.loc[300, "text"] = None  # a gap past the first blocks is named by its row and id
+    frame.to_csv(tmp_path / "gap.csv", index=False, na_rep="")
+    gap = open_test_data(tmp_path, DataSpec(format="text", test="gap.csv", id_column="id"))
+    gap.source.block_rows = 37
+    rows = gap.text_rows(member)  # read as written: an empty cell is an empty string in a CSV
+    assert rows.n_rows == 500
+    pq_frame = frame.copy()
+    pq_frame.to_parquet(tmp_path / "gap.parquet", index=False)
+    parquet = open_test_data(tmp_path, DataSpec(format="text", test="gap.parquet", id_column="id"))
+    with pytest.raises(DataError, match=r"a missing value in row 300 \(id 'r300'\)"):
+        parquet.text_rows(member)
