@@ -39,8 +39,10 @@ planner's inputs true. The loop (:meth:`Executor.run`):
 
 Lanes (:mod:`runtime.lanes`): with several, each lane is a thread with
 runners of its own, and :func:`runtime.planner.plan_lanes` says what each runs
-(:meth:`Executor.run` has the mechanics). Probing runs on the first lane,
-before the others start. Out of memory halves the batch of the lane it
+(:meth:`Executor.run` has the mechanics). At the start each lane probes the
+next member of the probe list (one lane no longer measures while the others
+wait: a probe on a wrong prior can take seconds), and a lane with none left
+to probe is given plan steps at once. Out of memory halves the batch of the lane it
 happened on only; a member failing on one lane is retired there and goes on
 elsewhere, and fails only once every lane retired it. Two lanes never compute
 the same chunk, so the chunks (and the submission) do not depend on lanes.
@@ -480,7 +482,7 @@ class Executor:
 
     # -- the loop -------------------------------------------------------------------
     def run(self) -> None:
-        """Probe (on the first lane), then plan and run steps until the plan is empty.
+        """Probe (each lane the next member), then plan and run steps until the plan is empty.
 
         With several lanes the calling thread coordinates: it plans, hands each
         idle lane the first step the plan gives it, and plans again whenever a
@@ -496,16 +498,16 @@ class Executor:
         stops the others after their chunk and is raised here.
         """
         try:
-            if self.limited:
-                self._probe()
             if len(self.lanes) == 1:
+                if self.limited:
+                    self._probe()
                 while True:
                     p = self.plan()
                     if not p.steps:
                         break
                     self._execute(p, p.steps[0])
             else:
-                self._run_lanes()
+                self._run_lanes(probe=self.limited)
         finally:
             for lane in self.lanes:
                 with self._as_lane(lane):
@@ -518,12 +520,19 @@ class Executor:
         return (self.chunks_run, tuple(st.status for st in self.states.values()),
                 tuple(len(lane.retired) for lane in self.lanes))
 
-    def _run_lanes(self) -> None:
+    def _run_lanes(self, probe: bool = False) -> None:
         ended = self._ended = queue.Queue()
         busy: dict[int, threading.Thread] = {}
         parked: dict[int, tuple] = {}  # lane -> progress marker when its step found nothing to do
         error: BaseException | None = None
         try:
+            if probe:  # each lane probes the next member; a lane with none left is planned for at once
+                todo, share_end, first = self._probe_list()
+                for lane in self.lanes[:len(todo)]:
+                    t = threading.Thread(target=self._lane_probe, args=(lane, todo, share_end, first, ended),
+                                         name=f"ninefit-probe-{lane.name}", daemon=True)
+                    busy[lane.index] = t
+                    t.start()
             while True:
                 with self._lock:
                     self._release_idle(busy)
@@ -580,6 +589,21 @@ class Executor:
             _LANE.locked = False
             ended.put((lane.index, "end", worked, exc))
 
+    def _lane_probe(self, lane: _Lane, todo: list[_State], share_end: float, first: list[bool],
+                    ended: queue.Queue) -> None:
+        """A lane thread at the start of a run: probe the next member of ``todo`` until none is left."""
+        _LANE.index, _LANE.locked = lane.index, True
+        exc = None
+        try:
+            with self._lock:
+                while todo and not self._halt:
+                    self._probe_one(todo.pop(0), share_end, first)
+        except BaseException as e:  # a bug, not a member's failure (those are caught per member)
+            exc = e
+        finally:
+            _LANE.locked = False
+            ended.put((lane.index, "end", True, exc))
+
     def _release_idle(self, busy: Mapping[int, threading.Thread]) -> None:
         """Unload the runner of each idle lane whose member has nothing left for it."""
         for lane in self.lanes:
@@ -608,52 +632,69 @@ class Executor:
         cheapest = min(ms.variants, key=lambda v: planner.expected_seconds(ms, v))
         return st.member.variant(cheapest.name)
 
-    def _probe(self) -> None:
-        """Measure every member here, most valuable first, within the probe share."""
+    def _probe_list(self) -> tuple[list[_State], float, list[bool]]:
+        """The members to probe, most valuable first; when the probe share ends; the "first" flag (the most
+        valuable member is probed whatever the share: its rows are the first work anyway)."""
         start = self.clock()
         share_end = start + PROBE_SHARE * max(0.0, self.budget.limit - start)
         todo = [st for st in self.states.values() if st.status == "pending" and st.missing()
                 and not any(self.costs.measured_here(st.member.name, v.name) for v in st.member.variants)]
         todo.sort(key=lambda st: -self._prior_rate(st))
-        first = True
-        for st in todo:
-            name, v = st.member.name, self._probe_rung(st)
-            now = self.clock()
-            if now >= self.budget.limit:
+        return todo, share_end, [True]
+
+    def _probe(self) -> None:
+        """Measure every member here, most valuable first, within the probe share (one lane; with several,
+        :meth:`_run_lanes` gives each lane the next member to probe while the others work)."""
+        todo, share_end, first = self._probe_list()
+        while todo:
+            self._probe_one(todo.pop(0), share_end, first)
+
+    def _probe_one(self, st: _State, share_end: float, first: list[bool]) -> None:
+        """Probe one member on the calling thread's lane (see :meth:`_probe`)."""
+        if st.status != "pending" or not st.missing():  # another lane has started it meanwhile: measured there
+            return
+        name, v = st.member.name, self._probe_rung(st)
+        now = self.clock()
+        if now >= self.budget.limit:
+            return
+        known = self.costs.s_per_row(name, v.name) is not None
+        a, b = st.missing()[0]
+        predicted = self.costs.setup_s(name, v.name) + 2 * (b - a) * self.costs.cautious_s_per_row(name, v.name)
+        if known and (now + predicted > (self.budget.limit if first[0] else share_end)):
+            why = (f"probe skipped: ~{predicted:.1f}s predicted, "
+                   f"{max(share_end - now, 0.0):.1f}s of the {PROBE_SHARE:.0%} probe share left; "
+                   f"costed from its prior x machine factor {self.costs.calibration():.2f}")
+            self._decide(st, "no probe", v.name, self.costs.s_per_row(name, v.name), self.budget.limit - now,
+                         reason=why)
+            log(f"{name}: {why}")
+            return
+        first[0] = False
+        t0, rows0 = self.clock(), st.rows_done
+        runner = self._ensure(st, v)
+        if runner is None:
+            return
+        r = self.costs.rate(name, v.name)
+        while not (r.rows and (r.seconds >= PROBE_S or st.rows_done * 20 >= st.rows_total or self.clock() >= share_end)):
+            claimed = st.claim()  # another lane may run this member meanwhile (row-split): never the same chunk
+            if claimed is None:
                 break
-            known = self.costs.s_per_row(name, v.name) is not None
-            a, b = st.missing()[0]
-            predicted = self.costs.setup_s(name, v.name) + 2 * (b - a) * self.costs.cautious_s_per_row(name, v.name)
-            if known and (now + predicted > (self.budget.limit if first else share_end)):
-                why = (f"probe skipped: ~{predicted:.1f}s predicted, "
-                       f"{max(share_end - now, 0.0):.1f}s of the {PROBE_SHARE:.0%} probe share left; "
-                       f"costed from its prior x machine factor {self.costs.calibration():.2f}")
-                self._decide(st, "no probe", v.name, self.costs.s_per_row(name, v.name), self.budget.limit - now,
-                             reason=why)
-                log(f"{name}: {why}")
-                continue
-            first = False
-            t0, rows0 = self.clock(), st.rows_done
-            runner = self._ensure(st, v)
-            if runner is None:
-                continue
-            r = self.costs.rate(name, v.name)
-            for a, b in st.missing():
-                if r.rows and (r.seconds >= PROBE_S or st.rows_done * 20 >= st.rows_total or self.clock() >= share_end):
-                    break
-                if not self._timed_chunk(st, v, runner, a, b, self.budget.limit):
-                    break
-            self._lane().log.add("probe", name, v.name, st.rows_done - rows0, t0, self.clock())
-            if st.status == "running":
-                spr = self.costs.s_per_row(name, v.name) or 0.0
-                factor = self.costs.calibration()
-                self.event(f"{name}: measured {v.name}: setup {self.costs.setup_s(name, v.name):.2f}s, "
-                           f"{spr * 1e3:.3g} ms/row; machine factor {factor:.2f}")
-                self._decide(st, "probe", v.name, spr, self.budget.limit - self.clock(),
-                             reason=f"{st.rows_done} rows kept; machine factor {factor:.2f}")
-                self._pruned(st, v)
-                if not st.missing():
-                    self._finish(st)
+            try:
+                done = self._timed_chunk(st, v, runner, *claimed, self.budget.limit)
+            finally:
+                st.inflight.discard(claimed)
+            if not done:
+                break
+        self._lane().log.add("probe", name, v.name, st.rows_done - rows0, t0, self.clock())
+        if st.status == "running":
+            spr = self.costs.s_per_row(name, v.name) or 0.0
+            factor = self.costs.calibration()
+            self.event(f"{name}: measured {v.name}: setup {self.costs.setup_s(name, v.name):.2f}s, "
+                       f"{spr * 1e3:.3g} ms/row; machine factor {factor:.2f}")
+            self._decide(st, "probe", v.name, spr, self.budget.limit - self.clock(),
+                         reason=f"{st.rows_done} rows kept; machine factor {factor:.2f}")
+            self._pruned(st, v)
+            if not st.missing():
+                self._finish(st)
 
     def _timed_chunk(self, st: _State, v: Variant, runner: Runner, a: int, b: int, end: float) -> bool | None:
         """One chunk, if it is predicted to end by ``end``: None when it is not started,
