@@ -180,6 +180,7 @@ class _State:
     batches: dict[int, int] = field(default_factory=dict)
     token_budgets: dict[int, int] = field(default_factory=dict)
     inflight: set[tuple[int, int]] = field(default_factory=set)  # chunks a lane is computing now
+    probing: bool = False  # a lane is probing it: left out of plans until its costs are measured
 
     @property
     def batch(self) -> int:
@@ -425,6 +426,8 @@ class Executor:
         now = self.clock()
         states, blocked = {}, {}
         for st in self.states.values():
+            if st.probing:  # its costs are being measured on another lane: planned once they are
+                continue
             ms = self._planner_state(st)
             why = self._blocked(st, ms, now)
             if why:
@@ -669,6 +672,14 @@ class Executor:
             log(f"{name}: {why}")
             return
         first[0] = False
+        st.probing = True
+        try:
+            self._probe_member(st, v, share_end)
+        finally:
+            st.probing = False
+
+    def _probe_member(self, st: _State, v: Variant, share_end: float) -> None:
+        name = st.member.name
         t0, rows0 = self.clock(), st.rows_done
         runner = self._ensure(st, v)
         if runner is None:

@@ -182,3 +182,20 @@ def test_an_unexpected_error_on_a_lane_stops_every_lane_and_is_raised(tmp_path, 
         ex.run()
     assert threading.active_count() == before  # no lane left running
     assert all(lane.runner is None for lane in ex.lanes)  # every lane's sessions closed
+
+
+def test_each_lane_probes_a_member_at_the_start_and_none_is_planned_while_probed(tmp_path):
+    w = World(tmp_path, COSTS)
+    ex = executor(w, lanes_of(w), limit=60.0, profile=profile_of(w, "a", "b", "c"))
+    ex.run()
+    probes = {lane.name: [s["member"] for s in lane.log.steps if s["kind"] == "probe"] for lane in ex.lanes}
+    assert all(probes.values()), probes  # both lanes probed at the start: neither waited for the other
+    probed = [m for names in probes.values() for m in names]
+    assert len(probed) == len(set(probed))  # each member once
+    for lane in ex.lanes:
+        assert lane.log.steps[0]["kind"] == "probe"
+    for m in w.report.members:  # no decision on a member while its costs were being measured
+        kinds = [d["decision"] for d in m.decisions]
+        if "probe" in kinds:
+            assert kinds[0] == "probe", (m.name, kinds)
+    assert {m.status for m in w.report.members} == {"done"}, w.report.table()
