@@ -180,7 +180,7 @@ class _State:
     batches: dict[int, int] = field(default_factory=dict)
     token_budgets: dict[int, int] = field(default_factory=dict)
     inflight: set[tuple[int, int]] = field(default_factory=set)  # chunks a lane is computing now
-    probing: bool = False  # a lane is probing it: left out of plans until its costs are measured
+    probing: bool = False  # a lane is probing it (or will): no decision is recorded for it until then
 
     @property
     def batch(self) -> int:
@@ -426,8 +426,8 @@ class Executor:
         now = self.clock()
         states, blocked = {}, {}
         for st in self.states.values():
-            if st.probing:  # its costs are being measured on another lane: planned once they are
-                continue
+            if st.probing and all(self.costs.s_per_row(st.member.name, v.name) is None for v in st.member.variants):
+                continue  # no cost known yet, being measured on a lane: planned once it is
             ms = self._planner_state(st)
             why = self._blocked(st, ms, now)
             if why:
@@ -440,6 +440,8 @@ class Executor:
         left = self.budget.limit - now
         for step in p.steps:
             st, ms = self.states[step.member], states[step.member]
+            if st.probing:  # planned on its prior while a lane measures it: its decisions come after the probe
+                continue
             st.drop_reason = ""
             spr = next(v.s_per_row for v in ms.variants if v.name == step.variant)
             kind = "run partial" if step.partial else "run"
@@ -450,6 +452,8 @@ class Executor:
                          reason=f"{step.rows} rows, {step.expected_s:.1f}s, until {step.finish:.1f}s")
         for name, reason in [*p.dropped, *blocked.items()]:
             st = self.states[name]
+            if st.probing:
+                continue
             verb, why = ("stopped", reason[len("stopped: "):]) if reason.startswith("stopped: ") else ("dropped", reason)
             if name in blocked and st.status == "stopped" and st.drop_reason:
                 continue  # stopped by the executor itself, for the same reason; said already
@@ -531,6 +535,8 @@ class Executor:
         try:
             if probe:  # each lane probes the next member; a lane with none left is planned for at once
                 todo, share_end, first = self._probe_list()
+                for st in todo:  # its decisions are recorded from its probe on (or its skipped probe)
+                    st.probing = True
                 for lane in self.lanes[:len(todo)]:
                     t = threading.Thread(target=self._lane_probe, args=(lane, todo, share_end, first, ended),
                                          name=f"ninefit-probe-{lane.name}", daemon=True)
@@ -603,6 +609,9 @@ class Executor:
                     self._probe_one(todo.pop(0), share_end, first)
         except BaseException as e:  # a bug, not a member's failure (those are caught per member)
             exc = e
+            with self._lock:
+                for st in todo:  # never left out of plans for a probe that will not come
+                    st.probing = False
         finally:
             _LANE.locked = False
             ended.put((lane.index, "end", True, exc))
@@ -653,7 +662,14 @@ class Executor:
             self._probe_one(todo.pop(0), share_end, first)
 
     def _probe_one(self, st: _State, share_end: float, first: list[bool]) -> None:
-        """Probe one member on the calling thread's lane (see :meth:`_probe`)."""
+        """Probe one member on the calling thread's lane (see :meth:`_probe`); it is planned again after."""
+        st.probing = True
+        try:
+            self._probe_or_skip(st, share_end, first)
+        finally:
+            st.probing = False
+
+    def _probe_or_skip(self, st: _State, share_end: float, first: list[bool]) -> None:
         if st.status != "pending" or not st.missing():  # another lane has started it meanwhile: measured there
             return
         name, v = st.member.name, self._probe_rung(st)
@@ -672,11 +688,7 @@ class Executor:
             log(f"{name}: {why}")
             return
         first[0] = False
-        st.probing = True
-        try:
-            self._probe_member(st, v, share_end)
-        finally:
-            st.probing = False
+        self._probe_member(st, v, share_end)
 
     def _probe_member(self, st: _State, v: Variant, share_end: float) -> None:
         name = st.member.name
