@@ -257,6 +257,9 @@ def check_run(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, Any
     of the listed files at ``hash_bytes_per_s``, the estimate's ``verify``
     stage) is the runtime's own work: set-up (fixed) and checkpointing each
     chunk, memory checks, re-planning (per chunk). The two sizes separate the two.
+    The runs see the members' costs just measured as the bundle's profile, so
+    they cut the chunks a run of the profiled bundle cuts
+    (:func:`runtime.checkpoint.member_grid`); the manifest is put back after.
     """
     manifest = bundle.manifest
     per_row = sum(members[m.name][m.variants[0].name]["s_per_row"] for m in manifest.members)
@@ -265,11 +268,25 @@ def check_run(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, Any
     big = int(min(max_rows, max(4 * batch, min(_CHECK_SECONDS / max(per_row, 1e-9), _CHECK_CHUNKS * batch))))
     small = min(batch, big)
     files = manifest.files
+    path = Path(bundle.root) / MANIFEST_NAME
     if not files:  # a staged bundle inside `ninefit package`: list its files for verification
         files = checksum_tree(bundle.root)
-        (Path(bundle.root) / MANIFEST_NAME).write_text(replace(manifest, files=files).to_json(), encoding="utf-8")
+    kept = replace(manifest, files=files)
+    bundle = replace(bundle, manifest=replace(kept, profile={**(manifest.profile or {}), "members": members}))
+    path.write_text(bundle.manifest.to_json(), encoding="utf-8")
     listed = sum((Path(bundle.root) / rel).stat().st_size for rel in files if (Path(bundle.root) / rel).is_file())
     verify_s = listed / hash_bytes_per_s if hash_bytes_per_s else 0.0  # priced apart, as the verify stage
+    try:
+        return _check_runs(bundle, data_dir, work, members, data_info, write, chunk, run_options, verify_s,
+                           small, big)
+    finally:
+        path.write_text(kept.to_json(), encoding="utf-8")
+
+
+def _check_runs(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, Any], data_info: dict[str, Any],
+                write: dict[str, Any], chunk: dict[str, Any], run_options: RunOptions, verify_s: float,
+                small: int, big: int) -> dict[str, Any]:
+    manifest = bundle.manifest
     points = [_one_check(bundle, data_dir, work / f"check-{rows}", rows, data_info, write, run_options, verify_s)
               for rows in (small, big)]
     a, b = points
