@@ -63,9 +63,11 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=None,
                    help="override every member's batch size (as `ninefit run --batch-size`)")
     p.add_argument("--lanes", type=int, default=None, metavar="N",
-                   help="lanes the run uses at once, as `ninefit run --lanes` (default: one per GPU of the target, "
-                   "as the run does: 2 on t4x2; 1 on a CPU target). Members are laid out over the lanes by the "
-                   "run's own planner (side by side, or one member's rows split); the plan names each step's lane")
+                   help="lanes the run uses at once, as `ninefit run --lanes` (default: what the run does: one per "
+                   "GPU of the target, 2 on t4x2; on --target local, the CPU lanes the run's rule gives this machine, "
+                   "priced from the lane speedup measured when packaging; 1 on another CPU target). Members are "
+                   "laid out over the lanes by the run's own planner (side by side, or one member's rows split); "
+                   "the plan names each step's lane")
     p.add_argument("--tensorrt", action="store_true", help="engines are built by TensorRT on the target (adds build time)")
     p.add_argument("--plan", action="store_true", help="show the best plan that fits even when everything fits")
     p.add_argument("--calibrate", type=Path, action="append", default=[], metavar="RUN_REPORT.json",
