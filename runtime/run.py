@@ -421,21 +421,27 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     return report
 
 
-def run_lanes(bundle: Bundle, options: RunOptions, max_chunks: int | None = None) -> tuple[list[LaneSpec], str]:
-    """The lanes a run of ``bundle`` uses here (:func:`runtime.lanes.choose_lanes`) and why."""
+def largest_model_bytes(root: Path, manifest: Manifest) -> int:
+    """Bytes of the bundle's largest model file (0 when none is readable): what a lane's sessions are sized by."""
     sizes = [0]
-    for member in bundle.manifest.members:
+    for member in manifest.members:
         for v in member.variants:
             try:
-                sizes.append(bundle.path(v.file).stat().st_size)
+                sizes.append((Path(root) / v.file).stat().st_size)
             except OSError:
                 pass
+    return max(sizes)
+
+
+def run_lanes(bundle: Bundle, options: RunOptions, max_chunks: int | None = None) -> tuple[list[LaneSpec], str]:
+    """The lanes a run of ``bundle`` uses here (:func:`runtime.lanes.choose_lanes`) and why."""
     try:
         ram_free = snapshot(None).ram_free
     except Exception:  # psutil / cgroup unreadable: the RAM cap is left out
         ram_free = None
     return choose_lanes(gpus=gpu_count(), cores=usable_cores(), lanes=options.lanes, devices=options.devices,
-                        threads=options.threads, model_bytes=max(sizes), ram_free=ram_free, max_chunks=max_chunks)
+                        threads=options.threads, model_bytes=largest_model_bytes(bundle.root, bundle.manifest),
+                        ram_free=ram_free, max_chunks=max_chunks)
 
 
 def _resume_text(report: RunReport, grids: Mapping[str, list[tuple[int, int]]], store: ChunkStore, work: Path) -> str:

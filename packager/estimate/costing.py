@@ -92,6 +92,7 @@ from runtime.checkpoint import member_grid
 from runtime.errors import SpecError
 from runtime.lanes import choose_lanes, usable_cores
 from runtime.manifest import Manifest, Member, Variant
+from runtime.run import largest_model_bytes
 
 #: The stages of a notebook run, in order.
 STAGES = ("install", "python", "imports", "verify", "startup", "load", "read", "features", "inference", "ensembling",
@@ -367,10 +368,9 @@ class Costing:
         if n is None:
             if not (self.machine and self.machine.same) or measured <= 1:
                 return 1, 1.0
-            sizes = [0] + [(self.root / v.file).stat().st_size for m in self.manifest.members for v in m.variants
-                           if (self.root / v.file).is_file()]
             chunks = max(len(member_grid(rows, m, self.profile)) for m in self.manifest.members)
-            n = len(choose_lanes(gpus=0, cores=usable_cores(), model_bytes=max(sizes), max_chunks=chunks)[0])
+            n = len(choose_lanes(gpus=0, cores=usable_cores(), model_bytes=largest_model_bytes(self.root, self.manifest),
+                                 max_chunks=chunks)[0])
         if n <= 1:
             return 1, 1.0
         if measured <= 1:
