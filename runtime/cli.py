@@ -78,7 +78,7 @@ def add_run_parser(sub) -> None:
                    help="the notebook's run-time limit, counted from --start-time (default: no limit)")
     p.add_argument("--margin", type=duration_arg, default=None, metavar="DURATION",
                    help="safety margin before the limit (default: measured: twice the largest overrun of a chunk "
-                   "over its predicted time, at least 1s + 1%% of the limit, at most a quarter of the limit)")
+                   "over its predicted time, at least 0.25s + 1%% of the limit, at most a quarter of the limit)")
     p.add_argument("--reserve", type=duration_arg, default=None, metavar="DURATION",
                    help="time kept for the final submission write (default: measured: twice the slowest "
                    "submission write, at least 0.5s)")

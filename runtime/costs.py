@@ -150,22 +150,49 @@ class CostModel:
         First batches only, so one member slowing down mid-run says nothing
         about the others.
         """
-        # Best rungs only: a lower rung's error (fp16 profiled on a GPU, run on a CPU) is that
-        # rung's, for pruning to judge, not the machine's; and not a member re-costed on a fallback backend.
-        ratios = sorted(r.first / self.prior[m][v]["s_per_row"] for (m, v), r in self.rates.items()
-                        if r.first is not None and v == self.members[m].variants[0].name
-                        and self.prior[m].get(v, {}).get("s_per_row") and m not in self.rebased)
+        ratios = self._ratios(best=True)
         if not ratios:
             return 1.0
         mid = len(ratios) // 2
         return ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+
+    def _ratios(self, best: bool = False, member: str | None = None, variant: str | None = None) -> list[float]:
+        """First live batch / profiled cost, sorted: over the members' best rungs (``best``), or over
+        ``member``'s rungs, or over the rungs named ``variant``. Best rungs only for the machine: a
+        lower rung's error (fp16 profiled on a GPU, run on a CPU) is that rung's, for pruning to
+        judge, not the machine's; and never a member re-costed on a fallback backend."""
+        out = []
+        for (m, v), r in self.rates.items():
+            prior = self.prior[m].get(v, {}).get("s_per_row")
+            if r.first is None or not prior or m in self.rebased:
+                continue
+            if best and v != self.members[m].variants[0].name or member is not None and m != member \
+                    or variant is not None and v != variant:
+                continue
+            out.append(r.first / prior)
+        return sorted(out)
+
+    def _factor(self, member: str, variant: str) -> float:
+        """What a prior of ``member`` on ``variant`` is scaled by: the machine factor once a best rung
+        calibrated it. Before that (the probes ran the rungs the plan wanted, maybe lower ones), the
+        ratio one of the member's own rungs measured, else the median one its rung measured on the
+        other members: fp16 profiled on a GPU and run on a CPU is off alike for every member. So
+        the rungs are neither planned on the raw profile nor pruned on the unproved claim that this
+        machine is as fast as the packaging one; a lower rung's ratio still calibrates no best rung
+        of another member (its error may be the rung's own)."""
+        if self._ratios(best=True):
+            return self.calibration()
+        for ratios in (self._ratios(member=member), self._ratios(variant=variant)):
+            if ratios:
+                return ratios[len(ratios) // 2]
+        return 1.0
 
     def _prior(self, member: str, variant: str) -> float | None:
         saved = self.saved[member].get(variant, {}).get("s_per_row")
         if saved is not None:  # measured on this machine already: calibrating it again would count the ratio twice
             return saved
         prior = self.prior[member].get(variant, {}).get("s_per_row")
-        return None if prior is None else prior * self.calibration()
+        return None if prior is None else prior * self._factor(member, variant)
 
     def s_per_row(self, member: str, variant: str) -> float | None:
         """Best estimate now; None when nothing is known about the member."""

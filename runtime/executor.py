@@ -426,6 +426,8 @@ class Executor:
         now = self.clock()
         states, blocked = {}, {}
         for st in self.states.values():
+            for v in st.member.variants[1:]:  # a rung shown not cheaper by another's measurement: said once
+                self._pruned(st, v)
             if st.probing and all(self.costs.s_per_row(st.member.name, v.name) is None for v in st.member.variants):
                 continue  # no cost known yet, being measured on a lane: planned once it is
             ms = self._planner_state(st)

@@ -136,6 +136,6 @@ def _margin_rule() -> str:
 
     examples = ", ".join(f"{format_seconds(default_margin(limit))} of {format_seconds(limit)}"
                          for limit in (10.0, 60.0, 1800.0, 9 * 3600.0))
-    return (" Default margin: the one `ninefit run` starts from (runtime.budget.default_margin): 1s + 1% of the "
+    return (" Default margin: the one `ninefit run` starts from (runtime.budget.default_margin): 0.25s + 1% of the "
             "limit, never more than 25% of it "
             f"(e.g. {examples}); the run raises it to twice the worst chunk overrun it measures.")

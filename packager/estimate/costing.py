@@ -125,7 +125,7 @@ class EstimateOptions:
         time_limit_s: The notebook's run-time limit.
         margin_s: Safety margin; None: the margin ``ninefit run`` keeps
             before it has measured anything (:func:`runtime.budget.default_margin`:
-            1 s + 1 % of the limit, never more than 25 % of it), so the verdict
+            0.25 s + 1 % of the limit, never more than 25 % of it), so the verdict
             is judged as the run starts.
         batch_size: Override every member's batch size (as ``ninefit run --batch-size``).
         lanes: Lanes the run uses at once (``ninefit run --lanes``); None: what

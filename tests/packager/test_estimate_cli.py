@@ -52,8 +52,8 @@ def test_table_on_digits(bundle, cal, capsys):
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("extra, margin", [([], "5m25s"), (["--margin", "10%"], "54m00s"),
-                                           (["--time-limit", "12s"], "1.1s")], ids=["default", "share", "short"])
+@pytest.mark.parametrize("extra, margin", [([], "5m24s"), (["--margin", "10%"], "54m00s"),
+                                           (["--time-limit", "12s"], "0.4s")], ids=["default", "share", "short"])
 def test_the_margin_is_one_figure(bundle, cal, capsys, extra, margin):
     import re
 
@@ -61,7 +61,7 @@ def test_the_margin_is_one_figure(bundle, cal, capsys, extra, margin):
     assert code in (0, 3, 4), err
     header = re.search(r"limit \S+, margin (\S+)\n", out).group(1)
     summary = re.search(r" - margin (\S+) = ", out).group(1)
-    assert header == summary == margin  # the run's floor: 1 s + 1 % of the limit
+    assert header == summary == margin  # the run's floor: 0.25 s + 1 % of the limit
     assert "margin left" not in out  # the time to spare is not a second "margin"
 
 
@@ -69,7 +69,7 @@ def test_the_margin_is_one_figure(bundle, cal, capsys, extra, margin):
 def test_json_has_the_same_figures(bundle, cal, capsys):
     data = as_json(capsys, str(bundle), "--target", "local", "--rows", "1,000", "--time-limit", "30m", *cal)
     assert data["verdict"] == "fits" and data["rows"] == 1000 and data["time_limit_s"] == 1800
-    assert data["margin_s"] == pytest.approx(19)  # the floor of the run's own margin: 1 s + 1 % of the limit
+    assert data["margin_s"] == pytest.approx(18.25)  # the floor of the run's own margin: 0.25 s + 1 % of the limit
     # The bundle-wide stages add up; the members' stages are laid out over the run's lanes (their span).
     fixed = sum(i["seconds"] for i in data["items"] if not i["member"])
     span = max(s["end_s"] for s in data["lane_layout"])
@@ -227,10 +227,10 @@ def test_help_documents_the_exit_status_and_the_real_default_margin(capsys):
         main(["estimate", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "Exit status: 0 fits; 3 tight; 4 does not fit" in text and "2 usage or input error" in text
-    assert "1s + 1% of the limit" in text and "never more than 25% of it" in text
+    assert "0.25s + 1% of the limit" in text and "never more than 25% of it" in text
     for limit in (10.0, 60.0, 1800.0, 9 * 3600.0):  # the examples are the run's own rule
         assert f"{format_seconds(default_margin(limit))} of {format_seconds(limit)}" in text
-    assert default_margin(10.0) == pytest.approx(1.1) and default_margin(2.0) == 0.5  # a quarter of a tiny limit
+    assert default_margin(10.0) == pytest.approx(0.35) and default_margin(0.8) == 0.2  # a quarter of a tiny limit
 
 
 @pytest.mark.timeout(120)

@@ -100,7 +100,7 @@ def test_options_are_checked():
 
     for limit in (100, 1800, 9 * HOUR):
         assert EstimateOptions(rows=10, time_limit_s=limit).margin == default_margin(limit)
-    assert EstimateOptions(rows=10, time_limit_s=9 * HOUR).margin == pytest.approx(325)  # 1 s + 1 %
+    assert EstimateOptions(rows=10, time_limit_s=9 * HOUR).margin == pytest.approx(324.25)  # 0.25 s + 1 %
     assert EstimateOptions(rows=10, time_limit_s=100, margin_s=30).margin == 30
     with pytest.raises(SpecError, match="expected one of"):
         estimate_bundle(".", EstimateOptions(target="tpu", rows=10))

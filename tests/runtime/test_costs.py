@@ -82,6 +82,28 @@ def test_the_machine_factor_comes_from_best_rungs_and_a_lower_rungs_error_stays_
     assert costs.s_per_row("a", "fp32") == pytest.approx(0.02)  # a, not measured: prior x machine factor
 
 
+def test_a_lower_rung_measured_first_moves_its_own_member_until_a_best_rung_calibrates_the_machine():
+    """A machine 2.5x slower than the profile, and the plan's rung (fp16) probed first: its ratio is the
+    member's only evidence, so fp32's estimate moves with it (not the raw 8 ms prior) and fp16 stays
+    (2.5x cheaper here too); it calibrates no other member. Once a best rung is measured, that alone
+    is the machine factor, and decides the pruning."""
+    profile = {"m": {"fp32": {"s_per_row": 0.008}, "fp16": {"s_per_row": 0.0032}}, "a": PROFILE["a"]}
+    costs = CostModel(LADDER + MEMBERS[:1], profile)
+    timed(costs, "fp16", 0.008)
+    assert costs.calibration() == 1.0 and costs.s_per_row("a", "fp32") == pytest.approx(0.01)
+    assert costs.s_per_row("m", "fp32") == pytest.approx(0.02)
+    assert costs.pruned_by("m", "fp16") is None
+    other = CostModel(LADDER + (Member(name="n", weight=1.0, inputs=(X,), output="y", variants=LADDER[0].variants),),
+                      {**profile, "n": profile["m"]})
+    timed(other, "fp16", 0.008)
+    assert other.s_per_row("n", "fp16") == pytest.approx(0.008)  # the same rung elsewhere: off alike
+    assert other.s_per_row("n", "fp32") == pytest.approx(0.008)  # a best rung: not calibrated by a lower one
+    timed(costs, "fp32", 0.01, member="a")  # a best rung, as profiled: this machine is not slower after all
+    assert costs.calibration() == pytest.approx(1.0)
+    assert costs.s_per_row("m", "fp32") == pytest.approx(0.008)
+    assert costs.pruned_by("m", "fp16") == "fp32"  # 8 ms against fp32's 8 ms: not cheaper
+
+
 def test_an_unmeasured_rung_is_started_only_with_room_to_spare():
     costs = CostModel(LADDER, {"m": {"fp32": {"s_per_row": 0.01}, "fp16": {"s_per_row": 0.004}}})
     assert costs.cautious_s_per_row("m", "fp16") == pytest.approx(0.008)  # twice the estimate

@@ -258,7 +258,7 @@ def test_clock_counts_from_the_start_time():
     assert Clock(start_time=2000.0, wall=lambda: 1000.0, perf=lambda: 0.0)() == 0.0  # a start in the future: now
 
 
-@pytest.mark.parametrize(("limit", "margin"), [(32400, 325), (3600, 37), (60, 1.6), (10, 1.1), (400, 5), (2, 0.5)])
+@pytest.mark.parametrize(("limit", "margin"), [(32400, 324.25), (3600, 36.25), (60, 0.85), (10, 0.35), (400, 4.25), (0.8, 0.2)])
 def test_default_margin(limit, margin):
     assert default_margin(limit) == pytest.approx(margin)
 
@@ -401,22 +401,22 @@ def test_a_rung_measured_cheaper_is_kept(tmp_path):
 def test_the_margin_follows_the_measured_jitter(tmp_path):
     w = World(tmp_path, {"a/fp32": 0.1, "b/fp32": 0.1, "c/fp32": 0.1})
     profile = {n: {"fp32": {"s_per_row": 0.1}} for n in "abc"}
-    ex = w.executor(100.0, margin=2.0, profile=profile, fixed_margin=False)
+    ex = w.executor(100.0, margin=1.25, profile=profile, fixed_margin=False)
     ex.run()
-    assert ex.overrun_s < 1e-9 and ex.budget.margin_s == pytest.approx(default_margin(100.0)) == 2.0
+    assert ex.overrun_s < 1e-9 and ex.budget.margin_s == pytest.approx(default_margin(100.0)) == 1.25
 
     w = World(tmp_path / "jitter", {"a/fp32": 0.1, "b/fp32": 0.1, "c/fp32": 0.1})
     w.spikes = {"a/fp32": (4, 3.0), "b/fp32": (4, 3.0)}  # every 4th batch takes 3 s longer
-    ex = w.executor(100.0, margin=2.0, profile=profile, fixed_margin=False)
+    ex = w.executor(100.0, margin=1.25, profile=profile, fixed_margin=False)
     ex.run()
     assert ex.overrun_s == pytest.approx(3.0)  # a spike after steady batches: 1 s predicted, 4 s taken
     assert ex.budget.margin_s == pytest.approx(measured_margin(100.0, 3.0)) == pytest.approx(6.0)
-    assert w.report.member("a").decisions[0]["margin_s"] == pytest.approx(2.0)  # the probe: on the floor
+    assert w.report.member("a").decisions[0]["margin_s"] == pytest.approx(1.25)  # the probe: on the floor
     assert w.clock.t <= 100.0 - 0.5
 
 
 def test_measured_margin_has_a_floor_and_a_ceiling():
-    assert measured_margin(100.0, 0.0) == default_margin(100.0) == 2.0
-    assert measured_margin(100.0, 0.5) == 2.0  # twice the overrun is under the floor
+    assert measured_margin(100.0, 0.0) == default_margin(100.0) == 1.25
+    assert measured_margin(100.0, 0.5) == 1.25  # twice the overrun is under the floor
     assert measured_margin(100.0, 5.0) == 10.0
     assert measured_margin(100.0, 60.0) == 25.0  # a quarter of the limit at most
