@@ -156,6 +156,10 @@ class CostModel:
         mid = len(ratios) // 2
         return ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
 
+    def calibrated(self) -> bool:
+        """Whether a best rung measured here founds the machine factor (:meth:`calibration`)."""
+        return bool(self._ratios(best=True))
+
     def _ratios(self, best: bool = False, member: str | None = None, variant: str | None = None) -> list[float]:
         """First live batch / profiled cost, sorted: over the members' best rungs (``best``), or over
         ``member``'s rungs, or over the rungs named ``variant``. Best rungs only for the machine: a
@@ -180,7 +184,7 @@ class CostModel:
         the rungs are neither planned on the raw profile nor pruned on the unproved claim that this
         machine is as fast as the packaging one; a lower rung's ratio still calibrates no best rung
         of another member (its error may be the rung's own)."""
-        if self._ratios(best=True):
+        if self.calibrated():
             return self.calibration()
         for ratios in (self._ratios(member=member), self._ratios(variant=variant)):
             if ratios:

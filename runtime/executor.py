@@ -12,7 +12,12 @@ planner's inputs true. The loop (:meth:`Executor.run`):
    member whose probe would not fit that share is not probed and is costed
    from its prior times the machine factor (:meth:`CostModel.calibration`),
    except the first, whose rows are the work the plan values most anyway.
-   No chunk is ever started that is predicted to end past the limit, so the
+   The machine factor is founded on best rungs only (a lower rung's error,
+   fp16 profiled on a GPU and run on a CPU, may be its own), so until one is
+   measured, one probe at a time runs a member's best rung whatever the share
+   (the first probe excepted); until then a lower rung measured moves its
+   member's other rungs and the same rung of other members
+   (:meth:`CostModel.s_per_row`). No chunk is ever started that is predicted to end past the limit, so the
    probe cannot break the deadline. A member with no prior at all is always
    probed (it cannot be planned otherwise); one whose costs an earlier run
    measured here is not.
@@ -294,6 +299,7 @@ class Executor:
         self.fixed_margin = fixed_margin or not limited
         self.write_s = 0.0
         self.overrun_s = 0.0  # largest time a chunk took beyond its prediction from a measured rate
+        self._founding: set[str] = set()  # members probed on their best rung to found the machine factor
         self.chunks_run = 0  # chunks computed in this run, by every member
         self.lanes = [_Lane(i, name, fn) for i, (name, fn) in enumerate(lanes or [("lane0", load)])]
         self._lock = threading.RLock()  # held by a lane thread except while it loads or infers
@@ -633,9 +639,12 @@ class Executor:
         ms = self._planner_state(st)
         return max(planner.value_per_second(ms, v) for v in ms.variants)
 
-    def _probe_rung(self, st: _State) -> Variant:
-        """The rung to probe: the one a plan on what is known now gives the member (its
-        probe rows are then the start of that work), else its cheapest (what may still fit)."""
+    def _probe_rung(self, st: _State, plan_rung: bool) -> Variant:
+        """The rung to probe: the member's best one (not ``plan_rung``: it is to found the machine
+        factor), else the one a plan on what is known now gives the member (its probe rows are then
+        the start of that work), else its cheapest (what may still fit)."""
+        if not plan_rung:
+            return st.member.variants[0]
         now = self.clock()
         states = [self._planner_state(x) for x in self.states.values()]
         steps = {s.member: s.variant for s in planner.plan(states, now, self.budget).steps}
@@ -674,14 +683,19 @@ class Executor:
     def _probe_or_skip(self, st: _State, share_end: float, first: list[bool]) -> None:
         if st.status != "pending" or not st.missing():  # another lane has started it meanwhile: measured there
             return
-        name, v = st.member.name, self._probe_rung(st)
+        # Until a best rung founds the machine factor (what every prior not measured yet is scaled by),
+        # one probe at a time measures a best rung, bounded by the limit alone, as is the most valuable
+        # member's; the other probes run the plan's rung, within the probe share.
+        need = not self.costs.calibrated() and not self._founding
+        name, v = st.member.name, self._probe_rung(st, plan_rung=first[0] or not need)
         now = self.clock()
         if now >= self.budget.limit:
             return
         known = self.costs.s_per_row(name, v.name) is not None
+        founding = need and v.name == st.member.variants[0].name
         a, b = st.missing()[0]
         predicted = self.costs.setup_s(name, v.name) + 2 * (b - a) * self.costs.cautious_s_per_row(name, v.name)
-        if known and (now + predicted > (self.budget.limit if first[0] else share_end)):
+        if known and (now + predicted > (self.budget.limit if first[0] or founding else share_end)):
             why = (f"probe skipped: ~{predicted:.1f}s predicted, "
                    f"{max(share_end - now, 0.0):.1f}s of the {PROBE_SHARE:.0%} probe share left; "
                    f"costed from its prior x machine factor {self.costs.calibration():.2f}")
@@ -690,7 +704,12 @@ class Executor:
             log(f"{name}: {why}")
             return
         first[0] = False
-        self._probe_member(st, v, share_end)
+        if founding:
+            self._founding.add(name)
+        try:
+            self._probe_member(st, v, share_end)
+        finally:
+            self._founding.discard(name)
 
     def _probe_member(self, st: _State, v: Variant, share_end: float) -> None:
         name = st.member.name

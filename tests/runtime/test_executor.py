@@ -372,6 +372,25 @@ def test_a_dropped_member_returns_when_time_frees_up(tmp_path):
     assert w.clock.t == pytest.approx(30.0)
 
 
+def test_a_best_rung_is_probed_to_found_the_machine_factor_whatever_the_share(tmp_path):
+    """A profile 2.5x too slow, and a tight limit: the plan wants a on fp16, so a (first) probes fp16,
+    which says nothing of the machine (a lower rung's error may be its own). b's probe then runs its
+    best rung to found the machine factor, though the probe share is spent; c, costed from it, needs
+    no probe of its own."""
+    w = World(tmp_path, {"a/fp32": 0.2, "a/fp16": 0.04, "b/fp32": 0.1, "c/fp32": 0.1})
+    profile = {n: {"fp32": {"s_per_row": 2.5 * f}, "fp16": {"s_per_row": 2.5 * h}}
+               for n, f, h in (("a", 0.2, 0.04), ("b", 0.1, 0.05), ("c", 0.1, 0.05))}
+    ex = w.executor(30.0, profile=profile)
+    ex.run()
+    first = {n: w.report.member(n).decisions[0] for n in "abc"}
+    assert (first["a"]["decision"], first["a"]["variant"]) == ("probe", "fp16")
+    assert (first["b"]["decision"], first["b"]["variant"]) == ("probe", "fp32")
+    assert first["b"]["at_s"] > 0.1 * (30.0 - 5.0 - 0.5)  # past the probe share
+    assert first["c"]["decision"] == "no probe" and "machine factor 0.40" in first["c"]["reason"]
+    assert ex.costs.calibration() == pytest.approx(0.4)
+    assert w.clock.t <= 30.0 - 5.0 - 0.5 + 1e-9
+
+
 def test_a_rung_measured_not_cheaper_is_pruned(tmp_path):
     """a's fp16 is profiled 6x cheaper but runs as slow as fp32 here: once measured it is pruned,
     the plan re-made without it, and the deadline kept."""
