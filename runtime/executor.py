@@ -34,7 +34,10 @@ planner's inputs true. The loop (:meth:`Executor.run`):
    again at every plan, as long as their next chunk fits. Each change of a
    member's decision is kept in its report, with the costs it was made on.
 3. Every finished chunk is saved (:class:`runtime.checkpoint.ChunkStore`);
-   each finished member triggers a rewrite of the submission. On resume, a
+   a finished member rewrites the submission while work is left, once
+   :data:`WRITE_SPACING` times the slowest write has passed since the last
+   write (a kill then loses at most that much of the finished members' rows
+   from the file, none from the checkpoints). On resume, a
    saved chunk counts as done only once it loads with the right shape and
    values; one that does not is removed and recomputed.
 4. Unless fixed, the margin follows the measured jitter
@@ -67,6 +70,7 @@ next chunk cannot fit is only planned again once it can), so the loop ends.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import traceback
@@ -96,6 +100,10 @@ from runtime.text import Chunk
 PROBE_S = 0.25
 #: Share of the time left at the start that all probes together may take (predicted from the priors).
 PROBE_SHARE = 0.1
+#: A finished member rewrites the submission only once this many times the slowest write has
+#: passed since the last one (so the safety writes take ~1/WRITE_SPACING of the run at most), and
+#: only while work is left (else the final write follows at once).
+WRITE_SPACING = 10.0
 #: A step running this share of its expected time ahead of plan re-plans, when members are dropped.
 AHEAD_TOLERANCE = 0.1
 #: Cost assumed for a member nothing is known about (it is then never planned).
@@ -299,7 +307,8 @@ class Executor:
         self.fixed_margin = fixed_margin or not limited
         self.write_s = 0.0
         self.overrun_s = 0.0  # largest time a chunk took beyond its prediction from a measured rate
-        self._founding: set[str] = set()  # members probed on their best rung to found the machine factor
+        self._founding: set[str] = set()
+        self._written_at = -math.inf  # when the last submission write ended  # members probed on their best rung to found the machine factor
         self.chunks_run = 0  # chunks computed in this run, by every member
         self.lanes = [_Lane(i, name, fn) for i, (name, fn) in enumerate(lanes or [("lane0", load)])]
         self._lock = threading.RLock()  # held by a lane thread except while it loads or infers
@@ -393,10 +402,16 @@ class Executor:
                 continue  # measured not cheaper than a better rung: never worth taking
             spr = self.costs.s_per_row(name, v.name)
             spr = (0.0 if not self.limited else _UNKNOWN_S_PER_ROW) if spr is None else spr
-            # A runner still loaded (by a probe) costs no setup; each finished member
-            # rewrites the submission: charge that write as setup.
-            setup = 0.0 if any(lane.loaded == (name, v.name) for lane in self.lanes) else self.costs.setup_s(name, v.name)
-            variants.append(planner.Variant(v.name, spr, setup + self.write_s, v.value_factor))
+            # A finished member rewrites the submission: its write is charged once, as the setup of a
+            # member not started. A running member's setup is its load on another lane (the lanes
+            # running it pay none: planner._lane_setup), so a short tail is still split; a runner
+            # still loaded by a probe costs nothing to start.
+            loaded = any(lane.loaded == (name, v.name) for lane in self.lanes)
+            if loaded and st.status == "running":
+                setup = self.costs.setup_s(name, v.name)
+            else:
+                setup = (0.0 if loaded else self.costs.setup_s(name, v.name)) + self.write_s
+            variants.append(planner.Variant(v.name, spr, setup, v.value_factor))
         # Only a member a step started is "running" (pinned by the planner); one
         # just probed is pending, its runner kept in case the plan starts with it.
         loaded = next((lane.loaded[1] for lane in self.lanes
@@ -1060,6 +1075,9 @@ class Executor:
         self._unload()
         st.status = "done"
         self._save_costs()
+        if self.clock() - self._written_at < WRITE_SPACING * self.write_s or not any(
+                s.status in ("pending", "running") and s.missing() for s in self.states.values()):
+            return  # written moments ago, or nothing is left to run: a later write (the final one) takes these rows in
         try:
             # Combining reads every chunk file: the other lanes infer and book meanwhile.
             with self._unlocked(), self._writing:
@@ -1071,6 +1089,7 @@ class Executor:
     def after_write(self, seconds: float) -> None:
         """Account for one submission write: later writes and the reserve are sized from it."""
         self.write_s = max(self.write_s, seconds)
+        self._written_at = self.clock()
         if not self.fixed_reserve:
             self.budget = replace(self.budget, reserve_s=max(self.budget.reserve_s, 2 * seconds))
 

@@ -47,9 +47,12 @@ stage:
   chunk save / load (in a full folder) and the per-row add are measured,
   host-scaled; the runtime's per-chunk bookkeeping beyond that is the
   residual of the profile's end-to-end check runs.
-* ``writing``: the runtime writes the submission ``members + 2`` times (a
-  first fallback file, after each member, and at the end); one write
-  (combine, format, write atomically) is measured as fixed + per row.
+* ``writing``: the runtime writes the submission a first time (the
+  fallback file), after a finished member while work is left once
+  ``runtime.executor.WRITE_SPACING`` writes' time has passed since the last
+  (:meth:`Costing.writes` follows the members' inference to count them), and
+  at the end; one write (combine, format, write atomically) is measured as
+  fixed + per row.
 * ``postprocess``: the postprocess hook, called at every write but the
   first (which has no predictions yet) over all rows, at its seconds per row
   measured when packaging. Nothing without a hook.
@@ -90,6 +93,7 @@ from packager.estimate.roofline import Estimate, lowest_confidence, translate
 from runtime.budget import default_margin
 from runtime.checkpoint import member_grid
 from runtime.errors import SpecError
+from runtime.executor import WRITE_SPACING
 from runtime.lanes import choose_lanes, usable_cores
 from runtime.manifest import Manifest, Member, Variant
 from runtime.run import largest_model_bytes
@@ -337,6 +341,7 @@ class Costing:
             self.target = replace(self.target, key="local-unprofiled")
         self._costs: dict[tuple[str, int], GraphCost] = {}
         self._lanes: dict[int, tuple[int, float]] = {}
+        self._writes: dict[int, tuple[int, dict[str, int]]] = {}
 
     # -- helpers ---------------------------------------------------------------------
     def lanes(self, rows: int) -> tuple[int, float]:
@@ -495,15 +500,40 @@ class Costing:
                                      (f"TensorRT engine build, no cache: {mid:g} s ({lo:g}-{hi:g} s)",)))
         return est, basis
 
-    def writes(self) -> int:
-        """Submission writes of a run: a first one, one after each member, a last one."""
-        return len(self.manifest.members) + 2
+    def one_write(self, rows: int) -> float:
+        """Seconds of one submission write of ``rows`` rows (measured at packaging, else 2 us a row)."""
+        write = self.profile.get("write") or {}
+        if "s_per_row" in write:
+            return float(write.get("fixed_s", 0.0)) + float(write["s_per_row"]) * rows
+        return 0.1 + 2e-6 * rows
+
+    def writes(self, rows: int) -> tuple[int, dict[str, int]]:
+        """The submission writes of a run, as :meth:`runtime.executor.Executor` spaces them, and per
+        member the writes that add its rows in (those after it finishes).
+
+        The first write (before any model), the final one, and one after each finished member but
+        the last, once :data:`runtime.executor.WRITE_SPACING` writes' time has passed since the
+        write before. Members finish in manifest order, each after its best rung's inference
+        over the lanes' combined speed (:meth:`lanes`).
+        """
+        if rows not in self._writes:
+            one, speedup = self.one_write(rows), self.lanes(rows)[1]
+            t = last = 0.0
+            after: list[int] = []  # member positions an intermediate write follows
+            for k, m in enumerate(self.manifest.members[:-1]):
+                t += self.inference(m, m.variants[0], self.batch_for(m), rows)[0].seconds / speedup
+                if t - last >= WRITE_SPACING * one:
+                    after.append(k)
+                    t += one
+                    last = t
+            adds = {m.name: 1 + sum(1 for j in after if j >= k) for k, m in enumerate(self.manifest.members)}
+            self._writes[rows] = (2 + len(after), adds)
+        return self._writes[rows]
 
     def ensembling(self, member: Member, batch: int, rows: int) -> Estimate:
         """Checkpointing the member's chunks, and adding them in at each later write."""
         per_row = float((self.profile.get("ensemble") or {}).get("s_per_row", 5e-8 if not self.measured else 0.0))
-        position = [m.name for m in self.manifest.members].index(member.name)
-        adds = len(self.manifest.members) - position + 1  # the writes after this member finishes
+        adds = self.writes(rows)[1][member.name]  # the writes after this member finishes
         chunk = self.profile.get("checkpoint") or {}
         grid = member_grid(rows, member, self.profile)  # the runtime's own chunks
         chunks = len(grid)
@@ -593,13 +623,13 @@ class Costing:
             items.append(Item("read", _fixed(0.5 + rows * (1e-6 + 1e-7 * values), _SPEC_BAND, "low", self.key,
                                              notes=("not measured: 0.1 us per value",)), "rate constant"))
         items += self._hooks(rows)
-        writes = self.writes()
-        note = (f"{writes} submission writes (first, after each member, last)",)
+        writes = self.writes(rows)[0]
+        note = (f"{writes} submission writes (first, after members while work is left, {WRITE_SPACING:g} writes' "
+                "time apart at least, last)",)
         if "s_per_row" in write:
-            one = float(write.get("fixed_s", 0.0)) + float(write["s_per_row"]) * rows
-            items.append(Item("writing", self._host(writes * one, note), self._measured))
+            items.append(Item("writing", self._host(writes * self.one_write(rows), note), self._measured))
         else:
-            items.append(Item("writing", _fixed(writes * (0.1 + 2e-6 * rows), _SPEC_BAND, "low", self.key,
+            items.append(Item("writing", _fixed(writes * self.one_write(rows), _SPEC_BAND, "low", self.key,
                                                 notes=("not measured: 2 us per row", *note)), "rate constant"))
         return items
 
@@ -609,8 +639,8 @@ class Costing:
         items = []
         for stage, used, calls, what in (
                 ("features", bool(self.manifest.data.features), 1, "features hook over every row, once"),
-                ("postprocess", self.manifest.submission.mode == "postprocess", self.writes() - 1,
-                 f"postprocess hook over every row at {self.writes() - 1} writes")):
+                ("postprocess", self.manifest.submission.mode == "postprocess", self.writes(rows)[0] - 1,
+                 f"postprocess hook over every row at {self.writes(rows)[0] - 1} writes")):
             if not used:
                 items.append(Item(stage, _fixed(0.0, (1, 1), "high", self.key, notes=(f"no {stage} hook",)), "none"))
                 continue

@@ -81,6 +81,7 @@ class World:
         self.spikes: dict[str, tuple[int, float]] = {}  # name -> (every n-th batch, extra seconds)
         self.loads: list[str] = []
         self.writes = 0
+        self.write_s = 0.0  # what each submission write takes
         x = InputSpec(name="x", dtype="float64", shape=("batch",), columns=("x",))
         self.members = tuple(
             Member(name=n, weight=w, inputs=(x,), output="out", batch_size=10, variants=(
@@ -116,7 +117,8 @@ class World:
 
         def write() -> float:
             self.writes += 1
-            return 0.0
+            self.clock.advance(self.write_s)
+            return self.write_s
 
         budget = Budget(deadline=NO_LIMIT if limit is None else limit, margin_s=0.0 if limit is None else margin, reserve_s=0.5)
         return Executor(self.members, self.grids, self.test, self.store, self.load, self.clock, budget, self.report,
@@ -143,8 +145,24 @@ def test_everything_fits_and_runs_best_value_per_second_first(tmp_path):
     assert [d["decision"] for d in w.report.member("a").decisions] == ["no probe", "run"]
     assert w.report.member("b").decisions[0]["decision"] == "probe" and w.report.member("b").rows_computed == ROWS
     assert w.clock.t == pytest.approx(50.0)
-    assert w.writes == 3
+    assert w.writes == 2  # after b and after a; after c, the last, the run's final write follows
     assert ex.delivered() == (pytest.approx(1.0), pytest.approx(1.0))
+
+
+def test_a_finished_member_rewrites_the_submission_only_when_the_last_write_is_long_past(tmp_path):
+    """Each write takes 1 s: the first (before any model) and then one after a member only once 10 s
+    (WRITE_SPACING writes) have passed since the last one; the final write is the run's (not here)."""
+    from runtime.executor import WRITE_SPACING
+
+    w = World(tmp_path, {"a/fp32": 0.3, "b/fp32": 0.01, "c/fp32": 0.2})
+    w.write_s = 1.0
+    ex = w.executor(None, profile=profile_of(w, "a", "b", "c"))
+    ex.after_write(w.write_s)  # the run's first write
+    ex.run()
+    assert WRITE_SPACING == 10.0 and w.statuses() == {"a": "done", "b": "done", "c": "done"}
+    # b (1 s of rows) ends 1 s after the first write: not rewritten; the next (20 s or 30 s later) is;
+    # the last is not (nothing is left: the run's final write follows).
+    assert w.writes == 1, w.writes
 
 
 def test_only_two_fit_the_third_is_never_started(tmp_path):

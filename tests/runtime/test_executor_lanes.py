@@ -96,6 +96,23 @@ def test_one_member_left_is_split_across_both_lanes_chunk_by_chunk(tmp_path):
     assert len(w.store.chunks("a", "fp32")) == 10
 
 
+def test_a_running_members_tail_goes_to_a_freed_lane_though_a_finished_member_costs_a_write(tmp_path):
+    """The submission write after a member (12 s here) is charged once, as the setup of a member not
+    started; a member running on one lane costs another lane its load only, so the planner still
+    splits its tail when a lane frees (charged the write, it would not: 12 s to save 5)."""
+    from runtime import planner
+
+    w = World(tmp_path, COSTS)
+    ex = executor(w, lanes_of(w), profile=profile_of(w, "a", "b", "c"))
+    ex.after_write(12.0)
+    ex.states["a"].status, ex.lanes[0].loaded, ex.lanes[0].stepping = "running", ("a", "fp32"), "a"
+    a, b = ex._planner_state(ex.states["a"]), ex._planner_state(ex.states["b"])
+    assert a.variants[0].setup_s == ex.costs.setup_s("a", "fp32") == 0.0
+    assert b.variants[0].setup_s == 12.0
+    p = planner.plan_lanes([a], 0.0, ex.budget, ex._planner_lanes({"a": a}), quantum={"a": 10})
+    assert {s.lane for s in p.steps} == {0, 1} and sum(s.rows for s in p.steps) == ROWS
+
+
 def test_a_crash_on_one_lane_retires_the_member_there_and_the_other_lane_runs_it(tmp_path):
     w = World(tmp_path, COSTS)
     ex = executor(w, lanes_of(w, crash={"l1": {"b/fp32", "a/fp32", "c/fp32"}}), profile=profile_of(w, "a", "b", "c"))
