@@ -640,7 +640,7 @@ class Costing:
         for stage, used, calls, what in (
                 ("features", bool(self.manifest.data.features), 1, "features hook over every row, once"),
                 ("postprocess", self.manifest.submission.mode == "postprocess", self.writes(rows)[0] - 1,
-                 f"postprocess hook over every row at {self.writes(rows)[0] - 1} writes")):
+                 f"postprocess hook over every row at {_plural(self.writes(rows)[0] - 1, 'write')}")):
             if not used:
                 items.append(Item(stage, _fixed(0.0, (1, 1), "high", self.key, notes=(f"no {stage} hook",)), "none"))
                 continue
@@ -672,6 +672,10 @@ class Costing:
     def best_batch(self, member: Member, variant: Variant) -> int | None:
         rec = self.record(member, variant)
         return int(rec["best_batch_size"]) if rec and rec.get("best_batch_size") else None
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _listed_bytes(root: Path, manifest: Manifest) -> int:
