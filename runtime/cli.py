@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from runtime.budget import MARGIN_FLOOR_S, MARGIN_FLOOR_SHARE, RESERVE_FLOOR_S
 from runtime.errors import NinefitError
 
 
@@ -78,10 +79,11 @@ def add_run_parser(sub) -> None:
                    help="the notebook's run-time limit, counted from --start-time (default: no limit)")
     p.add_argument("--margin", type=duration_arg, default=None, metavar="DURATION",
                    help="safety margin before the limit (default: measured: twice the largest overrun of a chunk "
-                   "over its predicted time, at least 0.25s + 1%% of the limit, at most a quarter of the limit)")
+                   f"over its predicted time, at least {MARGIN_FLOOR_S:g}s + {MARGIN_FLOOR_SHARE * 100:g}%% of the limit "
+                   "(the report and the process's exit, which no chunk measures), at most a quarter of the limit)")
     p.add_argument("--reserve", type=duration_arg, default=None, metavar="DURATION",
                    help="time kept for the final submission write (default: measured: twice the slowest "
-                   "submission write, at least 0.5s)")
+                   f"submission write, the first timed before any model runs; at least {RESERVE_FLOOR_S:g}s)")
     p.add_argument("--start-time", type=_epoch, default=None, metavar="EPOCH",
                    help="when the clock started, in epoch seconds (time.time() in the notebook's first cell); "
                    "default: now")
