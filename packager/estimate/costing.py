@@ -19,7 +19,9 @@ stage:
   (wheels included) at the measured hash rate, and no faster than
   ``KAGGLE_DISK_BYTES_PER_S`` on a Kaggle target: it grows with the bundle.
 * ``startup``: the extra cost of a process's first inference session, the
-  runtime's own fixed set-up (from the profile's end-to-end check runs), plus
+  runtime's own fixed set-up (from the profile's end-to-end check runs), a
+  fresh process's first touches (``startup.cold_s``: the small check run as
+  a whole process, :func:`packager.estimate.overheads.cold_start`), plus
   ``CUDA_INIT_S`` of CUDA context creation on a GPU target.
 * ``load`` per member: the measured session creation and the extra cost of
   its first call, plus on a GPU the
@@ -607,6 +609,10 @@ class Costing:
         run = (p.get("checkpoint") or {}).get("run") or {}
         if run.get("fixed_s"):  # the runtime's own set-up, from the profile's end-to-end check runs
             est = _add(est, self._host(float(run["fixed_s"])))
+        if self.measured and startup.get("cold_s"):  # a fresh process's first touches, measured
+            est = _add(est, self._host(float(startup["cold_s"]), (
+                "first touches of a fresh process (lazy imports, first calls, the first chunk's wait): "
+                "a whole `python -m runtime run` of the small check run less its parts, measured",)))
         measured_on_gpu = self.machine is not None and self.machine.source.kind == "gpu"
         if self.target.kind == "gpu" and not measured_on_gpu:
             est = _add(est, _fixed(CUDA_INIT_S, (0.5, 3.0), "low", self.key,

@@ -52,6 +52,7 @@ _IMPORTS = ("import io, importlib.util, runtime.cli, runtime.run, runtime.data, 
             "pandas; importlib.util.find_spec('psutil') and __import__('psutil'); "
             "pandas.read_csv(io.StringIO('id,x\\nA,1\\n'), dtype={'id': str}).astype(str).to_numpy().tolist()")
 _STARTUP_RUNS = 5  # subprocesses timed for the process stages; the least disturbed is kept
+_PROCESS_RUNS = 2  # whole `python -m runtime run` processes of the small check run
 _CHECK_SECONDS = 1.0  # inference time the end-to-end check run is sized for
 _CHECK_CHUNKS = 256  # chunks of the largest batch the larger check run aims for (64 overestimated 100k-row runs by 23%)
 _FACTOR_MIN_S = 0.2  # least inference in the check run to derive the in-runtime factor from
@@ -142,6 +143,19 @@ def measure_startup(root: Path, model: Path, images: bool, models: tuple[Path, .
     except (ValueError, IndexError):
         out["first_session_s"] = None
     return out
+
+
+def cold_start(startup: dict[str, Any], run: dict[str, Any]) -> float | None:
+    """What a fresh process pays on first touch (lazy imports, first calls, the first chunk's wait)
+    beyond the measured process stages: the small check run as a whole process
+    (:func:`process_check`) less its start, imports, first session and exit (``startup``) and the
+    same run in the warm packaging process. None when either side was not measured."""
+    process, points = run.get("process"), run.get("points") or []
+    parts = [startup.get(k) for k in ("python_s", "imports_s", "exit_s")]
+    if not process or not points or any(p is None for p in parts):
+        return None
+    return max(process["wall_s"] - sum(parts) - float(startup.get("first_session_s") or 0.0)
+               - float(points[0]["seconds"]), 0.0)
 
 
 def hash_rate(size: int = 32 << 20) -> float:
@@ -289,6 +303,7 @@ def _check_runs(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, A
     manifest = bundle.manifest
     points = [_one_check(bundle, data_dir, work / f"check-{rows}", rows, data_info, write, run_options, verify_s)
               for rows in (small, big)]
+    folders = [p.pop("_folder") for p in points]
     a, b = points
     # predict_rows inside the runtime (its own threads: checkpoint writes, memory
     # monitor) against the same rows measured in isolation, each member's first
@@ -309,6 +324,9 @@ def _check_runs(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, A
     beyond = max(per_chunk - chunk["save_few_s"] - chunk["load_s"], 0.0)
     out = {"points": points, "fixed_s": fixed, "overhead_s_per_chunk": per_chunk, "bookkeeping_s_per_chunk": beyond,
            "inference_factor": in_runtime}
+    process = process_check(bundle, Path(folders[0]), work / f"check-{small}", run_options)
+    if process is not None:
+        out["process"] = {**process, "rows": small}
     if run_options.lanes == 1 and usable_cores() > 1:
         out["lanes"] = lane_speedup(bundle, data_dir, work, big, b, per_chunk, data_info, write, run_options, verify_s)
     return out
@@ -382,8 +400,33 @@ def _one_check(bundle: Bundle, data_dir: Path, work: Path, rows: int, data_info:
     lanes = data.get("lanes") or []
     return {"rows": rows, "seconds": seconds, "inside_s": inside, "inference_s": infer, "writes": writes,
             "chunks": chunks, "residual_s": residual, "lanes": max(len(lanes), 1),
-            "threads": lanes[0].get("threads") if lanes else None}
+            "threads": lanes[0].get("threads") if lanes else None, "_folder": str(folder)}
 
 
-__all__ = ["check_run", "hash_rate", "lane_speedup", "measure_checkpoint", "measure_ensemble", "measure_startup",
-           "measure_write"]
+def process_check(bundle: Bundle, folder: Path, work: Path, run_options: RunOptions) -> dict[str, Any] | None:
+    """The small check run again as a user runs it: a whole ``python -m runtime run`` process in the
+    bundle folder (the vendored runtime, nothing imported or warmed up yet), launch to exit, the
+    faster of ``_PROCESS_RUNS``. Against the same run in this warm process, it shows what a fresh
+    process pays on first touch beyond its measured start, imports and exit (the profile's
+    ``startup.cold_s``). None where it cannot run here."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    cmd = [sys.executable, "-m", "runtime", "run", ".", "--data", str(Path(folder).resolve()), "--fresh", "--quiet",
+           "--lanes", "1", "--out", str((work / "process" / "submission.csv").resolve()),
+           "--work-dir", str((work / "process" / "work").resolve())]
+    if run_options.backend:
+        cmd += ["--backend", run_options.backend]
+    if run_options.threads:
+        cmd += ["--threads", str(run_options.threads)]
+    walls = []
+    for _ in range(_PROCESS_RUNS):
+        t0 = time.perf_counter()
+        done = subprocess.run(cmd, cwd=bundle.root, env=env, capture_output=True, text=True, timeout=600)
+        walls.append(time.perf_counter() - t0)
+        if done.returncode != 0:
+            return None
+    return {"wall_s": min(walls), "runs": walls}
+
+
+__all__ = ["check_run", "cold_start", "hash_rate", "lane_speedup", "measure_checkpoint", "measure_ensemble",
+           "measure_startup", "measure_write", "process_check"]

@@ -48,6 +48,7 @@ from typing import Any
 from packager.estimate.hardware import fingerprint
 from packager.estimate.overheads import (
     check_run,
+    cold_start,
     hash_rate,
     measure_checkpoint,
     measure_ensemble,
@@ -404,6 +405,9 @@ def profile_bundle(
     startup = (measure_startup(root, smallest, images, loaded) if options.startup
                else {"import_s": None, "note": "not measured"})
     startup.update(verify_s=t_verify, bundle_bytes=bundle_bytes, hash_bytes_per_s=rate)
+    cold = cold_start(startup, checkpoint.get("run") or {}) if options.check_run else None
+    if cold is not None:
+        startup["cold_s"] = cold
     fp = fingerprint()
     devices = {v["device"] for m in members.values() for v in m.values()}
     fp.update(intra_op_threads=options.threads, backend=options.backend or "default",

@@ -233,6 +233,11 @@ def test_the_process_around_the_run_is_priced_stage_by_stage(priced, tmp_path):
     _edit_manifest(bundle, split)
     est = estimate_bundle(bundle, EstimateOptions(target="local", rows=1000, time_limit_s=60))
     stages = {i.stage: i.estimate.seconds for i in est.items if not i.member}
+    # A fresh process's first touches (the whole-process check run less its parts) are startup's.
+    _edit_manifest(bundle, lambda d: d["profile"]["startup"].update(cold_s=0.25))
+    colder = {i.stage: i for i in estimate_bundle(bundle, EstimateOptions(target="local", rows=1000)).items}
+    assert colder["startup"].estimate.seconds == pytest.approx(stages["startup"] + 0.25)
+    assert any("first touches of a fresh process" in n for n in colder["startup"].estimate.notes)
     assert stages["python"] == pytest.approx(0.05) and stages["imports"] == pytest.approx(0.6)
     assert stages["exit"] == pytest.approx(0.3) and "verify" in stages
     assert est.stage_totals()["exit"][0] == pytest.approx(0.3)
