@@ -17,8 +17,8 @@ planner's inputs true. The loop (:meth:`Executor.run`):
    measured, one probe at a time runs a member's best rung whatever the share
    (the first probe excepted); until then a lower rung measured moves its
    member's other rungs and the same rung of other members
-   (:meth:`CostModel.s_per_row`). No chunk is ever started that is predicted to end past the limit, so the
-   probe cannot break the deadline. A member with no prior at all is always
+   (:meth:`CostModel.s_per_row`). No chunk is ever started that is
+   predicted to end past the limit, so the probe cannot break the deadline. A member with no prior at all is always
    probed (it cannot be planned otherwise); one whose costs an earlier run
    measured here is not.
 2. Plan; run the first step chunk by chunk. Before each chunk, a chunk that
@@ -307,8 +307,8 @@ class Executor:
         self.fixed_margin = fixed_margin or not limited
         self.write_s = 0.0
         self.overrun_s = 0.0  # largest time a chunk took beyond its prediction from a measured rate
-        self._founding: set[str] = set()
-        self._written_at = -math.inf  # when the last submission write ended  # members probed on their best rung to found the machine factor
+        self._founding: set[str] = set()  # members probed on their best rung to found the machine factor
+        self._written_at = -math.inf  # when the last submission write ended
         self.chunks_run = 0  # chunks computed in this run, by every member
         self.lanes = [_Lane(i, name, fn) for i, (name, fn) in enumerate(lanes or [("lane0", load)])]
         self._lock = threading.RLock()  # held by a lane thread except while it loads or infers
