@@ -78,7 +78,7 @@ def test_profile_cli_stores_profile_with_fingerprint(bundle, digits_dir, capsys)
     assert "error" not in run, run
     assert run["fixed_s"] >= 0 and run["bookkeeping_s_per_chunk"] >= 0 and 1 <= run["inference_factor"] <= 1.5
     # The small check run once more as a whole process: longer than its start, imports and exit together.
-    assert run["process"]["rows"] == run["points"][0]["rows"] and len(run["process"]["runs"]) == 2
+    assert run["process"]["rows"] == run["points"][0]["rows"] and len(run["process"]["runs"]) == 3
     assert run["process"]["wall_s"] > startup["python_s"] + startup["imports_s"] + startup["exit_s"]
     assert startup["cold_s"] >= 0 and "_folder" not in run["points"][0]
     assert profile["checkpoint"]["save_s"] > 0 and profile["checkpoint"]["files"] == 512
@@ -88,11 +88,11 @@ def test_profile_cli_stores_profile_with_fingerprint(bundle, digits_dir, capsys)
 def test_cold_start_is_the_whole_process_less_its_measured_parts():
     from packager.estimate.overheads import cold_start
 
-    startup = {"python_s": 0.02, "imports_s": 0.3, "exit_s": 0.05, "first_session_s": 0.01}
+    startup = {"python_s": 0.02, "imports_s": 0.3, "exit_s": 0.05, "import_s": 0.37, "first_session_s": 0.01}
     run = {"points": [{"rows": 64, "seconds": 0.1}], "process": {"wall_s": 0.55, "runs": [0.55, 0.6], "rows": 64}}
     assert cold_start(startup, run) == pytest.approx(0.07)
     assert cold_start(startup, {**run, "process": {"wall_s": 0.4}}) == 0.0  # never negative
-    assert cold_start({**startup, "imports_s": None}, run) is None  # a part not measured: nothing to say
+    assert cold_start({**startup, "import_s": None}, run) is None  # the process not measured: nothing to say
     assert cold_start(startup, {"points": run["points"]}) is None
 
 
