@@ -477,13 +477,16 @@ class Executor:
             st = self.states[name]
             if st.probing:
                 continue
-            verb, why = ("stopped", reason[len("stopped: "):]) if reason.startswith("stopped: ") else ("dropped", reason)
+            ms = states.get(name) or self._planner_state(st)
+            if reason.startswith("stopped: "):
+                verb, why = "stopped", reason[len("stopped: "):]
+            else:  # left out by the plan: a member it had started is stopped part-way, as a blocked one is
+                verb, why = ("stopped" if st.rows_done and ms.status != "pending" else "dropped"), reason
             if name in blocked and st.status == "stopped" and st.drop_reason:
                 continue  # stopped by the executor itself, for the same reason; said already
             if not st.drop_reason:
                 self.event(f"{name}: {verb} at {now:.1f}s: {why}")
             st.drop_reason = reason
-            ms = states.get(name) or self._planner_state(st)
             best = ms.variants[0]
             self._decide(st, "stop" if verb == "stopped" else "drop", "", best.s_per_row, left, reason=why,
                          expected_s=planner.expected_seconds(ms, best))

@@ -165,6 +165,21 @@ def test_a_finished_member_rewrites_the_submission_only_when_the_last_write_is_l
     assert w.writes == 1, w.writes
 
 
+def test_a_member_started_and_left_out_when_time_is_up_is_stopped_not_dropped(tmp_path):
+    """Past the limit the planner leaves every member out ("no time left"): one that ran part of its
+    rows is recorded as stopped part-way (as a member whose next chunk does not fit is), one never
+    started as dropped, whichever comes first, the limit or the chunk check."""
+    w = World(tmp_path, {"a/fp32": 0.1, "b/fp32": 0.1, "c/fp32": 0.1})
+    ex = w.executor(10.0, profile=profile_of(w, "a", "b", "c"))  # limit 10 - 5 - 0.5
+    st = ex.states["a"]
+    st.covered[w.grids["a"][0]] = 0
+    st.status, ex.lanes[0].loaded, ex.lanes[0].stepping = "running", ("a", "fp32"), "a"
+    w.clock.t = 4.5
+    ex.plan()
+    assert decisions(w, "a")[-1] == "stop" and decisions(w, "b")[-1] == "drop"
+    assert "no time left" in w.report.member("a").decisions[-1]["reason"]
+
+
 def test_only_two_fit_the_third_is_never_started(tmp_path):
     w = World(tmp_path, {"a/fp32": 0.3, "b/fp32": 0.3, "c/fp32": 0.3, "a/fp16": 0.3, "b/fp16": 0.3, "c/fp16": 0.3})
     ex = w.executor(70.0, profile=profile_of(w, "a", "b", "c"))
