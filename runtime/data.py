@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import threading
 import weakref
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from runtime.errors import DataError
-from runtime.fileio import scratch_dir
+from runtime.fileio import scratch_dir, scratch_room
 from runtime.manifest import DataSpec, InputSpec, Member
 from runtime.tables import FrameSource, TableSource, open_table, table_pandas
 from runtime.text import TextRows, load_tokenizer, tokenize
@@ -244,10 +243,9 @@ class TestData:
         """A file for the spool of ``columns``; None for a table in memory, or when local disk is short."""
         if isinstance(self.source, FrameSource) or not columns:
             return None
-        need = self.n_rows * len(columns) * 8
+        if not scratch_room(self.n_rows * len(columns) * 8)[0]:
+            return None
         try:
-            if need > shutil.disk_usage(tempfile.gettempdir()).free / 2:
-                return None
             if self._spool_dir is None:
                 self._spool_dir = str(scratch_dir("table"))
                 weakref.finalize(self, shutil.rmtree, self._spool_dir, True)

@@ -71,6 +71,20 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO
     return path
 
 
+def scratch_room(need: int, base: str | os.PathLike | None = None) -> tuple[bool, int, Path]:
+    """Whether ``need`` bytes of scratch files fit under ``base`` (default the system temp folder): at
+    most half its free space, so a run never fills the disk the notebook writes to. Also returns
+    the free bytes (0 when unreadable: nothing fits) and the folder, for the caller's message."""
+    import shutil
+
+    root = Path(base) if base is not None else Path(tempfile.gettempdir())
+    try:
+        free = shutil.disk_usage(root).free
+    except OSError:
+        free = 0
+    return need <= free / 2 and free > 0, free, root
+
+
 def scratch_dir(kind: str, base: str | os.PathLike | None = None) -> Path:
     """A new private folder for a run's scratch files (``ninefit-<kind>-<pid>-*`` under ``base``, default the
     system temp folder), after removing those of processes that are gone (a run killed with ``kill -9``
@@ -91,4 +105,4 @@ def scratch_dir(kind: str, base: str | os.PathLike | None = None) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"ninefit-{kind}-{os.getpid()}-", dir=root))
 
 
-__all__ = ["atomic_write", "file_mode", "folder_mode", "scratch_dir", "umask"]
+__all__ = ["atomic_write", "file_mode", "folder_mode", "scratch_dir", "scratch_room", "umask"]

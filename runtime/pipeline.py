@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -47,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.errors import DataError, NinefitError
-from runtime.fileio import scratch_dir
+from runtime.fileio import scratch_dir, scratch_room
 from runtime.manifest import InputSpec, Member, Variant
 
 #: Chunks prepared ahead of the one being inferred, by default (``NINEFIT_PREFETCH``; 0: prepared in line).
@@ -257,13 +256,9 @@ class FeedPipeline:
             self.times.spool = "not needed (one image member at one size)"
 
     def _open_spool(self, forms, spool_dir) -> None:
-        base = Path(spool_dir) if spool_dir is not None else Path(tempfile.gettempdir())
         need = _Spool.bytes_needed(self.test.n_rows, forms)
-        try:
-            free = shutil.disk_usage(base).free
-        except OSError:
-            free = 0
-        if need > free / 2:
+        fits, free, base = scratch_room(need, spool_dir)
+        if not fits:
             self.times.spool = (f"off: the decoded images need {need / 1e9:.2f} GB, {free / 1e9:.2f} GB free in {base}; "
                                 "each member decodes its images again")
             return

@@ -43,9 +43,7 @@ def read_sample(path: Path, spec: SubmissionSpec) -> SampleSubmission:
     expected = [spec.id_column, *spec.columns]
     if path.suffix.lower() in (".parquet", ".pq"):
         df = read_table(path, id_column=spec.id_column, text=True)
-        header = [str(c) for c in df.columns]
-        if header != expected:
-            raise DataError(f"{path.name} has columns {header}; the bundle was packaged for {expected}")
+        header = _checked_header(path, [str(c) for c in df.columns], expected)
         ids = df[spec.id_column].tolist()
         cells = zip(*(df[c].tolist() for c in spec.columns))
         return SampleSubmission(ids=ids, header=header, rows=dict(zip(ids, cells)))
@@ -54,9 +52,7 @@ def read_sample(path: Path, spec: SubmissionSpec) -> SampleSubmission:
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
-            header = next(reader, [])
-            if header != expected:
-                raise DataError(f"{path.name} has columns {header}; the bundle was packaged for {expected}")
+            header = _checked_header(path, next(reader, []), expected)
             width = len(header)
             for record in reader:
                 if len(record) != width:
@@ -69,6 +65,12 @@ def read_sample(path: Path, spec: SubmissionSpec) -> SampleSubmission:
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"could not read {path}: {exc}") from exc
     return SampleSubmission(ids=ids, header=header, rows=rows)
+
+
+def _checked_header(path: Path, header: list[str], expected: list[str]) -> list[str]:
+    if header != expected:
+        raise DataError(f"{path.name} has columns {header}; the bundle was packaged for {expected}")
+    return header
 
 
 def match_ids(sample: SampleSubmission, test_ids: Sequence[str], *, sample_name: str = "sample_submission.csv") -> np.ndarray:

@@ -100,6 +100,15 @@ print(t0, t1, time.perf_counter(), flush=True)
 """
 
 
+def _bundle_env() -> dict[str, str]:
+    """The environment of a subprocess run in the bundle folder: no PYTHONPATH (the vendored runtime
+    must be the one imported) and no .pyc files written into the bundle (on Kaggle it is read-only,
+    so the runtime compiles each time)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
 def measure_startup(root: Path, model: Path, images: bool, models: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The process around a run, as a user times it: the least of ``_STARTUP_RUNS`` runs, in the
     bundle folder (so the vendored runtime is imported), and the extra cost of a process's first session.
@@ -111,10 +120,7 @@ def measure_startup(root: Path, model: Path, images: bool, models: tuple[Path, .
     (the three together, the older profile's one figure) and
     ``first_session_s``.
     """
-    # No PYTHONPATH (the vendored runtime must be the one imported) and no .pyc files
-    # written into the bundle (on Kaggle it is read-only, so the runtime compiles each time).
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env = _bundle_env()
     script = _PROCESS.format(imports=_IMPORTS + ("; import PIL.Image" if images else ""))
     runs = []
     for _ in range(_STARTUP_RUNS):
@@ -245,7 +251,7 @@ def measure_checkpoint(manifest: Manifest, folder: Path, files: int = MAX_CHUNKS
         return saves, loads
 
     saves, loads = timed(rows, files, "")
-    few_saves, few_loads = timed(rows, 20, "s")
+    few_saves, few_loads = saves[-20:], loads[-20:]  # the same files in a full folder, as the big ones
     big_saves, big_loads = timed(rows * _BIG_CHUNK, 20, "b")
     extra = rows * (_BIG_CHUNK - 1)
     return {"rows": rows, "files": files, "save_s": statistics.mean(saves),
@@ -419,8 +425,7 @@ def process_check(bundle: Bundle, folder: Path, work: Path, run_options: RunOpti
     faster of ``_PROCESS_RUNS``. Against the same run in this warm process, it shows what a fresh
     process pays on first touch beyond its measured start, imports and exit (the profile's
     ``startup.cold_s``). None where it cannot run here."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env = _bundle_env()
     cmd = [sys.executable, "-m", "runtime", "run", ".", "--data", str(Path(folder).resolve()), "--fresh", "--quiet",
            "--lanes", "1", "--out", str((work / "process" / "submission.csv").resolve()),
            "--work-dir", str((work / "process" / "work").resolve())]
