@@ -3,7 +3,7 @@
 :mod:`runtime.planner` decides; this module does the work and keeps the
 planner's inputs true. The loop (:meth:`Executor.run`):
 
-1. At the start every member is *probed* on this machine: loaded, then a
+1. At the start every member is *probed* on this machine (:mod:`runtime.probing`): loaded, then a
    warm-up batch and a short timed stretch (:data:`PROBE_S`) of its first
    chunks, on the rung a plan made on what is known then gives it (its
    cheapest, if that plan drops it); those rows are kept as results. Members
@@ -92,14 +92,11 @@ from runtime.lanes import LaneLog
 from runtime.manifest import Member, Variant
 from runtime.memory import MemoryMonitor
 from runtime.pipeline import FeedPipeline
+from runtime.probing import PROBE_S, PROBE_SHARE, Probing
 from runtime.progress import Progress, log
 from runtime.report import MemberReport, RunReport
 from runtime.text import Chunk
 
-#: Probing a member stops once this many seconds were timed after its warm-up batch (or 1/20 of its rows ran).
-PROBE_S = 0.25
-#: Share of the time left at the start that all probes together may take (predicted from the priors).
-PROBE_SHARE = 0.1
 #: A finished member rewrites the submission only once this many times the slowest write has
 #: passed since the last one (so the safety writes take ~1/WRITE_SPACING of the run at most), and
 #: only while work is left (else the final write follows at once).
@@ -257,7 +254,7 @@ class _Lane:
     log: LaneLog = field(default_factory=LaneLog)
 
 
-class Executor:
+class Executor(Probing):
     """Runs the members of one bundle to a deadline.
 
     Args:
@@ -651,112 +648,6 @@ class Executor:
             if st.status in ("done", "failed", "stopped") or lane.loaded[0] in lane.retired or not st.missing():
                 with self._as_lane(lane):
                     self._unload()
-
-    def _prior_rate(self, st: _State) -> float:
-        """Value per second of the member's most valuable rung, on what is known now."""
-        ms = self._planner_state(st)
-        return max(planner.value_per_second(ms, v) for v in ms.variants)
-
-    def _probe_rung(self, st: _State, plan_rung: bool) -> Variant:
-        """The rung to probe: the member's best one (not ``plan_rung``: it is to found the machine
-        factor), else the one a plan on what is known now gives the member (its probe rows are then
-        the start of that work), else its cheapest (what may still fit)."""
-        if not plan_rung:
-            return st.member.variants[0]
-        now = self.clock()
-        states = [self._planner_state(x) for x in self.states.values()]
-        steps = {s.member: s.variant for s in planner.plan(states, now, self.budget).steps}
-        name = st.member.name
-        if name in steps:
-            return st.member.variant(steps[name])
-        ms = next(m for m in states if m.name == name)
-        cheapest = min(ms.variants, key=lambda v: planner.expected_seconds(ms, v))
-        return st.member.variant(cheapest.name)
-
-    def _probe_list(self) -> tuple[list[_State], float, list[bool]]:
-        """The members to probe, most valuable first; when the probe share ends; the "first" flag (the most
-        valuable member is probed whatever the share: its rows are the first work anyway)."""
-        start = self.clock()
-        share_end = start + PROBE_SHARE * max(0.0, self.budget.limit - start)
-        todo = [st for st in self.states.values() if st.status == "pending" and st.missing()
-                and not any(self.costs.measured_here(st.member.name, v.name) for v in st.member.variants)]
-        todo.sort(key=lambda st: -self._prior_rate(st))
-        return todo, share_end, [True]
-
-    def _probe(self) -> None:
-        """Measure every member here, most valuable first, within the probe share (one lane; with several,
-        :meth:`_run_lanes` gives each lane the next member to probe while the others work)."""
-        todo, share_end, first = self._probe_list()
-        while todo:
-            self._probe_one(todo.pop(0), share_end, first)
-
-    def _probe_one(self, st: _State, share_end: float, first: list[bool]) -> None:
-        """Probe one member on the calling thread's lane (see :meth:`_probe`); it is planned again after."""
-        st.probing = True
-        try:
-            self._probe_or_skip(st, share_end, first)
-        finally:
-            st.probing = False
-
-    def _probe_or_skip(self, st: _State, share_end: float, first: list[bool]) -> None:
-        if st.status != "pending" or not st.missing():  # another lane has started it meanwhile: measured there
-            return
-        # Until a best rung founds the machine factor (what every prior not measured yet is scaled by),
-        # one probe at a time measures a best rung, bounded by the limit alone, as is the most valuable
-        # member's; the other probes run the plan's rung, within the probe share.
-        need = not self.costs.calibrated() and not self._founding
-        name, v = st.member.name, self._probe_rung(st, plan_rung=first[0] or not need)
-        now = self.clock()
-        if now >= self.budget.limit:
-            return
-        known = self.costs.s_per_row(name, v.name) is not None
-        founding = need and v.name == st.member.variants[0].name
-        a, b = st.missing()[0]
-        predicted = self.costs.setup_s(name, v.name) + 2 * (b - a) * self.costs.cautious_s_per_row(name, v.name)
-        if known and (now + predicted > (self.budget.limit if first[0] or founding else share_end)):
-            why = (f"probe skipped: ~{predicted:.1f}s predicted, "
-                   f"{max(share_end - now, 0.0):.1f}s of the {PROBE_SHARE:.0%} probe share left; "
-                   f"costed from its prior x machine factor {self.costs.calibration():.2f}")
-            self._decide(st, "no probe", v.name, self.costs.s_per_row(name, v.name), self.budget.limit - now,
-                         reason=why)
-            log(f"{name}: {why}")
-            return
-        first[0] = False
-        if founding:
-            self._founding.add(name)
-        try:
-            self._probe_member(st, v, share_end)
-        finally:
-            self._founding.discard(name)
-
-    def _probe_member(self, st: _State, v: Variant, share_end: float) -> None:
-        name = st.member.name
-        t0, rows0 = self.clock(), st.rows_done
-        runner = self._ensure(st, v)
-        if runner is None:
-            return
-        r = self.costs.rate(name, v.name)
-        while not (r.rows and (r.seconds >= PROBE_S or st.rows_done * 20 >= st.rows_total or self.clock() >= share_end)):
-            claimed = st.claim()  # another lane may run this member meanwhile (row-split): never the same chunk
-            if claimed is None:
-                break
-            try:
-                done = self._timed_chunk(st, v, runner, *claimed, self.budget.limit)
-            finally:
-                st.inflight.discard(claimed)
-            if not done:
-                break
-        self._lane().log.add("probe", name, v.name, st.rows_done - rows0, t0, self.clock())
-        if st.status == "running":
-            spr = self.costs.s_per_row(name, v.name) or 0.0
-            factor = self.costs.calibration()
-            self.event(f"{name}: measured {v.name}: setup {self.costs.setup_s(name, v.name):.2f}s, "
-                       f"{spr * 1e3:.3g} ms/row; machine factor {factor:.2f}")
-            self._decide(st, "probe", v.name, spr, self.budget.limit - self.clock(),
-                         reason=f"{st.rows_done} rows kept; machine factor {factor:.2f}")
-            self._pruned(st, v)
-            if not st.missing():
-                self._finish(st)
 
     def _timed_chunk(self, st: _State, v: Variant, runner: Runner, a: int, b: int, end: float) -> bool | None:
         """One chunk, if it is predicted to end by ``end``: None when it is not started,
