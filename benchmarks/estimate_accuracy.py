@@ -4,10 +4,11 @@ For three differently shaped bundles - the digits example (a small CNN and an
 MLP on a table), a ResNet-style CNN on 3x32x32 images and a transformer
 encoder over 64 tokens x 128 dims (both from examples/models/) - this script
 packages the bundle with its profile (the normal ``ninefit package`` path),
-then at three data sizes estimates the run for ``--target local`` and runs it
-for real (``python -m runtime run`` in the bundle folder, so the vendored
-runtime runs, imports included, as in a notebook), and prints
-estimate / actual per case. "Actual" is the whole process as a user times
+then at three data sizes estimates the run for ``--target local``; then it
+runs every case for real (``python -m runtime run --fresh`` in the bundle
+folder, so the vendored runtime runs, imports included, as in a notebook),
+``--repeats`` times round-robin over the cases, and prints estimate / the
+fastest run per case. "Actual" is the whole process as a user times
 it: from launching the interpreter to seeing it exit.
 
 Goal: every ratio within [0.90, 1.10] (within +-10 %, and never under by more
@@ -48,11 +49,13 @@ QUICK = {"digits": (540, 5_000, 20_000), "convnet": (64, 300, 1_000), "encoder":
 def _prepare(work: Path) -> dict[str, Path]:
     """Copy the examples into ``work``, write their data and checkpoints; return spec paths."""
     digits = work / "digits"
-    shutil.copytree(REPO / "examples" / "digits", digits, ignore=shutil.ignore_patterns("work", "__pycache__"))
+    shutil.copytree(REPO / "examples" / "digits", digits, ignore=shutil.ignore_patterns("work", "__pycache__"),
+                    dirs_exist_ok=True)
     if not (digits / "checkpoints" / "cnn.pt").is_file() or not (digits / "data" / "test.csv").is_file():
         subprocess.run([sys.executable, "prepare.py", "--epochs", "15"], cwd=digits, check=True, capture_output=True)
     models = work / "models"
-    shutil.copytree(REPO / "examples" / "models", models, ignore=shutil.ignore_patterns("data", "checkpoints", "__pycache__"))
+    shutil.copytree(REPO / "examples" / "models", models, ignore=shutil.ignore_patterns("data", "checkpoints", "__pycache__"),
+                    dirs_exist_ok=True)
     subprocess.run([sys.executable, "prepare.py"], cwd=models, check=True, capture_output=True)
     return {"digits": digits / "ninefit.toml", "convnet": models / "conv.toml", "encoder": models / "encoder.toml"}
 
@@ -88,7 +91,7 @@ def _run(bundle: Path, data: Path, out: Path, threads: int | None) -> tuple[floa
     extra = ["--threads", str(threads)] if threads else []
     t0 = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "runtime", "run", ".", "--data", str(data), "--out", str(out),
-                           "--quiet", *extra], cwd=bundle, capture_output=True, text=True)
+                           "--fresh", "--quiet", *extra], cwd=bundle, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if done.returncode != 0:
         raise SystemExit(f"run failed on {bundle} / {data}:\n{done.stderr}")
@@ -98,9 +101,11 @@ def _run(bundle: Path, data: Path, out: Path, threads: int | None) -> tuple[floa
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller data sizes")
-    ap.add_argument("--repeats", type=int, default=3, help="real runs per case; the fastest is compared")
+    ap.add_argument("--repeats", type=int, default=5,
+                    help="real runs per case, round-robin over the cases; the fastest is compared")
     ap.add_argument("--profile-seconds", type=float, default=3.0, help="profiling time per member")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--work", type=Path, default=None, help="keep bundles, data and outputs here (default: a temp folder)")
     ap.add_argument("--models", default="digits,convnet,encoder", help="comma-separated subset to run")
     ap.add_argument("--threads", type=int, default=None,
                     help="CPU threads per model, profiling and runs alike (default: onnxruntime's choice); "
@@ -110,18 +115,28 @@ def main() -> int:
     results = []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="ninefit-bench-") as tmp:
-        work = Path(tmp)
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         specs = _prepare(work)
+        cases = []  # (name, rows, bundle, data, estimate, profile figures)
         for name, spec in specs.items():
             if name not in args.models.split(","):
                 continue
             bundle = work / "bundles" / name
+            shutil.rmtree(bundle, ignore_errors=True)
             sys.modules.pop("models", None)  # both example folders have a models.py
             t0 = time.perf_counter()
             package(spec, bundle, PackageOptions(hooks=(profile_hook(ProfileOptions(
                 seconds_per_member=args.profile_seconds, threads=args.threads), log=lambda _m: None),)),
                     log=lambda _m: None)
-            print(f"{name}: packaged and profiled in {time.perf_counter() - t0:.1f} s", flush=True)
+            profile = json.loads((bundle / "manifest.json").read_text())["profile"]
+            startup, check = profile.get("startup") or {}, (profile.get("checkpoint") or {}).get("run") or {}
+            measured = {"import_s": startup.get("import_s"), "cold_s": startup.get("cold_s"),
+                        "inference_factor": check.get("inference_factor"),
+                        "process_s": (check.get("process") or {}).get("wall_s"),
+                        "lane_speedup": (check.get("lanes") or {}).get("speedup")}
+            print(f"{name}: packaged and profiled in {time.perf_counter() - t0:.1f} s; "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in measured.items() if v is not None), flush=True)
             for rows in sizes[name]:
                 data = work / "data" / f"{name}-{rows}"
                 if name == "digits":
@@ -129,26 +144,34 @@ def main() -> int:
                 else:
                     _models_data(spec.parent, name, rows, data)
                 est = estimate_bundle(bundle, EstimateOptions(target="local", rows=rows, time_limit_s=9 * 3600))
-                runs = [_run(bundle, data, work / "out" / f"{name}-{rows}-{k}" / "submission.csv", args.threads)
-                        for k in range(args.repeats)]
-                # The least disturbed run: other work on the machine only ever slows a run down.
-                actual = min(w for w, _ in runs)
-                report = runs[0][1]
-                members = {m["name"]: m for m in report["members"]}
-                stream = {i.member: i.estimate.seconds for i in est.items if i.stage == "inference"}
-                loads = {i.member: i.estimate.seconds for i in est.items if i.stage == "load"}
-                # The report books the warm-up batch apart; the estimate's load holds its extra cost.
-                detail = ", ".join(f"{m} load+warm-up {loads[m]:.2f}/"
-                                   f"{members[m]['load_seconds'] + members[m].get('warmup_seconds', 0.0):.2f} s, "
-                                   f"inference {stream[m]:.2f}/{members[m]['seconds']:.2f} s" for m in stream)
-                stages = ", ".join(f"{k} {v[0]:.2f}" for k, v in est.stage_totals().items() if v[0] > 0.005)
-                results.append({"model": name, "rows": rows, "estimate_s": est.expected_s, "low_s": est.low_s,
-                                "high_s": est.high_s, "actual_s": actual, "ratio": est.expected_s / actual,
-                                "members": detail, "stages": stages, "runs": [w for w, _ in runs]})
-                r = results[-1]
-                print(f"  {rows:>7} rows: estimate {r['estimate_s']:7.2f} s  actual {actual:7.2f} s  "
-                      f"ratio {r['ratio']:.3f}\n           estimated stages: {stages}\n           est/actual: {detail}",
-                      flush=True)
+                cases.append((name, rows, bundle, data, est, measured))
+        # The real runs round-robin over the cases, so that a slow stretch of the machine (here, runs a
+        # minute apart differ by up to 15 %) does not fall on one case's runs alone.
+        runs: dict[int, list[tuple[float, dict]]] = {k: [] for k in range(len(cases))}
+        for r in range(args.repeats):
+            for k, (name, rows, bundle, data, _est, _m) in enumerate(cases):
+                runs[k].append(_run(bundle, data, work / "out" / f"{name}-{rows}-{r}" / "submission.csv",
+                                    args.threads))
+        for k, (name, rows, bundle, data, est, measured) in enumerate(cases):
+            # The least disturbed run: other work on the machine only ever slows a run down.
+            actual = min(w for w, _ in runs[k])
+            report = runs[k][0][1]
+            members = {m["name"]: m for m in report["members"]}
+            stream = {i.member: i.estimate.seconds for i in est.items if i.stage == "inference"}
+            loads = {i.member: i.estimate.seconds for i in est.items if i.stage == "load"}
+            # The report books the warm-up batch apart; the estimate's load holds its extra cost.
+            detail = ", ".join(f"{m} load+warm-up {loads[m]:.2f}/"
+                               f"{members[m]['load_seconds'] + members[m].get('warmup_seconds', 0.0):.2f} s, "
+                               f"inference {stream[m]:.2f}/{members[m]['seconds']:.2f} s" for m in stream)
+            stages = ", ".join(f"{k} {v[0]:.2f}" for k, v in est.stage_totals().items() if v[0] > 0.005)
+            results.append({"model": name, "rows": rows, "estimate_s": est.expected_s, "low_s": est.low_s,
+                            "high_s": est.high_s, "actual_s": actual, "ratio": est.expected_s / actual,
+                            "members": detail, "stages": stages, "runs": [w for w, _ in runs[k]],
+                            "profile": measured})
+            r = results[-1]
+            print(f"{name:>9} {rows:>7} rows: estimate {r['estimate_s']:7.2f} s  actual {actual:7.2f} s  "
+                  f"ratio {r['ratio']:.3f}  (runs {', '.join(f'{w:.2f}' for w in r['runs'])})\n"
+                  f"           estimated stages: {stages}\n           est/actual: {detail}", flush=True)
     print()
     print(f"{'model':<9} {'rows':>8} {'estimate':>9} {'band':>17} {'actual':>8} {'est/act':>8}  verdict")
     ok = True

@@ -21,7 +21,8 @@ stage:
 * ``startup``: the extra cost of a process's first inference session, the
   runtime's own fixed set-up (from the profile's end-to-end check runs), a
   fresh process's first touches (``startup.cold_s``: the small check run as
-  a whole process, :func:`packager.estimate.overheads.cold_start`), plus
+  a whole process less its parts, :func:`packager.estimate.overheads.cold_start`;
+  where negative, the parts over-count and it comes off ``imports``), plus
   ``CUDA_INIT_S`` of CUDA context creation on a GPU target.
 * ``load`` per member: the measured session creation and the extra cost of
   its first call, plus on a GPU the
@@ -42,7 +43,8 @@ stage:
   in the run report) overlap inference (the runtime prepares chunks ahead:
   ``runtime.pipeline``), so only what they exceed it by is counted. ``ceil(rows / batch)`` calls, the last one partial; times the
   factor by which the profile's end-to-end check run found ``predict_rows``
-  slower inside the runtime than alone.
+  slower inside the runtime than alone (or faster, where its prefetch threads
+  hide the data stages: on the machine it was measured on only).
 * ``ensembling`` per member: the runtime checkpoints each chunk of
   predictions (``runtime.checkpoint.member_grid``: whole batches, sized by the profiled cost) and
   reloads and adds every finished member's chunks at each submission write;
@@ -457,7 +459,9 @@ class Costing:
             points.append((b, _add(est, self._host(host))))
         stream = _stream(points, batch, rows)
         factor = float(((self.profile.get("checkpoint") or {}).get("run") or {}).get("inference_factor") or 1.0)
-        if factor != 1.0:  # predict_rows runs slower inside the runtime than alone (its threads compete)
+        if factor < 1.0 and not (self.machine.same and self.target.kind != "gpu"):
+            factor = 1.0  # the prefetch threads' overlap was measured on this CPU: elsewhere, not assumed
+        if factor != 1.0:  # predict_rows inside the runtime against alone (its threads compete, or prefetch)
             stream = replace(stream.scaled(factor), notes=(*stream.notes, f"x{factor:.2f} inside the runtime "
                                                            "(the profile's end-to-end check run)"))
         if rows % batch and rows > batch:  # the last, partial batch is a new shape
@@ -583,10 +587,16 @@ class Costing:
         startup = p.get("startup") or {}
         data = p.get("data") or {}
         write = p.get("write") or {}
+        cold = float(startup.get("cold_s") or 0.0) if self.measured else 0.0
         if self.measured and startup.get("python_s") is not None:
-            for stage, key, what in (("python", "python_s", "interpreter start"),
-                                     ("imports", "imports_s", "imports of the runtime and its backend")):
-                items.append(Item(stage, self._host(float(startup[key]), (f"{what}, measured",)), self._measured))
+            items.append(Item("python", self._host(float(startup["python_s"]), ("interpreter start, measured",)),
+                              self._measured))
+            imports, note = float(startup["imports_s"]), "imports of the runtime and its backend, measured"
+            if cold < 0:  # the parts measured apart add up to more than the whole process: the imports over-count
+                imports = max(imports + cold, 0.0)
+                note += (f", less {-cold:.2f} s: the small check run as a whole process took that much less "
+                         "than its parts measured apart (the measure imports what any run may need)")
+            items.append(Item("imports", self._host(imports, (note,)), self._measured))
         elif self.measured and startup.get("import_s") is not None:
             items.append(Item("imports", self._host(float(startup["import_s"]), (
                 "interpreter start, imports and exit measured together (an older profile)",)), self._measured))
@@ -609,8 +619,8 @@ class Costing:
         run = (p.get("checkpoint") or {}).get("run") or {}
         if run.get("fixed_s"):  # the runtime's own set-up, from the profile's end-to-end check runs
             est = _add(est, self._host(float(run["fixed_s"])))
-        if self.measured and startup.get("cold_s"):  # a fresh process's first touches, measured
-            est = _add(est, self._host(float(startup["cold_s"]), (
+        if cold > 0:  # a fresh process's first touches, measured
+            est = _add(est, self._host(cold, (
                 "first touches of a fresh process (lazy imports, first calls, the first chunk's wait): "
                 "a whole `python -m runtime run` of the small check run less its parts, measured",)))
         measured_on_gpu = self.machine is not None and self.machine.source.kind == "gpu"

@@ -238,6 +238,12 @@ def test_the_process_around_the_run_is_priced_stage_by_stage(priced, tmp_path):
     colder = {i.stage: i for i in estimate_bundle(bundle, EstimateOptions(target="local", rows=1000)).items}
     assert colder["startup"].estimate.seconds == pytest.approx(stages["startup"] + 0.25)
     assert any("first touches of a fresh process" in n for n in colder["startup"].estimate.notes)
+    # Where the whole process took less than its parts measured apart, the difference comes off the imports.
+    _edit_manifest(bundle, lambda d: d["profile"]["startup"].update(cold_s=-0.1))
+    warmer = {i.stage: i for i in estimate_bundle(bundle, EstimateOptions(target="local", rows=1000)).items}
+    assert warmer["imports"].estimate.seconds == pytest.approx(0.5)
+    assert warmer["startup"].estimate.seconds == pytest.approx(stages["startup"])
+    assert any("less 0.10 s" in n for n in warmer["imports"].estimate.notes)
     assert stages["python"] == pytest.approx(0.05) and stages["imports"] == pytest.approx(0.6)
     assert stages["exit"] == pytest.approx(0.3) and "verify" in stages
     assert est.stage_totals()["exit"][0] == pytest.approx(0.3)
@@ -260,6 +266,22 @@ def test_the_process_around_the_run_is_priced_stage_by_stage(priced, tmp_path):
 
 
 # -- the best plan that fits --------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_the_in_runtime_factor_below_one_holds_only_where_it_was_measured(priced):
+    """The check run found the runtime faster than the member windows (prefetch hid the data stages):
+    on this CPU the inference is priced so; on another target the overlap is not assumed."""
+    def inf(target):
+        est = estimate_bundle(priced, EstimateOptions(target=target, rows=10_000))
+        return {i.member: i.estimate.seconds for i in est.items if i.stage == "inference"}
+
+    before = {t: inf(t) for t in ("local", "cpu")}
+    for factor in (0.7, 1.3):
+        _edit_manifest(priced, lambda d: d["profile"]["checkpoint"].update(run={"inference_factor": factor}))
+        after = {t: inf(t) for t in ("local", "cpu")}
+        assert after["local"]["cnn"] == pytest.approx(factor * before["local"]["cnn"])
+        assert after["cpu"]["cnn"] == pytest.approx(max(factor, 1.0) * before["cpu"]["cnn"])
 
 
 @pytest.mark.timeout(180)

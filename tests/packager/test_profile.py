@@ -19,6 +19,7 @@ from packager.estimate.profile import (
 from runtime.bundle import open_bundle
 from runtime.data import open_test_data
 from runtime.manifest import Manifest
+from runtime.run import RunOptions
 
 QUICK = ["--seconds", "0.3", "--batch-sizes", "32,256"]
 
@@ -76,11 +77,11 @@ def test_profile_cli_stores_profile_with_fingerprint(bundle, digits_dir, capsys)
     assert startup["python_s"] + startup["imports_s"] + startup["exit_s"] == pytest.approx(startup["import_s"], rel=0.5)
     run = profile["checkpoint"]["run"]  # the runtime's own end-to-end check runs
     assert "error" not in run, run
-    assert run["fixed_s"] >= 0 and run["bookkeeping_s_per_chunk"] >= 0 and 1 <= run["inference_factor"] <= 1.5
+    assert run["fixed_s"] >= 0 and run["bookkeeping_s_per_chunk"] >= 0 and 0.5 <= run["inference_factor"] <= 1.5
     # The small check run once more as a whole process: longer than its start, imports and exit together.
     assert run["process"]["rows"] == run["points"][0]["rows"] and len(run["process"]["runs"]) == 3
     assert run["process"]["wall_s"] > startup["python_s"] + startup["imports_s"] + startup["exit_s"]
-    assert startup["cold_s"] >= 0 and "_folder" not in run["points"][0]
+    assert "cold_s" in startup and "_folder" not in run["points"][0]
     assert profile["checkpoint"]["save_s"] > 0 and profile["checkpoint"]["files"] == 512
     assert not list(bundle.glob(".manifest.json.*")), "temporary manifest left behind"
 
@@ -91,9 +92,28 @@ def test_cold_start_is_the_whole_process_less_its_measured_parts():
     startup = {"python_s": 0.02, "imports_s": 0.3, "exit_s": 0.05, "import_s": 0.37, "first_session_s": 0.01}
     run = {"points": [{"rows": 64, "seconds": 0.1}], "process": {"wall_s": 0.55, "runs": [0.55, 0.6], "rows": 64}}
     assert cold_start(startup, run) == pytest.approx(0.07)
-    assert cold_start(startup, {**run, "process": {"wall_s": 0.4}}) == 0.0  # never negative
+    # The parts measured apart over-count the whole process: negative, taken off the imports by the estimate.
+    assert cold_start(startup, {**run, "process": {"wall_s": 0.4}}) == pytest.approx(-0.08)
     assert cold_start({**startup, "import_s": None}, run) is None  # the process not measured: nothing to say
     assert cold_start(startup, {"points": run["points"]}) is None
+
+
+def test_lane_speedup_is_a_ratio_of_the_lanes_spans(monkeypatch, tmp_path):
+    """The members' part on N lanes against one: the lanes' spans of the faster runs, not a difference
+    of whole runs (whose start, reading and writes carry their own noise)."""
+    from packager.estimate import overheads
+
+    runs = iter([{"seconds": 0.9, "lanes": 2, "threads": 1, "span_s": 0.5},
+                 {"seconds": 0.8, "lanes": 2, "threads": 1, "span_s": 0.4}])
+    monkeypatch.setattr(overheads, "_one_check", lambda *a, **k: next(runs))
+    one = {"seconds": 1.0, "inside_s": 0.6, "chunks": 10, "span_s": 0.7}
+    out = overheads.lane_speedup(None, tmp_path, tmp_path, 1000, one, 0.01, {}, {}, RunOptions(lanes=1))
+    assert out["lanes"] == 2 and out["speedup"] == pytest.approx(0.7 / 0.4)
+    # Without lane steps in the reports: the one-lane part less the difference of the two runs.
+    runs = iter([{"seconds": 0.9, "lanes": 2, "threads": 1}, {"seconds": 0.95, "lanes": 2, "threads": 1}])
+    out = overheads.lane_speedup(None, tmp_path, tmp_path, 1000, {**one, "span_s": 0.0}, 0.01, {}, {},
+                                 RunOptions(lanes=1))
+    assert out["speedup"] == pytest.approx(0.7 / (0.7 - 0.1))
 
 
 @pytest.mark.timeout(180)
