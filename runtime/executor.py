@@ -92,7 +92,7 @@ from runtime.lanes import LaneLog
 from runtime.manifest import Member, Variant
 from runtime.memory import MemoryMonitor
 from runtime.pipeline import FeedPipeline
-from runtime.probing import PROBE_S, PROBE_SHARE, Probing
+from runtime.probing import PROBE_S, PROBE_SHARE, ProbeRound, Probing
 from runtime.progress import Progress, log
 from runtime.report import MemberReport, RunReport
 from runtime.text import Chunk
@@ -557,11 +557,11 @@ class Executor(Probing):
         error: BaseException | None = None
         try:
             if probe:  # each lane probes the next member; a lane with none left is planned for at once
-                todo, share_end, first = self._probe_list()
-                for st in todo:  # its decisions are recorded from its probe on (or its skipped probe)
+                probes = self._probe_round()
+                for st in probes.todo:  # its decisions are recorded from its probe on (or its skipped probe)
                     st.probing = True
-                for lane in self.lanes[:len(todo)]:
-                    t = threading.Thread(target=self._lane_probe, args=(lane, todo, share_end, first, ended),
+                for lane in self.lanes[:len(probes.todo)]:
+                    t = threading.Thread(target=self._lane_probe, args=(lane, probes, ended),
                                          name=f"ninefit-probe-{lane.name}", daemon=True)
                     busy[lane.index] = t
                     t.start()
@@ -621,19 +621,18 @@ class Executor(Probing):
             _LANE.locked = False
             ended.put((lane.index, "end", worked, exc))
 
-    def _lane_probe(self, lane: _Lane, todo: list[_State], share_end: float, first: list[bool],
-                    ended: queue.Queue) -> None:
-        """A lane thread at the start of a run: probe the next member of ``todo`` until none is left."""
+    def _lane_probe(self, lane: _Lane, probes: ProbeRound, ended: queue.Queue) -> None:
+        """A lane thread at the start of a run: probe the next member of ``probes`` until none is left."""
         _LANE.index, _LANE.locked = lane.index, True
         exc = None
         try:
             with self._lock:
-                while todo and not self._halt:
-                    self._probe_one(todo.pop(0), share_end, first)
+                while probes.todo and not self._halt:
+                    self._probe_one(probes.todo.pop(0), probes)
         except BaseException as e:  # a bug, not a member's failure (those are caught per member)
             exc = e
             with self._lock:
-                for st in todo:  # never left out of plans for a probe that will not come
+                for st in probes.todo:  # never left out of plans for a probe that will not come
                     st.probing = False
         finally:
             _LANE.locked = False

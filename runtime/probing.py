@@ -13,11 +13,12 @@ cannot break the deadline.
 :class:`Probing` is a part of :class:`runtime.executor.Executor` (it works on
 the executor's states, costs and lanes); with several lanes,
 :meth:`Executor._run_lanes <runtime.executor.Executor._run_lanes>` gives each
-lane the next member of :meth:`Probing._probe_list` to probe.
+lane the next member of the :class:`ProbeRound` to probe.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from runtime import planner
@@ -31,6 +32,17 @@ _State = Any
 PROBE_S = 0.25
 #: Share of the time left at the start that all probes together may take (predicted from the priors).
 PROBE_SHARE = 0.1
+
+
+@dataclass
+class ProbeRound:
+    """The probes at the start of a run: the members left to probe (most valuable first), when the probe
+    share ends, and whether the next probe is the first (the most valuable member is probed whatever the
+    share: its rows are the first work anyway). Lane threads share it under the executor's lock."""
+
+    share_end: float
+    todo: list[_State] = field(default_factory=list)
+    first: bool = True
 
 
 class Probing:
@@ -58,39 +70,38 @@ class Probing:
         cheapest = min(ms.variants, key=lambda v: planner.expected_seconds(ms, v))
         return st.member.variant(cheapest.name)
 
-    def _probe_list(self) -> tuple[list[_State], float, list[bool]]:
-        """The members to probe, most valuable first; when the probe share ends; the "first" flag (the most
-        valuable member is probed whatever the share: its rows are the first work anyway)."""
+    def _probe_round(self) -> ProbeRound:
+        """The members to probe now, most valuable first, within the probe share of the time left."""
         start = self.clock()
-        share_end = start + PROBE_SHARE * max(0.0, self.budget.limit - start)
         todo = [st for st in self.states.values() if st.status == "pending" and st.missing()
                 and not any(self.costs.measured_here(st.member.name, v.name) for v in st.member.variants)]
         todo.sort(key=lambda st: -self._prior_rate(st))
-        return todo, share_end, [True]
+        return ProbeRound(share_end=start + PROBE_SHARE * max(0.0, self.budget.limit - start), todo=todo)
 
     def _probe(self) -> None:
         """Measure every member here, most valuable first, within the probe share (one lane; with several,
         :meth:`_run_lanes` gives each lane the next member to probe while the others work)."""
-        todo, share_end, first = self._probe_list()
-        while todo:
-            self._probe_one(todo.pop(0), share_end, first)
+        probes = self._probe_round()
+        while probes.todo:
+            self._probe_one(probes.todo.pop(0), probes)
 
-    def _probe_one(self, st: _State, share_end: float, first: list[bool]) -> None:
+    def _probe_one(self, st: _State, probes: ProbeRound) -> None:
         """Probe one member on the calling thread's lane (see :meth:`_probe`); it is planned again after."""
         st.probing = True
         try:
-            self._probe_or_skip(st, share_end, first)
+            self._probe_or_skip(st, probes)
         finally:
             st.probing = False
 
-    def _probe_or_skip(self, st: _State, share_end: float, first: list[bool]) -> None:
+    def _probe_or_skip(self, st: _State, probes: ProbeRound) -> None:
         if st.status != "pending" or not st.missing():  # another lane has started it meanwhile: measured there
             return
         # Until a best rung founds the machine factor (what every prior not measured yet is scaled by),
         # one probe at a time measures a best rung, bounded by the limit alone, as is the most valuable
         # member's; the other probes run the plan's rung, within the probe share.
         need = not self.costs.calibrated() and not self._founding
-        name, v = st.member.name, self._probe_rung(st, plan_rung=first[0] or not need)
+        share_end = probes.share_end
+        name, v = st.member.name, self._probe_rung(st, plan_rung=probes.first or not need)
         now = self.clock()
         if now >= self.budget.limit:
             return
@@ -98,7 +109,7 @@ class Probing:
         founding = need and v.name == st.member.variants[0].name
         a, b = st.missing()[0]
         predicted = self.costs.setup_s(name, v.name) + 2 * (b - a) * self.costs.cautious_s_per_row(name, v.name)
-        if known and (now + predicted > (self.budget.limit if first[0] or founding else share_end)):
+        if known and (now + predicted > (self.budget.limit if probes.first or founding else share_end)):
             why = (f"probe skipped: ~{predicted:.1f}s predicted, "
                    f"{max(share_end - now, 0.0):.1f}s of the {PROBE_SHARE:.0%} probe share left; "
                    f"costed from its prior x machine factor {self.costs.calibration():.2f}")
@@ -106,7 +117,7 @@ class Probing:
                          reason=why)
             log(f"{name}: {why}")
             return
-        first[0] = False
+        probes.first = False
         if founding:
             self._founding.add(name)
         try:

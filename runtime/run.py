@@ -433,15 +433,19 @@ def largest_model_bytes(root: Path, manifest: Manifest) -> int:
     return max(sizes)
 
 
+def free_ram() -> int | None:
+    """Free RAM in bytes now, as the lane rule's RAM cap reads it (None: unreadable)."""
+    try:
+        return snapshot(None).ram_free
+    except Exception:  # psutil / cgroup unreadable: the RAM cap is left out
+        return None
+
+
 def run_lanes(bundle: Bundle, options: RunOptions, max_chunks: int | None = None) -> tuple[list[LaneSpec], str]:
     """The lanes a run of ``bundle`` uses here (:func:`runtime.lanes.choose_lanes`) and why."""
-    try:
-        ram_free = snapshot(None).ram_free
-    except Exception:  # psutil / cgroup unreadable: the RAM cap is left out
-        ram_free = None
     return choose_lanes(gpus=gpu_count(), cores=usable_cores(), lanes=options.lanes, devices=options.devices,
                         threads=options.threads, model_bytes=largest_model_bytes(bundle.root, bundle.manifest),
-                        ram_free=ram_free, max_chunks=max_chunks)
+                        ram_free=free_ram(), max_chunks=max_chunks)
 
 
 def _resume_text(report: RunReport, grids: Mapping[str, list[tuple[int, int]]], store: ChunkStore, work: Path) -> str:

@@ -100,7 +100,7 @@ from runtime.errors import SpecError
 from runtime.executor import WRITE_SPACING
 from runtime.lanes import choose_lanes, usable_cores
 from runtime.manifest import Manifest, Member, Variant
-from runtime.run import largest_model_bytes
+from runtime.run import free_ram, largest_model_bytes
 
 #: The stages of a notebook run, in order.
 STAGES = ("install", "python", "imports", "verify", "startup", "load", "read", "features", "inference", "ensembling",
@@ -357,8 +357,8 @@ class Costing:
         (:func:`packager.estimate.overheads.lane_speedup`: the members' part
         of a run on the rule's N lanes against one, measured here at
         packaging). On this machine the count is the run's own rule
-        (:func:`runtime.lanes.choose_lanes` over the cores, the largest model
-        and the chunks of ``rows``); elsewhere ``--lanes``, else one. A count
+        (:func:`runtime.lanes.choose_lanes` over the cores, the free RAM, the
+        largest model and the chunks of ``rows``); elsewhere ``--lanes``, else one. A count
         other than the measured one is interpolated (1 lane: 1x; beyond the
         measured count: no further gain). A profile without the measurement
         prices one lane unless ``--lanes`` says otherwise, then N.
@@ -379,7 +379,7 @@ class Costing:
                 return 1, 1.0
             chunks = max(len(member_grid(rows, m, self.profile)) for m in self.manifest.members)
             n = len(choose_lanes(gpus=0, cores=usable_cores(), model_bytes=largest_model_bytes(self.root, self.manifest),
-                                 max_chunks=chunks)[0])
+                                 ram_free=free_ram(), max_chunks=chunks)[0])
         if n <= 1:
             return 1, 1.0
         if measured <= 1:

@@ -196,6 +196,10 @@ def test_cpu_lanes_are_priced_from_their_measured_speedup(profiled, tmp_path, mo
     assert estimate_bundle(bundle, EstimateOptions(target="local", rows=rows, lanes=1)).lanes == 1
     assert estimate_bundle(bundle, EstimateOptions(target="cpu", rows=rows)).lanes == 1
     assert estimate_bundle(bundle, EstimateOptions(target="local", rows=100)).lanes == 1  # one chunk to share
+    # The run's RAM cap: free RAM for one lane's sessions only (half the free RAM, 3x the largest model), one lane.
+    model = max(p.stat().st_size for p in bundle.rglob("*.onnx"))
+    monkeypatch.setattr(costing, "free_ram", lambda: 2 * 3 * model + 1)
+    assert estimate_bundle(bundle, EstimateOptions(target="local", rows=rows)).lanes == 1
     # Another count than the measured one: interpolated from 1 lane (1x) to the measured count.
     four = with_speedup("four", {"lanes": 4, "speedup": 2.5})
     assert Costing(four, Manifest.load(four), EstimateOptions(target="local", rows=rows, lanes=2)).lanes(rows) == (2, 1.5)
