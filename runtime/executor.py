@@ -85,13 +85,13 @@ from runtime.backends.base import Runner
 from runtime.budget import measured_margin
 from runtime.checkpoint import ChunkStore
 from runtime.costs import CostModel
-from runtime.data import TestData, apply_tta
-from runtime.ensemble import activate
-from runtime.errors import BackendError, BundleError, NinefitError, OutOfMemoryError
+from runtime.data import TestData
+from runtime.errors import BundleError, NinefitError, OutOfMemoryError
 from runtime.lanes import LaneLog
 from runtime.manifest import Member, Variant
 from runtime.memory import MemoryMonitor
 from runtime.pipeline import FeedPipeline
+from runtime.predict import nan_rows, predict_rows, predict_windows
 from runtime.probing import PROBE_S, PROBE_SHARE, ProbeRound, Probing
 from runtime.progress import Progress, log
 from runtime.report import MemberReport, RunReport
@@ -112,61 +112,6 @@ _LANE = threading.local()
 
 def _lane_index() -> int:
     return getattr(_LANE, "index", 0)
-
-
-def predict_rows(
-    runner: Runner, member: Member, variant: Variant, test: TestData, start: int, stop: int, batch_size: int = 0,
-    feeds: Sequence[Mapping[str, np.ndarray]] | None = None,
-) -> np.ndarray:
-    """Activated predictions of one member for rows ``[start, stop)``, TTA-averaged.
-
-    ``feeds``: those rows' inputs already prepared, one feed per transform of
-    ``variant.tta`` (:class:`runtime.pipeline.FeedPipeline`); else read here.
-    Rows the member skips (non-finite inputs under missing = "skip") are NaN.
-    A text member runs the rows' windows in length-sorted batches of ``batch_size``
-    windows (or its ``max_tokens``), each padded to its longest, reduced per row.
-    ``feed``: the rows' inputs when already read (``test.feed(...)`` otherwise).
-    """
-    if member.text is not None:
-        rows = test.text_rows(member)
-        chunk, values = Chunk.of(rows, start, stop), None
-        for pos, end in chunk.batches(batch_size or member.batch_size, member.text.max_tokens):
-            idx = chunk.order[pos:end]
-            out = predict_windows(runner, member, rows.feed(member.text, chunk.windows[idx]))
-            values = np.empty((len(chunk.windows), out.shape[1]), out.dtype) if values is None else values
-            values[idx] = out
-        return chunk.reduce(rows, values, member.text.reduce)
-    if feeds is None:
-        feed = test.feed(member, start, stop, image_size=variant.image_size)
-        feeds = [apply_tta(feed, t, member) for t in variant.tta]
-    total = None
-    for f in feeds:
-        values = _activated(runner, member, dict(f))
-        total = values if total is None else total + values
-    total = total / len(variant.tta)
-    skipped = test.skipped(member, start, stop)
-    if skipped is not None and total.shape[:1] == skipped.shape:
-        total[skipped] = np.nan
-    return total
-
-
-def nan_rows(values: np.ndarray) -> int:
-    """Rows of a saved chunk that hold no prediction (all NaN)."""
-    return int(np.isnan(values).all(axis=1).sum()) if values.ndim == 2 and values.shape[1] else 0
-
-
-def _activated(runner: Runner, member: Member, feed: dict[str, np.ndarray]) -> np.ndarray:
-    """The member's output for one batch, activated."""
-    outputs = runner.infer(feed)
-    if member.output not in outputs:
-        raise BackendError(f"{member.name}: model has no output {member.output!r}; outputs: {', '.join(outputs)}")
-    return activate(outputs[member.output], member.activation)
-
-
-def predict_windows(runner: Runner, member: Member, feed: dict[str, np.ndarray]) -> np.ndarray:
-    """Activated predictions of a text member for one padded batch of windows."""
-    values = _activated(runner, member, feed)
-    return values.reshape(len(values), -1)
 
 
 @dataclass
@@ -401,7 +346,7 @@ class Executor(Probing):
             spr = (0.0 if not self.limited else _UNKNOWN_S_PER_ROW) if spr is None else spr
             # A finished member rewrites the submission: its write is charged once, as the setup of a
             # member not started. A running member's setup is its load on another lane (the lanes
-            # running it pay none: planner._lane_setup), so a short tail is still split; a runner
+            # running it pay none: planner.layout._lane_setup), so a short tail is still split; a runner
             # still loaded by a probe costs nothing to start.
             loaded = any(lane.loaded == (name, v.name) for lane in self.lanes)
             if loaded and st.status == "running":
@@ -1067,4 +1012,4 @@ class Executor(Probing):
                 mr.reason = st.drop_reason or "not started: no time left"
 
 
-__all__ = ["AHEAD_TOLERANCE", "PROBE_S", "PROBE_SHARE", "Executor", "predict_rows", "predict_windows"]
+__all__ = ["AHEAD_TOLERANCE", "PROBE_S", "PROBE_SHARE", "WRITE_SPACING", "Executor"]

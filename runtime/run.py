@@ -52,13 +52,14 @@ from runtime.data import TestData, open_test_data
 from runtime.ensemble import Accumulator
 from runtime.errors import BackendError, DataError, NinefitError
 from runtime.budget import Clock, make_budget
-from runtime.executor import Executor, predict_rows
+from runtime.executor import Executor
 from runtime.gpu import device_mismatch, gpu_count, gpu_present
 from runtime.lanes import LaneSpec, choose_lanes, usable_cores
 from runtime.manifest import InputSpec, Manifest, Member, Variant, is_gpu_target
 from runtime.loaders import resolve_loader
 from runtime.memory import MemoryMonitor, snapshot
 from runtime.pipeline import FeedPipeline, default_workers
+from runtime.predict import predict_rows  # re-exported: part of runtime.run's API
 from runtime.progress import log
 from runtime.report import MemberReport, RunReport, kaggle_failure
 from runtime.tables import table_engine
@@ -503,8 +504,8 @@ __all__ = [
     "load_runner",
     "make_formatter",
     "member_width",
-    "run_lanes",
     "predict_rows",
+    "run_lanes",
     "run",
     "trt_input_shapes",
 ]

@@ -1,7 +1,7 @@
 """Measure what each member of a bundle costs on the machine at hand.
 
 :func:`profile_bundle` drives the very runtime that will run on Kaggle
-(``runtime.run.load_runner`` / ``predict_rows`` over ``runtime.data`` test
+(``runtime.run.load_runner`` / ``runtime.predict.predict_rows`` over ``runtime.data`` test
 data) and returns the ``manifest.profile`` dict the estimator and the
 deadline-aware runtime read. Per member and variant it measures:
 
@@ -61,7 +61,8 @@ from runtime.data import TestData
 from runtime.errors import BundleError, DataError, NinefitError
 from runtime.fileio import atomic_write
 from runtime.manifest import MANIFEST_NAME, Manifest, Member, Variant
-from runtime.run import RunOptions, load_runner, predict_rows
+from runtime.predict import predict_rows
+from runtime.run import RunOptions, load_runner
 
 #: Bumped when a key changes meaning; readers ignore keys they do not know.
 PROFILE_VERSION = 1

@@ -448,11 +448,15 @@ def test_value_per_second():
 
 
 def test_planner_is_pure_standard_library():
-    tree = ast.parse(Path(planner.__file__).read_text())
-    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert imported <= {"__future__", "bisect", "math", "numbers", "collections.abc", "dataclasses"}
-    assert "time" not in imported
+    files = sorted(Path(planner.__file__).parent.glob("*.py"))
+    assert len(files) == 5  # the package and its four parts
+    for path in files:
+        tree = ast.parse(path.read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        own = {m for m in imported if m.startswith("runtime.planner.")}
+        assert imported - own <= {"__future__", "bisect", "math", "numbers", "collections.abc", "dataclasses"}, path
+        assert "time" not in imported
 
 
 def test_exported_names():

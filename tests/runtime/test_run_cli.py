@@ -84,7 +84,7 @@ def test_exported_names_and_import_weight():
     import importlib
     import subprocess
 
-    for name in ("run", "executor", "checkpoint", "memory", "report", "costs", "budget"):
+    for name in ("run", "executor", "predict", "checkpoint", "memory", "report", "costs", "budget"):
         mod = importlib.import_module(f"runtime.{name}")
         for attr in mod.__all__:
             assert hasattr(mod, attr), f"runtime.{name}.{attr}"

@@ -229,7 +229,7 @@ def test_executor_runs_sorted_padded_batches_and_halves_the_token_budget_on_oom(
 
 def test_predict_rows_of_a_text_member_is_in_row_order(tokenizer_file, tmp_path):
     from runtime.data import TestData
-    from runtime.executor import predict_rows
+    from runtime.predict import predict_rows
     from runtime.manifest import DataSpec, Member, Variant
 
     frame = pd.DataFrame({"id": ["a", "b", "c"], "text": [words(20), words(1), words(5)]})
