@@ -21,9 +21,11 @@ into every (mode, size) any image member's variants need; the uint8 pixels
 go to a spool file on local disk (``tempfile``), read back per chunk by the
 later members, so RAM holds one chunk, not the images. Without room on the
 disk for the spool (it needs half the free space at most), each member
-decodes again, and the report says so. Members with the same table input
-(same columns, dtype and missing policy) share the prepared array of a
-chunk while it is in the small prepared cache (lanes reading one chunk).
+decodes again, and the report says so. Members with the same input (a table
+input's columns, dtype and missing policy; an image input's spec, size and
+dtype) share the prepared array of a chunk while it is in the small prepared
+cache (lanes reading one chunk: each chunk is then read, normalised and
+filled once).
 
 Decode workers are threads: PIL releases the GIL while it decodes and
 resizes (and DALI runs its own threads), so threads scale with the cores
@@ -58,8 +60,10 @@ WORKERS_ENV = "NINEFIT_DATA_WORKERS"
 AHEAD_BYTES = 1 << 30
 #: Images one decode task takes (a chunk is split into such slices across the workers).
 _SLICE = 16
-#: Prepared table arrays kept for other members on the same chunk.
+#: Prepared inputs (table arrays, normalised images) kept for other members on the same chunk: at most
+#: this many, and this many bytes (the newest one always).
 _SHARED_ENTRIES = 8
+_SHARED_BYTES = 128 << 20
 
 
 @dataclass
@@ -219,7 +223,7 @@ class FeedPipeline:
         workers: Decode threads.
         loader: ``"pil"`` or ``"dali"`` (:func:`runtime.loaders.resolve_loader`).
         spool_dir: Where the decoded-image spool goes (default: the system temp folder).
-        share: Share work between members: prepared table arrays of a chunk, and the
+        share: Share work between members: prepared inputs of a chunk, and the
             decoded-image spool (off to time every read and decode, as the profile does).
     """
 
@@ -362,8 +366,13 @@ class FeedPipeline:
                 self.times.add(read_s=t1 - t0, preprocess_s=time.perf_counter() - t1)
             feed[inp.name] = arr
         for inp in member.inputs:
-            if inp.image is not None:
-                feed[inp.name] = self._images(inp, variant, a, b)
+            if inp.image is not None:  # decoded once (the spool); normalised once per chunk for lanes reading it
+                key = (input_key(member, inp, variant, self.test.spec), a, b)
+                arr = self._shared_get(key)
+                if arr is None:
+                    arr = self._images(inp, variant, a, b)
+                    self._shared_put(key, arr)
+                feed[inp.name] = arr
         t0 = time.perf_counter()
         feeds = [apply_tta(feed, t, member) for t in variant.tta]
         self.times.add(preprocess_s=time.perf_counter() - t0, chunks_prepared=1)
@@ -378,8 +387,9 @@ class FeedPipeline:
             return
         with self._shared_lock:
             self._shared[key] = arr
-            while len(self._shared) > _SHARED_ENTRIES:
-                self._shared.popitem(last=False)
+            held = sum(a.nbytes for a in self._shared.values())
+            while len(self._shared) > 1 and (len(self._shared) > _SHARED_ENTRIES or held > _SHARED_BYTES):
+                held -= self._shared.popitem(last=False)[1].nbytes
 
     def _images(self, inp: InputSpec, variant: Variant, a: int, b: int) -> np.ndarray:
         size = variant.image_size

@@ -113,7 +113,10 @@ def test_without_room_for_the_spool_each_member_decodes_again(tmp_path, monkeypa
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda _p: usage(10**6, 10**6, 100))
     test = open_test_data(write_images(tmp_path), SPEC)
-    members = [member("a"), member("b")]
+    b = member("b")  # another normalisation of the same decoded form: nothing prepared to share
+    b = Member(name="b", weight=1.0, inputs=(InputSpec("x", "float32", b.inputs[0].shape, image=ImageSpec(
+        size=(12, 12), mean=(0.4,) * 3, std=(0.25,) * 3, channels=3)),), output="y", variants=b.variants)
+    members = [member("a"), b]
     with FeedPipeline(test, members, depth=1, workers=1) as feeds:
         assert feeds.times.spool.startswith("off: the decoded images need")
         for m in members:
@@ -305,3 +308,33 @@ def test_kill_9_with_prefetch_and_the_spool_then_resume_is_identical_to_an_in_li
     report = json.loads((out.parent / "submission.run_report.json").read_text())
     assert report["chunks_resumed"] == saved and report["stages"]["depth"] == 2
     assert report["stages"]["images_decoded"] == 60  # the resumed run decoded each image once, not per member
+
+
+@pytest.mark.parametrize("room", [True, False])
+def test_members_reading_one_chunk_share_its_normalised_images(tmp_path, monkeypatch, room):
+    """Two lanes running members with the same image input take each chunk about together: it is
+    normalised once (within the prepared cache's bytes), and both get the same values."""
+    import runtime.loaders.pil as pil
+    import runtime.pipeline as pipeline
+
+    test = open_test_data(write_images(tmp_path), SPEC)
+    a, b = member("a"), member("b")
+    refs = [test.feed(a, lo, hi)["x"].tobytes() for lo, hi in CHUNKS]
+    calls = []
+    real = pil.normalise
+    monkeypatch.setattr(pil, "normalise", lambda *a, **k: calls.append(1) or real(*a, **k))
+    if not room:
+        monkeypatch.setattr(pipeline, "_SHARED_BYTES", 1)  # one entry at a time: the newest
+    with FeedPipeline(test, [a, b], depth=0, workers=1) as feeds:
+        for (lo, hi), ref in zip(CHUNKS, refs):  # a, b, a, b, ...: as two lanes side by side
+            got = [feeds.get(m, m.variants[0], lo, hi)[0]["x"] for m in (a, b)]
+            assert got[0].tobytes() == got[1].tobytes() == ref
+        assert feeds.times.images_decoded == 23
+    assert len(calls) == len(CHUNKS)  # the newest entry is always kept: b finds a's chunk either way
+    calls.clear()
+    with FeedPipeline(test, [a, b], depth=0, workers=1) as feeds:
+        for m in (a, b):  # one member after the other (one lane): only the last chunks are still held
+            for lo, hi in CHUNKS:
+                feeds.get(m, m.variants[0], lo, hi)
+    assert len(calls) == (len(CHUNKS) if room else 2 * len(CHUNKS))
+    test.close()
