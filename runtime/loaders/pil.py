@@ -54,10 +54,11 @@ def decode(path: Path, forms: Iterable[Form], where: str = "", *, data: bytes | 
             converted: dict[str, object] = {}
             for mode, h, w in forms:
                 t1 = time.perf_counter()
-                if mode not in converted:
-                    converted[mode] = im.convert(mode)
+                if mode not in converted:  # (PIL's convert to the same mode, and resize to the same size, copy)
+                    converted[mode] = im if im.mode == mode else im.convert(mode)
                 t2 = time.perf_counter()
-                arr = np.asarray(converted[mode].resize((w, h), Image.BILINEAR), dtype=np.uint8)
+                pic = converted[mode]
+                arr = np.asarray(pic if pic.size == (w, h) else pic.resize((w, h), Image.BILINEAR), dtype=np.uint8)
                 out[(mode, h, w)] = arr.reshape(h, w, 1 if mode == "L" else 3)
                 spent["resize"] += time.perf_counter() - t2
                 spent["decode"] += t2 - t1
