@@ -387,7 +387,7 @@ class FeedPipeline:
             return
         with self._shared_lock:
             self._shared[key] = arr
-            held = sum(a.nbytes for a in self._shared.values())
+            held = sum(x.nbytes for x in self._shared.values())
             while len(self._shared) > 1 and (len(self._shared) > _SHARED_ENTRIES or held > _SHARED_BYTES):
                 held -= self._shared.popitem(last=False)[1].nbytes
 

@@ -165,9 +165,10 @@ def cold_start(startup: dict[str, Any], run: dict[str, Any]) -> float | None:
     estimate then takes it off the imports (:meth:`packager.estimate.costing.Costing.bundle_items`),
     so that the small run's estimate is its whole process, measured."""
     process, points = run.get("process"), run.get("points") or []
-    # The three together as one process took them at best (import_s), not the sum of each one's best:
-    # that sum is lower than any one process, and the gap would read as first-touch cost.
-    around = startup.get("import_s")
+    # The process stages as the estimate prices them (each one's best), so that the small run's estimate
+    # is its whole process; an older profile has their sum only.
+    parts = [startup.get(k) for k in ("python_s", "imports_s", "exit_s")]
+    around = sum(parts) if None not in parts else startup.get("import_s")
     if not process or not points or around is None:
         return None
     return (process["wall_s"] - float(around) - float(startup.get("first_session_s") or 0.0)
