@@ -150,11 +150,7 @@ class CostModel:
         First batches only, so one member slowing down mid-run says nothing
         about the others.
         """
-        ratios = self._ratios(best=True)
-        if not ratios:
-            return 1.0
-        mid = len(ratios) // 2
-        return ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+        return _median(self._ratios(best=True))
 
     def calibrated(self) -> bool:
         """Whether a best rung measured here founds the machine factor (:meth:`calibration`)."""
@@ -184,8 +180,9 @@ class CostModel:
         the rungs are neither planned on the raw profile nor pruned on the unproved claim that this
         machine is as fast as the packaging one; a lower rung's ratio still calibrates no best rung
         of another member (its error may be the rung's own)."""
-        if self.calibrated():
-            return self.calibration()
+        best = self._ratios(best=True)
+        if best:
+            return _median(best)
         for ratios in (self._ratios(member=member), self._ratios(variant=variant)):
             if ratios:
                 return ratios[len(ratios) // 2]
@@ -281,6 +278,14 @@ class CostModel:
             if r.rows:
                 out.setdefault(m, {})[v] = {"s_per_row": r.seconds / r.rows, "setup_s": self.setup_s(m, v)}
         return out
+
+
+def _median(ratios: list[float]) -> float:
+    """The median of sorted ``ratios``; 1 when there are none."""
+    if not ratios:
+        return 1.0
+    mid = len(ratios) // 2
+    return ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
 
 
 __all__ = ["FP16_GPU_FACTOR", "RUNG_GAIN", "UNMEASURED_CAUTION", "CostModel", "LiveRate", "cost_factor",

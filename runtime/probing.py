@@ -155,4 +155,4 @@ class Probing:
                 self._finish(st)
 
 
-__all__ = ["PROBE_S", "PROBE_SHARE", "Probing"]
+__all__ = ["PROBE_S", "PROBE_SHARE", "ProbeRound", "Probing"]

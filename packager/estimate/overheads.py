@@ -384,13 +384,13 @@ def lane_speedup(bundle: Bundle, data_dir: Path, work: Path, rows: int, one: dic
     best_n = min(runs_n, key=lambda p: p["seconds"])
     lanes = int(best_n.get("lanes") or 1)
     one_s = one["seconds"]
-    part_1 = one["inside_s"] + per_chunk * one["chunks"]
-    if lanes <= 1 or part_1 <= 0:
-        return {"lanes": 1, "speedup": 1.0, "rows": rows}
     if one.get("span_s") and best_n.get("span_s"):  # a ratio of spans: no difference of whole runs' noise
         part_1, part_n = one["span_s"], best_n["span_s"]
     else:
+        part_1 = one["inside_s"] + per_chunk * one["chunks"]
         part_n = max(part_1 - (one_s - best_n["seconds"]), part_1 / lanes)
+    if lanes <= 1 or part_1 <= 0:
+        return {"lanes": 1, "speedup": 1.0, "rows": rows}
     speedup = min(max(part_1 / part_n, _SPEEDUP_MIN), float(lanes))
     return {"lanes": lanes, "threads": best_n.get("threads"), "rows": rows, "one_lane_s": one_s,
             "lanes_s": best_n["seconds"], "members_one_lane_s": part_1, "speedup": speedup}
