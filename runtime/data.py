@@ -26,7 +26,7 @@ import numpy as np
 from runtime.errors import DataError
 from runtime.fileio import scratch_dir, scratch_room
 from runtime.manifest import DataSpec, InputSpec, Member
-from runtime.tables import FrameSource, TableSource, open_table, table_pandas
+from runtime.tables import FrameSource, TableSource, csv_read_options, open_table, table_pandas, text_ids
 from runtime.text import TextRows, load_tokenizer, tokenize
 
 _NUMERIC_KINDS = "biuf"
@@ -56,14 +56,15 @@ def read_table(path: Path, *, id_column: str | None = None, text: bool = False):
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             df = pd.read_parquet(path)
+            if id_column and id_column in df.columns:
+                df[id_column] = text_ids(df[id_column].tolist(), path, id_column)
             if text:
                 df = df.astype(str)
-            elif id_column and id_column in df.columns:
-                df[id_column] = df[id_column].astype(str)
-        elif text:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False)
         else:
-            df = pd.read_csv(path, dtype={id_column: str} if id_column else None, keep_default_na=True)
+            columns = [str(c) for c in pd.read_csv(path, nrows=0).columns]
+            df = pd.read_csv(path, **csv_read_options(columns, id_column, text))
+    except DataError:
+        raise
     except Exception as exc:
         raise DataError(f"could not read {path}: {exc}") from exc
     if id_column and id_column not in df.columns:

@@ -14,8 +14,11 @@ one CSV block (:data:`CSV_BLOCK_ROWS` rows), is held at a time.
   request before the current block starts the file again (each member reads
   the table once, in row order).
 
-The id column is kept as strings, exactly as written, so the submission
-reproduces the ids byte for byte. On a GPU target with cuDF installed, the
+The id column is text, exactly as written, so the submission reproduces the
+ids byte for byte: no spelling of it is a missing value (``NA``, ``null``,
+``None``, ``NaN`` and the empty string are ids like any other; the other
+columns keep pandas' missing-value spellings, :func:`csv_read_options`), and a
+null id in a Parquet file, which no CSV can spell, is refused (:func:`text_ids`). On a GPU target with cuDF installed, the
 pandas calls go through cudf.pandas (:func:`table_pandas`); unverified on a GPU.
 """
 
@@ -132,6 +135,39 @@ class FrameSource(TableSource):
         return self.frame
 
 
+#: pandas' default missing-value spellings (its documented ``na_values`` list): every column but the id keeps them.
+NA_STRINGS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+              "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+
+
+def csv_read_options(columns: Sequence[str], id_column: str | None, text: bool) -> dict:
+    """``pandas.read_csv`` options: the id column (every column, with ``text``) as the strings written.
+
+    pandas reads ``NA``, ``null``, ``None``, ``NaN`` and an empty cell as missing in
+    every column unless told otherwise, and an id spelled so would then be refused
+    or written back as ``nan``; the other columns keep those spellings as missing
+    values (features are numbers).
+    """
+    if text:
+        return {"dtype": str, "keep_default_na": False}
+    if not id_column:
+        return {"keep_default_na": True}
+    return {"dtype": {id_column: str}, "keep_default_na": False,
+            "na_values": {c: list(NA_STRINGS) for c in columns if c != id_column}}
+
+
+def text_ids(values: Sequence, path: Path | None, column: str) -> list[str]:
+    """A file's id column as text; DataError naming the rows where a Parquet id is null (no text to write)."""
+    nulls = [n for n, v in enumerate(values) if v is None or (isinstance(v, float) and v != v)]
+    if nulls:
+        where = path.name if path is not None else "the table"
+        raise DataError(
+            f"{where}: {len(nulls)} id(s) in column {column!r} are null (rows {', '.join(map(str, nulls[:5]))}"
+            f"{' ...' if len(nulls) > 5 else ''}); each row needs an id, written as text in the submission. "
+            "Expected a string (or integer) id on every row")
+    return [v if isinstance(v, str) else str(v) for v in values]
+
+
 def _fix_ids(frame, id_column: str | None, text: bool):
     if text:
         return frame.astype(str)
@@ -184,7 +220,7 @@ class ParquetSource(TableSource):
         return values
 
     def ids(self) -> list[str]:
-        return [str(x) for x in self.column(self.id_column)]
+        return text_ids(self.column(self.id_column), self.path, self.id_column)
 
     def _groups(self, start: int, stop: int) -> tuple[int, ...]:
         import bisect
@@ -247,10 +283,7 @@ class CsvSource(TableSource):
         kwargs: dict = {"chunksize": block_rows or self.block_rows}
         if columns is not None:
             kwargs["usecols"] = list(columns)
-        if self.text:
-            kwargs.update(dtype=str, keep_default_na=False)
-        else:
-            kwargs.update(dtype={self.id_column: str} if self.id_column else None, keep_default_na=True)
+        kwargs.update(csv_read_options(self.columns, self.id_column, self.text))
         try:
             return pd.read_csv(self.path, **kwargs)
         except Exception as exc:
@@ -366,5 +399,5 @@ def open_table(path: Path, *, id_column: str | None = None, text: bool = False, 
     return source
 
 
-__all__ = ["CSV_BLOCK_ROWS", "CsvSource", "FrameSource", "ParquetSource", "TableSource", "open_table",
-           "table_engine", "table_pandas"]
+__all__ = ["CSV_BLOCK_ROWS", "NA_STRINGS", "CsvSource", "FrameSource", "ParquetSource", "TableSource",
+           "csv_read_options", "open_table", "table_engine", "table_pandas", "text_ids"]
