@@ -172,10 +172,7 @@ def check_postprocess(manifest, sample, test_ids, log=print, stage: Path | None 
     t0 = time.perf_counter()
     rows = fmt.rows(values, np.ones(len(test_ids), dtype=bool))
     seconds = time.perf_counter() - t0
-    written = set()
-    for block in fmt._cache.values():
-        written.update(block[1] or ())
-    unwritten = [i for i in sample.ids if i not in written]
+    unwritten = [i for i in sample.ids if i not in fmt.produced]
     if unwritten:
         raise HookError(f"postprocess hook {sub.postprocess!r} left {len(unwritten)} of the sample submission's "
                         f"{len(sample.ids)} row(s) unwritten on the public test (e.g. {', '.join(unwritten[:3])}); "

@@ -19,7 +19,7 @@ import shutil
 import threading
 import weakref
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -254,26 +254,54 @@ class TestData:
             return None
         return Path(self._spool_dir) / f"{len(self._scans)}.bin"
 
+    @property
+    def features_pending(self) -> bool:
+        """The bundle has a features hook that has not run on this table yet (:meth:`run_features`)."""
+        return bool(self.spec.features) and self.features is None
+
+    def run_features(self, time_left: Callable[[], float | None] | None = None) -> None:
+        """Run the bundle's features hook over the table and add its columns (:func:`runtime.hooks.apply_features`).
+
+        The table is read whole for it (a chunk follows ``features_group``, whose
+        groups may span any rows) and stays in memory: the unbounded path.
+        ``time_left``: seconds the hook may still take; a call still running then is abandoned.
+        """
+        from runtime.hooks import HOOKS_DIR, apply_features
+
+        frame = self.source.whole()
+        self.source.close()
+        spec = self.spec
+        self.features = apply_features(frame, spec.features, Path(self.assets or ".") / HOOKS_DIR,
+                                       group=spec.features_group, ids=self.ids, columns=spec.features_columns,
+                                       time_left=time_left)
+        self._frame = self.features.frame
+        self.source = FrameSource(self._frame, spec.id_column)
+
     def check(self, member: Member) -> None:
         """Raise DataError if the data lacks a column the member needs, or has the wrong dtype.
 
         A text member's rows are tokenised here (once per text spec), so any text
-        they cannot take is said before anything runs.
+        they cannot take is said before anything runs. While the features hook has
+        not run (:attr:`features_pending`), its declared columns count as present
+        and are not scanned: check again after it ran.
         """
         if member.text is not None:
             self.text_rows(member)
             return
         have = set(self.source.columns)
+        pending = {c for c, _ in self.spec.features_columns} if self.features_pending else set()
         for inp in member.inputs:
             if inp.image is not None:
                 continue
-            missing = [c for c in inp.columns if c not in have]
+            missing = [c for c in inp.columns if c not in have | pending]
             if missing:
                 raise DataError(
                     f"test data is missing {len(missing)} column(s) that model {member.name!r} input {inp.name!r} needs: "
                     f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''} "
                     f"(expected {len(inp.columns)} feature columns, as in the spec)"
                 )
+            if pending & set(inp.columns):
+                continue
             scan = self._scan(inp.columns)
             bad = [f"{c} ({scan.dtypes.get(c, '?')})" for c in inp.columns
                    if not scan.kinds[c] or not set(scan.kinds[c]) <= set(_NUMERIC_KINDS)]
@@ -435,13 +463,15 @@ def apply_tta(feed: dict[str, np.ndarray], transform: str, member: Member) -> di
 
 
 def open_test_data(data_dir: str | os.PathLike, spec: DataSpec, assets: str | os.PathLike | None = None, *,
-                   gpu: bool = False) -> TestData:
+                   gpu: bool = False, defer_features: bool = False) -> TestData:
     """Open the test data named by ``spec`` inside ``data_dir`` (a folder, or the table file itself).
 
     Only the id column is read here; rows are read per chunk. ``assets`` is
     the bundle root, where text members find their tokenizer. ``gpu``: the
     bundle targets a GPU, so the table's pandas calls go through cudf.pandas
-    where cuDF is installed (:func:`runtime.tables.table_pandas`).
+    where cuDF is installed (:func:`runtime.tables.table_pandas`). The
+    features hook runs here unless ``defer_features`` (a run calls
+    :meth:`TestData.run_features` once its fallback submission is on disk).
     """
     root = Path(data_dir)
     path = root if root.is_file() else root / spec.test
@@ -471,19 +501,10 @@ def open_test_data(data_dir: str | os.PathLike, spec: DataSpec, assets: str | os
         from runtime.loaders import image_loader
 
         image_loader()  # a bad NINEFIT_LOADER stops the run here, before any model runs
-    if spec.features:
-        # The features hook runs chunk by chunk, but a chunk follows features_group (its groups may span any
-        # rows): the table is read whole for it, and the rows stay in memory (the unbounded path).
-        from runtime.hooks import HOOKS_DIR, apply_features
-
-        frame = source.whole()
-        source.close()
-        features = apply_features(frame, spec.features, Path(assets or ".") / HOOKS_DIR, group=spec.features_group,
-                                  ids=ids, columns=spec.features_columns)
-        data = TestData(ids, features.frame, spec, root, Path(assets) if assets is not None else None)
-        data.features = features
-        return data
-    return TestData(ids, None, spec, root, Path(assets) if assets is not None else None, source=source)
+    data = TestData(ids, None, spec, root, Path(assets) if assets is not None else None, source=source)
+    if spec.features and not defer_features:
+        data.run_features()
+    return data
 
 
 __all__ = ["TestData", "apply_tta", "open_test_data", "read_table"]

@@ -21,7 +21,8 @@ Tree::
     │   ├── BackendUnavailableError   backend or provider not installed here
     │   └── OutOfMemoryError      the backend ran out of (GPU or host) memory
     ├── HookError                 the user's features / postprocess hook failed or returned
-    │                             something that does not fit (its traceback in the message)
+    │   │                         something that does not fit (its traceback in the message)
+    │   └── HookTimeout           it was still running when its time ran out (abandoned)
     ├── PackagingError            wheelhouse, dataset or notebook could not be built
     └── BudgetError               the time budget cannot be met at all
 """
@@ -92,6 +93,18 @@ class HookError(NinefitError):
     """A features or postprocess hook (the user's own code in the bundle) raised, or returned the wrong thing."""
 
 
+class HookTimeout(HookError):
+    """A hook was still running when its time ran out: abandoned, or never called again after that.
+
+    Attributes:
+        first: True for the call that was abandoned, False for the later calls refused at once.
+    """
+
+    def __init__(self, message: str, *, first: bool = True):
+        super().__init__(message)
+        self.first = first
+
+
 class PackagingError(NinefitError):
     """A bundle artefact (wheelhouse, dataset metadata, notebook) could not be built."""
 
@@ -109,6 +122,7 @@ __all__ = [
     "DataError",
     "ExportError",
     "HookError",
+    "HookTimeout",
     "ModelLoadError",
     "NinefitError",
     "OutOfMemoryError",

@@ -155,15 +155,21 @@ class Formatter:
         hook_name: The hook as the spec names it, for messages.
         strict: Raise :class:`HookError` when the hook fails (packaging); else
             report it in :attr:`events` and leave the block's rows to the fallback (a run).
+        time_left: Seconds a hook call may still take (:class:`runtime.hooks.HookCaller`); None: no limit.
     """
 
     def __init__(self, spec: SubmissionSpec, sample: SampleSubmission, test_ids: Sequence[str], layout: Layout,
-                 fallback: SampleSubmission, hook: Callable | None = None, hook_name: str = "", strict: bool = False):
+                 fallback: SampleSubmission, hook: Callable | None = None, hook_name: str = "", strict: bool = False,
+                 time_left: Callable[[], float | None] | None = None):
+        from runtime.hooks import HookCaller
+
         self.spec, self.sample, self.test_ids, self.layout, self.fallback = spec, sample, list(test_ids), layout, fallback
-        self.hook, self.hook_name, self.strict = hook, hook_name or spec.postprocess, strict
+        self.hook_name, self.strict = hook_name or spec.postprocess, strict
+        self.hook = HookCaller(hook, self.hook_name, time_left) if hook is not None else None
         self.events: list[str] = []
         self.failed_rows = 0  # covered test rows the hook failed on, at the last call
         self.hook_s = 0.0  # seconds spent in the hook, all calls
+        self.produced: frozenset[str] = frozenset()  # sample ids the hook wrote, at the last call
         self._cache: dict[int, tuple[bytes, dict[str, list[str]] | None]] = {}
         self._sample_ids = set(sample.ids) if spec.mode == "postprocess" else frozenset()  # only its rows are checked
 
@@ -217,35 +223,47 @@ class Formatter:
             if rows is None:
                 self.failed_rows += len(idx)
                 continue
+            rows, unanswered = rows
+            self.failed_rows += unanswered
             for rid, cells in rows.items():
                 if rid in produced:
                     self._fail(a, b, HookError(f"it returned id {rid!r} for two different blocks of rows"))
                 produced[rid] = cells
+        self.produced = frozenset(produced)
         fb = self.fallback.rows
         for a in range(0, len(self.sample.ids), size):
             with gc_paused():
                 yield [[sid, *produced[sid]] if sid in produced else [sid, *fb[sid]] for sid in self.sample.ids[a:a + size]]
 
-    def _call(self, vals: np.ndarray, ids: list[str], a: int, b: int) -> dict[str, list[str]] | None:
-        from runtime.hooks import call_hook
-
+    def _call(self, vals: np.ndarray, ids: list[str], a: int, b: int) -> tuple[dict[str, list[str]], int] | None:
+        """The hook's rows for one block and how many of its test ids got none; None when it failed."""
         t0 = time.perf_counter()
         try:
-            out = call_hook(self.hook, self.hook_name, vals, ids)
-            rows = self._check(out, len(ids))
+            rows = self._check(self.hook(vals, ids), len(ids))
         except HookError as exc:
             self._fail(a, b, exc, ids)
             return None
         finally:
             self.hook_s += time.perf_counter() - t0
-        return rows
+        # A test id that is a sample id (one row per id) must come back; ids it forms from them (long rows) cannot be told.
+        unanswered = [i for i in ids if i in self._sample_ids and i not in rows]
+        if unanswered:
+            self._fail(a, b, HookError(f"it returned no row for {len(unanswered)} of the {len(ids)} id(s) it was "
+                                       f"given (e.g. {', '.join(map(repr, unanswered[:3]))})"), ids, what="those ids")
+        return rows, len(unanswered)
 
-    def _fail(self, a: int, b: int, exc: HookError, ids: Sequence[str] = ()) -> None:
+    def _fail(self, a: int, b: int, exc: HookError, ids: Sequence[str] = (), what: str = "those rows") -> None:
+        from runtime.errors import HookTimeout
+
         shown = f" (ids {ids[0]} .. {ids[-1]})" if ids else ""
         text = f"postprocess hook {self.hook_name!r} failed on test rows {a}..{b - 1}{shown}: {exc}"
         if self.strict:
             raise HookError(text) from exc
-        self.events.append(f"{text}; those rows keep the fallback's values, the run goes on")
+        if isinstance(exc, HookTimeout) and not exc.first:
+            return  # abandoned before: said once, when it was
+        if isinstance(exc, HookTimeout):
+            text += "; every later row keeps the fallback's values too (the hook is not called again)"
+        self.events.append(f"{text}; {what} keep the fallback's values, the run goes on")
 
     def _check(self, out: Any, n: int) -> dict[str, list[str]]:
         """The hook's rows by id, checked against the sample's columns and ids."""

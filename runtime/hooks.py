@@ -19,12 +19,20 @@ code runs on cuDF where a GPU and cuDF are present (pandas otherwise).
 At run time a hook that raises, or returns the wrong thing, costs only its
 chunk: the error is reported with the hook's name and the chunk's rows, those
 rows stay uncovered (the fallback's values stand) and the run goes on.
+
+Under a time limit a hook runs under the deadline like everything else
+(:class:`HookCaller`): each call runs on a thread of its own, and a call still
+running when its time is up is abandoned (Python cannot stop a thread: it runs
+on in the background until it returns or the process ends). The rows it would
+have fed fall back, the hook is not called again, and the run goes on to end
+before the limit. The fallback submission is on disk before any hook runs.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -33,7 +41,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from runtime.errors import HookError
+from runtime.errors import HookError, HookTimeout
 
 #: The bundle folder holding the hook modules and their side files.
 HOOKS_DIR = "hooks"
@@ -97,6 +105,57 @@ def call_hook(fn: Callable, ref: str, *args: Any) -> Any:
     except Exception as exc:
         path = getattr(fn, "__ninefit_path__", Path(getattr(fn, "__code__").co_filename))
         raise HookError(f"{type(exc).__name__} in the hook:\n{user_traceback(exc, path)}") from exc
+
+
+class HookCaller:
+    """Calls a hook under a time limit, on a thread it can leave behind.
+
+    ``time_left()`` gives the seconds the call may take (None: no limit, the
+    call runs in line as any function). With a limit the call runs on a daemon
+    thread; one still running when the time is up raises :class:`HookTimeout`
+    and is abandoned, and every later call raises at once (the hook is still
+    busy, and calling it again on another thread could break state it keeps).
+
+    Args:
+        fn: The hook (:func:`load_hook`).
+        ref: Its name in the spec, for messages.
+        time_left: Seconds left for a call, read at each call; None: no limit.
+    """
+
+    def __init__(self, fn: Callable, ref: str, time_left: Callable[[], float | None] | None = None):
+        self.fn, self.ref, self.time_left = fn, ref, time_left
+        self.abandoned = ""  # why it was left behind; empty while it is usable
+
+    def __call__(self, *args: Any) -> Any:
+        if self.abandoned:
+            raise HookTimeout(f"not called: {self.abandoned}", first=False)
+        left = self.time_left() if self.time_left is not None else None
+        if left is None:
+            return call_hook(self.fn, self.ref, *args)
+        if left <= 0:
+            self.abandoned = "no time was left for it before the deadline"
+            raise HookTimeout(f"not called: {self.abandoned}")
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["out"] = call_hook(self.fn, self.ref, *args)
+            except BaseException as exc:  # noqa: BLE001 - reaches the caller below, never this thread's top
+                box["exc"] = exc
+
+        thread = threading.Thread(target=work, name=f"ninefit-hook {self.ref}", daemon=True)
+        thread.start()
+        thread.join(left)
+        if thread.is_alive():
+            self.abandoned = (f"it was still running when its time ran out ({left:.1f}s); abandoned, it runs on in "
+                              "the background until it returns or the process ends")
+            raise HookTimeout(self.abandoned)
+        exc = box.get("exc")
+        if isinstance(exc, Exception):
+            raise exc
+        if exc is not None:  # sys.exit() or the like inside the hook: its rows fail, the run goes on
+            raise HookError(f"it raised {type(exc).__name__}({exc})")
+        return box["out"]
 
 
 def feature_chunks(frame, group: str, chunk_rows: int) -> list[np.ndarray]:
@@ -195,7 +254,7 @@ class FeaturesResult:
 
 def apply_features(frame, ref: str, folder: str | Path, *, group: str = "", ids=None,
                    columns: tuple[tuple[str, str], ...] = (), chunk_rows: int | None = None,
-                   strict: bool = False) -> FeaturesResult:
+                   strict: bool = False, time_left: Callable[[], float | None] | None = None) -> FeaturesResult:
     """Run the features hook over ``frame`` chunk by chunk and add its columns.
 
     Args:
@@ -208,6 +267,8 @@ def apply_features(frame, ref: str, folder: str | Path, *, group: str = "", ids=
             return them, and a failed chunk gets zeros of them.
         chunk_rows: Rows per call; None: ``NINEFIT_FEATURES_CHUNK_ROWS``, else :data:`FEATURES_CHUNK_ROWS`.
         strict: Raise on the first failure (packaging); else report it and go on.
+        time_left: Seconds the hook may still take, read before each call (:class:`HookCaller`); a call
+            still running when they are up is abandoned, and its rows and every later chunk's fall back.
     """
     if chunk_rows is None:
         from runtime.settings import env_count
@@ -216,17 +277,18 @@ def apply_features(frame, ref: str, folder: str | Path, *, group: str = "", ids=
             chunk_rows = env_count("NINEFIT_FEATURES_CHUNK_ROWS", FEATURES_CHUNK_ROWS)
         except ValueError as exc:
             raise HookError(str(exc)) from None
-    fn = load_hook(ref, folder)  # a hook that cannot even be imported fails every chunk: raised
+    hook = HookCaller(load_hook(ref, folder), ref, time_left)  # an import that fails fails every chunk: raised
     n = len(frame)
     result = FeaturesResult(frame=frame, columns=columns)
     arrays: dict[str, np.ndarray] = {c: np.zeros(n, dtype=d) for c, d in columns}
     failed = np.zeros(n, dtype=bool)
-    for idx in feature_chunks(frame, group, chunk_rows):
+    chunks = feature_chunks(frame, group, chunk_rows)
+    for k, idx in enumerate(chunks):
         contiguous = idx[-1] - idx[0] + 1 == len(idx)
         chunk = (frame.iloc[int(idx[0]):int(idx[-1]) + 1] if contiguous else frame.iloc[idx]).reset_index(drop=True)
         t0 = time.perf_counter()
         try:
-            out = features_output(call_hook(fn, ref, chunk), len(idx))
+            out = features_output(hook(chunk), len(idx))
             if columns:
                 _same_columns(out, columns)
         except HookError as exc:
@@ -235,6 +297,12 @@ def apply_features(frame, ref: str, folder: str | Path, *, group: str = "", ids=
             text = f"features hook {ref!r} failed on {len(idx)} test row(s) {int(idx[0])}..{int(idx[-1])}{shown}: {exc}"
             if strict:
                 raise HookError(text) from exc
+            if isinstance(exc, HookTimeout):  # this chunk and every later one: the hook is not called again
+                rest = np.concatenate(chunks[k:])
+                failed[rest] = True
+                result.events.append(f"{text}; its {len(rest)} row(s) left to feature ({len(chunks) - k} chunk(s)) "
+                                     "are left uncovered (the fallback's values stand), the run goes on")
+                break
             failed[idx] = True
             result.events.append(f"{text}; those rows are left uncovered (the fallback's values stand), "
                                  "the run goes on")
@@ -255,5 +323,5 @@ def apply_features(frame, ref: str, folder: str | Path, *, group: str = "", ids=
     return result
 
 
-__all__ = ["FEATURES_CHUNK_ROWS", "HOOKS_DIR", "FeaturesResult", "apply_features", "call_hook", "feature_chunks",
+__all__ = ["FEATURES_CHUNK_ROWS", "HOOKS_DIR", "FeaturesResult", "HookCaller", "apply_features", "call_hook", "feature_chunks",
            "features_output", "hook_path", "load_hook", "pandas_engine", "user_traceback"]

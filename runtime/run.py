@@ -39,7 +39,7 @@ import gc
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -118,15 +118,20 @@ def member_width(manifest: Manifest) -> int:
 
 
 def make_formatter(bundle: Bundle, sample: SampleSubmission, test: TestData, layout: Layout,
-                   fallback: SampleSubmission, strict: bool = False) -> Formatter:
-    """The submission's formatter; with ``postprocess`` the bundle's hook is imported here (a failing import raises)."""
+                   fallback: SampleSubmission, strict: bool = False, *, hook: bool = True,
+                   time_left: Callable[[], float | None] | None = None) -> Formatter:
+    """The submission's formatter; with ``postprocess`` the bundle's hook is imported here (a failing import raises).
+
+    ``hook=False`` leaves the hook out (a formatter for the fallback alone, which
+    calls no hook); ``time_left``: seconds a hook call may still take.
+    """
     sub = bundle.manifest.submission
-    hook = None
-    if sub.mode == "postprocess":
+    fn = None
+    if sub.mode == "postprocess" and hook:
         from runtime.hooks import HOOKS_DIR, load_hook
 
-        hook = load_hook(sub.postprocess, bundle.path(HOOKS_DIR))
-    return Formatter(sub, sample, test.ids, layout, fallback, hook=hook, strict=strict)
+        fn = load_hook(sub.postprocess, bundle.path(HOOKS_DIR))
+    return Formatter(sub, sample, test.ids, layout, fallback, hook=fn, strict=strict, time_left=time_left)
 
 
 def _input_dims(inp: InputSpec, variant: Variant) -> tuple[int, ...]:
@@ -210,12 +215,11 @@ class SubmissionWriter:
         self.out, self.manifest, self.store, self.grids = out, manifest, store, grids
         self.test, self.sample, self.formatter = test, sample, formatter
         self.width = member_width(manifest)
-        # Rows whose features-hook chunk failed: their predictions are never written (the fallback stands).
-        self.unfed = test.features.failed if test.features is not None else None
         self.events_seen = 0
         self.writes = 0
         self.covered = 0
         self.seconds = 0.0  # all writes together
+        self.slowest = 0.0  # the slowest write
 
     def combine(self, skip: frozenset[str] = frozenset()) -> Accumulator:
         acc = Accumulator(self.test.n_rows, self.width, self.manifest.combiner)
@@ -231,16 +235,24 @@ class SubmissionWriter:
                         break
         return acc
 
+    @property
+    def unfed(self):
+        """Rows whose features-hook chunk failed (or was abandoned): their predictions are never written."""
+        features = self.test.features
+        return features.failed if features is not None else None
+
     def write(self, skip: frozenset[str] = frozenset()) -> float:
         """Write the submission from what is checkpointed now; returns the seconds it took."""
         t0 = time.perf_counter()
         acc = self.combine(skip)
-        covered = acc.covered if self.unfed is None else acc.covered & ~self.unfed
+        unfed = self.unfed
+        covered = acc.covered if unfed is None else acc.covered & ~unfed
         write_atomic(self.out, self.sample.header, self.formatter.blocks(acc.result(consume=True), covered), blocks=True)
         self.writes += 1
         self.covered = int(covered.sum()) - self.formatter.failed_rows
         dt = time.perf_counter() - t0
         self.seconds += dt
+        self.slowest = max(self.slowest, dt)
         return dt
 
     def new_events(self) -> list[str]:
@@ -287,28 +299,13 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     data_dir = Path(data)
     present, how = gpu_present() if is_gpu_target(m.target) else (True, "")
     gpu_here = is_gpu_target(m.target) and present
-    test = open_test_data(data_dir, m.data, assets=bundle.root, gpu=gpu_here)
+    test = open_test_data(data_dir, m.data, assets=bundle.root, gpu=gpu_here, defer_features=True)
     sample_dir = data_dir if data_dir.is_dir() else data_dir.parent
     sample = read_sample(sample_dir / m.submission.sample, m.submission)
     layout = match(m.submission, sample, test.ids, sample_name=m.submission.sample)
     fallback = load_fallback(bundle, sample)
-    formatter = make_formatter(bundle, sample, test, layout, fallback)
     failed: dict[str, str] = dict(damage.removed_members)
-    errors = []
-    for member in m.members:
-        if member.name in failed:
-            continue
-        try:
-            test.check(member)
-        except DataError as exc:
-            failed[member.name] = f"failed (test data): {exc}"
-            errors.append(exc)
-    if errors and len(failed) == len(m.members):
-        raise errors[0]  # no member can run on this data: the user's mistake, said before anything is written
-    for member in m.members:
-        if member.name not in failed:
-            test.check_missing(member)  # missing = "error": the run stops before anything is written
-            _log_missing(test, member)
+    _check_members(test, m, failed)  # the hook's columns are checked once it ran
     backend = options.backend or backends.default_backend()
     backends.get(backend)  # an unknown or missing backend is the user's mistake: say so before running
     work = Path(options.work_dir) if options.work_dir else default_work_dir(out)
@@ -333,16 +330,28 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
         report.events.append(f"the bundle was packaged for {m.target} (a GPU target), but this machine has no GPU "
                              f"({how}): running on the CPU")
         log(report.events[-1])
-    if test.features is not None:
-        from runtime.hooks import pandas_engine
+    executor: Executor | None = None
 
-        engine, warning = pandas_engine()
-        report.features = {"hook": m.data.features, "seconds": test.features.seconds, "engine": engine,
-                           "rows_failed": int(test.features.failed.sum()) if test.features.failed is not None else 0}
-        for event in [warning] * bool(warning) + test.features.events:
-            report.events.append(event)
-            log(event)
-    writer = SubmissionWriter(out, m, store, grids, test, sample, formatter)
+    def hook_time(final: bool) -> Callable[[], float | None] | None:
+        """Seconds a hook call may still take: up to the margin for the final write's, the reserve before it else."""
+        if options.time_limit_s is None:
+            return None
+
+        def left() -> float:
+            b = executor.budget if executor is not None else budget
+            reserve = 0.0 if final else max(b.reserve_s, 2 * writer.slowest)
+            return b.deadline - b.margin_s - reserve - clock()
+        return left
+
+    # Before any user code runs (a hook may hang, or eat the time): the fallback submission goes to disk.
+    writer = SubmissionWriter(out, m, store, grids, test, sample,
+                              make_formatter(bundle, sample, test, layout, fallback, hook=False))
+    if test.features_pending or m.submission.mode == "postprocess":
+        writer.write(skip=frozenset(mem.name for mem in m.members))
+        log(f"fallback submission written before the bundle's hooks run ({writer.seconds:.2f}s)")
+    writer.formatter = make_formatter(bundle, sample, test, layout, fallback, time_left=hook_time(final=True))
+    if test.features_pending:
+        _run_features(test, m, report, hook_time(final=False), clock, failed)
     loader, why = resolve_loader(is_gpu_target(m.target)) if m.data.format == "images" else ("", "")
     specs, report.lane_rule = run_lanes(bundle, options, max(len(g) for g in grids.values()) if grids else None)
     feeds = FeedPipeline(test, m.members, workers=default_workers(options.threads, gpu_here), loader=loader,
@@ -356,7 +365,6 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     gpu_lanes = tuple(s.device_id for s in specs if s.kind == "gpu")
     monitor = MemoryMonitor(device_id=(gpu_lanes[0] if gpu_lanes else options.device_id) if gpu_count() else None,
                             devices=gpu_lanes)
-    executor = None
     error: BaseException | None = None
     runners: dict[str, list[Runner]] = {}  # every runner each member loaded: the backend it really used
 
@@ -399,6 +407,8 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
         )
         if report.chunks_resumed:
             log(_resume_text(report, grids, store, work))
+        if writer.writes:
+            executor.after_write(writer.slowest)  # the fallback's write, before the hooks: the reserve's first measure
         executor.after_write(write())
         log(f"first submission written ({writer.covered}/{test.n_rows} rows from checkpoints, "
             f"the rest from {'the fallback ' + m.fallback if m.fallback else 'the sample submission'})")
@@ -420,6 +430,54 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
         record_backends(report, runners, m.target)
         _finish_report(report, executor, writer, store, monitor, clock, t0, error, out, options, specs)
     return report
+
+
+def _check_members(test: TestData, m: Manifest, failed: dict[str, str]) -> None:
+    """Check every member against the test data: a member it does not fit is failed; none fitting is raised.
+
+    While the features hook has not run, its columns are taken as declared; the
+    missing-value checks then wait for them too (:func:`_run_features` checks again).
+
+    Raises:
+        DataError: No member can run on this data (the user's mistake), or a
+            member's missing = "error" policy meets a non-finite value.
+    """
+    errors = []
+    for member in m.members:
+        if member.name in failed:
+            continue
+        try:
+            test.check(member)
+        except DataError as exc:
+            failed[member.name] = f"failed (test data): {exc}"
+            errors.append(exc)
+    if errors and len(failed) == len(m.members):
+        raise errors[0]  # no member can run on this data: the user's mistake, said before anything is written
+    if test.features_pending:
+        return
+    for member in m.members:
+        if member.name not in failed:
+            test.check_missing(member)  # missing = "error": the run stops before any model runs
+            _log_missing(test, member)
+
+
+def _run_features(test: TestData, m: Manifest, report: RunReport, time_left: Callable[[], float | None] | None,
+                  clock: Clock, failed: dict[str, str]) -> None:
+    """The features hook over the test table, under the deadline; its events and costs into the report."""
+    from runtime.hooks import pandas_engine
+
+    t0 = clock()
+    test.run_features(time_left)
+    features = test.features
+    engine, warning = pandas_engine()
+    report.features = {"hook": m.data.features, "seconds": features.seconds, "engine": engine,
+                       "rows_failed": int(features.failed.sum()) if features.failed is not None else 0}
+    for event in [warning] * bool(warning) + features.events:
+        report.events.append(event)
+        log(event)
+    log(f"features hook {m.data.features!r} ran in {clock() - t0:.2f}s "
+        f"({report.features['rows_failed']} of {test.n_rows} row(s) without features)")
+    _check_members(test, m, failed)
 
 
 def largest_model_bytes(root: Path, manifest: Manifest) -> int:

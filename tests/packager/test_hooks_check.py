@@ -98,7 +98,7 @@ def test_a_postprocess_hook_leaving_sample_rows_unwritten_is_refused(tmp_path):
     hook = projects.POST.replace("return [[i, f\"{v:.3f}\"] for i, v in zip(ids, clipped)]",
                                  "return [[i, f\"{v:.3f}\"] for i, v in zip(ids[1:], clipped[1:])]")
     spec, _ = projects.make_postprocess(tmp_path / "p", hook=hook)
-    with pytest.raises(HookError, match="left 1 of the sample submission's 20 row\\(s\\) unwritten .*e.g. q0"):
+    with pytest.raises(HookError, match="returned no row for 1 of the 20 id\\(s\\) it was given \\(e.g. 'q0'\\)"):
         package(spec, tmp_path / "bundle", log=lambda _m: None)
     _nothing_written(tmp_path)
 
