@@ -11,6 +11,12 @@ are missing or modified and what each takes out of a run (a
 * a file only cheaper rungs use (``fp16.onnx``) - those rungs;
 * the declared fallback - the fallback (the sample submission's values are
   used instead);
+* a file under ``hooks/`` - the user's code, which must not run modified: the
+  features hook's module or declared side files take out that hook and every
+  member its columns feed; the postprocess hook's module takes out the
+  formatting of every row (every member: the submission is the fallback's);
+  any other file there (a helper module, undeclared data) may be read by
+  either hook, so it takes out both;
 * anything else (``report.md``, ``wheels/``) - nothing the run reads.
 
 By default :func:`open_bundle` raises :class:`~runtime.errors.ChecksumError`
@@ -26,7 +32,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from runtime.errors import BundleError, ChecksumError
-from runtime.manifest import MANIFEST_NAME, Manifest, Member
+from runtime.hooks import HOOKS_DIR
+from runtime.manifest import MANIFEST_NAME, DataSpec, Manifest, Member
 
 _CHUNK = 1 << 20
 #: Where the bundle's own copy of the runtime lives; a damaged file there stops the run.
@@ -70,8 +77,10 @@ class DamagedFile:
         problem: :data:`MISSING` or :data:`MODIFIED`.
         runtime: A file of the vendored runtime: the bundle cannot run.
         fallback: The declared fallback submission.
-        members: Members it removes (their base model or model folder).
+        members: Members it removes (their base model or model folder, or the hook that feeds or writes them).
         variants: ``(member, variant)`` rungs it removes from members that still run.
+        features: The features hook's code or data: the hook is not run.
+        postprocess: The postprocess hook's code or data: no member's rows can be written.
     """
 
     path: str
@@ -80,6 +89,8 @@ class DamagedFile:
     fallback: bool = False
     members: tuple[str, ...] = ()
     variants: tuple[tuple[str, str], ...] = ()
+    features: bool = False
+    postprocess: bool = False
 
     @property
     def effect(self) -> str:
@@ -87,6 +98,12 @@ class DamagedFile:
         parts = []
         if self.runtime:
             parts.append("the runtime itself: the bundle cannot run")
+        if self.features:
+            parts.append("the features hook (your code or its data must not run modified: it is not run, and "
+                         "every member its columns feed is removed)")
+        if self.postprocess:
+            parts.append("the postprocess hook, which writes every row (it is not run: no member's predictions "
+                         "can be written, so the submission is the fallback's)")
         parts += [f"member {m!r} (removed from the run)" for m in self.members]
         parts += [f"variant {v!r} of member {m!r} (that rung is removed)" for m, v in self.variants]
         if self.fallback:
@@ -135,16 +152,30 @@ class BundleDamage:
     def fallback(self) -> bool:
         return any(f.fallback for f in self.files)
 
+    @property
+    def features(self) -> bool:
+        """The features hook is damaged: it must not run."""
+        return any(f.features for f in self.files)
+
+    @property
+    def postprocess(self) -> bool:
+        """The postprocess hook is damaged: it must not run."""
+        return any(f.postprocess for f in self.files)
+
     def usable(self, manifest: Manifest) -> Manifest:
-        """The manifest a run can trust: removed rungs dropped, a damaged fallback unset.
+        """The manifest a run can trust: removed rungs dropped, a damaged fallback unset, a damaged features hook unset.
 
         Removed members stay in it (the run reports them as failed, and their
-        weight counts in the share delivered); the caller must not run them.
+        weight counts in the share delivered); the caller must not run them,
+        nor a damaged postprocess hook (:attr:`postprocess`).
         """
         rungs = self.removed_variants
         members = tuple(replace(m, variants=tuple(v for v in m.variants if v.name not in rungs[m.name]))
                         if m.name in rungs else m for m in manifest.members)
-        return replace(manifest, members=members, fallback="" if self.fallback else manifest.fallback)
+        data = manifest.data
+        if self.features:
+            data = replace(data, features="", features_files=(), features_group="", features_columns=())
+        return replace(manifest, members=members, data=data, fallback="" if self.fallback else manifest.fallback)
 
     def lines(self) -> list[str]:
         """One line per damaged file: path, problem, what it removes."""
@@ -171,9 +202,33 @@ def member_files(member: Member) -> tuple[set[str], dict[str, set[str]], set[str
     return base, per_variant, folders
 
 
+def fed_by_features(data: DataSpec, member: Member) -> bool:
+    """Whether one of the member's inputs takes a column the features hook makes."""
+    made = {c for c, _ in data.features_columns}
+    return any(made & set(inp.columns) for inp in member.inputs)
+
+
+def _hook_damage(manifest: Manifest, rel: str, problem: str) -> DamagedFile:
+    """A damaged file under hooks/: which hook it belongs to (both, when it cannot be told) and what it removes."""
+    inside = PurePosixPath(rel).relative_to(HOOKS_DIR).as_posix()
+
+    def module(ref: str) -> str:
+        return f"{ref.split(':', 1)[0]}.py" if ref else ""
+
+    data, sub = manifest.data, manifest.submission
+    features = bool(data.features) and inside in (module(data.features), *data.features_files)
+    post = bool(sub.postprocess) and inside == module(sub.postprocess)
+    if not features and not post:  # a helper module or undeclared data: either hook may read it
+        features, post = bool(data.features), bool(sub.postprocess)
+    removed = [m.name for m in manifest.members if post or (features and fed_by_features(data, m))]
+    return DamagedFile(rel, problem, features=features, postprocess=post, members=tuple(removed))
+
+
 def _classify(manifest: Manifest, rel: str, problem: str) -> DamagedFile:
     if PurePosixPath(rel).parts[:1] == (RUNTIME_FOLDER,):
         return DamagedFile(rel, problem, runtime=True)
+    if PurePosixPath(rel).parts[:1] == (HOOKS_DIR,):
+        return _hook_damage(manifest, rel, problem)
     members, variants = [], []
     for m in manifest.members:
         base, per_variant, folders = member_files(m)
@@ -266,5 +321,5 @@ def open_bundle(bundle_dir: str | os.PathLike, *, verify: bool = True, allow_dam
 
 __all__ = [
     "DAMAGED_REASON", "MISSING", "MODIFIED", "RUNTIME_FOLDER", "Bundle", "BundleDamage", "DamagedFile", "check_files",
-    "checksum_tree", "member_files", "open_bundle", "sha256_file", "verify_files",
+    "checksum_tree", "fed_by_features", "member_files", "open_bundle", "sha256_file", "verify_files",
 ]

@@ -993,7 +993,8 @@ class Executor(Probing):
                 counts[i] = counts.get(i, 0) + b - a
             mr.variant = st.member.variants[max(counts, key=counts.get)].name if counts else st.member.variants[0].name
             mr.rows, mr.batch_size = st.rows_covered, min(st.batches.values(), default=st.start_batch)
-            self._report_skipped(st)
+            if st.covered or st.status != "failed":  # a member failed before any row (its data may not exist) has none
+                self._report_skipped(st)
             mr.s_per_row = self.costs.s_per_row(st.member.name, mr.variant)
             if st.status != "failed" and st.rows_done and not st.rows_covered and mr.rows_nonfinite_output:
                 st.status = "failed"  # not one finite output: a broken model (or an fp16 overflow), said loudly

@@ -346,10 +346,11 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     # Before any user code runs (a hook may hang, or eat the time): the fallback submission goes to disk.
     writer = SubmissionWriter(out, m, store, grids, test, sample,
                               make_formatter(bundle, sample, test, layout, fallback, hook=False))
-    if test.features_pending or m.submission.mode == "postprocess":
+    if test.features_pending or (m.submission.mode == "postprocess" and not damage.postprocess):
         writer.write(skip=frozenset(mem.name for mem in m.members))
         log(f"fallback submission written before the bundle's hooks run ({writer.seconds:.2f}s)")
-    writer.formatter = make_formatter(bundle, sample, test, layout, fallback, time_left=hook_time(final=True))
+    writer.formatter = make_formatter(bundle, sample, test, layout, fallback, hook=not damage.postprocess,
+                                      time_left=hook_time(final=True))
     if test.features_pending:
         _run_features(test, m, report, hook_time(final=False), clock, failed)
     loader, why = resolve_loader(is_gpu_target(m.target)) if m.data.format == "images" else ("", "")
