@@ -944,14 +944,24 @@ class Executor(Probing):
         self.report.events.append(text)
         log(text)
 
+    def _unfed(self, a: int, b: int) -> int:
+        """Rows of ``[a, b)`` the features hook failed on: computed on zeros, never written."""
+        features = self.test.features
+        failed = features.failed if features is not None else None
+        return int(failed[a:b].sum()) if failed is not None else 0
+
+    def _written(self, st: _State, a: int, b: int) -> int:
+        """Rows of the finished chunk ``[a, b)`` whose predictions reach the submission."""
+        return max(b - a - st.skipped.get((a, b), 0) - self._unfed(a, b), 0)
+
     def delivered(self) -> tuple[float, float]:
         """Shares of the ensemble's weight and value delivered, row-weighted (failed members count 0)."""
         weight = value = 0.0
         for st in self.states.values():
             if st.status == "failed" or not st.rows_total:
                 continue
-            weight += st.member.weight * st.rows_covered / st.rows_total
-            factors = sum((b - a - st.skipped.get((a, b), 0)) * st.member.variants[i].value_factor
+            weight += st.member.weight * sum(self._written(st, a, b) for a, b in st.covered) / st.rows_total
+            factors = sum(self._written(st, a, b) * st.member.variants[i].value_factor
                           for (a, b), i in st.covered.items())
             value += st.member.value * factors / st.rows_total
         total_w = sum(st.member.weight for st in self.states.values())
@@ -980,6 +990,8 @@ class Executor(Probing):
             notes.append(f"{mr.rows_skipped_input} row(s) skipped: non-finite inputs in {cols}")
         if mr.rows_nonfinite_output:
             notes.append(f"{mr.rows_nonfinite_output} row(s) dropped: non-finite outputs")
+        if mr.rows_unfed:
+            notes.append(f"{mr.rows_unfed} row(s) not written: the features hook failed on them")
         return notes
 
     def _fill_reports(self) -> None:
@@ -992,7 +1004,9 @@ class Executor(Probing):
             for (a, b), i in st.covered.items():
                 counts[i] = counts.get(i, 0) + b - a
             mr.variant = st.member.variants[max(counts, key=counts.get)].name if counts else st.member.variants[0].name
-            mr.rows, mr.batch_size = st.rows_covered, min(st.batches.values(), default=st.start_batch)
+            mr.rows_unfed = sum(self._unfed(a, b) for a, b in st.covered)
+            mr.rows = sum(self._written(st, a, b) for a, b in st.covered)
+            mr.batch_size = min(st.batches.values(), default=st.start_batch)
             if st.covered or st.status != "failed":  # a member failed before any row (its data may not exist) has none
                 self._report_skipped(st)
             mr.s_per_row = self.costs.s_per_row(st.member.name, mr.variant)

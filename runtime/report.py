@@ -79,6 +79,7 @@ class MemberReport:
     missing_columns: dict[str, int] = field(default_factory=dict)  # its input columns with non-finite values -> rows
     rows_skipped_input: int = 0  # rows of its finished chunks left out: non-finite inputs (policy "skip")
     rows_nonfinite_output: int = 0  # rows of its finished chunks left out: non-finite outputs
+    rows_unfed: int = 0  # rows of its finished chunks left out: the features hook failed on them (computed on zeros)
     # Text members: the test's length distribution (runtime.text.length_stats) and, for the
     # batches this run computed, "batches", "padded_tokens", "real_tokens", "padding_waste".
     text: dict[str, Any] | None = None
@@ -140,6 +141,8 @@ class RunReport:
     stages: dict[str, Any] = field(default_factory=dict)
     # The features hook's run: {"hook", "seconds" (in the hook), "rows_failed"}; empty without one.
     features: dict[str, Any] = field(default_factory=dict)
+    # The postprocess hook at the final write: {"hook", "seconds" (in the hook, every write), "rows_failed"}.
+    postprocess: dict[str, Any] = field(default_factory=dict)
 
     def member(self, name: str) -> MemberReport:
         for m in self.members:
@@ -174,6 +177,14 @@ class RunReport:
                 lines.append(f"{m.name}: non-finite inputs in {cols}{more}: {what}")
             if m.rows_nonfinite_output:
                 lines.append(f"{m.name}: non-finite outputs in {m.rows_nonfinite_output} row(s): those rows left out")
+            if m.rows_unfed:
+                lines.append(f"{m.name}: {m.rows_unfed} row(s) ran without their features (the features hook failed "
+                             "on them): those rows left out")
+        for name, hook in (("features", self.features), ("postprocess", self.postprocess)):
+            if hook.get("rows_failed"):
+                loud = "WARNING, " if hook["rows_failed"] * 2 > self.rows else ""
+                lines.append(f"{loud}{name} hook {hook['hook']!r} failed on {hook['rows_failed']} of {self.rows} "
+                             "row(s): they hold the fallback's values (the events say why)")
         lines.append(
             f"{self.covered_rows}/{self.rows} rows covered by a model; ensemble weight delivered "
             f"{100 * self.weight_delivered:.1f}%; {self.seconds:.2f}s in all -> {self.submission}"

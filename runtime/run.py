@@ -521,6 +521,9 @@ def _finish_report(report: RunReport, executor: Executor | None, writer: Submiss
     report.seconds = time.perf_counter() - t0
     report.covered_rows = writer.covered
     report.submission_writes = writer.writes
+    if writer.formatter.hook is not None:
+        report.postprocess = {"hook": writer.formatter.hook_name, "seconds": writer.formatter.hook_s,
+                              "rows_failed": writer.formatter.failed_rows}
     if executor is not None:
         report.reserve_s, report.margin_s = executor.budget.reserve_s, executor.budget.margin_s
         span = report.finished_at_s - report.started_at_s

@@ -80,6 +80,8 @@ INVALID = "submission invalid"
 #: A file of the bundle fails its checksum: whatever the notebook did, this is not the bundle that was packaged.
 DAMAGED = "damaged bundle"
 CPU_FALLBACK = "GPU target ran on the CPU"
+#: The features or postprocess hook failed on most rows: a valid file, mostly the fallback's values.
+HOOKS_FAILED = "hooks failed on most rows"
 
 #: The failure Kaggle would report for each verdict (KAGGLE.md's list).
 KAGGLE_FAILURES = {
@@ -90,6 +92,7 @@ KAGGLE_FAILURES = {
     INVALID: "Submission Scoring Error",
     # Kaggle reports nothing at once; the same models at CPU speed on the hidden test set:
     CPU_FALLBACK: "none at once, but a Notebook Timeout or a thin submission at full size",
+    HOOKS_FAILED: "none at once, but a submission mostly of the fallback's values: a poor score",
 }
 #: A dead kernel is most often out of memory.
 DEAD_KERNEL_FAILURE = "Notebook Exceeded Allowed Compute"
@@ -396,6 +399,7 @@ def simulate(
         verdict, details = _judge(outcome, wall, attempts, working / "submission.csv", sample, manifest.submission, limit_s)
         report = json.loads((working / "run_report.json").read_text()) if (working / "run_report.json").is_file() else None
         verdict, details = _judge_device(verdict, details, report)
+        verdict, details = _judge_hooks(verdict, details, report)
         report_text = _printed(executed, REPORT_TAG)
         kept_nb, kept_sub = _keep(Path(keep), executed, root) if keep is not None else (None, None)
         failure = None if verdict == PASSED else (
@@ -525,8 +529,26 @@ def _judge_device(verdict: str, details: str, report: Mapping[str, Any] | None) 
     return CPU_FALLBACK, "\n".join(filter(None, [text, details]))
 
 
+def _judge_hooks(verdict: str, details: str, report: Mapping[str, Any] | None) -> tuple[str, str]:
+    """A run that passed with a hook failing on most rows does not pass; on fewer rows it passes with a note."""
+    rows = int((report or {}).get("rows") or 0)
+    said = []
+    for name in ("features", "postprocess"):
+        hook = (report or {}).get(name) or {}
+        if hook.get("rows_failed"):
+            said.append((hook["rows_failed"], f"the {name} hook {hook['hook']!r} failed on {hook['rows_failed']} of "
+                                              f"{rows} row(s): they hold the fallback's values"))
+    if not said:
+        return verdict, details
+    events = [e for e in (report or {}).get("events", ()) if "hook" in e][:3]
+    text = "\n".join([*(t for _, t in said), *(f"  {e}" for e in events)])
+    if verdict == PASSED and any(n * 2 > rows for n, _ in said):
+        return HOOKS_FAILED, "\n".join(filter(None, [text, details]))
+    return verdict, "\n".join(filter(None, [details, ("note: " if verdict == PASSED else "") + text]))
+
+
 __all__ = [
-    "CPU_FALLBACK", "DAMAGED", "EXCEPTION", "INVALID", "ISOLATIONS", "KAGGLE_FAILURES", "NETWORK", "NOT_FOUND", "PASSED",
+    "CPU_FALLBACK", "DAMAGED", "EXCEPTION", "HOOKS_FAILED", "INVALID", "ISOLATIONS", "KAGGLE_FAILURES", "NETWORK", "NOT_FOUND", "PASSED",
     "TIMEOUT",
     "SimulationResult", "check_submission", "netns_unavailable", "simulate",
 ]
