@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from runtime.bundle import sha256_file
-from runtime.fileio import atomic_write
+from runtime.fileio import atomic_write, guarded
 from runtime.lanes import PY_COMPILE_LOCK
 from runtime.manifest import Manifest, Member
 from runtime.pipeline import feed_bytes_per_row
@@ -119,7 +119,8 @@ class ChunkStore:
 
     def __init__(self, work_dir: str | os.PathLike, key: str):
         self.root = Path(work_dir) / "checkpoints" / key
-        self.root.mkdir(parents=True, exist_ok=True)
+        with guarded(self.root, "the work folder", CHECKPOINT_REMEDY):
+            self.root.mkdir(parents=True, exist_ok=True)
         self.key = key
         for tmp in self.root.rglob("*.tmp"):  # left by a process killed mid-write
             tmp.unlink(missing_ok=True)
@@ -146,7 +147,8 @@ class ChunkStore:
         """Write one chunk atomically (tmp file + ``os.replace``)."""
         path = self.path(member, variant, start, start + len(values))
         array = np.ascontiguousarray(values, dtype=np.float64)
-        return atomic_write(path, lambda f: np.save(f, array, allow_pickle=False), fsync=False)
+        return atomic_write(path, lambda f: np.save(f, array, allow_pickle=False), fsync=False,
+                            what="a checkpoint", remedy=CHECKPOINT_REMEDY)
 
     def load(self, member: str, variant: str, start: int, stop: int, width: int) -> np.ndarray | None:
         """The chunk's predictions (NaN rows: skipped), or None when absent or unreadable (then it is removed)."""
@@ -179,8 +181,15 @@ class ChunkStore:
         return data if isinstance(data, dict) else {}
 
     def save_costs(self, costs: dict[str, dict[str, dict[str, float]]]) -> None:
-        atomic_write(self.root / "costs.json", json.dumps(costs, indent=1, sort_keys=True), fsync=False)
+        atomic_write(self.root / "costs.json", json.dumps(costs, indent=1, sort_keys=True), fsync=False,
+                     what="the measured costs", remedy=CHECKPOINT_REMEDY)
 
 
-__all__ = ["CHUNK_TARGET_S", "MAX_CHUNKS", "MIN_CHUNKS", "ChunkStore", "chunk_grid", "data_fingerprint", "member_grid",
+#: What to do when the work folder has no room for checkpoints (or may not be written).
+CHECKPOINT_REMEDY = ("Point --work-dir (by default beside --out) at a writable folder on a disk with room (the "
+                     "checkpoints take about rows x outputs x 8 bytes per member), or free some space there; a rerun "
+                     "resumes from the checkpoints already written.")
+
+
+__all__ = ["CHECKPOINT_REMEDY", "CHUNK_TARGET_S", "MAX_CHUNKS", "MIN_CHUNKS", "ChunkStore", "chunk_grid", "data_fingerprint", "member_grid",
            "run_key"]

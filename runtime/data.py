@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from runtime.errors import DataError
-from runtime.fileio import scratch_dir, scratch_room
+from runtime.fileio import SCRATCH_REMEDY, full_write, guarded, scratch_dir, scratch_room
 from runtime.manifest import DataSpec, InputSpec, Member
 from runtime.tables import FrameSource, TableSource, csv_read_options, open_table, table_pandas, text_ids
 from runtime.text import TextRows, load_tokenizer, tokenize
@@ -99,7 +99,8 @@ class _Scan:
         self.dtypes: dict[str, str] = {}
         self.width = len(columns)
         self.spool, self.spool_dtype, self.spooled = spool, None, False
-        self._fd = os.open(spool, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600) if spool is not None else None
+        with guarded(spool or ".", "the table spool", SCRATCH_REMEDY):
+            self._fd = os.open(spool, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600) if spool is not None else None
         self._written = 0
 
     def _write(self, first: int, matrix: np.ndarray) -> None:
@@ -111,7 +112,8 @@ class _Scan:
             self.drop()
             return
         data = np.ascontiguousarray(matrix).tobytes()
-        os.pwrite(self._fd, data, first * self.width * matrix.dtype.itemsize)
+        with guarded(self.spool, "the table spool", SCRATCH_REMEDY):
+            full_write(self._fd, data, first * self.width * matrix.dtype.itemsize)
         self._written += len(matrix)
 
     def finish(self) -> None:

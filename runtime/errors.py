@@ -24,6 +24,9 @@ Tree::
     │   │                         something that does not fit (its traceback in the message)
     │   └── HookTimeout           it was still running when its time ran out (abandoned)
     ├── PackagingError            wheelhouse, dataset or notebook could not be built
+    │   └── KaggleError           the Kaggle CLI refused or failed a step of `ninefit push` (exit 1)
+    ├── StorageError              a file could not be written: the machine's disk is full or the folder is
+    │                             not writable (the user's environment, never a model's failure)
     └── BudgetError               the time budget cannot be met at all
 """
 
@@ -109,6 +112,23 @@ class PackagingError(NinefitError):
     """A bundle artefact (wheelhouse, dataset metadata, notebook) could not be built."""
 
 
+class KaggleError(PackagingError):
+    """The Kaggle CLI refused the credentials or failed a step of ``ninefit push``.
+
+    Not a usage error: the message says what was sent before it and what was not.
+    """
+
+    exit_code = 1
+
+
+class StorageError(NinefitError):
+    """A write failed for a reason of the machine's: no space left, no permission, a read-only folder.
+
+    Never a member's failure: a run stops on it (the submission already on disk
+    stays whole), with one message naming the path, the free space and what to do.
+    """
+
+
 class BudgetError(NinefitError):
     """The time budget is impossible to meet (e.g. the deadline has already passed)."""
 
@@ -123,6 +143,7 @@ __all__ = [
     "ExportError",
     "HookError",
     "HookTimeout",
+    "KaggleError",
     "ModelLoadError",
     "NinefitError",
     "OutOfMemoryError",
@@ -131,5 +152,6 @@ __all__ = [
     "SchemaVersionError",
     "ShapeMismatchError",
     "SpecError",
+    "StorageError",
     "ToleranceError",
 ]

@@ -86,7 +86,7 @@ from runtime.budget import measured_margin
 from runtime.checkpoint import ChunkStore
 from runtime.costs import CostModel
 from runtime.data import TestData
-from runtime.errors import BundleError, NinefitError, OutOfMemoryError
+from runtime.errors import BundleError, NinefitError, OutOfMemoryError, StorageError
 from runtime.lanes import LaneLog
 from runtime.manifest import Member, Variant
 from runtime.memory import MemoryMonitor
@@ -713,6 +713,8 @@ class Executor(Probing):
             with self._unlocked():
                 runner = self._lane().load(st.member, v)
                 runner.activate()
+        except StorageError:
+            raise  # an engine cache with no room: the machine's disk, not the member's failure
         except Exception as exc:
             self._fail(st, exc, f"could not load {v.name}")
             return None
@@ -755,6 +757,8 @@ class Executor(Probing):
             with self._unlocked():  # file I/O: the other lanes book and plan meanwhile (each chunk its own file)
                 self.store.save(st.member.name, v.name, a, values)
             self.feeds.book(write_s=self.clock() - t0)
+        except StorageError:
+            raise  # the machine's disk, not the member's failure: the run stops, the member is not retired
         except Exception as exc:
             self._fail(st, exc, f"rows {a}-{b} on {v.name}")
             return False
@@ -937,7 +941,7 @@ class Executor(Probing):
             costs.setdefault(member, {}).update(variants)
         try:
             self.store.save_costs(costs)
-        except OSError as exc:
+        except (OSError, StorageError) as exc:  # a later run measures them again: never worth stopping this one
             log(f"could not save measured costs: {exc}")
 
     def event(self, text: str) -> None:

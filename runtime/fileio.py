@@ -8,11 +8,17 @@ report or notebook is as readable as any other file the user writes.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Callable
+
+from runtime.errors import StorageError
 
 _UMASK_LOCK = threading.Lock()
 
@@ -42,7 +48,73 @@ def folder_mode() -> int:
     return 0o777 & ~umask()
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO], None], *, fsync: bool = True) -> Path:
+#: errno values that mean the machine's disk, not the data: no room, or no right to write there.
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_NO_RIGHT = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def free_space(path: str | os.PathLike) -> tuple[int, int] | None:
+    """``(free, total)`` bytes of the filesystem holding ``path`` (its nearest existing folder); None if unreadable."""
+    folder = Path(path)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        usage = shutil.disk_usage(folder)
+    except OSError:
+        return None
+    return usage.free, usage.total
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def storage_error(exc: OSError, path: str | os.PathLike, what: str, remedy: str) -> StorageError | None:
+    """The :class:`StorageError` for a failed write of ``what`` at ``path``; None when ``exc`` is no disk problem.
+
+    A full disk (``ENOSPC``, a quota, numpy's short write "N requested and M
+    written") and a folder the process may not write (``EACCES``, ``EPERM``,
+    ``EROFS``) are the machine's, said with the free space and ``remedy``.
+    """
+    short = exc.errno is None and "requested and" in str(exc) and "written" in str(exc)
+    if exc.errno not in _NO_ROOM | _NO_RIGHT and not short:
+        return None
+    room = free_space(path)
+    where = f"{_size(room[0])} free of {_size(room[1])} there" if room else "free space unknown"
+    if exc.errno in _NO_RIGHT:
+        why = f"{exc.strerror or exc} (the folder is not writable by this process)"
+    else:
+        why = f"no space left on the device ({where})"
+    return StorageError(f"could not write {what} {os.fsdecode(path)}: {why}. {remedy}".rstrip())
+
+
+@contextlib.contextmanager
+def guarded(path: str | os.PathLike, what: str, remedy: str) -> Iterator[None]:
+    """Turn a disk or permission failure inside the block into a :class:`StorageError` (:func:`storage_error`)."""
+    try:
+        yield
+    except OSError as exc:
+        error = storage_error(exc, path, what, remedy)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def full_write(fd: int, data: bytes, offset: int) -> None:
+    """``os.pwrite`` all of ``data`` at ``offset``; a write that stops short (a full disk) raises ``ENOSPC``."""
+    done = 0
+    while done < len(data):
+        n = os.pwrite(fd, data[done:], offset + done)
+        if n <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        done += n
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO], None], *, fsync: bool = True,
+                 what: str = "the file", remedy: str = "Free some space there, or write to another folder.") -> Path:
     """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
 
     Args:
@@ -50,24 +122,31 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO
         data: Bytes, text (UTF-8), or a function writing to the open binary file.
         fsync: Flush to disk before the rename, so a power loss cannot leave an
             empty file under the final name.
+        what: The file in words, for the message when the disk is full or not writable.
+        remedy: What the user can do then.
+
+    Raises:
+        StorageError: No space left, or the folder is not writable (the old
+            file, if any, is left as it was).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, file_mode())
-        with os.fdopen(fd, "wb") as f:
-            if callable(data):
-                data(f)
-            else:
-                f.write(data.encode("utf-8") if isinstance(data, str) else data)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with guarded(path, what, remedy):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            os.fchmod(fd, file_mode())
+            with os.fdopen(fd, "wb") as f:
+                if callable(data):
+                    data(f)
+                else:
+                    f.write(data.encode("utf-8") if isinstance(data, str) else data)
+                if fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path
 
 
@@ -75,8 +154,6 @@ def scratch_room(need: int, base: str | os.PathLike | None = None) -> tuple[bool
     """Whether ``need`` bytes of scratch files fit under ``base`` (default the system temp folder): at
     most half its free space, so a run never fills the disk the notebook writes to. Also returns
     the free bytes (0 when unreadable: nothing fits) and the folder, for the caller's message."""
-    import shutil
-
     root = Path(base) if base is not None else Path(tempfile.gettempdir())
     try:
         free = shutil.disk_usage(root).free
@@ -89,8 +166,6 @@ def scratch_dir(kind: str, base: str | os.PathLike | None = None) -> Path:
     """A new private folder for a run's scratch files (``ninefit-<kind>-<pid>-*`` under ``base``, default the
     system temp folder), after removing those of processes that are gone (a run killed with ``kill -9``
     cannot remove its own: the next run does, so decoded images and spooled tables do not pile up)."""
-    import shutil
-
     root = Path(base) if base is not None else Path(tempfile.gettempdir())
     for old in root.glob(f"ninefit-{kind}-*-*"):
         parts = old.name.split("-")
@@ -105,4 +180,9 @@ def scratch_dir(kind: str, base: str | os.PathLike | None = None) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"ninefit-{kind}-{os.getpid()}-", dir=root))
 
 
-__all__ = ["atomic_write", "file_mode", "folder_mode", "scratch_dir", "scratch_room", "umask"]
+#: What to do when the run's scratch files (table and image spools) find no room.
+SCRATCH_REMEDY = ("Set TMPDIR to a folder on a disk with room (the run's scratch files go there), or free some space "
+                  "there.")
+
+__all__ = ["SCRATCH_REMEDY", "atomic_write", "file_mode", "folder_mode", "free_space", "full_write", "guarded", "scratch_dir",
+           "scratch_room", "storage_error", "umask"]

@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.errors import DataError, NinefitError
-from runtime.fileio import scratch_dir, scratch_room
+from runtime.fileio import SCRATCH_REMEDY, full_write, guarded, scratch_dir, scratch_room
 from runtime.manifest import InputSpec, Member, Variant
 
 #: Chunks prepared ahead of the one being inferred, by default (``NINEFIT_PREFETCH``; 0: prepared in line).
@@ -165,7 +165,8 @@ class _Spool:
         self.row_bytes = {f: f[1] * f[2] * (1 if f[0] == "L" else 3) for f in self.forms}
         self.fds = {}
         for i, f in enumerate(self.forms):
-            fd = os.open(folder / f"form{i}.u8", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+            with guarded(folder / f"form{i}.u8", "the decoded-image spool", SCRATCH_REMEDY):
+                fd = os.open(folder / f"form{i}.u8", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
             self.fds[f] = fd
         self.done = np.zeros(n_rows, dtype=bool)
         self.claimed = np.zeros(n_rows, dtype=bool)
@@ -183,8 +184,9 @@ class _Spool:
             return np.flatnonzero(mine) + a
 
     def put(self, row: int, pixels: dict) -> None:
-        for f, fd in self.fds.items():
-            os.pwrite(fd, pixels[f].tobytes(), row * self.row_bytes[f])
+        with guarded(self.folder, "the decoded-image spool", SCRATCH_REMEDY):
+            for f, fd in self.fds.items():
+                full_write(fd, pixels[f].tobytes(), row * self.row_bytes[f])
 
     def finish(self, rows: np.ndarray, ok: bool) -> None:
         with self.cond:

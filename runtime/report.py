@@ -16,7 +16,7 @@ from typing import Any
 
 from runtime.bundle import DAMAGED_REASON
 from runtime.fileio import atomic_write
-from runtime.progress import format_gib
+from runtime.progress import format_gib, format_seconds
 
 #: Member statuses in the report.
 MEMBER_STATUSES = ("pending", "done", "partial", "degraded", "dropped", "failed")
@@ -158,7 +158,8 @@ class RunReport:
 
     def write_json(self, path: str | os.PathLike) -> None:
         """Write the JSON report atomically."""
-        atomic_write(path, json.dumps(self.to_dict(), indent=2), fsync=False)
+        atomic_write(path, json.dumps(self.to_dict(), indent=2), fsync=False, what="the run report",
+                     remedy="Give --report a path on a disk with room, or free some space there.")
 
     def table(self) -> str:
         """A readable summary: one line per member, then the totals."""
@@ -191,7 +192,8 @@ class RunReport:
         )
         if self.time_limit_s is not None:
             lines.append(
-                f"limit {self.time_limit_s:.0f}s (margin {self.margin_s:.1f}s, reserve {self.reserve_s:.1f}s); "
+                f"limit {format_seconds(self.time_limit_s)} (margin {format_seconds(self.margin_s)}, reserve "
+                f"{format_seconds(self.reserve_s)}); "
                 f"finished at {self.finished_at_s:.1f}s since start, slack {self.slack_s:.1f}s"
             )
         for m in self.members:
@@ -293,7 +295,8 @@ def kaggle_failure(
         return THREW_EXCEPTION, f"{type(exception).__name__}: {exception}"[:500]
     if report.time_limit_s is not None and report.finished_at_s > report.time_limit_s:
         return TIMEOUT, (
-            f"finished {report.finished_at_s:.1f}s after the notebook started; the limit is {report.time_limit_s:.0f}s"
+            f"finished {report.finished_at_s:.1f}s after the notebook started; the limit is "
+            f"{format_seconds(report.time_limit_s)}"
         )
     if report.peak_rss_bytes > KAGGLE_RAM_BYTES:
         return EXCEEDED_COMPUTE, f"peak RAM {format_gib(report.peak_rss_bytes)} is more than a Kaggle notebook's ~30 GB"

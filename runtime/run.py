@@ -50,7 +50,7 @@ from runtime.bundle import Bundle, open_bundle
 from runtime.checkpoint import ChunkStore, data_fingerprint, member_grid, run_key
 from runtime.data import TestData, open_test_data
 from runtime.ensemble import Accumulator
-from runtime.errors import BackendError, DataError, NinefitError
+from runtime.errors import BackendError, DataError, NinefitError, StorageError
 from runtime.budget import Clock, make_budget
 from runtime.executor import Executor
 from runtime.gpu import device_mismatch, gpu_count, gpu_present
@@ -60,7 +60,7 @@ from runtime.loaders import resolve_loader
 from runtime.memory import MemoryMonitor, snapshot
 from runtime.pipeline import FeedPipeline, default_workers
 from runtime.predict import predict_rows  # re-exported: part of runtime.run's API
-from runtime.progress import log
+from runtime.progress import format_seconds, log
 from runtime.report import MemberReport, RunReport, kaggle_failure
 from runtime.tables import table_engine
 from runtime.formats import Formatter, Layout, match, width
@@ -324,7 +324,8 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
         report.member(name).text = {"lengths": length_stats(rows)}
     log(f"bundle {m.name!r}: {len(m.members)} member(s), {test.n_rows} rows; backend {backend} "
         f"(here: {', '.join(backends.available())})"
-        + (f"; limit {budget.deadline:.0f}s, margin {budget.margin_s:.0f}s, {clock():.1f}s used before the run"
+        + (f"; limit {format_seconds(budget.deadline)}, margin {format_seconds(budget.margin_s)}, "
+           f"{clock():.1f}s used before the run"
            if options.time_limit_s is not None else ""))
     if not present:
         report.events.append(f"the bundle was packaged for {m.target} (a GPU target), but this machine has no GPU "
@@ -422,6 +423,9 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
             write()
         except Exception as exc:  # keep the error that got us here; the last good file is still on disk
             log(f"could not write the final submission: {exc}")
+        if isinstance(error, StorageError) and writer.writes:  # what the user is left with, in the one message
+            error.args = (f"{error} The submission on disk, {out}, is whole: the last one written "
+                          f"({writer.covered} of {test.n_rows} rows from the models).",)
         monitor.stop()
         feeds.close()
         test.close()
@@ -550,7 +554,7 @@ def _finish_report(report: RunReport, executor: Executor | None, writer: Submiss
     )
     try:
         report.write_json(options.report_path)  # set by run(): --report, or the default beside --out
-    except OSError as exc:
+    except (OSError, StorageError) as exc:
         log(f"could not write the run report: {exc}")
 
 

@@ -164,7 +164,8 @@ def write_atomic(path: str | os.PathLike, header: Sequence[str],
         text.flush()
         text.detach()  # leave the binary file to atomic_write, which syncs and closes it
 
-    atomic_write(path, write)
+    atomic_write(path, write, what="the submission",
+                 remedy="Give --out a path in a writable folder on a disk with room, or free some space there.")
 
 
 def csv_text(rows: Iterable[Sequence[str]]) -> str:
