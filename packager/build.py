@@ -8,6 +8,7 @@ never leaves a half-written bundle (and never destroys the previous one).
 from __future__ import annotations
 
 import datetime as _dt
+import glob
 import os
 import shutil
 import tempfile
@@ -32,7 +33,7 @@ from packager.verify import VerifyResult, verify_file
 from runtime.bundle import checksum_tree
 from runtime.data import open_test_data
 from runtime.errors import BundleError, PackagingError, SpecError
-from runtime.fileio import file_mode, folder_mode
+from runtime.fileio import file_mode, folder_mode, process_gone, sweep_dead
 from runtime.hooks import HOOKS_DIR
 from runtime.manifest import MANIFEST_NAME, Manifest, Member, SubmissionSpec, Variant
 from runtime.formats import match, width
@@ -245,7 +246,7 @@ def _install(stage: Path, dest: Path, force: bool) -> None:
             raise BundleError(f"{dest} already exists; pass --force to replace it")
         if not (dest / MANIFEST_NAME).is_file():
             raise BundleError(f"{dest} exists and is not a ninefit bundle; refusing to replace it")
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}-0")
         os.replace(dest, old)
     try:
         os.replace(stage, dest)
@@ -255,6 +256,24 @@ def _install(stage: Path, dest: Path, force: bool) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _sweep_leftovers(dest: Path, log: Callable[[str], None]) -> None:
+    """Remove what a killed ``ninefit package`` of ``dest`` left beside it, and say so.
+
+    A staging folder (``.NAME.tmp-PID-*``) of a process that is gone is removed;
+    a previous bundle it had moved aside (``.NAME.old-PID-0``) is put back
+    when ``dest`` is missing (it was killed mid-swap), else removed.
+    """
+    for old in sorted(dest.parent.glob(f".{glob.escape(dest.name)}.old-*-0")):
+        pid = old.name.split("-")[-2]
+        if not dest.exists() and (old / MANIFEST_NAME).is_file() and pid.isdigit() and process_gone(int(pid)):
+            os.replace(old, dest)
+            log(f"put back {dest}, which a killed `ninefit package` had moved aside to {old.name}")
+    swept = sweep_dead(dest.parent, f".{dest.name}.tmp-") + sweep_dead(dest.parent, f".{dest.name}.old-")
+    for folder, size in swept:
+        log(f"removed {folder.name} ({size / 1e6:.1f} MB), left beside {dest.name} by a `ninefit package` that "
+            "was killed before it finished")
 
 
 def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: PackageOptions = PackageOptions(),
@@ -271,7 +290,8 @@ def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: Pack
     if dest.exists() and not options.force:
         raise BundleError(f"{dest} already exists; pass --force to replace it")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    _sweep_leftovers(dest, log)
+    stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-{os.getpid()}-", dir=dest.parent))
     try:
         # A text model's tokenizer goes into the bundle first: the test data is read through it.
         spec = replace(spec, models=tuple(

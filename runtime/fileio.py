@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import shutil
 import tempfile
@@ -162,21 +163,41 @@ def scratch_room(need: int, base: str | os.PathLike | None = None) -> tuple[bool
     return need <= free / 2 and free > 0, free, root
 
 
+def sweep_dead(root: str | os.PathLike, prefix: str) -> list[tuple[Path, int]]:
+    """Remove the folders ``<prefix><pid>-*`` in ``root`` whose process is gone; returns them with their sizes.
+
+    A process killed with ``kill -9`` cannot remove its own temporary folders:
+    the next one to make such a folder does. A folder of a live process (or one
+    not ours to signal) is left alone.
+    """
+    removed = []
+    for old in Path(root).glob(f"{glob.escape(prefix)}*-*"):
+        pid = old.name[len(prefix):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or not old.is_dir() or not process_gone(int(pid)):
+            continue
+        size = sum(p.stat().st_size for p in old.rglob("*") if p.is_file())
+        shutil.rmtree(old, ignore_errors=True)
+        removed.append((old, size))
+    return removed
+
+
+def process_gone(pid: int) -> bool:
+    """Whether no process ``pid`` exists (one that is alive, or not ours to signal, is not gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def scratch_dir(kind: str, base: str | os.PathLike | None = None) -> Path:
     """A new private folder for a run's scratch files (``ninefit-<kind>-<pid>-*`` under ``base``, default the
-    system temp folder), after removing those of processes that are gone (a run killed with ``kill -9``
-    cannot remove its own: the next run does, so decoded images and spooled tables do not pile up)."""
+    system temp folder), after removing those of processes that are gone (:func:`sweep_dead`), so decoded
+    images and spooled tables do not pile up."""
     root = Path(base) if base is not None else Path(tempfile.gettempdir())
-    for old in root.glob(f"ninefit-{kind}-*-*"):
-        parts = old.name.split("-")
-        if len(parts) != 4 or not parts[2].isdigit() or int(parts[2]) == os.getpid() or not old.is_dir():
-            continue
-        try:
-            os.kill(int(parts[2]), 0)
-        except ProcessLookupError:
-            shutil.rmtree(old, ignore_errors=True)
-        except OSError:  # alive, or not ours to signal: leave it
-            pass
+    sweep_dead(root, f"ninefit-{kind}-")
     return Path(tempfile.mkdtemp(prefix=f"ninefit-{kind}-{os.getpid()}-", dir=root))
 
 
@@ -185,4 +206,4 @@ SCRATCH_REMEDY = ("Set TMPDIR to a folder on a disk with room (the run's scratch
                   "there.")
 
 __all__ = ["SCRATCH_REMEDY", "atomic_write", "file_mode", "folder_mode", "free_space", "full_write", "guarded", "scratch_dir",
-           "scratch_room", "storage_error", "umask"]
+           "process_gone", "scratch_room", "storage_error", "sweep_dead", "umask"]

@@ -268,3 +268,55 @@ def test_cli_and_report_count_the_same_files(work, tmp_path, capsys):
     assert printed and reported
     on_disk = sum(1 for p in out.rglob("*") if p.is_file())
     assert int(printed.group(2)) == int(reported.group(1)) == on_disk
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.timeout(300)
+def test_a_killed_package_leaves_nothing_the_next_one_does_not_remove(work, tmp_path):
+    """kill -9 while the bundle is being staged; the next package of the same bundle removes the staging folder."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    dest = tmp_path / "bundle"
+    cmd = [sys.executable, "-m", "packager.cli", "package", str(work / "ninefit.toml"), "-o", str(dest), "--force",
+           "--no-wheels"]
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(cmd, cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        staged = list(tmp_path.glob(".bundle.tmp-*/models/*/*.onnx"))
+        if staged:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "packaging ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (left,) = tmp_path.glob(".bundle.tmp-*")
+    assert left.name.startswith(f".bundle.tmp-{proc.pid}-")
+    said = []
+    package(work / "ninefit.toml", dest, PackageOptions(force=True), log=said.append)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "digits"]
+    assert any(line.startswith(f"removed {left.name} (") and "killed before it finished" in line for line in said), said
+    open_bundle(dest)
+
+
+def test_a_bundle_moved_aside_by_a_killed_swap_is_put_back(digits_bundle, tmp_path):
+    from packager.build import _sweep_leftovers
+
+    aside = tmp_path / f".bundle.old-{_dead_pid()}-0"
+    shutil.copytree(digits_bundle, aside)
+    said = []
+    _sweep_leftovers(tmp_path / "bundle", said.append)
+    assert (tmp_path / "bundle" / "manifest.json").is_file() and not aside.exists()
+    assert said == [f"put back {tmp_path / 'bundle'}, which a killed `ninefit package` had moved aside to {aside.name}"]
