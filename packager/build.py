@@ -7,6 +7,7 @@ never leaves a half-written bundle (and never destroys the previous one).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import glob
 import os
@@ -15,14 +16,14 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
 import runtime
 from packager.offline.dataset import METADATA_FILENAME
 from packager.export import copy_onnx, export_model
-from packager.hooks_check import check_features, check_imports, check_postprocess, stage_hooks
+from packager.hooks_check import check_features, check_imports, check_postprocess, in_user_files, stage_hooks
 from packager.fp16 import Fp16Result, convert_fp16
 from packager.report import write_report
 from packager.spec import ModelSpec, Spec, load_spec
@@ -32,7 +33,7 @@ from packager.torchload import load_torch_model
 from packager.verify import VerifyResult, verify_file
 from runtime.bundle import checksum_tree
 from runtime.data import open_test_data
-from runtime.errors import BundleError, PackagingError, SpecError
+from runtime.errors import BundleError, HookError, PackagingError, SpecError
 from runtime.fileio import file_mode, folder_mode, process_gone, sweep_dead
 from runtime.hooks import HOOKS_DIR
 from runtime.manifest import MANIFEST_NAME, Manifest, Member, SubmissionSpec, Variant
@@ -258,6 +259,15 @@ def _install(stage: Path, dest: Path, force: bool) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def _user_files(spec: Spec, stage: Path) -> Iterator[None]:
+    """A hook's failure names the user's own files, not the staging folder's copies (gone once packaging stops)."""
+    try:
+        yield
+    except HookError as exc:
+        raise HookError(in_user_files(str(exc), spec, stage)) from exc
+
+
 def _sweep_leftovers(dest: Path, log: Callable[[str], None]) -> None:
     """Remove what a killed ``ninefit package`` of ``dest`` left beside it, and say so.
 
@@ -300,7 +310,8 @@ def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: Pack
         hook_costs: dict = {}
         if stage_hooks(spec, stage) and spec.data.features:
             draft = tuple(_draft_member(m) for m in spec.models)
-            data, hook_costs["features"] = check_features(spec, stage, draft, log)
+            with _user_files(spec, stage):
+                data, hook_costs["features"] = check_features(spec, stage, draft, log)
             spec = replace(spec, data=data)
         test = _check_data(spec, stage)
         if test is not None:
@@ -341,7 +352,8 @@ def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: Pack
         )
         if manifest.submission.mode == "postprocess" and test is not None:
             sample = read_sample(spec.sample_submission, manifest.submission)
-            hook_costs["postprocess"] = check_postprocess(manifest, sample, test.ids, log, stage)
+            with _user_files(spec, stage):
+                hook_costs["postprocess"] = check_postprocess(manifest, sample, test.ids, log, stage)
         write_report(stage, manifest, results, notes, halves)
         for hook in options.hooks:
             manifest = hook(stage, spec, manifest)

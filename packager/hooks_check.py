@@ -38,8 +38,8 @@ from runtime.manifest import DataSpec, Member
 CHECK_CHUNKS = 4
 
 
-def stage_hooks(spec, stage: Path) -> list[str]:
-    """Copy the hook modules and side files into ``stage/hooks/``; returns the copied paths (bundle-relative)."""
+def _hook_sources(spec) -> list[tuple[Path, str]]:
+    """The user's hook files and where each goes under ``hooks/`` (module files flat, side files as declared)."""
     sources: list[tuple[Path, str]] = []
     if spec.hooks.module is not None:
         sources.append((spec.hooks.module, spec.hooks.module.name))
@@ -47,8 +47,25 @@ def stage_hooks(spec, stage: Path) -> list[str]:
     post = spec.submission.postprocess_path
     if post is not None:
         sources.append((post, post.name))
+    return sources
+
+
+def in_user_files(text: str, spec, stage: Path) -> str:
+    """``text`` (a hook's traceback) with each staged copy's path replaced by the user's own file.
+
+    The hooks run from the bundle being staged, a folder that is gone once
+    packaging stops: a traceback must name the file the user edits.
+    """
+    for src, rel in _hook_sources(spec):
+        for staged in {str(stage / HOOKS_DIR / rel), str(stage.resolve() / HOOKS_DIR / rel)}:
+            text = text.replace(staged, str(src))
+    return text
+
+
+def stage_hooks(spec, stage: Path) -> list[str]:
+    """Copy the hook modules and side files into ``stage/hooks/``; returns the copied paths (bundle-relative)."""
     copied = []
-    for src, rel in sources:
+    for src, rel in _hook_sources(spec):
         dest = stage / HOOKS_DIR / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dest)

@@ -43,8 +43,19 @@ def test_a_failing_hook_stops_packaging_with_the_users_traceback(tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 2
     assert "features hook 'features:make_features' failed on the public test table (24 rows): KeyError in the hook" in err
-    assert f'File "{tmp_path / "bundle"}' not in err and 'features.py", line 11, in make_features' in err
+    assert f'File "{tmp_path / "bundle"}' not in err and ".bundle.tmp-" not in err  # never the staged copy, gone now
+    assert f'File "{tmp_path / "p" / "features.py"}", line 11, in make_features' in err  # the file the user edits
     assert "return df['no_such_column']" in err and "runtime/hooks.py" not in err
+    _nothing_written(tmp_path)
+
+
+def test_a_failing_postprocess_hook_names_the_users_file(tmp_path, capsys):
+    hook = projects.POST.replace("    clipped = np.clip", "    1 / 0\n    clipped = np.clip")
+    spec, _ = projects.make_postprocess(tmp_path / "p", hook=hook)
+    code = main(["package", str(spec), "-o", str(tmp_path / "bundle"), "--no-wheels", "--no-profile"])
+    err = capsys.readouterr().err
+    assert code == 2 and "ZeroDivisionError" in err
+    assert f'File "{tmp_path / "p" / "post.py"}"' in err and ".bundle.tmp-" not in err
     _nothing_written(tmp_path)
 
 
