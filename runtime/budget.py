@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 from runtime.errors import BudgetError
 from runtime.planner import Budget
-from runtime.progress import log
+from runtime.progress import format_seconds, log
 
 #: Deadline used when there is no time limit (seconds; about 30 years).
 NO_LIMIT = 1e9
@@ -95,24 +95,27 @@ def make_budget(time_limit_s: float | None, margin_s: float | None, reserve_s: f
     for what, x in (("time limit", time_limit_s), ("margin", margin_s), ("reserve", reserve_s)):
         if x is not None and (not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0
                               or (what == "time limit" and x == 0)):
-            raise BudgetError(f"{what} {x!r}: expected a positive number of seconds")
+            shown = x if isinstance(x, (int, float)) and not isinstance(x, bool) else repr(x)  # np.float64(2.0) as 2.0
+            raise BudgetError(f"{what} {shown}: expected a positive number of seconds")
     if start_time is not None:
         if not isinstance(start_time, (int, float)) or not math.isfinite(start_time):
             raise BudgetError(f"start time {start_time!r}: expected epoch seconds (time.time())")
         ahead = start_time - time.time()
         if ahead > 1.0:
-            log(f"warning: the start time is {ahead:.0f}s in the future (clock skew?); counting from now")
+            log(f"warning: the start time is {format_seconds(ahead)} in the future (clock skew?); counting from now")
     reserve = RESERVE_FLOOR_S if reserve_s is None else float(reserve_s)
     if time_limit_s is None:
         return Budget(deadline=NO_LIMIT, margin_s=0.0, reserve_s=reserve)
     margin = default_margin(time_limit_s) if margin_s is None else float(margin_s)
     if margin + reserve >= time_limit_s:
         raise BudgetError(
-            f"the margin ({margin:g}s) and reserve ({reserve:g}s) leave nothing of the {time_limit_s:g}s time limit; "
+            f"the margin ({format_seconds(margin)}) and reserve ({format_seconds(reserve)}) leave nothing of the "
+            f"{format_seconds(time_limit_s)} time limit; "
             "lower --margin or raise --time-limit"
         )
     if clock() >= time_limit_s:
-        log(f"warning: {clock():.0f}s have passed since the start time, past the {time_limit_s:.0f}s limit; "
+        log(f"warning: {format_seconds(clock())} have passed since the start time, past the "
+            f"{format_seconds(time_limit_s)} limit; "
             "no model will run, only the fallback submission is written")
     return Budget(deadline=float(time_limit_s), margin_s=margin, reserve_s=reserve)
 

@@ -281,7 +281,7 @@ class Formatter:
         result: dict[str, list[str]] = {}
         for r in rows:
             if len(r) != len(header):
-                raise HookError(f"it returned the row {r[:6]!r} of {len(r)} cell(s); expected {len(header)} "
+                raise HookError(f"it returned the row {[_cell(c) for c in r[:6]]} of {len(r)} cell(s); expected {len(header)} "
                                 f"({', '.join(header)})")
             rid = str(r[0])
             if rid not in self._sample_ids:

@@ -90,6 +90,7 @@ def _post_spec():
     (lambda v, ids: [[ids[0], 1], [ids[0], 2]], "returned the id 'a' twice"),
     (lambda v, ids: [], "returned no rows for 2 test row(s)"),
     (lambda v, ids: 1 / 0, "ZeroDivisionError in the hook"),
+    (lambda v, ids: [[i, np.float64(2.0194), np.float32(1)] for i in ids], "the row ['a', '2.0194', '1'] of 3 cell(s)"),
 ])
 def test_postprocess_output_is_checked_against_the_sample(returned, message):
     ids = ["a", "b"]
@@ -100,6 +101,14 @@ def test_postprocess_output_is_checked_against_the_sample(returned, message):
     lenient = _fmt(_post_spec(), ids, hook=returned)
     assert lenient.rows(np.zeros((2, 1)), np.ones(2, bool)) == [["a", "FB"], ["b", "FB"]]
     assert lenient.failed_rows == 2 and message in lenient.events[0] and "the run goes on" in lenient.events[0]
+
+
+def test_postprocess_rows_missing_for_some_ids_are_said_and_not_counted():
+    ids = ["a", "b", "c"]
+    short = _fmt(_post_spec(), ids, hook=lambda v, ids: [[i, 1.0] for i in ids[1:]])
+    assert short.rows(np.zeros((3, 1)), np.ones(3, bool)) == [["a", "FB"], ["b", "1"], ["c", "1"]]
+    assert short.failed_rows == 1
+    assert "returned no row for 1 of the 3 id(s) it was given (e.g. 'a')" in short.events[0]
 
 
 def test_postprocess_takes_a_dataframe_and_formats_floats_like_values():

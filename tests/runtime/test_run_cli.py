@@ -21,14 +21,14 @@ def args(bundle, data, out, *extra):
     return ["run", str(bundle), "--data", str(data), "--out", str(out), "--quiet", *extra]
 
 
-@pytest.mark.parametrize("limit", ["9h", "540m", "32400s", "32400", "8h60m"])
+@pytest.mark.parametrize("limit", ["9h", "540m", "32400s", "8h60m"])
 def test_run_with_a_time_limit(digits_bundle, digits_dir, tmp_path, capsys, limit):
     out = tmp_path / "submission.csv"
     start = time.time() - 12.5
     assert main(args(digits_bundle, digits_dir / "data", out, "--time-limit", limit, "--start-time", str(start))) == 0
     printed = capsys.readouterr().out
     # The margin: its floor (0.25 s + 1 % of 9 h); the chunks here are far too steady to raise it.
-    assert "limit 32400s (margin 324.2s" in printed and "ensemble weight delivered 100.0%" in printed
+    assert "limit 9h00m00s (margin 5m24s" in printed and "ensemble weight delivered 100.0%" in printed
     report = json.loads((tmp_path / "submission.run_report.json").read_text())
     assert report["time_limit_s"] == 32400 and report["margin_s"] == pytest.approx(324.25)
     assert report["started_at_s"] >= 12.5 and report["slack_s"] > 32400 - 325 - 60
@@ -51,7 +51,10 @@ def test_run_without_a_limit_and_with_a_margin(digits_bundle, digits_dir, tmp_pa
     (["--time-limit", "9 hours"], "cannot read duration '9 hours'"),
     (["--margin=-5m", "--time-limit", "1h"], "cannot read duration '-5m'"),
     (["--start-time", "yesterday"], "cannot read start time 'yesterday'"),
-    (["--time-limit", "10s", "--margin", "10s"], "leave nothing of the 10s time limit"),
+    (["--time-limit", "10s", "--margin", "10s"], "leave nothing of the 10.0s time limit"),
+    (["--time-limit", "9"], "duration '9' has no unit; write the one you mean: 9h, 9m or 9s (9h is 540m or 32400s)"),
+    (["--time-limit", "1h", "--margin", "30"], "duration '30' has no unit"),
+    (["--time-limit", "1h", "--reserve", "2"], "duration '2' has no unit"),
     (["--time-limit", "0"], "time limit 0.0: expected a positive number"),
 ])
 def test_bad_budget_flags_are_user_errors(digits_bundle, digits_dir, tmp_path, capsys, extra, needle):
@@ -78,6 +81,10 @@ def test_unknown_backend_is_a_user_error(digits_bundle, digits_dir, tmp_path, ca
 def test_budget_error_from_the_library(digits_bundle, digits_dir, tmp_path):
     with pytest.raises(BudgetError, match="margin"):
         run(digits_bundle, digits_dir / "data", tmp_path / "s.csv", RunOptions(time_limit_s=5, margin_s=5))
+    import numpy as np
+
+    with pytest.raises(BudgetError, match=r"^margin -2.0194: expected a positive number of seconds$"):  # not np.float64(...)
+        run(digits_bundle, digits_dir / "data", tmp_path / "s.csv", RunOptions(margin_s=np.float64(-2.0194)))
 
 
 def test_exported_names_and_import_weight():
@@ -132,3 +139,56 @@ def test_each_members_rows_per_second_is_printed_once(digits_bundle, digits_dir,
     assert {line.split("]")[0][1:] for line in finals} == {"cnn", "mlp"}
     assert not [line for line in finals if "rows/s" in line], finals
     assert "rows/s" in captured.out.splitlines()[0]  # the table's header
+
+
+def test_short_limits_are_printed_to_their_precision(digits_bundle, digits_dir, tmp_path, capsys):
+    """``--time-limit 0.3s`` was printed as "limit 0s"."""
+    out = tmp_path / "submission.csv"
+    main(args(digits_bundle, digits_dir / "data", out, "--time-limit", "0.3s", "--margin", "50ms"))
+    printed = capsys.readouterr().out
+    assert "limit 0.30s (margin 50ms, reserve " in printed and "limit 0s" not in printed
+
+
+def test_o_names_the_submission_as_for_package_and_notebook(digits_bundle, digits_dir, tmp_path, capsys):
+    out = tmp_path / "named" / "mine.csv"
+    assert main(["run", str(digits_bundle), "--data", str(digits_dir / "data"), "-o", str(out), "--quiet"]) == 0
+    assert out.is_file() and (tmp_path / "named" / "mine.run_report.json").is_file()
+    assert f"-> {out}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["ninefit.toml", "notes.txt"])
+def test_a_spec_given_for_the_bundle_is_named_as_a_file(digits_dir, tmp_path, capsys, name):
+    given = digits_dir / "ninefit.toml" if name == "ninefit.toml" else tmp_path / name
+    given.touch()
+    err = fails_cleanly(capsys, main, ["run", str(given), "--data", str(digits_dir / "data"), "-o",
+                                       str(tmp_path / "s.csv")], f"{given} is a file", "not a bundle folder",
+                        "ninefit package ", " -o DIR")
+    assert "does not exist" not in err
+    if name == "ninefit.toml":
+        assert f"`ninefit package {given} -o DIR`" in err and "(a spec, by its name)" in err
+
+
+def test_quiet_prints_the_result_lines_only(digits_bundle, digits_dir, tmp_path, capsys):
+    out = tmp_path / "submission.csv"
+    assert main(args(digits_bundle, digits_dir / "data", out, "--time-limit", "2m")) == 0  # args() has --quiet
+    captured = capsys.readouterr()
+    assert captured.err == ""  # no progress, no facts of a healthy run
+    lines = captured.out.splitlines()
+    assert len(lines) == 3, captured.out
+    assert lines[0].startswith("540/540 rows covered by a model") and lines[0].endswith(f"-> {out}")
+    assert lines[1].startswith("limit 2m00s (margin ") and lines[2] == f"run report: {tmp_path / 'submission.run_report.json'}"
+
+
+def test_quiet_still_says_what_went_wrong(digits_bundle, digits_dir, tmp_path, capsys):
+    out = tmp_path / "submission.csv"
+    # Started 10 s ago with a 5 s limit: nothing may run; the members are dropped and the fallback written.
+    code = main(args(digits_bundle, digits_dir / "data", out, "--time-limit", "5s", "--start-time", str(time.time() - 10)))
+    captured = capsys.readouterr()
+    assert code == 1 and out.is_file()
+    err = captured.err.splitlines()
+    assert err[0].startswith("ninefit: warning: 10.") and "past the 5.0s limit" in err[0], captured.err
+    assert all(line.startswith(("ninefit: warning", "ninefit: cnn: dropped", "ninefit: mlp: dropped")) for line in err), err
+    printed = captured.out.splitlines()
+    assert printed[0].startswith("cnn: dropped: ") and printed[1].startswith("mlp: dropped: ")
+    assert any(line.startswith("0/540 rows covered by a model") for line in printed)
+    assert any(line.startswith("ON KAGGLE THIS RUN WOULD FAIL: Notebook Timeout") for line in printed), captured.out
