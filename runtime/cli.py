@@ -9,11 +9,13 @@ environment, not a ninefit bug).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import signal
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from runtime.budget import MARGIN_FLOOR_S, MARGIN_FLOOR_SHARE, RESERVE_FLOOR_S
 from runtime.errors import NinefitError
@@ -203,7 +205,8 @@ def _dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog:
         parser.print_help()
         return 2
     try:
-        return func(args)
+        with _terminate_as_interrupt():
+            return func(args)
     except NinefitError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -212,9 +215,38 @@ def _dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog:
             raise  # run_cli ends quietly
         print(f"{prog}: error: {_os_error_message(exc)}", file=sys.stderr)
         return NinefitError.exit_code
+    except Terminated:
+        print(f"{prog}: terminated (SIGTERM); the submission and the report on disk are the final ones",
+              file=sys.stderr)
+        return TERMINATED_EXIT
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+#: Exit status after SIGTERM: a shell's 128 + SIGTERM, what a command killed by it reports.
+TERMINATED_EXIT = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: ends the command the way Ctrl-C does (a run writes its final submission and report)."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """While the command runs, SIGTERM raises :class:`Terminated` in the main thread instead of killing the process."""
+    def handler(signum, frame):
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (a library caller's worker): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -223,4 +255,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(parser, argv, prog="ninefit-runtime")
 
 
-__all__ = ["CLOSED_PIPE_EXIT", "add_run_parser", "duration_arg", "main", "run_cli"]
+__all__ = ["CLOSED_PIPE_EXIT", "TERMINATED_EXIT", "Terminated", "add_run_parser", "duration_arg", "main", "run_cli"]

@@ -523,6 +523,9 @@ def _finish_report(report: RunReport, executor: Executor | None, writer: Submiss
                    options: RunOptions, specs: list[LaneSpec]) -> None:
     report.finished_at_s = clock()
     report.seconds = time.perf_counter() - t0
+    if isinstance(error, KeyboardInterrupt):  # Ctrl-C, or SIGTERM through the CLI (runtime.cli.Terminated)
+        report.events.append(f"the run was {'terminated (SIGTERM)' if type(error).__name__ == 'Terminated' else 'interrupted'}"
+                             f" at {report.finished_at_s:.1f}s; the submission written then is the final one")
     report.covered_rows = writer.covered
     report.submission_writes = writer.writes
     if writer.formatter.hook is not None:

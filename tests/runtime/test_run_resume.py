@@ -81,3 +81,23 @@ def test_kill_9_mid_run_then_resume_is_identical(three_bundle, digits_dir, tmp_p
     assert report["chunks_resumed"] == sum(map(len, saved.values()))
     assert report["stages"]["depth"] == 2 and report["stages"]["chunks_prepared"] > 0
     assert [m["status"] for m in report["members"]] == ["done"] * 3
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_sigterm_ends_the_run_like_ctrl_c_with_its_final_submission_and_report(three_bundle, digits_dir, tmp_path):
+    env, _ = environment(tmp_path, "term")
+    out, work = tmp_path / "run" / "submission.csv", tmp_path / "w"
+    proc = subprocess.Popen(command(three_bundle, digits_dir, out, work), env=env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while sum(map(len, chunk_files(work).values())) < 12 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "terminated (SIGTERM)" in err and "Traceback" not in err
+    report = json.loads(out.with_name("submission.run_report.json").read_text())
+    assert any(e.startswith("the run was terminated (SIGTERM) at") for e in report["events"])
+    assert 0 < report["covered_rows"] < report["rows"]  # the rows done by then are in the final write
+    check_valid(out, digits_dir)
