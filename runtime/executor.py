@@ -839,6 +839,7 @@ class Executor(Probing):
         rate = self.costs.rate(st.member.name, v.name)
         if rate.warm:
             st.report.seconds += dt
+            st.report.rows_timed += rows
         else:
             st.report.warmup_seconds += dt
             st.report.warmup_rows += rows

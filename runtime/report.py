@@ -45,7 +45,8 @@ class MemberReport:
       rows), which pays lazy initialisation and is left out of throughput;
     * ``seconds``: every other batch (reading and preprocessing its rows,
       inference with each TTA pass, the output activation), for
-      ``rows_computed - warmup_rows`` rows; ``rows_per_s`` is that ratio.
+      ``rows_timed`` rows; ``rows_per_s`` is that ratio (a chunk whose save
+      failed was still inferred: its rows count there, not in ``rows_computed``).
 
     In none of them: an attempt that ran out of memory (the batch is retried
     smaller and counted then), checking outputs, saving chunks, and writing
@@ -60,6 +61,7 @@ class MemberReport:
     load_seconds: float = 0.0  # runner load + activate, summed over loads
     warmup_seconds: float = 0.0  # first batch after each load
     warmup_rows: int = 0  # rows in those batches (part of rows_computed)
+    rows_timed: float = 0  # rows of the batches booked in ``seconds`` (every batch after the first after a load)
     status: str = "pending"  # one of MEMBER_STATUSES
     reason: str = ""
     weight: float = 0.0
@@ -92,7 +94,7 @@ class MemberReport:
     @property
     def rows_per_s(self) -> float:
         """Steady throughput: rows computed after warm-up per second of ``seconds``."""
-        return (self.rows_computed - self.warmup_rows) / self.seconds if self.seconds > 0 else 0.0
+        return self.rows_timed / self.seconds if self.seconds > 0 else 0.0
 
 
 @dataclass

@@ -342,6 +342,24 @@ def test_warm_up_batches_are_booked_apart_from_inference(tmp_path):
     assert w.report.to_dict()["members"][0]["warmup_seconds"] == pytest.approx(1.0)
 
 
+def test_a_chunk_whose_save_fails_keeps_the_speed_honest(tmp_path):
+    """Its batches were inferred and timed: the speed counts their rows, never going negative."""
+    w = World(tmp_path, {"a/fp32": 0.1, "b/fp32": 0.1, "c/fp32": 0.1})
+    save = w.store.save
+
+    def failing(member, variant, start, values):
+        if member == "a" and start >= 20:
+            raise RuntimeError("injected: the chunk file could not be written")
+        return save(member, variant, start, values)
+
+    w.store.save = failing
+    w.executor(None).run()
+    a = w.report.member("a")
+    assert a.status == "failed" and a.rows_computed == 20 and a.warmup_rows == 10
+    assert a.rows_timed == 20 and a.rows_per_s == pytest.approx(10.0)  # 2 timed batches, the third's save failed
+    assert "rows/s" in w.report.table() and "-" not in f"{a.rows_per_s:,.0f}"
+
+
 # -- measured truth: probing, the machine factor, returning members, pruned rungs, the margin ----------
 
 
