@@ -409,11 +409,12 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
         )
         if report.chunks_resumed:
             log(_resume_text(report, grids, store, work))
-        if writer.writes:
-            executor.after_write(writer.slowest)  # the fallback's write, before the hooks: the reserve's first measure
-        executor.after_write(write())
-        log(f"first submission written ({writer.covered}/{test.n_rows} rows from checkpoints, "
-            f"the rest from {'the fallback ' + m.fallback if m.fallback else 'the sample submission'})")
+        if writer.writes:  # the fallback's write, before the hooks: the reserve's first measure
+            executor.after_write(writer.slowest)
+        if report.chunks_resumed or not writer.writes:  # else the file on disk is this one already
+            executor.after_write(write())
+            log(f"first submission written ({writer.covered}/{test.n_rows} rows from checkpoints, "
+                f"the rest from {'the fallback ' + m.fallback if m.fallback else 'the sample submission'})")
         executor.run()
     except BaseException as exc:
         error = exc
