@@ -338,3 +338,18 @@ def test_members_reading_one_chunk_share_its_normalised_images(tmp_path, monkeyp
                 feeds.get(m, m.variants[0], lo, hi)
     assert len(calls) == (len(CHUNKS) if room else 2 * len(CHUNKS))
     test.close()
+
+
+def test_an_image_size_is_height_then_width(tmp_path):
+    """``size = [8, 12]`` is 8 rows of 12 pixels (torch's order), not PIL's (width, height)."""
+    from PIL import Image
+
+    from runtime.loaders.pil import decode, form
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (30, 20, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    f = form(ImageSpec(size=(8, 12)))
+    (pixels,) = decode(tmp_path / "a.png", [f]).values()
+    assert f == ("RGB", 8, 12) and pixels.shape == (8, 12, 3)
+    with Image.open(tmp_path / "a.png") as im:
+        assert (pixels == np.asarray(im.resize((12, 8), Image.BILINEAR))).all()
