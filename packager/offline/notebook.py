@@ -471,7 +471,8 @@ def write_notebook(bundle_dir: str | os.PathLike, out: str | os.PathLike, **opti
     """Build the notebook for ``bundle_dir`` (options as :func:`build_notebook`) and write it to ``out``."""
     nb = build_notebook(bundle_dir, **options)
     text = nbformat.writes(nb)
-    return atomic_write(out, text if text.endswith("\n") else text + "\n")  # as nbformat.write ends it
+    return atomic_write(out, text if text.endswith("\n") else text + "\n",  # as nbformat.write ends it
+                        what="the notebook", remedy="Give -o a path in a writable folder on a disk with room.")
 
 
 __all__ = ["DATASET_METADATA", "PARAMETERS_TAG", "REPORT_TAG", "Parameter", "build_notebook", "bundle_slug",

@@ -87,7 +87,9 @@ def test_a_failed_write_leaves_the_old_notebook_and_no_temporary_file(manifest_o
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(runtime.fileio.os, "replace", full_disk)
-    with pytest.raises(OSError, match="No space"):
+    from runtime.errors import StorageError
+
+    with pytest.raises(StorageError, match="could not write the notebook .*no space left on the device"):
         write_notebook(manifest_only, out, time_limit="1h")
     monkeypatch.setattr(runtime.fileio.os, "replace", os.replace)
     assert out.read_bytes() == before
