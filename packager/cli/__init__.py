@@ -14,7 +14,7 @@ import runtime
 from runtime.cli import add_run_parser, run_cli
 
 #: Subcommand modules, in the order `ninefit --help` lists them.
-COMMANDS = ("package", "verify", "profile", "estimate", "notebook", "simulate")
+COMMANDS = ("package", "verify", "profile", "estimate", "notebook", "simulate", "push")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from packager.estimate.estimator import EstimateOptions, estimate_bundle
     from packager.estimate.hardware import get_target
     from packager.estimate.render import format_table
+    from packager.offline.image import image_facts
     from runtime.bundle import open_bundle
     from runtime.errors import SpecError
 
@@ -119,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"chart written to {args.chart}")
     if args.json:
         data = est.to_dict()
+        data["machine_shape"] = image_facts().shapes.get(est.target)  # what Kaggle calls the priced machine
         data["messages"] = lines
         print(json.dumps(data, indent=2))
     else:

@@ -27,7 +27,9 @@ def register(sub) -> None:
     off.add_argument("--requirement", action="append", default=None, metavar="REQ",
                      help="wheel requirement to collect instead of the default (repeatable; default: onnxruntime-gpu, "
                      "or onnxruntime for --target cpu)")
-    off.add_argument("--kaggle-python", default="3.11", metavar="X.Y", help="Python version of Kaggle's image (default: %(default)s)")
+    off.add_argument("--kaggle-python", default=None, metavar="X.Y",
+                     help=f"Python version of Kaggle's image (default: {_image_python()}, the 'python' fact of "
+                     "packager/data/kaggle_image.txt; never this machine's)")
     off.add_argument("--find-links", action="append", type=Path, default=[], metavar="DIR", help="also resolve wheels from DIR (repeatable)")
     off.add_argument("--no-index", action="store_true", help="resolve from --find-links folders only, not from PyPI")
     off.add_argument("--no-install-check", action="store_true", help="skip the offline install check of the wheelhouse")
@@ -38,8 +40,20 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _image_python() -> str:
+    """The image file's Python (``X.Y``), for the help text; a broken file is reported when packaging."""
+    from packager.offline.image import image_facts
+    from runtime.errors import PackagingError
+
+    try:
+        return image_facts().python_version
+    except PackagingError:
+        return "unreadable: see the error when packaging"
+
+
 def run(args: argparse.Namespace) -> int:
     from packager.build import PackageOptions, package
+    from packager.offline.image import image_facts
 
     hooks = []
     if not args.no_profile:
@@ -54,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.no_wheels:  # before the dataset hook, so its size check includes the wheels
         hooks.append(wheelhouse_hook(
-            args.requirement, target=args.target, python_version=args.kaggle_python, find_links=args.find_links,
+            args.requirement, target=args.target, python_version=args.kaggle_python or image_facts().python_version,
+            find_links=args.find_links,
             index=not args.no_index, verify=not args.no_install_check, log=print,
         ))
     hooks.append(dataset_hook(
@@ -64,6 +79,11 @@ def run(args: argparse.Namespace) -> int:
     result = package(args.spec, args.out, PackageOptions(force=args.force, hooks=tuple(hooks), target=args.target))
     for w in result.warnings:
         print(f"warning: {w}")
+    from packager.push.shapes import unsupported_gpu
+
+    if args.target in image_facts().shapes and unsupported_gpu(args.target):
+        print(f"warning: {unsupported_gpu(args.target)}: the notebook would fail at its first CUDA operation, and "
+              "`ninefit push` refuses it unless the notebook pins an older image (--docker-image)")
     from packager.offline.dataset import check_bundle
 
     # Counted as report.md counts them (every file uploaded, the manifest included), so the two agree.

@@ -119,6 +119,9 @@ _A100 = ("NVIDIA A100 Tensor Core GPU datasheet (https://www.nvidia.com/en-us/da
 _H100 = ("NVIDIA H100 Tensor Core GPU datasheet, SXM (https://www.nvidia.com/en-us/data-center/"
          "h100/); a PCIe H100 is slower (51 fp32, 756 fp16 TFLOP/s, 2.0 TB/s)")
 _H200 = "NVIDIA H200 Tensor Core GPU datasheet (https://www.nvidia.com/en-us/data-center/h200/)"
+_RTXPRO6000 = ("NVIDIA RTX PRO 6000 Blackwell, as announced at GTC 2025 (reported by VideoCardz, gpu.name): 96 GB "
+               "GDDR7, 1,792 GB/s, up to 125 fp32 TFLOP/s, 4,000 FP4 sparse TOPS (about 500 fp16 dense); figures "
+               "of the Workstation Edition: Kaggle's variant (Server Edition?) and its clocks are unknown")
 _GEN4 = "PCIe Gen4 x16: 31.5 GB/s theoretical, ~25 GB/s in practice"
 _GEN5 = "PCIe Gen5 x16: 63 GB/s theoretical, ~50 GB/s in practice"
 
@@ -134,11 +137,13 @@ _GPUS: dict[str, Hardware] = {
                  confidence="medium", link_source=_GEN4),
     "h100": _gpu("h100", "NVIDIA H100", 1, 67, 989, True, 3350, 80, (9, 0), 50, _H100,
                  confidence="medium", link_source=_GEN5),
+    "rtxpro6000": _gpu("rtxpro6000", "NVIDIA RTX PRO 6000", 1, 125, 500, True, 1792, 96, (12, 0), 50,
+                       _RTXPRO6000, confidence="low", link_source=_GEN5),
 }
 # Only to describe a local GPU by name; not a Kaggle target.
 _KNOWN_LOCAL_GPUS = {
     "T4": _GPUS["t4x2"], "P100": _GPUS["p100"], "L4": _GPUS["l4"], "A100": _GPUS["a100"],
-    "H100": _GPUS["h100"],
+    "H100": _GPUS["h100"], "RTX PRO 6000": _GPUS["rtxpro6000"],
     "H200": _gpu("h200", "NVIDIA H200", 1, 67, 989, True, 4800, 141, (9, 0), 50, _H200,
                  link_source=_GEN5),
 }

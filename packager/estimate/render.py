@@ -16,10 +16,23 @@ def _spare(seconds: float) -> str:
     return f"{fmt_s(seconds)} to spare" if seconds >= 0 else f"{fmt_s(-seconds)} over"
 
 
+def shape_note(target: str) -> str:
+    """What the estimate priced, as Kaggle names it: ``Kaggle machine shape NvidiaTeslaT4`` ("" for ``local``)."""
+    from packager.offline.image import image_facts
+
+    shapes = image_facts().shapes
+    if target not in shapes:
+        return ""
+    if shapes[target]:
+        return f"Kaggle machine shape {shapes[target]}"
+    return "a Kaggle CPU notebook (no machine shape)" if target == "cpu" else "no Kaggle machine shape known"
+
+
 def format_table(est: BudgetEstimate) -> str:
     """Per stage and member: expected time, band, confidence; then total, margin, verdict, checks, plan."""
+    shape = shape_note(est.target)
     out = [
-        f"bundle {est.bundle!r} on {est.target_name} ({est.target}), {est.rows:,} rows, "
+        f"bundle {est.bundle!r} on {est.target_name} ({est.target}{', ' + shape if shape else ''}), {est.rows:,} rows, "
         f"limit {fmt_s(est.time_limit_s)}, margin {fmt_s(est.margin_s)}",
         f"profile: {est.profile}",
         "",
@@ -81,4 +94,4 @@ def format_table(est: BudgetEstimate) -> str:
     return "\n".join(out)
 
 
-__all__ = ["fmt_s", "format_table"]
+__all__ = ["fmt_s", "format_table", "shape_note"]

@@ -1,7 +1,11 @@
 """The offline half of the packager: what a notebook with the internet off needs.
 
+* :mod:`.image` reads the facts of Kaggle's image (its Python, glibc, machine
+  shapes...) from ``packager/data/kaggle_image.txt``, the one source of truth;
 * :mod:`.wheelmeta` reads wheels and Kaggle's image list statically, and
-  :mod:`.wheelhouse` fills and proves the bundle's ``wheels/`` folder with pip;
+  :mod:`.wheelhouse` fills and proves the bundle's ``wheels/`` folder with pip
+  (with :mod:`.standins` for the image's packages, and a real install into an
+  interpreter of the image's Python found by :mod:`.interpreter`);
 * :mod:`.dataset` makes the bundle an uploadable Kaggle dataset
   (``dataset-metadata.json``, Kaggle's size and file-count limits);
 * :mod:`.hooks` runs those two as :attr:`packager.build.PackageOptions.hooks`

@@ -29,6 +29,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from packaging.utils import parse_wheel_filename
+
 from packager.offline.dataset import (
     KAGGLE_DATASET_MAX_BYTES,
     KAGGLE_MAX_FILES,
@@ -134,10 +136,11 @@ def wheelhouse_hook(
     Kaggle's Python and platform, leaving out what the image provides
     (:func:`~packager.offline.wheelhouse.build_wheelhouse`); then proves the folder
     installs offline (:func:`~packager.offline.wheelhouse.verify_offline_install`: a
-    real ``pip install --no-index`` into a fresh virtual environment when
-    ``python_version`` is this machine's, the static check of the wheels'
-    metadata otherwise); then writes ``wheelhouse.json`` and a "## Offline
-    install" section of ``report.md``. It returns the manifest unchanged: the
+    real ``pip install --no-index`` into a fresh virtual environment of an
+    interpreter of ``python_version`` where one runs here, the static check of
+    the wheels' metadata otherwise); then writes ``wheelhouse.json`` (each
+    wheel with its tags) and a "## Offline install" section of ``report.md``.
+    It returns the manifest unchanged: the
     files are checksummed with the rest of the bundle.
 
     The arguments are checked here, so a mistake fails before the models are
@@ -147,7 +150,7 @@ def wheelhouse_hook(
         requirements: PEP 508 requirements; None takes
             :func:`default_requirements` of ``target``.
         target: Used only when ``requirements`` is None.
-        python_version: Kaggle's Python, ``X.Y``.
+        python_version: Kaggle's Python, ``X.Y`` (default: the image file's).
         platforms: Kaggle's platform tags.
         provided: ``name==version`` entries of the image; None reads
             ``provided_file`` (default ``packager/data/kaggle_image.txt``).
@@ -226,12 +229,17 @@ def install_command(requirements: Sequence[str]) -> str:
                        *requirements])
 
 
+def _wheel_tags(filename: str) -> list[str]:
+    """The PEP 425 tags a wheel's file name declares, sorted (``cp312-cp312-manylinux_2_17_x86_64``)."""
+    return sorted(str(tag) for tag in parse_wheel_filename(filename)[3])
+
+
 def _check_record(check: InstallCheck | None) -> dict[str, Any] | None:
     if check is None:
         return None
     return {"ok": check.ok, "mode": check.mode, "missing": list(check.missing),
             "conflicts": list(check.conflicts), "failed_imports": list(check.failed_imports),
-            "skipped_reason": check.skipped_reason, "seconds": round(check.seconds, 3)}
+            "skipped_reason": check.skipped_reason, "python": check.python, "seconds": round(check.seconds, 3)}
 
 
 def _wheelhouse_record(reqs: Sequence[str], report: WheelhouseReport,
@@ -245,7 +253,8 @@ def _wheelhouse_record(reqs: Sequence[str], report: WheelhouseReport,
         "platform": report.platforms[0],
         "index": index,
         "wheels": [{"file": f"{WHEELS_DIR}/{w.filename}", "project": w.project,
-                    "version": w.version, "bytes": w.size} for w in report.wheels],
+                    "version": w.version, "bytes": w.size, "tags": _wheel_tags(w.filename)}
+                   for w in report.wheels],
         "total_bytes": report.total_bytes,
         "skipped_provided": [{"project": w.project, "version": w.version}
                              for w in report.skipped_provided],
@@ -260,8 +269,8 @@ def _check_line(check: Mapping[str, Any] | None) -> str:
     if not check["ok"]:
         return "FAILED (missing: " + (", ".join(check["missing"]) or "none") + ")"
     if check["mode"] == "installed":
-        return (f"passed (installed offline into a fresh virtual environment, "
-                f"{check['seconds']:.1f} s)")
+        return (f"passed (installed offline into a fresh virtual environment of "
+                f"{check.get('python') or 'this Python'}, {check['seconds']:.1f} s)")
     return f"passed (statically complete; no real install: {check['skipped_reason']})"
 
 
@@ -272,8 +281,9 @@ def _wheelhouse_section(record: Mapping[str, Any]) -> list[str]:
         lines += [f"{len(wheels)} wheel(s), {_size(record['total_bytes'])}, in "
                   f"`{WHEELS_DIR}/`, for Python {record['python_version']} on "
                   f"{record['platform']}:", "",
-                  "| wheel | version | size |", "|---|---|---|"]
-        lines += [f"| {w['project']} | {w['version']} | {_size(w['bytes'])} |" for w in wheels]
+                  "| wheel | version | size | tags |", "|---|---|---|---|"]
+        lines += [f"| {w['project']} | {w['version']} | {_size(w['bytes'])} | {', '.join(w.get('tags', ()))} |"
+                  for w in wheels]
     else:
         lines.append(f"No wheels: Kaggle's image provides all of "
                      f"{', '.join(record['requirements']) or 'nothing'}.")

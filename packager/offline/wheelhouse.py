@@ -8,13 +8,16 @@ resolved by pip itself for Kaggle's Python and platform (manylinux x86_64),
 then everything the image provides is deleted from it: reinstalling numpy or
 torch over the image's own builds breaks the image.
 
-:func:`build_wheelhouse` builds the folder; :func:`verify_offline_install`
-proves it installs offline, by a real install into a fresh virtual
-environment where the target matches this machine, and by a static walk of
-the wheels' ``Requires-Dist`` (markers evaluated for the target) everywhere.
+The target is Kaggle's image as ``packager/data/kaggle_image.txt`` records it
+(:mod:`packager.offline.image`: Python 3.12, manylinux up to its glibc), never
+the machine packaging. :func:`build_wheelhouse` builds the folder;
+:func:`verify_offline_install` proves it installs offline, by a real install
+into a fresh virtual environment of an interpreter of the target's Python
+found here (:mod:`packager.offline.interpreter`), and by a static walk of the
+wheels' ``Requires-Dist`` (markers evaluated for the target) everywhere.
 
 Both resolve as if the image's packages were installed: pip is shown empty
-stand-in wheels pinned to the image's versions (the list in
+stand-in wheels (:mod:`packager.offline.standins`) pinned to the image's versions (the list in
 ``packager/data/kaggle_image.txt``), so it picks versions of the rest that work with
 the image's numpy or protobuf, as pip on Kaggle must, and never downloads
 torch with its CUDA wheels only to delete them.
@@ -39,18 +42,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import venv
-import zipfile
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from packaging import tags
 from packaging.requirements import Requirement
-from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from packager.offline.wheelmeta import (
     DEFAULT_PLATFORMS,
@@ -67,6 +66,8 @@ from packager.offline.wheelmeta import (
     resolve_provided,
     scan_wheels,
 )
+from packager.offline.interpreter import find_interpreter
+from packager.offline.standins import image_stand_ins, pick_version, write_stub_wheel
 from runtime.errors import PackagingError
 
 logger = logging.getLogger(__name__)
@@ -126,8 +127,8 @@ class InstallCheck:
     Attributes:
         ok: True when nothing is missing, conflicting or failing to import.
         mode: ``"installed"`` when a real ``pip install --no-index`` ran in a
-            fresh virtual environment, ``"static"`` when only the wheels'
-            metadata was checked (see ``skipped_reason``).
+            fresh virtual environment of the target's Python, ``"static"``
+            when only the wheels' metadata was checked (see ``skipped_reason``).
         missing: Normalized names of distributions needed but neither in the
             folder nor provided by the image.
         conflicts: Human-readable version conflicts (e.g. the image's protobuf
@@ -136,6 +137,7 @@ class InstallCheck:
         skipped_reason: Why no real install was done (``mode == "static"``).
         log_tail: The end of pip's output, or of the static findings.
         seconds: Wall time of the check.
+        python: The interpreter of the real install (``Python 3.12.1 (path, how found)``).
     """
 
     ok: bool
@@ -146,11 +148,12 @@ class InstallCheck:
     skipped_reason: str | None = None
     log_tail: str = ""
     seconds: float = 0.0
+    python: str = ""
 
     def summary(self) -> str:
         """One paragraph for the CLI."""
         if self.ok:
-            how = "installed offline in a fresh environment" if self.mode == "installed" else (
+            how = f"installed offline in a fresh environment of {self.python}" if self.mode == "installed" else (
                 f"statically complete (no real install: {self.skipped_reason})")
             return f"Wheelhouse OK: {how}, in {self.seconds:.1f} s."
         parts = []
@@ -343,7 +346,7 @@ def build_wheelhouse(
     analysis = Analysis()
     previous: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="ninefit-image-") as tmp:
-        stand_ins = _image_stand_ins(Path(tmp), provided_map) if resolve_with_image else None
+        stand_ins = image_stand_ins(Path(tmp), provided_map) if resolve_with_image else None
         for round_no in range(max_rounds + 1):
             if to_fetch:
                 commands.append(_download(to_fetch, dest, target, find_links, index, timeout,
@@ -392,13 +395,16 @@ def verify_offline_install(
     install: bool = True,
     env_dir: Path | None = None,
     timeout: float = 600.0,
+    environ: Mapping[str, str] | None = None,
 ) -> InstallCheck:
     """Proves that ``pip install --no-index --find-links wheel_dir REQS`` works on Kaggle.
 
     Always walks the wheels' ``Requires-Dist`` with markers evaluated for the
-    target (static mode). When the target is this machine's Python and
-    platform, also installs for real into a fresh virtual environment (no
-    system site-packages) with pip's config and index switched off.
+    target (static mode). Where an interpreter of the target's Python runs
+    here (this one, ``pythonX.Y`` on ``PATH`` or under pyenv:
+    :func:`~packager.offline.interpreter.find_interpreter`), also installs for
+    real into a fresh virtual environment of it (no system site-packages),
+    with pip's config and index switched off.
 
     Packages the image provides are not in the folder; in the real install
     they are stood in for by ``image_find_links`` when given, else by empty
@@ -423,9 +429,12 @@ def verify_offline_install(
         env_dir: Where to create the virtual environment, kept afterwards;
             None uses a temporary folder removed afterwards.
         timeout: Seconds allowed for the pip install.
+        environ: Where to look for the target's interpreter (``PATH``,
+            ``PYENV_ROOT``); None reads ``os.environ``.
 
     Returns:
-        The verdict, naming each missing distribution.
+        The verdict, naming each missing distribution, and the interpreter
+        of the real install or why there was none.
 
     Raises:
         PackagingError: An input is malformed (bad requirement, wheel name,
@@ -449,14 +458,12 @@ def verify_offline_install(
         Requirement(f"{w.project}=={w.version}") for w in wheels]
     analysis = analyse(wheels, roots, target, provided_map)
 
-    reason = "install=False was passed" if not install else target.local_reason()
-    if reason is None:
-        local = set(tags.sys_tags())
-        foreign = [w.path.name for w in wheels if not w.tags & local]
-        if foreign:
-            reason = ("wheels that this machine cannot install although the target can: "
-                      + ", ".join(foreign[:5]))
-    if reason is not None:
+    interp, reason = (None, "install=False was passed") if not install else find_interpreter(target, environ=environ)
+    foreign = [w.path.name for w in wheels if interp is not None and not w.tags & interp.tags]
+    if foreign:
+        reason = (f"wheels that {interp.line()} cannot install although the target can: "
+                  + ", ".join(foreign[:5]))
+    if interp is None or foreign:
         return InstallCheck(
             ok=not analysis.missing and not analysis.conflicts, mode="static",
             missing=tuple(sorted(analysis.missing)), conflicts=tuple(analysis.conflicts),
@@ -465,7 +472,7 @@ def verify_offline_install(
     with tempfile.TemporaryDirectory(prefix="ninefit-offline-") as tmp:
         env_path = Path(env_dir) if env_dir is not None else Path(tmp) / "venv"
         code, output, failed = _install_fresh(
-            env_path, Path(wheel_dir), roots, image_find_links,
+            interp.path, env_path, Path(wheel_dir), roots, image_find_links,
             {n: provided_map[n] for n in analysis.provided_needs}, analysis, Path(tmp), imports,
             timeout)
     missing = set(analysis.missing) | set(_pip_missing(output))
@@ -478,16 +485,21 @@ def verify_offline_install(
     return InstallCheck(
         ok=ok, mode="installed", missing=tuple(sorted(missing)), conflicts=tuple(conflicts),
         failed_imports=tuple(failed), log_tail=_tail(output),
-        seconds=time.perf_counter() - start)
+        seconds=time.perf_counter() - start, python=interp.line())
 
 
-def _install_fresh(env_path: Path, wheel_dir: Path, roots: Sequence[Requirement],
+def _install_fresh(base: Path, env_path: Path, wheel_dir: Path, roots: Sequence[Requirement],
                    image_find_links: Sequence[Path] | None, needed: Mapping[str, str | None],
                    analysis: Analysis, tmp: Path, imports: Sequence[str],
                    timeout: float) -> tuple[int, str, list[str]]:
     use_outer_pip = _pip_has_python_option()
-    venv.EnvBuilder(with_pip=not use_outer_pip, clear=False, system_site_packages=False,
-                    symlinks=os.name != "nt").create(env_path)
+    # The venv of the target's interpreter, which may not be this one (no system site-packages).
+    code, out = _run([str(base), "-m", "venv", *(["--without-pip"] if use_outer_pip else []), str(env_path)],
+                     _isolated_env(), timeout)
+    if code != 0:
+        raise PackagingError(f"Could not create a virtual environment of {base} for the offline install "
+                             f"check: {_errors(out)}. Expected `{base} -m venv` to work (on Debian/Ubuntu "
+                             "install the python3-venv package).")
     python = env_path / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     pip = ([sys.executable, "-m", "pip", "--python", str(python)] if use_outer_pip
            else [str(python), "-m", "pip"])
@@ -498,7 +510,7 @@ def _install_fresh(env_path: Path, wheel_dir: Path, roots: Sequence[Requirement]
         stubs = tmp / "image-stand-ins"
         stubs.mkdir()
         for name, version in needed.items():
-            _write_stub_wheel(stubs, name, version or _pick_version(analysis.provided_needs[name]))
+            write_stub_wheel(stubs, name, version or pick_version(analysis.provided_needs[name]))
         links.append(stubs)
     cmd = [*pip, "install", "--no-index", "--disable-pip-version-check", "--no-input",
            *(arg for link in links for arg in ("--find-links", str(link))),
@@ -523,53 +535,6 @@ def _pip_has_python_option() -> bool:
         return Version(version("pip")) >= Version("22.3")
     except Exception:
         return False
-
-
-def _pick_version(spec: SpecifierSet) -> str:
-    """A version satisfying ``spec`` for a stand-in whose real version is unknown."""
-    candidates = [s.version.rstrip(".*") for s in spec] + ["0", "9999"]
-    for text in candidates:
-        try:
-            if spec.contains(Version(text), True):
-                return str(Version(text))
-        except InvalidVersion:
-            continue
-    return "9999"
-
-
-#: Local version label of stand-ins: sorts above the index's same public version,
-#: so pip takes the stand-in rather than downloading the real wheel.
-_STAND_IN_LABEL = "ninefit.image"
-
-
-def _image_stand_ins(folder: Path, provided: Mapping[str, str | None]) -> Path:
-    """Stand-in wheels for the image's packages, and constraints pinning their versions."""
-    constraints = []
-    for name, version in provided.items():
-        public = Version(version).public if version else "9999"
-        _write_stub_wheel(folder, name, f"{public}+{_STAND_IN_LABEL}")
-        if version:
-            constraints.append(f"{name}=={public}\n")
-    (folder / "constraints.txt").write_text("".join(constraints), encoding="utf-8")
-    return folder
-
-
-def _write_stub_wheel(folder: Path, project: str, version: str) -> Path:
-    """An empty wheel carrying only metadata, standing in for a package of the image."""
-    dist = re.sub(r"[-_.]+", "_", project)
-    info = f"{dist}-{version}.dist-info"
-    path = folder / f"{dist}-{version}-py3-none-any.whl"
-    files = {
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {project}\nVersion: {version}\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: ninefit\nRoot-Is-Purelib: true\n"
-                         "Tag: py3-none-any\n",
-    }
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-        record = "".join(f"{n},,\n" for n in [*files, f"{info}/RECORD"])
-        archive.writestr(f"{info}/RECORD", record)
-    return path
 
 
 __all__ = [

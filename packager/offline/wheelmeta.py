@@ -31,17 +31,14 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from packager.offline.image import KAGGLE_IMAGE_FILE, image_facts
 from runtime.errors import PackagingError
 
-KAGGLE_IMAGE_FILE = Path(__file__).resolve().parents[1] / "data" / "kaggle_image.txt"  # packager/data/
+#: Kaggle's Python, as ``X.Y``: the image file's ``python`` fact, never this machine's.
+DEFAULT_PYTHON_VERSION = image_facts().python_version
 
-#: Kaggle's Python, as ``X.Y``. Check with ``!python -V`` in a notebook.
-DEFAULT_PYTHON_VERSION = "3.11"
-
-#: Kaggle's image derives from Colab's Ubuntu 22.04 base (glibc 2.35). A
-#: conservative floor: a wheel needing a newer glibc is never chosen. Check
-#: with ``!ldd --version`` in a notebook.
-KAGGLE_GLIBC = (2, 35)
+#: The image file's ``glibc`` fact: a floor, a wheel needing a newer glibc is never chosen.
+KAGGLE_GLIBC = image_facts().glibc
 
 _LEGACY_MANYLINUX = {"manylinux1": 5, "manylinux2010": 12, "manylinux2014": 17}
 _LINUX_PLATFORM = re.compile(
@@ -79,8 +76,8 @@ def expand_platforms(platforms: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-#: manylinux x86_64 up to Kaggle's glibc, newest first.
-DEFAULT_PLATFORMS = expand_platforms([f"manylinux_{KAGGLE_GLIBC[0]}_{KAGGLE_GLIBC[1]}_x86_64"])
+#: manylinux up to Kaggle's glibc on its architecture (the image file's glibc and arch facts), newest first.
+DEFAULT_PLATFORMS = expand_platforms([image_facts().platform])
 
 
 @dataclass(frozen=True)

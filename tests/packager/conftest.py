@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from packager.build import PackageOptions, package
+from packager.offline import dataset_hook, wheelhouse_hook
+from packager.offline.image import image_facts
 from tests.packager.wheels import A, B, C, make_wheel
 
 
@@ -17,3 +20,30 @@ def index(tmp_path: Path) -> Path:
     make_wheel(src, B)
     make_wheel(src, C)
     return src
+
+
+#: The image's CPython tag (cp312) and a compiled wheel's full tag for it.
+CP = "cp" + image_facts().python_version.replace(".", "")
+COMPILED_TAG = f"{CP}-{CP}-manylinux_2_17_x86_64"
+
+
+def ort_index(folder: Path, tag: str = COMPILED_TAG) -> Path:
+    """A local index with an ``onnxruntime-gpu`` wheel (module ``onnxruntime``) built for ``tag``."""
+    make_wheel(folder, "onnxruntime-gpu", "1.22.0", requires=("numpy>=1.21",), tag=tag, module="onnxruntime")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def wheel_bundle(digits_dir: Path, tmp_path_factory) -> Path:
+    """digits packaged for t4x2 with a wheelhouse and dataset-metadata.json (owner alice); copy before changing.
+
+    The wheelhouse is resolved offline (no network) from a local folder holding a
+    stand-in ``onnxruntime-gpu`` wheel tagged for the image's Python (cp312
+    manylinux), so the bundle is what `ninefit package` writes for t4x2.
+    """
+    root = tmp_path_factory.mktemp("push")
+    hooks = (wheelhouse_hook(None, target="t4x2", find_links=[ort_index(root / "index")], index=False),
+             dataset_hook(owner="alice"))
+    out = root / "digits"
+    package(digits_dir / "ninefit.toml", out, PackageOptions(hooks=hooks, target="t4x2"), log=lambda _m: None)
+    return out

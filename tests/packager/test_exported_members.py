@@ -9,6 +9,7 @@ import pytest
 import packager
 import packager.estimate
 import packager.offline
+import packager.push
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -28,9 +29,14 @@ ESTIMATE = {
     "verdict", "write_chart",
 }
 
+PUSH = {
+    "KERNEL_METADATA", "PINNED_CLI", "SUBMISSION_FILE", "Accelerator", "KernelMetadata", "PushOptions", "PushResult",
+    "accelerator", "check_kernel_metadata", "plan", "push", "submit_command",
+}
+
 
 @pytest.mark.parametrize("module, names", [
-    (packager, PACKAGER), (packager.offline, OFFLINE), (packager.estimate, ESTIMATE)])
+    (packager, PACKAGER), (packager.offline, OFFLINE), (packager.estimate, ESTIMATE), (packager.push, PUSH)])
 def test_exported_names(module, names):
     assert set(module.__all__) == names
     assert len(module.__all__) == len(names)  # no duplicates
@@ -44,7 +50,7 @@ def test_estimate_modules_declare_their_api(name):
     assert not [n for n in module.__all__ if n.startswith("_")]
 
 
-@pytest.mark.parametrize("module", [packager, packager.offline])
+@pytest.mark.parametrize("module", [packager, packager.offline, packager.push])
 def test_exported_names_do_not_hide_submodules(module):
     """``import packager.offline.simulate as sim`` must give the module (an exported ``simulate`` would shadow it)."""
     import pkgutil

@@ -23,7 +23,7 @@ from runtime.errors import SpecError
 
 pytestmark = pytest.mark.timeout(60)
 
-KAGGLE = ("t4x2", "p100", "l4", "l4x4", "a100", "h100", "cpu")
+KAGGLE = ("t4x2", "p100", "l4", "l4x4", "a100", "h100", "rtxpro6000", "cpu")
 
 
 def _cost(flops: float, nbytes: float, kernels: int = 10) -> GraphCost:

@@ -24,6 +24,7 @@ from packager.offline import (
     wheelhouse_hook,
 )
 from packager.offline.wheelhouse import DEFAULT_PLATFORMS
+from packager.offline.interpreter import find_interpreter
 from packager.offline.wheelmeta import Target
 from runtime.bundle import open_bundle
 from runtime.errors import PackagingError
@@ -158,13 +159,29 @@ def test_failed_import_after_the_real_install_stops_the_hook(tmp_path: Path, sta
 
 
 @pytest.mark.timeout(60)
-def test_foreign_python_gets_the_static_check(index: Path, stage: Path):
+def test_foreign_python_without_its_interpreter_gets_the_static_check(index: Path, stage: Path, tmp_path: Path,
+                                                                       monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "no-pyenv"))
     manifest = object()
     hook = demo_hook(index, python_version=OTHER)
     assert hook(stage, SimpleNamespace(name="digits"), manifest) is manifest
     check = json.loads((stage / WHEELHOUSE_JSON).read_text())["install_check"]
-    assert check["ok"] and check["mode"] == "static" and OTHER in check["skipped_reason"]
+    assert check["ok"] and check["mode"] == "static" and f"no python{OTHER}" in check["skipped_reason"]
     assert "statically complete" in (stage / "report.md").read_text()
+
+
+@pytest.mark.timeout(120)
+def test_foreign_python_is_installed_in_an_interpreter_of_its_version(index: Path, stage: Path):
+    found, why = find_interpreter(Target.make(OTHER, DEFAULT_PLATFORMS))
+    if found is None:
+        pytest.skip(f"no interpreter of the target here: {why}")
+    hook = demo_hook(index, python_version=OTHER, imports=["ninefit_demo_a"])
+    hook(stage, SimpleNamespace(name="digits"), None)
+    check = json.loads((stage / WHEELHOUSE_JSON).read_text())["install_check"]
+    assert check["ok"] and check["mode"] == "installed", check
+    assert check["python"].startswith(f"Python {OTHER}.") and str(found.path) in check["python"]
+    assert f"fresh virtual environment of Python {OTHER}." in (stage / "report.md").read_text()
 
 
 @pytest.mark.timeout(60)
@@ -220,3 +237,22 @@ def test_summary_of_a_bundle_without_offline_steps(tmp_path: Path):
     (tmp_path / WHEELHOUSE_JSON).write_text("[1, 2]")
     with pytest.raises(PackagingError, match="JSON object"):
         offline_summary(tmp_path)
+
+
+@pytest.mark.timeout(180)
+def test_a_packaged_bundle_records_each_wheels_tags_for_the_image_python(wheel_bundle: Path):
+    from packager.offline.image import image_facts
+    from tests.packager.conftest import COMPILED_TAG
+
+    record = json.loads((wheel_bundle / WHEELHOUSE_JSON).read_text())
+    facts = image_facts()
+    assert record["python_version"] == facts.python_version and record["platform"] == facts.platform
+    assert [(w["project"], w["tags"]) for w in record["wheels"]] == [("onnxruntime-gpu", [COMPILED_TAG])]
+    wheel = wheel_bundle / record["wheels"][0]["file"]
+    assert wheel.is_file() and COMPILED_TAG in wheel.name  # the tags are the file's own
+    check = record["install_check"]
+    assert check["ok"]
+    if check["mode"] == "installed":
+        assert check["python"].startswith(f"Python {facts.python_version}.")
+    else:
+        assert f"no python{facts.python_version}" in check["skipped_reason"]

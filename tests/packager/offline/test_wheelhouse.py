@@ -21,10 +21,16 @@ from packager.offline.wheelhouse import (
     load_provided,
     verify_offline_install,
 )
+from packager.offline.interpreter import find_interpreter
 from runtime.errors import PackagingError
 from tests.packager.wheels import A, B, C, HERE, OTHER, make_wheel
 
 pytestmark = pytest.mark.timeout(60)
+
+
+def NO_INTERPRETERS(tmp_path: Path) -> dict[str, str]:
+    """An environment in which no interpreter but this one is found (empty PATH, an empty pyenv)."""
+    return {"PATH": "", "PYENV_ROOT": str(tmp_path / "no-pyenv")}
 
 @pytest.fixture()
 def house(index: Path, tmp_path: Path) -> Path:
@@ -154,19 +160,22 @@ def test_real_install_reports_the_missing_transitive_dependency(house: Path):
     assert B in check.log_tail and B in check.summary()
 
 
-def test_static_check_reports_the_missing_transitive_dependency(house: Path):
+def test_static_check_reports_the_missing_transitive_dependency(house: Path, tmp_path: Path):
     next(house.glob("ninefit_demo_b-*.whl")).unlink()
-    for kwargs in ({"python_version": HERE, "install": False}, {"python_version": OTHER}):
+    for kwargs in ({"python_version": HERE, "install": False},
+                   {"python_version": OTHER, "environ": NO_INTERPRETERS(tmp_path)}):
         check = verify_offline_install(house, [A], provided=[f"{C}==1.0"], **kwargs)
         assert check.mode == "static" and check.skipped_reason
         assert not check.ok and check.missing == (B,)
         assert f"{B} (required by ninefit_demo_a-1.0" in check.log_tail
 
 
-def test_static_check_passes_a_complete_wheelhouse_for_a_foreign_target(house: Path):
-    check = verify_offline_install(house, [A], python_version=OTHER, provided=[C])
+def test_static_check_passes_a_complete_wheelhouse_for_a_foreign_target(house: Path, tmp_path: Path):
+    check = verify_offline_install(house, [A], python_version=OTHER, provided=[C],
+                                   environ=NO_INTERPRETERS(tmp_path))
     assert isinstance(check, InstallCheck)
     assert check.ok and check.mode == "static" and OTHER in check.skipped_reason
+    assert f"no python{OTHER}" in check.skipped_reason and "pyenv" in check.skipped_reason
 
 
 def test_image_version_too_old_is_a_conflict(tmp_path: Path):
@@ -209,7 +218,7 @@ def test_image_stand_in_folder_counts_as_provided(tmp_path: Path):
     make_wheel(tmp_path / "w", A, requires=(B,))
     make_wheel(tmp_path / "image", B)
     check = verify_offline_install(tmp_path / "w", [A], python_version=OTHER, provided=(),
-                                   image_find_links=[tmp_path / "image"])
+                                   image_find_links=[tmp_path / "image"], install=False)
     assert check.ok, check.log_tail
 
 
@@ -223,3 +232,82 @@ def test_resolves_polygraphy_for_kaggle_from_pypi(tmp_path: Path):
     check = verify_offline_install(tmp_path / "wheels", ["polygraphy"], python_version="3.11",
                                    install=False)
     assert check.ok, check.log_tail
+
+
+# --------------------------------------------------------------------------- the image's Python (cp312)
+
+def _compiled(folder: Path, tag: str) -> Path:
+    return make_wheel(folder, A, tag=tag, code="VALUE = 'compiled a'\n")
+
+
+@pytest.mark.timeout(120)
+def test_compiled_wheel_for_the_image_python_is_resolved_and_installed_in_that_python(tmp_path: Path):
+    from tests.packager.conftest import COMPILED_TAG
+
+    _compiled(tmp_path / "index", COMPILED_TAG)
+    report = build_wheelhouse([A], tmp_path / "wheels", find_links=[tmp_path / "index"], index=False, provided=())
+    image_python = wheelhouse.DEFAULT_PYTHON_VERSION
+    assert report.python_version == image_python and [w.filename for w in report.wheels] == [
+        f"ninefit_demo_a-1.0-{COMPILED_TAG}.whl"]
+    command = report.command
+    assert command[command.index("--python-version") + 1] == image_python
+    assert command[command.index("--platform") + 1] == wheelhouse.DEFAULT_PLATFORMS[0]
+    found, why = find_interpreter(wheelmeta.Target.make(image_python, wheelhouse.DEFAULT_PLATFORMS))
+    env = tmp_path / "env"
+    check = verify_offline_install(tmp_path / "wheels", [A], provided=(), imports=["ninefit_demo_a"], env_dir=env)
+    assert check.ok, check.log_tail
+    if found is None:  # say what was checked: the static walk only
+        assert check.mode == "static" and check.skipped_reason == why
+        pytest.skip(f"only the static check ran: {why}")
+    assert check.mode == "installed" and check.python.startswith(f"Python {image_python}.")
+    out = subprocess.run([str(env / "bin" / "python"), "-c", "import sys, ninefit_demo_a as a; "
+                          "print(sys.version_info[:2], a.VALUE)"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"{tuple(map(int, image_python.split('.')))} compiled a"
+
+
+def test_a_wheel_built_for_this_machines_python_is_not_taken_for_the_image(tmp_path: Path):
+    if HERE == wheelhouse.DEFAULT_PYTHON_VERSION:
+        pytest.skip("this machine runs the image's Python")
+    cp = "cp" + HERE.replace(".", "")
+    _compiled(tmp_path / "index", f"{cp}-{cp}-manylinux_2_17_x86_64")
+    with pytest.raises(PackagingError, match=f"no wheel was found for {A}") as err:
+        build_wheelhouse([A], tmp_path / "wheels", find_links=[tmp_path / "index"], index=False, provided=())
+    assert f"for Python {wheelhouse.DEFAULT_PYTHON_VERSION}" in str(err.value)
+    # and the static walk of a folder holding only that wheel names it
+    check = verify_offline_install(tmp_path / "index", [A], provided=(), install=False)
+    assert check.missing == (A,) and f"do not fit Python {wheelhouse.DEFAULT_PYTHON_VERSION}" in check.log_tail
+
+
+@pytest.mark.network
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.skipif(os.environ.get("NINEFIT_NETWORK_TESTS") != "1",
+                    reason="needs PyPI; set NINEFIT_NETWORK_TESTS=1")
+def test_compiled_packages_resolve_as_cp312_from_pypi_into_the_bundle(digits_dir: Path, tmp_path: Path):
+    """onnxruntime and tokenizers from PyPI for the image's Python, recorded with their tags in a real bundle.
+
+    tokenizers is in Kaggle's image, so it is taken out of the image's list here: it stands for any
+    compiled package the image lacks.
+    """
+    import json
+
+    from packager.build import PackageOptions, package
+    from packager.offline import dataset_hook, wheelhouse_hook
+
+    provided = [f"{k}=={v}" if v else k for k, v in load_provided().items() if k != "tokenizers"]
+    hook = wheelhouse_hook(["onnxruntime", "tokenizers"], provided=provided, log=print)
+    out = tmp_path / "bundle"
+    package(digits_dir / "ninefit.toml", out, PackageOptions(hooks=(hook, dataset_hook(owner="alice")), target="cpu"),
+            log=lambda _m: None)
+    record = json.loads((out / "wheelhouse.json").read_text())
+    image = wheelmeta.Target.make(wheelhouse.DEFAULT_PYTHON_VERSION, wheelhouse.DEFAULT_PLATFORMS)
+    cp = "cp" + wheelhouse.DEFAULT_PYTHON_VERSION.replace(".", "")
+    tags = {w["project"]: w["tags"] for w in record["wheels"]}
+    print(json.dumps({k: v[:2] for k, v in tags.items()}, indent=1), record["install_check"])
+    assert record["python_version"] == wheelhouse.DEFAULT_PYTHON_VERSION
+    assert {"onnxruntime", "tokenizers"} <= set(tags)
+    assert any(t.startswith(f"{cp}-{cp}-manylinux") for t in tags["onnxruntime"])  # a CPython 3.12 build
+    assert any(t.startswith("cp") and "-abi3-manylinux" in t or t.startswith(f"{cp}-{cp}-") for t in tags["tokenizers"])
+    for wheel in record["wheels"]:  # every wheel's recorded tags are its file's, and install on the image
+        assert wheel["tags"] and {str(t) for t in image.supported} & set(wheel["tags"]), wheel
+    assert record["install_check"]["ok"], record["install_check"]
