@@ -304,9 +304,7 @@ def open_bundle(bundle_dir: str | os.PathLike, *, verify: bool = True, allow_dam
         ChecksumError: A damaged file (with ``allow_damage``, a runtime file only).
     """
     root = Path(bundle_dir)
-    if not root.is_dir():
-        raise BundleError(f"bundle folder {root} does not exist (expected the folder `ninefit package` wrote)")
-    manifest = Manifest.load(root)
+    manifest = Manifest.load(root)  # no folder there: the error says what is (a spec?) and how to make one
     if not verify:
         return Bundle(root=root, manifest=manifest)
     damage = check_files(root, manifest)

@@ -40,7 +40,8 @@ def add_run_parser(sub) -> None:
         "A damaged manifest or runtime/ stops the run.",
         epilog="Outputs: with --out DIR/NAME.csv the run report is DIR/NAME.run_report.json and the work folder "
         "DIR/NAME.ninefit-work/ unless --report / --work-dir say otherwise; both paths are printed at the end. "
-        "Durations: 9h, 540m, 32400s, 1h30m or plain seconds. Exit status: 0 when the run succeeded; 1 when "
+        "Durations take a unit: 9h, 540m, 32400s, 1h30m, 250ms (a bare number such as 9 is refused). "
+        "Exit status: 0 when the run succeeded; 1 when "
         "a submission was written but the bundle was damaged, or no model covered any row, or the run would have "
         "failed on Kaggle (see the report); 2 for a usage or input error (a damaged manifest or runtime "
         "included). Custom backends: NINEFIT_PLUGINS=module[,module] names "
@@ -51,7 +52,8 @@ def add_run_parser(sub) -> None:
     )
     p.add_argument("bundle", type=Path, help="bundle folder written by `ninefit package`")
     p.add_argument("--data", type=Path, required=True, help="competition data folder (holding the test table and sample submission), or the test table itself")
-    p.add_argument("--out", type=Path, default=Path("submission.csv"), help="submission to write (default: %(default)s)")
+    p.add_argument("-o", "--out", type=Path, default=Path("submission.csv"),
+                   help="submission to write (default: %(default)s)")
     p.add_argument("--backend", default=None,
                    help="inference backend: auto (default: per model the first of TensorRT, onnxruntime CUDA, torch CUDA, "
                    "onnxruntime CPU, torch CPU that runs here, each step passed over logged with its reason), "
@@ -89,7 +91,12 @@ def add_run_parser(sub) -> None:
     p.add_argument("--start-time", type=_epoch, default=None, metavar="EPOCH",
                    help="when the clock started, in epoch seconds (time.time() in the notebook's first cell); "
                    "default: now")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--quiet", action="store_true",
+                   help="print only what went wrong and the result: on stderr the log's warnings and errors (damaged "
+                   "files, a member failed, dropped, stopped, degraded or out of memory, non-finite values, a "
+                   "failing hook, models on the CPU) and a resume from checkpoints, no progress; on stdout each "
+                   "member not done with its reason, the rows covered and the submission's path, the limit and "
+                   "slack, any trouble line of the report table, and the paths of the run report and work folder")
     p.set_defaults(func=cmd_run)
 
 
@@ -102,20 +109,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise NinefitError(f"--threads {args.threads}: expected a positive number of CPU threads per model")
     if args.lanes is not None and args.lanes < 1:
         raise NinefitError(f"--lanes {args.lanes}: expected a positive number of lanes")
-    report = run(args.bundle, args.data, args.out, RunOptions(
-        backend=args.backend, batch_size=args.batch_size, threads=args.threads,
-        work_dir=args.work_dir, report_path=args.report, fresh=args.fresh, progress=not args.quiet,
-        time_limit_s=args.time_limit, torch_compile=args.torch_compile, lanes=args.lanes, devices=args.devices,
-        start_time=args.start_time, margin_s=args.margin, reserve_s=args.reserve,
-    ))
-    print(report.table())
+    from runtime.progress import quiet_log
+
+    with quiet_log(args.quiet):  # --quiet: the log's warnings and errors only
+        report = run(args.bundle, args.data, args.out, RunOptions(
+            backend=args.backend, batch_size=args.batch_size, threads=args.threads,
+            work_dir=args.work_dir, report_path=args.report, fresh=args.fresh, progress=not args.quiet,
+            time_limit_s=args.time_limit, torch_compile=args.torch_compile, lanes=args.lanes, devices=args.devices,
+            start_time=args.start_time, margin_s=args.margin, reserve_s=args.reserve,
+        ))
+    print(report.brief() if args.quiet else report.table())
     print(f"run report: {report.report_path}\nwork folder: {args.work_dir or default_work_dir(args.out)} "
           "(checkpoints: a rerun resumes from them; --fresh discards them)")
     return 1 if report.failure or report.damage or (report.members and not report.covered_rows) else 0
 
 
 def duration_arg(text: str) -> float:
-    """argparse type for a duration (``9h``, ``540m``, ``1h30m``, plain seconds); see ``settings.parse_duration``."""
+    """argparse type for a duration with its unit (``9h``, ``540m``, ``1h30m``; a bare number is refused); see
+    ``settings.parse_duration``."""
     from runtime.settings import parse_duration
 
     try:

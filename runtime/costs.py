@@ -42,6 +42,10 @@ RECENT_BATCHES = 3
 RUNG_GAIN = 0.05
 #: Before a rung is measured here, its chunks are assumed to take up to this many times its estimate.
 UNMEASURED_CAUTION = 2.0
+#: A first batch shorter than this founds the machine factor on timer and scheduler noise (said so).
+SHORT_BATCH_S = 0.02
+#: Machine-factor ratios (members' first batches, or a member's later batches) further apart than this disagree.
+FACTOR_SPREAD = 1.5
 
 
 @dataclass
@@ -54,6 +58,7 @@ class LiveRate:
     warm: bool = False
     warmup: float | None = None  # s/row of the last warm-up batch
     first: float | None = None  # s/row of the first timed batch (calibrates the profile)
+    first_s: float | None = None  # seconds of that batch: how much the machine factor rests on
     last: float | None = None  # s/row of the last timed batch
 
     def add(self, rows: int, seconds: float) -> None:
@@ -61,7 +66,7 @@ class LiveRate:
             self.warm, self.warmup = True, seconds / max(rows, 1)
             return
         if self.first is None:
-            self.first = seconds / max(rows, 1)
+            self.first, self.first_s = seconds / max(rows, 1), seconds
         self.last = seconds / max(rows, 1)
         self.rows += rows
         self.seconds += seconds
@@ -151,6 +156,44 @@ class CostModel:
         about the others.
         """
         return _median(self._ratios(best=True))
+
+    def calibration_caveat(self) -> str:
+        """Why the machine factor (:meth:`calibration`) rests on noisy measurements; "" when it does not.
+
+        It is founded on each member's first timed batch: one batch shorter than
+        :data:`SHORT_BATCH_S` is mostly the timer and the scheduler; members whose ratios
+        lie more than :data:`FACTOR_SPREAD` apart, or a member whose later batches give a
+        ratio that far from its first, measured the machine in different states (a busy
+        machine). The factor is then a guess, and the report says so beside it.
+        """
+        founding = [(m, r) for (m, v), r in self.rates.items() if r.first is not None and m not in self.rebased
+                    and v == self.members[m].variants[0].name and self.prior[m].get(v, {}).get("s_per_row")]
+        if not founding:
+            return ""
+        why = []
+        short = [f"{m} {r.first_s * 1e3:.2g} ms" for m, r in founding if (r.first_s or 0.0) < SHORT_BATCH_S]
+        if short:
+            why.append(f"first batch{'es' if len(short) > 1 else ''} under {SHORT_BATCH_S * 1e3:g} ms "
+                       f"({', '.join(short)})")
+        ratios = self._ratios(best=True)
+        if len(ratios) > 1 and ratios[-1] > FACTOR_SPREAD * ratios[0]:
+            why.append(f"members' ratios from x{ratios[0]:.2f} to x{ratios[-1]:.2f}")
+        for m, r in founding:
+            prior = self.prior[m][self.members[m].variants[0].name]["s_per_row"]
+            steady = r.recent_s_per_row if len(r.recent) == RECENT_BATCHES else None  # its last batches
+            if steady and max(steady, r.first) > FACTOR_SPREAD * min(steady, r.first):
+                why.append(f"{m}'s later batches give x{steady / prior:.2f}, its first x{r.first / prior:.2f}")
+        return "noisy: " + "; ".join(why) if why else ""
+
+    def factor_summary(self) -> dict[str, object]:
+        """The machine factor for the run report: ``value``, each founding member's ``ratios`` (first batch /
+        prior) and the ``caveat`` of :meth:`calibration_caveat`; empty before a best rung was measured."""
+        if not self.calibrated():
+            return {}
+        ratios = {m: r.first / self.prior[m][v]["s_per_row"] for (m, v), r in self.rates.items()
+                  if r.first is not None and m not in self.rebased and v == self.members[m].variants[0].name
+                  and self.prior[m].get(v, {}).get("s_per_row")}
+        return {"value": self.calibration(), "ratios": ratios, "caveat": self.calibration_caveat()}
 
     def calibrated(self) -> bool:
         """Whether a best rung measured here founds the machine factor (:meth:`calibration`)."""
@@ -288,5 +331,5 @@ def _median(ratios: list[float]) -> float:
     return ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
 
 
-__all__ = ["FP16_GPU_FACTOR", "RUNG_GAIN", "UNMEASURED_CAUTION", "CostModel", "LiveRate", "cost_factor",
-           "profile_entries"]
+__all__ = ["FACTOR_SPREAD", "FP16_GPU_FACTOR", "RUNG_GAIN", "SHORT_BATCH_S", "UNMEASURED_CAUTION", "CostModel",
+           "LiveRate", "cost_factor", "profile_entries"]

@@ -93,7 +93,7 @@ from runtime.memory import MemoryMonitor
 from runtime.pipeline import FeedPipeline
 from runtime.predict import nan_rows, predict_rows, predict_windows
 from runtime.probing import PROBE_S, PROBE_SHARE, ProbeRound, Probing
-from runtime.progress import Progress, log
+from runtime.progress import Progress, format_seconds, log
 from runtime.report import MemberReport, RunReport
 from runtime.text import Chunk
 
@@ -382,7 +382,7 @@ class Executor(Probing):
         left = self.budget.limit - now
         if ms.status == "running" or now + need <= self.budget.limit + _EPS:  # the running step checks its own chunks
             return ""
-        return f"its next chunk ({b - a} rows) would need {need:.1f}s, {max(left, 0.0):.1f}s left"
+        return f"its next chunk ({b - a} rows) would need {format_seconds(need)}, {format_seconds(left)} left"
 
     def plan(self) -> planner.Plan:
         """Re-plan from the costs known now; records each member whose decision changed."""
@@ -631,7 +631,7 @@ class Executor(Probing):
             ms = self._planner_state(st)
             now = self.clock()
             need = planner.expected_seconds(ms, ms.variants[names.index(before)])
-            why = f"{before} would need {need:.1f}s for the {ms.rows_left} rows left, {self.budget.limit - now:.1f}s left"
+            why = f"{before} would need {format_seconds(need)} for the {ms.rows_left} rows left, {format_seconds(self.budget.limit - now)} left"
             self.event(f"{st.member.name}: degraded to {v.name} at {now:.1f}s: {why}")
             st.notes.append(f"{before} -> {v.name} at {now:.1f}s: {why}")
         st.last_variant = v.name
@@ -658,8 +658,8 @@ class Executor(Probing):
                 if rows == 0:  # not one chunk fits: retire it, so the loop always progresses
                     now, spr = self.clock(), self.costs.cautious_s_per_row(st.member.name, v.name)
                     st.status, st.stuck_at = "stopped", self.chunks_run
-                    st.drop_reason = (f"stopped at {now:.1f}s: the next chunk ({b - a} rows, ~{(b - a) * spr:.1f}s) "
-                                      f"would end past the limit")
+                    st.drop_reason = (f"stopped at {now:.1f}s: the next chunk ({b - a} rows, "
+                                      f"~{format_seconds((b - a) * spr)}) would end past the limit")
                     self.event(f"{st.member.name}: {st.drop_reason}")
                     self._decide(st, "stop", v.name, spr, self.budget.limit - now, reason=st.drop_reason)
                 break
@@ -937,6 +937,7 @@ class Executor(Probing):
             self.budget = replace(self.budget, reserve_s=max(self.budget.reserve_s, 2 * seconds))
 
     def _save_costs(self) -> None:
+        self.report.machine_factor = self.costs.factor_summary()  # with its later batches: still as founded?
         costs = self.store.load_costs()
         for member, variants in self.costs.measured().items():
             costs.setdefault(member, {}).update(variants)

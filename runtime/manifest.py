@@ -256,6 +256,8 @@ class Manifest:
 
     @classmethod
     def load(cls, bundle_dir: str | os.PathLike) -> Manifest:
+        if not Path(bundle_dir).is_dir():
+            raise not_a_bundle_folder(bundle_dir)
         path = Path(bundle_dir) / MANIFEST_NAME
         try:
             text = path.read_text(encoding="utf-8")
@@ -265,6 +267,18 @@ class Manifest:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as exc:
             raise BundleError(f"{path} is not valid JSON ({exc}); the bundle is damaged") from exc
+
+
+def not_a_bundle_folder(path: str | os.PathLike) -> BundleError:
+    """The error for a bundle argument that is no folder: a file (a spec, most likely: how to package it), or nothing."""
+    path = Path(path)
+    if path.is_file():
+        spec = path.suffix.lower() == ".toml"
+        return BundleError(f"{path} is a file{' (a spec, by its name)' if spec else ''}, not a bundle folder: expected "
+                           f"the folder `ninefit package` writes. Make one with `ninefit package "
+                           f"{path if spec else 'SPEC.toml'} -o DIR` and pass DIR")
+    return BundleError(f"bundle folder {path} does not exist (expected the folder `ninefit package` wrote; "
+                       "make one with `ninefit package SPEC.toml -o DIR`)")
 
 
 #: Targets that run on the CPU alone; every other non-empty target is a GPU.
@@ -335,4 +349,5 @@ __all__ = [
     "TextSpec",
     "Variant",
     "is_gpu_target",
+    "not_a_bundle_folder",
 ]

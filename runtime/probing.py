@@ -112,7 +112,8 @@ class Probing:
         if known and (now + predicted > (self.budget.limit if probes.first or founding else share_end)):
             why = (f"probe skipped: ~{predicted:.1f}s predicted, "
                    f"{max(share_end - now, 0.0):.1f}s of the {PROBE_SHARE:.0%} probe share left; "
-                   f"costed from its prior x machine factor {self.costs.calibration():.2f}")
+                   f"costed from its prior x machine factor {self.costs.calibration():.2f}"
+                   + (f" ({self.costs.calibration_caveat()})" if self.costs.calibration_caveat() else ""))
             self._decide(st, "no probe", v.name, self.costs.s_per_row(name, v.name), self.budget.limit - now,
                          reason=why)
             log(f"{name}: {why}")
@@ -127,7 +128,7 @@ class Probing:
 
     def _probe_member(self, st: _State, v: Variant, share_end: float) -> None:
         name = st.member.name
-        t0, rows0 = self.clock(), st.rows_done
+        t0, rows = self.clock(), 0  # this lane's rows: another lane may run this member meanwhile
         runner = self._ensure(st, v)
         if runner is None:
             return
@@ -142,14 +143,18 @@ class Probing:
                 st.inflight.discard(claimed)
             if not done:
                 break
-        self._lane().log.add("probe", name, v.name, st.rows_done - rows0, t0, self.clock())
+            rows += claimed[1] - claimed[0]
+        self._lane().log.add("probe", name, v.name, rows, t0, self.clock())
         if st.status == "running":
             spr = self.costs.s_per_row(name, v.name) or 0.0
             factor = self.costs.calibration()
+            self.report.machine_factor = self.costs.factor_summary()
+            caveat = self.report.machine_factor.get("caveat")  # a factor founded on noise says so
+            factor_text = f"machine factor {factor:.2f}" + (f" ({caveat})" if caveat else "")
             self.event(f"{name}: measured {v.name}: setup {self.costs.setup_s(name, v.name):.2f}s, "
-                       f"{spr * 1e3:.3g} ms/row; machine factor {factor:.2f}")
+                       f"{spr * 1e3:.3g} ms/row; {factor_text}")
             self._decide(st, "probe", v.name, spr, self.budget.limit - self.clock(),
-                         reason=f"{st.rows_done} rows kept; machine factor {factor:.2f}")
+                         reason=f"{st.rows_done} rows kept; {factor_text}")
             self._pruned(st, v)
             if not st.missing():
                 self._finish(st)

@@ -1,21 +1,33 @@
 """Progress a person can follow, in a terminal (one updating line) or a notebook (a line every few seconds).
 
-Also the duration and size formats the run log and report use (the packager reuses them).
+Also the duration and size formats the run log and report use (the packager reuses them), and the run
+log's quiet mode (``ninefit run --quiet``, :func:`quiet_log`): only the lines that say something went
+wrong, cost rows or changes what the run does (:func:`quiet_keeps`) are written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
 import sys
 import time
+from collections.abc import Iterator
 from typing import Callable, TextIO
 
 
 def format_seconds(seconds: float) -> str:
-    """``12.3s``, ``4m05s``, ``1h02m03s``; negative durations read as ``0.0s``, unknown (NaN, inf) as ``-``."""
+    """``40ms``, ``0.30s``, ``12.3s``, ``4m05s``, ``1h02m03s``: precision to the size, so a short duration
+    is never printed as ``0s``; negative durations read as ``0.0s``, unknown (NaN, inf) as ``-``."""
     if not math.isfinite(seconds):
         return "-"
-    seconds = max(0.0, seconds)
+    if seconds <= 0:
+        return "0.0s"
+    if seconds < 0.1:
+        ms = seconds * 1e3
+        return f"{ms:.0f}ms" if ms >= 10 else f"{ms:.2g}ms"
+    if seconds < 1:
+        return f"{seconds:.2f}s"
     if seconds < 60:
         return f"{seconds:.1f}s"
     m, s = divmod(int(seconds), 60)
@@ -76,11 +88,45 @@ class Progress:
         self.stream.flush()
 
 
+#: Run-log lines kept by --quiet: warnings, damage, errors, a member's events that cost rows or time, and the
+#: notices that change what the run does (a resume from checkpoints, models on the CPU).
+_KEPT = re.compile(
+    r"^(warning|damaged|could not|error|traceback|on kaggle|resuming from|--fresh: discarded)|running on the cpu"
+    r"|^[^:\n]+: (failed|dropped|stopped|degraded|skipped|out of memory|ram nearly|non-finite|\d+ row\(s\))"
+    r"|retired on lane|; skipped, the run goes on|has no row for|\bfailed on\b", re.IGNORECASE)
+_QUIET = [False]  # one flag for the run's threads (lanes log too)
+
+
+def quiet_keeps(message: str) -> bool:
+    """Whether ``--quiet`` keeps a run-log line: it says something went wrong, cost rows, or changes what
+    the run does.
+
+    Kept: lines starting ``warning`` / ``WARNING``, ``DAMAGED``, ``could not``, ``error`` or a
+    traceback; a member failed, dropped, stopped, degraded, skipped, retired on a lane, out of
+    memory (or RAM), or with non-finite values; a fallback missing rows; a failing hook; a resume
+    from checkpoints, or checkpoints discarded by ``--fresh``; models running on the CPU. Dropped: progress and the facts of a healthy run
+    (the bundle, lanes, backends tried, loads, probes and the machine factor, the first write).
+    """
+    return bool(_KEPT.search(message))
+
+
+@contextlib.contextmanager
+def quiet_log(quiet: bool = True) -> Iterator[None]:
+    """Within it, :func:`log` writes only the lines :func:`quiet_keeps` keeps (``quiet=False``: all)."""
+    before, _QUIET[0] = _QUIET[0], quiet
+    try:
+        yield
+    finally:
+        _QUIET[0] = before
+
+
 def log(message: str, *, stream: TextIO | None = None) -> None:
-    """One line of the run log."""
+    """One line of the run log (under :func:`quiet_log`, warnings and errors only)."""
+    if _QUIET[0] and not quiet_keeps(message):
+        return
     s = stream or sys.stderr
     s.write(f"ninefit: {message}\n")
     s.flush()
 
 
-__all__ = ["Progress", "format_gib", "format_seconds", "log"]
+__all__ = ["Progress", "format_gib", "format_seconds", "log", "quiet_keeps", "quiet_log"]

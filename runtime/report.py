@@ -16,7 +16,7 @@ from typing import Any
 
 from runtime.bundle import DAMAGED_REASON
 from runtime.fileio import atomic_write
-from runtime.progress import format_gib, format_seconds
+from runtime.progress import format_gib, format_seconds, quiet_keeps
 
 #: Member statuses in the report.
 MEMBER_STATUSES = ("pending", "done", "partial", "degraded", "dropped", "failed")
@@ -130,6 +130,12 @@ class RunReport:
     events: list[str] = field(default_factory=list)
     failure: str = ""  # a Kaggle failure name, where the run would have failed there
     failure_reason: str = ""
+    # Where it ran (runtime.machine.describe_machine): cpu_model, cores, gpus (NVML's names); `ninefit estimate
+    # --calibrate` folds a report only into the calibration of a target with that device.
+    machine: dict[str, Any] = field(default_factory=dict)
+    # The machine factor the priors were scaled by (runtime.costs.CostModel.factor_summary): value, ratios (each
+    # founding member's first batch / profile), caveat ("noisy: ..." where it rests on noisy measurements).
+    machine_factor: dict[str, Any] = field(default_factory=dict)
     # The models ran on the CPU although the bundle targets a GPU and a GPU is here (runtime.gpu.device_mismatch).
     device_warnings: list[str] = field(default_factory=list)
     # Per lane (runtime.lanes): name, kind, device_id, threads, busy_s, busy_share (of the run's seconds), rows,
@@ -162,6 +168,20 @@ class RunReport:
         """Write the JSON report atomically."""
         atomic_write(path, json.dumps(self.to_dict(), indent=2), fsync=False, what="the run report",
                      remedy="Give --report a path on a disk with room, or free some space there.")
+
+    def brief(self) -> str:
+        """What ``ninefit run --quiet`` prints: each member not done (its status and reason), then the lines of
+        :meth:`table` that give the result or flag trouble: rows covered and the submission's path, the limit
+        and slack, non-finite values, failing hooks, damaged files, a Kaggle failure, a CPU fallback."""
+        lines = [f"{m.name}: {m.status}" + (f": {m.reason}" if m.reason else "") for m in self.members
+                 if m.status != "done"]
+        damage = False
+        for line in self.table().splitlines():
+            damage = line.startswith("DAMAGED") or (damage and line.startswith("  "))
+            if (damage or " rows covered by a model" in line or line.startswith(("limit ", "ON KAGGLE", "WARNING"))
+                    or (not line.startswith(" ") and quiet_keeps(line))):
+                lines.append(line)
+        return "\n".join(lines)
 
     def table(self) -> str:
         """A readable summary: one line per member, then the totals."""
@@ -222,6 +242,10 @@ class RunReport:
                     lines.append(f"  {m.name:<14} {d['at_s']:>8.1f}  {d['decision']} {d['variant'] or ''}".rstrip()
                                  + f", {spr}, " + (f"{d['seconds_left']:.1f}s left" if d["seconds_left"] < 1e8 else "no limit")
                                  + (f": {d['reason']}" if d["reason"] else ""))
+        if self.machine_factor.get("caveat"):
+            ratios = ", ".join(f"{m} x{r:.2f}" for m, r in self.machine_factor.get("ratios", {}).items())
+            lines.append(f"machine factor {self.machine_factor['value']:.2f} (first batches: {ratios}) is a guess, "
+                         f"{self.machine_factor['caveat']}: the costs of rungs not measured here rest on it")
         if self.damage:
             lines.append(f"DAMAGED BUNDLE: {len(self.damage)} file(s) failed their checksum; the run went on without "
                          "what they belong to:")

@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(h|m|s|ms)?\s*$", re.IGNORECASE)
-_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, None: 1.0}
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3}
 
 
 def env_flag(name: str, default: bool = False) -> bool:
@@ -76,20 +76,34 @@ def env_count(name: str, default: int, environ: Mapping[str, str] | None = None)
 
 
 def parse_duration(text: str | float | int) -> float:
-    """Seconds in ``"9h"``, ``"540m"``, ``"32400s"``, ``"32400"`` or ``"1h30m"``.
+    """Seconds in ``"9h"``, ``"540m"``, ``"32400s"``, ``"250ms"`` or ``"1h30m"``.
+
+    A number written without a unit is refused (``"9"`` would be 9 seconds to
+    the parser, and very likely 9 hours to the person who typed it), except
+    ``"0"``, which is the same in every unit. A number (``int``/``float``) from
+    Python is taken as seconds: its type says so.
 
     Raises:
         ValueError: naming the text and the accepted forms.
     """
     if isinstance(text, (int, float)):
         return float(text)
-    parts = re.findall(r"\d+(?:\.\d+)?\s*(?:ms|h|m|s)?", text.strip(), re.IGNORECASE)
-    if not parts or "".join(p.replace(" ", "") for p in parts) != text.strip().replace(" ", ""):
+    clean = text.strip()
+    if re.fullmatch(r"\d+(?:\.\d+)?", clean):
+        if float(clean) == 0:
+            return 0.0
+        n = float(clean)
+        hint = (f"{n:g}h is {n * 60:g}m or {n * 3600:g}s" if n <= 48
+                else f"{n:g}s is {n / 60:.4g}m" + (f" or {n / 3600:.4g}h" if n >= 3600 else ""))
+        raise ValueError(f"duration {text!r} has no unit; write the one you mean: {n:g}h, {n:g}m or {n:g}s "
+                         f"({hint})")
+    parts = re.findall(r"\d+(?:\.\d+)?\s*(?:ms|h|m|s)", clean, re.IGNORECASE)
+    if not parts or "".join(p.replace(" ", "") for p in parts) != clean.replace(" ", ""):
         raise ValueError(f"cannot read duration {text!r}; expected e.g. 9h, 540m, 32400s, 1h30m")
     total = 0.0
     for p in parts:
         m = _DURATION.match(p)
-        total += float(m.group(1)) * _UNITS[m.group(2).lower() if m.group(2) else None]
+        total += float(m.group(1)) * _UNITS[m.group(2).lower()]
     return total
 
 

@@ -51,8 +51,8 @@ def register(sub) -> None:
                        "--batch-size only if all members agree.",
                        epilog="Exit status: 0 fits; 3 tight; 4 does not fit (by time or by a blocking pre-flight "
                        "check); 2 usage or input error (bad flag, not a bundle, unreadable run report). With "
-                       "--json the verdict is also in the output. Durations: 9h, 540m, 32400s, 1h30m or plain "
-                       f"seconds.{_margin_rule()}")
+                       "--json the verdict is also in the output. Durations take a unit: 9h, 540m, 32400s, 1h30m "
+                       f"(a bare number such as 9 is refused).{_margin_rule()}")
     p.add_argument("bundle", type=Path, help="bundle folder written by `ninefit package`")
     p.add_argument("--target", default="t4x2", help=f"hardware: {', '.join(TARGETS)} (default: %(default)s)")
     p.add_argument("--rows", type=_rows, required=True, help="rows of the hidden test set (from the data page)")
@@ -104,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
     store = None if args.no_calibration and not args.calibrate else CalibrationStore.load(args.calibration)
     lines = []
     for report in args.calibrate:
-        observations = calibrate(store, args.bundle, bundle.manifest, report, options)
+        notes: list[str] = []
+        observations = calibrate(store, args.bundle, bundle.manifest, report, options, notes)
+        lines.extend(notes)
         if not observations:
             lines.append(f"{report}: already folded into {store.path}; not counted twice")
         lines.extend(f"calibrated on {report}: {o.line()}" for o in observations)

@@ -36,11 +36,11 @@ def _consequences(damage) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from runtime.bundle import check_files
     from runtime.errors import BundleError, SchemaVersionError
-    from runtime.manifest import MANIFEST_NAME, Manifest
+    from runtime.manifest import MANIFEST_NAME, Manifest, not_a_bundle_folder
 
     root: Path = args.bundle
     if not root.is_dir():
-        raise BundleError(f"bundle folder {root} does not exist (expected the folder `ninefit package` wrote)")
+        raise not_a_bundle_folder(root)
     if not (root / MANIFEST_NAME).is_file():
         raise BundleError(f"{root / MANIFEST_NAME} not found: {root} is not a ninefit bundle "
                           "(expected a manifest.json at its root)")

@@ -24,6 +24,14 @@ and the ratio is added to a :class:`~packager.estimate.roofline.Calibration`:
 * ``"setup"``: the load ratio (when either side is at least ``MIN_LOAD_S``),
   applied to every member's load.
 
+Only a run on the target's device calibrates it (:func:`check_device`): the
+report's ``machine`` (its CPU and GPUs) and each member's ``device`` must be
+the target's. A CPU run folded into a T4 target would scale every GPU figure by
+a CPU's speed: such a report is refused with the reason (exit status 2), and a
+member of a GPU run that fell back to the CPU is left out, said so. A report
+without those fields (an older ninefit) is used on the word of the user, with a
+note saying so.
+
 Storage: one JSON file, by default ``$XDG_CACHE_HOME/ninefit/calibration.json``
 (``~/.cache/ninefit/calibration.json``), so a calibration made with one
 bundle helps the next; ``--calibration FILE`` picks another file (e.g. one
@@ -41,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from packager.estimate.costing import Costing, EstimateOptions
+from packager.estimate.hardware import TARGETS, Hardware, get_target, known_gpu
 from packager.estimate.roofline import Calibration
 from runtime.errors import DataError
 from runtime.fileio import atomic_write
@@ -160,23 +169,97 @@ def read_report(path: str | os.PathLike) -> dict[str, Any]:
     return report
 
 
+def _here() -> tuple[str, int]:
+    """This machine's CPU model and usable cores, as a run report of a run here records them."""
+    from runtime.lanes import usable_cores
+    from runtime.machine import cpu_model
+
+    return cpu_model(), usable_cores()
+
+
+def _target_hardware(target: str) -> Hardware:
+    """The target as the estimate prices it (``local``: this machine, its GPU where torch sees one)."""
+    return get_target(target)
+
+
+def _gpu_model(name: str) -> str:
+    """A GPU's model as the catalog names it (``Tesla T4`` -> ``NVIDIA T4``), else the name itself."""
+    known = known_gpu(name)
+    return known.device_name if known is not None else name
+
+
+def check_device(report: dict[str, Any], options: EstimateOptions, path: str | os.PathLike = "run report") -> str:
+    """Check that ``report`` ran on the device of ``options.target``; returns a line saying where it ran.
+
+    The run's device is its members' (``device``, where the run recorded which backend each ended on)
+    and its ``machine``: the GPU model must be the target's (a T4 for ``t4x2``), a CPU run calibrates
+    a CPU target only; ``local`` is this machine (same CPU model and cores, same GPU), and the Kaggle
+    ``cpu`` target is not this machine. Members that ran elsewhere than the rest are left out by
+    :func:`calibrate`, not here.
+
+    Raises:
+        DataError: The report ran on another device than the target's, with where it ran and what to do.
+    """
+    target = options.target.strip().lower()
+    hw = _target_hardware(target)
+    machine = report.get("machine") if isinstance(report.get("machine"), dict) else {}
+    devices = {str(m.get("device")) for m in report["members"] if isinstance(m, dict) and m.get("device")}
+    gpus = [str(g) for g in machine.get("gpus") or []]
+    kind = "gpu" if "gpu" in devices else "cpu" if devices else ("gpu" if gpus else "cpu" if machine else "")
+    cpu, cores = str(machine.get("cpu_model") or ""), machine.get("cores")
+    where = (f"the GPU ({', '.join(dict.fromkeys(gpus)) or 'model not recorded'})" if kind == "gpu"
+             else f"the CPU ({cpu or 'model not recorded'}{f', {cores} cores' if cores else ''})" if kind else "")
+    if not kind:
+        return (f"{path}: the report does not say which device it ran on (written by an older ninefit); used for "
+                f"{target} ({hw.name}) as given: fold only reports of runs on {hw.name}")
+    wanted = f"--target {target} is {hw.name}" + (" (this machine)" if target == "local" else "")
+    advice = (f"a calibration must come from a run on the target's device. Fold the run_report.json of a run on "
+              f"{hw.name}, or use this report with the target it ran on")
+    if kind == "cpu":
+        other = "--target local" if (cpu, cores) == _here() else "--target cpu if it ran in a Kaggle CPU notebook"
+    else:
+        known = known_gpu(gpus[0]) if gpus else None
+        other = f"--target {known.key}" if known is not None and known.key in TARGETS else "the target of its GPU"
+    if kind != hw.kind:
+        raise DataError(f"{path} ran on {where}; {wanted}, a {hw.kind.upper()} target: {advice} "
+                        f"({other}). Nothing was folded in.")
+    if kind == "gpu" and gpus and _gpu_model(hw.device_name or hw.name) not in {_gpu_model(g) for g in gpus}:
+        raise DataError(f"{path} ran on {where}; {wanted}: {advice} ({other}). Nothing was folded in.")
+    if kind == "cpu" and machine:
+        here = (cpu, cores) == _here()
+        if target == "local" and not here:
+            raise DataError(f"{path} ran on {where}, another machine; {wanted} "
+                            f"({_here()[0]}, {_here()[1]} cores): {advice}. Nothing was folded in.")
+        if target == "cpu" and here:
+            raise DataError(f"{path} ran on {where}, this machine, not in a Kaggle notebook; {wanted}: {advice} "
+                            "(--target local). Nothing was folded in.")
+    return f"{path} ran on {where}: the device of {target} ({hw.name})"
+
+
 def calibrate(store: CalibrationStore, bundle: str | os.PathLike, manifest: Manifest, report_path: str | os.PathLike,
-              options: EstimateOptions) -> list[Observation]:
+              options: EstimateOptions, notes: list[str] | None = None) -> list[Observation]:
     """Fold one run report on ``options.target`` into ``store`` (not saved).
+
+    Args:
+        notes: Receives where the report ran (:func:`check_device`) and each member left out because it
+            ran on another device than the target's.
 
     Returns:
         The observations folded in; empty when this report was folded before.
 
     Raises:
-        DataError: Not a run report, or nothing in it is usable (no member of
-            this bundle finished any rows).
+        DataError: Not a run report, one run on another device than the target's, or nothing in it is
+            usable (no member of this bundle finished any rows on the target's device).
     """
+    notes = [] if notes is None else notes
     report = read_report(report_path)
+    notes.append(check_device(report, options, report_path))  # another device's run is refused before folding
     digest = hashlib.sha256(Path(report_path).read_bytes()).hexdigest()
     node = store._target(options.target)
     if digest in node.setdefault("reports", []):
         return []
     target = options.target.strip().lower()
+    kind = _target_hardware(target).kind
     names = {m.name for m in manifest.members}
     observations: list[Observation] = []
     skipped: list[str] = []
@@ -193,6 +276,11 @@ def calibrate(store: CalibrationStore, bundle: str | os.PathLike, manifest: Mani
             continue
         if name not in names:
             skipped.append(f"{name} (not in bundle {manifest.name!r})")
+            continue
+        if entry.get("device") and entry.get("device") != kind:
+            skipped.append(f"{name} (ran on the {str(entry['device']).upper()} with {entry.get('backend_used') or '?'}, "
+                           f"not the target's {kind.upper()}: left out)")
+            notes.append(f"{report_path}: member {skipped[-1]}")
             continue
         member = manifest.member(name)
         variant = member.variant(str(entry.get("variant") or member.variants[0].name))
@@ -226,5 +314,5 @@ def calibrate(store: CalibrationStore, bundle: str | os.PathLike, manifest: Mani
     return observations
 
 
-__all__ = ["CALIBRATION_VERSION", "CalibrationStore", "Observation", "calibrate", "default_calibration_path",
-           "member_key", "read_report"]
+__all__ = ["CALIBRATION_VERSION", "CalibrationStore", "Observation", "calibrate", "check_device",
+           "default_calibration_path", "member_key", "read_report"]

@@ -47,8 +47,10 @@ from packager.estimate.costing import (
     same_machine,
 )
 from packager.estimate.fitplan import Candidate, FitPlan, best_plan, lanes_span
+from packager.estimate.noise import noise_check, widen
 from packager.estimate.preflight import preflight
 from packager.estimate.roofline import lowest_confidence
+from runtime.checkpoint import member_grid
 from runtime.errors import BundleError
 from runtime.manifest import Manifest
 
@@ -72,10 +74,11 @@ class BudgetEstimate:
     calibrated: tuple[str, ...] = ()
     caveats: tuple[str, ...] = ()  # assumptions that the runtime does not meet as it is
     lanes: int = 1  # lanes the run uses at once (member stages laid out over them)
+    chunk_rows: tuple[tuple[str, int], ...] = ()  # (member, rows per chunk): the run's grid, split in whole chunks
 
     def _total(self, edge: str) -> float:
         fixed = sum(getattr(i.estimate, edge) for i in self.items if not i.member)
-        return fixed + lanes_span(self._member_work(edge), self.rows, self.lanes)[0]
+        return fixed + lanes_span(self._member_work(edge), self.rows, self.lanes, dict(self.chunk_rows))[0]
 
     def _member_work(self, edge: str) -> list[tuple[str, float, float]]:
         """(member, load, inference + ensembling) seconds on one lane, at ``edge``."""
@@ -88,14 +91,24 @@ class BudgetEstimate:
 
     def lane_layout(self, edge: str = "seconds") -> list[tuple[int, str, float, float]]:
         """``(lane, member, start, end)`` of the member stages on the lanes (from the start of loading), at ``edge``."""
+        return [(k, m, a, b) for k, m, a, _, b in self.lane_steps(edge)]
+
+    def lane_steps(self, edge: str = "seconds") -> list[tuple[int, str, float, float, float]]:
+        """``(lane, member, start, end of its load, end)`` of each member step on the lanes, at ``edge``:
+        the layout :attr:`expected_s` (and ``low_s``, ``high_s``) counts the span of."""
         work = self._member_work(edge)
         if self.lanes <= 1:
             out, t = [], 0.0
             for m, a, b in work:
-                out.append((0, m, t, t + a + b))
+                out.append((0, m, t, t + a, t + a + b))
                 t += a + b
             return out
-        return [(s.lane, s.member, s.start, s.finish) for s in lanes_span(work, self.rows, self.lanes)[1]]
+        return [(s.lane, s.member, s.start, s.start + s.setup_s, s.finish)
+                for s in lanes_span(work, self.rows, self.lanes, dict(self.chunk_rows))[1]]
+
+    def members_span(self, edge: str = "seconds") -> float:
+        """Seconds from the first member's load to the last lane's end, at ``edge`` (their sum on one lane)."""
+        return self._total(edge) - sum(getattr(i.estimate, edge) for i in self.items if not i.member)
 
     @property
     def expected_s(self) -> float:
@@ -218,8 +231,8 @@ def _fit_plan(costing: Costing, store: CalibrationStore | None, fixed: list[Item
             if best and best not in batches and options.batch_size is None and fits_memory(member, variant, best):
                 batches.append(best)
             for b in batches:
-                items = _calibrate(list(costing.member_items(member, variant, b, options.rows)), store,
-                                   options.target, costing.manifest, [])
+                items = _calibrate(widen(costing.member_items(member, variant, b, options.rows), costing.profile,
+                                         lane_count(costing)), store, options.target, costing.manifest, [])
                 load, inf, ens = (i.estimate for i in items)
                 candidates.append(Candidate(variant.name, b, load.high, inf.high + ens.high, variant.value_factor))
         members.append((member, candidates))
@@ -227,7 +240,8 @@ def _fit_plan(costing: Costing, store: CalibrationStore | None, fixed: list[Item
     if not members:
         return FitPlan((), tuple(ruled_out.items()), (), 0.0, full_value, sum(i.estimate.high for i in fixed))
     plan = best_plan(members, options.rows, options.time_limit_s, options.margin,
-                     sum(i.estimate.high for i in fixed), f"the fixed stages ({stages})", lanes=lane_count(costing))
+                     sum(i.estimate.high for i in fixed), f"the fixed stages ({stages})", lanes=lane_count(costing),
+                     quantum=chunk_quantum(costing))
     return replace(plan, dropped=(*tuple(ruled_out.items()), *plan.dropped), full_value=full_value)
 
 
@@ -261,19 +275,25 @@ def estimate_bundle(
         raise BundleError(f"bundle {root} has no members to estimate")
     costing = Costing(root, manifest, options)
     used: list[str] = []
+    lanes = lane_count(costing)
     fixed = costing.bundle_items(options.rows)
     members: list[Item] = []
     for member in manifest.members:
         variant = member.variants[0]
         members.extend(costing.member_items(member, variant, costing.batch_for(member), options.rows))
+    noisy = noise_check(costing.profile, [*fixed, *members], lanes)
+    # Repeats that disagreed widen their stages' bands (a real run's calibration then replaces a member's band).
+    fixed, members = widen(fixed, costing.profile, lanes), widen(members, costing.profile, lanes)
     members = _calibrate(members, calibration, options.target, manifest, used)
     by_stage = {s: n for n, s in enumerate(STAGES)}
     items = sorted([*fixed, *members], key=lambda i: by_stage[i.stage])
     checks, fits_memory = preflight(costing, options)
+    checks = [*checks, *([noisy] if noisy else [])]
     result = BudgetEstimate(
         bundle=manifest.name, target=options.target, target_name=costing.target.name, rows=options.rows,
         time_limit_s=options.time_limit_s, margin_s=options.margin, items=tuple(items), checks=tuple(checks),
-        profile=_describe_profile(costing.profile), calibrated=tuple(used), lanes=lane_count(costing),
+        profile=_describe_profile(costing.profile), calibrated=tuple(used), lanes=lanes,
+        chunk_rows=tuple(chunk_quantum(costing).items()),
     )
     if plan or (plan is None and result.verdict != "fits"):
         result = replace(result, plan=_fit_plan(costing, calibration, fixed, options, fits_memory, result.blocking))
@@ -283,6 +303,13 @@ def estimate_bundle(
 def lane_count(costing: Costing) -> int:
     """Lanes the run will use on the target for the estimate's rows (:meth:`Costing.lanes`)."""
     return costing.lanes(costing.options.rows)[0]
+
+
+def chunk_quantum(costing: Costing) -> dict[str, int]:
+    """Rows per chunk of each member for the estimate's rows: the run's grid (``runtime.checkpoint.member_grid``)
+    and the quantum its planner splits a member's rows by, so the estimate splits them where the run does."""
+    rows = costing.options.rows
+    return {m.name: max(b - a for a, b in member_grid(rows, m, costing.profile)) for m in costing.manifest.members}
 
 
 def _describe_profile(profile: Mapping[str, Any]) -> str:

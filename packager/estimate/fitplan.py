@@ -84,6 +84,7 @@ def best_plan(
     reserve_s: float,
     reserve_what: str = "the fixed stages",
     lanes: int = 1,
+    quantum: dict[str, int] | None = None,
 ) -> FitPlan:
     """Choose members, variants and batch sizes that fit ``time_limit_s - margin_s - reserve_s``.
 
@@ -94,6 +95,8 @@ def best_plan(
         reserve_s: Time the rest of the run needs (high edge).
         reserve_what: Names that rest in a drop reason.
         lanes: Lanes the run uses at once (steps are laid out over them).
+        quantum: Rows per chunk of each member (the run's ``runtime.checkpoint.member_grid``): a member's
+            rows are split over lanes in whole chunks, as the run splits them.
     """
     full_value = sum(m.value for m, _ in members)
     available = time_limit_s - margin_s
@@ -111,7 +114,8 @@ def best_plan(
         states.append(planner.MemberState(name=member.name, value=member.value, variants=tuple(variants),
                                           rows_total=rows))
     result = planner.plan_lanes(states, 0.0, planner.Budget(deadline=time_limit_s, margin_s=margin_s,
-                                                            reserve_s=reserve_s), _lanes(lanes))
+                                                            reserve_s=reserve_s), _lanes(lanes),
+                                quantum=quantum)
     packaged = {m.name: cands[0].label for m, cands in members}
     steps, degraded = [], []
     for step in sorted(result.steps, key=lambda s: (s.lane, s.start)):
@@ -128,17 +132,19 @@ def _lanes(n: int) -> list[planner.Lane]:
     return [planner.Lane(f"lane{k}") for k in range(max(1, n))]
 
 
-def lanes_span(work: Sequence[tuple[str, float, float]], rows: int, lanes: int) -> tuple[float, list[planner.Step]]:
+def lanes_span(work: Sequence[tuple[str, float, float]], rows: int, lanes: int,
+               quantum: dict[str, int] | None = None) -> tuple[float, list[planner.Step]]:
     """Seconds the members' work takes on ``lanes`` lanes, and the layout (no limit).
 
     ``work`` is ``(member, setup seconds, streaming seconds)`` per member; on
-    one lane the span is their sum.
+    one lane the span is their sum. ``quantum``: rows per chunk of each member,
+    the run's own grid, so that rows are split in whole chunks as the run splits them.
     """
     if lanes <= 1 or not work:
         return sum(a + b for _, a, b in work), []
     states = [planner.MemberState(name, 1.0, (planner.Variant("est", stream / rows, setup_s=setup),), rows)
               for name, setup, stream in work]
-    p = planner.plan_lanes(states, 0.0, planner.Budget(deadline=1e18), _lanes(lanes))
+    p = planner.plan_lanes(states, 0.0, planner.Budget(deadline=1e18), _lanes(lanes), quantum=quantum)
     return p.projected_finish, list(p.steps)
 
 

@@ -327,9 +327,9 @@ def _check_runs(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, A
     manifest = bundle.manifest
     # Each size twice, the faster kept (other work only slows a run down): the per-chunk residual below
     # is a difference of whole runs, and one disturbed run would price every chunk of a hidden test.
-    points = [min((_one_check(bundle, data_dir, work / f"check-{rows}-{k}", rows, data_info, write, run_options,
-                              verify_s) for k in range(_CHECK_REPEATS)), key=lambda p: p["seconds"])
-              for rows in (small, big)]
+    runs = [[_one_check(bundle, data_dir, work / f"check-{rows}-{k}", rows, data_info, write, run_options, verify_s)
+             for k in range(_CHECK_REPEATS)] for rows in (small, big)]
+    points = [min(repeats, key=lambda p: p["seconds"]) for repeats in runs]
     folders = [p.pop("_folder") for p in points]
     a, b = points
     # predict_rows inside the runtime against the same rows measured in isolation, each member's
@@ -352,7 +352,9 @@ def _check_runs(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, A
     # folder): memory checks, re-planning, progress.
     beyond = max(per_chunk - chunk["save_few_s"] - chunk["load_s"], 0.0)
     out = {"points": points, "fixed_s": fixed, "overhead_s_per_chunk": per_chunk, "bookkeeping_s_per_chunk": beyond,
-           "inference_factor": in_runtime}
+           "inference_factor": in_runtime,
+           # every repeat's seconds per size: how far the repeats agreed (packager.estimate.noise)
+           "repeats_s": [[r["seconds"] for r in repeats] for repeats in runs]}
     process = process_check(bundle, Path(folders[0]), work / f"check-{small}-process", run_options)
     if process is not None:
         out["process"] = {**process, "rows": small}
@@ -393,7 +395,8 @@ def lane_speedup(bundle: Bundle, data_dir: Path, work: Path, rows: int, one: dic
         return {"lanes": 1, "speedup": 1.0, "rows": rows}
     speedup = min(max(part_1 / part_n, _SPEEDUP_MIN), float(lanes))
     return {"lanes": lanes, "threads": best_n.get("threads"), "rows": rows, "one_lane_s": one_s,
-            "lanes_s": best_n["seconds"], "members_one_lane_s": part_1, "speedup": speedup}
+            "lanes_s": best_n["seconds"], "members_one_lane_s": part_1, "speedup": speedup,
+            "runs_s": [r["seconds"] for r in runs_n]}
 
 
 def _stream_s(record: dict[str, Any], batch: int, rows: int) -> float:

@@ -171,11 +171,8 @@ def _profile_checks(costing: Costing) -> list[Check]:
     if (profile.get("data") or {}).get("synthetic"):
         out.append(Check("profile", "note", "measured on synthetic rows: reading and preprocessing of the real "
                          "table may differ; profile with --data for better figures"))
-    unstable = [f"{m}/{v}" for m, variants in profile["members"].items() for v, rec in variants.items()
-                if not rec.get("stable", True)]
-    if unstable:
-        out.append(Check("profile", "note", f"measurement windows of {', '.join(unstable)} never agreed within "
-                         "the tolerance (a busy machine?): their figures are the fastest windows"))
+    # Repeats that disagreed: the estimator's noise check (packager.estimate.noise) says which, by how
+    # much, and widens those stages' bands.
     return out
 
 

@@ -55,6 +55,7 @@ from packager.estimate.overheads import (
     measure_startup,
     measure_write,
 )
+from packager.estimate.noise import BUSY, LoadMeter
 from packager.estimate.sampling import SYNTHETIC_ROWS, measure_data, write_synthetic_data
 from runtime.bundle import Bundle, checksum_tree, open_bundle
 from runtime.data import TestData
@@ -337,7 +338,8 @@ def profile_bundle(
 
     Returns:
         ``{"version", "created", "fingerprint", "options", "data", "startup",
-        "ensemble", "write", "members"}``, where ``members[name][variant]`` has
+        "ensemble", "write", "members", "load"}`` (``load``: the other processes' share of the
+        cores meanwhile, :class:`packager.estimate.noise.LoadMeter`), where ``members[name][variant]`` has
         ``s_per_row`` (whole per-batch path at the member's batch size),
         ``setup_s``, ``batch_size``, ``best_batch_size``, ``device``,
         ``backend``, ``stable`` and ``batches[str(b)]`` with ``s_per_row``,
@@ -349,6 +351,7 @@ def profile_bundle(
         DataError: The data does not fit the bundle.
         BackendError: A member cannot be loaded or run here.
     """
+    load = LoadMeter()  # other processes' share of the cores while measuring (packager.estimate.noise)
     t_verify = None
     if not isinstance(bundle, Bundle):
         t0 = time.perf_counter()
@@ -409,6 +412,10 @@ def profile_bundle(
     cold = cold_start(startup, checkpoint.get("run") or {}) if options.check_run else None
     if cold is not None:
         startup["cold_s"] = cold
+    busy = load.read()
+    if busy.get("others_cpu_share", 0.0) > BUSY:
+        log(f"other processes used {busy['others_cpu_share']:.0%} of the cores while profiling: the figures are "
+            "uncertain (the estimate widens their bands); profile again on a quiet machine for firmer ones")
     fp = fingerprint()
     devices = {v["device"] for m in members.values() for v in m.values()}
     fp.update(intra_op_threads=options.threads, backend=options.backend or "default",
@@ -425,6 +432,7 @@ def profile_bundle(
         "write": write,
         "checkpoint": checkpoint,
         "members": members,
+        "load": busy,
     }
 
 

@@ -44,7 +44,7 @@ from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from packager.offline.dataset import METADATA_FILENAME
-from runtime.errors import BundleError, PackagingError
+from runtime.errors import PackagingError
 from runtime.fileio import atomic_write
 from runtime.manifest import Manifest
 
@@ -320,7 +320,8 @@ def parameters(*, slug: str, competition_data: str, time_limit: str, target: str
         Parameter("DATA_DIR", "NINEFIT_DATA_DIR", competition_data, "the competition data (test table, sample submission)"),
         Parameter("OUT", "NINEFIT_OUT", f"{KAGGLE_WORKING}/submission.csv", "Kaggle scores this file"),
         Parameter("WORK_DIR", "NINEFIT_WORK_DIR", f"{KAGGLE_WORKING}/ninefit", "engine caches, checkpoints"),
-        Parameter("TIME_LIMIT", "NINEFIT_TIME_LIMIT", time_limit, "the competition's run-time limit (9h, 540m, 1h30m)"),
+        Parameter("TIME_LIMIT", "NINEFIT_TIME_LIMIT", time_limit,
+                  "the competition's run-time limit, with its unit (9h, 540m, 1h30m)"),
         Parameter("TIME_MARGIN", "NINEFIT_TIME_MARGIN", margin, "safety margin before the limit; empty: the runtime's default"),
         Parameter("TARGET", "NINEFIT_TARGET", target, "hardware the notebook runs on (the accelerator you select)"),
     )
@@ -374,9 +375,7 @@ def build_notebook(
     from runtime.settings import parse_duration
 
     root = Path(bundle_dir)
-    if not root.is_dir():
-        raise BundleError(f"bundle folder {root} does not exist (expected the folder `ninefit package` wrote)")
-    manifest = Manifest.load(root)
+    manifest = Manifest.load(root)  # no folder there: the error says what is (a spec?) and how to make one
     slug = slug or bundle_slug(root)
     if "/" in slug or not slug.strip():
         raise PackagingError(f"dataset slug {slug!r}: expected the slug alone (the part after 'owner/')")
@@ -386,6 +385,8 @@ def build_notebook(
                 parse_duration(value)
         except ValueError as exc:
             raise PackagingError(f"notebook {label}: {exc}") from None
+    if isinstance(time_limit, (int, float)):  # seconds from Python: the notebook's TIME_LIMIT needs its unit
+        time_limit = f"{time_limit:.3f}".rstrip("0").rstrip(".") + "s"
     target = target or _packaged_target(manifest)
     _check_target(target)
     data = competition_data or f"{KAGGLE_INPUT}/{competition or COMPETITION_PLACEHOLDER}"

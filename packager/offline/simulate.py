@@ -360,6 +360,8 @@ def simulate(
         limit_s = parse_duration(time_limit)
     except ValueError as exc:
         raise PackagingError(f"time limit: {exc}") from None
+    if isinstance(time_limit, (int, float)):  # seconds from Python: the notebook's TIME_LIMIT needs its unit
+        time_limit = f"{limit_s:.3f}".rstrip("0").rstrip(".") + "s"
     if isolation not in ISOLATIONS:
         raise PackagingError(f"isolation {isolation!r}: expected one of {', '.join(ISOLATIONS)}")
     reason = netns_unavailable() if isolation != "audit" else "requested with isolation='audit'"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from runtime.backends.base import Runner
+from runtime.machine import describe_machine
 from runtime.report import RunReport
 
 
@@ -28,7 +29,10 @@ def record_backends(report: RunReport, runners: Mapping[str, Sequence[Runner]], 
     A GPU target that ends on the CPU is warned about where it happens
     (:func:`runtime.gpu.device_mismatch`, in ``device_warnings``); here each
     member's report says which backend it ended on and why the others failed.
+    The report's ``machine`` names the CPU and GPUs it ran on
+    (:func:`runtime.machine.describe_machine`).
     """
+    report.machine = describe_machine()
     for mr in report.members:
         loaded = [r for r in runners.get(mr.name, ()) if getattr(r, "used", True)]  # a chain that found none is left out
         if not loaded:

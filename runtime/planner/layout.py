@@ -19,6 +19,7 @@ from runtime.planner.model import (
     Variant,
     expected_seconds,
     _ratio,
+    _secs,
     _value,
 )
 from runtime.planner.search import (
@@ -61,7 +62,8 @@ def _layout(active: Sequence[MemberState], chosen: Sequence[_Option], lanes: Seq
     lanes; the others go, most valuable per second first, to the eligible lane
     that frees first; then, while it helps, the last part of the lane ending
     last gives rows (whole chunks of ``quantum`` rows) to the eligible lane
-    ending first, paying its setup there, so that both end together.
+    ending first, paying its setup there, so that both end as nearly together
+    as whole chunks allow.
     """
     n = len(lanes)
     parts: list[list[_Part]] = [[] for _ in range(n)]
@@ -101,9 +103,13 @@ def _layout(active: Sequence[MemberState], chosen: Sequence[_Option], lanes: Seq
         lo = min(others, key=lambda k: (t[k], k))
         setup = _lane_setup(lanes[lo], m, v)
         q = max(1, quantum.get(m.name, 1))
-        rows = int(max(0.0, t[hi] - t[lo] - setup) / (2 * v.s_per_row)) // q * q
-        rows = min(rows, (last.rows - 1) // q * q)  # the lane ending last keeps at least one row
-        if rows < 1:
+        # Whole chunks: the number of them, below or above the even split, that ends both lanes soonest
+        # (a member of two chunks is split where one chunk on each lane ends sooner than both on one).
+        half = max(0.0, t[hi] - t[lo] - setup) / (2 * v.s_per_row) / q
+        most = (last.rows - 1) // q * q  # the lane ending last keeps at least one row
+        rows = min((min(int(c) * q, most) for c in (math.floor(half), math.ceil(half))),
+                   key=lambda r: (max(t[hi] - r * v.s_per_row, t[lo] + setup + r * v.s_per_row), r))
+        if rows < 1 or max(t[hi] - rows * v.s_per_row, t[lo] + setup + rows * v.s_per_row) >= t[hi] - _EPS:
             break
         last.rows -= rows
         t[hi] -= rows * v.s_per_row
@@ -163,8 +169,9 @@ def plan_lanes(
        per second first, go to the eligible lane that frees first
        (member-parallel); then the lane ending last gives rows of its last
        member to the lane ending first, paying that member's setup there,
-       until both end together or the part moved would be under one chunk
-       (``quantum[member]`` rows; row-split).
+       in whole chunks (``quantum[member]`` rows; row-split), while moving
+       them ends the two lanes sooner (a chunk more than half the work still
+       moves when that ends sooner: two chunks run one on each lane).
     3. If the lanes then end past the limit (setups paid twice by splits,
        lanes a member may not use), the choice is made again with that much
        less time, up to 8 times, and then each lane is cut at the limit
@@ -206,7 +213,7 @@ def plan_lanes(
     limit, left = budget.limit, budget.limit - now
     if now > budget.deadline or left <= 0:
         reason = "deadline passed" if now > budget.deadline else (
-            f"no time left: the limit (deadline - margin - reserve) was reached {-left:.0f} s ago"
+            f"no time left: the limit (deadline - margin - reserve) was reached {_secs(-left)} ago"
         )
         return Plan((), (*nowhere, *((m.name, reason) for m in active)), now, left, 0.0)
     quantum = dict(quantum or {})
@@ -267,8 +274,8 @@ def plan_lanes(
             continue
         need = min(expected_seconds(m, v) for v in _ladder(m))
         cap = len(e) * left
-        why = (f"would need {need:.0f} s, {cap:.0f} s left on {len(e)} lane(s)" if need > cap + _EPS else
-               f"value per second lowest; dropped to fit: {need:.0f} s needed, {free:.0f} s free on the lanes")
+        why = (f"would need {_secs(need)}, {_secs(cap)} left on {len(e)} lane(s)" if need > cap + _EPS else
+               f"value per second lowest; dropped to fit: {_secs(need)} needed, {_secs(free)} free on the lanes")
         dropped.append((m.name, f"stopped: {why}" if m.status == "running" else why))
     return Plan(tuple(steps), tuple(dropped), end, limit - end, value)
 

@@ -16,6 +16,11 @@ _PLANNABLE = ("pending", "running", "dropped")
 _EPS = 1e-9
 
 
+def _secs(seconds: float) -> str:
+    """Seconds in a planner's reason: ``412 s``, and below 10 s two digits (``0.3 s``), never ``0 s`` for 0.3 s."""
+    return f"{seconds:.0f} s" if abs(seconds) >= 10 else f"{seconds:.2g} s"
+
+
 def _check_number(what: str, x: float, *, low: float = 0.0) -> None:
     if not isinstance(x, numbers.Real) or not math.isfinite(x) or x < low:
         raise ValueError(f"{what} must be a finite number >= {low:g}, got {x!r}")

@@ -19,6 +19,7 @@ from runtime.planner.model import (
     _check_number,
     expected_seconds,
     _ratio,
+    _secs,
     _value,
 )
 
@@ -170,7 +171,7 @@ def _best_partial(member: MemberState, left: float) -> _Option | None:
 def _drop_reason(member: MemberState, left: float, free: float, partial_of: str | None) -> str:
     need = min(expected_seconds(member, v) for v in _ladder(member))
     if need > left + _EPS:
-        reason = f"would need {need:.0f} s, {left:.0f} s left"
+        reason = f"would need {_secs(need)}, {_secs(left)} left"
     elif partial_of is not None:
         reason = f"no time left after the partial run of {partial_of!r} up to the limit"
     else:
@@ -178,7 +179,7 @@ def _drop_reason(member: MemberState, left: float, free: float, partial_of: str 
         best = max(fits, key=lambda o: _ratio(o.value, o.cost))
         reason = (
             f"value per second lowest; dropped to fit: {_ratio(best.value, best.cost):.3g} value/s "
-            f"on {best.variant.name!r} would need {best.cost:.0f} s, {free:.0f} s free"
+            f"on {best.variant.name!r} would need {_secs(best.cost)}, {_secs(free)} free"
         )
     return f"stopped: {reason}" if member.status == "running" else reason
 
@@ -222,7 +223,7 @@ def plan(
     limit, left = budget.limit, budget.limit - now
     if now > budget.deadline or left <= 0:
         reason = "deadline passed" if now > budget.deadline else (
-            f"no time left: the limit (deadline - margin - reserve) was reached {-left:.0f} s ago"
+            f"no time left: the limit (deadline - margin - reserve) was reached {_secs(-left)} ago"
         )
         return Plan((), tuple((m.name, reason) for m in active), now, left, 0.0)
 

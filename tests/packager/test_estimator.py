@@ -106,9 +106,36 @@ def test_options_are_checked():
         estimate_bundle(".", EstimateOptions(target="tpu", rows=10))
 
 
+def _agreeing(profile: dict) -> None:
+    """Make every repeat of a profile agree and the machine quiet (a test's profile is measured on a shared,
+    busy machine): the noise check (packager.estimate.noise) then has nothing to say."""
+    for variants in profile["members"].values():
+        for rec in variants.values():
+            for point in rec["batches"].values():
+                point["windows"] = [point["s_per_row"]] * 3
+    startup = profile.get("startup") or {}
+    if startup.get("import_runs"):
+        startup["import_runs"] = [startup["import_runs"][0]] * len(startup["import_runs"])
+    run = (profile.get("checkpoint") or {}).get("run") or {}
+    run["repeats_s"] = [[min(r)] * len(r) for r in run.get("repeats_s") or []]
+    if run.get("process"):
+        run["process"]["runs"] = [run["process"]["wall_s"]] * len(run["process"]["runs"])
+    if run.get("lanes", {}).get("runs_s"):
+        run["lanes"]["runs_s"] = [min(run["lanes"]["runs_s"])] * len(run["lanes"]["runs_s"])
+    profile["load"] = {"seconds": 10.0, "cores": 2, "others_cpu_share": 0.0, "steal_share": 0.0}
+
+
+@pytest.fixture
+def quiet(profiled, tmp_path) -> Path:
+    """``profiled`` as if measured on a quiet machine, its repeats agreeing."""
+    bundle = _copy(profiled, tmp_path / "quiet")
+    _edit_manifest(bundle, lambda data: _agreeing(data["profile"]))
+    return bundle
+
+
 @pytest.mark.timeout(180)
-def test_local_estimate_covers_every_stage_and_fits(profiled):
-    est = estimate_bundle(profiled, EstimateOptions(target="local", rows=25_000, time_limit_s=9 * HOUR))
+def test_local_estimate_covers_every_stage_and_fits(quiet):
+    est = estimate_bundle(quiet, EstimateOptions(target="local", rows=25_000, time_limit_s=9 * HOUR))
     assert est.verdict == "fits" and est.plan is None
     assert {i.stage for i in est.items} == set(STAGES)
     assert {(i.stage, i.member) for i in est.items if i.member} >= {("load", "cnn"), ("inference", "mlp")}
@@ -620,3 +647,46 @@ def test_ram_for_the_test_data_grows_with_the_ids_only(digits_bundle):
     ids = 900_000 * 150.0
     assert ids <= big - small <= 1.1 * ids  # the chunks in flight grow a little (chunks hold rows / MAX_CHUNKS)
     assert small < 100_000 * 600.0  # far below the whole table in memory
+
+
+# -- a profile taken on a busy machine ---------------------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("noise", ["windows", "load", "process"])
+def test_a_busy_profile_is_low_confidence_with_a_band_as_wide_as_its_disagreement(quiet, tmp_path, noise):
+    """A --target local estimate said "confidence high" with a 10% band on a profile whose repeats never agreed
+    (38.3 s estimated, 11 to 23 s measured)."""
+    options = EstimateOptions(target="local", rows=25_000, time_limit_s=9 * HOUR, lanes=1)
+    calm = estimate_bundle(quiet, options)
+    assert calm.confidence == "high" and not [c for c in calm.checks if "busy machine" in c.message]
+    busy = _copy(quiet, tmp_path / "busy")
+
+    def disturb(data: dict) -> None:
+        profile = data["profile"]
+        if noise == "windows":  # the cnn's windows at its batch size never agreed: x3 apart
+            point = profile["members"]["cnn"]["fp32"]["batches"]["256"]
+            point["windows"] = [point["s_per_row"], 3 * point["s_per_row"], 2 * point["s_per_row"]]
+            point["stable"] = False
+        elif noise == "load":  # the repeats agree, but other processes took 60% of the cores throughout
+            profile["load"]["others_cpu_share"] = 0.6
+        else:  # the interpreter-and-imports runs: x2 apart
+            runs = profile["startup"]["import_runs"]
+            profile["startup"]["import_runs"] = [runs[0], 2 * runs[0], *runs[2:]]
+
+    _edit_manifest(busy, disturb)
+    est = estimate_bundle(busy, options)
+    factor = {"windows": 3.0, "load": 1 / 0.4, "process": 2.0}[noise]
+    stage = {"windows": ("inference", "cnn"), "load": ("inference", "mlp"), "process": ("imports", "")}[noise]
+    item = next(i for i in est.items if (i.stage, i.member) == stage)
+    assert item.estimate.confidence == "low"
+    assert item.estimate.high >= item.estimate.seconds * factor * 0.999
+    assert item.estimate.low <= item.estimate.seconds / factor * 1.001
+    assert any("band widened" in n for n in item.estimate.notes)
+    (warning,) = [c for c in est.checks if c.code == "profile" and "busy machine" in c.message]
+    assert warning.level == "warning" and f"x{factor:.2f}" in warning.message and "ninefit profile" in warning.message
+    assert est.high_s > calm.high_s and est.low_s < calm.low_s
+    if noise != "process":  # the cnn's inference weighs on the total: the whole estimate is low confidence
+        assert est.confidence == "low"
+    text = format_table(est)
+    assert "warning [profile] the profile was measured on a busy machine" in text

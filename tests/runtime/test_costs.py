@@ -109,3 +109,27 @@ def test_an_unmeasured_rung_is_started_only_with_room_to_spare():
     assert costs.cautious_s_per_row("m", "fp16") == pytest.approx(0.008)  # twice the estimate
     timed(costs, "fp16", 0.004)
     assert costs.cautious_s_per_row("m", "fp16") == pytest.approx(0.004)
+
+
+def test_the_machine_factor_says_when_it_rests_on_noisy_measurements():
+    """Back-to-back runs of one bundle printed machine factors of 11.81, 6.06, 0.17: each founded on one batch
+    of a fraction of a millisecond. The factor now says what it rests on."""
+    solid = CostModel(MEMBERS, PROFILE)
+    measure(solid, "a", 0.04)  # 10 rows x 40 ms: a 0.4 s batch
+    measure(solid, "b", 0.05)
+    assert solid.calibration_caveat() == ""
+    assert solid.factor_summary() == {"value": pytest.approx(4.5), "ratios": {"a": pytest.approx(4.0),
+                                                                             "b": pytest.approx(5.0)}, "caveat": ""}
+    short = CostModel(MEMBERS, PROFILE)
+    measure(short, "a", 0.0001)  # 10 rows in 1 ms
+    assert short.calibration_caveat() == "noisy: first batch under 20 ms (a 1 ms)"
+    apart = CostModel(MEMBERS, PROFILE)
+    measure(apart, "a", 0.04)
+    measure(apart, "b", 0.4)  # x4 against x40: the members saw different machines
+    assert "members' ratios from x4.00 to x40.00" in apart.calibration_caveat()
+    drift = CostModel(MEMBERS, PROFILE)
+    measure(drift, "a", 0.04)
+    for _ in range(3):  # its later batches run 3x slower than its first
+        drift.rate("a", "fp32").add(10, 1.2)
+    assert "a's later batches give x12.00, its first x4.00" in drift.calibration_caveat()
+    assert CostModel(MEMBERS, PROFILE).factor_summary() == {}  # nothing measured: no factor yet

@@ -282,7 +282,7 @@ def test_a_member_whose_first_chunk_cannot_fit_is_stopped_not_looped(tmp_path):
     assert "next chunk" in w.report.member("a").reason
     # a's first batches ran 400x slower than profiled: b and c are costed so too.
     assert ex.costs.calibration() == pytest.approx(400.0)
-    assert "next chunk (10 rows) would need 80.0s" in w.report.member("b").reason  # 10 x 4 s, twice (unmeasured)
+    assert "next chunk (10 rows) would need 1m20s" in w.report.member("b").reason  # 10 x 4 s, twice (unmeasured)
 
 
 def test_clock_counts_from_the_start_time():

@@ -40,7 +40,8 @@ def test_a_fresh_progress_counts_from_zero():
 
 
 @pytest.mark.parametrize(("seconds", "text"), [
-    (-1.0, "0.0s"), (0.04, "0.0s"), (12.34, "12.3s"), (245.0, "4m05s"), (3723.9, "1h02m03s"),
+    (-1.0, "0.0s"), (0.0, "0.0s"), (0.04, "40ms"), (0.0012, "1.2ms"), (0.3, "0.30s"), (0.25, "0.25s"),
+    (12.34, "12.3s"), (245.0, "4m05s"), (3723.9, "1h02m03s"),
     (float("nan"), "-"), (float("inf"), "-"),
 ])
 def test_format_seconds(seconds, text):

@@ -174,9 +174,10 @@ def test_quiet_prints_the_result_lines_only(digits_bundle, digits_dir, tmp_path,
     captured = capsys.readouterr()
     assert captured.err == ""  # no progress, no facts of a healthy run
     lines = captured.out.splitlines()
-    assert len(lines) == 3, captured.out
+    assert len(lines) == 4, captured.out
     assert lines[0].startswith("540/540 rows covered by a model") and lines[0].endswith(f"-> {out}")
     assert lines[1].startswith("limit 2m00s (margin ") and lines[2] == f"run report: {tmp_path / 'submission.run_report.json'}"
+    assert lines[3].startswith(f"work folder: {tmp_path / 'submission.ninefit-work'} ")
 
 
 def test_quiet_still_says_what_went_wrong(digits_bundle, digits_dir, tmp_path, capsys):
@@ -192,3 +193,24 @@ def test_quiet_still_says_what_went_wrong(digits_bundle, digits_dir, tmp_path, c
     assert printed[0].startswith("cnn: dropped: ") and printed[1].startswith("mlp: dropped: ")
     assert any(line.startswith("0/540 rows covered by a model") for line in printed)
     assert any(line.startswith("ON KAGGLE THIS RUN WOULD FAIL: Notebook Timeout") for line in printed), captured.out
+
+
+@pytest.mark.timeout(120)
+def test_the_machine_factor_says_it_rests_on_tiny_batches(digits_bundle, digits_dir, tmp_path, capsys):
+    """The digits members' first batches take a fraction of a millisecond: the factor is said to be a guess."""
+    import shutil
+
+    from packager.estimate.profile import ProfileOptions, profile_bundle, store_profile
+
+    bundle = tmp_path / "profiled"
+    shutil.copytree(digits_bundle, bundle)  # a profile is what the machine factor compares with
+    store_profile(bundle, profile_bundle(bundle, digits_dir / "data", ProfileOptions(
+        seconds_per_member=0.3, batch_sizes=(256,), startup=False, check_run=False)))
+    out = tmp_path / "submission.csv"
+    assert main(["run", str(bundle), "--data", str(digits_dir / "data"), "-o", str(out), "--time-limit", "2m"]) == 0
+    captured = capsys.readouterr()
+    factor = json.loads((tmp_path / "submission.run_report.json").read_text())["machine_factor"]
+    assert factor["value"] > 0 and set(factor["ratios"]) <= {"cnn", "mlp"} and factor["ratios"]
+    assert factor["caveat"].startswith("noisy: first batch"), factor  # 256 rows of an MLP: well under 20 ms
+    assert f"machine factor {factor['value']:.2f} (first batches: " in captured.out and "is a guess" in captured.out
+    assert "machine factor" in captured.err and "(noisy: first batch" in captured.err

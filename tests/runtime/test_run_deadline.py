@@ -107,5 +107,5 @@ def test_past_the_deadline_only_the_fallback_is_written(three_bundle, digits_dir
     report = run(three_bundle, digits_dir / "data", out, opts)
     assert {m.status for m in report.members} == {"dropped"}
     assert check_valid(out, digits_dir) == read(digits_dir / "data" / "sample_submission.csv")
-    assert report.failure == TIMEOUT and "limit is 50s" in report.failure_reason
+    assert report.failure == TIMEOUT and "limit is 50.0s" in report.failure_reason
     assert "ON KAGGLE THIS RUN WOULD FAIL: Notebook Timeout" in report.table()

@@ -10,11 +10,22 @@ pytestmark = pytest.mark.timeout(10)
 
 
 @pytest.mark.parametrize("text, seconds", [
-    ("9h", 32400), ("540m", 32400), ("32400s", 32400), ("32400", 32400), ("1h30m", 5400),
-    ("2.5m", 150), ("250ms", 0.25), (" 12 s ", 12), (90, 90), (1.5, 1.5),
+    ("9h", 32400), ("540m", 32400), ("32400s", 32400), ("1h30m", 5400), ("0.3s", 0.3),
+    ("2.5m", 150), ("250ms", 0.25), (" 12 s ", 12), (90, 90), (1.5, 1.5), ("0", 0.0),
 ])
 def test_durations(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text, hint", [
+    ("9", "write the one you mean: 9h, 9m or 9s (9h is 540m or 32400s)"),
+    ("32400", "32400h, 32400m or 32400s (32400s is 540m or 9h)"), (" 1.5 ", "1.5h, 1.5m or 1.5s"),
+])
+def test_a_bare_number_is_refused_and_asked_for_its_unit(text, hint):
+    """``9`` would be 9 seconds to the parser and most likely 9 hours to whoever typed it: neither is guessed."""
+    with pytest.raises(ValueError, match="has no unit") as info:
+        parse_duration(text)
+    assert hint in str(info.value)
 
 
 @pytest.mark.parametrize("text", ["9 hours", "", "h", "-5m", "1d", "5m later"])

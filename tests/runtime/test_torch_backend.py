@@ -52,7 +52,7 @@ def test_torch_backend_gives_the_accuracy_of_onnxruntime_through_the_cli(digits_
     outs = {}
     for backend in ("onnxruntime", "torch"):
         out = outs[backend] = tmp_path / f"{backend}.csv"
-        argv = ["run", str(digits_bundle), "--data", str(digits_dir / "data"), "--out", str(out), "--quiet",
+        argv = ["run", str(digits_bundle), "--data", str(digits_dir / "data"), "--out", str(out),  # the table: backends
                 "--backend", backend, "--work-dir", str(tmp_path / backend), "--time-limit", "10m"]
         assert main(argv) == 0
         report = json.loads(out.with_suffix(".run_report.json").read_text())

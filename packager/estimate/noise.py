@@ -1,0 +1,176 @@
+"""How far a profile's repeated measurements agreed, and what that does to the estimate's band and confidence.
+
+The profile keeps the fastest of repeated measurements (other work on the
+machine only slows a run down), so a profile taken on a busy machine still
+yields one figure per stage; but when the repeats disagree, that figure is
+as uncertain as their disagreement. Each measured item is given the *spread*
+of the repeats it comes from (the largest over the smallest, >= 1):
+
+* a member's inference: the last ``stable_windows`` measurement windows of the
+  point at its batch size (all its points where that batch was not measured);
+  on several CPU lanes, also the repeated lane check runs (the lane speedup);
+* ``python``, ``imports``, ``exit``: the repeated interpreter-and-imports runs;
+* ``startup``: the repeated whole-process check runs and end-to-end check runs;
+* ``ensembling``: the repeated end-to-end check runs;
+* every measured item: the other processes' share of the cores while the
+  profile was taken (:class:`LoadMeter`, the profile's ``load``): repeats that
+  agree on a machine busy all along are slowed alike, so a share over
+  :data:`BUSY` counts as a spread of ``1 / (1 - share)``.
+
+Where the spread passes :data:`NOISY` (the profile's own tolerance is 10 %),
+the item's confidence is ``low`` and its band reaches from ``seconds / spread``
+to ``seconds x spread`` at least; :func:`noise_check` says which repeats
+disagreed, by how much, and what to do (profile again on a quiet machine).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from packager.estimate.costing import Check, Item
+
+#: Repeats whose largest is more than this times their smallest disagree: the figure is not trusted as measured.
+NOISY = 1.25
+_WINDOWS = 3  # the profile's default stable_windows: the windows its stability rule judges
+#: Other processes using more than this share of the cores while profiling make every figure suspect.
+BUSY = 0.25
+
+
+class LoadMeter:
+    """The CPU time other processes took while the profile was measured (psutil; nothing without it).
+
+    :meth:`read` gives ``{"seconds", "cores", "others_cpu_share", "steal_share"}``: the whole machine's
+    busy CPU time (steal included: a VM's neighbours) less this process's and its children's (the
+    profile's own subprocesses), over the wall time and the cores.
+    """
+
+    def __init__(self) -> None:
+        try:
+            import psutil
+        except ImportError:
+            self._start = None
+            return
+        self._psutil = psutil
+        self._start = (time.perf_counter(), psutil.cpu_times(), psutil.Process().cpu_times())
+
+    @staticmethod
+    def _busy(t: Any) -> float:
+        return sum(getattr(t, k, 0.0) for k in ("user", "nice", "system", "irq", "softirq", "steal", "guest"))
+
+    @staticmethod
+    def _own(t: Any) -> float:
+        return t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)
+
+    def read(self) -> dict[str, float]:
+        if self._start is None:
+            return {}
+        t0, sys0, own0 = self._start
+        wall, sys1, own1 = time.perf_counter() - t0, self._psutil.cpu_times(), self._psutil.Process().cpu_times()
+        cores = self._psutil.cpu_count() or 1
+        if wall <= 0:
+            return {}
+        others = self._busy(sys1) - self._busy(sys0) - (self._own(own1) - self._own(own0))
+        steal = getattr(sys1, "steal", 0.0) - getattr(sys0, "steal", 0.0)
+        return {"seconds": wall, "cores": cores, "others_cpu_share": min(max(others / (wall * cores), 0.0), 1.0),
+                "steal_share": min(max(steal / (wall * cores), 0.0), 1.0)}
+
+
+def spread(values: Iterable[float]) -> float:
+    """Largest over smallest of repeated measurements (1 with fewer than two positive ones)."""
+    xs = [float(x) for x in values if isinstance(x, (int, float)) and x > 0]
+    return max(xs) / min(xs) if len(xs) >= 2 else 1.0
+
+
+def _point_spread(point: Mapping[str, Any], count: int) -> float:
+    return spread((point.get("windows") or [])[-count:])
+
+
+def member_spread(profile: Mapping[str, Any], member: str, variant: str, batch: int) -> float:
+    """Spread of the windows behind a member's figure at ``batch`` (every measured batch where that one was not)."""
+    rec = ((profile.get("members") or {}).get(member) or {}).get(variant) or {}
+    points = rec.get("batches") or {}
+    count = int((profile.get("options") or {}).get("stable_windows") or _WINDOWS)
+    if str(batch) in points:
+        return _point_spread(points[str(batch)], count)
+    return max([_point_spread(p, count) for p in points.values()] or [1.0])
+
+
+def bundle_spreads(profile: Mapping[str, Any]) -> dict[str, tuple[float, str]]:
+    """``{"process" | "check" | "lanes": (spread, what was repeated)}`` of the profile's bundle-wide repeats."""
+    startup = profile.get("startup") or {}
+    run = (profile.get("checkpoint") or {}).get("run") or {}
+    out: dict[str, tuple[float, str]] = {}
+    runs = startup.get("import_runs") or []
+    out["process"] = (spread(runs), f"{len(runs)} interpreter-and-imports runs")
+    repeats = run.get("repeats_s") or []
+    check = max([spread(r) for r in repeats] or [1.0])
+    whole = (run.get("process") or {}).get("runs") or []
+    out["check"] = (max(check, spread(whole)), f"the end-to-end check runs ({sum(map(len, repeats)) + len(whole)})")
+    lanes = (run.get("lanes") or {}).get("runs_s") or []
+    out["lanes"] = (spread(lanes), f"{len(lanes)} lane check runs")
+    share = float((profile.get("load") or {}).get("others_cpu_share") or 0.0)
+    out["load"] = (1 / (1 - min(share, 0.8)) if share > BUSY else 1.0,
+                   f"other processes used {share:.0%} of the cores while it was profiled")
+    return out
+
+
+def _item_spread(item: Item, profile: Mapping[str, Any], bundle: Mapping[str, tuple[float, str]],
+                 lanes: int) -> tuple[float, str]:
+    own = _own_spread(item, profile, bundle, lanes)
+    return max(own, bundle["load"], key=lambda sw: sw[0]) if item.basis.startswith(("measured", "roofline")) else own
+
+
+def _own_spread(item: Item, profile: Mapping[str, Any], bundle: Mapping[str, tuple[float, str]],
+                lanes: int) -> tuple[float, str]:
+    if item.stage == "inference" and item.member:
+        s = member_spread(profile, item.member, item.variant, item.batch_size)
+        what = f"measurement windows of {item.member}/{item.variant} at batch {item.batch_size}"
+        if lanes > 1 and bundle["lanes"][0] > s:
+            s, what = bundle["lanes"][0], bundle["lanes"][1]
+        return s, what
+    key = {"python": "process", "imports": "process", "exit": "process", "startup": "check",
+           "ensembling": "check"}.get(item.stage)
+    return bundle[key] if key else (1.0, "")
+
+
+def widen(items: Sequence[Item], profile: Mapping[str, Any] | None, lanes: int = 1) -> list[Item]:
+    """``items`` with each measured one whose repeats disagreed (spread > :data:`NOISY`) at low confidence,
+    its band from ``seconds / spread`` to ``seconds x spread`` at least."""
+    if not profile or not profile.get("members"):
+        return list(items)
+    bundle = bundle_spreads(profile)
+    out = []
+    for item in items:
+        s, what = _item_spread(item, profile, bundle, lanes)
+        if s > NOISY and item.basis.startswith(("measured", "roofline")):
+            e = item.estimate
+            e = replace(e, low=min(e.low, e.seconds / s), high=max(e.high, e.seconds * s), confidence="low",
+                        notes=(*e.notes, f"the repeats behind it disagreed by x{s:.2f} ({what}): band widened"))
+            item = replace(item, estimate=e)
+        out.append(item)
+    return out
+
+
+def noise_check(profile: Mapping[str, Any] | None, items: Sequence[Item], lanes: int = 1) -> Check | None:
+    """A warning naming every disagreement over :data:`NOISY` behind ``items``; None when the repeats agreed."""
+    if not profile or not profile.get("members"):
+        return None
+    bundle = bundle_spreads(profile)
+    found: dict[str, float] = {}
+    for item in items:
+        s, what = _item_spread(item, profile, bundle, lanes)
+        if s > NOISY and item.basis.startswith(("measured", "roofline")):
+            found[what] = max(found.get(what, 1.0), s)
+    if not found:
+        return None
+    listed = "; ".join(f"{what}: x{s:.2f}" for what, s in sorted(found.items(), key=lambda kv: -kv[1]))
+    return Check("profile", "warning", f"the profile was measured on a busy machine ({listed}; repeats agree "
+                 f"within x{NOISY:g} on a quiet one), so the stages measured then are at low confidence and their "
+                 "bands widened by as much. Profile again on a quiet machine (`ninefit profile BUNDLE --data DATA`) "
+                 "for a band you can trust")
+
+
+__all__ = ["BUSY", "NOISY", "LoadMeter", "bundle_spreads", "member_spread", "noise_check", "spread", "widen"]
