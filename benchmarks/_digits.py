@@ -27,7 +27,7 @@ def example_bundle(work: Path, example: str, spec: str, bundle: str) -> tuple[Pa
 
 def profiled(bundle: Path, data: Path) -> Path:
     """``bundle`` with the profile ``ninefit package`` measures by default (measured once, on ``data``):
-    the run sizes its chunks from it (:func:`runtime.checkpoint.member_grid`)."""
+    the run sizes its chunks from it (:func:`runtime.execute.checkpoint.member_grid`)."""
     from runtime.manifest import Manifest
 
     if not (Manifest.load(bundle).profile or {}).get("members"):

@@ -160,10 +160,10 @@ def infer_alone(bundle: Path, n: int) -> float:
 def data_alone(bundle: Path, data: Path, workers: int) -> tuple[float, int]:
     """Every member's chunks prepared by the run's pipeline, nothing inferred; (seconds, images decoded)."""
     from runtime.bundle import open_bundle
-    from runtime.checkpoint import chunk_grid
-    from runtime.data import open_test_data
-    from runtime.pipeline import FeedPipeline
-    from runtime.text import chunk_unit
+    from runtime.execute.checkpoint import chunk_grid
+    from runtime.data.testdata import open_test_data
+    from runtime.data.pipeline import FeedPipeline
+    from runtime.data.text import chunk_unit
 
     m = open_bundle(bundle).manifest
     t0 = time.perf_counter()
@@ -181,7 +181,7 @@ def decode_rates(data: Path, n: int) -> dict[int, float]:
     """Images per second decoding ``n`` files with 1 and 2 threads (the pipeline's decode call)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from runtime.loaders.pil import decode
+    from runtime.data.loaders.pil import decode
 
     files = sorted((data / "images").iterdir())[:n]
     forms = [("RGB", 96, 96), ("RGB", 128, 128)]
@@ -296,11 +296,11 @@ def _held(folder: Path, rows: int, members: int) -> dict[str, float]:
     and a submission write at its peak (streamed as the run writes it: the combined values, one block of rows)."""
     import tracemalloc
 
-    from runtime.ensemble import Accumulator
-    from runtime.formats import Formatter, match
+    from runtime.output.ensemble import Accumulator
+    from runtime.output.formats import Formatter, match
     from runtime.manifest import Manifest
-    from runtime.submission import read_sample, write_atomic
-    from runtime.tables import open_table
+    from runtime.output.submission import read_sample, write_atomic
+    from runtime.data.tables import open_table
 
     m = Manifest.load(parquet_bundle(folder.parent))
     width = len(m.submission.classes)

@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 # One slow backend and one bundle builder, shared with the deadline tests (not copied).
-from runtime import planner  # noqa: E402
+from runtime.schedule import planner  # noqa: E402
 from runtime.run import RunOptions, run  # noqa: E402
 from tests.runtime import slow_backend  # noqa: E402
 from tests.runtime.deadline_fixtures import build_three  # noqa: E402

@@ -1,6 +1,6 @@
 """Hooks and submission formats: what they cost per row, measured side by side in one run.
 
-1. Formatting a submission (``runtime.formats.Formatter.rows`` + the atomic
+1. Formatting a submission (``runtime.output.formats.Formatter.rows`` + the atomic
    write): each format against ``values`` on the same rows, as a ratio.
 2. The features hook (a groupby-aggregate plus a side-table join) applied
    chunk by chunk as the runtime does (``runtime.hooks.apply_features``,
@@ -22,10 +22,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtime.formats import Formatter, form_id, match  # noqa: E402
+from runtime.output.formats import Formatter, form_id, match  # noqa: E402
 from runtime.hooks import apply_features, call_hook, load_hook  # noqa: E402
 from runtime.manifest import SubmissionSpec  # noqa: E402
-from runtime.submission import SampleSubmission, write_atomic  # noqa: E402
+from runtime.output.submission import SampleSubmission, write_atomic  # noqa: E402
 
 CLASSES = tuple(f"c{k}" for k in range(20))
 HOOK = '''

@@ -18,7 +18,7 @@ each time, so nothing is resumed):
   table input, so the lanes' work is nearly all inference.
 
 Both bundles carry the profile ``ninefit package`` measures by default (the
-run sizes its chunks from it: :func:`runtime.checkpoint.member_grid`).
+run sizes its chunks from it: :func:`runtime.execute.checkpoint.member_grid`).
 Per ensemble and configuration it prints, for the fastest of ``--repeats``
 interleaved runs (other work on the machine only ever slows a run down):
 

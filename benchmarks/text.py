@@ -58,9 +58,9 @@ def tiled_data(example: Path, work: Path, repeat: int) -> Path:
 def batches(bundle: Path, data: Path):
     """(sorted dynamic feeds, row-order max-length feeds, TextRows) for the bundle's one member."""
     from runtime.bundle import open_bundle
-    from runtime.checkpoint import chunk_grid
-    from runtime.data import open_test_data
-    from runtime.text import Chunk, chunk_unit
+    from runtime.execute.checkpoint import chunk_grid
+    from runtime.data.testdata import open_test_data
+    from runtime.data.text import Chunk, chunk_unit
 
     b = open_bundle(bundle)
     member = b.manifest.members[0]
@@ -112,7 +112,7 @@ def main() -> None:
     ap.add_argument("--example", type=Path, default=None, help="a prepared copy of examples/text")
     args = ap.parse_args()
     from packager.build import package
-    from runtime.text import length_stats
+    from runtime.data.text import length_stats
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

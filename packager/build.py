@@ -32,13 +32,13 @@ from packager.torch_artifact import build_torch_artifact, image_torch_version, v
 from packager.torchload import load_torch_model
 from packager.verify import VerifyResult, verify_file
 from runtime.bundle import checksum_tree
-from runtime.data import open_test_data
+from runtime.data.testdata import open_test_data
 from runtime.errors import BundleError, HookError, PackagingError, SpecError
 from runtime.fileio import file_mode, folder_mode, process_gone, sweep_dead
 from runtime.hooks import HOOKS_DIR
 from runtime.manifest import MANIFEST_NAME, Manifest, Member, SubmissionSpec, Variant
-from runtime.formats import match, width
-from runtime.submission import read_sample
+from runtime.output.formats import match, width
+from runtime.output.submission import read_sample
 
 #: Files of the bundle folder that the manifest does not checksum: the manifest
 #: itself, and ``dataset-metadata.json``, which describes the upload to the

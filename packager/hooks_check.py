@@ -90,7 +90,7 @@ def check_features(spec, stage: Path, members: tuple[Member, ...] = (), log=prin
         SpecError: The public test is not here, or a member names a column
             neither the table nor the hook gives, or a dtype that would lose values.
     """
-    from runtime.data import read_table
+    from runtime.data.testdata import read_table
 
     data, ref = spec.data, spec.data.features
     if not spec.test_path.is_file():
@@ -180,7 +180,7 @@ def check_postprocess(manifest, sample, test_ids, log=print, stage: Path | None 
 
     Every sample row must be written exactly once, with the sample's columns.
     """
-    from runtime.formats import Formatter, match, width
+    from runtime.output.formats import Formatter, match, width
 
     sub = manifest.submission
     hook = load_hook(sub.postprocess, stage / HOOKS_DIR)

@@ -23,7 +23,7 @@ from packager.spec import ModelSpec
 from packager.verify import VerifyResult, compare, tolerances
 from runtime.errors import SpecError, ToleranceError
 from runtime.manifest import TextSpec
-from runtime.text import Chunk, TextRows
+from runtime.data.text import Chunk, TextRows
 
 #: Windows checked one by one at their own length (each is one session call).
 SINGLE_WINDOWS = 32

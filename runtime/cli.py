@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from runtime.budget import MARGIN_FLOOR_S, MARGIN_FLOOR_SHARE, RESERVE_FLOOR_S
+from runtime.schedule.budget import MARGIN_FLOOR_S, MARGIN_FLOOR_SHARE, RESERVE_FLOOR_S
 from runtime.errors import NinefitError
 
 
@@ -136,7 +136,7 @@ def duration_arg(text: str) -> float:
 
 
 def _devices(text: str) -> tuple[int, ...]:
-    from runtime.lanes import parse_devices
+    from runtime.execute.lanes import parse_devices
 
     try:
         return parse_devices(text)

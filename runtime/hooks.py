@@ -218,7 +218,7 @@ def _same_columns(out: dict[str, np.ndarray], columns: tuple[tuple[str, str], ..
 def pandas_engine() -> tuple[str, str]:
     """What runs the features hook's pandas code: (engine, a warning when ``NINEFIT_CUDF=1`` did not get cuDF's GPU).
 
-    ``cudf.pandas`` is installed by :func:`runtime.tables.table_pandas` before the
+    ``cudf.pandas`` is installed by :func:`runtime.data.tables.table_pandas` before the
     table is read; without a GPU it runs everything on pandas, which is said here.
     """
     from runtime.settings import env_flag

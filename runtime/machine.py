@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from runtime.gpu import gpu_count, gpu_info
-from runtime.lanes import usable_cores
+from runtime.execute.lanes import usable_cores
 
 
 def cpu_model() -> str:

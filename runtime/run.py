@@ -6,7 +6,7 @@ manifest stops the run: :func:`runtime.bundle.open_bundle`); open the test
 data and match its ids against the sample submission; write a first valid
 submission at once (the declared fallback, with the sample
 submission's values for ids it lacks, plus whatever an earlier killed run
-checkpointed); then let :class:`runtime.executor.Executor` run the members to
+checkpointed); then let :class:`runtime.execute.executor.Executor` run the members to
 the deadline, rewriting the submission atomically as each member finishes;
 finally write it once more, and the run report.
 
@@ -47,25 +47,25 @@ from runtime import backends
 from runtime.backends.base import BackendOptions, Runner
 from runtime.backends.report import record_backends
 from runtime.bundle import Bundle, open_bundle
-from runtime.checkpoint import ChunkStore, data_fingerprint, member_grid, run_key
-from runtime.data import TestData, open_test_data
-from runtime.ensemble import Accumulator
+from runtime.execute.checkpoint import ChunkStore, data_fingerprint, member_grid, run_key
+from runtime.data.testdata import TestData, open_test_data
+from runtime.output.ensemble import Accumulator
 from runtime.errors import BackendError, DataError, NinefitError, StorageError
-from runtime.budget import Clock, make_budget
-from runtime.executor import Executor
+from runtime.schedule.budget import Clock, make_budget
+from runtime.execute.executor import Executor
 from runtime.gpu import device_mismatch, gpu_count, gpu_present
-from runtime.lanes import LaneSpec, choose_lanes, usable_cores
+from runtime.execute.lanes import LaneSpec, choose_lanes, usable_cores
 from runtime.manifest import InputSpec, Manifest, Member, Variant, is_gpu_target
-from runtime.loaders import resolve_loader
-from runtime.memory import MemoryMonitor, snapshot
-from runtime.pipeline import FeedPipeline, default_workers
-from runtime.predict import predict_rows  # re-exported: part of runtime.run's API
+from runtime.data.loaders import resolve_loader
+from runtime.execute.memory import MemoryMonitor, snapshot
+from runtime.data.pipeline import FeedPipeline, default_workers
+from runtime.execute.predict import predict_rows  # re-exported: part of runtime.run's API
 from runtime.progress import format_seconds, log
-from runtime.report import MemberReport, RunReport, kaggle_failure
-from runtime.tables import table_engine
-from runtime.formats import Formatter, Layout, match, width
-from runtime.submission import SampleSubmission, read_sample, write_atomic
-from runtime.text import length_stats, row_costs
+from runtime.output.report import MemberReport, RunReport, kaggle_failure
+from runtime.data.tables import table_engine
+from runtime.output.formats import Formatter, Layout, match, width
+from runtime.output.submission import SampleSubmission, read_sample, write_atomic
+from runtime.data.text import length_stats, row_costs
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class RunOptions:
     margin_s: float | None = None  # safety margin; None: measured (budget.measured_margin), default_margin at least
     reserve_s: float | None = None  # kept for the final write; None: measured (budget.RESERVE_FLOOR_S at least)
     torch_compile: bool = False  # torch backend: torch.compile each program on load (counted as setup time)
-    lanes: int | None = None  # lanes run at once; None: the default rule (runtime.lanes.choose_lanes)
+    lanes: int | None = None  # lanes run at once; None: the default rule (runtime.execute.lanes.choose_lanes)
     devices: tuple[int, ...] | None = None  # GPUs to run lanes on; None: every visible GPU
 
 
@@ -507,7 +507,7 @@ def free_ram() -> int | None:
 
 
 def run_lanes(bundle: Bundle, options: RunOptions, max_chunks: int | None = None) -> tuple[list[LaneSpec], str]:
-    """The lanes a run of ``bundle`` uses here (:func:`runtime.lanes.choose_lanes`) and why."""
+    """The lanes a run of ``bundle`` uses here (:func:`runtime.execute.lanes.choose_lanes`) and why."""
     return choose_lanes(gpus=gpu_count(), cores=usable_cores(), lanes=options.lanes, devices=options.devices,
                         threads=options.threads, model_bytes=largest_model_bytes(bundle.root, bundle.manifest),
                         ram_free=free_ram(), max_chunks=max_chunks)

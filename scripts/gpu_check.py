@@ -265,7 +265,7 @@ def parity(work: Path, quick: bool) -> dict:
     device = _device(quick)
     from runtime.backends.base import BackendOptions
     from runtime.backends.torch import TorchRunner
-    from runtime.data import open_test_data
+    from runtime.data.testdata import open_test_data
     from runtime.manifest import Manifest
 
     res = {}

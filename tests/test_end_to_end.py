@@ -93,9 +93,9 @@ def test_tampered_runtime_at_run_time(capsys, digits_bundle, data, tmp_path):
     """A tampered model costs only its member or rung (tests/runtime/test_run_damage.py); a tampered runtime is fatal."""
     bundle = tmp_path / "bundle"
     shutil.copytree(digits_bundle, bundle)
-    (bundle / "runtime" / "ensemble.py").write_bytes(b"tampered")
+    (bundle / "runtime" / "output" / "ensemble.py").write_bytes(b"tampered")
     run_fails(capsys, bundle, data, tmp_path / "submission.csv", "vendored runtime is damaged",
-              "runtime/ensemble.py modified")
+              "runtime/output/ensemble.py modified")
 
 
 def test_newer_schema_at_run_time(capsys, digits_bundle, data, tmp_path):

@@ -115,7 +115,7 @@ def test_features_hook_error_at_run_time_is_reported_and_rows_fall_back(tmp_path
 
 @pytest.mark.timeout(300)
 def test_postprocess_error_at_run_time_is_reported_and_rows_fall_back(tmp_path, monkeypatch):
-    import runtime.formats
+    import runtime.output.formats
     from runtime.run import RunOptions, run
 
     hook = projects.POST.replace("    clipped =", "    if (values > 1.5).any():\n"
@@ -126,7 +126,7 @@ def test_postprocess_error_at_run_time_is_reported_and_rows_fall_back(tmp_path, 
     text = (data / "test.csv").read_text().splitlines()
     text[1] = text[1].split(",")[0] + "," + "9.0"  # the hidden test: its first row is out of range
     (data / "test.csv").write_text("\n".join(text) + "\n")
-    monkeypatch.setattr(runtime.formats, "POSTPROCESS_BLOCK", 8)  # rows 0..7 are one call
+    monkeypatch.setattr(runtime.output.formats, "POSTPROCESS_BLOCK", 8)  # rows 0..7 are one call
     report = run(bundle, data, tmp_path / "s.csv", RunOptions(progress=False))
     event = next(e for e in report.events if "postprocess hook" in e)
     assert "'post:to_submission' failed on test rows 0..7 (ids q0 .. q7)" in event

@@ -103,7 +103,7 @@ def test_hostile_ids_come_back_byte_for_byte(built, kind, fmt, tmp_path):
 
 
 def test_the_writer_quotes_every_field_a_reader_would_split(tmp_path):
-    from runtime.submission import write_atomic
+    from runtime.output.submission import write_atomic
 
     rows = [[h, str(n)] for n, h in enumerate(HOSTILE)]
     write_atomic(tmp_path / "s.csv", ["id", "v"], rows)

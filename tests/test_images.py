@@ -107,8 +107,8 @@ def test_images_package_and_run(image_project, tmp_path):
 def test_tta_variant_averages_the_flip(image_project, tmp_path):
     """The hflip TTA rung computes the mean of plain and flipped predictions."""
     import runtime
-    from runtime.data import open_test_data
-    from runtime.predict import predict_rows
+    from runtime.data.testdata import open_test_data
+    from runtime.execute.predict import predict_rows
     from runtime.run import load_runner
     from packager.build import package
 

@@ -2,7 +2,7 @@
 
 A text run of one member over two chunks was estimated on 2 lanes (0.7-1.1 s each) while the run gave every
 row to lane 0 and none to lane 1: the estimate split the rows anywhere, the run only in whole chunks, and only
-below half the work. Both now split in the run's chunks (``runtime.checkpoint.member_grid``) wherever a chunk on
+below half the work. Both now split in the run's chunks (``runtime.execute.checkpoint.member_grid``) wherever a chunk on
 another lane ends the work sooner.
 """
 
@@ -15,8 +15,8 @@ import shutil
 import pytest
 
 from packager.estimate.profile import ProfileOptions, profile_bundle
-from runtime.checkpoint import member_grid
-from runtime.lanes import usable_cores
+from runtime.execute.checkpoint import member_grid
+from runtime.execute.lanes import usable_cores
 from runtime.manifest import MANIFEST_NAME, Manifest
 from tests.runtime import slow_backend
 

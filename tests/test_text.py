@@ -134,7 +134,7 @@ def test_the_planner_gets_per_row_costs_of_this_tests_lengths(text_dir, text_bun
     """A hidden test of longer texts than the public one is planned as dearer per row."""
     import pandas as pd
 
-    import runtime.executor
+    import runtime.execute.executor
     from packager.estimate.profile import store_profile
 
     bundle = tmp_path / "bundle"
@@ -147,13 +147,13 @@ def test_the_planner_gets_per_row_costs_of_this_tests_lengths(text_dir, text_bun
     longer.to_csv(data / "test.csv", index=False)
     longer[["id"]].assign(language="en_US").to_csv(data / "sample_submission.csv", index=False)
     seen = {}
-    real = runtime.executor.Executor.__init__
+    real = runtime.execute.executor.Executor.__init__
 
     def spy(self, *args, **kwargs):
         seen.update(kwargs["profile"]["bert"]["fp32"])
         real(self, *args, **kwargs)
 
-    monkeypatch.setattr(runtime.executor.Executor, "__init__", spy)
+    monkeypatch.setattr(runtime.execute.executor.Executor, "__init__", spy)
     assert run_cli(bundle, data, tmp_path / "submission.csv", "--time-limit", "10m") == 0
     public_cost = text_profile["members"]["bert"]["fp32"]["s_per_row"]
     assert seen["s_per_row"] > 2.5 * public_cost  # about 4x the tokens per row

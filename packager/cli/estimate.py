@@ -135,11 +135,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _margin_rule() -> str:
     """The default margin, worked out by the function the run uses, so help and run cannot disagree."""
-    from runtime.budget import MARGIN_FLOOR_S, MARGIN_FLOOR_SHARE, default_margin
+    from runtime.schedule.budget import MARGIN_FLOOR_S, MARGIN_FLOOR_SHARE, default_margin
     from runtime.progress import format_seconds
 
     examples = ", ".join(f"{format_seconds(default_margin(limit))} of {format_seconds(limit)}"
                          for limit in (10.0, 60.0, 1800.0, 9 * 3600.0))
-    return (" Default margin: the one `ninefit run` starts from (runtime.budget.default_margin): "
+    return (" Default margin: the one `ninefit run` starts from (runtime.schedule.budget.default_margin): "
             f"{MARGIN_FLOOR_S:g}s + {MARGIN_FLOOR_SHARE * 100:g}% of the limit, never more than 25% of it "
             f"(e.g. {examples}); the run raises it to twice the worst chunk overrun it measures.")

@@ -5,7 +5,7 @@ runtime; read fields: ``members[].name``, ``variant``, ``rows``, ``seconds``,
 ``load_seconds``, ``status``, and when present ``rows_computed``,
 ``warmup_seconds``, ``warmup_rows``, ``batch_size``) gives, per member, the
 seconds its rows took on the target. The runtime books them in disjoint parts
-(:class:`runtime.report.MemberReport`): ``load_seconds`` (load and activate),
+(:class:`runtime.output.report.MemberReport`): ``load_seconds`` (load and activate),
 ``warmup_seconds`` (the first batch after each load, ``warmup_rows`` rows) and
 ``seconds`` (every other batch). Each is compared with the *uncalibrated*
 estimate of the same member and variant, like with like:
@@ -171,7 +171,7 @@ def read_report(path: str | os.PathLike) -> dict[str, Any]:
 
 def _here() -> tuple[str, int]:
     """This machine's CPU model and usable cores, as a run report of a run here records them."""
-    from runtime.lanes import usable_cores
+    from runtime.execute.lanes import usable_cores
     from runtime.machine import cpu_model
 
     return cpu_model(), usable_cores()

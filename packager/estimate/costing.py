@@ -41,19 +41,19 @@ stage:
   preprocess and postprocess parts are host work, scaled by the ratio of
   CPU clocks. On a GPU target the data stages (read, decode, preprocess, as
   in the run report) overlap inference (the runtime prepares chunks ahead:
-  ``runtime.pipeline``), so only what they exceed it by is counted. ``ceil(rows / batch)`` calls, the last one partial; times the
+  ``runtime.data.pipeline``), so only what they exceed it by is counted. ``ceil(rows / batch)`` calls, the last one partial; times the
   factor by which the profile's end-to-end check run found ``predict_rows``
   slower inside the runtime than alone (or faster, where its prefetch threads
   hide the data stages: on the machine it was measured on only).
 * ``ensembling`` per member: the runtime checkpoints each chunk of
-  predictions (``runtime.checkpoint.member_grid``: whole batches, sized by the profiled cost) and
+  predictions (``runtime.execute.checkpoint.member_grid``: whole batches, sized by the profiled cost) and
   reloads and adds every finished member's chunks at each submission write;
   chunk save / load (in a full folder) and the per-row add are measured,
   host-scaled; the runtime's per-chunk bookkeeping beyond that is the
   residual of the profile's end-to-end check runs.
 * ``writing``: the runtime writes the submission a first time (the
   fallback file), after a finished member while work is left once
-  ``runtime.executor.WRITE_SPACING`` writes' time has passed since the last
+  ``runtime.execute.executor.WRITE_SPACING`` writes' time has passed since the last
   (:meth:`Costing.writes` follows the members' inference to count them), and
   at the end; one write (combine, format, write atomically) is measured as
   fixed + per row.
@@ -94,11 +94,11 @@ from packager.estimate.hardware import (
     get_target,
 )
 from packager.estimate.roofline import Estimate, lowest_confidence, translate
-from runtime.budget import default_margin
-from runtime.checkpoint import member_grid
+from runtime.schedule.budget import default_margin
+from runtime.execute.checkpoint import member_grid
 from runtime.errors import SpecError
-from runtime.executor import WRITE_SPACING
-from runtime.lanes import choose_lanes, usable_cores
+from runtime.execute.executor import WRITE_SPACING
+from runtime.execute.lanes import choose_lanes, usable_cores
 from runtime.manifest import Manifest, Member, Variant
 from runtime.run import free_ram, largest_model_bytes
 
@@ -132,15 +132,15 @@ class EstimateOptions:
         rows: Rows of the hidden test set.
         time_limit_s: The notebook's run-time limit.
         margin_s: Safety margin; None: the margin ``ninefit run`` keeps
-            before it has measured anything (:func:`runtime.budget.default_margin`:
+            before it has measured anything (:func:`runtime.schedule.budget.default_margin`:
             0.25 s + 1 % of the limit, never more than 25 % of it), so the verdict
             is judged as the run starts.
         batch_size: Override every member's batch size (as ``ninefit run --batch-size``).
         lanes: Lanes the run uses at once (``ninefit run --lanes``); None: what
             the run's rule gives (see :meth:`Costing.lanes`): one per GPU of a
             GPU target; on this machine (``local``, profiled here) the CPU lanes
-            of :func:`runtime.lanes.choose_lanes`; one on another CPU target.
-            Each member is priced on one lane; :func:`runtime.planner.plan_lanes`
+            of :func:`runtime.execute.lanes.choose_lanes`; one on another CPU target.
+            Each member is priced on one lane; :func:`runtime.schedule.planner.plan_lanes`
             lays the members out over the lanes (side by side, rows split), as
             the run does.
         tensorrt: Engines are built by TensorRT on the target (adds build time).
@@ -357,7 +357,7 @@ class Costing:
         (:func:`packager.estimate.overheads.lane_speedup`: the members' part
         of a run on the rule's N lanes against one, measured here at
         packaging). On this machine the count is the run's own rule
-        (:func:`runtime.lanes.choose_lanes` over the cores, the free RAM, the
+        (:func:`runtime.execute.lanes.choose_lanes` over the cores, the free RAM, the
         largest model and the chunks of ``rows``); elsewhere ``--lanes``, else one. A count
         other than the measured one is interpolated (1 lane: 1x; beyond the
         measured count: no further gain). A profile without the measurement
@@ -450,7 +450,7 @@ class Costing:
             else:
                 est = _fixed(0.0, (1, 1), "high", self.key)
             # The data stages of the run report (read, decode, preprocess) are prepared ahead in the runtime's
-            # prefetch threads (runtime.pipeline): on a GPU target only what exceeds the inference shows.
+            # prefetch threads (runtime.data.pipeline): on a GPU target only what exceeds the inference shows.
             data = sum(float(stages.get(k, 0.0)) for k in ("read", "decode", "preprocess"))
             if self.target.kind == "gpu" and 0 < data <= host:
                 host = host - data + max(0.0, data - est.seconds)
@@ -514,11 +514,11 @@ class Costing:
         return 0.1 + 2e-6 * rows
 
     def writes(self, rows: int) -> tuple[int, dict[str, int]]:
-        """The submission writes of a run, as :meth:`runtime.executor.Executor` spaces them, and per
+        """The submission writes of a run, as :meth:`runtime.execute.executor.Executor` spaces them, and per
         member the writes that add its rows in (those after it finishes).
 
         The first write (before any model), the final one, and one after each finished member but
-        the last, once :data:`runtime.executor.WRITE_SPACING` writes' time has passed since the
+        the last, once :data:`runtime.execute.executor.WRITE_SPACING` writes' time has passed since the
         write before. Members finish in manifest order, each after its best rung's inference
         over the lanes' combined speed (:meth:`lanes`).
         """

@@ -17,11 +17,11 @@ Lanes: a multi-GPU target runs one lane per GPU (``ninefit run``'s default;
 rule gives it, priced from their speedup measured at packaging
 (:meth:`~packager.estimate.costing.Costing.lanes`). Each member is priced on one lane;
 its load, inference and ensembling are laid out over the lanes by the run's own
-lane planner (:func:`runtime.planner.plan_lanes`: members side by side, a
+lane planner (:func:`runtime.schedule.planner.plan_lanes`: members side by side, a
 member's rows split across lanes), and the total counts the lanes' span, not
 the sum, of the member stages. The stage rows stay the work of each stage.
 
-When it does not fit (or is tight), :func:`runtime.planner.plan` picks the
+When it does not fit (or is tight), :func:`runtime.schedule.planner.plan` picks the
 members and variants that fit on the high edge, maximising delivered value
 (``member.value * value_factor``; see :mod:`.fitplan`); each variant is
 offered at the member's batch size and at the profile's fastest measured
@@ -50,7 +50,7 @@ from packager.estimate.fitplan import Candidate, FitPlan, best_plan, lanes_span
 from packager.estimate.noise import noise_check, widen
 from packager.estimate.preflight import preflight
 from packager.estimate.roofline import lowest_confidence
-from runtime.checkpoint import member_grid
+from runtime.execute.checkpoint import member_grid
 from runtime.errors import BundleError
 from runtime.manifest import Manifest
 
@@ -306,7 +306,7 @@ def lane_count(costing: Costing) -> int:
 
 
 def chunk_quantum(costing: Costing) -> dict[str, int]:
-    """Rows per chunk of each member for the estimate's rows: the run's grid (``runtime.checkpoint.member_grid``)
+    """Rows per chunk of each member for the estimate's rows: the run's grid (``runtime.execute.checkpoint.member_grid``)
     and the quantum its planner splits a member's rows by, so the estimate splits them where the run does."""
     rows = costing.options.rows
     return {m.name: max(b - a for a, b in member_grid(rows, m, costing.profile)) for m in costing.manifest.members}

@@ -1,12 +1,12 @@
-"""The best plan that fits: :func:`runtime.planner.plan` over estimated costs on a target.
+"""The best plan that fits: :func:`runtime.schedule.planner.plan` over estimated costs on a target.
 
 Each member's variants, each at the batch sizes worth trying, become planner
 variants (``s_per_row`` and ``setup_s`` on the target, at the high edge of
 their band, so the plan fits by the verdict's own rule); the fixed stages
 (install, process start, imports, verification, read, writing, exit) are the
 planner's reserve. The planner then maximises delivered value (``member.value * value_factor``), degrading before
-dropping; see :mod:`runtime.planner`. On several lanes (a T4 x2 is two) it is
-:func:`runtime.planner.plan_lanes`, the run's own lane model: members side by
+dropping; see :mod:`runtime.schedule.planner`. On several lanes (a T4 x2 is two) it is
+:func:`runtime.schedule.planner.plan_lanes`, the run's own lane model: members side by
 side, a member's rows split across lanes, each step on a named lane.
 :func:`lanes_span` is the same layout with no limit: how long the member
 stages take on the lanes, which the estimate's total uses.
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from runtime import planner
+from runtime.schedule import planner
 from runtime.manifest import Member
 
 
@@ -95,7 +95,7 @@ def best_plan(
         reserve_s: Time the rest of the run needs (high edge).
         reserve_what: Names that rest in a drop reason.
         lanes: Lanes the run uses at once (steps are laid out over them).
-        quantum: Rows per chunk of each member (the run's ``runtime.checkpoint.member_grid``): a member's
+        quantum: Rows per chunk of each member (the run's ``runtime.execute.checkpoint.member_grid``): a member's
             rows are split over lanes in whole chunks, as the run splits them.
     """
     full_value = sum(m.value for m, _ in members)

@@ -38,18 +38,18 @@ import numpy as np
 
 from packager.estimate.sampling import fit_line, tile_data
 from runtime.bundle import Bundle, checksum_tree
-from runtime.checkpoint import MAX_CHUNKS, member_grid
-from runtime.data import TestData
-from runtime.ensemble import Accumulator
+from runtime.execute.checkpoint import MAX_CHUNKS, member_grid
+from runtime.data.testdata import TestData
+from runtime.output.ensemble import Accumulator
 from runtime.manifest import MANIFEST_NAME, Manifest
-from runtime.lanes import usable_cores
+from runtime.execute.lanes import usable_cores
 from runtime.run import RunOptions, member_width
-from runtime.formats import Formatter, match
-from runtime.submission import format_rows, write_atomic
+from runtime.output.formats import Formatter, match
+from runtime.output.submission import format_rows, write_atomic
 
 # What `python -m runtime run` imports, plus what pandas imports lazily on first use
 # (string dtypes load pyarrow: 0.2 s).
-_IMPORTS = ("import io, importlib.util, runtime.cli, runtime.run, runtime.data, runtime.submission, onnxruntime, "
+_IMPORTS = ("import io, importlib.util, runtime.cli, runtime.run, runtime.data, runtime.output.submission, onnxruntime, "
             "pandas; importlib.util.find_spec('psutil') and __import__('psutil'); "
             "pandas.read_csv(io.StringIO('id,x\\nA,1\\n'), dtype={'id': str}).astype(str).to_numpy().tolist()")
 _STARTUP_RUNS = 5  # subprocesses timed for the process stages; the least disturbed is kept
@@ -233,7 +233,7 @@ def measure_checkpoint(manifest: Manifest, folder: Path, files: int = MAX_CHUNKS
     costs more as the folder fills, so a full folder's worth is written:
     ``save_s`` is the mean over all of them, ``save_few_s`` over the first
     twenty; measured on the largest member batch. A profiled bundle's chunks
-    hold many batches (:func:`runtime.checkpoint.member_grid`), and a file's
+    hold many batches (:func:`runtime.execute.checkpoint.member_grid`), and a file's
     cost is mostly its creation: twenty chunks of :data:`_BIG_CHUNK` times
     the rows give the cost of each further row (``save_s_per_row``,
     ``load_s_per_row``).
@@ -297,7 +297,7 @@ def check_run(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, Any
     chunk, memory checks, re-planning (per chunk). The two sizes separate the two.
     The runs see the members' costs just measured as the bundle's profile, so
     they cut the chunks a run of the profiled bundle cuts
-    (:func:`runtime.checkpoint.member_grid`); the manifest is put back after.
+    (:func:`runtime.execute.checkpoint.member_grid`); the manifest is put back after.
     """
     manifest = bundle.manifest
     per_row = sum(members[m.name][m.variants[0].name]["s_per_row"] for m in manifest.members)
@@ -369,7 +369,7 @@ def lane_speedup(bundle: Bundle, data_dir: Path, work: Path, rows: int, one: dic
     """The members' part of a run on the lanes the run's rule gives here, against one lane.
 
     ``one`` is the one-lane check run at ``rows`` (the faster of two); the same
-    rows run twice on the default lanes (``runtime.lanes.choose_lanes``), the
+    rows run twice on the default lanes (``runtime.execute.lanes.choose_lanes``), the
     faster kept (other work only slows a run down). The members' part of a run
     is its lanes' span in the run report: from the first lane step's start to
     the last one's end (loads, inference, checkpoints; not the start, reading,
@@ -422,7 +422,7 @@ def _one_check(bundle: Bundle, data_dir: Path, work: Path, rows: int, data_info:
     wall = time.perf_counter() - t0
     data = report.to_dict()
     seconds = float(data.get("seconds") or wall)
-    # The report books load, the warm-up batch and the other batches apart (runtime.report.MemberReport).
+    # The report books load, the warm-up batch and the other batches apart (runtime.output.report.MemberReport).
     load = sum(float(m.get("load_seconds") or 0) for m in data["members"])
     infer = sum(float(m.get("seconds") or 0) + float(m.get("warmup_seconds") or 0) for m in data["members"])
     inside = load + infer

@@ -32,10 +32,10 @@ from packager.estimate.costing import (
     EstimateOptions,
 )
 from packager.estimate.flops import GraphCost
-from runtime.checkpoint import member_grid
+from runtime.execute.checkpoint import member_grid
 from runtime.manifest import Member, Variant
-from runtime.pipeline import DEFAULT_DEPTH, chunks_ahead, feed_bytes_per_row
-from runtime.tables import CSV_BLOCK_ROWS
+from runtime.data.pipeline import DEFAULT_DEPTH, chunks_ahead, feed_bytes_per_row
+from runtime.data.tables import CSV_BLOCK_ROWS
 from runtime.progress import format_gib
 from runtime.run import member_width
 
@@ -54,9 +54,9 @@ def gpu_memory_need(cost: GraphCost) -> float:
 def table_memory(manifest, rows: int, row_bytes: float, ids_bytes: float = 0.0) -> float:
     """Bytes the test data holds in a run of ``rows`` rows: the ids (and sample submission) whole, the rest in chunks.
 
-    The runtime reads the table in pieces (:mod:`runtime.tables`) and prepares
+    The runtime reads the table in pieces (:mod:`runtime.data.tables`) and prepares
     at most ``DEFAULT_DEPTH`` chunks ahead of the one being inferred, fewer
-    past ``AHEAD_BYTES`` (:mod:`runtime.pipeline`): in flight are those
+    past ``AHEAD_BYTES`` (:mod:`runtime.data.pipeline`): in flight are those
     chunks' model inputs (TTA copies included) and table rows, plus one
     Parquet row group or CSV block (taken as ``CSV_BLOCK_ROWS`` rows).
     """

@@ -1,7 +1,7 @@
 """Measure what each member of a bundle costs on the machine at hand.
 
 :func:`profile_bundle` drives the very runtime that will run on Kaggle
-(``runtime.run.load_runner`` / ``runtime.predict.predict_rows`` over ``runtime.data`` test
+(``runtime.run.load_runner`` / ``runtime.execute.predict.predict_rows`` over ``runtime.data`` test
 data) and returns the ``manifest.profile`` dict the estimator and the
 deadline-aware runtime read. Per member and variant it measures:
 
@@ -58,11 +58,11 @@ from packager.estimate.overheads import (
 from packager.estimate.noise import BUSY, LoadMeter
 from packager.estimate.sampling import SYNTHETIC_ROWS, measure_data, write_synthetic_data
 from runtime.bundle import Bundle, checksum_tree, open_bundle
-from runtime.data import TestData
+from runtime.data.testdata import TestData
 from runtime.errors import BundleError, DataError, NinefitError
 from runtime.fileio import atomic_write
 from runtime.manifest import MANIFEST_NAME, Manifest, Member, Variant
-from runtime.predict import predict_rows
+from runtime.execute.predict import predict_rows
 from runtime.run import RunOptions, load_runner
 
 #: Bumped when a key changes meaning; readers ignore keys they do not know.
@@ -208,7 +208,7 @@ def _measure_point(runner, member: Member, variant: Variant, test: TestData, bat
 
 def _split(point: _Point, runner, member: Member, variant: Variant, test: TestData) -> None:
     """Share the per-batch time between the data stages (read, decode, preprocess), infer (x TTA) and postprocess."""
-    from runtime.pipeline import FeedPipeline
+    from runtime.data.pipeline import FeedPipeline
 
     b = point.batch
     pre, inf, parts = [], [], []

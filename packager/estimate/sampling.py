@@ -5,8 +5,8 @@ submission of random rows of the declared input shapes, for bundles profiled
 without their data. :func:`tile_data` repeats a small public table with fresh
 ids, so batches larger than the public test can be measured and reading can
 be timed at two sizes; :func:`measure_data` fits that read time as fixed +
-per row through the runtime's own read path (``runtime.data.open_test_data``,
-``runtime.submission.read_sample`` and ``match_ids``, the member checks and
+per row through the runtime's own read path (``runtime.data.testdata.open_test_data``,
+``runtime.output.submission.read_sample`` and ``match_ids``, the member checks and
 the first feed, which converts the table to an array once).
 """
 
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.data import TestData, open_test_data, read_table
+from runtime.data.testdata import TestData, open_test_data, read_table
 from runtime.errors import DataError
-from runtime.formats import match
+from runtime.output.formats import match
 from runtime.manifest import DataSpec, Manifest, SubmissionSpec
-from runtime.submission import read_sample
+from runtime.output.submission import read_sample
 
 SYNTHETIC_ROWS = 256
 _SYNTHETIC_IMAGES = 32
@@ -113,7 +113,7 @@ def _write_images(folder: Path, images, rng: np.random.Generator) -> None:
 def _table_and_folder(data: Path, spec: DataSpec) -> tuple[Path, Path]:
     """The test table and the folder holding it (and the sample submission and images).
 
-    ``data`` is the data folder or the table file itself, as ``runtime.data.open_test_data`` takes it.
+    ``data`` is the data folder or the table file itself, as ``runtime.data.testdata.open_test_data`` takes it.
     """
     return (data, data.parent) if data.is_file() else (data / spec.test, data)
 
@@ -187,7 +187,7 @@ def _tile_sample(sample, test_ids: list[str], new_ids: list[str], reps: int, sub
     """The tiled sample of a format whose sample rows are not one per test id."""
     import pandas as pd
 
-    from runtime.formats import form_id
+    from runtime.output.formats import form_id
 
     path.parent.mkdir(parents=True, exist_ok=True)
     id_column = submission.id_column

@@ -6,14 +6,14 @@ batch size, cut from the public test's real windows and padded to each of
 several lengths chosen at quantiles of the public window lengths, are timed
 (warm-up, then windows of calls until they agree, as for other members). A
 least-squares line through those points gives ``s_per_window`` (fixed) and
-``s_per_token``; applied by :func:`runtime.text.row_cost` to the batches the
+``s_per_token``; applied by :func:`runtime.data.text.row_cost` to the batches the
 runtime will form over the public rows (length-sorted within its chunks),
 they give the ``s_per_row`` the estimator streams.
 
 The hidden test's lengths are unknown until the notebook runs: the estimate
 assumes they follow the public test's distribution (its note says so). At
 run time the runtime re-applies the same per-token costs to the hidden test's
-real lengths (:func:`runtime.text.row_costs`) before planning.
+real lengths (:func:`runtime.data.text.row_costs`) before planning.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from runtime.checkpoint import member_grid
-from runtime.data import TestData
+from runtime.execute.checkpoint import member_grid
+from runtime.data.testdata import TestData
 from runtime.manifest import Member, Variant
-from runtime.text import Chunk, expected_padding, length_stats, row_cost
+from runtime.data.text import Chunk, expected_padding, length_stats, row_cost
 
 #: Quantiles of the public window lengths the cost is measured at.
 QUANTILES = (0.1, 0.5, 0.9, 1.0)

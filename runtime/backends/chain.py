@@ -18,7 +18,7 @@ torch program in the bundle) is skipped; a step that is tried and fails, or
 that ends on another device or provider than it asked for, is deactivated.
 Either way the reason is kept in :attr:`FallbackRunner.attempts`, logged, and
 reported per member; the executor re-measures the member's cost on the
-backend it ended on (:meth:`runtime.costs.CostModel.rebase`).
+backend it ended on (:meth:`runtime.schedule.costs.CostModel.rebase`).
 """
 
 from __future__ import annotations

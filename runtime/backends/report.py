@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from runtime.backends.base import Runner
 from runtime.machine import describe_machine
-from runtime.report import RunReport
+from runtime.output.report import RunReport
 
 
 def _unwrap(runner: Runner) -> tuple[str, Runner, list[tuple[str, str]]]:

@@ -264,7 +264,7 @@ def test_a_blocking_preflight_check_does_not_fit(bundle, cal, capsys):
 
 @pytest.mark.timeout(60)
 def test_help_documents_the_exit_status_and_the_real_default_margin(capsys):
-    from runtime.budget import default_margin
+    from runtime.schedule.budget import default_margin
     from runtime.progress import format_seconds
 
     with pytest.raises(SystemExit):

@@ -95,8 +95,8 @@ def test_options_are_checked():
         EstimateOptions(rows=0)
     with pytest.raises(SpecError, match="margin"):
         EstimateOptions(rows=10, time_limit_s=60, margin_s=60)
-    # By default the margin the run itself keeps (runtime.budget.default_margin), so both judge alike.
-    from runtime.budget import default_margin
+    # By default the margin the run itself keeps (runtime.schedule.budget.default_margin), so both judge alike.
+    from runtime.schedule.budget import default_margin
 
     for limit in (100, 1800, 9 * HOUR):
         assert EstimateOptions(rows=10, time_limit_s=limit).margin == default_margin(limit)

@@ -17,7 +17,7 @@ from packager.estimate.profile import (
     write_synthetic_data,
 )
 from runtime.bundle import open_bundle
-from runtime.data import open_test_data
+from runtime.data.testdata import open_test_data
 from runtime.manifest import Manifest
 from runtime.run import RunOptions
 
@@ -211,7 +211,7 @@ def test_data_given_as_a_table_file_is_read_whatever_its_name(bundle, digits_dir
 def test_tiled_sample_rows_follow_their_ids(tmp_path):
     """The sample submission is tiled by id, whatever its order, and must list every test id."""
     from packager.estimate.sampling import tile_data
-    from runtime.data import read_table
+    from runtime.data.testdata import read_table
     from runtime.errors import DataError
     from runtime.manifest import DataSpec
 

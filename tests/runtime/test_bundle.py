@@ -37,8 +37,8 @@ def test_modified_file_is_named(bundle):
 
 
 def test_missing_file_is_named(bundle):
-    (bundle / "runtime" / "ensemble.py").unlink()
-    with pytest.raises(ChecksumError, match="missing: runtime/ensemble.py"):
+    (bundle / "runtime" / "output" / "ensemble.py").unlink()
+    with pytest.raises(ChecksumError, match="missing: runtime/output/ensemble.py"):
         open_bundle(bundle)
 
 

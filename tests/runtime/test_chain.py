@@ -12,7 +12,7 @@ import pytest
 from runtime.backends import chain, default_backend
 from runtime.backends.base import BackendOptions, Runner
 from runtime.backends.chain import Candidate, FallbackRunner
-from runtime.costs import CostModel
+from runtime.schedule.costs import CostModel
 from runtime.errors import BackendError
 from runtime.manifest import Manifest
 from runtime.run import RunOptions, run

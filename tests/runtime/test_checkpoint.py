@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.checkpoint import (
+from runtime.execute.checkpoint import (
     CHUNK_FEED_BYTES,
     CHUNK_TARGET_S,
     MAX_CHUNKS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.costs import CostModel
+from runtime.schedule.costs import CostModel
 from runtime.manifest import InputSpec, Member, Variant
 
 pytestmark = pytest.mark.timeout(30)

@@ -3,7 +3,7 @@
 The parity tests skip where DALI is not installed (CI); the tests of the
 variable itself, and of the message without DALI, run everywhere. Tolerances
 are in grey levels (0..255), measured with DALI 2.4 CPU pipelines (see
-runtime/loaders/dali.py): the resampling kernels agree inside the image and
+runtime/data/loaders/dali.py): the resampling kernels agree inside the image and
 differ on the one-pixel border, where Pillow renormalises the kernel and DALI
 repeats the edge pixel.
 """
@@ -19,7 +19,7 @@ import pytest
 
 from runtime import data as _data
 from runtime.errors import BackendUnavailableError, DataError
-from runtime.loaders import LOADER_ENV, image_loader
+from runtime.data.loaders import LOADER_ENV, image_loader
 from runtime.settings import env_choice
 from runtime.manifest import DataSpec, ImageSpec, InputSpec
 
@@ -145,14 +145,14 @@ def test_dali_matches_pil(dali, image_data, monkeypatch, channels, layout, size)
     for (a, b), g, r in zip(ranges, got, ref):
         assert g.shape[0] == b - a
         assert_like_pil(g, r, image)
-    from runtime.loaders.dali import _LOADERS
+    from runtime.data.loaders.dali import _LOADERS
 
     assert len(_LOADERS[test]._pipes) == 1  # one pipeline, built once, reused for every batch
 
 
 def test_dali_variant_size_and_split_batches(dali, image_data, monkeypatch):
     """A variant's image_size overrides the spec's; requests past max_batch are split, in order."""
-    from runtime.loaders.dali import DaliImageLoader
+    from runtime.data.loaders.dali import DaliImageLoader
 
     image = ImageSpec(size=(16, 16), mean=(0.5,), std=(0.25,), layout="NHWC")
     test, inp = image_data(image)
@@ -166,7 +166,7 @@ def test_dali_variant_size_and_split_batches(dali, image_data, monkeypatch):
 
 
 def test_dali_bad_image_is_a_data_error(dali, image_data, monkeypatch):
-    from runtime.loaders.dali import DaliImageLoader
+    from runtime.data.loaders.dali import DaliImageLoader
 
     image = ImageSpec(size=(8, 8))
     test, _ = image_data(image)
@@ -184,7 +184,7 @@ def test_dali_bad_image_is_a_data_error(dali, image_data, monkeypatch):
 def test_dali_gpu_decoder_matches_pil(dali, image_data):
     """The mixed (nvJPEG) decoder on GPU 0. Its JPEG decode differs from libjpeg-turbo; the interior
     tolerance here is a guess until measured on a GPU (the message prints what was found)."""
-    from runtime.loaders.dali import DaliImageLoader
+    from runtime.data.loaders.dali import DaliImageLoader
 
     image = ImageSpec(size=(16, 20), mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
     test, inp = image_data(image)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.ensemble import Accumulator
+from runtime.output.ensemble import Accumulator
 
 
 @pytest.mark.parametrize("combiner", ["mean", "geometric_mean"])

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 from runtime.backends.base import Runner
-from runtime.checkpoint import ChunkStore, chunk_grid
-from runtime.data import TestData as Table
+from runtime.execute.checkpoint import ChunkStore, chunk_grid
+from runtime.data.testdata import TestData as Table
 from runtime.errors import BackendError
-from runtime.budget import NO_LIMIT, Clock, default_margin, measured_margin
-from runtime.executor import Executor
+from runtime.schedule.budget import NO_LIMIT, Clock, default_margin, measured_margin
+from runtime.execute.executor import Executor
 from runtime.manifest import DataSpec, InputSpec, Member, Variant
-from runtime.memory import MemoryMonitor
-from runtime.planner import Budget
-from runtime.report import MemberReport, RunReport
+from runtime.execute.memory import MemoryMonitor
+from runtime.schedule.planner import Budget
+from runtime.output.report import MemberReport, RunReport
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -152,7 +152,7 @@ def test_everything_fits_and_runs_best_value_per_second_first(tmp_path):
 def test_a_finished_member_rewrites_the_submission_only_when_the_last_write_is_long_past(tmp_path):
     """Each write takes 1 s: the first (before any model) and then one after a member only once 10 s
     (WRITE_SPACING writes) have passed since the last one; the final write is the run's (not here)."""
-    from runtime.executor import WRITE_SPACING
+    from runtime.execute.executor import WRITE_SPACING
 
     w = World(tmp_path, {"a/fp32": 0.3, "b/fp32": 0.01, "c/fp32": 0.2})
     w.write_s = 1.0

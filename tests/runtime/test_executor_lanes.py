@@ -9,14 +9,14 @@ import time
 
 import pytest
 
-from runtime.budget import NO_LIMIT
-from runtime.checkpoint import ChunkStore
-from runtime.executor import Executor
-from runtime.lanes import choose_lanes, parse_devices
+from runtime.schedule.budget import NO_LIMIT
+from runtime.execute.checkpoint import ChunkStore
+from runtime.execute.executor import Executor
+from runtime.execute.lanes import choose_lanes, parse_devices
 from runtime.errors import NinefitError
-from runtime.memory import MemoryMonitor
-from runtime.planner import Budget
-from runtime.report import MemberReport, RunReport, lane_line
+from runtime.execute.memory import MemoryMonitor
+from runtime.schedule.planner import Budget
+from runtime.output.report import MemberReport, RunReport, lane_line
 from tests.runtime.test_executor import ROWS, WIDTH, FakeRunner, World, profile_of
 
 pytestmark = pytest.mark.timeout(60)
@@ -100,7 +100,7 @@ def test_a_running_members_tail_goes_to_a_freed_lane_though_a_finished_member_co
     """The submission write after a member (12 s here) is charged once, as the setup of a member not
     started; a member running on one lane costs another lane its load only, so the planner still
     splits its tail when a lane frees (charged the write, it would not: 12 s to save 5)."""
-    from runtime import planner
+    from runtime.schedule import planner
 
     w = World(tmp_path, COSTS)
     ex = executor(w, lanes_of(w), profile=profile_of(w, "a", "b", "c"))

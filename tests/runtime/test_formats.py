@@ -1,4 +1,4 @@
-"""runtime.formats: each built-in format, the long format's ids, and the postprocess hook's checks."""
+"""runtime.output.formats: each built-in format, the long format's ids, and the postprocess hook's checks."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from runtime.errors import DataError, HookError
-from runtime.formats import Formatter, match, rle_decode, rle_encode, width
+from runtime.output.formats import Formatter, match, rle_decode, rle_encode, width
 from runtime.manifest import SubmissionSpec
-from runtime.submission import SampleSubmission
+from runtime.output.submission import SampleSubmission
 from tests.hooks.projects import rle_reference
 
 

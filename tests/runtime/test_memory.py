@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from runtime import memory
-from runtime.memory import MemoryMonitor, MemorySnapshot, cgroup_memory, peak_rss, snapshot
+from runtime.execute import memory
+from runtime.execute.memory import MemoryMonitor, MemorySnapshot, cgroup_memory, peak_rss, snapshot
 
 pytestmark = pytest.mark.timeout(30)
 

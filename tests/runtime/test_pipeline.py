@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.data import open_test_data
+from runtime.data.testdata import open_test_data
 from runtime.errors import DataError
 from runtime.manifest import DataSpec, ImageSpec, InputSpec, Member, Variant
-from runtime.pipeline import FeedPipeline
+from runtime.data.pipeline import FeedPipeline
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -83,7 +83,7 @@ def test_a_corrupt_image_is_named_with_its_row_and_id(tmp_path):
 
 def test_a_crashed_worker_is_raised_not_hung(tmp_path, monkeypatch):
     """A worker dying (here: SystemExit inside a decode thread) reaches the executor as a DataError."""
-    import runtime.loaders.pil as pil
+    import runtime.data.loaders.pil as pil
 
     test = open_test_data(write_images(tmp_path), SPEC)
     real = pil.decode
@@ -206,8 +206,8 @@ def test_run_decodes_each_image_once_and_reports_its_stages(tmp_path, monkeypatc
 
 
 def test_the_loader_is_dali_only_for_a_gpu_target_with_a_gpu_and_dali(monkeypatch):
-    import runtime.loaders.dali as dali
-    from runtime.loaders import resolve_loader
+    import runtime.data.loaders.dali as dali
+    from runtime.data.loaders import resolve_loader
 
     monkeypatch.delenv("NINEFIT_LOADER", raising=False)
     assert resolve_loader(False) == ("pil", "CPU target")
@@ -226,7 +226,7 @@ def test_loaders_and_tables_never_import_the_data_module():
     """No import circle: runtime.data uses the loaders and tables, never the reverse (lazy imports included)."""
     import ast
 
-    root = Path(__file__).resolve().parents[2] / "runtime"
+    root = Path(__file__).resolve().parents[2] / "runtime" / "data"
     for path in [*sorted((root / "loaders").glob("*.py")), root / "tables.py"]:
         names = set()
         for node in ast.walk(ast.parse(path.read_text())):
@@ -234,7 +234,7 @@ def test_loaders_and_tables_never_import_the_data_module():
                 names.add(node.module)
             elif isinstance(node, ast.Import):
                 names.update(a.name for a in node.names)
-        assert not {"runtime.data", "runtime.pipeline", "runtime.executor"} & names, path.name
+        assert not {"runtime.data.testdata", "runtime.data.pipeline", "runtime.execute.executor"} & names, path.name
 
 
 def test_dali_in_the_pipeline_feeds_what_pil_does(tmp_path):
@@ -314,8 +314,8 @@ def test_kill_9_with_prefetch_and_the_spool_then_resume_is_identical_to_an_in_li
 def test_members_reading_one_chunk_share_its_normalised_images(tmp_path, monkeypatch, room):
     """Two lanes running members with the same image input take each chunk about together: it is
     normalised once (within the prepared cache's bytes), and both get the same values."""
-    import runtime.loaders.pil as pil
-    import runtime.pipeline as pipeline
+    import runtime.data.loaders.pil as pil
+    import runtime.data.pipeline as pipeline
 
     test = open_test_data(write_images(tmp_path), SPEC)
     a, b = member("a"), member("b")
@@ -344,7 +344,7 @@ def test_an_image_size_is_height_then_width(tmp_path):
     """``size = [8, 12]`` is 8 rows of 12 pixels (torch's order), not PIL's (width, height)."""
     from PIL import Image
 
-    from runtime.loaders.pil import decode, form
+    from runtime.data.loaders.pil import decode, form
 
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (30, 20, 3), dtype=np.uint8)).save(tmp_path / "a.png")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime import planner
-from runtime.planner import (
+from runtime.schedule import planner
+from runtime.schedule.planner import (
     Budget,
     MemberState,
     Variant,
@@ -454,7 +454,7 @@ def test_planner_is_pure_standard_library():
         tree = ast.parse(path.read_text())
         imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        own = {m for m in imported if m.startswith("runtime.planner.")}
+        own = {m for m in imported if m.startswith("runtime.schedule.planner.")}
         assert imported - own <= {"__future__", "bisect", "math", "numbers", "collections.abc", "dataclasses"}, path
         assert "time" not in imported
 

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from runtime.planner import Budget, Lane, MemberState, Variant, plan, plan_lanes
+from runtime.schedule.planner import Budget, Lane, MemberState, Variant, plan, plan_lanes
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -91,14 +91,15 @@ def test_exported_names_and_import_weight():
     import importlib
     import subprocess
 
-    for name in ("run", "executor", "predict", "checkpoint", "memory", "report", "costs", "budget"):
+    for name in ("run", "execute.executor", "execute.predict", "execute.checkpoint", "execute.memory", "output.report",
+                 "schedule.costs", "schedule.budget"):
         mod = importlib.import_module(f"runtime.{name}")
         for attr in mod.__all__:
             assert hasattr(mod, attr), f"runtime.{name}.{attr}"
     run_module = importlib.import_module("runtime.run")  # (the attribute runtime.run is the function)
     # Used by the notebook generator and the packager's profiler: keep them.
     assert {"RunOptions", "RunReport", "run", "load_runner", "member_width", "predict_rows"} <= set(run_module.__all__)
-    code = ("import sys, runtime.run, runtime.executor, runtime.checkpoint, runtime.memory, runtime.costs, runtime.budget\n"
+    code = ("import sys, runtime.run, runtime.execute.executor, runtime.execute.checkpoint, runtime.execute.memory, runtime.schedule.costs, runtime.schedule.budget\n"
             "print(','.join(m for m in ('pandas', 'onnxruntime', 'psutil', 'pynvml', 'torch') if m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == ""
 

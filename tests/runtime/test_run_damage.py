@@ -111,10 +111,10 @@ def test_a_damaged_fallback_gives_the_sample_values(digits_bundle, digits_dir, t
 
 
 def test_a_damaged_runtime_stops_the_run(bundle, digits_dir, tmp_path, capsys):
-    damage(bundle, "runtime/ensemble.py", "delete")
+    damage(bundle, "runtime/output/ensemble.py", "delete")
     out = tmp_path / "submission.csv"
     fails_cleanly(capsys, main, ["run", str(bundle), "--data", str(digits_dir / "data"), "--out", str(out)],
-                  "its vendored runtime is damaged (runtime/ensemble.py missing)", "Re-upload the bundle")
+                  "its vendored runtime is damaged (runtime/output/ensemble.py missing)", "Re-upload the bundle")
     assert not out.exists()
 
 

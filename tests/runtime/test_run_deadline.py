@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.report import TIMEOUT
+from runtime.output.report import TIMEOUT
 from runtime.run import RunOptions, run
 from tests.runtime import slow_backend
 from tests.runtime.deadline_fixtures import build_three, check_valid, read, with_profile

@@ -53,7 +53,7 @@ def test_env_modules():
 
 
 def test_bad_cudf_flag_is_a_data_error(monkeypatch, tmp_path):
-    from runtime.data import read_table
+    from runtime.data.testdata import read_table
     from runtime.errors import DataError
 
     (tmp_path / "t.csv").write_text("id,x\n1,2\n")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from runtime.manifest import SubmissionSpec
-from runtime.submission import SampleSubmission, format_rows, gc_paused
+from runtime.output.submission import SampleSubmission, format_rows, gc_paused
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -43,7 +43,7 @@ def test_gc_paused_restores_the_collector(enabled):
 
 
 def test_a_streamed_write_gives_the_same_bytes_and_leaves_nothing_when_it_fails(tmp_path):
-    from runtime.submission import write_atomic
+    from runtime.output.submission import write_atomic
 
     rows = [[f"id{i}", f"{i / 7:.9g}", 'a "quoted", cell'] for i in range(10)]
     write_atomic(tmp_path / "whole.csv", ["id", "x", "y"], rows)
@@ -61,7 +61,7 @@ def test_a_streamed_write_gives_the_same_bytes_and_leaves_nothing_when_it_fails(
 
 
 def test_the_ensemble_result_is_nan_exactly_where_no_member_covered():
-    from runtime.ensemble import Accumulator
+    from runtime.output.ensemble import Accumulator
 
     for combiner in ("mean", "geometric_mean"):
         acc = Accumulator(4, 2, combiner)
@@ -78,7 +78,7 @@ def test_the_sample_is_read_as_written_and_a_bad_line_is_named(tmp_path):
     import pandas as pd
 
     from runtime.errors import DataError
-    from runtime.submission import match_ids, read_sample
+    from runtime.output.submission import match_ids, read_sample
 
     spec = SubmissionSpec(id_column="id", columns=("label", "text"))
     path = tmp_path / "sample_submission.csv"

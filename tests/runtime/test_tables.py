@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from runtime.data import open_test_data, read_table
+from runtime.data.testdata import open_test_data, read_table
 from runtime.errors import DataError
 from runtime.manifest import DataSpec, InputSpec, Member, Variant
-from runtime.tables import CsvSource, ParquetSource, open_table
+from runtime.data.tables import CsvSource, ParquetSource, open_table
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -100,7 +100,7 @@ def test_cudf_pandas_is_asked_for_on_a_gpu_target_and_pandas_runs_without_it(tab
     """The GPU table stage: cudf.pandas where installed (unverified on a GPU); here it is not, pandas reads."""
     import builtins
 
-    import runtime.tables as tables
+    import runtime.data.tables as tables
 
     monkeypatch.setattr(tables, "_CUDF_STATE", {})
     monkeypatch.delenv("NINEFIT_CUDF", raising=False)
@@ -126,7 +126,7 @@ def test_cudf_pandas_is_asked_for_on_a_gpu_target_and_pandas_runs_without_it(tab
 
 def test_a_csv_read_at_several_places_in_turn_reads_forward_from_each(tmp_path, monkeypatch):
     """Lanes read different members' rows in turn: each place keeps its reader, none restarts the file."""
-    from runtime import tables
+    from runtime.data import tables
 
     frame = pd.DataFrame({"id": [str(i) for i in range(1000)], "a": np.arange(1000.0)})
     path = tmp_path / "t.csv"

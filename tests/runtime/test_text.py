@@ -1,4 +1,4 @@
-"""runtime.text: tokenising into windows, length-sorted batches, reduction, per-token costs."""
+"""runtime.data.text: tokenising into windows, length-sorted batches, reduction, per-token costs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from runtime.errors import BundleError, DataError
 from runtime.manifest import TextSpec
-from runtime.text import Chunk, expected_padding, length_stats, load_tokenizer, row_cost, row_costs, tokenize
+from runtime.data.text import Chunk, expected_padding, length_stats, load_tokenizer, row_cost, row_costs, tokenize
 
 pytest.importorskip("tokenizers")
 
@@ -192,13 +192,13 @@ class _TokenRunner:
 
 
 def test_executor_runs_sorted_padded_batches_and_halves_the_token_budget_on_oom(tokenizer_file, tmp_path):
-    from runtime.checkpoint import ChunkStore
-    from runtime.data import TestData
-    from runtime.executor import Executor
+    from runtime.execute.checkpoint import ChunkStore
+    from runtime.data.testdata import TestData
+    from runtime.execute.executor import Executor
     from runtime.manifest import DataSpec, Member, Variant
-    from runtime.memory import MemoryMonitor
-    from runtime.planner import Budget
-    from runtime.report import MemberReport, RunReport
+    from runtime.execute.memory import MemoryMonitor
+    from runtime.schedule.planner import Budget
+    from runtime.output.report import MemberReport, RunReport
 
     lengths = [30, 2, 9, 1, 20, 4, 14, 3]
     frame = pd.DataFrame({"id": [f"r{i}" for i in range(8)], "text": [words(n) for n in lengths]})
@@ -228,8 +228,8 @@ def test_executor_runs_sorted_padded_batches_and_halves_the_token_budget_on_oom(
 
 
 def test_predict_rows_of_a_text_member_is_in_row_order(tokenizer_file, tmp_path):
-    from runtime.data import TestData
-    from runtime.predict import predict_rows
+    from runtime.data.testdata import TestData
+    from runtime.execute.predict import predict_rows
     from runtime.manifest import DataSpec, Member, Variant
 
     frame = pd.DataFrame({"id": ["a", "b", "c"], "text": [words(20), words(1), words(5)]})
@@ -247,7 +247,7 @@ def test_predict_rows_of_a_text_member_is_in_row_order(tokenizer_file, tmp_path)
 
 
 def test_a_text_table_is_tokenised_a_block_at_a_time_and_never_held(tokenizer_file, tmp_path):
-    from runtime.data import open_test_data
+    from runtime.data.testdata import open_test_data
     from runtime.manifest import DataSpec, Member, Variant
 
     texts = [words(1 + (k * 7) % 19, k) for k in range(500)]

@@ -8,7 +8,7 @@ the CPU. The file bytes are read here with numpy, in row order, and fed to an
 partial last batches included. One pipeline is built per (output size, image
 spec) and reused across batches.
 
-Parity with the PIL path (:mod:`runtime.loaders.pil`), measured
+Parity with the PIL path (:mod:`runtime.data.loaders.pil`), measured
 with DALI 2.4 CPU pipelines on 440 random PNG and JPEG images of odd sizes
 (RGB, grayscale, RGBA; noise and smooth; up- and downscaled), in grey levels
 of 0..255 (multiply by ``scale / std`` for the normalised values):

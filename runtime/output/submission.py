@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from runtime.data import read_table
+from runtime.data.testdata import read_table
 from runtime.errors import DataError
 from runtime.fileio import atomic_write
 from runtime.manifest import SubmissionSpec
@@ -153,7 +153,7 @@ def write_atomic(path: str | os.PathLike, header: Sequence[str],
     """Write a CSV so that ``path`` is at every moment absent, the old file, or the complete new file.
 
     ``rows`` may be a generator; with ``blocks``, it yields lists of rows (as
-    :meth:`runtime.formats.Formatter.blocks` does), each written as it comes, so
+    :meth:`runtime.output.formats.Formatter.blocks` does), each written as it comes, so
     the whole submission is never held as text.
     """
     def write(f) -> None:

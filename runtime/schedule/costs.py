@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from runtime import planner
+from runtime.schedule import planner
 from runtime.manifest import Member, Variant
 
 #: Assumed speed-up of fp16 over fp32 on a GPU, until measured (none on a CPU).

@@ -1,9 +1,9 @@
 """Executing a plan against the clock: measure, re-plan, degrade, checkpoint.
 
-:mod:`runtime.planner` decides; this module does the work and keeps the
+:mod:`runtime.schedule.planner` decides; this module does the work and keeps the
 planner's inputs true. The loop (:meth:`Executor.run`):
 
-1. At the start every member is *probed* on this machine (:mod:`runtime.probing`): loaded, then a
+1. At the start every member is *probed* on this machine (:mod:`runtime.schedule.probing`): loaded, then a
    warm-up batch and a short timed stretch (:data:`PROBE_S`) of its first
    chunks, on the rung a plan made on what is known then gives it (its
    cheapest, if that plan drops it); those rows are kept as results. Members
@@ -33,7 +33,7 @@ planner's inputs true. The loop (:meth:`Executor.run`):
    :meth:`CostModel.pruned_by`). Dropped and stopped members are candidates
    again at every plan, as long as their next chunk fits. Each change of a
    member's decision is kept in its report, with the costs it was made on.
-3. Every finished chunk is saved (:class:`runtime.checkpoint.ChunkStore`);
+3. Every finished chunk is saved (:class:`runtime.execute.checkpoint.ChunkStore`);
    a finished member rewrites the submission while work is left, once
    :data:`WRITE_SPACING` times the slowest write has passed since the last
    write (a kill then loses at most that much of the finished members' rows
@@ -41,12 +41,12 @@ planner's inputs true. The loop (:meth:`Executor.run`):
    saved chunk counts as done only once it loads with the right shape and
    values; one that does not is removed and recomputed.
 4. Unless fixed, the margin follows the measured jitter
-   (:func:`runtime.budget.measured_margin`: twice the largest overrun of a
+   (:func:`runtime.schedule.budget.measured_margin`: twice the largest overrun of a
    chunk over its prediction from a measured rate), and the reserve twice
    the slowest submission write.
 
-Lanes (:mod:`runtime.lanes`): with several, each lane is a thread with
-runners of its own, and :func:`runtime.planner.plan_lanes` says what each runs
+Lanes (:mod:`runtime.execute.lanes`): with several, each lane is a thread with
+runners of its own, and :func:`runtime.schedule.planner.plan_lanes` says what each runs
 (:meth:`Executor.run` has the mechanics). At the start each lane probes the
 next member of the probe list (one lane no longer measures while the others
 wait: a probe on a wrong prior can take seconds), and a lane with none left
@@ -58,12 +58,12 @@ the same chunk, so the chunks (and the submission) do not depend on lanes.
 Rows, not chunks, are what a member covers: a row whose inputs are not
 finite (missing-value policy "skip", :mod:`runtime.data`) or whose outputs
 are not is saved as a row of NaN in its chunk, and the ensemble leaves that
-member out of that row only (:class:`runtime.ensemble.Accumulator`).
+member out of that row only (:class:`runtime.output.ensemble.Accumulator`).
 
 A member whose backend raises is skipped with the reason; an out-of-memory
 error halves the batch and retries, down to one row (a text member's token
 budget, ``max_tokens``, is halved instead when it has one; its chunks run in
-length-sorted, dynamically padded batches: :mod:`runtime.text`). Each pass of
+length-sorted, dynamically padded batches: :mod:`runtime.data.text`). Each pass of
 the loop finishes a chunk or retires a member (a member stopped because its
 next chunk cannot fit is only planned again once it can), so the loop ends.
 """
@@ -80,22 +80,22 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from runtime import planner
+from runtime.schedule import planner
 from runtime.backends.base import Runner
-from runtime.budget import measured_margin
-from runtime.checkpoint import ChunkStore
-from runtime.costs import CostModel
-from runtime.data import TestData
+from runtime.schedule.budget import measured_margin
+from runtime.execute.checkpoint import ChunkStore
+from runtime.schedule.costs import CostModel
+from runtime.data.testdata import TestData
 from runtime.errors import BundleError, NinefitError, OutOfMemoryError, StorageError
-from runtime.lanes import LaneLog
+from runtime.execute.lanes import LaneLog
 from runtime.manifest import Member, Variant
-from runtime.memory import MemoryMonitor
-from runtime.pipeline import FeedPipeline
-from runtime.predict import nan_rows, predict_rows, predict_windows
-from runtime.probing import PROBE_S, PROBE_SHARE, ProbeRound, Probing
+from runtime.execute.memory import MemoryMonitor
+from runtime.data.pipeline import FeedPipeline
+from runtime.execute.predict import nan_rows, predict_rows, predict_windows
+from runtime.schedule.probing import PROBE_S, PROBE_SHARE, ProbeRound, Probing
 from runtime.progress import Progress, format_seconds, log
-from runtime.report import MemberReport, RunReport
-from runtime.text import Chunk
+from runtime.output.report import MemberReport, RunReport
+from runtime.data.text import Chunk
 
 #: A finished member rewrites the submission only once this many times the slowest write has
 #: passed since the last one (so the safety writes take ~1/WRITE_SPACING of the run at most), and
@@ -209,7 +209,7 @@ class Executor(Probing):
         store: Where chunks are saved (finished ones are resumed from it).
         load: ``(member, variant) -> Runner`` (not yet active).
         clock: Seconds since the notebook started; also times loads and batches
-            (:class:`runtime.budget.Clock` reads ``perf_counter``; tests pass a fake one).
+            (:class:`runtime.schedule.budget.Clock` reads ``perf_counter``; tests pass a fake one).
         budget: Deadline, margin and reserve on that clock.
         report: The run report to fill in (one MemberReport per member).
         monitor: Memory watcher.
@@ -219,14 +219,14 @@ class Executor(Probing):
         limited: False: no time limit (nothing is probed or degraded).
         fixed_reserve: False: grow the reserve to twice the slowest write.
         fixed_margin: False: derive the margin from the measured jitter
-            (:func:`runtime.budget.measured_margin`).
+            (:func:`runtime.schedule.budget.measured_margin`).
         failed: Members known to fail before anything runs, with the reason.
         progress: Show progress lines.
         width: Values per row the submission needs from each member.
-        lanes: ``(name, load)`` per lane (:mod:`runtime.lanes`); default one lane with ``load``.
+        lanes: ``(name, load)`` per lane (:mod:`runtime.execute.lanes`); default one lane with ``load``.
             With several, each runs its plan steps in a thread of its own (see :meth:`run`).
         feeds: Where chunks' inputs come from, prepared ahead (default: a
-            :class:`runtime.pipeline.FeedPipeline` of its own, closed by :meth:`run`).
+            :class:`runtime.data.pipeline.FeedPipeline` of its own, closed by :meth:`run`).
     """
 
     def __init__(self, members: tuple[Member, ...], grids: Mapping[str, list[tuple[int, int]]], test: TestData,
@@ -819,7 +819,7 @@ class Executor(Probing):
     def _feeds(self, st: _State, v: Variant, a: int, b: int) -> list[dict[str, np.ndarray]]:
         """The member's prepared inputs for chunk ``[a, b)``: the one place the executor reads them.
 
-        One reader for every lane (:class:`runtime.pipeline.FeedPipeline`: images
+        One reader for every lane (:class:`runtime.data.pipeline.FeedPipeline`: images
         decoded once per run, a chunk's table rows shared by the members reading
         them); the chunks this lane will take next are prepared meanwhile (those
         another lane computes now are not). The other lanes book and plan while

@@ -10,7 +10,7 @@ that chunk, naming the row, its id and the file; never a hang.
 
 Stages, timed where they run and summed in :class:`StageTimes`:
 
-* read: table rows (:meth:`runtime.data.TestData.rows`) and image file bytes;
+* read: table rows (:meth:`runtime.data.testdata.TestData.rows`) and image file bytes;
 * decode: PIL decoding the file (or DALI decoding and resizing it);
 * preprocess: resize, scale and normalise, missing-value fill, TTA copies;
 * wait: what the executor spent waiting for a chunk (the rest was hidden).
@@ -223,7 +223,7 @@ class FeedPipeline:
         members: Every member of the run (their image forms size the spool).
         depth: Chunks prepared ahead (0: each chunk prepared when asked, in the caller's thread).
         workers: Decode threads.
-        loader: ``"pil"`` or ``"dali"`` (:func:`runtime.loaders.resolve_loader`).
+        loader: ``"pil"`` or ``"dali"`` (:func:`runtime.data.loaders.resolve_loader`).
         spool_dir: Where the decoded-image spool goes (default: the system temp folder).
         share: Share work between members: prepared inputs of a chunk, and the
             decoded-image spool (off to time every read and decode, as the profile does).
@@ -241,7 +241,7 @@ class FeedPipeline:
         self._shared: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._share = share
         self._shared_lock = threading.Lock()
-        # Lanes (runtime.lanes) ask from several threads, each for its own chunks: the queue of prepared chunks
+        # Lanes (runtime.execute.lanes) ask from several threads, each for its own chunks: the queue of prepared chunks
         # is changed under a lock, each entry remembers the lane that asked for it ahead (a lane drops only its
         # own, and is bounded on its own), there is a preparing thread per lane, and chunks prepared in line
         # (no prefetch) are prepared one at a time.
@@ -351,7 +351,7 @@ class FeedPipeline:
 
     # -- preparing ------------------------------------------------------------------
     def _prepare(self, member: Member, variant: Variant, a: int, b: int) -> list[dict[str, np.ndarray]]:
-        from runtime.data import apply_tta
+        from runtime.data.testdata import apply_tta
 
         feed: dict[str, np.ndarray] = {}
         for inp in member.inputs:
@@ -396,13 +396,13 @@ class FeedPipeline:
     def _images(self, inp: InputSpec, variant: Variant, a: int, b: int) -> np.ndarray:
         size = variant.image_size
         if self.loader == "dali":
-            from runtime.loaders.dali import load_images
+            from runtime.data.loaders.dali import load_images
 
             t0 = time.perf_counter()
             out = load_images(self, self.test.image_files(a, b), inp, size)
             self.times.add(decode_s=time.perf_counter() - t0, images_decoded=b - a)
             return out
-        from runtime.loaders.pil import form, normalise
+        from runtime.data.loaders.pil import form, normalise
 
         want = form(inp.image, size)
         if self._spool is not None and want in self._spool.forms:
@@ -443,7 +443,7 @@ class FeedPipeline:
         return out
 
     def _decode_slice(self, rows: np.ndarray, forms, out: dict, base: int, spool: bool) -> None:
-        from runtime.loaders.pil import decode
+        from runtime.data.loaders.pil import decode
 
         paths = self.test.image_files(int(rows[0]), int(rows[-1]) + 1)
         first = int(rows[0])
@@ -470,7 +470,7 @@ class FeedPipeline:
 
 def _image_forms(members: Sequence[Member]) -> list[tuple[str, int, int]]:
     """Every (mode, height, width) an image input of any member's variants needs, in first-seen order."""
-    from runtime.loaders.pil import form
+    from runtime.data.loaders.pil import form
 
     forms: dict = {}
     for m in members:

@@ -33,7 +33,7 @@ import numpy as np
 
 from runtime.errors import DataError, HookError
 from runtime.manifest import SubmissionSpec
-from runtime.submission import SampleSubmission, format_rows, gc_paused, match_ids
+from runtime.output.submission import SampleSubmission, format_rows, gc_paused, match_ids
 
 #: Test rows per postprocess call: fixed blocks of row positions, so which rows a call
 #: sees never depends on timing (a resumed run writes the same bytes).

@@ -1,7 +1,7 @@
 """One member's predictions for a span of rows: its runner called batch by batch, the outputs
 activated and TTA-averaged (:func:`predict_rows`; a text member's windows: :func:`predict_windows`).
 
-The executor (:mod:`runtime.executor`) and the profile (``packager.estimate.profile``) both call it,
+The executor (:mod:`runtime.execute.executor`) and the profile (``packager.estimate.profile``) both call it,
 so what is timed when packaging is what runs.
 """
 
@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from runtime.backends.base import Runner
-from runtime.data import TestData, apply_tta
-from runtime.ensemble import activate
+from runtime.data.testdata import TestData, apply_tta
+from runtime.output.ensemble import activate
 from runtime.errors import BackendError
 from runtime.manifest import Member, Variant
-from runtime.text import Chunk
+from runtime.data.text import Chunk
 
 
 def predict_rows(
@@ -26,7 +26,7 @@ def predict_rows(
     """Activated predictions of one member for rows ``[start, stop)``, TTA-averaged.
 
     ``feeds``: those rows' inputs already prepared, one feed per transform of
-    ``variant.tta`` (:class:`runtime.pipeline.FeedPipeline`); else read here.
+    ``variant.tta`` (:class:`runtime.data.pipeline.FeedPipeline`); else read here.
     Rows the member skips (non-finite inputs under missing = "skip") are NaN.
     A text member runs the rows' windows in length-sorted batches of ``batch_size``
     windows (or its ``max_tokens``), each padded to its longest, reduced per row.

@@ -1,4 +1,4 @@
-"""Probing: every member measured on this machine at the start of a run (step 1 of :mod:`runtime.executor`).
+"""Probing: every member measured on this machine at the start of a run (step 1 of :mod:`runtime.execute.executor`).
 
 Each member is loaded, warmed up and timed on a short stretch (:data:`PROBE_S`)
 of its first chunks, most valuable per second first; those rows are kept as
@@ -10,9 +10,9 @@ founded the machine factor, one probe at a time on a member's best rung.
 No chunk is started that is predicted to end past the limit, so a probe
 cannot break the deadline.
 
-:class:`Probing` is a part of :class:`runtime.executor.Executor` (it works on
+:class:`Probing` is a part of :class:`runtime.execute.executor.Executor` (it works on
 the executor's states, costs and lanes); with several lanes,
-:meth:`Executor._run_lanes <runtime.executor.Executor._run_lanes>` gives each
+:meth:`Executor._run_lanes <runtime.execute.executor.Executor._run_lanes>` gives each
 lane the next member of the :class:`ProbeRound` to probe.
 """
 
@@ -21,11 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime import planner
+from runtime.schedule import planner
 from runtime.manifest import Variant
 from runtime.progress import log
 
-#: A member's progress in the run: ``runtime.executor._State`` (not imported: the executor imports this module).
+#: A member's progress in the run: ``runtime.execute.executor._State`` (not imported: the executor imports this module).
 _State = Any
 
 #: Probing a member stops once this many seconds were timed after its warm-up batch (or 1/20 of its rows ran).
@@ -46,7 +46,7 @@ class ProbeRound:
 
 
 class Probing:
-    """The probing half of :class:`runtime.executor.Executor`: it uses the executor's ``states``,
+    """The probing half of :class:`runtime.execute.executor.Executor`: it uses the executor's ``states``,
     ``costs``, ``budget``, ``clock``, ``_founding`` and its chunk, decision and planning methods."""
 
     def _prior_rate(self, st: _State) -> float:

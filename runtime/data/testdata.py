@@ -26,8 +26,8 @@ import numpy as np
 from runtime.errors import DataError
 from runtime.fileio import SCRATCH_REMEDY, full_write, guarded, scratch_dir, scratch_room
 from runtime.manifest import DataSpec, InputSpec, Member
-from runtime.tables import FrameSource, TableSource, csv_read_options, open_table, table_pandas, text_ids
-from runtime.text import TextRows, load_tokenizer, tokenize
+from runtime.data.tables import FrameSource, TableSource, csv_read_options, open_table, table_pandas, text_ids
+from runtime.data.text import TextRows, load_tokenizer, tokenize
 
 _NUMERIC_KINDS = "biuf"
 #: Rows read at once for a table input, as one array (at most this many bytes, at least the chunk asked for):
@@ -47,7 +47,7 @@ def read_table(path: Path, *, id_column: str | None = None, text: bool = False):
 
     With ``text``, every cell is read as the string written in the file (empty
     cells stay empty strings), as a submission-shaped file needs. The run reads
-    the test table in pieces instead (:mod:`runtime.tables`); this is for
+    the test table in pieces instead (:mod:`runtime.data.tables`); this is for
     small files (the sample submission) and tools.
     """
     pd = _pandas()
@@ -163,7 +163,7 @@ class _Scan:
 class TestData:
     """The rows to predict, in file order, and the features each model needs.
 
-    The table is read in pieces (:class:`runtime.tables.TableSource`): only the
+    The table is read in pieces (:class:`runtime.data.tables.TableSource`): only the
     ids (and an image index's file column) are held whole. :meth:`rows` gives
     one chunk's rows as a DataFrame; :attr:`frame` reads the whole table, for
     text members and tools that need it.
@@ -429,15 +429,15 @@ class TestData:
         )
 
     def _images(self, inp: InputSpec, start: int, stop: int, size: tuple[int, int] | None) -> np.ndarray:
-        """Rows ``[start, stop)`` of an image input, decoded here (no prefetch: :mod:`runtime.pipeline` does that)."""
-        from runtime.loaders import image_loader
+        """Rows ``[start, stop)`` of an image input, decoded here (no prefetch: :mod:`runtime.data.pipeline` does that)."""
+        from runtime.data.loaders import image_loader
 
         paths = self.image_files(start, stop)
         if image_loader() == "dali":  # NINEFIT_LOADER=dali: decode and resize with NVIDIA DALI, on the GPU if any
-            from runtime.loaders.dali import load_images
+            from runtime.data.loaders.dali import load_images
 
             return load_images(self, paths, inp, size)
-        from runtime.loaders.pil import decode, form, normalise
+        from runtime.data.loaders.pil import decode, form, normalise
 
         want = form(inp.image, size)
         pixels = np.empty((stop - start, want[1], want[2], inp.image.channels), dtype=np.uint8)
@@ -471,7 +471,7 @@ def open_test_data(data_dir: str | os.PathLike, spec: DataSpec, assets: str | os
     Only the id column is read here; rows are read per chunk. ``assets`` is
     the bundle root, where text members find their tokenizer. ``gpu``: the
     bundle targets a GPU, so the table's pandas calls go through cudf.pandas
-    where cuDF is installed (:func:`runtime.tables.table_pandas`). The
+    where cuDF is installed (:func:`runtime.data.tables.table_pandas`). The
     features hook runs here unless ``defer_features`` (a run calls
     :meth:`TestData.run_features` once its fallback submission is on disk).
     """
@@ -500,7 +500,7 @@ def open_test_data(data_dir: str | os.PathLike, spec: DataSpec, assets: str | os
     if spec.format == "images":
         if spec.image_column not in source.columns:
             raise DataError(f"{path.name} has no image column {spec.image_column!r}; its columns: {', '.join(map(str, source.columns))}")
-        from runtime.loaders import image_loader
+        from runtime.data.loaders import image_loader
 
         image_loader()  # a bad NINEFIT_LOADER stops the run here, before any model runs
     data = TestData(ids, None, spec, root, Path(assets) if assets is not None else None, source=source)

@@ -43,9 +43,9 @@ The parts: :mod:`.model` (members, rungs, budget, lanes, plans), :mod:`.search`
 (:func:`plan`), :mod:`.layout` (:func:`plan_lanes`), :mod:`.drift` (when to plan again).
 """
 
-from runtime.planner.drift import estimate_s_per_row, projected_finish, should_replan
-from runtime.planner.layout import plan_lanes
-from runtime.planner.model import (
+from runtime.schedule.planner.drift import estimate_s_per_row, projected_finish, should_replan
+from runtime.schedule.planner.layout import plan_lanes
+from runtime.schedule.planner.model import (
     STATUSES,
     Budget,
     Lane,
@@ -56,7 +56,7 @@ from runtime.planner.model import (
     expected_seconds,
     value_per_second,
 )
-from runtime.planner.search import plan
+from runtime.schedule.planner.search import plan
 
 __all__ = [
     "STATUSES",

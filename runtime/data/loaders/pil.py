@@ -4,7 +4,7 @@ The decode (:func:`decode`) gives uint8 pixels, one array per ``(mode, height,
 width)``; :func:`normalise` turns a batch of them into the model's float
 input (scale, mean, std, layout). The two halves are apart so that several
 members reading the same images at one size, or at several, share one decode
-(:mod:`runtime.pipeline`). PIL releases the GIL while it decodes and
+(:mod:`runtime.data.pipeline`). PIL releases the GIL while it decodes and
 resizes, so threads decode in parallel.
 """
 

@@ -82,7 +82,7 @@ class MemberReport:
     rows_skipped_input: int = 0  # rows of its finished chunks left out: non-finite inputs (policy "skip")
     rows_nonfinite_output: int = 0  # rows of its finished chunks left out: non-finite outputs
     rows_unfed: int = 0  # rows of its finished chunks left out: the features hook failed on them (computed on zeros)
-    # Text members: the test's length distribution (runtime.text.length_stats) and, for the
+    # Text members: the test's length distribution (runtime.data.text.length_stats) and, for the
     # batches this run computed, "batches", "padded_tokens", "real_tokens", "padding_waste".
     text: dict[str, Any] | None = None
     backend_used: str = ""  # the backend (fallback-chain step) it really ran on, e.g. "torch-cuda"
@@ -133,17 +133,17 @@ class RunReport:
     # Where it ran (runtime.machine.describe_machine): cpu_model, cores, gpus (NVML's names); `ninefit estimate
     # --calibrate` folds a report only into the calibration of a target with that device.
     machine: dict[str, Any] = field(default_factory=dict)
-    # The machine factor the priors were scaled by (runtime.costs.CostModel.factor_summary): value, ratios (each
+    # The machine factor the priors were scaled by (runtime.schedule.costs.CostModel.factor_summary): value, ratios (each
     # founding member's first batch / profile), caveat ("noisy: ..." where it rests on noisy measurements).
     machine_factor: dict[str, Any] = field(default_factory=dict)
     # The models ran on the CPU although the bundle targets a GPU and a GPU is here (runtime.gpu.device_mismatch).
     device_warnings: list[str] = field(default_factory=list)
-    # Per lane (runtime.lanes): name, kind, device_id, threads, busy_s, busy_share (of the run's seconds), rows,
+    # Per lane (runtime.execute.lanes): name, kind, device_id, threads, busy_s, busy_share (of the run's seconds), rows,
     # steps [{kind (probe / run / partial), member, variant, rows, start_s, end_s}], retired {member: reason}.
     lanes: list[dict[str, Any]] = field(default_factory=list)
     lane_rule: str = ""  # why this many lanes
     peak_gpu_by_device: dict[int, int] = field(default_factory=dict)  # GPU memory peak of each lane's device
-    # The data path (runtime.pipeline.StageTimes): seconds per stage - read_s, decode_s, preprocess_s (prepared
+    # The data path (runtime.data.pipeline.StageTimes): seconds per stage - read_s, decode_s, preprocess_s (prepared
     # ahead, summed over worker threads), infer_s, write_s, wait_s (inference waiting for data) and hidden_s
     # (preparation not waited for); images_decoded, chunks_prepared, depth, workers, decoder, table, spool.
     stages: dict[str, Any] = field(default_factory=dict)

@@ -1,8 +1,8 @@
 """Image loaders for image-folder test data, chosen with ``NINEFIT_LOADER``.
 
-``pil`` decodes and resizes on the CPU with PIL (:mod:`runtime.loaders.pil`),
-in the prefetch workers of :mod:`runtime.pipeline`, each file once for every
-member and size. ``dali`` does it with NVIDIA DALI (:mod:`runtime.loaders.dali`):
+``pil`` decodes and resizes on the CPU with PIL (:mod:`runtime.data.loaders.pil`),
+in the prefetch workers of :mod:`runtime.data.pipeline`, each file once for every
+member and size. ``dali`` does it with NVIDIA DALI (:mod:`runtime.data.loaders.dali`):
 on the GPU where there is one (its ``mixed`` decoder), which relieves a
 Kaggle notebook's four CPU cores, else in a CPU-only pipeline. Unset, the
 run picks (:func:`resolve_loader`): DALI for a GPU target on a machine with a
@@ -46,7 +46,7 @@ def resolve_loader(gpu_target: bool, environ: Mapping[str, str] | None = None) -
     if not gpu_target:
         return "pil", "CPU target"
     from runtime.gpu import gpu_present
-    from runtime.loaders.dali import dali_available
+    from runtime.data.loaders.dali import dali_available
 
     present, how = gpu_present()
     if not present:

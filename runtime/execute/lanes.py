@@ -4,8 +4,8 @@ A *lane* runs one plan step at a time with sessions of its own: on a GPU
 machine one lane per GPU (the onnxruntime CUDA / TensorRT providers' and the
 native TensorRT and torch backends' ``device_id``), on a CPU machine one lane
 per share of the cores (each session with ``--threads`` intra-op threads).
-:func:`runtime.planner.plan_lanes` decides what runs on which lane;
-:class:`runtime.executor.Executor` runs the lanes, each in a thread of its own
+:func:`runtime.schedule.planner.plan_lanes` decides what runs on which lane;
+:class:`runtime.execute.executor.Executor` runs the lanes, each in a thread of its own
 (onnxruntime and torch release the GIL while they compute, so the threads'
 inference runs in parallel; ``benchmarks/lanes.py`` measures it).
 
@@ -26,7 +26,7 @@ How many lanes (:func:`choose_lanes`):
   process-wide (``torch.set_num_threads``): its lanes share that setting.
 
 One reader: every lane takes its chunks' inputs from the run's one
-:class:`runtime.pipeline.FeedPipeline` (the test table read once, image files
+:class:`runtime.data.pipeline.FeedPipeline` (the test table read once, image files
 decoded once per run whatever the members reading them).
 """
 

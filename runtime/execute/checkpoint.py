@@ -30,10 +30,10 @@ import numpy as np
 
 from runtime.bundle import sha256_file
 from runtime.fileio import atomic_write, guarded
-from runtime.lanes import PY_COMPILE_LOCK
+from runtime.execute.lanes import PY_COMPILE_LOCK
 from runtime.manifest import Manifest, Member
-from runtime.pipeline import feed_bytes_per_row
-from runtime.text import chunk_unit
+from runtime.data.pipeline import feed_bytes_per_row
+from runtime.data.text import chunk_unit
 
 #: Most chunks per member: bounds the number of files (and the per-file overhead).
 MAX_CHUNKS = 512
@@ -76,7 +76,7 @@ def chunk_grid(n_rows: int, batch_size: int, max_chunks: int = MAX_CHUNKS, *, s_
 def member_grid(n_rows: int, member: Member, profile: Mapping[str, Any] | None = None) -> list[tuple[int, int]]:
     """The member's chunks over ``n_rows`` rows, as every run of the bundle cuts them.
 
-    :func:`chunk_grid` at the member's chunk unit (:func:`runtime.text.chunk_unit`),
+    :func:`chunk_grid` at the member's chunk unit (:func:`runtime.data.text.chunk_unit`),
     sized by the cost of its first variant in ``profile`` (the manifest's: a
     bundle, its data and its profile fix the grid, so a resumed run finds the
     same chunks whatever the machine or ``--batch-size``). Text members, whose
@@ -154,7 +154,7 @@ class ChunkStore:
         """The chunk's predictions (NaN rows: skipped), or None when absent or unreadable (then it is removed)."""
         path = self.path(member, variant, start, stop)
         try:
-            with PY_COMPILE_LOCK:  # the header is parsed by ast.literal_eval: one thread at a time (runtime.lanes)
+            with PY_COMPILE_LOCK:  # the header is parsed by ast.literal_eval: one thread at a time (runtime.execute.lanes)
                 values = np.load(path, allow_pickle=False)
         except FileNotFoundError:
             return None

@@ -139,7 +139,7 @@ def tokenize(spec: TextSpec, tokenizer, frame, ids: Sequence[str], *, columns: S
     """Tokenise every row into windows.
 
     ``frame`` is a DataFrame, or an iterable of ``(first row, DataFrame)``
-    blocks in row order (:meth:`runtime.tables.TableSource.blocks`): the text
+    blocks in row order (:meth:`runtime.data.tables.TableSource.blocks`): the text
     is then read a block at a time and only the tokens are kept. ``columns``:
     the table's columns (named when a text column is missing; default the
     frame's).

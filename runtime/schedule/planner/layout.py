@@ -1,5 +1,5 @@
 """Several lanes at once: :func:`plan_lanes` chooses over the time of all lanes together
-(:func:`runtime.planner.search.plan`'s rules), then places the members on the lanes.
+(:func:`runtime.schedule.planner.search.plan`'s rules), then places the members on the lanes.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from runtime.planner.model import (
+from runtime.schedule.planner.model import (
     _EPS,
     _PLANNABLE,
     Budget,
@@ -22,7 +22,7 @@ from runtime.planner.model import (
     _secs,
     _value,
 )
-from runtime.planner.search import (
+from runtime.schedule.planner.search import (
     _EXACT_MAX_COMBOS,
     _Option,
     _best_partial,

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 
 from runtime.errors import BudgetError
-from runtime.planner import Budget
+from runtime.schedule.planner import Budget
 from runtime.progress import format_seconds, log
 
 #: Deadline used when there is no time limit (seconds; about 30 years).

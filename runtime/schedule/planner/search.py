@@ -1,4 +1,4 @@
-"""Which members run, on which rung, for how many rows: :func:`plan` (steps 1-5 of :mod:`runtime.planner`).
+"""Which members run, on which rung, for how many rows: :func:`plan` (steps 1-5 of :mod:`runtime.schedule.planner`).
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from runtime.planner.model import (
+from runtime.schedule.planner.model import (
     _EPS,
     _PLANNABLE,
     Budget,

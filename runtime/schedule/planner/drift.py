@@ -5,7 +5,7 @@ and the live cost blended with the profiled one (:func:`estimate_s_per_row`).
 from __future__ import annotations
 
 
-from runtime.planner.model import _EPS, Plan, Step, _check_number
+from runtime.schedule.planner.model import _EPS, Plan, Step, _check_number
 
 def should_replan(
     plan: Plan,
