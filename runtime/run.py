@@ -44,28 +44,29 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from runtime import backends
-from runtime.backends.base import BackendOptions, Runner
+from runtime.backends.base import Runner
 from runtime.backends.report import record_backends
 from runtime.bundle import Bundle, open_bundle
-from runtime.execute.checkpoint import ChunkStore, data_fingerprint, member_grid, run_key
-from runtime.data.testdata import TestData, open_test_data
-from runtime.output.ensemble import Accumulator
-from runtime.errors import BackendError, DataError, NinefitError, StorageError
-from runtime.schedule.budget import Clock, make_budget
-from runtime.execute.executor import Executor
-from runtime.gpu import device_mismatch, gpu_count, gpu_present
-from runtime.execute.lanes import LaneSpec, choose_lanes, usable_cores
-from runtime.manifest import InputSpec, Manifest, Member, Variant, is_gpu_target
 from runtime.data.loaders import resolve_loader
-from runtime.execute.memory import MemoryMonitor, snapshot
 from runtime.data.pipeline import FeedPipeline, default_workers
-from runtime.execute.predict import predict_rows  # re-exported: part of runtime.run's API
-from runtime.progress import format_seconds, log
-from runtime.output.report import MemberReport, RunReport, kaggle_failure
 from runtime.data.tables import table_engine
-from runtime.output.formats import Formatter, Layout, match, width
-from runtime.output.submission import SampleSubmission, read_sample, write_atomic
+from runtime.data.testdata import TestData, open_test_data
 from runtime.data.text import length_stats, row_costs
+from runtime.errors import DataError, NinefitError, StorageError
+from runtime.execute.checkpoint import ChunkStore, data_fingerprint, member_grid, run_key
+from runtime.execute.executor import Executor, ExecutorSettings, Work
+from runtime.execute.lanes import LaneSpec, choose_lanes, usable_cores
+from runtime.execute.memory import MemoryMonitor, snapshot
+from runtime.execute.predict import predict_rows  # re-exported: part of runtime.run's API
+from runtime.execute.runners import load_runner, trt_input_shapes  # re-exported: part of runtime.run's API
+from runtime.gpu import device_mismatch, gpu_count, gpu_present
+from runtime.manifest import Manifest, Member, Variant, is_gpu_target
+from runtime.output.formats import match
+from runtime.output.report import MemberReport, RunReport, kaggle_failure
+from runtime.output.submission import read_sample
+from runtime.output.writer import SubmissionWriter, load_fallback, make_formatter, member_width  # re-exported
+from runtime.progress import format_seconds, log
+from runtime.schedule.budget import Clock, make_budget
 
 
 @dataclass(frozen=True)
@@ -112,156 +113,6 @@ def discard_checkpoints(work_dir: Path) -> int:
     return n
 
 
-def member_width(manifest: Manifest) -> int:
-    """Width of the combined vector: one per submission column, class, target or mask pixel (``formats.width``)."""
-    return width(manifest.submission)
-
-
-def make_formatter(bundle: Bundle, sample: SampleSubmission, test: TestData, layout: Layout,
-                   fallback: SampleSubmission, strict: bool = False, *, hook: bool = True,
-                   time_left: Callable[[], float | None] | None = None) -> Formatter:
-    """The submission's formatter; with ``postprocess`` the bundle's hook is imported here (a failing import raises).
-
-    ``hook=False`` leaves the hook out (a formatter for the fallback alone, which
-    calls no hook); ``time_left``: seconds a hook call may still take.
-    """
-    sub = bundle.manifest.submission
-    fn = None
-    if sub.mode == "postprocess" and hook:
-        from runtime.hooks import HOOKS_DIR, load_hook
-
-        fn = load_hook(sub.postprocess, bundle.path(HOOKS_DIR))
-    return Formatter(sub, sample, test.ids, layout, fallback, hook=fn, strict=strict, time_left=time_left)
-
-
-def _input_dims(inp: InputSpec, variant: Variant) -> tuple[int, ...]:
-    """One input's dims after the batch; an image input takes the variant's size, in its layout."""
-    if inp.image is not None:
-        h, w = variant.image_size or inp.image.size
-        c = inp.image.channels
-        return (c, h, w) if inp.image.layout == "NCHW" else (h, w, c)  # as TestData.feed lays them out
-    dims = inp.shape[1:]
-    symbolic = [str(d) for d in dims if not isinstance(d, int)]
-    if symbolic:
-        raise BackendError(
-            f"input {inp.name!r} has shape {list(inp.shape)}, with symbolic dimension(s) {', '.join(symbolic)} "
-            "after the batch; the tensorrt backend builds its engine for fixed shapes and needs every dimension "
-            "but the first to be a number (re-package with a fixed shape, or run with --backend onnxruntime)"
-        )
-    return tuple(int(d) for d in dims)
-
-
-def trt_input_shapes(member: Member, variant: Variant) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    """Per input, the dims after the batch for a TensorRT optimization profile.
-
-    Raises:
-        BackendError: A non-image input with a symbolic dimension after the batch.
-    """
-    return tuple((inp.name, _input_dims(inp, variant)) for inp in member.inputs)
-
-
-def load_runner(bundle: Bundle, member: Member, variant: Variant, options: RunOptions) -> Runner:
-    """A (not yet active) runner for one variant of a member."""
-    name = options.backend or backends.default_backend()
-    backend = backends.get(name)
-    batch = options.batch_size or member.batch_size
-    # TensorRT needs shapes up front (its optimization profile), and torch.compile warms up on one batch of
-    # them in activate(); onnxruntime takes them per batch.
-    shapes = ()
-    if name == "tensorrt" or options.torch_compile:
-        try:
-            shapes = trt_input_shapes(member, variant)
-        except BackendError:
-            if name == "tensorrt":
-                raise  # torch.compile instead compiles on the first batch (then not counted as load time)
-    bopts = BackendOptions(
-        device_id=options.device_id, fp16=variant.precision == "fp16", threads=options.threads,
-        cache_dir=(options.work_dir / "engines") if options.work_dir else None, max_batch=batch, input_shapes=shapes,
-        torch_file=bundle.path(variant.torch_file) if variant.torch_file else None, torch_compile=options.torch_compile,
-        inputs=tuple((i.name, i.dtype) for i in member.inputs), outputs=(member.output,),
-    )
-    return backend.load(bundle.path(variant.file), f"{member.name}/{variant.name}", bopts)
-
-
-def load_fallback(bundle: Bundle, sample: SampleSubmission) -> SampleSubmission:
-    """The row each test id gets when no member covers it.
-
-    The declared fallback's row where it has the id, else the sample
-    submission's: the packager checked the fallback against the public test
-    ids only, and the hidden test set has others.
-    """
-    m = bundle.manifest
-    if not m.fallback:
-        return sample
-    declared = read_sample(bundle.path(m.fallback), m.submission)
-    rows = {rid: declared.rows.get(rid, row) for rid, row in sample.rows.items()}
-    filled = sum(rid not in declared.rows for rid in sample.rows)
-    if filled:
-        log(f"fallback {m.fallback} has no row for {filled} of {len(sample.ids)} test id(s); "
-            f"those take the sample submission's values")
-    return SampleSubmission(ids=sample.ids, header=sample.header, rows=rows)
-
-
-class SubmissionWriter:
-    """Combines the checkpointed chunks and writes the submission atomically.
-
-    Members are combined in manifest order and chunks in row order; a chunk
-    held by several variants of a member is taken from the best one. Rows no
-    member covered get the fallback's values.
-    """
-
-    def __init__(self, out: Path, manifest: Manifest, store: ChunkStore, grids: Mapping[str, list[tuple[int, int]]],
-                 test: TestData, sample: SampleSubmission, formatter: Formatter):
-        self.out, self.manifest, self.store, self.grids = out, manifest, store, grids
-        self.test, self.sample, self.formatter = test, sample, formatter
-        self.width = member_width(manifest)
-        self.events_seen = 0
-        self.writes = 0
-        self.covered = 0
-        self.seconds = 0.0  # all writes together
-        self.slowest = 0.0  # the slowest write
-
-    def combine(self, skip: frozenset[str] = frozenset()) -> Accumulator:
-        acc = Accumulator(self.test.n_rows, self.width, self.manifest.combiner)
-        for member in self.manifest.members:
-            if member.name in skip:
-                continue
-            held = [self.store.chunks(member.name, v.name) for v in member.variants]
-            for a, b in self.grids[member.name]:
-                for v, chunks in zip(member.variants, held):
-                    values = self.store.load(member.name, v.name, a, b, self.width) if (a, b) in chunks else None
-                    if values is not None:
-                        acc.add(member.weight, a, values)
-                        break
-        return acc
-
-    @property
-    def unfed(self):
-        """Rows whose features-hook chunk failed (or was abandoned): their predictions are never written."""
-        features = self.test.features
-        return features.failed if features is not None else None
-
-    def write(self, skip: frozenset[str] = frozenset()) -> float:
-        """Write the submission from what is checkpointed now; returns the seconds it took."""
-        t0 = time.perf_counter()
-        acc = self.combine(skip)
-        unfed = self.unfed
-        covered = acc.covered if unfed is None else acc.covered & ~unfed
-        write_atomic(self.out, self.sample.header, self.formatter.blocks(acc.result(consume=True), covered), blocks=True)
-        self.writes += 1
-        self.covered = int(covered.sum()) - self.formatter.failed_rows
-        dt = time.perf_counter() - t0
-        self.seconds += dt
-        self.slowest = max(self.slowest, dt)
-        return dt
-
-    def new_events(self) -> list[str]:
-        """The postprocess hook's failures since the last call (each reported once)."""
-        events = self.formatter.events[self.events_seen:]
-        self.events_seen = len(self.formatter.events)
-        return events
-
-
 def _log_missing(test: TestData, member: Member) -> None:
     columns = test.missing_columns(member)
     if not columns:
@@ -277,165 +128,208 @@ def _log_missing(test: TestData, member: Member) -> None:
 def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, options: RunOptions = RunOptions()) -> RunReport:
     """Run the members of a bundle over the test data, to the deadline, and write the submission.
 
+    The stages in order: open and check everything (the bundle's checksums,
+    the data against every member, the backend, the work folder); write the
+    fallback submission, then run the bundle's hooks under the deadline; choose
+    the lanes and the data pipeline; execute the members to the deadline
+    (:class:`runtime.execute.executor.Executor`), writing the submission as
+    they finish and once more at the end; write the run report.
+
     Raises:
         NinefitError: a user-facing problem (bad bundle, bad data, impossible
             budget, unknown backend); then nothing is written. Failures of one
             member are not raised: it is skipped and reported.
     """
-    t0 = time.perf_counter()
-    clock = Clock(options.start_time)
-    budget = make_budget(options.time_limit_s, options.margin_s, options.reserve_s, options.start_time, clock)
-    backends.load_plugins()
-    bundle = open_bundle(bundle_dir, allow_damage=True)  # a damaged runtime or manifest raises here
-    damage = bundle.damage
-    for line in damage.lines():
-        log(f"DAMAGED BUNDLE FILE {line}")
-    bundle = replace(bundle, manifest=damage.usable(bundle.manifest))
-    m = bundle.manifest
-    out = Path(out)
-    report_path = Path(options.report_path) if options.report_path else default_report_path(out)
-    if report_path.resolve() == out.resolve():
-        raise NinefitError(f"the run report {report_path} would overwrite the submission; give --report another path")
-    data_dir = Path(data)
-    present, how = gpu_present() if is_gpu_target(m.target) else (True, "")
-    gpu_here = is_gpu_target(m.target) and present
-    test = open_test_data(data_dir, m.data, assets=bundle.root, gpu=gpu_here, defer_features=True)
-    sample_dir = data_dir if data_dir.is_dir() else data_dir.parent
-    sample = read_sample(sample_dir / m.submission.sample, m.submission)
-    layout = match(m.submission, sample, test.ids, sample_name=m.submission.sample)
-    fallback = load_fallback(bundle, sample)
-    failed: dict[str, str] = dict(damage.removed_members)
-    _check_members(test, m, failed)  # the hook's columns are checked once it ran
-    backend = options.backend or backends.default_backend()
-    backends.get(backend)  # an unknown or missing backend is the user's mistake: say so before running
-    work = Path(options.work_dir) if options.work_dir else default_work_dir(out)
-    options = replace(options, work_dir=work, report_path=report_path)
-    if options.fresh:
-        log(f"--fresh: discarded {discard_checkpoints(work)} checkpointed chunk(s) in {work / 'checkpoints'}")
-    store = ChunkStore(work, run_key(m, data_fingerprint(data_dir if data_dir.is_file() else data_dir / m.data.test), backend))
-    grids = {mem.name: member_grid(test.n_rows, mem, m.profile) for mem in m.members}
-    report = RunReport(bundle=str(bundle.root), rows=test.n_rows, submission=str(out),
-                       time_limit_s=options.time_limit_s, margin_s=budget.margin_s, started_at_s=clock(),
-                       work_dir=str(store.root), report_path=str(report_path),
-                       damage=[{"file": f.path, "problem": f.problem, "effect": f.effect} for f in damage.files])
-    report.members = [MemberReport(name=mem.name, weight=mem.weight, value=mem.value) for mem in m.members]
-    texts = {mem.name: test.text_rows(mem) for mem in m.members if mem.text is not None and mem.name not in failed}
-    for name, rows in texts.items():
-        report.member(name).text = {"lengths": length_stats(rows)}
-    log(f"bundle {m.name!r}: {len(m.members)} member(s), {test.n_rows} rows; backend {backend} "
-        f"(here: {', '.join(backends.available())})"
-        + (f"; limit {format_seconds(budget.deadline)}, margin {format_seconds(budget.margin_s)}, "
-           f"{clock():.1f}s used before the run"
-           if options.time_limit_s is not None else ""))
-    if not present:
-        report.events.append(f"the bundle was packaged for {m.target} (a GPU target), but this machine has no GPU "
-                             f"({how}): running on the CPU")
-        log(report.events[-1])
-    executor: Executor | None = None
+    r = _Run(bundle_dir, data, out, options)
+    r.write_fallback_and_run_hooks()
+    r.choose_lanes()
+    return r.execute()
 
-    def hook_time(final: bool) -> Callable[[], float | None] | None:
+
+class _Run:
+    """One run, stage by stage (:func:`run`): what each stage leaves for the next is an attribute."""
+
+    def __init__(self, bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike,
+                 options: RunOptions):
+        """Open the bundle and the data and check them: anything wrong is raised before a file is written."""
+        self.t0 = time.perf_counter()
+        self.clock = clock = Clock(options.start_time)
+        self.budget = make_budget(options.time_limit_s, options.margin_s, options.reserve_s, options.start_time, clock)
+        backends.load_plugins()
+        bundle = open_bundle(bundle_dir, allow_damage=True)  # a damaged runtime or manifest raises here
+        self.damage = damage = bundle.damage
+        for line in damage.lines():
+            log(f"DAMAGED BUNDLE FILE {line}")
+        self.bundle = bundle = replace(bundle, manifest=damage.usable(bundle.manifest))
+        self.m = m = bundle.manifest
+        self.out = out = Path(out)
+        report_path = Path(options.report_path) if options.report_path else default_report_path(out)
+        if report_path.resolve() == out.resolve():
+            raise NinefitError(f"the run report {report_path} would overwrite the submission; give --report another path")
+        data_dir = Path(data)
+        self.present, how = gpu_present() if is_gpu_target(m.target) else (True, "")
+        self.gpu_here = is_gpu_target(m.target) and self.present
+        self.test = test = open_test_data(data_dir, m.data, assets=bundle.root, gpu=self.gpu_here, defer_features=True)
+        sample_dir = data_dir if data_dir.is_dir() else data_dir.parent
+        self.sample = read_sample(sample_dir / m.submission.sample, m.submission)
+        self.layout = match(m.submission, self.sample, test.ids, sample_name=m.submission.sample)
+        self.fallback = load_fallback(bundle, self.sample)
+        self.failed: dict[str, str] = dict(damage.removed_members)
+        _check_members(test, m, self.failed)  # the hook's columns are checked once it ran
+        backend = options.backend or backends.default_backend()
+        backends.get(backend)  # an unknown or missing backend is the user's mistake: say so before running
+        self.work = work = Path(options.work_dir) if options.work_dir else default_work_dir(out)
+        self.options = options = replace(options, work_dir=work, report_path=report_path)
+        if options.fresh:
+            log(f"--fresh: discarded {discard_checkpoints(work)} checkpointed chunk(s) in {work / 'checkpoints'}")
+        fingerprint = data_fingerprint(data_dir if data_dir.is_file() else data_dir / m.data.test)
+        self.store = ChunkStore(work, run_key(m, fingerprint, backend))
+        self.grids = {mem.name: member_grid(test.n_rows, mem, m.profile) for mem in m.members}
+        self.report = self._new_report(how)
+        log(f"bundle {m.name!r}: {len(m.members)} member(s), {test.n_rows} rows; backend {backend} "
+            f"(here: {', '.join(backends.available())})"
+            + (f"; limit {format_seconds(self.budget.deadline)}, margin {format_seconds(self.budget.margin_s)}, "
+               f"{clock():.1f}s used before the run" if options.time_limit_s is not None else ""))
+        if not self.present:
+            self.report.events.append(f"the bundle was packaged for {m.target} (a GPU target), but this machine has "
+                                      f"no GPU ({how}): running on the CPU")
+            log(self.report.events[-1])
+        self.executor: Executor | None = None
+        self.writer = SubmissionWriter(out, m, self.store, self.grids, test, self.sample,
+                                       make_formatter(bundle, self.sample, test, self.layout, self.fallback, hook=False))
+
+    def _new_report(self, how: str) -> RunReport:
+        m, test = self.m, self.test
+        report = RunReport(bundle=str(self.bundle.root), rows=test.n_rows, submission=str(self.out),
+                           time_limit_s=self.options.time_limit_s, margin_s=self.budget.margin_s,
+                           started_at_s=self.clock(), work_dir=str(self.store.root),
+                           report_path=str(self.options.report_path),
+                           damage=[{"file": f.path, "problem": f.problem, "effect": f.effect} for f in self.damage.files])
+        report.members = [MemberReport(name=mem.name, weight=mem.weight, value=mem.value) for mem in m.members]
+        self.texts = {mem.name: test.text_rows(mem) for mem in m.members
+                      if mem.text is not None and mem.name not in self.failed}
+        for name, rows in self.texts.items():
+            report.member(name).text = {"lengths": length_stats(rows)}
+        return report
+
+    # -- the user's code, under the deadline ------------------------------------------
+    def hook_time(self, final: bool) -> Callable[[], float | None] | None:
         """Seconds a hook call may still take: up to the margin for the final write's, the reserve before it else."""
-        if options.time_limit_s is None:
+        if self.options.time_limit_s is None:
             return None
 
         def left() -> float:
-            b = executor.budget if executor is not None else budget
-            reserve = 0.0 if final else max(b.reserve_s, 2 * writer.slowest)
-            return b.deadline - b.margin_s - reserve - clock()
+            b = self.executor.budget if self.executor is not None else self.budget
+            reserve = 0.0 if final else max(b.reserve_s, 2 * self.writer.slowest)
+            return b.deadline - b.margin_s - reserve - self.clock()
         return left
 
-    # Before any user code runs (a hook may hang, or eat the time): the fallback submission goes to disk.
-    writer = SubmissionWriter(out, m, store, grids, test, sample,
-                              make_formatter(bundle, sample, test, layout, fallback, hook=False))
-    if test.features_pending or (m.submission.mode == "postprocess" and not damage.postprocess):
-        writer.write(skip=frozenset(mem.name for mem in m.members))
-        log(f"fallback submission written before the bundle's hooks run ({writer.seconds:.2f}s)")
-    writer.formatter = make_formatter(bundle, sample, test, layout, fallback, hook=not damage.postprocess,
-                                      time_left=hook_time(final=True))
-    if test.features_pending:
-        _run_features(test, m, report, hook_time(final=False), clock, failed)
-    loader, why = resolve_loader(is_gpu_target(m.target)) if m.data.format == "images" else ("", "")
-    specs, report.lane_rule = run_lanes(bundle, options, max(len(g) for g in grids.values()) if grids else None)
-    feeds = FeedPipeline(test, m.members, workers=default_workers(options.threads, gpu_here), loader=loader,
-                         lanes=len(specs))
-    feeds.times.table = table_engine()
-    if loader:
-        feeds.times.decoder = f"{loader} ({why})"
-        log(f"images decoded with {loader} ({why}); {feeds.workers} decode worker(s), {feeds.depth} chunk(s) ahead")
-    if len(specs) > 1:
-        log(f"{len(specs)} lanes ({report.lane_rule}): {', '.join(s.describe() for s in specs)}")
-    gpu_lanes = tuple(s.device_id for s in specs if s.kind == "gpu")
-    monitor = MemoryMonitor(device_id=(gpu_lanes[0] if gpu_lanes else options.device_id) if gpu_count() else None,
-                            devices=gpu_lanes)
-    error: BaseException | None = None
-    runners: dict[str, list[Runner]] = {}  # every runner each member loaded: the backend it really used
+    def write_fallback_and_run_hooks(self) -> None:
+        """Before any user code runs (a hook may hang, or eat the time), the fallback submission goes to disk."""
+        m, test, writer = self.m, self.test, self.writer
+        if test.features_pending or (m.submission.mode == "postprocess" and not self.damage.postprocess):
+            writer.write(skip=frozenset(mem.name for mem in m.members))
+            log(f"fallback submission written before the bundle's hooks run ({writer.seconds:.2f}s)")
+        writer.formatter = make_formatter(self.bundle, self.sample, test, self.layout, self.fallback,
+                                          hook=not self.damage.postprocess, time_left=self.hook_time(final=True))
+        if test.features_pending:
+            _run_features(test, m, self.report, self.hook_time(final=False), self.clock, self.failed)
 
-    def lane_loader(spec: LaneSpec):
-        lane_options = replace(options, device_id=spec.device_id, threads=spec.threads)
+    # -- lanes and the data path ------------------------------------------------------
+    def choose_lanes(self) -> None:
+        """The lanes (:func:`run_lanes`), the one data pipeline feeding them, and the memory watch."""
+        m, options = self.m, self.options
+        loader, why = resolve_loader(is_gpu_target(m.target)) if m.data.format == "images" else ("", "")
+        self.specs, self.report.lane_rule = run_lanes(self.bundle, options,
+                                                      max(len(g) for g in self.grids.values()) if self.grids else None)
+        self.feeds = feeds = FeedPipeline(self.test, m.members, workers=default_workers(options.threads, self.gpu_here),
+                                          loader=loader, lanes=len(self.specs))
+        feeds.times.table = table_engine()
+        if loader:
+            feeds.times.decoder = f"{loader} ({why})"
+            log(f"images decoded with {loader} ({why}); {feeds.workers} decode worker(s), {feeds.depth} chunk(s) ahead")
+        if len(self.specs) > 1:
+            log(f"{len(self.specs)} lanes ({self.report.lane_rule}): {', '.join(s.describe() for s in self.specs)}")
+        gpu_lanes = tuple(s.device_id for s in self.specs if s.kind == "gpu")
+        self.monitor = MemoryMonitor(
+            device_id=(gpu_lanes[0] if gpu_lanes else options.device_id) if gpu_count() else None, devices=gpu_lanes)
+        self.runners: dict[str, list[Runner]] = {}  # every runner each member loaded: the backend it really used
+
+    def _lane_loader(self, spec: LaneSpec) -> Callable[[Member, Variant], Runner]:
+        lane_options = replace(self.options, device_id=spec.device_id, threads=spec.threads)
 
         def load(mem: Member, v: Variant) -> Runner:
-            runner = load_runner(bundle, mem, v, lane_options)
-            runners.setdefault(mem.name, []).append(runner)
+            runner = load_runner(self.bundle, mem, v, lane_options)
+            self.runners.setdefault(mem.name, []).append(runner)
             return runner
         return load
 
-    def skip() -> frozenset[str]:
-        return frozenset(n for n, st in executor.states.items() if st.status == "failed") if executor else frozenset(failed)
-
-    def write() -> float:
-        seconds = writer.write(skip())
-        for event in writer.new_events():  # a failing postprocess hook costs its rows, never the run
-            report.events.append(event)
+    def write(self) -> float:
+        """Write the submission from the chunks checkpointed now (failed members left out); its seconds."""
+        failed = self.executor.failed_members() if self.executor else frozenset(self.failed)
+        seconds = self.writer.write(failed)
+        for event in self.writer.new_events():  # a failing postprocess hook costs its rows, never the run
+            self.report.events.append(event)
             log(event)
         return seconds
 
-    # The test table, sample and sessions live all run long: move them out of the
-    # collector's sight, so its passes during the run stay as cheap on a 100k-row
-    # table as on a 1k-row one (measured: they otherwise cost more than the writes).
-    # No gc.collect() first: in a big process (a notebook, the packager) a full
-    # collection costs more than the garbage it would free before unfreeze().
-    gc.freeze()
-    monitor.start()
-    try:
-        executor = Executor(
-            m.members, grids, test, store, lane_loader(specs[0]), clock, budget,
-            report, monitor, write,
-            profile=row_costs((m.profile or {}).get("members"), m.members, texts, grids, options.batch_size),
-            batch_size=options.batch_size, limited=options.time_limit_s is not None,
-            fixed_reserve=options.reserve_s is not None, fixed_margin=options.margin_s is not None, failed=failed,
-            progress=options.progress, width=member_width(m),
-            device_check=lambda runner: device_mismatch(m.target, runner), feeds=feeds,
-            lanes=[(spec.name, lane_loader(spec)) for spec in specs],
-        )
-        if report.chunks_resumed:
-            log(_resume_text(report, grids, store, work))
-        if writer.writes:  # the fallback's write, before the hooks: the reserve's first measure
-            executor.after_write(writer.slowest)
-        if report.chunks_resumed or not writer.writes:  # else the file on disk is this one already
-            executor.after_write(write())
-            log(f"first submission written ({writer.covered}/{test.n_rows} rows from checkpoints, "
-                f"the rest from {'the fallback ' + m.fallback if m.fallback else 'the sample submission'})")
-        executor.run()
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
+    # -- the members, to the deadline -------------------------------------------------
+    def execute(self) -> RunReport:
+        """Run the members on the lanes; the final write and the report happen whatever goes wrong."""
+        m, options, writer, report = self.m, self.options, self.writer, self.report
+        error: BaseException | None = None
+        # The test table, sample and sessions live all run long: move them out of the
+        # collector's sight, so its passes during the run stay as cheap on a 100k-row
+        # table as on a 1k-row one (measured: they otherwise cost more than the writes).
+        # No gc.collect() first: in a big process (a notebook, the packager) a full
+        # collection costs more than the garbage it would free before unfreeze().
+        gc.freeze()
+        self.monitor.start()
         try:
-            write()
+            profile = row_costs((m.profile or {}).get("members"), m.members, self.texts, self.grids, options.batch_size)
+            self.executor = executor = Executor(
+                Work(m.members, self.grids, self.test, self.store, member_width(m), profile, self.failed),
+                [(spec.name, self._lane_loader(spec)) for spec in self.specs],
+                clock=self.clock, budget=self.budget, report=report, monitor=self.monitor, write_submission=self.write,
+                feeds=self.feeds, device_check=lambda runner: device_mismatch(m.target, runner),
+                settings=ExecutorSettings(batch_size=options.batch_size, limited=options.time_limit_s is not None,
+                                          fixed_reserve=options.reserve_s is not None,
+                                          fixed_margin=options.margin_s is not None, progress=options.progress))
+            if report.chunks_resumed:
+                log(_resume_text(report, self.grids, self.store, self.work))
+            if writer.writes:  # the fallback's write, before the hooks: the reserve's first measure
+                executor.after_write(writer.slowest)
+            if report.chunks_resumed or not writer.writes:  # else the file on disk is this one already
+                executor.after_write(self.write())
+                log(f"first submission written ({writer.covered}/{self.test.n_rows} rows from checkpoints, "
+                    f"the rest from {'the fallback ' + m.fallback if m.fallback else 'the sample submission'})")
+            executor.run()
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._final_write(error)
+        return report
+
+    def _final_write(self, error: BaseException | None) -> None:
+        """The last submission write, then everything closed and the report written (an error is kept)."""
+        writer = self.writer
+        try:
+            self.write()
         except Exception as exc:  # keep the error that got us here; the last good file is still on disk
             log(f"could not write the final submission: {exc}")
         if isinstance(error, StorageError) and writer.writes:  # what the user is left with, in the one message
-            error.args = (f"{error} The submission on disk, {out}, is whole: the last one written "
-                          f"({writer.covered} of {test.n_rows} rows from the models).",)
-        monitor.stop()
-        feeds.close()
-        test.close()
-        feeds.book(write_s=writer.seconds)
-        report.stages = feeds.times.to_dict()
+            error.args = (f"{error} The submission on disk, {self.out}, is whole: the last one written "
+                          f"({writer.covered} of {self.test.n_rows} rows from the models).",)
+        self.monitor.stop()
+        self.feeds.close()
+        self.test.close()
+        self.feeds.book(write_s=writer.seconds)
+        self.report.stages = self.feeds.times.to_dict()
         gc.unfreeze()
-        record_backends(report, runners, m.target)
-        _finish_report(report, executor, writer, store, monitor, clock, t0, error, out, options, specs)
-    return report
+        record_backends(self.report, self.runners, self.m.target)
+        _finish_report(self.report, self.executor, writer, self.store, self.monitor, self.clock, self.t0, error,
+                       self.out, self.options, self.specs)
 
 
 def _check_members(test: TestData, m: Manifest, failed: dict[str, str]) -> None:
@@ -537,7 +431,7 @@ def _finish_report(report: RunReport, executor: Executor | None, writer: Submiss
         span = report.finished_at_s - report.started_at_s
         by_name = {s.name: s for s in specs}
         report.lanes = [lane.log.report(by_name.get(lane.name), lane.name, span, lane.retired)
-                        for lane in executor.lanes]
+                        for lane in executor.workers]
         report.weight_delivered, report.value_delivered = executor.delivered()
     if report.time_limit_s is not None:
         report.slack_s = report.time_limit_s - report.finished_at_s

@@ -149,9 +149,9 @@ def test_the_planner_gets_per_row_costs_of_this_tests_lengths(text_dir, text_bun
     seen = {}
     real = runtime.execute.executor.Executor.__init__
 
-    def spy(self, *args, **kwargs):
-        seen.update(kwargs["profile"]["bert"]["fp32"])
-        real(self, *args, **kwargs)
+    def spy(self, work, *args, **kwargs):
+        seen.update(work.profile["bert"]["fp32"])
+        real(self, work, *args, **kwargs)
 
     monkeypatch.setattr(runtime.execute.executor.Executor, "__init__", spy)
     assert run_cli(bundle, data, tmp_path / "submission.csv", "--time-limit", "10m") == 0

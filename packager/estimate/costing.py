@@ -53,7 +53,7 @@ stage:
   residual of the profile's end-to-end check runs.
 * ``writing``: the runtime writes the submission a first time (the
   fallback file), after a finished member while work is left once
-  ``runtime.execute.executor.WRITE_SPACING`` writes' time has passed since the last
+  ``runtime.schedule.budget.WRITE_SPACING`` writes' time has passed since the last
   (:meth:`Costing.writes` follows the members' inference to count them), and
   at the end; one write (combine, format, write atomically) is measured as
   fixed + per row.
@@ -97,7 +97,7 @@ from packager.estimate.roofline import Estimate, lowest_confidence, translate
 from runtime.schedule.budget import default_margin
 from runtime.execute.checkpoint import member_grid
 from runtime.errors import SpecError
-from runtime.execute.executor import WRITE_SPACING
+from runtime.schedule.budget import WRITE_SPACING
 from runtime.execute.lanes import choose_lanes, usable_cores
 from runtime.manifest import Manifest, Member, Variant
 from runtime.run import free_ram, largest_model_bytes
@@ -518,7 +518,7 @@ class Costing:
         member the writes that add its rows in (those after it finishes).
 
         The first write (before any model), the final one, and one after each finished member but
-        the last, once :data:`runtime.execute.executor.WRITE_SPACING` writes' time has passed since the
+        the last, once :data:`runtime.schedule.budget.WRITE_SPACING` writes' time has passed since the
         write before. Members finish in manifest order, each after its best rung's inference
         over the lanes' combined speed (:meth:`lanes`).
         """

@@ -40,6 +40,10 @@ MARGIN_FLOOR_S = 0.25
 MARGIN_FLOOR_SHARE = 0.01
 #: The measured margin is this many times the largest chunk overrun seen.
 JITTER_FACTOR = 2.0
+#: A finished member rewrites the submission only once this many times the slowest write has
+#: passed since the last one (so the safety writes take ~1/WRITE_SPACING of the run at most), and
+#: only while work is left (else the final write follows at once). The estimator counts writes so too.
+WRITE_SPACING = 10.0
 
 
 class Clock:
@@ -126,6 +130,7 @@ __all__ = [
     "MARGIN_FLOOR_SHARE",
     "NO_LIMIT",
     "RESERVE_FLOOR_S",
+    "WRITE_SPACING",
     "Clock",
     "default_margin",
     "make_budget",

@@ -13,7 +13,7 @@ from runtime.execute.checkpoint import ChunkStore, chunk_grid
 from runtime.data.testdata import TestData as Table
 from runtime.errors import BackendError
 from runtime.schedule.budget import NO_LIMIT, Clock, default_margin, measured_margin
-from runtime.execute.executor import Executor
+from runtime.execute.executor import Executor, ExecutorSettings, Work
 from runtime.manifest import DataSpec, InputSpec, Member, Variant
 from runtime.execute.memory import MemoryMonitor
 from runtime.schedule.planner import Budget
@@ -121,9 +121,11 @@ class World:
             return self.write_s
 
         budget = Budget(deadline=NO_LIMIT if limit is None else limit, margin_s=0.0 if limit is None else margin, reserve_s=0.5)
-        return Executor(self.members, self.grids, self.test, self.store, self.load, self.clock, budget, self.report,
-                        MemoryMonitor(device_id=None), write, profile=profile, limited=limit is not None,
-                        fixed_reserve=True, fixed_margin=fixed_margin, progress=False, width=WIDTH)
+        return Executor(Work(self.members, self.grids, self.test, self.store, WIDTH, profile), [("lane0", self.load)],
+                        clock=self.clock, budget=budget, report=self.report, monitor=MemoryMonitor(device_id=None),
+                        write_submission=write,
+                        settings=ExecutorSettings(limited=limit is not None, fixed_reserve=True, fixed_margin=fixed_margin,
+                                                  progress=False))
 
     def statuses(self) -> dict[str, str]:
         return {m.name: m.status for m in self.report.members}
@@ -152,7 +154,7 @@ def test_everything_fits_and_runs_best_value_per_second_first(tmp_path):
 def test_a_finished_member_rewrites_the_submission_only_when_the_last_write_is_long_past(tmp_path):
     """Each write takes 1 s: the first (before any model) and then one after a member only once 10 s
     (WRITE_SPACING writes) have passed since the last one; the final write is the run's (not here)."""
-    from runtime.execute.executor import WRITE_SPACING
+    from runtime.schedule.budget import WRITE_SPACING
 
     w = World(tmp_path, {"a/fp32": 0.3, "b/fp32": 0.01, "c/fp32": 0.2})
     w.write_s = 1.0
@@ -173,7 +175,7 @@ def test_a_member_started_and_left_out_when_time_is_up_is_stopped_not_dropped(tm
     ex = w.executor(10.0, profile=profile_of(w, "a", "b", "c"))  # limit 10 - 5 - 0.5
     st = ex.states["a"]
     st.covered[w.grids["a"][0]] = 0
-    st.status, ex.lanes[0].loaded, ex.lanes[0].stepping = "running", ("a", "fp32"), "a"
+    st.status, ex.workers[0].loaded, ex.workers[0].stepping = "running", ("a", "fp32"), "a"
     w.clock.t = 4.5
     ex.plan()
     assert decisions(w, "a")[-1] == "stop" and decisions(w, "b")[-1] == "drop"
@@ -453,7 +455,7 @@ def test_a_rung_measured_not_cheaper_is_pruned(tmp_path):
     assert any(e.startswith("a: rung fp16 pruned") for e in w.report.events), w.report.events
     assert "prune" in decisions(w, "a")
     assert w.rows["a/fp16"] == 20  # warm-up + one timed chunk, then never again
-    assert [v.name for v in ex._planner_state(ex.states["a"]).variants] == ["fp32"]
+    assert [v.name for v in ex.member_state(ex.states["a"]).variants] == ["fp32"]
     assert w.statuses()["b"] == "done" and w.statuses()["c"] == "done"
     assert w.clock.t <= 40.0 - 5.0 - 0.5 + 1e-9
 

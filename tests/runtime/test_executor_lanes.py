@@ -11,7 +11,7 @@ import pytest
 
 from runtime.schedule.budget import NO_LIMIT
 from runtime.execute.checkpoint import ChunkStore
-from runtime.execute.executor import Executor
+from runtime.execute.executor import Executor, ExecutorSettings, Work
 from runtime.execute.lanes import choose_lanes, parse_devices
 from runtime.errors import NinefitError
 from runtime.execute.memory import MemoryMonitor
@@ -61,9 +61,11 @@ def executor(w: World, lanes, *, limit: float | None = None, profile=None, faile
     w.report = RunReport(bundle="b", rows=ROWS, submission="s.csv", time_limit_s=limit)
     w.report.members = [MemberReport(name=m.name, weight=m.weight, value=m.value) for m in w.members]
     budget = Budget(deadline=NO_LIMIT if limit is None else limit, margin_s=0.0, reserve_s=0.5)
-    return Executor(w.members, w.grids, w.test, w.store, w.load, w.clock, budget, w.report,
-                    MemoryMonitor(device_id=None), lambda: 0.0, profile=profile, limited=limit is not None,
-                    fixed_reserve=True, fixed_margin=True, progress=False, width=WIDTH, failed=failed, lanes=lanes)
+    return Executor(Work(w.members, w.grids, w.test, w.store, WIDTH, profile, failed or {}), lanes,
+                    clock=w.clock, budget=budget, report=w.report, monitor=MemoryMonitor(device_id=None),
+                    write_submission=lambda: 0.0,
+                    settings=ExecutorSettings(limited=limit is not None, fixed_reserve=True, fixed_margin=True,
+                                              progress=False))
 
 
 def chunks(store: ChunkStore) -> dict[str, bytes]:
@@ -82,9 +84,9 @@ def test_members_run_side_by_side_and_save_what_one_lane_saves(tmp_path):
     assert {m.status for m in two.report.members} == {"done"}
     assert chunks(two.store) == chunks(one.store) and len(chunks(one.store)) == 30
     assert sum(two.by_lane.values()) == 3 * ROWS  # no row computed twice
-    first = {lane.name: lane.log.steps[0] for lane in ex.lanes}
+    first = {lane.name: lane.log.steps[0] for lane in ex.workers}
     assert first["l0"]["member"] != first["l1"]["member"], first  # two members at once
-    assert {s["member"] for lane in ex.lanes for s in lane.log.steps} == {"a", "b", "c"}
+    assert {s["member"] for lane in ex.workers for s in lane.log.steps} == {"a", "b", "c"}
 
 
 def test_one_member_left_is_split_across_both_lanes_chunk_by_chunk(tmp_path):
@@ -100,16 +102,17 @@ def test_a_running_members_tail_goes_to_a_freed_lane_though_a_finished_member_co
     """The submission write after a member (12 s here) is charged once, as the setup of a member not
     started; a member running on one lane costs another lane its load only, so the planner still
     splits its tail when a lane frees (charged the write, it would not: 12 s to save 5)."""
+    from runtime.execute import planning
     from runtime.schedule import planner
 
     w = World(tmp_path, COSTS)
     ex = executor(w, lanes_of(w), profile=profile_of(w, "a", "b", "c"))
     ex.after_write(12.0)
-    ex.states["a"].status, ex.lanes[0].loaded, ex.lanes[0].stepping = "running", ("a", "fp32"), "a"
-    a, b = ex._planner_state(ex.states["a"]), ex._planner_state(ex.states["b"])
+    ex.states["a"].status, ex.workers[0].loaded, ex.workers[0].stepping = "running", ("a", "fp32"), "a"
+    a, b = ex.member_state(ex.states["a"]), ex.member_state(ex.states["b"])
     assert a.variants[0].setup_s == ex.costs.setup_s("a", "fp32") == 0.0
     assert b.variants[0].setup_s == 12.0
-    p = planner.plan_lanes([a], 0.0, ex.budget, ex._planner_lanes({"a": a}), quantum={"a": 10})
+    p = planner.plan_lanes([a], 0.0, ex.budget, planning.planner_lanes(ex.workers, {"a": a}), quantum={"a": 10})
     assert {s.lane for s in p.steps} == {0, 1} and sum(s.rows for s in p.steps) == ROWS
 
 
@@ -118,7 +121,7 @@ def test_a_crash_on_one_lane_retires_the_member_there_and_the_other_lane_runs_it
     ex = executor(w, lanes_of(w, crash={"l1": {"b/fp32", "a/fp32", "c/fp32"}}), profile=profile_of(w, "a", "b", "c"))
     ex.run()
     assert {m.status for m in w.report.members} == {"done"}, w.report.table()
-    assert set(ex.lanes[1].retired) and all("injected crash on l1" in r for r in ex.lanes[1].retired.values())
+    assert set(ex.workers[1].retired) and all("injected crash on l1" in r for r in ex.workers[1].retired.values())
     assert any("retired on lane l1, the other lane(s) go on" in e for e in w.report.events)
     assert w.by_lane == {"l0": 3 * ROWS}
 
@@ -139,7 +142,7 @@ def test_out_of_memory_on_one_lane_halves_that_lanes_batch_only(tmp_path):
     ex.run()
     st, a = ex.states["a"], w.report.member("a")
     assert a.status == "done" and a.oom_retries == 2
-    assert st.batches.get(1) == 2 and st.batches.get(0, st.start_batch) == 10  # l0 went on at 10 rows
+    assert ex.workers[1].batch(st) == 2 and ex.workers[0].batch(st) == 10  # l0 went on at 10 rows
     assert w.by_lane.get("l1", 0) > 0 and sum(w.by_lane.values()) == ROWS
 
 
@@ -149,9 +152,9 @@ def test_a_limited_run_on_two_lanes_ends_in_time_and_logs_each_lane(tmp_path):
     ex.run()
     # The shared fake clock adds both lanes' time (pessimistic): all 50 s of work still fits 2 x 60 s.
     assert {m.status for m in w.report.members} == {"done"}, w.report.table()
-    assert all(lane.log.steps for lane in ex.lanes)
-    entry = ex.lanes[0].log.report(None, "l0", 10.0, {})
-    assert entry["rows"] == sum(s["rows"] for s in ex.lanes[0].log.steps) and entry["busy_s"] > 0
+    assert all(lane.log.steps for lane in ex.workers)
+    entry = ex.workers[0].log.report(None, "l0", 10.0, {})
+    assert entry["rows"] == sum(s["rows"] for s in ex.workers[0].log.steps) and entry["busy_s"] > 0
     assert "lane l0: busy" in lane_line(entry)
 
 
@@ -186,30 +189,30 @@ def test_the_lane_rule():
 def test_an_unexpected_error_on_a_lane_stops_every_lane_and_is_raised(tmp_path, monkeypatch):
     w = World(tmp_path, COSTS)
     ex = executor(w, lanes_of(w), profile=profile_of(w, "a", "b", "c"))
-    real = Executor._pruned
+    real = Executor.pruned
 
     def broken(self, st, v):
         if threading.current_thread().name == "ninefit-lane-l1":
             raise ZeroDivisionError("a bug on lane l1")
         return real(self, st, v)
 
-    monkeypatch.setattr(Executor, "_pruned", broken)
+    monkeypatch.setattr(Executor, "pruned", broken)
     before = threading.active_count()
     with pytest.raises(ZeroDivisionError, match="a bug on lane l1"):
         ex.run()
     assert threading.active_count() == before  # no lane left running
-    assert all(lane.runner is None for lane in ex.lanes)  # every lane's sessions closed
+    assert all(lane.runner is None for lane in ex.workers)  # every lane's sessions closed
 
 
 def test_each_lane_probes_a_member_at_the_start_and_none_is_planned_while_probed(tmp_path):
     w = World(tmp_path, COSTS)
     ex = executor(w, lanes_of(w), limit=60.0, profile=profile_of(w, "a", "b", "c"))
     ex.run()
-    probes = {lane.name: [s["member"] for s in lane.log.steps if s["kind"] == "probe"] for lane in ex.lanes}
+    probes = {lane.name: [s["member"] for s in lane.log.steps if s["kind"] == "probe"] for lane in ex.workers}
     assert all(probes.values()), probes  # both lanes probed at the start: neither waited for the other
     probed = [m for names in probes.values() for m in names]
     assert len(probed) == len(set(probed))  # each member once
-    for lane in ex.lanes:
+    for lane in ex.workers:
         assert lane.log.steps[0]["kind"] == "probe"
     for m in w.report.members:  # no decision on a member while its costs were being measured
         kinds = [d["decision"] for d in m.decisions]

@@ -194,7 +194,7 @@ class _TokenRunner:
 def test_executor_runs_sorted_padded_batches_and_halves_the_token_budget_on_oom(tokenizer_file, tmp_path):
     from runtime.execute.checkpoint import ChunkStore
     from runtime.data.testdata import TestData
-    from runtime.execute.executor import Executor
+    from runtime.execute.executor import Executor, ExecutorSettings, Work
     from runtime.manifest import DataSpec, Member, Variant
     from runtime.execute.memory import MemoryMonitor
     from runtime.schedule.planner import Budget
@@ -210,12 +210,13 @@ def test_executor_runs_sorted_padded_batches_and_halves_the_token_budget_on_oom(
     report.members = [MemberReport(name="m", weight=1.0, value=1.0)]
     test.check(member)
     rows = test.text_rows(member)
-    ex = Executor((member,), {"m": [(0, 8)]}, test, ChunkStore(tmp_path / "w", "k"), lambda m, v: fake.runner,
-                  lambda: 0.0, Budget(deadline=1e9, margin_s=0.0, reserve_s=0.0), report, MemoryMonitor(None),
-                  lambda: 0.0, limited=False, progress=False, width=2)
+    ex = Executor(Work((member,), {"m": [(0, 8)]}, test, ChunkStore(tmp_path / "w", "k"), 2),
+                  [("lane0", lambda m, v: fake.runner)], clock=lambda: 0.0,
+                  budget=Budget(deadline=1e9, margin_s=0.0, reserve_s=0.0), report=report, monitor=MemoryMonitor(None),
+                  write_submission=lambda: 0.0, settings=ExecutorSettings(limited=False, progress=False))
     ex.run()
     assert report.members[0].status == "done" and report.members[0].oom_retries >= 1
-    assert ex.states["m"].tokens <= 40  # 64 -> 32
+    assert ex.workers[0].token_budget(ex.states["m"]) <= 40  # 64 -> 32
     ran = [s for s in fake.shapes if s[0] * s[1] <= 40]
     assert sum(s[0] for s in ran) == rows.n_windows  # every window once, after the halving
     widths = [s[1] for s in ran]

@@ -8,6 +8,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from runtime.status import Status
 from runtime.schedule.planner.model import (
     _EPS,
     _PLANNABLE,
@@ -199,7 +200,7 @@ def plan_lanes(
     for lane in lanes:
         if lane.loaded is not None:
             m = by_name.get(lane.loaded[0])
-            if m is None or m.status != "running" or m.variant != lane.loaded[1]:
+            if m is None or m.status != Status.RUNNING or m.variant != lane.loaded[1]:
                 raise ValueError(f"lane {lane.name!r} runs {lane.loaded[0]}/{lane.loaded[1]}, "
                                  "which is not a running member on that variant")
     active = [m for m in members if m.status in _PLANNABLE and m.rows_left > 0]
@@ -269,6 +270,7 @@ def plan_lanes(
     end = max([now, *(s.finish for s in steps)])
     free = sum(limit - max([now, *(s.finish for s in steps if s.lane == k)]) for k in range(len(lanes)))
     dropped = list(nowhere)
+    stopped = frozenset(m.name for m in active if m.name not in placed and m.status == Status.RUNNING)
     for m, e in zip(active, eligible):
         if m.name in placed:
             continue
@@ -276,7 +278,7 @@ def plan_lanes(
         cap = len(e) * left
         why = (f"would need {_secs(need)}, {_secs(cap)} left on {len(e)} lane(s)" if need > cap + _EPS else
                f"value per second lowest; dropped to fit: {_secs(need)} needed, {_secs(free)} free on the lanes")
-        dropped.append((m.name, f"stopped: {why}" if m.status == "running" else why))
-    return Plan(tuple(steps), tuple(dropped), end, limit - end, value)
+        dropped.append((m.name, why))
+    return Plan(tuple(steps), tuple(dropped), end, limit - end, value, stopped)
 
 

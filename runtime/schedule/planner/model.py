@@ -10,9 +10,11 @@ import numbers
 from dataclasses import dataclass
 
 
-#: Member states the executor reports; "pending", "running" and "dropped" are planned.
-STATUSES = ("pending", "running", "done", "failed", "dropped")
-_PLANNABLE = ("pending", "running", "dropped")
+from runtime.status import PLANNABLE as _PLANNABLE  # noqa: F401 - the planner modules take it from here
+from runtime.status import Status
+
+#: Member states the planner takes (:class:`runtime.status.Status`); "pending", "running" and "dropped" are planned.
+STATUSES = (Status.PENDING, Status.RUNNING, Status.DONE, Status.FAILED, Status.DROPPED)
 _EPS = 1e-9
 
 
@@ -71,7 +73,7 @@ class MemberState:
     variants: tuple[Variant, ...]
     rows_total: int
     rows_done: int = 0
-    status: str = "pending"
+    status: Status = Status.PENDING
     variant: str | None = None
 
     def __post_init__(self) -> None:
@@ -102,7 +104,7 @@ class MemberState:
     @property
     def loaded(self) -> Variant | None:
         """The variant whose setup is already paid (only while running)."""
-        if self.status != "running" or self.variant is None:
+        if self.status != Status.RUNNING or self.variant is None:
             return None
         return self.variants[[v.name for v in self.variants].index(self.variant)]
 
@@ -176,6 +178,7 @@ class Plan:
     Attributes:
         steps: Steps to run, in order, one after another.
         dropped: ``(member, reason)`` for each plannable member left out.
+        stopped: The running members among them, left out because they no longer fit (stopped part-way).
         projected_finish: When the last step ends (``now`` if there is none).
         slack_s: ``limit - projected_finish``; negative only for an empty plan
             made after the limit.
@@ -188,6 +191,7 @@ class Plan:
     projected_finish: float
     slack_s: float
     value: float
+    stopped: frozenset[str] = frozenset()  # members of ``dropped`` that were running: stopped part-way
 
     @property
     def limit(self) -> float:

@@ -8,6 +8,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from runtime.status import Status
 from runtime.schedule.planner.model import (
     _EPS,
     _PLANNABLE,
@@ -181,7 +182,7 @@ def _drop_reason(member: MemberState, left: float, free: float, partial_of: str 
             f"value per second lowest; dropped to fit: {_ratio(best.value, best.cost):.3g} value/s "
             f"on {best.variant.name!r} would need {_secs(best.cost)}, {_secs(free)} free"
         )
-    return f"stopped: {reason}" if member.status == "running" else reason
+    return reason
 
 
 def _check_args(now: float, method: str, members: Sequence[MemberState]) -> None:
@@ -217,7 +218,7 @@ def plan(
     """
     _check_args(now, method, members)
     active = [m for m in members if m.status in _PLANNABLE and m.rows_left > 0]
-    running = [m for m in active if m.status == "running"]
+    running = [m for m in active if m.status == Status.RUNNING]
     if len(running) > 1:
         raise ValueError(f"members run one at a time, but several are running: {[m.name for m in running]}")
     limit, left = budget.limit, budget.limit - now
@@ -242,7 +243,7 @@ def plan(
 
     order = sorted(
         (i for i, o in enumerate(chosen) if o.variant is not None),
-        key=lambda i: (active[i].status != "running", -_ratio(chosen[i].value, chosen[i].cost)),
+        key=lambda i: (active[i].status != Status.RUNNING, -_ratio(chosen[i].value, chosen[i].cost)),
     )
     steps, t = [], now
     for i in order:
@@ -259,9 +260,9 @@ def plan(
             steps.append(Step(active[i].name, part.variant.name, part.rows, limit - t, t, limit, part.setup, True))
             t = limit
     free = limit - t
-    dropped = tuple(
-        (m.name, _drop_reason(m, left, free, partial_of)) for m, o in zip(active, chosen) if o.variant is None
-    )
-    return Plan(tuple(steps), dropped, t, free, value)
+    left_out = [m for m, o in zip(active, chosen) if o.variant is None]
+    dropped = tuple((m.name, _drop_reason(m, left, free, partial_of)) for m in left_out)
+    stopped = frozenset(m.name for m in left_out if m.status == Status.RUNNING)
+    return Plan(tuple(steps), dropped, t, free, value, stopped)
 
 
