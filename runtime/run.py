@@ -45,7 +45,7 @@ from pathlib import Path
 
 from runtime import backends
 from runtime.backends.base import Runner
-from runtime.backends.report import record_backends
+from runtime.output.backends_used import record_backends
 from runtime.bundle import Bundle, open_bundle
 from runtime.data.loaders import resolve_loader
 from runtime.data.pipeline import FeedPipeline, default_workers

@@ -17,7 +17,7 @@ import numpy as np
 
 from runtime.backends.base import BackendOptions, Runner
 from runtime.errors import BackendError, BackendUnavailableError
-from runtime.execute.lanes import PY_COMPILE_LOCK
+from runtime.locks import PY_COMPILE_LOCK
 
 TRT_EP = "TensorrtExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
@@ -72,7 +72,7 @@ class OnnxRuntimeRunner(Runner):
 
     def activate_impl(self) -> None:
         try:
-            with PY_COMPILE_LOCK:  # a first import compiles modules: not beside another lane doing so (runtime.execute.lanes)
+            with PY_COMPILE_LOCK:  # a first import compiles modules: not beside another lane doing so (runtime.locks)
                 import onnxruntime as ort
         except ImportError as exc:
             raise BackendUnavailableError("onnxruntime is not installed (pip install onnxruntime, or onnxruntime-gpu)") from exc

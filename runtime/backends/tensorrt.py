@@ -24,7 +24,7 @@ from runtime.bundle import sha256_file
 from runtime.errors import BackendError, BackendUnavailableError
 from runtime.fileio import atomic_write
 from runtime.gpu import gpu_info
-from runtime.execute.lanes import PY_COMPILE_LOCK
+from runtime.locks import PY_COMPILE_LOCK
 from runtime.progress import log
 
 
@@ -48,7 +48,7 @@ class TensorRTRunner(Runner):
 
     def activate_impl(self) -> None:
         try:
-            with PY_COMPILE_LOCK:  # a first import compiles modules: not beside another lane doing so (runtime.execute.lanes)
+            with PY_COMPILE_LOCK:  # a first import compiles modules: not beside another lane doing so (runtime.locks)
                 import tensorrt as trt
                 import polygraphy.backend.common  # noqa: F401  (used below: imported here, under the lock)
                 from polygraphy.backend.trt import TrtRunner

@@ -43,7 +43,7 @@ from runtime.backends.base import BackendOptions, Runner
 from runtime.bundle import sha256_file
 from runtime.errors import BackendError, BackendUnavailableError, OutOfMemoryError
 from runtime.fileio import atomic_write
-from runtime.execute.lanes import PY_COMPILE_LOCK
+from runtime.locks import PY_COMPILE_LOCK
 from runtime.progress import log
 
 #: Environment variable inductor reads for its on-disk cache.

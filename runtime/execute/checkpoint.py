@@ -30,7 +30,7 @@ import numpy as np
 
 from runtime.bundle import sha256_file
 from runtime.fileio import atomic_write, guarded
-from runtime.execute.lanes import PY_COMPILE_LOCK
+from runtime.locks import PY_COMPILE_LOCK
 from runtime.manifest import Manifest, Member
 from runtime.data.pipeline import feed_bytes_per_row
 from runtime.data.text import chunk_unit
@@ -154,7 +154,7 @@ class ChunkStore:
         """The chunk's predictions (NaN rows: skipped), or None when absent or unreadable (then it is removed)."""
         path = self.path(member, variant, start, stop)
         try:
-            with PY_COMPILE_LOCK:  # the header is parsed by ast.literal_eval: one thread at a time (runtime.execute.lanes)
+            with PY_COMPILE_LOCK:  # the header is parsed by ast.literal_eval: one thread at a time (runtime.locks)
                 values = np.load(path, allow_pickle=False)
         except FileNotFoundError:
             return None

@@ -33,7 +33,6 @@ decoded once per run whatever the members reading them).
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,10 +43,6 @@ from runtime.errors import NinefitError
 MAX_CPU_LANES = 8
 #: RAM a lane's session is taken to need, as a multiple of the largest model file.
 SESSION_RAM_FACTOR = 3
-#: Held around what builds Python ASTs or compiles code while other lanes run: CPython 3.11 keeps the AST
-#: constructor's recursion depth per interpreter, so two threads doing so at once can fail with "SystemError: AST
-#: constructor recursion depth mismatch" (numpy's .npy header parse, torch.fx code generation when a program loads).
-PY_COMPILE_LOCK = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -160,5 +155,5 @@ class LaneLog:
                 "rows": sum(s["rows"] for s in self.steps), "steps": list(self.steps), "retired": dict(retired)}
 
 
-__all__ = ["MAX_CPU_LANES", "PY_COMPILE_LOCK", "SESSION_RAM_FACTOR", "LaneLog", "LaneSpec",
+__all__ = ["MAX_CPU_LANES", "SESSION_RAM_FACTOR", "LaneLog", "LaneSpec",
            "choose_lanes", "parse_devices", "usable_cores"]
