@@ -15,22 +15,35 @@ The packager may import :mod:`runtime` (it verifies and profiles with the very
 backends that run on Kaggle); the runtime never imports the packager.
 """
 
-from packager.build import PackageOptions, PackageResult, package
-from packager.offline import add_dataset_metadata, dataset_hook, wheelhouse_hook
-from packager.offline.notebook import build_notebook, write_notebook
-from packager.spec import ModelSpec, Spec, VariantSpec, load_spec
+from __future__ import annotations
 
-__all__ = [
-    "ModelSpec",
-    "PackageOptions",
-    "PackageResult",
-    "Spec",
-    "VariantSpec",
-    "add_dataset_metadata",
-    "build_notebook",
-    "dataset_hook",
-    "load_spec",
-    "package",
-    "wheelhouse_hook",
-    "write_notebook",
-]
+import importlib
+from typing import Any
+
+#: Each public name and the module it lives in, imported on first use (so that ``ninefit --help`` and
+#: ``ninefit run`` do not pay for onnx, torch or nbformat).
+_EXPORTS = {
+    "ModelSpec": "packager.spec",
+    "PackageOptions": "packager.build",
+    "PackageResult": "packager.build",
+    "Spec": "packager.spec",
+    "VariantSpec": "packager.spec",
+    "add_dataset_metadata": "packager.offline",
+    "build_notebook": "packager.offline.notebook",
+    "dataset_hook": "packager.offline",
+    "load_spec": "packager.spec",
+    "package": "packager.build",
+    "wheelhouse_hook": "packager.offline",
+    "write_notebook": "packager.offline.notebook",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = sorted(_EXPORTS)

@@ -12,63 +12,54 @@ limit and, when it does not fit, the best plan that does; :func:`calibrate`
 folds a real run's report into a :class:`CalibrationStore`.
 """
 
-from packager.estimate.calibrate import CalibrationStore, calibrate, default_calibration_path
-from packager.estimate.chart import write_chart
-from packager.estimate.estimator import (
-    STAGES,
-    VERDICTS,
-    BudgetEstimate,
-    Check,
-    EstimateOptions,
-    FitPlan,
-    Item,
-    estimate_bundle,
-    verdict,
-)
-from packager.estimate.flops import GraphCost, NodeCost, count_graph
-from packager.estimate.hardware import (
-    TARGETS,
-    Hardware,
-    check_precision,
-    detect_local,
-    fingerprint,
-    get_target,
-    parse_cpuinfo,
-)
-from packager.estimate.profile import ProfileOptions, profile_bundle, profile_hook, store_profile
-from packager.estimate.render import format_table
-from packager.estimate.roofline import Calibration, Estimate, translate
+from __future__ import annotations
 
-__all__ = [
-    "STAGES",
-    "TARGETS",
-    "VERDICTS",
-    "BudgetEstimate",
-    "Calibration",
-    "CalibrationStore",
-    "Check",
-    "Estimate",
-    "EstimateOptions",
-    "FitPlan",
-    "GraphCost",
-    "Hardware",
-    "Item",
-    "NodeCost",
-    "ProfileOptions",
-    "calibrate",
-    "check_precision",
-    "count_graph",
-    "default_calibration_path",
-    "detect_local",
-    "estimate_bundle",
-    "fingerprint",
-    "format_table",
-    "get_target",
-    "parse_cpuinfo",
-    "profile_bundle",
-    "profile_hook",
-    "store_profile",
-    "translate",
-    "verdict",
-    "write_chart",
-]
+import importlib
+from typing import Any
+
+#: Each public name and the module it lives in: imported when first used (``import packager.estimate.x``
+#: must stay cheap, e.g. for the CLI's help).
+_EXPORTS = {
+    "BudgetEstimate": "packager.estimate.estimator",
+    "Calibration": "packager.estimate.roofline",
+    "CalibrationStore": "packager.estimate.calibrate",
+    "Check": "packager.estimate.estimator",
+    "Estimate": "packager.estimate.roofline",
+    "EstimateOptions": "packager.estimate.estimator",
+    "FitPlan": "packager.estimate.estimator",
+    "GraphCost": "packager.estimate.flops",
+    "Hardware": "packager.estimate.hardware",
+    "Item": "packager.estimate.estimator",
+    "NodeCost": "packager.estimate.flops",
+    "ProfileOptions": "packager.estimate.profile",
+    "STAGES": "packager.estimate.estimator",
+    "TARGETS": "packager.estimate.hardware",
+    "VERDICTS": "packager.estimate.estimator",
+    "calibrate": "packager.estimate.calibrate",
+    "check_precision": "packager.estimate.hardware",
+    "count_graph": "packager.estimate.flops",
+    "default_calibration_path": "packager.estimate.calibrate",
+    "detect_local": "packager.estimate.hardware",
+    "estimate_bundle": "packager.estimate.estimator",
+    "fingerprint": "packager.estimate.hardware",
+    "format_table": "packager.estimate.render",
+    "get_target": "packager.estimate.hardware",
+    "parse_cpuinfo": "packager.estimate.hardware",
+    "profile_bundle": "packager.estimate.profile",
+    "profile_hook": "packager.estimate.profile",
+    "store_profile": "packager.estimate.profile",
+    "translate": "packager.estimate.roofline",
+    "verdict": "packager.estimate.estimator",
+    "write_chart": "packager.estimate.chart",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = sorted(_EXPORTS)

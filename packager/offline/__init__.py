@@ -19,30 +19,34 @@
 :func:`offline_summary` reads both outcomes back for the CLI.
 """
 
-from packager.offline.hooks import (
-    DEFAULT_OWNER_HINT,
-    DEFAULT_REQUIREMENTS,
-    WHEELHOUSE_JSON,
-    WHEELS_DIR,
-    Hook,
-    add_dataset_metadata,
-    dataset_hook,
-    default_requirements,
-    install_command,
-    offline_summary,
-    wheelhouse_hook,
-)
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_OWNER_HINT",
-    "DEFAULT_REQUIREMENTS",
-    "WHEELHOUSE_JSON",
-    "WHEELS_DIR",
-    "Hook",
-    "add_dataset_metadata",
-    "dataset_hook",
-    "default_requirements",
-    "install_command",
-    "offline_summary",
-    "wheelhouse_hook",
-]
+import importlib
+from typing import Any
+
+#: Each public name and the module it lives in: imported when first used (``import packager.offline.x``
+#: must stay cheap, e.g. for the CLI's help).
+_EXPORTS = {
+    "DEFAULT_OWNER_HINT": "packager.offline.hooks",
+    "DEFAULT_REQUIREMENTS": "packager.offline.hooks",
+    "Hook": "packager.offline.hooks",
+    "WHEELHOUSE_JSON": "packager.offline.hooks",
+    "WHEELS_DIR": "packager.offline.hooks",
+    "add_dataset_metadata": "packager.offline.hooks",
+    "dataset_hook": "packager.offline.hooks",
+    "default_requirements": "packager.offline.hooks",
+    "install_command": "packager.offline.hooks",
+    "offline_summary": "packager.offline.hooks",
+    "wheelhouse_hook": "packager.offline.hooks",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = sorted(_EXPORTS)
