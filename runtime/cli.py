@@ -101,15 +101,8 @@ def add_run_parser(sub) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from runtime.run import RunOptions, default_work_dir, run
-
-    if args.batch_size is not None and args.batch_size < 1:
-        raise NinefitError(f"--batch-size {args.batch_size}: expected a positive number of rows")
-    if args.threads is not None and args.threads < 1:
-        raise NinefitError(f"--threads {args.threads}: expected a positive number of CPU threads per model")
-    if args.lanes is not None and args.lanes < 1:
-        raise NinefitError(f"--lanes {args.lanes}: expected a positive number of lanes")
     from runtime.progress import quiet_log
+    from runtime.run import RunOptions, default_work_dir, run
 
     with quiet_log(args.quiet):  # --quiet: the log's warnings and errors only
         report = run(args.bundle, args.data, args.out, RunOptions(

@@ -129,6 +129,12 @@ class StorageError(NinefitError):
     """
 
 
+class UsageError(NinefitError, ValueError):
+    """An option or setting is not understood or out of range: a command-line flag, an environment
+    variable (``NINEFIT_*``), a field of :class:`runtime.run.RunOptions`. The message names it, what was
+    given and what is accepted. Raised by the settings helpers themselves (:mod:`runtime.settings`)."""
+
+
 class BudgetError(NinefitError):
     """The time budget is impossible to meet (e.g. the deadline has already passed)."""
 
@@ -154,4 +160,5 @@ __all__ = [
     "SpecError",
     "StorageError",
     "ToleranceError",
+    "UsageError",
 ]

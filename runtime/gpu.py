@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runtime.errors import BackendError
 from runtime.manifest import is_gpu_target
 from runtime.settings import env_flag
 
@@ -105,13 +104,10 @@ def gpu_present() -> tuple[bool, str]:
     bindings). Probed once, lazily.
 
     Raises:
-        BackendError: ``NINEFIT_GPU_PRESENT`` is not a boolean.
+        UsageError: ``NINEFIT_GPU_PRESENT`` is not a boolean.
     """
     if os.environ.get(GPU_PRESENT_ENV, "").strip():
-        try:
-            present = env_flag(GPU_PRESENT_ENV)
-        except ValueError as exc:
-            raise BackendError(str(exc)) from None
+        present = env_flag(GPU_PRESENT_ENV)
         return present, f"{GPU_PRESENT_ENV}={os.environ[GPU_PRESENT_ENV].strip()}"
     return _probe_gpu()
 

@@ -273,10 +273,7 @@ def apply_features(frame, ref: str, folder: str | Path, *, group: str = "", ids=
     if chunk_rows is None:
         from runtime.settings import env_count
 
-        try:
-            chunk_rows = env_count("NINEFIT_FEATURES_CHUNK_ROWS", FEATURES_CHUNK_ROWS)
-        except ValueError as exc:
-            raise HookError(str(exc)) from None
+        chunk_rows = env_count("NINEFIT_FEATURES_CHUNK_ROWS", FEATURES_CHUNK_ROWS)
     hook = HookCaller(load_hook(ref, folder), ref, time_left)  # an import that fails fails every chunk: raised
     n = len(frame)
     result = FeaturesResult(frame=frame, columns=columns)

@@ -1,13 +1,20 @@
-"""Progress a person can follow, in a terminal (one updating line) or a notebook (a line every few seconds).
+"""The run log and progress a person can follow, in a terminal (one updating line) or a notebook.
 
-Also the duration and size formats the run log and report use (the packager reuses them), and the run
-log's quiet mode (``ninefit run --quiet``, :func:`quiet_log`): only the lines that say something went
-wrong, cost rows or changes what the run does (:func:`quiet_keeps`) are written.
+The run log goes through :mod:`logging`, to the logger ``ninefit.run``
+(:data:`LOGGER`): :func:`log` writes a line at ``INFO``, or at ``WARNING`` when
+it says something went wrong, cost rows or changes what the run does
+(:func:`quiet_keeps`). Unless told otherwise (a handler of your own on
+``ninefit.run``), the lines go to the current ``sys.stderr`` as ``ninefit:
+...``, in a notebook as in a terminal; the run log's quiet mode (``ninefit run
+--quiet``, :func:`quiet_log`) keeps the ``WARNING`` lines only.
+
+Also the duration and size formats the run log and report use (the packager reuses them).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import re
 import sys
@@ -94,7 +101,27 @@ _KEPT = re.compile(
     r"^(warning|damaged|could not|error|traceback|on kaggle|resuming from|--fresh: discarded)|running on the cpu"
     r"|^[^:\n]+: (failed|dropped|stopped|degraded|skipped|out of memory|ram nearly|non-finite|\d+ row\(s\))"
     r"|retired on lane|; skipped, the run goes on|has no row for|\bfailed on\b", re.IGNORECASE)
-_QUIET = [False]  # one flag for the run's threads (lanes log too)
+#: The run log's logger; its lines are ``INFO``, or ``WARNING`` for those :func:`quiet_keeps` keeps.
+LOGGER = logging.getLogger("ninefit.run")
+
+
+class _CurrentStderr(logging.Handler):
+    """Writes ``ninefit: <message>`` to whatever ``sys.stderr`` is when a line is logged (a notebook's
+    cell output, a test's capture), not to the stream that was there at import."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            stream = sys.stderr
+            stream.write(f"ninefit: {record.getMessage()}\n")
+            stream.flush()
+        except Exception:  # noqa: BLE001 - logging must never raise into the run
+            self.handleError(record)
+
+
+if not LOGGER.handlers:  # the run log is for the person running it: said unless a handler of theirs takes it
+    LOGGER.addHandler(_CurrentStderr())
+    LOGGER.setLevel(logging.INFO)
+    LOGGER.propagate = False
 
 
 def quiet_keeps(message: str) -> bool:
@@ -112,21 +139,18 @@ def quiet_keeps(message: str) -> bool:
 
 @contextlib.contextmanager
 def quiet_log(quiet: bool = True) -> Iterator[None]:
-    """Within it, :func:`log` writes only the lines :func:`quiet_keeps` keeps (``quiet=False``: all)."""
-    before, _QUIET[0] = _QUIET[0], quiet
+    """Within it, the run log keeps only its ``WARNING`` lines (those :func:`quiet_keeps` keeps); ``quiet=False``: all."""
+    before = LOGGER.level
+    LOGGER.setLevel(logging.WARNING if quiet else logging.INFO)
     try:
         yield
     finally:
-        _QUIET[0] = before
+        LOGGER.setLevel(before)
 
 
-def log(message: str, *, stream: TextIO | None = None) -> None:
-    """One line of the run log (under :func:`quiet_log`, warnings and errors only)."""
-    if _QUIET[0] and not quiet_keeps(message):
-        return
-    s = stream or sys.stderr
-    s.write(f"ninefit: {message}\n")
-    s.flush()
+def log(message: str) -> None:
+    """One line of the run log: ``WARNING`` when it says something went wrong (:func:`quiet_keeps`), else ``INFO``."""
+    LOGGER.log(logging.WARNING if quiet_keeps(message) else logging.INFO, message)
 
 
-__all__ = ["Progress", "format_gib", "format_seconds", "log", "quiet_keeps", "quiet_log"]
+__all__ = ["LOGGER", "Progress", "format_gib", "format_seconds", "log", "quiet_keeps", "quiet_log"]

@@ -52,7 +52,7 @@ from runtime.data.pipeline import FeedPipeline, default_workers
 from runtime.data.tables import table_engine
 from runtime.data.testdata import TestData, open_test_data
 from runtime.data.text import length_stats, row_costs
-from runtime.errors import DataError, NinefitError, StorageError
+from runtime.errors import DataError, NinefitError, StorageError, UsageError
 from runtime.execute.checkpoint import ChunkStore, data_fingerprint, member_grid, run_key
 from runtime.execute.executor import Executor, ExecutorSettings, Work
 from runtime.execute.lanes import LaneSpec, choose_lanes, usable_cores
@@ -89,6 +89,18 @@ class RunOptions:
     torch_compile: bool = False  # torch backend: torch.compile each program on load (counted as setup time)
     lanes: int | None = None  # lanes run at once; None: the default rule (runtime.execute.lanes.choose_lanes)
     devices: tuple[int, ...] | None = None  # GPUs to run lanes on; None: every visible GPU
+
+    def __post_init__(self) -> None:
+        """Counts are checked here, once, for the CLI and the library alike (the budget's numbers by make_budget).
+
+        Raises:
+            UsageError: A batch size, thread count or lane count that is not a positive whole number.
+        """
+        for flag, value, what in (("--batch-size", self.batch_size, "rows"),
+                                  ("--threads", self.threads, "CPU threads per model"),
+                                  ("--lanes", self.lanes, "lanes")):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise UsageError(f"{flag} {value}: expected a positive number of {what}")
 
 
 def default_report_path(out: str | os.PathLike) -> Path:

@@ -6,6 +6,8 @@ import os
 import re
 from typing import Mapping, Sequence
 
+from runtime.errors import UsageError
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(h|m|s|ms)?\s*$", re.IGNORECASE)
@@ -13,7 +15,7 @@ _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3}
 
 
 def env_flag(name: str, default: bool = False) -> bool:
-    """Read a boolean environment variable; anything unrecognised is a ValueError naming it."""
+    """Read a boolean environment variable; anything unrecognised is a :class:`UsageError` naming it."""
     raw = os.environ.get(name)
     if raw is None:
         return default
@@ -22,7 +24,7 @@ def env_flag(name: str, default: bool = False) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"environment variable {name}={raw!r} is not a boolean (use 1/0, true/false, yes/no, on/off)")
+    raise UsageError(f"environment variable {name}={raw!r} is not a boolean (use 1/0, true/false, yes/no, on/off)")
 
 
 _MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -32,13 +34,13 @@ def env_modules(name: str, environ: Mapping[str, str] | None = None) -> list[str
     """Comma-separated Python module names in an environment variable (empty: none).
 
     Raises:
-        ValueError: naming the variable and the entry that is not a module name.
+        UsageError: naming the variable and the entry that is not a module name.
     """
     raw = (os.environ if environ is None else environ).get(name, "")
     names = [n.strip() for n in raw.split(",") if n.strip()]
     for n in names:
         if not _MODULE_NAME.match(n):
-            raise ValueError(f"{name}={raw!r}: {n!r} is not a module name (expected e.g. mypkg.backends, comma-separated)")
+            raise UsageError(f"{name}={raw!r}: {n!r} is not a module name (expected e.g. mypkg.backends, comma-separated)")
     return names
 
 
@@ -46,14 +48,14 @@ def env_choice(name: str, choices: Sequence[str], default: str, environ: Mapping
     """One of ``choices`` (case-insensitive) from an environment variable; unset or empty: ``default``.
 
     Raises:
-        ValueError: naming the variable, its value and the accepted values.
+        UsageError: naming the variable, its value and the accepted values.
     """
     raw = (os.environ if environ is None else environ).get(name)
     if raw is None or not raw.strip():
         return default
     value = raw.strip().lower()
     if value not in choices:
-        raise ValueError(f"environment variable {name}={raw!r} is not one of: {', '.join(choices)} (unset it for {default})")
+        raise UsageError(f"environment variable {name}={raw!r} is not one of: {', '.join(choices)} (unset it for {default})")
     return value
 
 
@@ -61,7 +63,7 @@ def env_count(name: str, default: int, environ: Mapping[str, str] | None = None)
     """A positive whole number from an environment variable; unset or empty: ``default``.
 
     Raises:
-        ValueError: naming the variable and its value.
+        UsageError: naming the variable and its value.
     """
     raw = (os.environ if environ is None else environ).get(name)
     if raw is None or not raw.strip():
@@ -71,7 +73,7 @@ def env_count(name: str, default: int, environ: Mapping[str, str] | None = None)
     except ValueError:
         value = 0
     if value < 1:
-        raise ValueError(f"environment variable {name}={raw!r} is not a positive whole number (unset it for {default})")
+        raise UsageError(f"environment variable {name}={raw!r} is not a positive whole number (unset it for {default})")
     return value
 
 
@@ -84,7 +86,7 @@ def parse_duration(text: str | float | int) -> float:
     Python is taken as seconds: its type says so.
 
     Raises:
-        ValueError: naming the text and the accepted forms.
+        UsageError: naming the text and the accepted forms.
     """
     if isinstance(text, (int, float)):
         return float(text)
@@ -95,11 +97,11 @@ def parse_duration(text: str | float | int) -> float:
         n = float(clean)
         hint = (f"{n:g}h is {n * 60:g}m or {n * 3600:g}s" if n <= 48
                 else f"{n:g}s is {n / 60:.4g}m" + (f" or {n / 3600:.4g}h" if n >= 3600 else ""))
-        raise ValueError(f"duration {text!r} has no unit; write the one you mean: {n:g}h, {n:g}m or {n:g}s "
+        raise UsageError(f"duration {text!r} has no unit; write the one you mean: {n:g}h, {n:g}m or {n:g}s "
                          f"({hint})")
     parts = re.findall(r"\d+(?:\.\d+)?\s*(?:ms|h|m|s)", clean, re.IGNORECASE)
     if not parts or "".join(p.replace(" ", "") for p in parts) != clean.replace(" ", ""):
-        raise ValueError(f"cannot read duration {text!r}; expected e.g. 9h, 540m, 32400s, 1h30m")
+        raise UsageError(f"cannot read duration {text!r}; expected e.g. 9h, 540m, 32400s, 1h30m")
     total = 0.0
     for p in parts:
         m = _DURATION.match(p)

@@ -126,13 +126,13 @@ def test_tta_variant_averages_the_flip(image_project, tmp_path):
 def test_bad_loader_choice_stops_the_run_up_front(image_project, tmp_path, monkeypatch):
     import runtime
     from packager.build import package
-    from runtime.errors import DataError
+    from runtime.errors import UsageError
 
     bundle = tmp_path / "bundle"
     package(image_project / "ninefit.toml", bundle, log=lambda _m: None)
     monkeypatch.setenv("NINEFIT_LOADER", "opencv")
     out = tmp_path / "submission.csv"
-    with pytest.raises(DataError, match="NINEFIT_LOADER='opencv' is not one of: pil, dali"):
+    with pytest.raises(UsageError, match="NINEFIT_LOADER='opencv' is not one of: pil, dali"):
         runtime.run(bundle, image_project / "data", out, runtime.RunOptions(progress=False))
     assert not out.exists()
 

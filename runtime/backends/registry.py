@@ -76,13 +76,10 @@ def load_plugins(environ: Mapping[str, str] | None = None) -> list[str]:
     """Import the modules listed in ``NINEFIT_PLUGINS`` (custom backends); returns their names.
 
     Raises:
-        BackendUnavailableError: a name that is not a module name, or a module
-            that cannot be imported or raised while importing.
+        UsageError: a name that is not a module name.
+        BackendUnavailableError: a module that cannot be imported or raised while importing.
     """
-    try:
-        names = env_modules(PLUGINS_ENV, environ)
-    except ValueError as exc:
-        raise BackendUnavailableError(str(exc)) from None
+    names = env_modules(PLUGINS_ENV, environ)
     for name in names:
         try:
             importlib.import_module(name)

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import DataError, NinefitError
+from runtime.errors import DataError, NinefitError, UsageError
 from runtime.fileio import SCRATCH_REMEDY, full_write, guarded, scratch_dir, scratch_room
 from runtime.manifest import InputSpec, Member, Variant
 
@@ -117,7 +117,7 @@ def _int_env(name: str, default: int) -> int:
     except ValueError:
         value = -1
     if value < 0:
-        raise DataError(f"{name}={text!r} is not a whole number >= 0 (unset it for the default, {default})")
+        raise UsageError(f"{name}={text!r} is not a whole number >= 0 (unset it for the default, {default})")
     return value
 
 

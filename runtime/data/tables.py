@@ -47,10 +47,7 @@ def table_pandas(gpu: bool = False):
     """
     import os
 
-    try:
-        use_cudf = env_flag("NINEFIT_CUDF") if os.environ.get("NINEFIT_CUDF", "").strip() else gpu
-    except ValueError as exc:
-        raise DataError(str(exc)) from None
+    use_cudf = env_flag("NINEFIT_CUDF") if os.environ.get("NINEFIT_CUDF", "").strip() else gpu
     if use_cudf and "installed" not in _CUDF_STATE:
         import warnings
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from runtime import data as _data
-from runtime.errors import BackendUnavailableError, DataError
+from runtime.errors import BackendUnavailableError, DataError, UsageError
 from runtime.data.loaders import LOADER_ENV, image_loader
 from runtime.settings import env_choice
 from runtime.manifest import DataSpec, ImageSpec, InputSpec
@@ -51,11 +51,11 @@ def test_loader_defaults_to_pil_and_reads_the_variable():
 
 
 def test_bogus_loader_names_the_variable_and_the_choices(monkeypatch, image_data):
-    with pytest.raises(DataError, match=r"NINEFIT_LOADER='bogus' is not one of: pil, dali"):
+    with pytest.raises(UsageError, match=r"NINEFIT_LOADER='bogus' is not one of: pil, dali"):
         image_loader({LOADER_ENV: "bogus"})
     monkeypatch.setenv(LOADER_ENV, "bogus")
     test, inp = image_data(ImageSpec(size=(8, 8)))
-    with pytest.raises(DataError, match=r"NINEFIT_LOADER='bogus' is not one of: pil, dali \(unset it for pil\)"):
+    with pytest.raises(UsageError, match=r"NINEFIT_LOADER='bogus' is not one of: pil, dali \(unset it for pil\)"):
         test.feed(_member(inp), 0, 2)
 
 

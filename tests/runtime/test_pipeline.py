@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from runtime.data.testdata import open_test_data
-from runtime.errors import DataError
+from runtime.errors import DataError, UsageError
 from runtime.manifest import DataSpec, ImageSpec, InputSpec, Member, Variant
 from runtime.data.pipeline import FeedPipeline
 
@@ -130,7 +130,7 @@ def test_without_room_for_the_spool_each_member_decodes_again(tmp_path, monkeypa
 def test_bad_prefetch_settings_are_named(monkeypatch, tmp_path):
     monkeypatch.setenv("NINEFIT_PREFETCH", "-1")
     test = open_test_data(write_images(tmp_path, n=3), SPEC)
-    with pytest.raises(DataError, match=r"NINEFIT_PREFETCH='-1' is not a whole number >= 0"):
+    with pytest.raises(UsageError, match=r"NINEFIT_PREFETCH='-1' is not a whole number >= 0"):
         FeedPipeline(test, [member("a")])
     test.close()
 

@@ -10,7 +10,7 @@ import pytest
 
 from runtime.backends.registry import PLUGINS_ENV, load_plugins
 from runtime.cli import main
-from runtime.errors import BackendUnavailableError, BudgetError
+from runtime.errors import BudgetError, UsageError
 from runtime.run import RunOptions, run
 from tests.cli_checks import fails_cleanly
 
@@ -67,7 +67,7 @@ def test_plugins_are_imported_and_bad_ones_are_user_errors(digits_bundle, digits
     monkeypatch.setitem(sys.modules, "nf_plugin_probe", None)  # makes the import fail
     assert load_plugins({PLUGINS_ENV: ""}) == []
     assert load_plugins({PLUGINS_ENV: " tests.runtime.slow_backend , json"}) == ["tests.runtime.slow_backend", "json"]
-    with pytest.raises(BackendUnavailableError, match="not a module name"):
+    with pytest.raises(UsageError, match="not a module name"):
         load_plugins({PLUGINS_ENV: "tests/runtime/slow_backend.py"})
     monkeypatch.setenv(PLUGINS_ENV, "nf_plugin_probe")
     fails_cleanly(capsys, main, args(digits_bundle, digits_dir / "data", tmp_path / "s.csv"),

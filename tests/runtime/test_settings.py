@@ -54,9 +54,9 @@ def test_env_modules():
 
 def test_bad_cudf_flag_is_a_data_error(monkeypatch, tmp_path):
     from runtime.data.testdata import read_table
-    from runtime.errors import DataError
+    from runtime.errors import UsageError
 
     (tmp_path / "t.csv").write_text("id,x\n1,2\n")
     monkeypatch.setenv("NINEFIT_CUDF", "perhaps")
-    with pytest.raises(DataError, match="NINEFIT_CUDF='perhaps' is not a boolean"):
+    with pytest.raises(UsageError, match="NINEFIT_CUDF='perhaps' is not a boolean"):
         read_table(tmp_path / "t.csv")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from runtime.errors import DataError
 from runtime.settings import env_choice
 
 #: Environment variable that picks the image loader.
@@ -27,12 +26,9 @@ def image_loader(environ: Mapping[str, str] | None = None) -> str:
     """The image loader ``NINEFIT_LOADER`` selects: ``"pil"`` (default) or ``"dali"``.
 
     Raises:
-        DataError: the variable holds anything else (the message names the accepted values).
+        UsageError: the variable holds anything else (the message names the accepted values).
     """
-    try:
-        return env_choice(LOADER_ENV, LOADERS, LOADERS[0], environ)
-    except ValueError as exc:
-        raise DataError(str(exc)) from exc
+    return env_choice(LOADER_ENV, LOADERS, LOADERS[0], environ)
 
 
 def resolve_loader(gpu_target: bool, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
