@@ -47,17 +47,15 @@ import queue
 import threading
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from runtime.backends.base import Runner
 from runtime.data.pipeline import FeedPipeline
-from runtime.data.testdata import TestData
 from runtime.errors import NinefitError, StorageError
 from runtime.execute import planning, results
-from runtime.execute.checkpoint import ChunkStore
 from runtime.execute.memory import MemoryMonitor
 from runtime.execute.predict import nan_rows
-from runtime.execute.state import MemberRun
+from runtime.execute.state import ExecutorSettings, MemberRun, Work
 from runtime.execute.worker import Booking, LaneWorker, Shared
 from runtime.manifest import Member, Variant
 from runtime.output.report import RunReport
@@ -73,48 +71,6 @@ AHEAD_TOLERANCE = 0.1
 _EPS = planning.EPS
 
 Loader = Callable[[Member, Variant], Runner]
-
-
-@dataclass(frozen=True)
-class Work:
-    """What a run has to do.
-
-    Attributes:
-        members: Manifest members, in manifest order.
-        grids: Chunk grid of each member.
-        test: The test data.
-        store: Where chunks are saved (finished ones are resumed from it).
-        width: Values per row the submission needs from each member.
-        profile: ``{member: {variant: {"s_per_row", "setup_s"}}}`` priors.
-        failed: Members known to fail before anything runs, with the reason.
-    """
-
-    members: tuple[Member, ...]
-    grids: Mapping[str, list[tuple[int, int]]]
-    test: TestData
-    store: ChunkStore
-    width: int
-    profile: Mapping | None = None
-    failed: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ExecutorSettings:
-    """How to run it.
-
-    Attributes:
-        batch_size: Override of every member's batch size.
-        limited: False: no time limit (nothing is probed or degraded).
-        fixed_reserve: False: grow the reserve to twice the slowest write.
-        fixed_margin: False: derive the margin from the measured jitter.
-        progress: Show progress lines.
-    """
-
-    batch_size: int | None = None
-    limited: bool = True
-    fixed_reserve: bool = False
-    fixed_margin: bool = False
-    progress: bool = True
 
 
 class Executor:
@@ -294,7 +250,7 @@ class Executor:
                         if error is not None or lane.index in busy or not steps or parked.get(lane.index) == marker:
                             continue
                         parked.pop(lane.index, None)
-                        busy[lane.index] = self._start(lane, self._lane_step, lane, p, steps[0], ended)
+                        busy[lane.index] = self._start("lane", lane, self._lane_step, lane, p, steps[0], ended)
                     self._want_tick = error is None and len(busy) < len(self.workers)
                 if not busy:
                     break
@@ -321,8 +277,7 @@ class Executor:
             raise error
 
     @staticmethod
-    def _start(lane: LaneWorker, target: Callable, *args) -> threading.Thread:
-        kind = "probe" if target.__name__ == "_lane_probe" else "lane"
+    def _start(kind: str, lane: LaneWorker, target: Callable, *args) -> threading.Thread:
         t = threading.Thread(target=target, args=args, name=f"ninefit-{kind}-{lane.name}", daemon=True)
         t.start()
         return t
@@ -333,7 +288,7 @@ class Executor:
         for st in probes.todo:  # its decisions are recorded from its probe on (or its skipped probe)
             st.probing = True
         for lane in self.workers[:len(probes.todo)]:
-            busy[lane.index] = self._start(lane, self._lane_probe, lane, probes, ended)
+            busy[lane.index] = self._start("probe", lane, self._lane_probe, lane, probes, ended)
 
     def _lane_step(self, lane: LaneWorker, p: planner.Plan, step: planner.Step, ended: queue.Queue) -> None:
         """A lane thread: run one plan step, then tell the coordinator whether it did anything."""

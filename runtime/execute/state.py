@@ -1,4 +1,5 @@
-"""A member's progress in a run: its chunks, which are done and on which rung, what it is doing now.
+"""What a run works on (:class:`Work`, :class:`ExecutorSettings`) and each member's progress in it
+(:class:`MemberRun`): its chunks, which are done and on which rung, what it is doing now.
 
 One :class:`MemberRun` per member, owned by the executor and changed only
 under its booking lock (:class:`runtime.execute.worker.Booking`). Per-lane
@@ -8,8 +9,10 @@ the lane's worker, never here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from runtime.data.testdata import TestData
 from runtime.execute.checkpoint import ChunkStore
 from runtime.execute.predict import nan_rows
 from runtime.manifest import Member
@@ -18,6 +21,48 @@ from runtime.progress import Progress
 from runtime.status import Decision, Status
 
 Chunk = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Work:
+    """What a run has to do.
+
+    Attributes:
+        members: Manifest members, in manifest order.
+        grids: Chunk grid of each member.
+        test: The test data.
+        store: Where chunks are saved (finished ones are resumed from it).
+        width: Values per row the submission needs from each member.
+        profile: ``{member: {variant: {"s_per_row", "setup_s"}}}`` priors.
+        failed: Members known to fail before anything runs, with the reason.
+    """
+
+    members: tuple[Member, ...]
+    grids: Mapping[str, list[tuple[int, int]]]
+    test: TestData
+    store: ChunkStore
+    width: int
+    profile: Mapping | None = None
+    failed: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """How to run it.
+
+    Attributes:
+        batch_size: Override of every member's batch size.
+        limited: False: no time limit (nothing is probed or degraded).
+        fixed_reserve: False: grow the reserve to twice the slowest write.
+        fixed_margin: False: derive the margin from the measured jitter.
+        progress: Show progress lines.
+    """
+
+    batch_size: int | None = None
+    limited: bool = True
+    fixed_reserve: bool = False
+    fixed_margin: bool = False
+    progress: bool = True
 
 
 @dataclass
@@ -120,4 +165,4 @@ class MemberRun:
         return st
 
 
-__all__ = ["Chunk", "MemberRun"]
+__all__ = ["Chunk", "ExecutorSettings", "MemberRun", "Work"]

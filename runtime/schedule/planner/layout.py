@@ -193,6 +193,29 @@ def plan_lanes(
             variant, or what :func:`plan` raises.
     """
     lanes = tuple(lanes)
+    active, eligible, nowhere = _plannable(members, now, method, lanes)
+    if len(lanes) == 1:
+        p = plan(active, now, budget, method=method, fill=fill)
+        return replace(p, dropped=(*nowhere, *p.dropped))
+    limit, left = budget.limit, budget.limit - now
+    if now > budget.deadline or left <= 0:
+        reason = "deadline passed" if now > budget.deadline else (
+            f"no time left: the limit (deadline - margin - reserve) was reached {_secs(-left)} ago"
+        )
+        return Plan((), (*nowhere, *((m.name, reason) for m in active)), now, left, 0.0)
+    parts, partial = _choose_and_place(active, eligible, lanes, now, limit, method, dict(quantum or {}))
+    if fill:
+        _fill(parts, partial, active, eligible, now, limit)
+    return _plan_of(parts, partial, active, eligible, nowhere, now, limit)
+
+
+def _plannable(members: Sequence[MemberState], now: float, method: str,
+               lanes: tuple[Lane, ...]) -> tuple[list[MemberState], list[list[int]], tuple[tuple[str, str], ...]]:
+    """The members with rows left to plan, the lanes each may use, and those left no lane (failed on every one).
+
+    Raises:
+        ValueError: No lanes, or a lane running a member not running on that variant.
+    """
     if not lanes:
         raise ValueError("plan_lanes needs at least one lane")
     _check_args(now, method, members)
@@ -206,18 +229,16 @@ def plan_lanes(
     active = [m for m in members if m.status in _PLANNABLE and m.rows_left > 0]
     eligible = [[k for k, lane in enumerate(lanes) if m.name not in lane.retired] for m in active]
     nowhere = tuple((m.name, "failed on every lane") for m, e in zip(active, eligible) if not e)
-    active = [m for m, e in zip(active, eligible) if e]
-    eligible = [e for e in eligible if e]
-    if len(lanes) == 1:
-        p = plan(active, now, budget, method=method, fill=fill)
-        return replace(p, dropped=(*nowhere, *p.dropped))
-    limit, left = budget.limit, budget.limit - now
-    if now > budget.deadline or left <= 0:
-        reason = "deadline passed" if now > budget.deadline else (
-            f"no time left: the limit (deadline - margin - reserve) was reached {_secs(-left)} ago"
-        )
-        return Plan((), (*nowhere, *((m.name, reason) for m in active)), now, left, 0.0)
-    quantum = dict(quantum or {})
+    return [m for m, e in zip(active, eligible) if e], [e for e in eligible if e], nowhere
+
+
+def _choose_and_place(active: Sequence[MemberState], eligible: Sequence[Sequence[int]], lanes: tuple[Lane, ...],
+                      now: float, limit: float, method: str,
+                      quantum: dict[str, int]) -> tuple[list[list[_Part]], set[int]]:
+    """Steps 1 to 3: rungs and drops over every lane's time, laid out; chosen again with less time while the
+    lanes end past the limit (up to 8 times), then cut at it. Returns each lane's parts and the members whose
+    last part is time-boxed."""
+    left = limit - now
     opt_lists = [_options(m, len(e) * left) for m, e in zip(active, eligible)]
     if sum(min(o.cost for o in opts) for opts in opt_lists) > len(lanes) * left + _EPS:
         # Running members that each could finish cannot all: none is pinned, any may be stopped.
@@ -233,28 +254,37 @@ def plan_lanes(
         parts = _layout(active, chosen, lanes, eligible, now, quantum)
         over = max(now + sum(p.cost for p in lane) for lane in parts) - limit
         if over <= _EPS:
-            break
+            return parts, partial
         if capacity <= floor + _EPS:
-            partial = _clip(parts, now, limit)
             break
         capacity = max(floor, capacity - max(over, _EPS * max(1.0, capacity)))
-    else:
-        partial = _clip(parts, now, limit)
+    return parts, _clip(parts, now, limit)
+
+
+def _fill(parts: list[list[_Part]], partial: set[int], active: Sequence[MemberState],
+          eligible: Sequence[Sequence[int]], now: float, limit: float) -> None:
+    """Step 4: each lane's time left after its full steps goes to a partial step of a member left out."""
     ends = [now + sum(p.cost for p in lane) for lane in parts]
-    if fill:
-        full = {p.member for lane in parts for p in lane}
-        given: dict[int, int] = {}  # rows of each left-out member given to partial steps so far
-        for k in sorted(range(len(lanes)), key=lambda k: (ends[k], k)):
-            fills = [(p, i) for i, m in enumerate(active) if i not in full and k in eligible[i]
-                     and m.rows_left - given.get(i, 0) > 1
-                     for p in [_best_partial(replace(m, rows_done=m.rows_done + given.get(i, 0)), limit - ends[k])]
-                     if p is not None]
-            if fills:
-                best, i = max(fills, key=lambda f: (f[0].value, -f[1]))
-                parts[k].append(_Part(i, best.variant, best.rows, best.setup))
-                given[i] = given.get(i, 0) + best.rows
-                partial.add(i)
-                ends[k] = limit
+    full = {p.member for lane in parts for p in lane}
+    given: dict[int, int] = {}  # rows of each left-out member given to partial steps so far
+    for k in sorted(range(len(parts)), key=lambda k: (ends[k], k)):
+        fills = [(p, i) for i, m in enumerate(active) if i not in full and k in eligible[i]
+                 and m.rows_left - given.get(i, 0) > 1
+                 for p in [_best_partial(replace(m, rows_done=m.rows_done + given.get(i, 0)), limit - ends[k])]
+                 if p is not None]
+        if fills:
+            best, i = max(fills, key=lambda f: (f[0].value, -f[1]))
+            parts[k].append(_Part(i, best.variant, best.rows, best.setup))
+            given[i] = given.get(i, 0) + best.rows
+            partial.add(i)
+            ends[k] = limit
+
+
+def _plan_of(parts: Sequence[Sequence[_Part]], partial: set[int], active: Sequence[MemberState],
+             eligible: Sequence[Sequence[int]], nowhere: tuple[tuple[str, str], ...], now: float,
+             limit: float) -> Plan:
+    """The lanes' parts as steps from ``now`` (a time-boxed last part ends at the limit), and why each
+    member left out is."""
     steps, value = [], 0.0
     for k, lane in enumerate(parts):
         t = now
@@ -268,14 +298,14 @@ def plan_lanes(
     steps.sort(key=lambda s: (s.start, s.lane))
     placed = {s.member for s in steps}
     end = max([now, *(s.finish for s in steps)])
-    free = sum(limit - max([now, *(s.finish for s in steps if s.lane == k)]) for k in range(len(lanes)))
+    free = sum(limit - max([now, *(s.finish for s in steps if s.lane == k)]) for k in range(len(parts)))
     dropped = list(nowhere)
     stopped = frozenset(m.name for m in active if m.name not in placed and m.status == Status.RUNNING)
     for m, e in zip(active, eligible):
         if m.name in placed:
             continue
         need = min(expected_seconds(m, v) for v in _ladder(m))
-        cap = len(e) * left
+        cap = len(e) * (limit - now)
         why = (f"would need {_secs(need)}, {_secs(cap)} left on {len(e)} lane(s)" if need > cap + _EPS else
                f"value per second lowest; dropped to fit: {_secs(need)} needed, {_secs(free)} free on the lanes")
         dropped.append((m.name, why))
