@@ -55,8 +55,8 @@ from runtime.data.text import length_stats, row_costs
 from runtime.errors import DataError, NinefitError, StorageError, UsageError
 from runtime.execute.checkpoint import ChunkStore, data_fingerprint, member_grid, run_key
 from runtime.execute.executor import Executor, ExecutorSettings, Work
-from runtime.execute.lanes import LaneSpec, choose_lanes, usable_cores
-from runtime.execute.memory import MemoryMonitor, snapshot
+from runtime.execute.lanes import LaneSpec, choose_lanes, free_ram, largest_model_bytes, usable_cores  # re-exported
+from runtime.execute.memory import MemoryMonitor
 from runtime.execute.predict import predict_rows  # re-exported: part of runtime.run's API
 from runtime.execute.runners import load_runner, trt_input_shapes  # re-exported: part of runtime.run's API
 from runtime.gpu import device_mismatch, gpu_count, gpu_present
@@ -392,26 +392,6 @@ def _run_features(test: TestData, m: Manifest, report: RunReport, time_left: Cal
     _check_members(test, m, failed)
 
 
-def largest_model_bytes(root: Path, manifest: Manifest) -> int:
-    """Bytes of the bundle's largest model file (0 when none is readable): what a lane's sessions are sized by."""
-    sizes = [0]
-    for member in manifest.members:
-        for v in member.variants:
-            try:
-                sizes.append((Path(root) / v.file).stat().st_size)
-            except OSError:
-                pass
-    return max(sizes)
-
-
-def free_ram() -> int | None:
-    """Free RAM in bytes now, as the lane rule's RAM cap reads it (None: unreadable)."""
-    try:
-        return snapshot(None).ram_free
-    except Exception:  # psutil / cgroup unreadable: the RAM cap is left out
-        return None
-
-
 def run_lanes(bundle: Bundle, options: RunOptions, max_chunks: int | None = None) -> tuple[list[LaneSpec], str]:
     """The lanes a run of ``bundle`` uses here (:func:`runtime.execute.lanes.choose_lanes`) and why."""
     return choose_lanes(gpus=gpu_count(), cores=usable_cores(), lanes=options.lanes, devices=options.devices,
@@ -476,6 +456,8 @@ __all__ = [
     "default_report_path",
     "default_work_dir",
     "discard_checkpoints",
+    "free_ram",
+    "largest_model_bytes",
     "load_fallback",
     "load_runner",
     "make_formatter",

@@ -35,9 +35,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from runtime.errors import NinefitError
+from runtime.manifest import Manifest
 
 #: Most CPU lanes chosen by default (each lane loads every member it runs once more).
 MAX_CPU_LANES = 8
@@ -155,5 +157,27 @@ class LaneLog:
                 "rows": sum(s["rows"] for s in self.steps), "steps": list(self.steps), "retired": dict(retired)}
 
 
-__all__ = ["MAX_CPU_LANES", "SESSION_RAM_FACTOR", "LaneLog", "LaneSpec",
+
+def largest_model_bytes(root: Path, manifest: Manifest) -> int:
+    """Bytes of the bundle's largest model file (0 when none is readable): what a lane's sessions are sized by."""
+    sizes = [0]
+    for member in manifest.members:
+        for v in member.variants:
+            try:
+                sizes.append((Path(root) / v.file).stat().st_size)
+            except OSError:
+                pass
+    return max(sizes)
+
+
+def free_ram() -> int | None:
+    """Free RAM in bytes now, as the lane rule's RAM cap reads it (None: unreadable)."""
+    from runtime.execute.memory import snapshot
+
+    try:
+        return snapshot(None).ram_free
+    except Exception:  # psutil / cgroup unreadable: the RAM cap is left out
+        return None
+
+__all__ = ["MAX_CPU_LANES", "SESSION_RAM_FACTOR", "free_ram", "largest_model_bytes", "LaneLog", "LaneSpec",
            "choose_lanes", "parse_devices", "usable_cores"]
