@@ -19,6 +19,7 @@ that shows the traceback of the user's code; the staged bundle is removed.
 from __future__ import annotations
 
 import ast
+import inspect
 import math
 import shutil
 import sys
@@ -107,24 +108,12 @@ def check_features(spec, stage: Path, members: tuple[Member, ...] = (), log=prin
     except HookError as exc:
         raise HookError(f"features hook {ref!r} failed on the public test table ({n} rows): {exc}") from exc
     seconds = time.perf_counter() - t0
-    chunk_rows = max(1, math.ceil(n / CHECK_CHUNKS))
-    chunked = apply_features(frame, ref, folder, group=data.features_group, ids=ids, chunk_rows=chunk_rows, strict=True)
-    for c, v in whole.items():
-        got = chunked.frame[c].to_numpy()
-        same = _same(v, got)
-        if not same.all():
-            bad = np.flatnonzero(~same)
-            grouping = (f"groups of features_group = {data.features_group!r} were kept whole" if data.features_group
-                        else "no features_group is declared")
-            raise HookError(
-                f"features hook {ref!r} is not row-wise: called on the whole public test table ({n} rows) and on "
-                f"chunks of about {chunk_rows} rows ({grouping}), it gives different values in column {c!r} for "
-                f"{len(bad)} row(s) (e.g. id {ids[bad[0]]}: {v[bad[0]]!r} whole, {got[bad[0]]!r} chunked). The runtime "
-                "calls it chunk by chunk, so a row's features may depend only on its own row, or, for a "
-                "groupby-aggregate, only on the rows of its group: declare that column with [data] features_group = "
-                "\"<column>\" (a chunk then never splits a group). A statistic over the whole test table cannot be "
-                "computed chunk by chunk: compute it on the training data and ship it as a side file "
-                "(features_files).")
+    if not inspect.isfunction(fn):
+        # A hook that keeps state (a class: one instance, called batch by batch in order) is not row-wise by
+        # design: what it gives a row may depend on the batches before. It is called in order at run time.
+        log(f"features hook {ref}: a class, called in order with its state (not compared whole vs chunked)")
+    else:
+        _check_row_wise(ref, folder, frame, ids, whole, data.features_group)
     columns = tuple((c, str(v.dtype)) for c, v in whole.items())
     available = {str(c): frame[c].dtype for c in frame.columns if c not in whole}
     available.update({c: v.dtype for c, v in whole.items()})
@@ -146,9 +135,11 @@ def check_features(spec, stage: Path, members: tuple[Member, ...] = (), log=prin
                                     "its values would be truncated; return integers from the hook, or make the "
                                     "input float32")
     cost = _features_cost(fn, ref, frame, seconds)
-    chunks = len(feature_chunks(frame, data.features_group, chunk_rows))
-    log(f"features hook {ref}: {len(columns)} column(s), row-wise on {n} rows in {chunks} chunk(s)"
-        f"{' kept whole by ' + repr(data.features_group) if data.features_group else ''} "
+    chunks = len(feature_chunks(frame, data.features_group, max(1, math.ceil(n / CHECK_CHUNKS))))
+    how = (f"row-wise on {n} rows in {chunks} chunk(s)"
+           f"{' kept whole by ' + repr(data.features_group) if data.features_group else ''}"
+           if inspect.isfunction(fn) else f"stateful, on {n} rows")
+    log(f"features hook {ref}: {len(columns)} column(s), {how} "
         f"({cost['fixed_s'] * 1e3:.2f} ms per call + {cost['s_per_row'] * 1e6:.2f} us/row)")
     return replace(data, features_columns=columns), cost
 
@@ -173,6 +164,34 @@ def _features_cost(fn, ref: str, frame, seconds: float) -> dict[str, Any]:
     fixed, per_row = fit_line(points) if len(points) > 1 else (0.0, seconds / n)
     return {"hook": ref, "rows": n, "seconds": seconds, "fixed_s": max(fixed, 0.0), "s_per_row": max(per_row, 0.0),
             "points": points, "chunk_rows": FEATURES_CHUNK_ROWS}
+
+
+def _check_row_wise(ref: str, folder: Path, frame, ids: list, whole: dict[str, np.ndarray], group: str) -> None:
+    """The hook gives the same values chunk by chunk as on the whole table (groups kept whole); HookError else."""
+    n = len(frame)
+    chunk_rows = max(1, math.ceil(n / CHECK_CHUNKS))
+    chunked = apply_features(frame, ref, folder, group=group, ids=ids, chunk_rows=chunk_rows, strict=True)
+    for c, v in whole.items():
+        got = chunked.frame[c].to_numpy()
+        same = _same(v, got)
+        if not same.all():
+            bad = np.flatnonzero(~same)
+            grouping = (f"groups of features_group = {group!r} were kept whole" if group
+                        else "no features_group is declared")
+            raise HookError(
+                f"features hook {ref!r} is not row-wise: called on the whole public test table ({n} rows) and on "
+                f"chunks of about {chunk_rows} rows ({grouping}), it gives different values in column {c!r} for "
+                f"{len(bad)} row(s) (e.g. id {ids[bad[0]]}: {_shown(v[bad[0]])} whole, {_shown(got[bad[0]])} "
+                "chunked). The runtime calls it chunk by chunk, so a row's features may depend only on its own row, or, for a "
+                "groupby-aggregate, only on the rows of its group: declare that column with [data] features_group = "
+                "\"<column>\" (a chunk then never splits a group). A statistic over the whole test table cannot be "
+                "computed chunk by chunk: compute it on the training data and ship it as a side file "
+                "(features_files).")
+
+
+def _shown(x) -> str:
+    """A value as a message shows it: a number as a number (never ``np.float64(...)``)."""
+    return repr(x.item()) if isinstance(x, np.generic) else repr(x)
 
 
 def check_postprocess(manifest, sample, test_ids, log=print, stage: Path | None = None) -> dict[str, Any]:

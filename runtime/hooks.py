@@ -31,13 +31,14 @@ before the limit. The fallback submission is on disk before any hook runs.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -94,16 +95,25 @@ def load_hook(ref: str, folder: str | Path) -> Callable:
     if not callable(fn):
         found = [n for n in vars(mod) if not n.startswith("_") and callable(getattr(mod, n))]
         raise HookError(f"hook {ref!r}: {path.name} has no function {func!r} (its functions: {', '.join(found) or 'none'})")
-    fn.__ninefit_path__ = path
+    if inspect.isclass(fn):  # a hook that keeps state: one instance for the run, called batch by batch in order
+        try:
+            fn = fn()
+        except Exception as exc:
+            raise HookError(f"hook {ref!r}: creating {func}() failed:\n{user_traceback(exc, path)}") from exc
+    _HOOK_FILES[id(fn)] = path
     return fn
 
 
-def call_hook(fn: Callable, ref: str, *args: Any) -> Any:
+#: The file each loaded hook came from (its traceback starts there): functions and instances alike.
+_HOOK_FILES: dict[int, Path] = {}
+
+
+def call_hook(fn: Callable, ref: str, *args: Any, **kwargs: Any) -> Any:
     """Call a hook; any exception becomes a HookError carrying the user's traceback."""
     try:
-        return fn(*args)
+        return fn(*args, **kwargs)
     except Exception as exc:
-        path = getattr(fn, "__ninefit_path__", Path(getattr(fn, "__code__").co_filename))
+        path = _HOOK_FILES.get(id(fn)) or Path(inspect.getfile(fn if inspect.isfunction(fn) else type(fn)))
         raise HookError(f"{type(exc).__name__} in the hook:\n{user_traceback(exc, path)}") from exc
 
 
@@ -126,12 +136,12 @@ class HookCaller:
         self.fn, self.ref, self.time_left = fn, ref, time_left
         self.abandoned = ""  # why it was left behind; empty while it is usable
 
-    def __call__(self, *args: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.abandoned:
             raise HookTimeout(f"not called: {self.abandoned}", first=False)
         left = self.time_left() if self.time_left is not None else None
         if left is None:
-            return call_hook(self.fn, self.ref, *args)
+            return call_hook(self.fn, self.ref, *args, **kwargs)
         if left <= 0:
             self.abandoned = "no time was left for it before the deadline"
             raise HookTimeout(f"not called: {self.abandoned}")
@@ -139,7 +149,7 @@ class HookCaller:
 
         def work() -> None:
             try:
-                box["out"] = call_hook(self.fn, self.ref, *args)
+                box["out"] = call_hook(self.fn, self.ref, *args, **kwargs)
             except BaseException as exc:  # noqa: BLE001 - reaches the caller below, never this thread's top
                 box["exc"] = exc
 
@@ -254,7 +264,8 @@ class FeaturesResult:
 
 def apply_features(frame, ref: str, folder: str | Path, *, group: str = "", ids=None,
                    columns: tuple[tuple[str, str], ...] = (), chunk_rows: int | None = None,
-                   strict: bool = False, time_left: Callable[[], float | None] | None = None) -> FeaturesResult:
+                   strict: bool = False, time_left: Callable[[], float | None] | None = None,
+                   hook: HookCaller | None = None, inputs: Mapping[str, Any] | None = None) -> FeaturesResult:
     """Run the features hook over ``frame`` chunk by chunk and add its columns.
 
     Args:
@@ -269,12 +280,16 @@ def apply_features(frame, ref: str, folder: str | Path, *, group: str = "", ids=
         strict: Raise on the first failure (packaging); else report it and go on.
         time_left: Seconds the hook may still take, read before each call (:class:`HookCaller`); a call
             still running when they are up is abandoned, and its rows and every later chunk's fall back.
+        hook: The hook already loaded (a serving run keeps one for every batch: its state lives on);
+            None loads ``ref`` from ``folder``.
+        inputs: Keyword arguments passed with every chunk (a serving run's other ``predict`` arguments).
     """
     if chunk_rows is None:
         from runtime.settings import env_count
 
         chunk_rows = env_count("NINEFIT_FEATURES_CHUNK_ROWS", FEATURES_CHUNK_ROWS)
-    hook = HookCaller(load_hook(ref, folder), ref, time_left)  # an import that fails fails every chunk: raised
+    if hook is None:
+        hook = HookCaller(load_hook(ref, folder), ref, time_left)  # an import that fails fails every chunk: raised
     n = len(frame)
     result = FeaturesResult(frame=frame, columns=columns)
     arrays: dict[str, np.ndarray] = {c: np.zeros(n, dtype=d) for c, d in columns}
@@ -285,7 +300,7 @@ def apply_features(frame, ref: str, folder: str | Path, *, group: str = "", ids=
         chunk = (frame.iloc[int(idx[0]):int(idx[-1]) + 1] if contiguous else frame.iloc[idx]).reset_index(drop=True)
         t0 = time.perf_counter()
         try:
-            out = features_output(hook(chunk), len(idx))
+            out = features_output(hook(chunk, **(inputs or {})), len(idx))
             if columns:
                 _same_columns(out, columns)
         except HookError as exc:

@@ -120,9 +120,11 @@ def rle_decode(text: str, shape: tuple[int, int], order: str = "column") -> np.n
     return flat.reshape(shape, order="F" if order == "column" else "C")
 
 
-def _cells(spec: SubmissionSpec, vals: np.ndarray) -> list[str]:
-    """One cell per row for the single-column identity formats."""
+def cells(spec: SubmissionSpec, vals: np.ndarray) -> list[str]:
+    """One cell per row for the single-column formats (arg-max, top-k, multi-label, RLE)."""
     labels = np.asarray(spec.classes, dtype=object)
+    if spec.mode == "argmax":
+        return labels[np.argmax(vals, axis=1)].tolist()
     if spec.mode == "topk":
         best = np.argsort(-vals, axis=1, kind="stable")[:, :spec.k]
         return [spec.separator.join(r) for r in labels[best].tolist()]
@@ -200,8 +202,8 @@ class Formatter:
                 vals = np.nan_to_num(values[order[ok], targets[ok]])
                 produced = iter(np.char.mod("%.9g", vals).tolist())
                 return [[sid, next(produced)] if good else [sid, *fb[sid]] for sid, good in zip(ids, ok.tolist())]
-            cells = iter(_cells(spec, np.nan_to_num(values[order[ok]])))
-            return [[sid, next(cells)] if good else [sid, *fb[sid]] for sid, good in zip(ids, ok.tolist())]
+            made = iter(cells(spec, np.nan_to_num(values[order[ok]])))
+            return [[sid, next(made)] if good else [sid, *fb[sid]] for sid, good in zip(ids, ok.tolist())]
 
     def _postprocess(self, values: np.ndarray, covered: np.ndarray, size: int) -> Iterator[list[list[str]]]:
         produced: dict[str, list[str]] = {}
@@ -295,4 +297,4 @@ class Formatter:
         return result
 
 
-__all__ = ["POSTPROCESS_BLOCK", "Formatter", "Layout", "form_id", "match", "rle_decode", "rle_encode", "width"]
+__all__ = ["POSTPROCESS_BLOCK", "Formatter", "Layout", "cells", "form_id", "match", "rle_decode", "rle_encode", "width"]
