@@ -31,7 +31,7 @@ def profiled(bundle: Path, data: Path) -> Path:
     from runtime.manifest import Manifest
 
     if not (Manifest.load(bundle).profile or {}).get("members"):
-        from packager.estimate.profile import ProfileOptions, profile_bundle, store_profile
+        from packager.estimate.measure.profile import ProfileOptions, profile_bundle, store_profile
 
         store_profile(bundle, profile_bundle(bundle, data, ProfileOptions(seconds_per_member=1.0)))
     return bundle

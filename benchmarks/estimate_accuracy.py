@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from packager.build import PackageOptions, package  # noqa: E402
 from packager.estimate.estimator import EstimateOptions, estimate_bundle  # noqa: E402
-from packager.estimate.profile import ProfileOptions, profile_hook  # noqa: E402
+from packager.estimate.measure.profile import ProfileOptions, profile_hook  # noqa: E402
 
 GOAL = (0.90, 1.10)
 # The smallest size of each is a short run (about a second or two, whole process): there the process

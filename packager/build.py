@@ -290,7 +290,7 @@ def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: Pack
             log: Callable[[str], None] = print) -> PackageResult:
     """Export, verify and write the bundle for ``spec_path`` into ``dest``."""
     if options.target:
-        from packager.estimate.hardware import TARGETS
+        from packager.estimate.price.hardware import TARGETS
 
         if options.target not in TARGETS or options.target == "local":
             raise PackagingError(f"unknown target {options.target!r}: expected the Kaggle accelerator the bundle is "

@@ -148,7 +148,7 @@ def _features_cost(fn, ref: str, frame, seconds: float) -> dict[str, Any]:
     """Seconds per call and per row: the public table's whole call, and one on a tiled copy (up to 64x, 50k rows)."""
     import pandas as pd
 
-    from packager.estimate.sampling import fit_line
+    from packager.estimate.measure.sampling import fit_line
 
     n = len(frame)
     reps = max(2, min(64, 50_000 // max(n, 1)))

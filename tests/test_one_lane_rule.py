@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-from packager.estimate.profile import ProfileOptions, profile_bundle
+from packager.estimate.measure.profile import ProfileOptions, profile_bundle
 from runtime.execute.checkpoint import member_grid
 from runtime.execute.lanes import usable_cores
 from runtime.manifest import MANIFEST_NAME, Manifest

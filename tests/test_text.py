@@ -112,7 +112,7 @@ def test_run_accuracy_equals_the_torch_models(text_dir, text_bundle, tmp_path, c
 
 @pytest.fixture(scope="module")
 def text_profile(text_bundle, text_dir) -> dict:
-    from packager.estimate.profile import ProfileOptions, profile_bundle
+    from packager.estimate.measure.profile import ProfileOptions, profile_bundle
 
     return profile_bundle(text_bundle, text_dir / "data", ProfileOptions(seconds_per_member=0.5, check_run=False,
                                                                          startup=False))
@@ -135,7 +135,7 @@ def test_the_planner_gets_per_row_costs_of_this_tests_lengths(text_dir, text_bun
     import pandas as pd
 
     import runtime.execute.executor
-    from packager.estimate.profile import store_profile
+    from packager.estimate.measure.profile import store_profile
 
     bundle = tmp_path / "bundle"
     shutil.copytree(text_bundle, bundle)

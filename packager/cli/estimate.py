@@ -38,7 +38,7 @@ def _rows(text: str) -> int:
 
 
 def register(sub) -> None:
-    from packager.estimate.hardware import TARGETS
+    from packager.estimate.price.hardware import TARGETS
 
     p = sub.add_parser("estimate", help="estimate a bundle's run time on a Kaggle target, with a verdict",
                        description="Translate the bundle's measured profile to a Kaggle target and print per stage "
@@ -84,7 +84,7 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from packager.estimate.calibrate import CalibrationStore, calibrate
     from packager.estimate.estimator import EstimateOptions, estimate_bundle
-    from packager.estimate.hardware import get_target
+    from packager.estimate.price.hardware import get_target
     from packager.estimate.render import format_table
     from packager.offline.image import image_facts
     from runtime.bundle import open_bundle

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     hooks = []
     if not args.no_profile:
-        from packager.estimate.profile import ProfileOptions, profile_hook
+        from packager.estimate.measure.profile import ProfileOptions, profile_hook
 
         if not args.profile_seconds > 0:
             from runtime.errors import SpecError

@@ -48,7 +48,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from packager.estimate.profile import ProfileOptions, profile_bundle, store_profile
+    from packager.estimate.measure.profile import ProfileOptions, profile_bundle, store_profile
 
     options = ProfileOptions(seconds_per_member=args.seconds, batch_sizes=args.batch_sizes, threads=args.threads,
                              backend=args.backend, startup=not args.no_startup)

@@ -1,15 +1,18 @@
-"""Static cost and hardware model, measured profiles and the run-time estimate.
+"""How long a bundle's run takes on a Kaggle target: measured here, priced there, judged.
 
-:func:`count_graph` prices an ONNX graph in FLOPs and bytes at a batch size,
-:mod:`.hardware` describes the Kaggle targets and this machine, and
-:func:`translate` turns a time measured here into a time on a target, which a
-:class:`Calibration` corrects with real runs.
-
-:func:`profile_bundle` measures a bundle's members here (stored as
-``manifest.profile``); :func:`estimate_bundle` adds up every stage of a run on
-a target for the hidden test set's rows, gives a verdict against the time
-limit and, when it does not fit, the best plan that does; :func:`calibrate`
-folds a real run's report into a :class:`CalibrationStore`.
+* :mod:`.measure`: the bundle measured on this machine (:func:`profile_bundle`,
+  stored as ``manifest.profile``);
+* :mod:`.price`: the profile priced on a target, stage by stage:
+  :func:`count_graph` prices an ONNX graph in FLOPs and bytes at a batch size,
+  :mod:`.price.hardware` describes the Kaggle targets and this machine, and
+  :func:`translate` turns a time measured here into a time on a target, which a
+  :class:`Calibration` corrects with real runs;
+* the estimate itself: :func:`estimate_bundle` (:mod:`.estimator`) adds up every
+  stage of a run on a target for the hidden test set's rows, with the pre-flight
+  checks of :mod:`.preflight`, gives a verdict against the time limit and, when
+  it does not fit, the best plan that does (:mod:`.fitplan`); :func:`calibrate`
+  folds a real run's report into a :class:`CalibrationStore`; :mod:`.render` and
+  :mod:`.chart` show it.
 """
 
 from __future__ import annotations
@@ -21,34 +24,34 @@ from typing import Any
 #: must stay cheap, e.g. for the CLI's help).
 _EXPORTS = {
     "BudgetEstimate": "packager.estimate.estimator",
-    "Calibration": "packager.estimate.roofline",
+    "Calibration": "packager.estimate.price.roofline",
     "CalibrationStore": "packager.estimate.calibrate",
     "Check": "packager.estimate.estimator",
-    "Estimate": "packager.estimate.roofline",
+    "Estimate": "packager.estimate.price.roofline",
     "EstimateOptions": "packager.estimate.estimator",
     "FitPlan": "packager.estimate.estimator",
-    "GraphCost": "packager.estimate.flops",
-    "Hardware": "packager.estimate.hardware",
+    "GraphCost": "packager.estimate.price.flops",
+    "Hardware": "packager.estimate.price.hardware",
     "Item": "packager.estimate.estimator",
-    "NodeCost": "packager.estimate.flops",
-    "ProfileOptions": "packager.estimate.profile",
+    "NodeCost": "packager.estimate.price.flops",
+    "ProfileOptions": "packager.estimate.measure.profile",
     "STAGES": "packager.estimate.estimator",
-    "TARGETS": "packager.estimate.hardware",
+    "TARGETS": "packager.estimate.price.hardware",
     "VERDICTS": "packager.estimate.estimator",
     "calibrate": "packager.estimate.calibrate",
-    "check_precision": "packager.estimate.hardware",
-    "count_graph": "packager.estimate.flops",
+    "check_precision": "packager.estimate.price.hardware",
+    "count_graph": "packager.estimate.price.flops",
     "default_calibration_path": "packager.estimate.calibrate",
-    "detect_local": "packager.estimate.hardware",
+    "detect_local": "packager.estimate.price.hardware",
     "estimate_bundle": "packager.estimate.estimator",
-    "fingerprint": "packager.estimate.hardware",
+    "fingerprint": "packager.estimate.measure.machine",
     "format_table": "packager.estimate.render",
-    "get_target": "packager.estimate.hardware",
-    "parse_cpuinfo": "packager.estimate.hardware",
-    "profile_bundle": "packager.estimate.profile",
-    "profile_hook": "packager.estimate.profile",
-    "store_profile": "packager.estimate.profile",
-    "translate": "packager.estimate.roofline",
+    "get_target": "packager.estimate.price.hardware",
+    "parse_cpuinfo": "packager.estimate.measure.machine",
+    "profile_bundle": "packager.estimate.measure.profile",
+    "profile_hook": "packager.estimate.measure.profile",
+    "store_profile": "packager.estimate.measure.profile",
+    "translate": "packager.estimate.price.roofline",
     "verdict": "packager.estimate.estimator",
     "write_chart": "packager.estimate.chart",
 }

@@ -15,7 +15,7 @@ estimate of the same member and variant, like with like:
 * load: ``load_seconds + warmup_seconds`` against the load item (set-up plus
   the first call's extra cost) plus the steady cost of the warm-up rows.
 
-and the ratio is added to a :class:`~packager.estimate.roofline.Calibration`:
+and the ratio is added to a :class:`~packager.estimate.price.roofline.Calibration`:
 
 * per member, keyed ``name:sha256[:12]`` of its first variant's ONNX file (the
   same graph on the same target), applied to that member's inference;
@@ -48,9 +48,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from packager.estimate.costing import Costing, EstimateOptions
-from packager.estimate.hardware import TARGETS, Hardware, get_target, known_gpu
-from packager.estimate.roofline import Calibration
+from packager.estimate.price.costing import Costing, EstimateOptions
+from packager.estimate.price.hardware import TARGETS, Hardware, get_target, known_gpu
+from packager.estimate.price.roofline import Calibration
 from runtime.errors import DataError
 from runtime.fileio import atomic_write
 from runtime.manifest import Manifest

@@ -1,8 +1,8 @@
 """Will a bundle fit a Kaggle target's time limit for the hidden test set?
 
 :func:`estimate_bundle` reads a bundle's measured profile (see
-:mod:`.profile`), translates each figure to the target and adds them up per
-stage (:mod:`.costing` prices each stage and documents how). A blocking
+:mod:`.measure.profile`), translates each figure to the target and adds them up per
+stage (:mod:`.price.costing` prices each stage and documents how). A blocking
 pre-flight check (:mod:`.preflight`) makes the verdict "does not fit"
 whatever the times.
 
@@ -15,7 +15,7 @@ Verdict, with ``available = limit - margin``:
 Lanes: a multi-GPU target runs one lane per GPU (``ninefit run``'s default;
 ``EstimateOptions.lanes`` to change it); this machine, the CPU lanes the run's
 rule gives it, priced from their speedup measured at packaging
-(:meth:`~packager.estimate.costing.Costing.lanes`). Each member is priced on one lane;
+(:meth:`~packager.estimate.price.costing.Costing.lanes`). Each member is priced on one lane;
 its load, inference and ensembling are laid out over the lanes by the run's own
 lane planner (:func:`runtime.schedule.planner.plan_lanes`: members side by side, a
 member's rows split across lanes), and the total counts the lanes' span, not
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from packager.estimate.calibrate import CalibrationStore
-from packager.estimate.costing import (
+from packager.estimate.price.costing import (
     STAGES,
     Check,
     Costing,
@@ -47,9 +47,9 @@ from packager.estimate.costing import (
     same_machine,
 )
 from packager.estimate.fitplan import Candidate, FitPlan, best_plan, lanes_span
-from packager.estimate.noise import noise_check, widen
+from packager.estimate.price.noise import noise_check, widen
 from packager.estimate.preflight import preflight
-from packager.estimate.roofline import lowest_confidence
+from packager.estimate.price.roofline import lowest_confidence
 from runtime.execute.checkpoint import member_grid
 from runtime.errors import BundleError
 from runtime.manifest import Manifest

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from packager.estimate.costing import (
+from packager.estimate.price.costing import (
     CUDA_CONTEXT_BYTES,
     PROCESS_BYTES,
     Check,
     Costing,
     EstimateOptions,
 )
-from packager.estimate.flops import GraphCost
+from packager.estimate.price.flops import GraphCost
 from runtime.execute.checkpoint import member_grid
 from runtime.manifest import Member, Variant
 from runtime.data.pipeline import DEFAULT_DEPTH, chunks_ahead, feed_bytes_per_row
@@ -171,7 +171,7 @@ def _profile_checks(costing: Costing) -> list[Check]:
     if (profile.get("data") or {}).get("synthetic"):
         out.append(Check("profile", "note", "measured on synthetic rows: reading and preprocessing of the real "
                          "table may differ; profile with --data for better figures"))
-    # Repeats that disagreed: the estimator's noise check (packager.estimate.noise) says which, by how
+    # Repeats that disagreed: the estimator's noise check (packager.estimate.price.noise) says which, by how
     # much, and widens those stages' bands.
     return out
 

@@ -95,7 +95,7 @@ def default_requirements(target: str = "gpu") -> tuple[str, ...]:
 
     Args:
         target: ``"gpu"``, ``"cpu"``, or a notebook hardware target such as
-            ``"t4x2"`` (:data:`packager.estimate.hardware.TARGETS`; every one
+            ``"t4x2"`` (:data:`packager.estimate.price.hardware.TARGETS`; every one
             but ``"cpu"`` is a GPU).
 
     Raises:
@@ -103,7 +103,7 @@ def default_requirements(target: str = "gpu") -> tuple[str, ...]:
     """
     if target in DEFAULT_REQUIREMENTS:
         return DEFAULT_REQUIREMENTS[target]
-    from packager.estimate.hardware import TARGETS
+    from packager.estimate.price.hardware import TARGETS
 
     if target in TARGETS and target != "local":
         return DEFAULT_REQUIREMENTS["gpu"]

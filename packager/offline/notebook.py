@@ -329,13 +329,13 @@ def parameters(*, slug: str, competition_data: str, time_limit: str, target: str
 
 def _packaged_target(manifest: Manifest) -> str:
     """The notebook target a bundle was packaged for: its manifest's, where it names a Kaggle target."""
-    from packager.estimate.hardware import TARGETS
+    from packager.estimate.price.hardware import TARGETS
 
     return manifest.target if manifest.target in TARGETS and manifest.target != "local" else "t4x2"
 
 
 def _check_target(target: str) -> None:
-    from packager.estimate.hardware import TARGETS
+    from packager.estimate.price.hardware import TARGETS
 
     known = [t for t in TARGETS if t != "local"]
     if target not in known:

@@ -6,7 +6,7 @@
 the image's torch has kernels for and the shapes Kaggle's CLI calls retired
 are facts of ``packager/data/kaggle_image.txt`` (:mod:`packager.offline.image`);
 the compute capability of each target is the hardware catalog's
-(:mod:`packager.estimate.hardware`). :func:`accelerator` puts them together
+(:mod:`packager.estimate.price.hardware`). :func:`accelerator` puts them together
 and refuses what would cost a submission: a GPU the image's torch cannot use
 (the P100: no sm_60 kernels in its cu128 torch) unless the notebook pins an
 older image, a GPU target Kaggle has no shape for, a shape of another target.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from packager.estimate.hardware import TARGETS, get_target
+from packager.estimate.price.hardware import TARGETS, get_target
 from packager.offline.image import ImageFacts, image_facts
 from runtime.errors import PackagingError
 

@@ -1,7 +1,7 @@
 """One member's predictions for a span of rows: its runner called batch by batch, the outputs
 activated and TTA-averaged (:func:`predict_rows`; a text member's windows: :func:`predict_windows`).
 
-The executor (:mod:`runtime.execute.executor`) and the profile (``packager.estimate.profile``) both call it,
+The executor (:mod:`runtime.execute.executor`) and the profile (``packager.estimate.measure.profile``) both call it,
 so what is timed when packaging is what runs.
 """
 

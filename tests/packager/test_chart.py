@@ -8,9 +8,9 @@ import itertools
 import pytest
 
 from packager.estimate.chart import AFTER, BEFORE, draw_chart, timeline
-from packager.estimate.costing import Item
+from packager.estimate.price.costing import Item
 from packager.estimate.estimator import BudgetEstimate, EstimateOptions, estimate_bundle
-from packager.estimate.roofline import Estimate
+from packager.estimate.price.roofline import Estimate
 from runtime.settings import parse_duration
 
 pytest.importorskip("matplotlib")

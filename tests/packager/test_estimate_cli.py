@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from packager.cli import main
-from packager.estimate.profile import ProfileOptions, profile_bundle, store_profile
+from packager.estimate.measure.profile import ProfileOptions, profile_bundle, store_profile
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ from packager.estimate.estimator import (
     estimate_bundle,
     verdict,
 )
-from packager.estimate.hardware import fingerprint
-from packager.estimate.profile import ProfileOptions, profile_bundle, store_profile
+from packager.estimate.measure.machine import fingerprint
+from packager.estimate.measure.profile import ProfileOptions, profile_bundle, store_profile
 from packager.estimate.render import format_table
 from runtime.errors import DataError, SpecError
 from runtime.manifest import MANIFEST_NAME, Manifest
@@ -108,7 +108,7 @@ def test_options_are_checked():
 
 def _agreeing(profile: dict) -> None:
     """Make every repeat of a profile agree and the machine quiet (a test's profile is measured on a shared,
-    busy machine): the noise check (packager.estimate.noise) then has nothing to say."""
+    busy machine): the noise check (packager.estimate.price.noise) then has nothing to say."""
     for variants in profile["members"].values():
         for rec in variants.values():
             for point in rec["batches"].values():
@@ -190,7 +190,7 @@ def test_two_gpus_are_two_lanes_as_the_run_uses_them(profiled):
 
 
 def test_cpu_lanes_are_priced_from_their_measured_speedup(profiled, tmp_path, monkeypatch):
-    import packager.estimate.costing as costing
+    import packager.estimate.price.costing as costing
 
     measured = json.loads((profiled / MANIFEST_NAME).read_text())["profile"]["checkpoint"]["run"]
     if costing.usable_cores() > 1:  # the profile ran the check once more on the run's lanes, and kept the ratio
@@ -531,8 +531,8 @@ def test_ram_beyond_the_machine_blocks_and_near_it_warns(profiled):
 
 @pytest.mark.timeout(180)
 def test_a_member_that_fits_no_gpu_memory_is_blocking_and_dropped_from_the_plan(priced, monkeypatch):
-    import packager.estimate.costing as costing
-    from packager.estimate.hardware import get_target
+    import packager.estimate.price.costing as costing
+    from packager.estimate.price.hardware import get_target
 
     est = estimate_bundle(priced, EstimateOptions(target="t4x2", rows=1000))
     assert est.verdict == "fits"

@@ -43,11 +43,28 @@ def test_exported_names(module, names):
     assert all(hasattr(module, name) for name in module.__all__)
 
 
-@pytest.mark.parametrize("name", ["flops", "hardware", "roofline"])
+def _estimate_modules() -> list[str]:
+    import pkgutil
+
+    return sorted(m.name for m in pkgutil.walk_packages(packager.estimate.__path__, "packager.estimate.") if not m.ispkg)
+
+
+@pytest.mark.parametrize("name", _estimate_modules())
 def test_estimate_modules_declare_their_api(name):
-    module = importlib.import_module(f"packager.estimate.{name}")
+    module = importlib.import_module(name)
     assert module.__all__ and all(hasattr(module, n) for n in module.__all__)
     assert not [n for n in module.__all__ if n.startswith("_")]
+
+
+def test_estimate_is_grouped_into_measuring_and_pricing():
+    """Measuring (the profile) apart from pricing (a target's costs); the estimate's assembly at the root."""
+    names = set(_estimate_modules())
+    assert {"packager.estimate.measure.profile", "packager.estimate.measure.overheads",
+            "packager.estimate.measure.sampling", "packager.estimate.price.costing",
+            "packager.estimate.price.roofline", "packager.estimate.price.flops",
+            "packager.estimate.price.hardware", "packager.estimate.estimator"} <= names
+    for group in ("measure", "price"):
+        assert importlib.import_module(f"packager.estimate.{group}").__doc__
 
 
 @pytest.mark.parametrize("module", [packager, packager.offline, packager.push])

@@ -18,7 +18,9 @@ from packager.estimate import (
     parse_cpuinfo,
     translate,
 )
-from packager.estimate import NodeCost, hardware
+from packager.estimate import NodeCost
+from packager.estimate.measure import machine
+from packager.estimate.price import hardware
 from runtime.errors import SpecError
 
 pytestmark = pytest.mark.timeout(60)
@@ -91,7 +93,7 @@ def test_local_detection_on_this_machine():
                                          ("NVIDIA L40S", False)])
 def test_local_gpu_description(monkeypatch, name, known):
     fake = {"name": name, "capability": (8, 9), "memory_bytes": 24e9, "sms": 128}
-    monkeypatch.setattr(hardware, "_cuda_devices", lambda: [fake])
+    monkeypatch.setattr(machine, "cuda_devices", lambda: [fake])
     local = detect_local()
     assert local.kind == "gpu" and local.key == "local" and local.name == name
     assert local.compute_capability == (8, 9) and local.devices == 1

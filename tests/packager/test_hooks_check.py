@@ -177,7 +177,7 @@ def test_features_need_table_data(tmp_path):
 def test_the_estimate_prices_the_hooks_as_stages(tmp_path):
     from packager.build import PackageOptions
     from packager.estimate import EstimateOptions, estimate_bundle
-    from packager.estimate.profile import ProfileOptions, profile_hook
+    from packager.estimate.measure.profile import ProfileOptions, profile_hook
 
     spec, _ = projects.make_groupby(tmp_path / "p", post=projects.POST_ROUND)
     hook = profile_hook(ProfileOptions(seconds_per_member=0.2, startup=False, check_run=False), log=lambda _m: None)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from packager.cli import main
-from packager.estimate.profile import (
+from packager.estimate.measure.profile import (
     ProfileOptions,
     batch_sizes_for,
     profile_bundle,
@@ -87,7 +87,7 @@ def test_profile_cli_stores_profile_with_fingerprint(bundle, digits_dir, capsys)
 
 
 def test_cold_start_is_the_whole_process_less_its_measured_parts():
-    from packager.estimate.overheads import cold_start
+    from packager.estimate.measure.overheads import cold_start
 
     # The process stages as the estimate prices them: each one's best (0.37 s), not the best of their sum.
     startup = {"python_s": 0.02, "imports_s": 0.3, "exit_s": 0.05, "import_s": 0.39, "first_session_s": 0.01}
@@ -104,7 +104,7 @@ def test_cold_start_is_the_whole_process_less_its_measured_parts():
 def test_lane_speedup_is_a_ratio_of_the_lanes_spans(monkeypatch, tmp_path):
     """The members' part on N lanes against one: the lanes' spans of the faster runs, not a difference
     of whole runs (whose start, reading and writes carry their own noise)."""
-    from packager.estimate import overheads
+    from packager.estimate.measure import overheads
 
     runs = iter([{"seconds": 0.9, "lanes": 2, "threads": 1, "span_s": 0.5},
                  {"seconds": 0.8, "lanes": 2, "threads": 1, "span_s": 0.4}])
@@ -180,7 +180,7 @@ def test_package_cli_profiles_unless_told_not_to(monkeypatch, tmp_path):
 @pytest.mark.timeout(300)
 def test_package_stores_the_profile(digits_dir, tmp_path):
     from packager.build import PackageOptions, package
-    from packager.estimate.profile import profile_hook
+    from packager.estimate.measure.profile import profile_hook
 
     out = tmp_path / "bundle"
     hook = profile_hook(ProfileOptions(seconds_per_member=0.2, batch_sizes=(256,), startup=False), log=lambda _m: None)
@@ -210,7 +210,7 @@ def test_data_given_as_a_table_file_is_read_whatever_its_name(bundle, digits_dir
 @pytest.mark.timeout(60)
 def test_tiled_sample_rows_follow_their_ids(tmp_path):
     """The sample submission is tiled by id, whatever its order, and must list every test id."""
-    from packager.estimate.sampling import tile_data
+    from packager.estimate.measure.sampling import tile_data
     from runtime.data.testdata import read_table
     from runtime.errors import DataError
     from runtime.manifest import DataSpec
@@ -257,7 +257,7 @@ def test_package_profiles_images_without_an_image_dir(tmp_path):
     np = pytest.importorskip("numpy")
     Image = pytest.importorskip("PIL.Image")
     from packager.build import PackageOptions, package
-    from packager.estimate.profile import profile_hook
+    from packager.estimate.measure.profile import profile_hook
 
     root = tmp_path / "proj"
     (root / "data").mkdir(parents=True)
@@ -283,7 +283,7 @@ def test_package_profiles_images_without_an_image_dir(tmp_path):
 def test_process_stages_are_measured_from_a_relative_bundle_path(bundle, monkeypatch):
     """`ninefit profile bundle` (a relative path): the subprocesses run in the bundle folder, and the model
     paths handed to them must still name the models (they once silently failed: imports "not measured")."""
-    from packager.estimate.overheads import measure_startup
+    from packager.estimate.measure.overheads import measure_startup
 
     monkeypatch.chdir(bundle.parent)
     root = Path(bundle.name)

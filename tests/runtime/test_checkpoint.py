@@ -129,7 +129,7 @@ def test_a_profiled_bundle_runs_and_resumes_on_its_profile_s_grid(digits_bundle,
     import json
     import shutil
 
-    from packager.estimate.sampling import tile_data
+    from packager.estimate.measure.sampling import tile_data
     from runtime.manifest import MANIFEST_NAME
     from runtime.run import RunOptions, run
 

@@ -201,7 +201,7 @@ def test_the_machine_factor_says_it_rests_on_tiny_batches(digits_bundle, digits_
     """The digits members' first batches take a fraction of a millisecond: the factor is said to be a guess."""
     import shutil
 
-    from packager.estimate.profile import ProfileOptions, profile_bundle, store_profile
+    from packager.estimate.measure.profile import ProfileOptions, profile_bundle, store_profile
 
     bundle = tmp_path / "profiled"
     shutil.copytree(digits_bundle, bundle)  # a profile is what the machine factor compares with

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from packager.cli import main
-from packager.estimate.hardware import TARGETS, get_target
+from packager.estimate.price.hardware import TARGETS, get_target
 from packager.offline.image import image_facts
 from packager.push.shapes import accelerator, kaggle_targets, target_of_shape
 from runtime.errors import PackagingError

@@ -10,14 +10,11 @@ at hand, detected; torch is imported lazily and only to describe a GPU.
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
-import os
-import platform
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from packager.estimate.measure import machine
 from runtime.errors import SpecError
 
 GB = 1e9
@@ -25,7 +22,6 @@ GB = 1e9
 KAGGLE_HOST_MHZ = 2200.0
 _CPU_BW_PER_CORE = 10 * GB  # a DDR4/DDR5 channel share a core can stream, roughly
 _CPU_BW_CAP = 40 * GB
-_CPU_DEFAULT_MHZ = 2000.0
 _KAGGLE_RAM = 30 * GB  # "about 30 GB" (KAGGLE.md); varies by accelerator
 _KAGGLE_CORES = 4
 _PRECISIONS = ("fp32", "fp16", "bf16")
@@ -196,68 +192,6 @@ _KAGGLE_CPU = _cpu("cpu", "Kaggle CPU notebook", _KAGGLE_CORES, KAGGLE_HOST_MHZ,
 TARGETS: tuple[str, ...] = (*_GPUS, "cpu", "local")
 
 
-def parse_cpuinfo(text: str) -> tuple[str, float | None, set[str]]:
-    """Return (model name, highest "cpu MHz" or the "@ x GHz" in the name, flags)."""
-    model = next(iter(re.findall(r"^model name\s*:\s*(.+)$", text, re.M)), platform.processor())
-    mhz = [float(m) for m in re.findall(r"^cpu MHz\s*:\s*([\d.]+)", text, re.M)]
-    named = re.search(r"@\s*([\d.]+)\s*GHz", model)
-    freq = max(mhz) if mhz else (float(named.group(1)) * 1000 if named else None)
-    flags_line = next(iter(re.findall(r"^flags\s*:\s*(.+)$", text, re.M)), "")
-    return model.strip(), freq, set(flags_line.split())
-
-
-def _read_cpuinfo() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def _local_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def _host_ram() -> float:
-    try:
-        import psutil
-
-        return float(psutil.virtual_memory().total)
-    except ImportError:
-        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-
-
-def _cpu_mhz(cpuinfo_mhz: float | None) -> float:
-    try:
-        import psutil
-
-        freq = psutil.cpu_freq()
-        if freq and (freq.max or freq.current):
-            return float(freq.max or freq.current)
-    except (ImportError, NotImplementedError, OSError):
-        pass
-    return cpuinfo_mhz or _CPU_DEFAULT_MHZ
-
-
-def _cuda_devices() -> list[dict[str, object]]:
-    """Name, capability and memory of each visible CUDA GPU; [] without torch or CUDA."""
-    if importlib.util.find_spec("torch") is None:
-        return []
-    import torch
-
-    if not torch.cuda.is_available():
-        return []
-    out = []
-    for i in range(torch.cuda.device_count()):
-        props = torch.cuda.get_device_properties(i)
-        out.append({"name": props.name, "capability": (props.major, props.minor),
-                    "memory_bytes": props.total_memory, "sms": props.multi_processor_count})
-    return out
-
-
 def detect_local(use_gpu: bool | None = None) -> Hardware:
     """Describe the machine at hand as the ``local`` target.
 
@@ -269,11 +203,11 @@ def detect_local(use_gpu: bool | None = None) -> Hardware:
         A :class:`Hardware` with key ``"local"``; a GPU not in the built-in table is
         estimated from its SM count (128 fp32 lanes x 2 x 1.5 GHz) at low confidence.
     """
-    model, mhz, flags = parse_cpuinfo(_read_cpuinfo())
-    cores, ram = _local_cores(), _host_ram()
-    gpus = _cuda_devices() if use_gpu is not False else []
+    model, mhz, flags = machine.parse_cpuinfo(machine.read_cpuinfo())
+    cores, ram = machine.local_cores(), machine.host_ram()
+    gpus = machine.cuda_devices() if use_gpu is not False else []
     if not gpus:
-        cpu = _cpu("local", model or "local CPU", cores, _cpu_mhz(mhz), flags, ram,
+        cpu = _cpu("local", model or "local CPU", cores, machine.cpu_mhz(mhz), flags, ram,
                    "/proc/cpuinfo and psutil on this machine")
         return cpu
     gpu = gpus[0]
@@ -341,38 +275,6 @@ def get_target(name: str) -> Hardware:
     raise SpecError(f"unknown hardware target {name!r}; expected one of {', '.join(TARGETS)}")
 
 
-def fingerprint() -> dict[str, object]:
-    """Describe this machine and its inference stack, to store with a measured profile."""
-    model, mhz, flags = parse_cpuinfo(_read_cpuinfo())
-    simd = next((f for f in ("avx512f", "avx2", "avx", "neon", "asimd") if f in flags), "none")
-    try:
-        import psutil
-
-        physical = psutil.cpu_count(logical=False)
-    except ImportError:
-        physical = None
-    versions = {}
-    for dist in ("numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "torch", "tensorrt"):
-        try:
-            versions[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
-        "cpu_model": model,
-        "cpu_mhz": _cpu_mhz(mhz),
-        "cpu_simd": simd,
-        "cpu_fma": "fma" in flags,
-        "cpu_cores_physical": physical,
-        "cpu_threads": _local_cores(),
-        "host_ram_bytes": _host_ram(),
-        "gpus": [{**g, "capability": list(g["capability"])} for g in _cuda_devices()],  # type: ignore[call-overload]
-        "versions": versions,
-    }
-
-
 __all__ = [
     "GB",
     "KAGGLE_HOST_MHZ",
@@ -380,9 +282,7 @@ __all__ = [
     "Hardware",
     "check_precision",
     "detect_local",
-    "fingerprint",
     "from_fingerprint",
     "get_target",
     "known_gpu",
-    "parse_cpuinfo",
 ]

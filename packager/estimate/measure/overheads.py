@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from packager.estimate.sampling import fit_line, tile_data
+from packager.estimate.measure.sampling import fit_line, tile_data
 from runtime.bundle import Bundle, checksum_tree
 from runtime.execute.checkpoint import MAX_CHUNKS, member_grid
 from runtime.data.testdata import TestData
@@ -162,7 +162,7 @@ def cold_start(startup: dict[str, Any], run: dict[str, Any]) -> float | None:
 
     Negative where the parts measured apart add up to more than the whole process: the imports
     measure loads what any run may import (pandas' lazy pyarrow, PIL), a given run less. The
-    estimate then takes it off the imports (:meth:`packager.estimate.costing.Costing.bundle_items`),
+    estimate then takes it off the imports (:meth:`packager.estimate.price.costing.Costing.bundle_items`),
     so that the small run's estimate is its whole process, measured."""
     process, points = run.get("process"), run.get("points") or []
     # The process stages as the estimate prices them (each one's best), so that the small run's estimate
@@ -353,7 +353,7 @@ def _check_runs(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, A
     beyond = max(per_chunk - chunk["save_few_s"] - chunk["load_s"], 0.0)
     out = {"points": points, "fixed_s": fixed, "overhead_s_per_chunk": per_chunk, "bookkeeping_s_per_chunk": beyond,
            "inference_factor": in_runtime,
-           # every repeat's seconds per size: how far the repeats agreed (packager.estimate.noise)
+           # every repeat's seconds per size: how far the repeats agreed (packager.estimate.price.noise)
            "repeats_s": [[r["seconds"] for r in repeats] for repeats in runs]}
     process = process_check(bundle, Path(folders[0]), work / f"check-{small}-process", run_options)
     if process is not None:

@@ -32,8 +32,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from packager.estimate.flops import GraphCost
-from packager.estimate.hardware import Hardware, check_precision
+from packager.estimate.price.flops import GraphCost
+from packager.estimate.price.hardware import Hardware, check_precision
 
 _LAUNCH_S = 5e-6
 _CROSS_EFFICIENCY = (0.05, 0.6)

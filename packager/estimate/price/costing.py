@@ -1,7 +1,7 @@
 """What each stage of a run costs on a target: :class:`Costing`, and the types the estimate shares.
 
 :class:`Costing` reads a bundle's measured profile (see
-:mod:`.profile`), translates each figure to the target and adds them up per
+:mod:`packager.estimate.measure.profile`), translates each figure to the target and adds them up per
 stage:
 
 * ``install``: the bundle's ``wheels/`` folder (if any) installed offline at
@@ -12,7 +12,7 @@ stage:
   backend (``python -m runtime run`` imports onnxruntime, pandas and what
   they load), and the interpreter's exit with the sessions loaded (tearing
   down onnxruntime, pandas and pyarrow takes a few tenths of a second).
-  Measured at profile time in subprocesses (:func:`.overheads.measure_startup`),
+  Measured at profile time in subprocesses (:func:`packager.estimate.measure.overheads.measure_startup`),
   host-scaled to the target. Profiles from before the split hold one
   ``import_s`` for the three, priced as ``imports``.
 * ``verify``: the sha256 verification of every file the manifest lists
@@ -21,7 +21,7 @@ stage:
 * ``startup``: the extra cost of a process's first inference session, the
   runtime's own fixed set-up (from the profile's end-to-end check runs), a
   fresh process's first touches (``startup.cold_s``: the small check run as
-  a whole process less its parts, :func:`packager.estimate.overheads.cold_start`;
+  a whole process less its parts, :func:`packager.estimate.measure.overheads.cold_start`;
   where negative, the parts over-count and it comes off ``imports``), plus
   ``CUDA_INIT_S`` of CUDA context creation on a GPU target.
 * ``load`` per member: the measured session creation and the extra cost of
@@ -36,7 +36,7 @@ stage:
   measurement. Nothing without a hook.
 * ``inference`` per member: the measured per-batch path at its batch size.
   The infer part is translated to the target with the roofline model
-  (:func:`~packager.estimate.roofline.translate`, efficiency calibrated on the
+  (:func:`~packager.estimate.price.roofline.translate`, efficiency calibrated on the
   local measurement), per measured batch size, then interpolated; the
   preprocess and postprocess parts are host work, scaled by the ratio of
   CPU clocks. On a GPU target the data stages (read, decode, preprocess, as
@@ -69,7 +69,7 @@ which is the cautious choice). A member without a profile is priced from
 spec sheets alone: the roofline at ``SPEC_EFFICIENCY`` of peak, band x0.25..x4,
 low confidence.
 
-:mod:`.preflight` and :mod:`.calibrate` use :class:`Costing` too; :mod:`.estimator`
+:mod:`packager.estimate.preflight` and :mod:`packager.estimate.calibrate` use :class:`Costing` too; :mod:`packager.estimate.estimator`
 adds it up, judges it and plans (so none of them imports the estimator).
 """
 
@@ -82,18 +82,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from packager.estimate.flops import GraphCost, count_graph
-from packager.estimate.hardware import (
+from packager.estimate.price.flops import GraphCost, count_graph
+from packager.estimate.price.hardware import (
     GB,
     KAGGLE_HOST_MHZ,
     TARGETS,
     Hardware,
     detect_local,
-    fingerprint,
     from_fingerprint,
     get_target,
 )
-from packager.estimate.roofline import Estimate, lowest_confidence, translate
+from packager.estimate.measure.machine import fingerprint
+from packager.estimate.price.roofline import Estimate, lowest_confidence, translate
 from runtime.schedule.budget import default_margin
 from runtime.execute.checkpoint import member_grid
 from runtime.errors import SpecError
@@ -297,7 +297,7 @@ def same_machine(fp: Mapping[str, Any]) -> bool:
 
 def hardware_of(fp: Mapping[str, Any]) -> Hardware:
     """The :class:`Hardware` a profile was measured on: this machine, detected, when the
-    fingerprint is this machine's, else :func:`~packager.estimate.hardware.from_fingerprint`."""
+    fingerprint is this machine's, else :func:`~packager.estimate.price.hardware.from_fingerprint`."""
     if same_machine(fp):
         return detect_local(use_gpu=fp.get("device", "cpu") == "gpu")
     return from_fingerprint(fp)
@@ -354,7 +354,7 @@ class Costing:
         A GPU target: ``--lanes``, else one per GPU, each a device of its own
         (N lanes deliver N). A CPU target shares its cores, so its lanes are
         priced from the profile's measured *lane speedup*
-        (:func:`packager.estimate.overheads.lane_speedup`: the members' part
+        (:func:`packager.estimate.measure.overheads.lane_speedup`: the members' part
         of a run on the rule's N lanes against one, measured here at
         packaging). On this machine the count is the run's own rule
         (:func:`runtime.execute.lanes.choose_lanes` over the cores, the free RAM, the
@@ -467,7 +467,7 @@ class Costing:
         if rows % batch and rows > batch:  # the last, partial batch is a new shape
             stream = _add(stream, self._host(float(rec.get("reshape_s", 0.0))))
         text = rec.get("text") if isinstance(rec.get("text"), dict) else None
-        if text:  # its s_per_row is per-token costs x the public test's lengths (packager.estimate.textcost)
+        if text:  # its s_per_row is per-token costs x the public test's lengths (packager.estimate.measure.textcost)
             per_row = (text.get("lengths") or {}).get("tokens_per_row") or {}
             stream = replace(stream, notes=(*stream.notes, (
                 f"text: {text.get('s_per_token', 0.0) * 1e6:.3g} us/token, {text.get('padded_tokens_per_row', 0.0):.0f} "

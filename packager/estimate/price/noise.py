@@ -13,7 +13,7 @@ of the repeats it comes from (the largest over the smallest, >= 1):
 * ``startup``: the repeated whole-process check runs and end-to-end check runs;
 * ``ensembling``: the repeated end-to-end check runs;
 * every measured item: the other processes' share of the cores while the
-  profile was taken (:class:`LoadMeter`, the profile's ``load``): repeats that
+  profile was taken (:class:`~packager.estimate.measure.load.LoadMeter`, the profile's ``load``): repeats that
   agree on a machine busy all along are slowed alike, so a share over
   :data:`BUSY` counts as a spread of ``1 / (1 - share)``.
 
@@ -25,57 +25,16 @@ disagreed, by how much, and what to do (profile again on a quiet machine).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from packager.estimate.costing import Check, Item
+from packager.estimate.measure.load import BUSY
+from packager.estimate.price.costing import Check, Item
 
 #: Repeats whose largest is more than this times their smallest disagree: the figure is not trusted as measured.
 NOISY = 1.25
 _WINDOWS = 3  # the profile's default stable_windows: the windows its stability rule judges
-#: Other processes using more than this share of the cores while profiling make every figure suspect.
-BUSY = 0.25
-
-
-class LoadMeter:
-    """The CPU time other processes took while the profile was measured (psutil; nothing without it).
-
-    :meth:`read` gives ``{"seconds", "cores", "others_cpu_share", "steal_share"}``: the whole machine's
-    busy CPU time (steal included: a VM's neighbours) less this process's and its children's (the
-    profile's own subprocesses), over the wall time and the cores.
-    """
-
-    def __init__(self) -> None:
-        try:
-            import psutil
-        except ImportError:
-            self._start = None
-            return
-        self._psutil = psutil
-        self._start = (time.perf_counter(), psutil.cpu_times(), psutil.Process().cpu_times())
-
-    @staticmethod
-    def _busy(t: Any) -> float:
-        return sum(getattr(t, k, 0.0) for k in ("user", "nice", "system", "irq", "softirq", "steal", "guest"))
-
-    @staticmethod
-    def _own(t: Any) -> float:
-        return t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)
-
-    def read(self) -> dict[str, float]:
-        if self._start is None:
-            return {}
-        t0, sys0, own0 = self._start
-        wall, sys1, own1 = time.perf_counter() - t0, self._psutil.cpu_times(), self._psutil.Process().cpu_times()
-        cores = self._psutil.cpu_count() or 1
-        if wall <= 0:
-            return {}
-        others = self._busy(sys1) - self._busy(sys0) - (self._own(own1) - self._own(own0))
-        steal = getattr(sys1, "steal", 0.0) - getattr(sys0, "steal", 0.0)
-        return {"seconds": wall, "cores": cores, "others_cpu_share": min(max(others / (wall * cores), 0.0), 1.0),
-                "steal_share": min(max(steal / (wall * cores), 0.0), 1.0)}
 
 
 def spread(values: Iterable[float]) -> float:
@@ -173,4 +132,4 @@ def noise_check(profile: Mapping[str, Any] | None, items: Sequence[Item], lanes:
                  "for a band you can trust")
 
 
-__all__ = ["BUSY", "NOISY", "LoadMeter", "bundle_spreads", "member_spread", "noise_check", "spread", "widen"]
+__all__ = ["NOISY", "bundle_spreads", "member_spread", "noise_check", "spread", "widen"]

@@ -45,8 +45,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from packager.estimate.hardware import fingerprint
-from packager.estimate.overheads import (
+from packager.estimate.measure.machine import fingerprint
+from packager.estimate.measure.overheads import (
     check_run,
     cold_start,
     hash_rate,
@@ -55,8 +55,8 @@ from packager.estimate.overheads import (
     measure_startup,
     measure_write,
 )
-from packager.estimate.noise import BUSY, LoadMeter
-from packager.estimate.sampling import SYNTHETIC_ROWS, measure_data, write_synthetic_data
+from packager.estimate.measure.load import BUSY, LoadMeter
+from packager.estimate.measure.sampling import SYNTHETIC_ROWS, measure_data, write_synthetic_data
 from runtime.bundle import Bundle, checksum_tree, open_bundle
 from runtime.data.testdata import TestData
 from runtime.errors import BundleError, DataError, NinefitError
@@ -257,7 +257,7 @@ def profile_member(bundle: Bundle, member: Member, test: TestData, options: Prof
                    log: Callable[[str], None] = lambda _m: None) -> dict[str, dict[str, Any]]:
     """``{variant: {...}}`` for every variant of ``member`` (see :func:`profile_bundle`)."""
     if member.text is not None:  # cost per token, over the public lengths: .textcost
-        from packager.estimate.textcost import profile_text_member
+        from packager.estimate.measure.textcost import profile_text_member
 
         return profile_text_member(bundle, member, test, options, _measure_setup, RunOptions(
             backend=options.backend, threads=options.threads, device_id=options.device_id, progress=False), log)
@@ -339,7 +339,7 @@ def profile_bundle(
     Returns:
         ``{"version", "created", "fingerprint", "options", "data", "startup",
         "ensemble", "write", "members", "load"}`` (``load``: the other processes' share of the
-        cores meanwhile, :class:`packager.estimate.noise.LoadMeter`), where ``members[name][variant]`` has
+        cores meanwhile, :class:`packager.estimate.measure.load.LoadMeter`), where ``members[name][variant]`` has
         ``s_per_row`` (whole per-batch path at the member's batch size),
         ``setup_s``, ``batch_size``, ``best_batch_size``, ``device``,
         ``backend``, ``stable`` and ``batches[str(b)]`` with ``s_per_row``,
@@ -351,7 +351,7 @@ def profile_bundle(
         DataError: The data does not fit the bundle.
         BackendError: A member cannot be loaded or run here.
     """
-    load = LoadMeter()  # other processes' share of the cores while measuring (packager.estimate.noise)
+    load = LoadMeter()  # other processes' share of the cores while measuring (packager.estimate.measure.load)
     t_verify = None
     if not isinstance(bundle, Bundle):
         t0 = time.perf_counter()
