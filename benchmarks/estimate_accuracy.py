@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from packager.build import PackageOptions, package  # noqa: E402
 from packager.estimate.estimator import EstimateOptions, estimate_bundle  # noqa: E402
-from packager.estimate.measure.profile import ProfileOptions, profile_hook  # noqa: E402
+from packager.estimate.measure.profile import ProfileOptions, profile_step  # noqa: E402
 
 GOAL = (0.90, 1.10)
 # The smallest size of each is a short run (about a second or two, whole process): there the process
@@ -126,7 +126,7 @@ def main() -> int:
             shutil.rmtree(bundle, ignore_errors=True)
             sys.modules.pop("models", None)  # both example folders have a models.py
             t0 = time.perf_counter()
-            package(spec, bundle, PackageOptions(hooks=(profile_hook(ProfileOptions(
+            package(spec, bundle, PackageOptions(steps=(profile_step(ProfileOptions(
                 seconds_per_member=args.profile_seconds, threads=args.threads), log=lambda _m: None),)),
                     log=lambda _m: None)
             profile = json.loads((bundle / "manifest.json").read_text())["profile"]

@@ -3,9 +3,10 @@
 :func:`load_spec` reads the ensemble spec (TOML, see docs/spec.md);
 :func:`package` exports each model to ONNX, verifies it against the torch
 model and writes the checksummed bundle folder, running
-:attr:`PackageOptions.hooks` on it first (:func:`wheelhouse_hook` for the
-offline wheels, :func:`dataset_hook` for ``dataset-metadata.json``,
-:func:`packager.estimate.profile_hook` for the measured profile).
+:attr:`PackageOptions.steps` on it first (:func:`wheelhouse_step` for the
+offline wheels, :func:`dataset_step` for ``dataset-metadata.json``,
+:func:`packager.estimate.profile_step` for the measured profile): steps of packaging,
+not the user's features and postprocess hooks.
 :func:`write_notebook` writes the Kaggle submission notebook for a bundle, and
 :func:`packager.offline.simulate.simulate` runs it the way Kaggle reruns it: offline,
 read-only inputs, a time limit (it stays in its module: exported here, its name
@@ -30,10 +31,10 @@ _EXPORTS = {
     "VariantSpec": "packager.spec",
     "add_dataset_metadata": "packager.offline",
     "build_notebook": "packager.offline.notebook",
-    "dataset_hook": "packager.offline",
+    "dataset_step": "packager.offline",
     "load_spec": "packager.spec",
     "package": "packager.build",
-    "wheelhouse_hook": "packager.offline",
+    "wheelhouse_step": "packager.offline",
     "write_notebook": "packager.offline.notebook",
 }
 

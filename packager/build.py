@@ -25,12 +25,12 @@ from packager.offline.dataset import METADATA_FILENAME
 from packager.export import copy_onnx, export_model
 from packager.hooks_check import check_features, check_imports, check_postprocess, in_user_files, stage_hooks
 from packager.fp16 import Fp16Result, convert_fp16
-from packager.report import write_report
+from packager.bundle_report import write_report
 from packager.spec import ModelSpec, Spec, load_spec
-from packager.text import package_tokenizer, verify_text
+from packager.tokenizer import package_tokenizer
 from packager.torch_artifact import build_torch_artifact, image_torch_version, version_skew
 from packager.torchload import load_torch_model
-from packager.verify import VerifyResult, verify_file
+from packager.verify import VerifyResult, verify_file, verify_text
 from runtime.bundle import checksum_tree
 from runtime.data.testdata import open_test_data
 from runtime.errors import BundleError, HookError, PackagingError, SpecError
@@ -49,11 +49,22 @@ UNCHECKED_FILES = (MANIFEST_NAME, METADATA_FILENAME)
 
 @dataclass(frozen=True)
 class PackageOptions:
-    force: bool = False  # replace an existing bundle folder
-    target: str = ""  # Kaggle accelerator the bundle is for (t4x2, cpu, ...): recorded; torch version skew checked against its image
-    hooks: tuple[Callable[[Path, Spec, Manifest], Manifest], ...] = ()  # extra steps on the staged bundle
-    # The Kaggle accelerator the bundle is for (t4x2, p100, cpu...), recorded in the manifest: the runtime
-    # warns loudly when a GPU target runs on the CPU. Empty: not recorded (no check). The CLI's default is t4x2.
+    """How to package.
+
+    Attributes:
+        force: Replace an existing bundle folder.
+        steps: Steps of packaging run on the staged bundle, in order, after the
+            models are exported and verified (``packager.offline.wheelhouse_step``,
+            ``packager.offline.dataset_step``, ``packager.estimate.measure.profile.profile_step``):
+            each takes ``(stage, spec, manifest)`` and returns the manifest.
+        target: The Kaggle accelerator the bundle is for (t4x2, p100, cpu...),
+            recorded in the manifest: the runtime warns loudly when a GPU target runs
+            on the CPU, and a torch newer than that image's is warned about. Empty: not
+            recorded (no check). The CLI's default is t4x2.
+    """
+
+    force: bool = False
+    steps: tuple[Callable[[Path, Spec, Manifest], Manifest], ...] = ()
     target: str = ""
 
 
@@ -355,8 +366,8 @@ def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: Pack
             with _user_files(spec, stage):
                 hook_costs["postprocess"] = check_postprocess(manifest, sample, test.ids, log, stage)
         write_report(stage, manifest, results, notes, halves)
-        for hook in options.hooks:
-            manifest = hook(stage, spec, manifest)
+        for step in options.steps:
+            manifest = step(stage, spec, manifest)
         if (stage / HOOKS_DIR).is_dir():
             for line in check_imports(stage):
                 log(f"hook import: {line}")

@@ -5,6 +5,11 @@ code that will run on Kaggle), on CPU. Each output is compared element-wise
 with ``|onnx - torch| <= atol + rtol * |torch|`` at batch size 1 and at the
 member's batch size; tolerances depend on the precision. Classification-like
 outputs also report top-1 agreement, the metric-level view of the difference.
+
+A text model (:func:`verify_text`) is checked on windows of real test rows at
+their real lengths: each of the first windows alone (batch 1, no padding), then
+all of them in length-sorted batches padded to each batch's longest, exactly as
+the runtime will feed them.
 """
 
 from __future__ import annotations
@@ -18,12 +23,17 @@ import numpy as np
 from packager.spec import ModelSpec
 from runtime.backends import get as get_backend
 from runtime.backends.base import BackendOptions
+from runtime.data.text import Chunk, TextRows
 from runtime.errors import ShapeMismatchError, ToleranceError
+from runtime.manifest import TextSpec
 
 #: (atol, rtol) per precision. fp16 keeps ~3 significant digits; Polygraphy's
 #: 1e-5 default fails it, and maintainers call ~1e-2 fine for fp16.
 TOLERANCES = {"fp32": (1e-4, 1e-3), "fp16": (2e-2, 2e-2)}
 
+
+#: A text model's windows checked one by one at their own length (each is one session call).
+SINGLE_WINDOWS = 32
 
 @dataclass(frozen=True)
 class OutputCheck:
@@ -163,4 +173,40 @@ def verify_runner(
     return result
 
 
-__all__ = ["OutputCheck", "TOLERANCES", "VerifyResult", "compare", "tolerances", "verify_file", "verify_program", "verify_runner"]
+def verify_text(model, m: ModelSpec, text: TextSpec, variant: str, precision: str, path: Path, rows: TextRows,
+                n_rows: int, source: str) -> VerifyResult:
+    """Parity of ``path`` with ``model`` on real windows at their real lengths, then in padded sorted batches."""
+    import torch
+
+    atol, rtol = tolerances(m, precision)
+    chunk = Chunk.of(rows, 0, n_rows)
+    runner = get_backend("onnxruntime").load(path, f"{m.name}/{variant}", BackendOptions(providers=("CPUExecutionProvider",)))
+    checks = []
+    with runner, torch.no_grad():
+        for label, batches in (("real length", [chunk.order[i:i + 1] for i in range(min(SINGLE_WINDOWS, len(chunk.order)))]),
+                               ("sorted, padded", _batches(chunk, m.batch_size, text.max_tokens))):
+            expected, got = [], []
+            for idx in batches:
+                feed = rows.feed(text, chunk.windows[idx])
+                out = model(*(torch.from_numpy(feed[i.name]) for i in m.inputs))
+                out = out[0] if isinstance(out, (tuple, list)) else out
+                expected.append(out.detach().cpu().numpy().reshape(len(idx), -1))
+                got.append(np.asarray(runner.infer(feed)[m.output]).reshape(len(idx), -1))
+            batch = 1 if label == "real length" else m.batch_size
+            checks.append(compare(m.output, batch, np.concatenate(expected), np.concatenate(got), atol, rtol))
+            c = checks[-1]
+            if not c.ok:
+                raise ToleranceError(
+                    f"model {m.name!r} variant {variant!r} ({precision}) does not match the torch model on "
+                    f"{label} windows: output {m.output!r} element {list(c.worst_index)}: ONNX {c.got:.6g} vs torch "
+                    f"{c.expected:.6g}; tolerance |diff| <= {c.atol:g} + {c.rtol:g}*|torch| (samples: {source}). "
+                    "Set atol/rtol in the spec only if this difference is acceptable.")
+    return VerifyResult(m.name, variant, precision, path.name, source, tuple(checks))
+
+
+def _batches(chunk: Chunk, batch_size: int, max_tokens: int) -> list[np.ndarray]:
+    return [chunk.order[pos:end] for pos, end in chunk.batches(batch_size, max_tokens)]
+
+
+__all__ = ["SINGLE_WINDOWS", "OutputCheck", "TOLERANCES", "VerifyResult", "compare", "tolerances", "verify_file",
+           "verify_program", "verify_runner", "verify_text"]

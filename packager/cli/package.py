@@ -55,28 +55,28 @@ def run(args: argparse.Namespace) -> int:
     from packager.build import PackageOptions, package
     from packager.offline.image import image_facts
 
-    hooks = []
+    steps = []
     if not args.no_profile:
-        from packager.estimate.measure.profile import ProfileOptions, profile_hook
+        from packager.estimate.measure.profile import ProfileOptions, profile_step
 
         if not args.profile_seconds > 0:
             from runtime.errors import SpecError
 
             raise SpecError(f"--profile-seconds {args.profile_seconds}: expected a positive number of seconds")
-        hooks.append(profile_hook(ProfileOptions(seconds_per_member=args.profile_seconds)))
-    from packager.offline import dataset_hook, offline_summary, wheelhouse_hook
+        steps.append(profile_step(ProfileOptions(seconds_per_member=args.profile_seconds)))
+    from packager.offline import dataset_step, offline_summary, wheelhouse_step
 
-    if not args.no_wheels:  # before the dataset hook, so its size check includes the wheels
-        hooks.append(wheelhouse_hook(
+    if not args.no_wheels:  # before the dataset step, so its size check includes the wheels
+        steps.append(wheelhouse_step(
             args.requirement, target=args.target, python_version=args.kaggle_python or image_facts().python_version,
             find_links=args.find_links,
             index=not args.no_index, verify=not args.no_install_check, log=print,
         ))
-    hooks.append(dataset_hook(
+    steps.append(dataset_step(
         args.dataset_title, owner=args.kaggle_owner, slug=args.dataset_slug,
         owner_hint="pass --kaggle-owner NAME or set KAGGLE_USERNAME, then package again",
     ))
-    result = package(args.spec, args.out, PackageOptions(force=args.force, hooks=tuple(hooks), target=args.target))
+    result = package(args.spec, args.out, PackageOptions(force=args.force, steps=tuple(steps), target=args.target))
     for w in result.warnings:
         print(f"warning: {w}")
     from packager.push.shapes import unsupported_gpu

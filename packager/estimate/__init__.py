@@ -49,7 +49,7 @@ _EXPORTS = {
     "get_target": "packager.estimate.price.hardware",
     "parse_cpuinfo": "packager.estimate.measure.machine",
     "profile_bundle": "packager.estimate.measure.profile",
-    "profile_hook": "packager.estimate.measure.profile",
+    "profile_step": "packager.estimate.measure.profile",
     "store_profile": "packager.estimate.measure.profile",
     "translate": "packager.estimate.price.roofline",
     "verdict": "packager.estimate.estimator",

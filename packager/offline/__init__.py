@@ -8,13 +8,14 @@
   interpreter of the image's Python found by :mod:`.interpreter`);
 * :mod:`.dataset` makes the bundle an uploadable Kaggle dataset
   (``dataset-metadata.json``, Kaggle's size and file-count limits);
-* :mod:`.hooks` runs those two as :attr:`packager.build.PackageOptions.hooks`
-  on the staged bundle; its names are re-exported here;
+* :mod:`.steps` runs those two as steps of packaging
+  (:attr:`packager.build.PackageOptions.steps`) on the staged bundle; its names
+  are re-exported here;
 * :mod:`.notebook` writes the submission notebook, and :mod:`.simulate` runs
   it the way Kaggle reruns it (offline, read-only inputs, a time limit) and
   judges the outcome, in the network-isolated executor of :mod:`.sandbox`.
 
-:func:`wheelhouse_hook` and :func:`dataset_hook` are the hooks,
+:func:`wheelhouse_step` and :func:`dataset_step` are the steps,
 :func:`add_dataset_metadata` adds the dataset file to a finished bundle, and
 :func:`offline_summary` reads both outcomes back for the CLI.
 """
@@ -27,17 +28,17 @@ from typing import Any
 #: Each public name and the module it lives in: imported when first used (``import packager.offline.x``
 #: must stay cheap, e.g. for the CLI's help).
 _EXPORTS = {
-    "DEFAULT_OWNER_HINT": "packager.offline.hooks",
-    "DEFAULT_REQUIREMENTS": "packager.offline.hooks",
-    "Hook": "packager.offline.hooks",
-    "WHEELHOUSE_JSON": "packager.offline.hooks",
-    "WHEELS_DIR": "packager.offline.hooks",
-    "add_dataset_metadata": "packager.offline.hooks",
-    "dataset_hook": "packager.offline.hooks",
-    "default_requirements": "packager.offline.hooks",
-    "install_command": "packager.offline.hooks",
-    "offline_summary": "packager.offline.hooks",
-    "wheelhouse_hook": "packager.offline.hooks",
+    "DEFAULT_OWNER_HINT": "packager.offline.steps",
+    "DEFAULT_REQUIREMENTS": "packager.offline.steps",
+    "WHEELHOUSE_JSON": "packager.offline.steps",
+    "Step": "packager.offline.steps",
+    "WHEELS_DIR": "packager.offline.steps",
+    "add_dataset_metadata": "packager.offline.steps",
+    "dataset_step": "packager.offline.steps",
+    "default_requirements": "packager.offline.steps",
+    "install_command": "packager.offline.steps",
+    "offline_summary": "packager.offline.steps",
+    "wheelhouse_step": "packager.offline.steps",
 }
 
 

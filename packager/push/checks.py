@@ -161,7 +161,7 @@ def check_kernel_file(path: Path, *, dataset_id: str) -> list[Finding]:
 
 def check_wheels(bundle: Path, manifest: Manifest, facts: ImageFacts, target: str) -> list[Finding]:
     """The wheels install on the image's Python, and every member has a backend on Kaggle."""
-    from packager.offline.hooks import WHEELHOUSE_JSON, WHEELS_DIR
+    from packager.offline.steps import WHEELHOUSE_JSON, WHEELS_DIR
     from packager.torch_artifact import version_skew
 
     out = []

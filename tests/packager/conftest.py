@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from packager.build import PackageOptions, package
-from packager.offline import dataset_hook, wheelhouse_hook
+from packager.offline import dataset_step, wheelhouse_step
 from packager.offline.image import image_facts
 from tests.packager.wheels import A, B, C, make_wheel
 
@@ -42,8 +42,8 @@ def wheel_bundle(digits_dir: Path, tmp_path_factory) -> Path:
     manylinux), so the bundle is what `ninefit package` writes for t4x2.
     """
     root = tmp_path_factory.mktemp("push")
-    hooks = (wheelhouse_hook(None, target="t4x2", find_links=[ort_index(root / "index")], index=False),
-             dataset_hook(owner="alice"))
+    steps = (wheelhouse_step(None, target="t4x2", find_links=[ort_index(root / "index")], index=False),
+             dataset_step(owner="alice"))
     out = root / "digits"
-    package(digits_dir / "ninefit.toml", out, PackageOptions(hooks=hooks, target="t4x2"), log=lambda _m: None)
+    package(digits_dir / "ninefit.toml", out, PackageOptions(steps=steps, target="t4x2"), log=lambda _m: None)
     return out

@@ -15,17 +15,17 @@ pytestmark = pytest.mark.timeout(60)
 
 PACKAGER = {
     "ModelSpec", "PackageOptions", "PackageResult", "Spec", "VariantSpec", "add_dataset_metadata", "build_notebook",
-    "dataset_hook", "load_spec", "package", "wheelhouse_hook", "write_notebook",
+    "dataset_step", "load_spec", "package", "wheelhouse_step", "write_notebook",
 }
 OFFLINE = {
-    "DEFAULT_OWNER_HINT", "DEFAULT_REQUIREMENTS", "WHEELHOUSE_JSON", "WHEELS_DIR", "Hook", "add_dataset_metadata",
-    "dataset_hook", "default_requirements", "install_command", "offline_summary", "wheelhouse_hook",
+    "DEFAULT_OWNER_HINT", "DEFAULT_REQUIREMENTS", "WHEELHOUSE_JSON", "WHEELS_DIR", "Step", "add_dataset_metadata",
+    "dataset_step", "default_requirements", "install_command", "offline_summary", "wheelhouse_step",
 }
 ESTIMATE = {
     "STAGES", "TARGETS", "VERDICTS", "BudgetEstimate", "Calibration", "CalibrationStore", "Check", "Estimate",
     "EstimateOptions", "FitPlan", "GraphCost", "Hardware", "Item", "NodeCost", "ProfileOptions", "calibrate",
     "check_precision", "count_graph", "default_calibration_path", "detect_local", "estimate_bundle", "fingerprint",
-    "format_table", "get_target", "parse_cpuinfo", "profile_bundle", "profile_hook", "store_profile", "translate",
+    "format_table", "get_target", "parse_cpuinfo", "profile_bundle", "profile_step", "store_profile", "translate",
     "verdict", "write_chart",
 }
 

@@ -44,7 +44,7 @@ def test_exported_names():
         # the estimate itself (profile.py, estimator.py, calibrate.py, render.py, chart.py)
         "STAGES", "VERDICTS", "BudgetEstimate", "CalibrationStore", "Check", "EstimateOptions",
         "FitPlan", "Item", "ProfileOptions", "calibrate", "default_calibration_path",
-        "estimate_bundle", "format_table", "profile_bundle", "profile_hook", "store_profile",
+        "estimate_bundle", "format_table", "profile_bundle", "profile_step", "store_profile",
         "verdict", "write_chart",
     }
 

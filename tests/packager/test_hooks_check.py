@@ -177,11 +177,11 @@ def test_features_need_table_data(tmp_path):
 def test_the_estimate_prices_the_hooks_as_stages(tmp_path):
     from packager.build import PackageOptions
     from packager.estimate import EstimateOptions, estimate_bundle
-    from packager.estimate.measure.profile import ProfileOptions, profile_hook
+    from packager.estimate.measure.profile import ProfileOptions, profile_step
 
     spec, _ = projects.make_groupby(tmp_path / "p", post=projects.POST_ROUND)
-    hook = profile_hook(ProfileOptions(seconds_per_member=0.2, startup=False, check_run=False), log=lambda _m: None)
-    package(spec, tmp_path / "bundle", PackageOptions(hooks=(hook,)), log=lambda _m: None)
+    step = profile_step(ProfileOptions(seconds_per_member=0.2, startup=False, check_run=False), log=lambda _m: None)
+    package(spec, tmp_path / "bundle", PackageOptions(steps=(step,)), log=lambda _m: None)
     est = estimate_bundle(tmp_path / "bundle", EstimateOptions(target="local", rows=200_000))
     stages = {i.stage: i for i in est.items}
     assert stages["features"].estimate.seconds > 0 and "measured on 24 public rows" in stages["features"].estimate.notes[0]

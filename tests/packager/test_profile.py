@@ -164,27 +164,27 @@ def test_package_cli_profiles_unless_told_not_to(monkeypatch, tmp_path):
     seen = []
 
     def fake_package(spec, out, options, log=print):
-        seen.append(options.hooks)
+        seen.append(options.steps)
         raise SystemExit(0)
 
     monkeypatch.setattr(packager.build, "package", fake_package)
     for extra in ([], ["--no-profile"]):
         with pytest.raises(SystemExit):
             main(["package", "spec.toml", "-o", str(tmp_path / "b"), "--no-wheels", *extra])
-    names = [[getattr(h, "__qualname__", "") for h in hooks] for hooks in seen]
-    assert any("profile_hook" in n for n in names[0])
-    assert not any("profile_hook" in n for n in names[1])
+    names = [[getattr(s, "__qualname__", "") for s in steps] for steps in seen]
+    assert any("profile_step" in n for n in names[0])
+    assert not any("profile_step" in n for n in names[1])
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_package_stores_the_profile(digits_dir, tmp_path):
     from packager.build import PackageOptions, package
-    from packager.estimate.measure.profile import profile_hook
+    from packager.estimate.measure.profile import profile_step
 
     out = tmp_path / "bundle"
-    hook = profile_hook(ProfileOptions(seconds_per_member=0.2, batch_sizes=(256,), startup=False), log=lambda _m: None)
-    package(digits_dir / "ninefit.toml", out, PackageOptions(hooks=(hook,)), log=lambda _m: None)
+    step = profile_step(ProfileOptions(seconds_per_member=0.2, batch_sizes=(256,), startup=False), log=lambda _m: None)
+    package(digits_dir / "ninefit.toml", out, PackageOptions(steps=(step,)), log=lambda _m: None)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["profile"]["members"]["cnn"]["fp16"]["s_per_row"] > 0
     assert manifest["profile"]["data"]["source"].startswith("public test data")
@@ -257,7 +257,7 @@ def test_package_profiles_images_without_an_image_dir(tmp_path):
     np = pytest.importorskip("numpy")
     Image = pytest.importorskip("PIL.Image")
     from packager.build import PackageOptions, package
-    from packager.estimate.measure.profile import profile_hook
+    from packager.estimate.measure.profile import profile_step
 
     root = tmp_path / "proj"
     (root / "data").mkdir(parents=True)
@@ -270,9 +270,9 @@ def test_package_profiles_images_without_an_image_dir(tmp_path):
         Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(root / "data" / f"{i}.png")
     (root / "data" / "test.csv").write_text("image_id,file\n" + "".join(f"{i},{i}.png\n" for i in ids))
     (root / "data" / "sample_submission.csv").write_text("image_id,a,b\n" + "".join(f"{i},0.5,0.5\n" for i in ids))
-    hook = profile_hook(ProfileOptions(seconds_per_member=0.2, batch_sizes=(4,), startup=False), log=lambda _m: None)
+    step = profile_step(ProfileOptions(seconds_per_member=0.2, batch_sizes=(4,), startup=False), log=lambda _m: None)
     out = tmp_path / "bundle"
-    package(root / "ninefit.toml", out, PackageOptions(hooks=(hook,)), log=lambda _m: None)
+    package(root / "ninefit.toml", out, PackageOptions(steps=(step,)), log=lambda _m: None)
     profile = Manifest.load(out).profile
     assert profile["members"]["tiny"]["fp32"]["s_per_row"] > 0
     assert profile["data"]["rows"] == 6 and not profile["data"]["synthetic"]

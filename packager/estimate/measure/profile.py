@@ -436,20 +436,20 @@ def profile_bundle(
     }
 
 
-def profile_hook(options: ProfileOptions = ProfileOptions(), log: Callable[[str], None] = print):
-    """A ``PackageOptions.hooks`` entry: profile the staged bundle and store the profile.
+def profile_step(options: ProfileOptions = ProfileOptions(), log: Callable[[str], None] = print):
+    """A step of packaging (``PackageOptions.steps``): profile the staged bundle and store the profile.
 
     Uses the spec's public test data when it is on disk, else synthetic rows.
     """
 
-    def hook(stage: Path, spec, manifest: Manifest) -> Manifest:
+    def step(stage: Path, spec, manifest: Manifest) -> Manifest:
         data = spec.test_path if spec.test_path.is_file() else None
         log(f"profiling on {'the public test data' if data else 'synthetic rows'} "
             f"(about {options.seconds_per_member:g} s per member; --no-profile skips)")
         profile = profile_bundle(Bundle(root=Path(stage), manifest=manifest), data, options, log)
         return replace(manifest, profile=profile)
 
-    return hook
+    return step
 
 
 def store_profile(bundle_dir: str | os.PathLike, profile: dict[str, Any]) -> Path:
@@ -469,7 +469,7 @@ __all__ = [
     "ProfileOptions",
     "batch_sizes_for",
     "profile_bundle",
-    "profile_hook",
+    "profile_step",
     "profile_member",
     "stable",
     "store_profile",

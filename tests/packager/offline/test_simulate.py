@@ -342,10 +342,10 @@ def test_the_inputs_hold_what_kaggle_uploads_without_dataset_metadata(digits_dir
     """Kaggle never uploads dataset-metadata.json: the bundle must verify, and run, without it."""
     import packager.offline.simulate as sim
     from packager.build import PackageOptions, package
-    from packager.offline import dataset_hook
+    from packager.offline import dataset_step
 
     bundle = tmp_path / "digits"
-    package(digits_dir / "ninefit.toml", bundle, PackageOptions(hooks=(dataset_hook(owner="someone"),)),
+    package(digits_dir / "ninefit.toml", bundle, PackageOptions(steps=(dataset_step(owner="someone"),)),
             log=lambda _m: None)
     assert (bundle / "dataset-metadata.json").is_file()
     copied: list[str] = []

@@ -292,12 +292,12 @@ def test_compiled_packages_resolve_as_cp312_from_pypi_into_the_bundle(digits_dir
     import json
 
     from packager.build import PackageOptions, package
-    from packager.offline import dataset_hook, wheelhouse_hook
+    from packager.offline import dataset_step, wheelhouse_step
 
     provided = [f"{k}=={v}" if v else k for k, v in load_provided().items() if k != "tokenizers"]
-    hook = wheelhouse_hook(["onnxruntime", "tokenizers"], provided=provided, log=print)
+    step = wheelhouse_step(["onnxruntime", "tokenizers"], provided=provided, log=print)
     out = tmp_path / "bundle"
-    package(digits_dir / "ninefit.toml", out, PackageOptions(hooks=(hook, dataset_hook(owner="alice")), target="cpu"),
+    package(digits_dir / "ninefit.toml", out, PackageOptions(steps=(step, dataset_step(owner="alice")), target="cpu"),
             log=lambda _m: None)
     record = json.loads((out / "wheelhouse.json").read_text())
     image = wheelmeta.Target.make(wheelhouse.DEFAULT_PYTHON_VERSION, wheelhouse.DEFAULT_PLATFORMS)

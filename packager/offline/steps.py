@@ -1,21 +1,21 @@
-"""The offline half of ``ninefit package``: the bundle's wheelhouse and its Kaggle dataset file.
+"""The offline steps of ``ninefit package``: the bundle's wheelhouse and its Kaggle dataset file.
 
 A code-competition notebook runs with the internet off, so the bundle must
 carry, as wheels, whatever ninefit's runtime needs that Kaggle's image lacks,
-and must be uploadable as a Kaggle dataset. Both are steps on the staged
-bundle, given to :func:`packager.build.package` as hooks
-(``PackageOptions.hooks``): whatever they write becomes part of the
+and must be uploadable as a Kaggle dataset. Both are steps of packaging on the
+staged bundle, given to :func:`packager.build.package` as
+``PackageOptions.steps``: whatever they write becomes part of the
 checksummed bundle (but ``dataset-metadata.json``, which the Kaggle CLI reads
 and never uploads), and an exception removes the whole staged folder, so a
 broken wheelhouse never lands half-written.
 
-* :func:`wheelhouse_hook` fills ``wheels/``, proves it installs offline and
+* :func:`wheelhouse_step` fills ``wheels/``, proves it installs offline and
   records the outcome in ``wheelhouse.json`` and ``report.md``;
-* :func:`dataset_hook` writes ``dataset-metadata.json`` and puts the bundle's
+* :func:`dataset_step` writes ``dataset-metadata.json`` and puts the bundle's
   size against Kaggle's limits into ``report.md``;
 * :func:`offline_summary` reads both back from the finished bundle for the CLI.
 
-Run the wheelhouse hook first: the dataset hook measures the staged folder,
+Run the wheelhouse step first: the dataset step measures the staged folder,
 and the wheels are most of it.
 """
 
@@ -61,8 +61,9 @@ from runtime.manifest import MANIFEST_NAME, Manifest
 
 logger = logging.getLogger(__name__)
 
-#: A step on the staged bundle folder, run by :func:`packager.build.package`.
-Hook = Callable[[Path, Spec, Manifest], Manifest]
+#: A step of packaging on the staged bundle folder, run by :func:`packager.build.package` (not to be
+#: confused with the user's features and postprocess hooks, :mod:`runtime.hooks`).
+Step = Callable[[Path, Spec, Manifest], Manifest]
 
 WHEELS_DIR = "wheels"
 WHEELHOUSE_JSON = "wheelhouse.json"
@@ -114,7 +115,7 @@ def default_requirements(target: str = "gpu") -> tuple[str, ...]:
 
 # --------------------------------------------------------------------------- wheelhouse
 
-def wheelhouse_hook(
+def wheelhouse_step(
     requirements: Sequence[str] | None = None,
     *,
     target: str = "gpu",
@@ -129,10 +130,10 @@ def wheelhouse_hook(
     imports: Sequence[str] = (),
     timeout: float = 1800.0,
     log: Callable[[str], None] | None = None,
-) -> Hook:
-    """A hook that puts the wheels the notebook must install offline into ``wheels/``.
+) -> Step:
+    """A step that puts the wheels the notebook must install offline into ``wheels/``.
 
-    The hook resolves ``requirements`` with every transitive dependency for
+    The step resolves ``requirements`` with every transitive dependency for
     Kaggle's Python and platform, leaving out what the image provides
     (:func:`~packager.offline.wheelhouse.build_wheelhouse`); then proves the folder
     installs offline (:func:`~packager.offline.wheelhouse.verify_offline_install`: a
@@ -168,7 +169,7 @@ def wheelhouse_hook(
             to this module's logger.
 
     Returns:
-        The hook.
+        The step.
 
     Raises:
         PackagingError: An argument is malformed (bad requirement, target,
@@ -188,7 +189,7 @@ def wheelhouse_hook(
                                   provided=provided, extra_provided=extra_provided,
                                   provided_file=provided_file)
 
-    def hook(stage: Path, spec: Spec, manifest: Manifest) -> Manifest:
+    def step(stage: Path, spec: Spec, manifest: Manifest) -> Manifest:
         wheels = Path(stage) / WHEELS_DIR
         say(f"wheelhouse: resolving {', '.join(reqs) or 'nothing'} for Python {python_version} "
             f"on {platforms[0]}")
@@ -220,7 +221,7 @@ def wheelhouse_hook(
         _append_report(Path(stage), _wheelhouse_section(record))
         return manifest
 
-    return hook
+    return step
 
 
 def install_command(requirements: Sequence[str]) -> str:
@@ -321,7 +322,7 @@ DEFAULT_OWNER_HINT = (
     "packager.offline.add_dataset_metadata(BUNDLE, owner=NAME)")
 
 
-def dataset_hook(
+def dataset_step(
     title: str | None = None,
     *,
     owner: str | None = None,
@@ -331,11 +332,11 @@ def dataset_hook(
     max_bytes: int = KAGGLE_DATASET_MAX_BYTES,
     max_files: int = KAGGLE_MAX_FILES,
     owner_hint: str | None = None,
-) -> Hook:
-    """A hook that writes ``dataset-metadata.json`` and Kaggle's size check into the bundle.
+) -> Step:
+    """A step that writes ``dataset-metadata.json`` and Kaggle's size check into the bundle.
 
-    Sizes are measured on the staged folder, so put this hook after
-    :func:`wheelhouse_hook`. Never fails packaging for want of an owner: when
+    Sizes are measured on the staged folder, so put this step after
+    :func:`wheelhouse_step`. Never fails packaging for want of an owner: when
     none is found (argument, ``$KAGGLE_USERNAME``, ``kaggle.json``) the file is
     not written and ``report.md`` says how to add it.
 
@@ -352,7 +353,7 @@ def dataset_hook(
             :data:`DEFAULT_OWNER_HINT`.
 
     Returns:
-        The hook.
+        The step.
 
     Raises:
         PackagingError: An explicit title, owner, slug or license breaks
@@ -364,7 +365,7 @@ def dataset_hook(
                     license=license)
     hint = owner_hint or DEFAULT_OWNER_HINT
 
-    def hook(stage: Path, spec: Spec, manifest: Manifest) -> Manifest:
+    def step(stage: Path, spec: Spec, manifest: Manifest) -> Manifest:
         name = title or _default_title(spec.name)
         try:
             result = write_dataset_metadata(
@@ -387,7 +388,7 @@ def dataset_hook(
                      "else the Kaggle CLI skips every sub-folder):", "",
                      f"    {shlex.join(command)}"]
         with_wheels = ", wheels included" if (Path(stage) / WHEELS_DIR).is_dir() else ""
-        if not (Path(stage) / MANIFEST_NAME).exists():  # written after the hooks: count it as uploaded
+        if not (Path(stage) / MANIFEST_NAME).exists():  # written after the steps: count it as uploaded
             count += 1
         lines += ["", f"The bundle is {_size(total)} in {count} files{with_wheels}."]
         if warnings:
@@ -395,7 +396,7 @@ def dataset_hook(
         _append_report(Path(stage), lines)
         return manifest
 
-    return hook
+    return step
 
 
 def add_dataset_metadata(bundle_dir: Path, title: str | None = None, *, owner: str | None = None,
@@ -409,7 +410,7 @@ def add_dataset_metadata(bundle_dir: Path, title: str | None = None, *, owner: s
     Args:
         bundle_dir: A bundle ``ninefit package`` wrote.
         title: Dataset title; None derives it from the manifest's name, as
-            :func:`dataset_hook` does.
+            :func:`dataset_step` does.
         owner: Kaggle owner; None looks it up.
         slug: Dataset slug; None slugifies the title.
         license: A Kaggle license name.
@@ -473,7 +474,7 @@ def _size(size: int) -> str:
 
 
 def _append_report(stage: Path, lines: Sequence[str]) -> None:
-    """Adds a section to ``report.md`` (written by the build before the hooks run)."""
+    """Adds a section to ``report.md`` (written by the build before the steps run)."""
     path = stage / REPORT_NAME
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
     if text and not text.endswith("\n"):
@@ -500,11 +501,11 @@ __all__ = [
     "DEFAULT_REQUIREMENTS",
     "WHEELHOUSE_JSON",
     "WHEELS_DIR",
-    "Hook",
+    "Step",
     "add_dataset_metadata",
-    "dataset_hook",
+    "dataset_step",
     "default_requirements",
     "install_command",
     "offline_summary",
-    "wheelhouse_hook",
+    "wheelhouse_step",
 ]

@@ -1,4 +1,4 @@
-"""packager.text and the spec's [model.text]: tokenizer into the bundle (or converted), text keys."""
+"""packager.tokenizer and the spec's [model.text]: tokenizer into the bundle (or converted), text keys."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from packager.spec import load_spec
-from packager.text import package_tokenizer
+from packager.tokenizer import package_tokenizer
 from runtime.errors import SpecError
 
 pytest.importorskip("tokenizers")

@@ -1,15 +1,11 @@
-"""Packaging a text model: its tokenizer into the bundle, and parity on real windows.
+"""A text model's tokenizer, into the bundle: the file the runtime tokenises with.
 
 The user's tokenizer is a Hugging Face ``tokenizers`` file (``tokenizer.json``)
 or a transformers tokenizer folder; a folder without a ``tokenizer.json`` is
 converted here, once, with transformers (``AutoTokenizer`` to its fast
 tokenizer), so the bundle always carries a ``tokenizer.json`` that the runtime
-loads with ``tokenizers`` alone.
-
-Parity is checked on windows of real test rows at their real lengths: each of
-the first windows alone (batch 1, no padding), then all of them in
-length-sorted batches padded to each batch's longest, exactly as the runtime
-will feed them.
+loads with ``tokenizers`` alone. The model's parity on real windows is checked
+by :func:`packager.verify.verify_text`.
 """
 
 from __future__ import annotations
@@ -17,16 +13,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from packager.spec import ModelSpec
-from packager.verify import VerifyResult, compare, tolerances
-from runtime.errors import SpecError, ToleranceError
+from runtime.errors import SpecError
 from runtime.manifest import TextSpec
-from runtime.data.text import Chunk, TextRows
 
-#: Windows checked one by one at their own length (each is one session call).
-SINGLE_WINDOWS = 32
 _PAD_TOKENS = ("[PAD]", "<pad>", "<PAD>", "[pad]")
 
 
@@ -91,42 +81,4 @@ def package_tokenizer(m: ModelSpec, folder: Path) -> TextSpec:
     return replace(spec, tokenizer=str(dest.resolve()), pad_id=pad_id)
 
 
-def verify_text(model, m: ModelSpec, text: TextSpec, variant: str, precision: str, path: Path, rows: TextRows,
-                n_rows: int, source: str) -> VerifyResult:
-    """Parity of ``path`` with ``model`` on real windows at their real lengths, then in padded sorted batches."""
-    import torch
-
-    from runtime.backends import get as get_backend
-    from runtime.backends.base import BackendOptions
-
-    atol, rtol = tolerances(m, precision)
-    chunk = Chunk.of(rows, 0, n_rows)
-    runner = get_backend("onnxruntime").load(path, f"{m.name}/{variant}", BackendOptions(providers=("CPUExecutionProvider",)))
-    checks = []
-    with runner, torch.no_grad():
-        for label, batches in (("real length", [chunk.order[i:i + 1] for i in range(min(SINGLE_WINDOWS, len(chunk.order)))]),
-                               ("sorted, padded", _batches(chunk, m.batch_size, text.max_tokens))):
-            expected, got = [], []
-            for idx in batches:
-                feed = rows.feed(text, chunk.windows[idx])
-                out = model(*(torch.from_numpy(feed[i.name]) for i in m.inputs))
-                out = out[0] if isinstance(out, (tuple, list)) else out
-                expected.append(out.detach().cpu().numpy().reshape(len(idx), -1))
-                got.append(np.asarray(runner.infer(feed)[m.output]).reshape(len(idx), -1))
-            batch = 1 if label == "real length" else m.batch_size
-            checks.append(compare(m.output, batch, np.concatenate(expected), np.concatenate(got), atol, rtol))
-            c = checks[-1]
-            if not c.ok:
-                raise ToleranceError(
-                    f"model {m.name!r} variant {variant!r} ({precision}) does not match the torch model on "
-                    f"{label} windows: output {m.output!r} element {list(c.worst_index)}: ONNX {c.got:.6g} vs torch "
-                    f"{c.expected:.6g}; tolerance |diff| <= {c.atol:g} + {c.rtol:g}*|torch| (samples: {source}). "
-                    "Set atol/rtol in the spec only if this difference is acceptable.")
-    return VerifyResult(m.name, variant, precision, path.name, source, tuple(checks))
-
-
-def _batches(chunk: Chunk, batch_size: int, max_tokens: int) -> list[np.ndarray]:
-    return [chunk.order[pos:end] for pos, end in chunk.batches(batch_size, max_tokens)]
-
-
-__all__ = ["SINGLE_WINDOWS", "package_tokenizer", "verify_text"]
+__all__ = ["package_tokenizer"]

@@ -1,4 +1,4 @@
-"""The offline steps of `ninefit package`: wheelhouse and dataset hooks, end to end.
+"""The offline steps of `ninefit package`: wheelhouse and dataset steps, end to end.
 
 Offline and fast: the wheels are the tiny hand-made ones of test_wheelhouse.py,
 resolved from a local folder; the digits example is packaged for real.
@@ -18,10 +18,10 @@ from packager.offline import (
     DEFAULT_REQUIREMENTS,
     WHEELHOUSE_JSON,
     add_dataset_metadata,
-    dataset_hook,
+    dataset_step,
     default_requirements,
     offline_summary,
-    wheelhouse_hook,
+    wheelhouse_step,
 )
 from packager.offline.wheelhouse import DEFAULT_PLATFORMS
 from packager.offline.interpreter import find_interpreter
@@ -45,7 +45,7 @@ def work(digits_dir: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture()
 def stage(tmp_path: Path) -> Path:
-    """A staged bundle folder as the hooks find it: report.md already written."""
+    """A staged bundle folder as the steps find it: report.md already written."""
     root = tmp_path / "stage"
     (root / "models").mkdir(parents=True)
     (root / "models" / "m.onnx").write_bytes(b"x" * 1000)
@@ -53,8 +53,8 @@ def stage(tmp_path: Path) -> Path:
     return root
 
 
-def demo_hook(index: Path, **kwargs) -> object:
-    return wheelhouse_hook([A], find_links=[index], index=False, provided=[f"{C}==1.0"],
+def demo_step(index: Path, **kwargs) -> object:
+    return wheelhouse_step([A], find_links=[index], index=False, provided=[f"{C}==1.0"],
                            python_version=kwargs.pop("python_version", HERE), **kwargs)
 
 
@@ -68,9 +68,9 @@ def assert_no_bundle(out: Path) -> None:
 def test_package_writes_a_checksummed_offline_bundle(work: Path, index: Path, tmp_path: Path):
     out = tmp_path / "bundles" / "digits"
     messages: list[str] = []
-    hooks = (demo_hook(index, imports=["ninefit_demo_a"], log=messages.append),
-             dataset_hook(owner="someone"))
-    result = package(work / "ninefit.toml", out, PackageOptions(hooks=hooks), log=lambda _m: None)
+    steps = (demo_step(index, imports=["ninefit_demo_a"], log=messages.append),
+             dataset_step(owner="someone"))
+    result = package(work / "ninefit.toml", out, PackageOptions(steps=steps), log=lambda _m: None)
 
     wheels = sorted(p.name for p in (out / "wheels").iterdir())
     assert wheels == ["ninefit_demo_a-1.0-py3-none-any.whl", "ninefit_demo_b-1.0-py3-none-any.whl"]
@@ -116,9 +116,9 @@ def test_missing_dependency_stops_packaging_and_leaves_nothing(work: Path, index
                                                                tmp_path: Path):
     (index / "ninefit_demo_b-1.0-py3-none-any.whl").unlink()
     out = tmp_path / "bundles" / "digits"
-    hooks = (demo_hook(index), dataset_hook(owner="someone"))
+    steps = (demo_step(index), dataset_step(owner="someone"))
     with pytest.raises(PackagingError, match=B):
-        package(work / "ninefit.toml", out, PackageOptions(hooks=hooks), log=lambda _m: None)
+        package(work / "ninefit.toml", out, PackageOptions(steps=steps), log=lambda _m: None)
     assert_no_bundle(out)
 
 
@@ -130,7 +130,7 @@ def test_no_owner_packages_without_dataset_metadata(work: Path, tmp_path: Path,
     monkeypatch.delenv("KAGGLE_USERNAME", raising=False)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(empty))
     out = tmp_path / "bundles" / "digits"
-    package(work / "ninefit.toml", out, PackageOptions(hooks=(dataset_hook(),)),
+    package(work / "ninefit.toml", out, PackageOptions(steps=(dataset_step(),)),
             log=lambda _m: None)
 
     assert not (out / "dataset-metadata.json").exists()
@@ -149,13 +149,13 @@ def test_no_owner_packages_without_dataset_metadata(work: Path, tmp_path: Path,
 
 @pytest.mark.timeout(60)
 @needs_local_install
-def test_failed_import_after_the_real_install_stops_the_hook(tmp_path: Path, stage: Path):
+def test_failed_import_after_the_real_install_stops_the_step(tmp_path: Path, stage: Path):
     src = tmp_path / "index"
     make_wheel(src, A, code="raise ImportError('needs a GPU driver')\n")
-    hook = wheelhouse_hook([A], find_links=[src], index=False, provided=(),
+    step = wheelhouse_step([A], find_links=[src], index=False, provided=(),
                            python_version=HERE, imports=["ninefit_demo_a"])
     with pytest.raises(PackagingError, match="ninefit_demo_a"):
-        hook(stage, SimpleNamespace(name="digits"), None)
+        step(stage, SimpleNamespace(name="digits"), None)
 
 
 @pytest.mark.timeout(60)
@@ -164,8 +164,8 @@ def test_foreign_python_without_its_interpreter_gets_the_static_check(index: Pat
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "no-pyenv"))
     manifest = object()
-    hook = demo_hook(index, python_version=OTHER)
-    assert hook(stage, SimpleNamespace(name="digits"), manifest) is manifest
+    step = demo_step(index, python_version=OTHER)
+    assert step(stage, SimpleNamespace(name="digits"), manifest) is manifest
     check = json.loads((stage / WHEELHOUSE_JSON).read_text())["install_check"]
     assert check["ok"] and check["mode"] == "static" and f"no python{OTHER}" in check["skipped_reason"]
     assert "statically complete" in (stage / "report.md").read_text()
@@ -176,8 +176,8 @@ def test_foreign_python_is_installed_in_an_interpreter_of_its_version(index: Pat
     found, why = find_interpreter(Target.make(OTHER, DEFAULT_PLATFORMS))
     if found is None:
         pytest.skip(f"no interpreter of the target here: {why}")
-    hook = demo_hook(index, python_version=OTHER, imports=["ninefit_demo_a"])
-    hook(stage, SimpleNamespace(name="digits"), None)
+    step = demo_step(index, python_version=OTHER, imports=["ninefit_demo_a"])
+    step(stage, SimpleNamespace(name="digits"), None)
     check = json.loads((stage / WHEELHOUSE_JSON).read_text())["install_check"]
     assert check["ok"] and check["mode"] == "installed", check
     assert check["python"].startswith(f"Python {OTHER}.") and str(found.path) in check["python"]
@@ -186,9 +186,9 @@ def test_foreign_python_is_installed_in_an_interpreter_of_its_version(index: Pat
 
 @pytest.mark.timeout(60)
 def test_everything_provided_leaves_no_wheels_folder(index: Path, stage: Path):
-    hook = wheelhouse_hook([C], find_links=[index], index=False, provided=[f"{C}==1.0"],
+    step = wheelhouse_step([C], find_links=[index], index=False, provided=[f"{C}==1.0"],
                            python_version=OTHER, verify=False)
-    hook(stage, SimpleNamespace(name="digits"), None)
+    step(stage, SimpleNamespace(name="digits"), None)
     assert not (stage / "wheels").exists()
     record = json.loads((stage / WHEELHOUSE_JSON).read_text())
     assert record["wheels"] == [] and record["install_check"] is None
@@ -197,19 +197,19 @@ def test_everything_provided_leaves_no_wheels_folder(index: Path, stage: Path):
 
 
 @pytest.mark.timeout(30)
-def test_arguments_are_checked_when_the_hook_is_made(tmp_path: Path):
+def test_arguments_are_checked_when_the_step_is_made(tmp_path: Path):
     with pytest.raises(PackagingError, match="not valid"):
-        wheelhouse_hook(["onnxruntime-gpu >>> 1"])
+        wheelhouse_step(["onnxruntime-gpu >>> 1"])
     with pytest.raises(PackagingError, match="t4x2"):
-        wheelhouse_hook(target="tpu")
+        wheelhouse_step(target="tpu")
     with pytest.raises(PackagingError, match="'X.Y'"):
-        wheelhouse_hook(python_version="311")
+        wheelhouse_step(python_version="311")
     with pytest.raises(PackagingError, match="does not exist"):
-        wheelhouse_hook(find_links=[tmp_path / "nowhere"], index=False)
+        wheelhouse_step(find_links=[tmp_path / "nowhere"], index=False)
     with pytest.raises(PackagingError, match="title"):
-        dataset_hook("short", owner="someone")
+        dataset_step("short", owner="someone")
     with pytest.raises(PackagingError, match="License"):
-        dataset_hook(owner="someone", license="MIT")
+        dataset_step(owner="someone", license="MIT")
 
 
 @pytest.mark.timeout(10)
@@ -222,9 +222,9 @@ def test_default_requirements_follow_the_target():
 
 
 @pytest.mark.timeout(30)
-def test_dataset_hook_names_short_specs_and_warns_about_size(stage: Path):
-    hook = dataset_hook(owner="someone", max_bytes=1200)
-    hook(stage, SimpleNamespace(name="cnn"), None)
+def test_dataset_step_names_short_specs_and_warns_about_size(stage: Path):
+    step = dataset_step(owner="someone", max_bytes=1200)
+    step(stage, SimpleNamespace(name="cnn"), None)
     meta = json.loads((stage / "dataset-metadata.json").read_text())
     assert meta["title"] == "cnn ninefit bundle" and meta["id"] == "someone/cnn-ninefit-bundle"
     report = (stage / "report.md").read_text()
