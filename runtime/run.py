@@ -137,7 +137,8 @@ def _log_missing(test: TestData, member: Member) -> None:
     log(f"{member.name}: {rows} row(s) have non-finite inputs, in {shown}{' ...' if len(columns) > 8 else ''}; {what}")
 
 
-def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, options: RunOptions = RunOptions()) -> RunReport:
+def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, options: RunOptions = RunOptions(),
+        *, clock: Callable[[], float] | None = None) -> RunReport:
     """Run the members of a bundle over the test data, to the deadline, and write the submission.
 
     The stages in order: open and check everything (the bundle's checksums,
@@ -147,12 +148,17 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     (:class:`runtime.execute.executor.Executor`), writing the submission as
     they finish and once more at the end; write the run report.
 
+    ``clock`` (seconds since the start) is what every time the run measures and
+    every deadline decision reads; None: the notebook's clock
+    (:class:`runtime.schedule.budget.Clock` from ``options.start_time``). Tests
+    pass a fake one, on which a backend's costs are set by the test.
+
     Raises:
         NinefitError: a user-facing problem (bad bundle, bad data, impossible
             budget, unknown backend); then nothing is written. Failures of one
             member are not raised: it is skipped and reported.
     """
-    r = _Run(bundle_dir, data, out, options)
+    r = _Run(bundle_dir, data, out, options, clock)
     r.write_fallback_and_run_hooks()
     r.choose_lanes()
     return r.execute()
@@ -162,10 +168,10 @@ class _Run:
     """One run, stage by stage (:func:`run`): what each stage leaves for the next is an attribute."""
 
     def __init__(self, bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike,
-                 options: RunOptions):
+                 options: RunOptions, clock: Callable[[], float] | None = None):
         """Open the bundle and the data and check them: anything wrong is raised before a file is written."""
         self.t0 = time.perf_counter()
-        self.clock = clock = Clock(options.start_time)
+        self.clock = clock = clock if clock is not None else Clock(options.start_time)
         self.budget = make_budget(options.time_limit_s, options.margin_s, options.reserve_s, options.start_time, clock)
         backends.load_plugins()
         bundle = open_bundle(bundle_dir, allow_damage=True)  # a damaged runtime or manifest raises here
@@ -208,7 +214,8 @@ class _Run:
             log(self.report.events[-1])
         self.executor: Executor | None = None
         self.writer = SubmissionWriter(out, m, self.store, self.grids, test, self.sample,
-                                       make_formatter(bundle, self.sample, test, self.layout, self.fallback, hook=False))
+                                       make_formatter(bundle, self.sample, test, self.layout, self.fallback, hook=False),
+                                       clock=clock)
 
     def _new_report(self, how: str) -> RunReport:
         m, test = self.m, self.test
@@ -374,7 +381,7 @@ def _check_members(test: TestData, m: Manifest, failed: dict[str, str]) -> None:
 
 
 def _run_features(test: TestData, m: Manifest, report: RunReport, time_left: Callable[[], float | None] | None,
-                  clock: Clock, failed: dict[str, str]) -> None:
+                  clock: Callable[[], float], failed: dict[str, str]) -> None:
     """The features hook over the test table, under the deadline; its events and costs into the report."""
     from runtime.hooks import pandas_engine
 
@@ -406,7 +413,7 @@ def _resume_text(report: RunReport, grids: Mapping[str, list[tuple[int, int]]], 
 
 
 def _finish_report(report: RunReport, executor: Executor | None, writer: SubmissionWriter, store: ChunkStore,
-                   monitor: MemoryMonitor, clock: Clock, t0: float, error: BaseException | None, out: Path,
+                   monitor: MemoryMonitor, clock: Callable[[], float], t0: float, error: BaseException | None, out: Path,
                    options: RunOptions, specs: list[LaneSpec]) -> None:
     report.finished_at_s = clock()
     report.seconds = time.perf_counter() - t0

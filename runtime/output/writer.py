@@ -70,11 +70,14 @@ class SubmissionWriter:
 
     Members are combined in manifest order and chunks in row order; a chunk
     held by several variants of a member is taken from the best one. Rows no
-    member covered get the fallback's values.
+    member covered get the fallback's values. Writes are timed on ``clock``
+    (the run's: the reserve is sized from them).
     """
 
     def __init__(self, out: Path, manifest: Manifest, store: ChunkStore, grids: Mapping[str, list[tuple[int, int]]],
-                 test: TestData, sample: SampleSubmission, formatter: Formatter):
+                 test: TestData, sample: SampleSubmission, formatter: Formatter, *,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.clock = clock
         self.out, self.manifest, self.store, self.grids = out, manifest, store, grids
         self.test, self.sample, self.formatter = test, sample, formatter
         self.width = member_width(manifest)
@@ -106,14 +109,14 @@ class SubmissionWriter:
 
     def write(self, skip: frozenset[str] = frozenset()) -> float:
         """Write the submission from what is checkpointed now; returns the seconds it took."""
-        t0 = time.perf_counter()
+        t0 = self.clock()
         acc = self.combine(skip)
         unfed = self.unfed
         covered = acc.covered if unfed is None else acc.covered & ~unfed
         write_atomic(self.out, self.sample.header, self.formatter.blocks(acc.result(consume=True), covered), blocks=True)
         self.writes += 1
         self.covered = int(covered.sum()) - self.formatter.failed_rows
-        dt = time.perf_counter() - t0
+        dt = self.clock() - t0
         self.seconds += dt
         self.slowest = max(self.slowest, dt)
         return dt

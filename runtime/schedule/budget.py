@@ -89,7 +89,7 @@ def measured_margin(time_limit_s: float, overrun_s: float) -> float:
 
 
 def make_budget(time_limit_s: float | None, margin_s: float | None, reserve_s: float | None,
-                start_time: float | None, clock: Clock) -> Budget:
+                start_time: float | None, clock: Callable[[], float]) -> Budget:
     """The budget on ``clock``; None means the default (no limit, :func:`default_margin`, measured reserve).
 
     Raises:
