@@ -5,7 +5,7 @@ processes (timed from process start to exit, as a user would; ``--fresh``
 each time, so nothing is resumed):
 
 * ``digits3``: the three-member digits ensemble of the deadline tests (cnn,
-  mlp, cnn2; ``tests/runtime/deadline_fixtures.py``) on the digits test set
+  mlp, cnn2; ``tests/fixtures/bundles.py``) on the digits test set
   tiled ``--repeat`` times (default 400: 216,000 rows), at ``--batch-size``
   (default 1024 rows; see below);
 * ``conv2``: two ResNet-style convnets on 3x32x32 images
@@ -70,7 +70,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from _digits import digits_bundle, example_bundle, profiled  # noqa: E402
-from tests.runtime.deadline_fixtures import build_three  # noqa: E402
+from tests.fixtures.bundles import build_three  # noqa: E402
 
 CONFIGS = (("1 lane x 1 thread", 1, 1), ("2 lanes x 1 thread", 2, 1), ("1 lane x 2 threads", 1, 2))
 GOAL = 1.8

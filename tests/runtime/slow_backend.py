@@ -5,6 +5,11 @@ with ``NINEFIT_PLUGINS=tests.runtime.slow_backend`` (and the repository on
 ``PYTHONPATH``). Sleeping a fixed time per row makes "which members fit" a
 property of the test, not of the machine.
 
+In fake time (:func:`fake_time`, in-process only) a runner does not sleep: it
+advances the test's fake clock (:mod:`tests.fixtures.clock`) by the same
+seconds, and the run reads that clock (``runtime.run(..., clock=...)``), so
+every decision of the run follows from the costs set here alone.
+
 It is configured by the JSON file named in ``NINEFIT_SLOW_CONFIG``, read at
 each load (see :func:`write_config`). Keys are ``"member/variant"``, else
 ``"member"``, else ``"*"``::
@@ -19,10 +24,12 @@ each load (see :func:`write_config`). Keys are ``"member/variant"``, else
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -35,6 +42,20 @@ from runtime.backends.registry import available
 
 NAME = "slow"
 CONFIG_ENV = "NINEFIT_SLOW_CONFIG"
+_sleep: Callable[[float], None] = time.sleep  # what a runner loaded now takes its time with
+
+
+@contextlib.contextmanager
+def fake_time(clock: Any) -> Iterator[Any]:
+    """Runners loaded inside take their time on ``clock`` (its ``advance``) instead of sleeping."""
+    global _sleep
+    _sleep = clock.advance
+    try:
+        yield clock
+    finally:
+        _sleep = time.sleep
+
+
 def write_config(path: Path, **config: Any) -> dict[str, str]:
     """Write a config file; returns the environment variables that select it."""
     path.write_text(json.dumps(config))
@@ -63,9 +84,10 @@ class SlowRunner(Runner):
         self.inner = ort_backend.load(path, name, BackendOptions(providers=("CPUExecutionProvider",), threads=1))
         self.cfg = _config()
         self.rows = 0  # rows this runner inferred (drives "slowdown")
+        self.sleep = _sleep
 
     def activate_impl(self) -> None:
-        time.sleep(_pick(self.cfg.get("setup_s"), self.name, 0.0))
+        self.sleep(_pick(self.cfg.get("setup_s"), self.name, 0.0))
         self.inner.activate()
 
     def deactivate_impl(self) -> None:
@@ -84,7 +106,7 @@ class SlowRunner(Runner):
         if slow and self.rows >= slow["after_rows"]:
             delay *= slow["factor"]
         self.rows += rows
-        time.sleep(delay)
+        self.sleep(delay)
         out = self.inner.infer(feed)
         log = self.cfg.get("log")
         if log:

@@ -3,37 +3,28 @@ every deadline decision (probe, plan, degrade, stop, drop) is tested in millisec
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 
 import numpy as np
 import pytest
 
 from runtime.backends.base import Runner
-from runtime.execute.checkpoint import ChunkStore, chunk_grid
 from runtime.data.testdata import TestData as Table
 from runtime.errors import BackendError
-from runtime.schedule.budget import NO_LIMIT, Clock, default_margin, measured_margin
+from runtime.execute.checkpoint import ChunkStore, chunk_grid
 from runtime.execute.executor import Executor, ExecutorSettings, Work
-from runtime.manifest import DataSpec, InputSpec, Member, Variant
 from runtime.execute.memory import MemoryMonitor
-from runtime.schedule.planner import Budget
+from runtime.manifest import DataSpec, InputSpec, Member, Variant
 from runtime.output.report import MemberReport, RunReport
+from runtime.schedule.budget import NO_LIMIT, Clock, default_margin, measured_margin
+from runtime.schedule.planner import Budget
+from tests.fixtures.clock import FakeClock
 
 pytestmark = pytest.mark.timeout(30)
 
 ROWS = 100
 WIDTH = 2
-
-
-class FakeClock:
-    def __init__(self, t: float = 0.0):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, dt: float) -> None:
-        self.t += dt
 
 
 class FakeRunner(Runner):
@@ -57,20 +48,27 @@ class FakeRunner(Runner):
             raise RuntimeError("injected failure")
         if n > w.oom.get(self.name, n):
             raise RuntimeError("CUDA out of memory (injected)")
-        w.clock.advance(n * w.cost(self.name))
-        w.calls[self.name] += 1
-        every, extra = w.spikes.get(self.name, (0, 0.0))
-        if every and w.calls[self.name] % every == 0:
-            w.clock.advance(extra)  # jitter: every so many batches, one runs long
-        w.rows[self.name] += n
+        with w.lock:  # lanes share the counters (never the clock's sleep: LaneClock overlaps the lanes')
+            seconds = n * w.cost(self.name)
+            w.calls[self.name] += 1
+            every, extra = w.spikes.get(self.name, (0, 0.0))
+            if every and w.calls[self.name] % every == 0:
+                seconds += extra  # jitter: every so many batches, one runs long
+            w.rows[self.name] += n
+        w.clock.advance(seconds)
         return {"out": np.repeat(x.reshape(n, 1), WIDTH, axis=1) + w.index(self.name)}
 
 
 class World:
-    """Members a, b, c (values 3, 2, 1) with fp32 and fp16 (value 0.9, half the cost) rungs."""
+    """Members a, b, c (values 3, 2, 1) with fp32 and fp16 (value 0.9, half the cost) rungs.
 
-    def __init__(self, tmp_path, costs: dict[str, float], *, setup_s: float = 0.0, values=(3.0, 2.0, 1.0)):
-        self.clock = FakeClock()
+    ``clock``: a :class:`tests.fixtures.clock.FakeClock` (one lane), or a LaneClock for lanes side by side.
+    """
+
+    def __init__(self, tmp_path, costs: dict[str, float], *, setup_s: float = 0.0, values=(3.0, 2.0, 1.0),
+                 clock: FakeClock | None = None):
+        self.clock = clock if clock is not None else FakeClock()
+        self.lock = threading.Lock()
         self.costs = dict(costs)  # "a/fp32" -> s per row; "a/fp16" defaults to half
         self.setup_s = setup_s
         self.slowdown: dict[str, tuple[int, float]] = {}  # name -> (after rows, factor)

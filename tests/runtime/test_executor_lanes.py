@@ -1,31 +1,33 @@
 """The executor on two lanes: each lane a thread with runners of its own (the fake
 runners of test_executor, one set per lane), faults kept to their lane, and the
-chunks (so the submission) the same as one lane's."""
+chunks (so the submission) the same as one lane's.
+
+The fake clock is a :class:`tests.fixtures.clock.LaneClock`: the lanes' batches
+take their fake seconds side by side, as on two idle cores, and the order in
+which the lanes' work happens on it does not depend on how busy this machine is."""
 
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
-from runtime.schedule.budget import NO_LIMIT
+from runtime.errors import NinefitError
 from runtime.execute.checkpoint import ChunkStore
 from runtime.execute.executor import Executor, ExecutorSettings, Work
 from runtime.execute.lanes import choose_lanes, parse_devices
-from runtime.errors import NinefitError
 from runtime.execute.memory import MemoryMonitor
-from runtime.schedule.planner import Budget
 from runtime.output.report import MemberReport, RunReport, lane_line
+from runtime.schedule.budget import NO_LIMIT
+from runtime.schedule.planner import Budget
+from tests.fixtures.clock import LaneClock
 from tests.runtime.test_executor import ROWS, WIDTH, FakeRunner, World, profile_of
 
 pytestmark = pytest.mark.timeout(60)
 
-_LOCK = threading.Lock()
-
 
 class LaneRunner(FakeRunner):
-    """A fake runner of one lane: it may crash or run out of memory there only; it takes real time too."""
+    """A fake runner of one lane: it may crash or run out of memory there only."""
 
     def __init__(self, world: World, name: str, lane: str, crash: set[str], oom: dict[str, int]):
         super().__init__(world, name)
@@ -37,11 +39,15 @@ class LaneRunner(FakeRunner):
             raise RuntimeError(f"injected crash on {self.lane}")
         if n > self.oom.get(self.name, n):
             raise RuntimeError("CUDA out of memory (injected)")
-        time.sleep(0.002)  # the lanes overlap in real time
-        with _LOCK:  # the fake clock and counters are shared by the lanes
-            out = super().infer_impl(feed)
+        out = super().infer_impl(feed)
+        with self.world.lock:
             self.world.by_lane[self.lane] = self.world.by_lane.get(self.lane, 0) + n
-            return out
+        return out
+
+
+def world(tmp_path, costs=None, **kwargs) -> World:
+    """A :class:`World` on a clock where both lanes start at 0 and work side by side."""
+    return World(tmp_path, costs or COSTS, clock=LaneClock(lanes=2), **kwargs)
 
 
 def lanes_of(w: World, *, crash: dict[str, set[str]] | None = None, oom: dict[str, dict[str, int]] | None = None):
@@ -56,14 +62,15 @@ def lanes_of(w: World, *, crash: dict[str, set[str]] | None = None, oom: dict[st
     return [(name, loader(name)) for name in ("l0", "l1")]
 
 
-def executor(w: World, lanes, *, limit: float | None = None, profile=None, failed=None) -> Executor:
+def executor(w: World, lanes, *, limit: float | None = None, profile=None, failed=None,
+             write=lambda: 0.0) -> Executor:
     w.clock.t = 0.0
     w.report = RunReport(bundle="b", rows=ROWS, submission="s.csv", time_limit_s=limit)
     w.report.members = [MemberReport(name=m.name, weight=m.weight, value=m.value) for m in w.members]
     budget = Budget(deadline=NO_LIMIT if limit is None else limit, margin_s=0.0, reserve_s=0.5)
     return Executor(Work(w.members, w.grids, w.test, w.store, WIDTH, profile, failed or {}), lanes,
                     clock=w.clock, budget=budget, report=w.report, monitor=MemoryMonitor(device_id=None),
-                    write_submission=lambda: 0.0,
+                    write_submission=write,
                     settings=ExecutorSettings(limited=limit is not None, fixed_reserve=True, fixed_margin=True,
                                               progress=False))
 
@@ -78,7 +85,7 @@ COSTS = {"a/fp32": 0.3, "b/fp32": 0.1, "c/fp32": 0.1}
 def test_members_run_side_by_side_and_save_what_one_lane_saves(tmp_path):
     one = World(tmp_path / "one", COSTS)
     executor(one, lanes_of(one)[:1], profile=profile_of(one, "a", "b", "c")).run()
-    two = World(tmp_path / "two", COSTS)
+    two = world(tmp_path / "two")
     ex = executor(two, lanes_of(two), profile=profile_of(two, "a", "b", "c"))
     ex.run()
     assert {m.status for m in two.report.members} == {"done"}
@@ -90,7 +97,7 @@ def test_members_run_side_by_side_and_save_what_one_lane_saves(tmp_path):
 
 
 def test_one_member_left_is_split_across_both_lanes_chunk_by_chunk(tmp_path):
-    w = World(tmp_path, COSTS)
+    w = world(tmp_path)
     ex = executor(w, lanes_of(w), profile=profile_of(w, "a", "b", "c"), failed={"b": "gone", "c": "gone"})
     ex.run()
     assert w.report.member("a").status == "done"
@@ -105,7 +112,7 @@ def test_a_running_members_tail_goes_to_a_freed_lane_though_a_finished_member_co
     from runtime.execute import planning
     from runtime.schedule import planner
 
-    w = World(tmp_path, COSTS)
+    w = world(tmp_path)
     ex = executor(w, lanes_of(w), profile=profile_of(w, "a", "b", "c"))
     ex.after_write(12.0)
     ex.states["a"].status, ex.workers[0].loaded, ex.workers[0].stepping = "running", ("a", "fp32"), "a"
@@ -117,7 +124,7 @@ def test_a_running_members_tail_goes_to_a_freed_lane_though_a_finished_member_co
 
 
 def test_a_crash_on_one_lane_retires_the_member_there_and_the_other_lane_runs_it(tmp_path):
-    w = World(tmp_path, COSTS)
+    w = world(tmp_path)
     ex = executor(w, lanes_of(w, crash={"l1": {"b/fp32", "a/fp32", "c/fp32"}}), profile=profile_of(w, "a", "b", "c"))
     ex.run()
     assert {m.status for m in w.report.members} == {"done"}, w.report.table()
@@ -127,7 +134,7 @@ def test_a_crash_on_one_lane_retires_the_member_there_and_the_other_lane_runs_it
 
 
 def test_a_member_crashing_on_every_lane_fails_with_each_lanes_reason(tmp_path):
-    w = World(tmp_path, COSTS)
+    w = world(tmp_path)
     ex = executor(w, lanes_of(w, crash={"l0": {"b/fp32"}, "l1": {"b/fp32"}}), profile=profile_of(w, "a", "b", "c"))
     ex.run()
     b = w.report.member("b")
@@ -136,7 +143,7 @@ def test_a_member_crashing_on_every_lane_fails_with_each_lanes_reason(tmp_path):
 
 
 def test_out_of_memory_on_one_lane_halves_that_lanes_batch_only(tmp_path):
-    w = World(tmp_path, COSTS)
+    w = world(tmp_path)
     ex = executor(w, lanes_of(w, oom={"l1": {"a/fp32": 3}}), profile=profile_of(w, "a", "b", "c"),
                   failed={"b": "gone", "c": "gone"})
     ex.run()
@@ -146,16 +153,20 @@ def test_out_of_memory_on_one_lane_halves_that_lanes_batch_only(tmp_path):
     assert w.by_lane.get("l1", 0) > 0 and sum(w.by_lane.values()) == ROWS
 
 
-def test_a_limited_run_on_two_lanes_ends_in_time_and_logs_each_lane(tmp_path):
-    w = World(tmp_path, COSTS)
-    ex = executor(w, lanes_of(w), limit=60.0, profile=profile_of(w, "a", "b", "c"))
+def test_a_limited_run_on_two_lanes_fits_what_one_lane_cannot_and_logs_each_lane(tmp_path):
+    """50 s of work and 34.5 s to do it in: one lane leaves some out; two, working side by side, fit it all."""
+    one = World(tmp_path / "one", COSTS)
+    executor(one, lanes_of(one)[:1], limit=35.0, profile=profile_of(one, "a", "b", "c")).run()
+    assert "done" in one.statuses().values() and set(one.statuses().values()) != {"done"}, one.report.table()
+    w = world(tmp_path / "two")
+    ex = executor(w, lanes_of(w), limit=35.0, profile=profile_of(w, "a", "b", "c"))
     ex.run()
-    # The shared fake clock adds both lanes' time (pessimistic): all 50 s of work still fits 2 x 60 s.
     assert {m.status for m in w.report.members} == {"done"}, w.report.table()
-    assert all(lane.log.steps for lane in ex.workers)
-    entry = ex.workers[0].log.report(None, "l0", 10.0, {})
-    assert entry["rows"] == sum(s["rows"] for s in ex.workers[0].log.steps) and entry["busy_s"] > 0
-    assert "lane l0: busy" in lane_line(entry)
+    assert w.clock.t <= 35.0 - 0.5
+    for lane in ex.workers:  # each lane busy most of the run
+        entry = lane.log.report(None, lane.name, w.clock.t, {})
+        assert entry["rows"] == sum(s["rows"] for s in lane.log.steps) and entry["busy_share"] > 0.8, entry
+        assert f"lane {lane.name}: busy" in lane_line(entry)
 
 
 def test_the_lane_rule():
@@ -186,34 +197,32 @@ def test_the_lane_rule():
             parse_devices(bad)
 
 
-def test_an_unexpected_error_on_a_lane_stops_every_lane_and_is_raised(tmp_path, monkeypatch):
-    w = World(tmp_path, COSTS)
-    ex = executor(w, lanes_of(w), profile=profile_of(w, "a", "b", "c"))
-    real = Executor.pruned
+def test_an_unexpected_error_on_a_lane_stops_every_lane_and_is_raised(tmp_path):
+    """A bug (not a member's failure): here the submission write a finished member makes on its lane raises."""
+    w = world(tmp_path)
 
-    def broken(self, st, v):
-        if threading.current_thread().name == "ninefit-lane-l1":
-            raise ZeroDivisionError("a bug on lane l1")
-        return real(self, st, v)
+    def broken_write() -> float:
+        raise ZeroDivisionError(f"a bug on {threading.current_thread().name}")
 
-    monkeypatch.setattr(Executor, "pruned", broken)
+    ex = executor(w, lanes_of(w), profile=profile_of(w, "a", "b", "c"), write=broken_write)
     before = threading.active_count()
-    with pytest.raises(ZeroDivisionError, match="a bug on lane l1"):
+    with pytest.raises(ZeroDivisionError, match="a bug on ninefit-lane-l[01]"):
         ex.run()
     assert threading.active_count() == before  # no lane left running
     assert all(lane.runner is None for lane in ex.workers)  # every lane's sessions closed
+    assert sum(w.by_lane.values()) < 3 * ROWS  # the other lane stopped after its chunk: the run did not go on
 
 
 def test_each_lane_probes_a_member_at_the_start_and_none_is_planned_while_probed(tmp_path):
-    w = World(tmp_path, COSTS)
+    w = world(tmp_path)
     ex = executor(w, lanes_of(w), limit=60.0, profile=profile_of(w, "a", "b", "c"))
     ex.run()
     probes = {lane.name: [s["member"] for s in lane.log.steps if s["kind"] == "probe"] for lane in ex.workers}
-    assert all(probes.values()), probes  # both lanes probed at the start: neither waited for the other
     probed = [m for names in probes.values() for m in names]
-    assert len(probed) == len(set(probed))  # each member once
-    for lane in ex.workers:
-        assert lane.log.steps[0]["kind"] == "probe"
+    assert sorted(probed) == ["b", "c"], probes  # each once; a's probe (12 s) would pass the 10 % probe share
+    assert [d["decision"] for d in w.report.member("a").decisions][0] == "no probe"
+    for lane in ex.workers:  # both lanes probed from the start: neither waited for the other
+        assert (lane.log.steps[0]["kind"], lane.log.steps[0]["start_s"]) == ("probe", 0.0), lane.log.steps
     for m in w.report.members:  # no decision on a member while its costs were being measured
         kinds = [d["decision"] for d in m.decisions]
         if "probe" in kinds:

@@ -16,7 +16,7 @@ import pytest
 from packager.cli import main as ninefit
 from runtime.cli import main as runtime_main
 from tests.cli_checks import fails_cleanly
-from tests.runtime.deadline_fixtures import check_valid, read
+from tests.fixtures.bundles import check_valid, read
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 

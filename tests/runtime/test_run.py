@@ -12,8 +12,8 @@ from runtime.bundle import sha256_file
 from runtime.errors import BackendError
 from runtime.manifest import ImageSpec, InputSpec, Member, Variant
 from runtime.run import RunOptions, run, trt_input_shapes
+from tests.fixtures.bundles import check_valid, read
 from tests.runtime import slow_backend
-from tests.runtime.deadline_fixtures import check_valid, read
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -15,7 +15,7 @@ import pytest
 
 from runtime.cli import main
 from tests.cli_checks import fails_cleanly
-from tests.runtime.deadline_fixtures import read
+from tests.fixtures.bundles import read
 from tests.runtime.test_run import with_fallback
 
 pytestmark = pytest.mark.timeout(120)

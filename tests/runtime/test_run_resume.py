@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.bundles import MEMBERS, build_three, check_valid
 from tests.runtime import slow_backend
-from tests.runtime.deadline_fixtures import MEMBERS, build_three, check_valid
 
 REPO = Path(__file__).resolve().parents[2]
 
