@@ -72,16 +72,25 @@ def test_profile_cli_stores_profile_with_fingerprint(bundle, digits_dir, capsys)
     assert profile["data"]["read_s_per_row"] >= 0 and profile["write"]["s_per_row"] >= 0
     startup = profile["startup"]
     assert startup["import_s"] > 0 and startup["hash_bytes_per_s"] > 0
-    # The process around the run, measured apart: start, imports, exit (with the members' sessions loaded).
+    # The process around the run, measured apart: start, imports, exit (with the members' sessions loaded), the
+    # least of five runs each; the three of one run add up to that run's whole, so their least to no more than
+    # the least whole (how close depends on how steady this machine was, not on ninefit: not asserted).
     assert startup["python_s"] > 0 and startup["imports_s"] > startup["python_s"] and startup["exit_s"] > 0
-    assert startup["python_s"] + startup["imports_s"] + startup["exit_s"] == pytest.approx(startup["import_s"], rel=0.5)
+    assert len(startup["import_runs"]) == 5 and startup["import_s"] == min(startup["import_runs"])
+    assert startup["python_s"] + startup["imports_s"] + startup["exit_s"] <= startup["import_s"] + 1e-9
     run = profile["checkpoint"]["run"]  # the runtime's own end-to-end check runs
     assert "error" not in run, run
     assert run["fixed_s"] >= 0 and run["bookkeeping_s_per_chunk"] >= 0 and 0.5 <= run["inference_factor"] <= 1.5
-    # The small check run once more as a whole process: longer than its start, imports and exit together.
-    assert run["process"]["rows"] == run["points"][0]["rows"] and len(run["process"]["runs"]) == 3
-    assert run["process"]["wall_s"] > startup["python_s"] + startup["imports_s"] + startup["exit_s"]
-    assert "cold_s" in startup and "_folder" not in run["points"][0]
+    # The small check run once more as a whole process (the fastest of three), and what a fresh process pays
+    # beyond its parts measured apart: the whole less the parts and the warm run. Its sign depends on the
+    # machine's load while each was measured (the estimate takes a negative one off the imports), so only
+    # the arithmetic is asserted here; a whole process outlasts a bare interpreter's start on any machine.
+    process = run["process"]
+    assert process["rows"] == run["points"][0]["rows"] and len(process["runs"]) == 3
+    assert process["wall_s"] == min(process["runs"]) and process["wall_s"] > startup["python_s"]
+    parts = startup["python_s"] + startup["imports_s"] + startup["exit_s"] + (startup["first_session_s"] or 0.0)
+    assert startup["cold_s"] == pytest.approx(process["wall_s"] - parts - run["points"][0]["seconds"])
+    assert "_folder" not in run["points"][0]
     assert profile["checkpoint"]["save_s"] > 0 and profile["checkpoint"]["files"] == 512
     assert not list(bundle.glob(".manifest.json.*")), "temporary manifest left behind"
 
