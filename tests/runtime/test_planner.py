@@ -6,7 +6,6 @@ import ast
 import itertools
 import math
 import random
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -344,17 +343,20 @@ def test_greedy_degrades_before_dropping_too():
     assert chosen(p) == {"a": "fp32", "b": "fp32", "c": "fp16"}
 
 
+@pytest.mark.timeout(30)
 def test_auto_stays_fast_for_large_ensembles():
+    """Forty members of five options each: an exact search over their 5**40 combinations would never end, and
+    the test's timeout would stop it; "auto" takes the greedy search there and plans in milliseconds. No
+    time is asserted: how fast is a benchmark's question, on a machine that may be busy."""
     rng = random.Random(7)
     ladder = tuple(Variant(f"v{k}", 1.0 / (k + 1), setup_s=5.0, value_factor=1 - 0.02 * k) for k in range(4))
     twelve = [MemberState(f"m{i}", rng.uniform(0.5, 2), ladder, 100) for i in range(12)]
     forty = [MemberState(f"m{i}", rng.uniform(0.5, 2), ladder, 100) for i in range(40)]
     for members in (twelve, forty):
-        t = time.perf_counter()
         p = plan(members, T0, budget(32.0 * len(members)))
-        assert time.perf_counter() - t < 5.0
         check_consistent(p, T0, T0 + 32.0 * len(members))
         assert p.dropped == ()  # everything fits on a cheaper rung
+    assert plan(forty, T0, budget(32.0 * 40)) == plan(forty, T0, budget(32.0 * 40), method="greedy")
 
 
 # -- drift ---------------------------------------------------------------------------
