@@ -72,8 +72,9 @@ def gpu_info(index: int = 0) -> GpuInfo | None:
     return GpuInfo(index, name, (int(major), int(minor)), int(mem.total), int(mem.used))
 
 
-@functools.lru_cache(maxsize=1)
-def _probe_gpu() -> tuple[bool, str]:
+def detect_gpu() -> tuple[bool, str]:
+    """Whether this machine has a GPU, and how that was found, looked for now (no override, no cache):
+    NVML, else the driver's ``/proc/driver/nvidia/gpus``, else ``nvidia-smi -L``."""
     count = gpu_count()
     if count:
         return True, f"NVML sees {count} GPU(s)"
@@ -96,12 +97,15 @@ def _probe_gpu() -> tuple[bool, str]:
     return False, f"nvidia-smi -L lists no GPU (exit {done.returncode})"
 
 
+_detected = functools.lru_cache(maxsize=1)(detect_gpu)  # the hardware does not change during a process
+
+
 def gpu_present() -> tuple[bool, str]:
     """Whether this machine has a GPU, and how that was found.
 
     ``NINEFIT_GPU_PRESENT`` (1/0) overrides the detection; else NVML, else the
     driver's own listing, else ``nvidia-smi -L`` (a driver without NVML
-    bindings). Probed once, lazily.
+    bindings): :func:`detect_gpu`, once a process, lazily.
 
     Raises:
         UsageError: ``NINEFIT_GPU_PRESENT`` is not a boolean.
@@ -109,7 +113,7 @@ def gpu_present() -> tuple[bool, str]:
     if os.environ.get(GPU_PRESENT_ENV, "").strip():
         present = env_flag(GPU_PRESENT_ENV)
         return present, f"{GPU_PRESENT_ENV}={os.environ[GPU_PRESENT_ENV].strip()}"
-    return _probe_gpu()
+    return _detected()
 
 
 def device_mismatch(target: str, runner: Runner) -> str | None:
@@ -137,4 +141,5 @@ def gpu_memory_used(index: int = 0) -> int | None:
         return None
 
 
-__all__ = ["GPU_PRESENT_ENV", "GpuInfo", "device_mismatch", "gpu_count", "gpu_info", "gpu_memory_used", "gpu_present"]
+__all__ = ["GPU_PRESENT_ENV", "GpuInfo", "detect_gpu", "device_mismatch", "gpu_count", "gpu_info", "gpu_memory_used",
+           "gpu_present"]

@@ -199,7 +199,7 @@ def candidates(path: Path, name: str, options: BackendOptions) -> list[Candidate
             return "onnxruntime is not installed"
         if provider not in providers:
             return f"this onnxruntime has no {provider} (it has {', '.join(providers)})"
-        if provider == ort.TRT_EP and not ort._tensorrt_libraries_present():
+        if provider == ort.TRT_EP and not ort.tensorrt_libraries_present():
             return "TensorRT libraries not found"
         return ""
 

@@ -25,7 +25,8 @@ CPU_EP = "CPUExecutionProvider"
 _PREFERENCE = (TRT_EP, CUDA_EP, CPU_EP)
 
 
-def _tensorrt_libraries_present() -> bool:
+def tensorrt_libraries_present() -> bool:
+    """Whether TensorRT's libraries are here (its Python package or libnvinfer): its onnxruntime provider needs them."""
     return importlib.util.find_spec("tensorrt") is not None or ctypes.util.find_library("nvinfer") is not None
 
 
@@ -39,7 +40,7 @@ def select_providers(available: list[str], options: BackendOptions) -> list[tupl
             )
         wanted = list(options.providers)
     else:
-        wanted = [p for p in _PREFERENCE if p in available and (p != TRT_EP or _tensorrt_libraries_present())]
+        wanted = [p for p in _PREFERENCE if p in available and (p != TRT_EP or tensorrt_libraries_present())]
     chosen = []
     for p in wanted:
         if p == TRT_EP:
@@ -136,4 +137,4 @@ def load(path: Path, name: str, options: BackendOptions) -> OnnxRuntimeRunner:
     return OnnxRuntimeRunner(path, name, options)
 
 
-__all__ = ["OnnxRuntimeRunner", "cpu_fallback_cause", "load", "select_providers"]
+__all__ = ["OnnxRuntimeRunner", "cpu_fallback_cause", "load", "select_providers", "tensorrt_libraries_present"]

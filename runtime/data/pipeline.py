@@ -62,8 +62,8 @@ AHEAD_BYTES = 1 << 30
 _SLICE = 16
 #: Prepared inputs (table arrays, normalised images) kept for other members on the same chunk: at most
 #: this many, and this many bytes (the newest one always).
-_SHARED_ENTRIES = 8
-_SHARED_BYTES = 128 << 20
+SHARED_ENTRIES = 8
+SHARED_BYTES = 128 << 20
 
 
 @dataclass
@@ -390,7 +390,7 @@ class FeedPipeline:
         with self._shared_lock:
             self._shared[key] = arr
             held = sum(x.nbytes for x in self._shared.values())
-            while len(self._shared) > 1 and (len(self._shared) > _SHARED_ENTRIES or held > _SHARED_BYTES):
+            while len(self._shared) > 1 and (len(self._shared) > SHARED_ENTRIES or held > SHARED_BYTES):
                 held -= self._shared.popitem(last=False)[1].nbytes
 
     def _images(self, inp: InputSpec, variant: Variant, a: int, b: int) -> np.ndarray:
@@ -484,5 +484,5 @@ def _image_forms(members: Sequence[Member]) -> list[tuple[str, int, int]]:
     return list(forms)
 
 
-__all__ = ["AHEAD_BYTES", "DEFAULT_DEPTH", "DEPTH_ENV", "WORKERS_ENV", "FeedPipeline", "StageTimes", "chunks_ahead",
-           "default_workers", "feed_bytes_per_row", "input_key"]
+__all__ = ["AHEAD_BYTES", "DEFAULT_DEPTH", "DEPTH_ENV", "SHARED_BYTES", "SHARED_ENTRIES", "WORKERS_ENV", "FeedPipeline",
+           "StageTimes", "chunks_ahead", "default_workers", "feed_bytes_per_row", "input_key"]

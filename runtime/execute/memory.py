@@ -21,7 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-_CGROUP_FILES = (
+#: Where this container's memory cgroup says its limit and its use: ``(limit file, used file)``, v2 then v1.
+CGROUP_FILES = (
     (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")),  # cgroup v2
     (Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"), Path("/sys/fs/cgroup/memory/memory.usage_in_bytes")),  # v1
 )
@@ -39,7 +40,7 @@ def _read_int(path: Path) -> int | None:
 
 def cgroup_memory() -> tuple[int | None, int | None]:
     """(limit, used) bytes of this container's memory cgroup; None where unknown or unlimited."""
-    for limit_file, used_file in _CGROUP_FILES:
+    for limit_file, used_file in CGROUP_FILES:
         if limit_file.exists():
             limit = _read_int(limit_file)
             return (limit if limit is not None and limit < _UNLIMITED else None), _read_int(used_file)
@@ -204,4 +205,4 @@ class MemoryMonitor:
         self.stop()
 
 
-__all__ = ["MemoryMonitor", "MemorySnapshot", "cgroup_memory", "peak_rss", "snapshot"]
+__all__ = ["CGROUP_FILES", "MemoryMonitor", "MemorySnapshot", "cgroup_memory", "peak_rss", "snapshot"]

@@ -36,11 +36,11 @@ def test_backend_with_missing_dependency_is_listed_with_reason():
 
 def test_provider_selection_prefers_gpu_and_skips_tensorrt_without_its_libraries(monkeypatch, tmp_path):
     avail = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-    monkeypatch.setattr(ort_backend, "_tensorrt_libraries_present", lambda: False)
+    monkeypatch.setattr(ort_backend, "tensorrt_libraries_present", lambda: False)
     chosen = ort_backend.select_providers(avail, BackendOptions(device_id=1))
     assert [p for p, _ in chosen] == ["CUDAExecutionProvider", "CPUExecutionProvider"]
     assert chosen[0][1] == {"device_id": 1}
-    monkeypatch.setattr(ort_backend, "_tensorrt_libraries_present", lambda: True)
+    monkeypatch.setattr(ort_backend, "tensorrt_libraries_present", lambda: True)
     chosen = ort_backend.select_providers(avail, BackendOptions(fp16=True, cache_dir=tmp_path))
     name, opts = chosen[0]
     assert name == "TensorrtExecutionProvider"

@@ -39,11 +39,16 @@ class Fake(Runner):
         return self.kind
 
 
+def accepts() -> dict[str, object]:
+    """Each step's check of the runner it got (``Candidate.accept``), as the chain builds them."""
+    return {c.label: c.accept for c in chain.candidates(Path("m.onnx"), "m/fp32", BackendOptions(torch_file=None))}
+
+
 def test_chain_takes_the_first_step_that_loads_and_is_accepted(capsys):
     runner = FallbackRunner("m/fp32", [
         Candidate("tensorrt", lambda: Fake("a"), skip="no GPU here"),
         Candidate("onnxruntime-cuda", lambda: Fake("b", fail="CUDA driver version is insufficient")),
-        Candidate("torch-cuda", lambda: Fake("c", kind="cpu"), accept=chain._on_gpu),
+        Candidate("torch-cuda", lambda: Fake("c", kind="cpu"), accept=accepts()["torch-cuda"]),
         Candidate("onnxruntime-cpu", lambda: Fake("d")),
         Candidate("torch-cpu", lambda: Fake("e")),
     ])
@@ -68,7 +73,7 @@ def test_chain_with_nothing_left_says_every_reason():
 
 
 def test_onnxruntime_session_that_fell_to_the_cpu_is_not_accepted_as_cuda():
-    accept = chain._first_provider("CUDAExecutionProvider")
+    accept = accepts()["onnxruntime-cuda"]  # it asks onnxruntime for CUDAExecutionProvider
     runner = Fake("m")
     runner.providers = ["CPUExecutionProvider"]
     assert "asked onnxruntime for CUDAExecutionProvider, the session got CPUExecutionProvider" in accept(runner)

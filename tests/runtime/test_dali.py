@@ -145,9 +145,9 @@ def test_dali_matches_pil(dali, image_data, monkeypatch, channels, layout, size)
     for (a, b), g, r in zip(ranges, got, ref):
         assert g.shape[0] == b - a
         assert_like_pil(g, r, image)
-    from runtime.data.loaders.dali import _LOADERS
+    from runtime.data.loaders.dali import loader_for
 
-    assert len(_LOADERS[test]._pipes) == 1  # one pipeline, built once, reused for every batch
+    assert loader_for(test).pipelines == 1  # one pipeline, built once, reused for every batch
 
 
 def test_dali_variant_size_and_split_batches(dali, image_data, monkeypatch):

@@ -86,17 +86,11 @@ def test_gpu_detection_falls_back_to_nvidia_smi(tmp_path, monkeypatch):
     smi.write_text("#!/bin/sh\necho 'GPU 0: Tesla T4 (UUID: GPU-1234)'\necho 'GPU 1: Tesla T4 (UUID: GPU-5678)'\n")
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
-    gpu._probe_gpu.cache_clear()
-    try:
-        assert gpu.gpu_present() == (True, "nvidia-smi lists 2 GPU(s): GPU 0: Tesla T4")
-        smi.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed because it could not communicate with the driver' >&2\nexit 9\n")
-        gpu._probe_gpu.cache_clear()
-        assert gpu.gpu_present() == (False, "nvidia-smi -L lists no GPU (exit 9)")
-        monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
-        gpu._probe_gpu.cache_clear()
-        assert gpu.gpu_present() == (False, "no GPU through NVML or the driver, and no nvidia-smi")
-    finally:
-        gpu._probe_gpu.cache_clear()
+    assert gpu.detect_gpu() == (True, "nvidia-smi lists 2 GPU(s): GPU 0: Tesla T4")
+    smi.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed because it could not communicate with the driver' >&2\nexit 9\n")
+    assert gpu.detect_gpu() == (False, "nvidia-smi -L lists no GPU (exit 9)")
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    assert gpu.detect_gpu() == (False, "no GPU through NVML or the driver, and no nvidia-smi")
 
 
 def test_the_cause_tells_a_cpu_build_from_a_gpu_build_without_cuda():

@@ -324,7 +324,7 @@ def test_members_reading_one_chunk_share_its_normalised_images(tmp_path, monkeyp
     real = pil.normalise
     monkeypatch.setattr(pil, "normalise", lambda *a, **k: calls.append(1) or real(*a, **k))
     if not room:
-        monkeypatch.setattr(pipeline, "_SHARED_BYTES", 1)  # one entry at a time: the newest
+        monkeypatch.setattr(pipeline, "SHARED_BYTES", 1)  # one entry at a time: the newest
     with FeedPipeline(test, [a, b], depth=0, workers=1) as feeds:
         for (lo, hi), ref in zip(CHUNKS, refs):  # a, b, a, b, ...: as two lanes side by side
             got = [feeds.get(m, m.variants[0], lo, hi)[0]["x"] for m in (a, b)]

@@ -26,6 +26,21 @@ def _frame(n: int = 1000, seed: int = 0):
                          "k": rng.integers(0, 9, n), "s": [f"t{i % 7}" for i in range(n)]})
 
 
+@pytest.fixture
+def scratch(tmp_path, monkeypatch) -> Path:
+    """The system temp folder, where a run's scratch files (the table spool) go, made this test's own."""
+    import tempfile
+
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def spool_folders(scratch: Path) -> list[Path]:
+    return sorted(scratch.glob("ninefit-table-*"))
+
+
 @pytest.fixture(params=["parquet", "csv"])
 def table(request, tmp_path):
     """(path, frame): the frame written as Parquet in row groups of 128 rows, or as CSV."""
@@ -60,11 +75,12 @@ def test_pieces_are_the_rows_of_a_whole_read_in_any_order(table):
     source.close()
 
 
-def test_test_data_reads_only_ids_up_front_and_feeds_the_same_values(table):
+def test_test_data_reads_only_ids_up_front_and_feeds_the_same_values(table, monkeypatch):
     path, frame = table
     spec = DataSpec(format="table", test=path.name, id_column="id", missing="fill", fill_value=-1.0)
     test = open_test_data(path.parent, spec)
-    assert test._frame is None  # nothing but the ids read so far
+    # The ids up front, then the chunks asked for: the table is never read whole.
+    monkeypatch.setattr(test.source, "whole", lambda: pytest.fail("the whole table was read"))
     member = Member(name="m", weight=1.0, inputs=(InputSpec("x", "float32", ("batch", 3), columns=("a", "b", "c")),),
                     output="y", variants=(Variant(name="full", file="m.onnx"),))
     test.check(member)
@@ -96,32 +112,48 @@ def test_missing_file_and_missing_id_column_are_data_errors(tmp_path):
         open_table(tmp_path / "t.csv", id_column="id")
 
 
-def test_cudf_pandas_is_asked_for_on_a_gpu_target_and_pandas_runs_without_it(table, monkeypatch):
-    """The GPU table stage: cudf.pandas where installed (unverified on a GPU); here it is not, pandas reads."""
-    import builtins
+def test_cudf_pandas_is_asked_for_on_a_gpu_target_and_pandas_runs_without_it(table):
+    """The GPU table stage: cudf.pandas where installed (unverified on a GPU); here it is not, pandas reads.
 
-    import runtime.data.tables as tables
+    In a process of its own: whether cudf.pandas is installed is found once a process (installing it
+    changes pandas for the whole process).
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+    import textwrap
 
-    monkeypatch.setattr(tables, "_CUDF_STATE", {})
-    monkeypatch.delenv("NINEFIT_CUDF", raising=False)
-    asked = []
-    real_import = builtins.__import__
-
-    def spy(name, *args, **kwargs):
-        if name.startswith("cudf"):
-            asked.append(name)
-            raise ImportError("No module named 'cudf'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", spy)
     path, frame = table
-    source = open_table(path, id_column="id", gpu=False)
-    source.read(0, 3)
-    assert asked == [] and tables.table_engine() == "pandas"
-    source = open_table(path, id_column="id", gpu=True)
-    assert source.read(0, 3)["id"].tolist() == frame["id"].tolist()[:3]
-    assert asked == ["cudf.pandas"] and tables.table_engine() == "pandas"
-    source.close()
+    code = textwrap.dedent(f"""
+        import builtins, json
+        from pathlib import Path
+        asked = []
+        real_import = builtins.__import__
+
+        def spy(name, *args, **kwargs):
+            if name.startswith("cudf"):
+                asked.append(name)
+                raise ImportError("No module named 'cudf'")
+            return real_import(name, *args, **kwargs)
+
+        builtins.__import__ = spy
+        from runtime.data import tables
+        source = tables.open_table(Path({str(path)!r}), id_column="id", gpu=False)
+        source.read(0, 3)
+        cpu = [list(asked), tables.table_engine()]
+        source = tables.open_table(Path({str(path)!r}), id_column="id", gpu=True)
+        ids = source.read(0, 3)["id"].tolist()
+        source.close()
+        print(json.dumps([cpu, asked, tables.table_engine(), ids]))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "NINEFIT_CUDF"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    cpu, asked, engine, ids = json.loads(done.stdout.splitlines()[-1])
+    assert cpu == [[], "pandas"]  # a CPU target never asks for it
+    assert asked == ["cudf.pandas"] and engine == "pandas" and ids == frame["id"].tolist()[:3]
 
 
 def test_a_csv_read_at_several_places_in_turn_reads_forward_from_each(tmp_path, monkeypatch):
@@ -132,18 +164,18 @@ def test_a_csv_read_at_several_places_in_turn_reads_forward_from_each(tmp_path, 
     path = tmp_path / "t.csv"
     frame.to_csv(path, index=False)
     source = tables.CsvSource(path, id_column="id", block_rows=50)
-    opened = []
-    real = source._open
-    monkeypatch.setattr(source, "_open", lambda *a, **kw: opened.append(1) or real(*a, **kw))
+    opened = []  # the readers opened on the file (pandas.read_csv in blocks)
+    real = pd.read_csv
+    monkeypatch.setattr(pd, "read_csv", lambda *a, **kw: opened.append(kw.get("chunksize")) or real(*a, **kw))
     for k in range(0, 500, 25):  # two lanes: one from row 0, one from row 500, taking turns
         for start in (k, 500 + k):
             got = source.read(start, start + 25, ["a"])
             np.testing.assert_array_equal(got["a"].to_numpy(), frame["a"].to_numpy()[start:start + 25])
-    assert len(opened) == 2  # one reader per place, each read forward
+    assert opened == [50, 50]  # one reader per place, each read forward
     source.close()
 
 
-def test_the_table_is_parsed_once_then_chunks_come_from_the_spool(table, monkeypatch):
+def test_the_table_is_parsed_once_then_chunks_come_from_the_spool(table, scratch, monkeypatch):
     path, frame = table
     spec = DataSpec(format="table", test=path.name, id_column="id", missing="fill", fill_value=-1.0)
     test = open_test_data(path.parent, spec)
@@ -153,7 +185,8 @@ def test_the_table_is_parsed_once_then_chunks_come_from_the_spool(table, monkeyp
                   output="y", variants=(Variant(name="full", file="k.onnx"),))
     test.check(member)
     test.check(ints)
-    spools = sorted(Path(test._spool_dir).iterdir())
+    (folder,) = spool_folders(scratch)  # on local disk, the run's own
+    spools = sorted(folder.iterdir())
     assert len(spools) == 2 and all(p.stat().st_size == 1000 * 8 * n for p, n in zip(spools, (3, 1)))
 
     def no_reading(*_a, **_k):
@@ -166,12 +199,11 @@ def test_the_table_is_parsed_once_then_chunks_come_from_the_spool(table, monkeyp
     for a, b in [(0, 64), (500, 1000), (999, 1000), (100, 101), (0, 1000)]:  # any order, any size
         np.testing.assert_array_equal(test.feed(member, a, b)["x"], expected[a:b])
         np.testing.assert_array_equal(test.feed(ints, a, b)["x"], frame[["k"]].to_numpy()[a:b])
-    folder = Path(test._spool_dir)
     test.close()
     assert not folder.exists()  # the spool goes with the run
 
 
-def test_blocks_of_differing_dtypes_are_read_from_the_table(tmp_path):
+def test_blocks_of_differing_dtypes_are_read_from_the_table(tmp_path, scratch):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -183,7 +215,7 @@ def test_blocks_of_differing_dtypes_are_read_from_the_table(tmp_path):
     member = Member(name="m", weight=1.0, inputs=(InputSpec("x", "float32", ("batch", 1), columns=("k",)),),
                     output="y", variants=(Variant(name="full", file="m.onnx"),))
     test.check(member)
-    assert not test._scan(("k",)).spooled and not list(Path(test._spool_dir).iterdir())
+    assert not [p for folder in spool_folders(scratch) for p in folder.iterdir()]  # k is not spooled
     np.testing.assert_array_equal(test.feed(member, 0, 6)["x"][:, 0], [1, 2, 3, 4, 0, 6])
     test.close()
 

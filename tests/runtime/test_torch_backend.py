@@ -122,10 +122,9 @@ class _OomAbove:
         return self.module(x)
 
 
-def test_cuda_out_of_memory_is_translated_at_the_boundary(digits_bundle, monkeypatch):
-    real = TorchRunner._load_module
-    monkeypatch.setattr(TorchRunner, "_load_module", lambda self, t, d: _OomAbove(real(self, t, d), 8))
+def test_cuda_out_of_memory_is_translated_at_the_boundary(digits_bundle):
     with TorchRunner(digits_bundle / "models" / "mlp" / "program.pt2", "mlp/fp32", options()) as r:
+        r.module = _OomAbove(r.module, 8)  # the program's module, as loaded
         assert r.infer({"pixels": np.ones((8, 64), np.float32)})["logits"].shape == (8, 10)
         with pytest.raises(OutOfMemoryError, match="mlp/fp32: CUDA out of memory at batch 9") as info:
             r.infer({"pixels": np.ones((9, 64), np.float32)})
@@ -134,13 +133,14 @@ def test_cuda_out_of_memory_is_translated_at_the_boundary(digits_bundle, monkeyp
 
 def test_executor_halves_the_batch_on_torch_out_of_memory(digits_bundle, digits_dir, tmp_path, monkeypatch):
     modules = []
-    real = TorchRunner._load_module
+    real = TorchRunner.activate_impl
 
-    def load(self, t, d):
-        modules.append(_OomAbove(real(self, t, d), 64))
-        return modules[-1]
+    def activate(self):  # each runner the run loads: its program's module, out of memory above 64 rows
+        real(self)
+        self.module = _OomAbove(self.module, 64)
+        modules.append(self.module)
 
-    monkeypatch.setattr(TorchRunner, "_load_module", load)
+    monkeypatch.setattr(TorchRunner, "activate_impl", activate)
     out = tmp_path / "submission.csv"
     report = run(digits_bundle, digits_dir / "data", out, RunOptions(backend="torch", progress=False, work_dir=tmp_path / "w",
                                                                      lanes=1))  # one lane: one batch to halve

@@ -92,6 +92,11 @@ class DaliImageLoader:
         """Where the images are decoded: ``"gpu"`` or ``"cpu"``."""
         return "cpu" if self.device_id is None else "gpu"
 
+    @property
+    def pipelines(self) -> int:
+        """DALI pipelines built and kept (one per image shape, size and dtype asked for), reused batch after batch."""
+        return len(self._pipes)
+
     def load(self, paths: Sequence[str | os.PathLike], image: ImageSpec, size: tuple[int, int] | None = None,
              dtype: str = "float32") -> np.ndarray:
         """The images at ``paths``, in order, as one batch in ``image.layout``.
@@ -195,12 +200,17 @@ def load_images(owner: object, paths: Sequence[Path], inp: InputSpec, size: tupl
     """The images at ``paths`` as image input ``inp`` (at ``size``, else its own), as the PIL path gives them.
 
     One loader (and its pipelines) is kept per ``owner`` (the test data, a
-    prefetch pipeline) and freed with it.
+    prefetch pipeline) and freed with it (:func:`loader_for`).
     """
+    return loader_for(owner, device_id).load(paths, inp.image, size, inp.dtype)
+
+
+def loader_for(owner: object, device_id: int | None = _AUTO) -> DaliImageLoader:
+    """The loader :func:`load_images` keeps for ``owner`` (made on first use, on ``device_id``), freed with it."""
     loader = _LOADERS.get(owner)
     if loader is None:
         loader = _LOADERS[owner] = DaliImageLoader(device_id)
-    return loader.load(paths, inp.image, size, inp.dtype)
+    return loader
 
 
 def dali_available() -> bool:
@@ -212,4 +222,4 @@ def dali_available() -> bool:
     return True
 
 
-__all__ = ["MAX_BATCH", "DaliImageLoader", "dali_available", "load_images"]
+__all__ = ["MAX_BATCH", "DaliImageLoader", "dali_available", "load_images", "loader_for"]
