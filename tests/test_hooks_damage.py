@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 
 from runtime.cli import main
-from tests.hooks import projects
+from tests.fixtures import projects
 
 pytestmark = pytest.mark.timeout(300)
 
 _SECOND_MODEL = '''
 [[model]]
 name = "raw"
-factory = "hook_models:make_linear"
+factory = "tests.fixtures.models:linear"
 factory_kwargs = { n_in = 1, n_out = 1 }
 checkpoint = "raw.pt"
 batch_size = 4
@@ -44,12 +44,10 @@ def _package(spec: Path, out: Path) -> Path:
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory) -> tuple[Path, Path]:
     """The groupby project with a second member reading only the table's own column: (project, bundle)."""
-    import torch
-
     folder = tmp_path_factory.mktemp("stores") / "p"
     spec, _ = projects.make_groupby(folder, extra_data="")
     spec.write_text(spec.read_text() + _SECOND_MODEL)
-    torch.save({"fc.weight": torch.ones(1, 1), "fc.bias": torch.zeros(1)}, folder / "raw.pt")
+    projects.linear_checkpoint(folder / "raw.pt", [[1.0]])
     return folder, _package(spec, folder.parent / "bundle")
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hooks import projects
+from tests.fixtures import projects
 
 REPO = Path(__file__).resolve().parents[1]
 LIMIT_S = 12.0

@@ -1,6 +1,6 @@
 """The hooks and submission formats end to end: package, run, and the exact submission.
 
-One project per concern (tests/hooks/projects.py): a tabular model whose
+One project per concern (tests/fixtures/projects.py): a tabular model whose
 features need a groupby-aggregate over the test table and a side table
 (through the features hook), a top-3 submission for MAP@3, multi-label, a long
 format, a postprocess hook, and a tiny segmentation model written as RLE.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hooks import projects
+from tests.fixtures import projects
 from tests.runtime import slow_backend
 
 REPO = Path(__file__).resolve().parents[1]

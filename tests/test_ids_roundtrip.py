@@ -1,6 +1,6 @@
 """Ids are sacred text: every id, however spelled, comes back byte for byte in the submission.
 
-Each project of tests/hooks/projects.py is packaged on its public data (plain
+Each project of tests/fixtures/projects.py is packaged on its public data (plain
 ids), then run through the CLI on the same rows under hostile ids (commas,
 quotes, CR, LF, tab, the words pandas reads as missing, empty, leading zeros,
 very long, unicode) in CSV and in Parquet, with and without hooks and in the
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hooks import projects
+from tests.fixtures import projects
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,58 +12,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.fixtures.images import image_member
+from tests.fixtures.images import image_project as image_project_at
+
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
-SPEC = """
-name = "shapes"
-[data]
-format = "images"
-test = "data/test.csv"
-id_column = "image_id"
-image_column = "file"
-image_dir = "images"
-sample_submission = "data/sample_submission.csv"
-
-[[model]]
-name = "tiny"
-factory = "net:make"
-init = "random"
-output = "probs"
-activation = "sigmoid"
-batch_size = 4
-  [[model.input]]
-  name = "image"
-  shape = ["batch", 3, 16, 16]
-  image = { size = [16, 16], mean = [0.5, 0.4, 0.3], std = [0.2, 0.25, 0.3], channels = 3 }
+TTA = """
   [[model.variant]]
   name = "tta"
   tta = ["none", "hflip"]
 """
 
-NET = """
-import torch
-def make():
-    torch.manual_seed(0)
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 14 * 14, 2)
-    ).eval()
-"""
-
 
 @pytest.fixture
 def image_project(tmp_path) -> Path:
-    from PIL import Image
-
+    """A tiny CNN over ten 20x24 RGB images (the loader must resize them to 16x16), with an hflip TTA rung."""
     root = tmp_path / "proj"
-    (root / "data" / "images").mkdir(parents=True)
-    (root / "ninefit.toml").write_text(SPEC)
-    (root / "net.py").write_text(NET)
-    rng = np.random.default_rng(0)
-    ids = [f"img{i:02d}" for i in range(10)]
-    for i in ids:  # 20x24 RGB images: the loader must resize them to 16x16
-        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(root / "data" / "images" / f"{i}.png")
-    (root / "data" / "test.csv").write_text("image_id,file\n" + "".join(f"{i},{i}.png\n" for i in ids))
-    (root / "data" / "sample_submission.csv").write_text("image_id,a,b\n" + "".join(f"{i},0.5,0.5\n" for i in ids))
+    image_project_at(root, [image_member(extra=TTA)])
     return root
 
 
@@ -107,10 +72,10 @@ def test_images_package_and_run(image_project, tmp_path):
 def test_tta_variant_averages_the_flip(image_project, tmp_path):
     """The hflip TTA rung computes the mean of plain and flipped predictions."""
     import runtime
+    from packager.build import package
     from runtime.data.testdata import open_test_data
     from runtime.execute.predict import predict_rows
     from runtime.run import load_runner
-    from packager.build import package
 
     bundle = tmp_path / "bundle"
     package(image_project / "ninefit.toml", bundle, log=lambda _m: None)
@@ -137,31 +102,12 @@ def test_bad_loader_choice_stops_the_run_up_front(image_project, tmp_path, monke
     assert not out.exists()
 
 
-SECOND = """
-[[model]]
-name = "tiny2"
-factory = "net:make"
-init = "random"
-output = "probs"
-activation = "sigmoid"
-batch_size = 4
-  [[model.input]]
-  name = "image"
-  shape = ["batch", 3, 16, 16]
-  image = { size = [16, 16], mean = [0.5, 0.4, 0.3], std = [0.2, 0.25, 0.3], channels = 3 }
-"""
-
-
 def test_two_lanes_decode_each_image_once_for_both_members(image_project, tmp_path):
     """Two members reading the same images on two lanes: one reader (each file decoded once), the same bytes."""
     import runtime
     from packager.build import package
 
-    spec = image_project / "ninefit.toml"
-    spec.write_text(SPEC.replace('''  [[model.variant]]
-  name = "tta"
-  tta = ["none", "hflip"]
-''', "") + SECOND)
+    spec = image_project_at(image_project, [image_member(), image_member("tiny2")])
     bundle = tmp_path / "bundle"
     package(spec, bundle, log=lambda _m: None)
     outs = {}

@@ -240,18 +240,11 @@ def test_a_non_finite_output_costs_only_its_row(text_dir, tmp_path):
     work = tmp_path / "nan"
     shutil.copytree(text_dir, work, ignore=shutil.ignore_patterns("data"))
     unk = Tokenizer.from_file(str(work / "tokenizer" / "tokenizer.json")).token_to_id("[UNK]")
-    (work / "nanmodel.py").write_text(
-        "import torch\nfrom models import make_model\n\n"
-        "class NanOnUnknown(torch.nn.Module):\n"
-        "    def __init__(self):\n"
-        "        super().__init__()\n"
-        "        self.inner = make_model()\n"
-        "    def forward(self, input_ids, attention_mask):\n"
-        "        out = self.inner(input_ids, attention_mask)\n"
-        f"        bad = (input_ids == {unk}).any(dim=1, keepdim=True)\n"
-        "        return torch.where(bad, torch.full_like(out, float('nan')), out)\n\n"
+    (work / "nanmodel.py").write_text(  # the project's model, NaN on a window holding the unknown token
+        "from models import make_model\n"
+        "from tests.fixtures.models import nan_on_token\n\n"
         "def make():\n"
-        "    return NanOnUnknown()\n", encoding="utf-8")
+        f"    return nan_on_token(make_model(), token={unk})\n", encoding="utf-8")
     import torch
 
     state = torch.load(work / "checkpoints" / "bert.pt")

@@ -10,7 +10,7 @@ from packager.build import package
 from packager.cli import main
 from packager.spec import load_spec
 from runtime.errors import HookError, SpecError
-from tests.hooks import projects
+from tests.fixtures import projects
 
 
 def _nothing_written(folder: Path) -> None:

@@ -16,6 +16,7 @@ from runtime.backends.base import BackendOptions, translate_error
 from runtime.backends.registry import register
 from runtime.backends.tensorrt import engine_cache_key
 from runtime.errors import BackendError, BackendUnavailableError, OutOfMemoryError
+from tests.fixtures.models import MODELS, check_model
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -212,3 +213,23 @@ def test_onnxruntime_uses_the_gpu_when_present(digits_bundle):
     runner = backends.get("onnxruntime").load(digits_bundle / "models" / "mlp" / "fp32.onnx", "mlp", BackendOptions())
     with runner:
         assert runner.device_kind() == "gpu", runner.describe()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_each_test_model_runs_on_onnxruntime_as_in_torch(name, tmp_path):
+    """The tests' torch models (tests/fixtures/models.py), exported to ONNX, answer on the onnxruntime
+    backend as in torch: each model's own check."""
+    import warnings
+
+    import torch
+
+    entry = MODELS[name]
+    model = entry.make().eval()
+    example = tuple(torch.zeros([2 if d == "batch" else d for d in shape]) for shape in entry.inputs.values())
+    path = tmp_path / f"{name}.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's own deprecation and tracer notes
+        torch.onnx.export(model, example, str(path), dynamo=False, input_names=list(entry.inputs), output_names=["y"],
+                          dynamic_axes={n: {0: "batch"} for n in [*entry.inputs, "y"]})
+    with ort_backend.load(path, name, BackendOptions(providers=("CPUExecutionProvider",))) as runner:
+        check_model(name, runner.infer, model)

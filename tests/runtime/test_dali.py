@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import csv
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from runtime import data as _data
-from runtime.errors import BackendUnavailableError, DataError, UsageError
 from runtime.data.loaders import LOADER_ENV, image_loader
-from runtime.settings import env_choice
+from runtime.errors import BackendUnavailableError, DataError, UsageError
 from runtime.manifest import DataSpec, ImageSpec, InputSpec
+from runtime.settings import env_choice
+from tests.fixtures.images import image_member, image_project, write_varied_images
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -68,35 +68,12 @@ def test_without_dali_the_error_says_how_to_install_it(monkeypatch, image_data):
 
 
 # -- parity with PIL ---------------------------------------------------------------------------------
-def _write_images(folder: Path, n: int, seed: int = 0) -> list[str]:
-    """``n`` images of odd sizes: PNG and JPEG; RGB, grayscale and RGBA; noise and smooth."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    (folder / "sub").mkdir(parents=True, exist_ok=True)
-    names = []
-    for i in range(n):
-        h, w = int(rng.integers(7, 64)), int(rng.integers(7, 64))
-        if i % 2:
-            yy, xx = np.mgrid[0:h, 0:w]
-            wave = np.sin(xx / (2 + i % 5))[..., None] * np.cos(yy / (3 + i % 4))[..., None] * [90, 60, 40]
-            a = (127 + wave + rng.normal(0, 8, (h, w, 3))).clip(0, 255).astype(np.uint8)
-        else:
-            a = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-        ext = "jpg" if i % 4 in (1, 2) else "png"
-        mode = ("RGB", "L", "RGBA")[i % 3] if ext == "png" else ("RGB", "L")[i % 2]
-        name = f"sub/im{i:02d}.{ext}"
-        Image.fromarray(a).convert(mode).save(folder / name, **({"quality": 85} if ext == "jpg" else {}))
-        names.append(name)
-    return names
-
-
 @pytest.fixture
 def image_data(tmp_path):
     """``make(image_spec) -> (TestData, InputSpec)`` over 11 images in tmp_path."""
     import pandas as pd
 
-    names = _write_images(tmp_path / "images", 11)
+    names = write_varied_images(tmp_path / "images", 11)
     frame = pd.DataFrame({"id": [f"r{i}" for i in range(len(names))], "file": names})
     spec = DataSpec(format="images", test="test.csv", id_column="id", image_column="file", image_dir="images")
 
@@ -197,39 +174,6 @@ def test_dali_gpu_decoder_matches_pil(dali, image_data):
 
 
 # -- end to end --------------------------------------------------------------------------------------
-SPEC = """
-name = "shapes"
-[data]
-format = "images"
-test = "data/test.csv"
-id_column = "image_id"
-image_column = "file"
-image_dir = "images"
-sample_submission = "data/sample_submission.csv"
-
-[[model]]
-name = "tiny"
-factory = "dali_net:make"
-init = "random"
-output = "probs"
-activation = "softmax"
-batch_size = 4
-  [[model.input]]
-  name = "image"
-  shape = ["batch", 3, 16, 16]
-  image = { size = [16, 16], mean = [0.5, 0.4, 0.3], std = [0.2, 0.25, 0.3], channels = 3 }
-"""
-
-NET = """
-import torch
-def make():
-    torch.manual_seed(0)
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 14 * 14, 3)
-    ).eval()
-"""
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_run_with_dali_predicts_as_with_pil(dali, tmp_path, monkeypatch):
@@ -238,14 +182,11 @@ def test_run_with_dali_predicts_as_with_pil(dali, tmp_path, monkeypatch):
     from packager.build import package
 
     root = tmp_path / "proj"
-    names = _write_images(root / "data" / "images", 10, seed=1)
-    ids = [f"img{i:02d}" for i in range(10)]
-    (root / "ninefit.toml").write_text(SPEC)
-    (root / "dali_net.py").write_text(NET)
-    (root / "data" / "test.csv").write_text("image_id,file\n" + "".join(f"{i},{n}\n" for i, n in zip(ids, names)))
-    (root / "data" / "sample_submission.csv").write_text("image_id,a,b,c\n" + "".join(f"{i},0,0,0\n" for i in ids))
+    names = write_varied_images(root / "data" / "images", 10, seed=1)
+    spec = image_project(root, [image_member(classes=3, activation="softmax")], files=names,
+                         ids=[f"img{i:02d}" for i in range(10)], classes=3)
     bundle = tmp_path / "bundle"
-    package(root / "ninefit.toml", bundle, log=lambda _m: None)
+    package(spec, bundle, log=lambda _m: None)
     probs = {}
     for loader in ("pil", "dali"):
         monkeypatch.setenv(LOADER_ENV, loader)

@@ -9,7 +9,7 @@ from runtime.errors import DataError, HookError
 from runtime.output.formats import Formatter, match, rle_decode, rle_encode, width
 from runtime.manifest import SubmissionSpec
 from runtime.output.submission import SampleSubmission
-from tests.hooks.projects import rle_reference
+from tests.fixtures.projects import rle_reference
 
 
 def _sample(ids, header=("id", "y"), cell="FB"):

@@ -154,23 +154,16 @@ def test_policy_error_stops_package_and_run(work, digits_dir, tmp_path, capsys):
 
 def test_nan_outputs_drop_only_their_rows(work, tmp_path, capsys):
     """A model that returns NaN for some rows (finite inputs): only those rows lose it."""
-    (work / "nanmodel.py").write_text(
-        "import torch\n"
+    (work / "nanmodel.py").write_text(  # the project's mlp, NaN where px0 is brighter than any real pixel
         "from models import make_mlp\n"
-        "class NanOnBright(torch.nn.Module):\n"
-        "    def __init__(self):\n"
-        "        super().__init__()\n"
-        "        self.mlp = make_mlp()\n"
-        "    def forward(self, pixels):\n"
-        "        out = self.mlp(pixels)\n"
-        "        return torch.where(pixels[:, :1] > 100, torch.full_like(out, float('nan')), out)\n"
+        "from tests.fixtures.models import nan_above\n\n"
         "def make():\n"
-        "    return NanOnBright()\n"
+        "    return nan_above(make_mlp(), threshold=100.0)\n"
     )
     import torch
 
     model_sd = torch.load(work / "checkpoints" / "mlp.pt")
-    torch.save({f"mlp.{k}": v for k, v in model_sd.items()}, work / "checkpoints" / "nan.pt")
+    torch.save({f"inner.{k}": v for k, v in model_sd.items()}, work / "checkpoints" / "nan.pt")
     spec = work / "ninefit.toml"
     text = spec.read_text()
     mlp = text[text.index('[[model]]\nname = "mlp"'):]

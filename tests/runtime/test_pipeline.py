@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from runtime.data.pipeline import FeedPipeline
 from runtime.data.testdata import open_test_data
 from runtime.errors import DataError, UsageError
 from runtime.manifest import DataSpec, ImageSpec, InputSpec, Member, Variant
-from runtime.data.pipeline import FeedPipeline
+from tests.fixtures import images
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -20,20 +21,11 @@ SPEC = DataSpec(format="images", test="test.csv", id_column="image_id", image_co
 
 
 def write_images(root: Path, n: int = 23, corrupt: int | None = None) -> Path:
-    """``n`` PNG and JPEG files of odd sizes under root/images, the index root/test.csv."""
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i in range(n):
-        name = f"f{i:03d}.{'png' if i % 2 else 'jpg'}"
-        arr = rng.integers(0, 256, (17 + i % 5, 21 + i % 3, 3), dtype=np.uint8)
-        Image.fromarray(arr).save(root / "images" / name)
-        if i == corrupt:
-            (root / "images" / name).write_bytes(b"\x89PNG\r\n\x1a\n not an image")
-        rows.append((f"id{i:03d}", name))
-    (root / "test.csv").write_text("image_id,file\n" + "".join(f"{a},{b}\n" for a, b in rows))
+    """``n`` PNG and JPEG files of odd sizes under root/images (``f000.jpg``, ``f001.png``...), the index
+    root/test.csv (ids ``id000``...); returns root."""
+    files = images.write_images(root / "images", n, size=(17, 21), odd=True, formats=("jpg", "png"), name="f{:03d}",
+                                corrupt=corrupt)
+    images.write_index(root, [f"id{i:03d}" for i in range(n)], files)
     return root
 
 
@@ -135,40 +127,12 @@ def test_bad_prefetch_settings_are_named(monkeypatch, tmp_path):
     test.close()
 
 
-SPEC_TOML = """
-name = "shapes3"
-[data]
-format = "images"
-test = "data/test.csv"
-id_column = "image_id"
-image_column = "file"
-image_dir = "images"
-sample_submission = "data/sample_submission.csv"
-""" + "".join(f"""
-[[model]]
-name = "m{k}"
-factory = "net:make{k}"
-init = "random"
-output = "probs"
-activation = "sigmoid"
-batch_size = 4
-  [[model.input]]
-  name = "image"
-  shape = ["batch", 3, {s}, {s}]
-  image = {{ size = [{s}, {s}], mean = [0.5, 0.4, 0.3], std = [0.2, 0.25, 0.3], channels = 3 }}
-""" for k, s in ((0, 16), (1, 16), (2, 16), (3, 12)))
-
-NET = """
-import torch
-def _make(seed, s):
-    torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
-                               torch.nn.Linear(4 * (s - 2) ** 2, 2)).eval()
-make0 = lambda: _make(0, 16)
-make1 = lambda: _make(1, 16)
-make2 = lambda: _make(2, 16)
-make3 = lambda: _make(3, 12)
-"""
+def four_members_project(root: Path, n: int) -> Path:
+    """Four members over ``n`` images of :func:`write_images`: three at 16x16, one at 12x12 (seeds 0 to 3)."""
+    files = images.write_images(root / "data" / "images", n, size=(17, 21), odd=True, formats=("jpg", "png"),
+                                name="f{:03d}")
+    members = [images.image_member(f"m{k}", size=s, seed=k) for k, s in ((0, 16), (1, 16), (2, 16), (3, 12))]
+    return images.image_project(root, members, files=files, ids=[f"id{i:03d}" for i in range(n)])
 
 
 @pytest.mark.slow
@@ -179,11 +143,8 @@ def test_run_decodes_each_image_once_and_reports_its_stages(tmp_path, monkeypatc
     from packager.build import package
 
     root = tmp_path / "proj"
-    write_images(root / "data")
-    (root / "ninefit.toml").write_text(SPEC_TOML)
-    (root / "net.py").write_text(NET)
+    four_members_project(root, 23)
     ids = [f"id{i:03d}" for i in range(23)]
-    (root / "data" / "sample_submission.csv").write_text("image_id,a,b\n" + "".join(f"{i},0.5,0.5\n" for i in ids))
     bundle = tmp_path / "bundle"
     package(root / "ninefit.toml", bundle, log=lambda _m: None)
     outs = {}
@@ -268,11 +229,7 @@ def test_kill_9_with_prefetch_and_the_spool_then_resume_is_identical_to_an_in_li
 
     repo = Path(__file__).resolve().parents[2]
     root = tmp_path / "proj"
-    write_images(root / "data", n=60)
-    (root / "ninefit.toml").write_text(SPEC_TOML)
-    (root / "net.py").write_text(NET)
-    ids = [f"id{i:03d}" for i in range(60)]
-    (root / "data" / "sample_submission.csv").write_text("image_id,a,b\n" + "".join(f"{i},0.5,0.5\n" for i in ids))
+    four_members_project(root, 60)
     bundle = tmp_path / "bundle"
     package(root / "ninefit.toml", bundle, log=lambda _m: None)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hooks import projects
+from tests.fixtures import projects
 
 STRICT_LOOKUP = projects.FEATURES.replace(
     '"store_weight": df["store"].map(WEIGHTS).astype("float64"),',

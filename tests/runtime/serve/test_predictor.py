@@ -189,7 +189,7 @@ class LagFeatures:
 
 def test_a_stateful_features_hook_carries_its_state_across_50_ordered_time_steps(tmp_path):
     from packager.build import package
-    from tests.hooks import projects
+    from tests.fixtures import projects
 
     folder = tmp_path / "p"
     spec_text = '''
@@ -202,7 +202,7 @@ def test_a_stateful_features_hook_carries_its_state_across_50_ordered_time_steps
 
     [[model]]
     name = "lin"
-    factory = "hook_models:make_linear"
+    factory = "tests.fixtures.models:linear"
     factory_kwargs = { n_in = 2, n_out = 1 }
     checkpoint = "lin.pt"
     batch_size = 4
@@ -211,13 +211,13 @@ def test_a_stateful_features_hook_carries_its_state_across_50_ordered_time_steps
       shape = ["batch", 2]
       columns = ["x", "lag"]
     '''
-    spec = projects._write(folder, spec_text, {"features.py": STATEFUL_HOOK})
+    spec = projects.write_project(folder, spec_text, {"features.py": STATEFUL_HOOK})
     rng = np.random.default_rng(3)
     steps = [rng.integers(0, 16, size=3).astype(float) for _ in range(50)]
     ids = [f"t{k}_{j}" for k in range(50) for j in range(3)]
-    projects._csv(folder / "data" / "test.csv", ["id", "x"], [[i, x] for i, x in zip(ids, np.concatenate(steps))])
-    projects._csv(folder / "data" / "sample_submission.csv", ["id", "target"], [[i, 0] for i in ids])
-    projects._linear_checkpoint(folder / "lin.pt", [[1.0, 1.0]])  # target = x + the previous step's mean of x
+    projects.write_csv(folder / "data" / "test.csv", ["id", "x"], [[i, x] for i, x in zip(ids, np.concatenate(steps))])
+    projects.write_csv(folder / "data" / "sample_submission.csv", ["id", "target"], [[i, 0] for i in ids])
+    projects.linear_checkpoint(folder / "lin.pt", [[1.0, 1.0]])  # target = x + the previous step's mean of x
     bundle = tmp_path / "bundle"
     package(spec, bundle, log=lambda _m: None)
     predictor = Predictor(bundle, ServeOptions(arguments=("test",), report_path=tmp_path / "s.jsonl"))
