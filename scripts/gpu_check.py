@@ -469,7 +469,7 @@ def lanes(work: Path, quick: bool) -> dict:
 
 def pytest_gpu(budget_left: float) -> dict:
     p = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-rs", "-p", "no:cacheprovider",
-                        "tests/runtime/test_torch_backend.py", "tests/runtime/test_backends.py"],
+                        "tests/runtime/backends/test_torch.py", "tests/runtime/backends/test_backends.py"],
                        cwd=REPO, capture_output=True, text=True, timeout=max(60, budget_left))
     return {"returncode": p.returncode, "tail": p.stdout[-1500:]}
 

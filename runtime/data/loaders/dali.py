@@ -22,7 +22,7 @@ of 0..255 (multiply by ``scale / std`` for the normalised values):
   pure noise (the overhanging weight is 1/8 when downscaling), about half
   that on smooth images. The mean difference stays under 0.7 levels.
 
-tests/runtime/test_dali.py holds it to 2 inside, 24 on the border. nvJPEG on
+tests/runtime/data/test_dali.py holds it to 2 inside, 24 on the border. nvJPEG on
 a GPU decodes JPEG slightly differently from libjpeg-turbo; that has not been
 measured yet (no GPU was at hand): see the ``gpu`` test there.
 """

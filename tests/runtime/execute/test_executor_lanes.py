@@ -21,7 +21,7 @@ from runtime.output.report import MemberReport, RunReport, lane_line
 from runtime.schedule.budget import NO_LIMIT
 from runtime.schedule.planner import Budget
 from tests.fixtures.clock import LaneClock
-from tests.runtime.test_executor import ROWS, WIDTH, FakeRunner, World, profile_of
+from tests.runtime.execute.test_executor import ROWS, WIDTH, FakeRunner, World, profile_of
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -187,7 +187,7 @@ def test_loaders_and_tables_never_import_the_data_module():
     """No import circle: runtime.data uses the loaders and tables, never the reverse (lazy imports included)."""
     import ast
 
-    root = Path(__file__).resolve().parents[2] / "runtime" / "data"
+    root = Path(__file__).resolve().parents[3] / "runtime" / "data"
     for path in [*sorted((root / "loaders").glob("*.py")), root / "tables.py"]:
         names = set()
         for node in ast.walk(ast.parse(path.read_text())):
@@ -208,7 +208,7 @@ def test_dali_in_the_pipeline_feeds_what_pil_does(tmp_path):
             ref = test.feed(m, a, b)["x"]
             assert got.shape == ref.shape
             levels = np.abs(got - ref) * 0.25 * 255  # std 0.25, scale 1/255: back to grey levels
-            assert levels[..., 1:-1, 1:-1].max() <= 2 and levels.max() <= 24  # as tests/runtime/test_dali.py
+            assert levels[..., 1:-1, 1:-1].max() <= 2 and levels.max() <= 24  # as tests/runtime/data/test_dali.py
         assert feeds.times.images_decoded == 23 and feeds.times.spool == ""
     test.close()
 
@@ -227,7 +227,7 @@ def test_kill_9_with_prefetch_and_the_spool_then_resume_is_identical_to_an_in_li
     from packager.build import package
     from tests.runtime import slow_backend
 
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     root = tmp_path / "proj"
     four_members_project(root, 60)
     bundle = tmp_path / "bundle"

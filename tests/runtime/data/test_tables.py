@@ -148,7 +148,7 @@ def test_cudf_pandas_is_asked_for_on_a_gpu_target_and_pandas_runs_without_it(tab
         print(json.dumps([cpu, asked, tables.table_engine(), ids]))
     """)
     env = {k: v for k, v in os.environ.items() if k != "NINEFIT_CUDF"}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[3])
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     cpu, asked, engine, ids = json.loads(done.stdout.splitlines()[-1])
