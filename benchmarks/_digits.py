@@ -30,7 +30,7 @@ def profiled(bundle: Path, data: Path) -> Path:
     the run sizes its chunks from it (:func:`runtime.execute.checkpoint.member_grid`)."""
     from runtime.manifest import Manifest
 
-    if not (Manifest.load(bundle).profile or {}).get("members"):
+    if not Manifest.load(bundle).profile.measured:
         from packager.estimate.measure.profile import ProfileOptions, profile_bundle, store_profile
 
         store_profile(bundle, profile_bundle(bundle, data, ProfileOptions(seconds_per_member=1.0)))

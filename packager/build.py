@@ -16,7 +16,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -39,6 +39,7 @@ from runtime.hooks import HOOKS_DIR
 from runtime.manifest import MANIFEST_NAME, Manifest, Member, SubmissionSpec, Variant
 from runtime.output.formats import match, width
 from runtime.output.submission import read_sample
+from runtime.profile import HookCost
 
 #: Files of the bundle folder that the manifest does not checksum: the manifest
 #: itself, and ``dataset-metadata.json``, which describes the upload to the
@@ -299,13 +300,15 @@ def _sweep_leftovers(dest: Path, log: Callable[[str], None]) -> None:
 
 def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: PackageOptions = PackageOptions(),
             log: Callable[[str], None] = print) -> PackageResult:
-    """Export, verify and write the bundle for ``spec_path`` into ``dest``."""
-    if options.target:
-        from packager.estimate.price.hardware import TARGETS
+    """Export, verify and write the bundle for ``spec_path`` into ``dest``.
 
-        if options.target not in TARGETS or options.target == "local":
-            raise PackagingError(f"unknown target {options.target!r}: expected the Kaggle accelerator the bundle is "
-                                 f"for, one of {', '.join(t for t in TARGETS if t != 'local')}")
+    The stages in order, all in a staging folder beside ``dest``: the tokenizers and the
+    user's hooks in first (the test data is read through them), the test data checked, each
+    model exported and verified, the fallback and the runtime copied in, the manifest made,
+    the postprocess hook checked, ``report.md`` written, then :attr:`PackageOptions.steps`;
+    finally the manifest with every file's checksum, and the folder renamed into place.
+    """
+    _check_target(options.target)
     spec = load_spec(spec_path)
     dest = Path(dest).resolve()
     if dest.exists() and not options.force:
@@ -314,65 +317,17 @@ def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: Pack
     _sweep_leftovers(dest, log)
     stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-{os.getpid()}-", dir=dest.parent))
     try:
-        # A text model's tokenizer goes into the bundle first: the test data is read through it.
-        spec = replace(spec, models=tuple(
-            replace(m, text=package_tokenizer(m, stage.resolve() / "models" / m.name)) if m.text else m
-            for m in spec.models))
-        hook_costs: dict = {}
-        if stage_hooks(spec, stage) and spec.data.features:
-            draft = tuple(_draft_member(m) for m in spec.models)
-            with _user_files(spec, stage):
-                data, hook_costs["features"] = check_features(spec, stage, draft, log)
-            spec = replace(spec, data=data)
-        test = _check_data(spec, stage)
-        if test is not None:
-            for m in spec.models:
-                test.check(_draft_member(m))
-                test.check_missing(_draft_member(m))
-        members, results, halves = [], [], []
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UserWarning)
-            for m in spec.models:
-                member, verified, converted = _package_model(spec, m, test, stage, log)
-                members.append(member)
-                results.extend(verified)
-                halves.extend(converted)
-        notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
-        exported_with = next((mem.torch_version for mem in members if mem.torch_version), "")
-        if options.target and options.target != "local":
-            skew = version_skew(exported_with, image_torch_version(), options.target)
-            if skew:
-                notes.append(skew)
-        fallback = ""
-        if spec.fallback is not None:
-            fb = read_sample(spec.fallback, submission_spec(spec))
-            if test is not None:
-                match(submission_spec(spec), fb, test.ids, sample_name=spec.fallback.name)
-            shutil.copyfile(spec.fallback, stage / "fallback.csv")
-            fallback = "fallback.csv"
+        spec, test, hook_costs = _stage_inputs(spec, stage, log)
+        members, results, halves, notes = _package_models(spec, test, stage, options.target, log)
+        fallback = _copy_fallback(spec, test, stage)
         _vendor_runtime(stage)
-        widths = {mem.n_outputs for mem in members}
-        if spec.submission.mode == "postprocess" and len(widths) > 1:
-            raise SpecError(f"the members give {', '.join(f'{mem.name}: {mem.n_outputs}' for mem in members)} values "
-                            "per row; the ensemble combines them row by row, so they must give the same number")
-        manifest = Manifest(
-            name=spec.name, members=tuple(members), data=spec.data,
-            submission=submission_spec(spec, members[0].n_outputs if spec.submission.mode == "postprocess" else 0),
-            combiner=spec.combiner, fallback=fallback, target=options.target,
-            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), ninefit_version=runtime.__version__,
-        )
+        manifest = _manifest(spec, members, fallback, options.target)
         if manifest.submission.mode == "postprocess" and test is not None:
             sample = read_sample(spec.sample_submission, manifest.submission)
             with _user_files(spec, stage):
                 hook_costs["postprocess"] = check_postprocess(manifest, sample, test.ids, log, stage)
         write_report(stage, manifest, results, notes, halves)
-        for step in options.steps:
-            manifest = step(stage, spec, manifest)
-        if (stage / HOOKS_DIR).is_dir():
-            for line in check_imports(stage):
-                log(f"hook import: {line}")
-        if hook_costs and manifest.profile:  # the estimator's features and postprocess stages
-            manifest = replace(manifest, profile={**manifest.profile, "hooks": hook_costs})
+        manifest = _run_steps(stage, spec, manifest, options.steps, hook_costs, log)
         manifest = replace(manifest, files=checksum_tree(stage, exclude=UNCHECKED_FILES))
         (stage / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
         _set_modes(stage)
@@ -381,6 +336,96 @@ def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: Pack
         shutil.rmtree(stage, ignore_errors=True)
         raise
     return PackageResult(bundle=dest, manifest=manifest, verification=results, warnings=notes)
+
+
+def _check_target(target: str) -> None:
+    if target:
+        from packager.estimate.price.hardware import TARGETS
+
+        if target not in TARGETS or target == "local":
+            raise PackagingError(f"unknown target {target!r}: expected the Kaggle accelerator the bundle is "
+                                 f"for, one of {', '.join(t for t in TARGETS if t != 'local')}")
+
+
+def _stage_inputs(spec: Spec, stage: Path, log: Callable[[str], None]) -> tuple[Spec, Any, dict[str, HookCost]]:
+    """The tokenizers and the user's hooks into the stage, then the public test data read through them and
+    checked against every model: the spec as staged, the test data (None without it), the features hook's cost."""
+    # A text model's tokenizer goes into the bundle first: the test data is read through it.
+    spec = replace(spec, models=tuple(
+        replace(m, text=package_tokenizer(m, stage.resolve() / "models" / m.name)) if m.text else m
+        for m in spec.models))
+    hook_costs: dict[str, HookCost] = {}
+    if stage_hooks(spec, stage) and spec.data.features:
+        draft = tuple(_draft_member(m) for m in spec.models)
+        with _user_files(spec, stage):
+            data, hook_costs["features"] = check_features(spec, stage, draft, log)
+        spec = replace(spec, data=data)
+    test = _check_data(spec, stage)
+    if test is not None:
+        for m in spec.models:
+            test.check(_draft_member(m))
+            test.check_missing(_draft_member(m))
+    return spec, test, hook_costs
+
+
+def _package_models(spec: Spec, test, stage: Path, target: str, log: Callable[[str], None]
+                    ) -> tuple[list[Member], list[VerifyResult], list[tuple[str, Fp16Result]], list[str]]:
+    """Every model exported and verified: the members, their parity results, their fp16 conversions, and the
+    warnings said on the way (a torch newer than the target image's among them)."""
+    members, results, halves = [], [], []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        for m in spec.models:
+            member, verified, converted = _package_model(spec, m, test, stage, log)
+            members.append(member)
+            results.extend(verified)
+            halves.extend(converted)
+    notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    exported_with = next((mem.torch_version for mem in members if mem.torch_version), "")
+    if target and target != "local":
+        skew = version_skew(exported_with, image_torch_version(), target)
+        if skew:
+            notes.append(skew)
+    return members, results, halves, notes
+
+
+def _copy_fallback(spec: Spec, test, stage: Path) -> str:
+    """The spec's fallback submission, checked against the test ids, as ``fallback.csv``; "" without one."""
+    if spec.fallback is None:
+        return ""
+    fb = read_sample(spec.fallback, submission_spec(spec))
+    if test is not None:
+        match(submission_spec(spec), fb, test.ids, sample_name=spec.fallback.name)
+    shutil.copyfile(spec.fallback, stage / "fallback.csv")
+    return "fallback.csv"
+
+
+def _manifest(spec: Spec, members: list[Member], fallback: str, target: str) -> Manifest:
+    """The manifest of the packaged members (no files listed yet)."""
+    widths = {mem.n_outputs for mem in members}
+    if spec.submission.mode == "postprocess" and len(widths) > 1:
+        raise SpecError(f"the members give {', '.join(f'{mem.name}: {mem.n_outputs}' for mem in members)} values "
+                        "per row; the ensemble combines them row by row, so they must give the same number")
+    return Manifest(
+        name=spec.name, members=tuple(members), data=spec.data,
+        submission=submission_spec(spec, members[0].n_outputs if spec.submission.mode == "postprocess" else 0),
+        combiner=spec.combiner, fallback=fallback, target=target,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), ninefit_version=runtime.__version__,
+    )
+
+
+def _run_steps(stage: Path, spec: Spec, manifest: Manifest, steps, hook_costs: dict[str, HookCost],
+               log: Callable[[str], None]) -> Manifest:
+    """The steps of packaging on the staged bundle, then what the user's hooks import, said; the hooks' costs
+    join a measured profile (the estimator's features and postprocess stages)."""
+    for step in steps:
+        manifest = step(stage, spec, manifest)
+    if (stage / HOOKS_DIR).is_dir():
+        for line in check_imports(stage):
+            log(f"hook import: {line}")
+    if hook_costs and manifest.profile.measured:
+        manifest = replace(manifest, profile=replace(manifest.profile, hooks=hook_costs))
+    return manifest
 
 
 __all__ = ["UNCHECKED_FILES", "PackageOptions", "PackageResult", "package", "sample_inputs", "submission_spec"]

@@ -34,6 +34,7 @@ from runtime.errors import HookError, SpecError
 from runtime.hooks import (FEATURES_CHUNK_ROWS, HOOKS_DIR, apply_features, call_hook, feature_chunks, features_output,
                            load_hook)
 from runtime.manifest import DataSpec, Member
+from runtime.profile import HookCost
 
 #: Chunks the public test is cut into for the row-wise check.
 CHECK_CHUNKS = 4
@@ -82,7 +83,7 @@ def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a == b
 
 
-def check_features(spec, stage: Path, members: tuple[Member, ...] = (), log=print) -> tuple[DataSpec, dict[str, Any]]:
+def check_features(spec, stage: Path, members: tuple[Member, ...] = (), log=print) -> tuple[DataSpec, HookCost]:
     """Run the features hook on the public test, whole and chunked; returns the data spec with its columns, and its cost.
 
     Raises:
@@ -140,11 +141,11 @@ def check_features(spec, stage: Path, members: tuple[Member, ...] = (), log=prin
            f"{' kept whole by ' + repr(data.features_group) if data.features_group else ''}"
            if inspect.isfunction(fn) else f"stateful, on {n} rows")
     log(f"features hook {ref}: {len(columns)} column(s), {how} "
-        f"({cost['fixed_s'] * 1e3:.2f} ms per call + {cost['s_per_row'] * 1e6:.2f} us/row)")
+        f"({(cost.fixed_s or 0.0) * 1e3:.2f} ms per call + {(cost.s_per_row or 0.0) * 1e6:.2f} us/row)")
     return replace(data, features_columns=columns), cost
 
 
-def _features_cost(fn, ref: str, frame, seconds: float) -> dict[str, Any]:
+def _features_cost(fn, ref: str, frame, seconds: float) -> HookCost:
     """Seconds per call and per row: the public table's whole call, and one on a tiled copy (up to 64x, 50k rows)."""
     import pandas as pd
 
@@ -162,8 +163,8 @@ def _features_cost(fn, ref: str, frame, seconds: float) -> dict[str, Any]:
     except HookError:  # a tiled copy it refuses (duplicate ids...): the public table's figure alone
         points = [(n, min([seconds, *(t for _, t in points)]))]
     fixed, per_row = fit_line(points) if len(points) > 1 else (0.0, seconds / n)
-    return {"hook": ref, "rows": n, "seconds": seconds, "fixed_s": max(fixed, 0.0), "s_per_row": max(per_row, 0.0),
-            "points": points, "chunk_rows": FEATURES_CHUNK_ROWS}
+    return HookCost.from_dict({"hook": ref, "rows": n, "seconds": seconds, "fixed_s": max(fixed, 0.0),
+                               "s_per_row": max(per_row, 0.0), "points": points, "chunk_rows": FEATURES_CHUNK_ROWS})
 
 
 def _check_row_wise(ref: str, folder: Path, frame, ids: list, whole: dict[str, np.ndarray], group: str) -> None:
@@ -194,7 +195,7 @@ def _shown(x) -> str:
     return repr(x.item()) if isinstance(x, np.generic) else repr(x)
 
 
-def check_postprocess(manifest, sample, test_ids, log=print, stage: Path | None = None) -> dict[str, Any]:
+def check_postprocess(manifest, sample, test_ids, log=print, stage: Path | None = None) -> HookCost:
     """Run the postprocess hook over the public test ids with values of the ensemble's width (uniform in [0, 1)).
 
     Every sample row must be written exactly once, with the sample's columns.
@@ -216,8 +217,8 @@ def check_postprocess(manifest, sample, test_ids, log=print, stage: Path | None 
     assert len(rows) == len(sample.ids)
     log(f"postprocess hook {sub.postprocess}: {len(sample.ids)} sample row(s) written from {len(test_ids)} test "
         f"row(s) ({seconds / max(len(test_ids), 1) * 1e6:.1f} us/row)")
-    return {"hook": sub.postprocess, "rows": len(test_ids), "seconds": seconds,
-            "s_per_row": seconds / max(len(test_ids), 1)}
+    return HookCost.from_dict({"hook": sub.postprocess, "rows": len(test_ids), "seconds": seconds,
+                               "s_per_row": seconds / max(len(test_ids), 1)})
 
 
 def _imports(path: Path) -> set[str]:

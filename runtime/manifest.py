@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import BundleError, SchemaVersionError
+from runtime.profile import Profile
 
 #: Bumped on any change a reader of an older version could misread.
 #: 2: optional torch artifacts (``Variant.torch_file``, ``Member.torch_version``,
@@ -212,12 +213,18 @@ class Manifest:
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
     created: str = ""
     ninefit_version: str = ""
-    profile: dict[str, Any] = field(default_factory=dict)
+    # What the members and the stages of a run cost where they were measured (runtime.profile); Profile(): none.
+    # A mapping is read as the profile's JSON (Profile.from_dict).
+    profile: Profile = field(default_factory=Profile)
     fallback: str = ""  # optional relative path of a prior submission-shaped CSV
     # The Kaggle accelerator the bundle was packaged for (t4x2, p100, cpu...): the runtime checks that
     # a GPU target really runs on the GPU. Empty: not recorded (bundles from before it was).
     target: str = ""
     schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.profile, Profile):
+            object.__setattr__(self, "profile", Profile.from_dict(self.profile))
 
     def member(self, name: str) -> Member:
         for m in self.members:
@@ -230,7 +237,8 @@ class Manifest:
 
     # -- JSON --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {f.name: self.profile.to_dict() if f.name == "profile" else _plain(getattr(self, f.name))
+                for f in dataclasses.fields(self)}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -292,6 +300,17 @@ def is_gpu_target(target: str) -> bool:
 
 def _json_kind(value: Any) -> str:
     return {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(value), "null" if value is None else type(value).__name__)
+
+
+def _plain(value: Any) -> Any:
+    """A field's JSON-ready value, as ``dataclasses.asdict`` gives it."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _build(cls: type, value: Any) -> Any:

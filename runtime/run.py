@@ -305,7 +305,7 @@ class _Run:
         gc.freeze()
         self.monitor.start()
         try:
-            profile = row_costs((m.profile or {}).get("members"), m.members, self.texts, self.grids, options.batch_size)
+            profile = row_costs(m.profile.members, m.members, self.texts, self.grids, options.batch_size)
             self.executor = executor = Executor(
                 Work(m.members, self.grids, self.test, self.store, member_width(m), profile, self.failed),
                 [(spec.name, self._lane_loader(spec)) for spec in self.specs],

@@ -34,7 +34,7 @@ def one_member(digits_bundle, digits_dir, tmp_path_factory):
     data["members"] = [m for m in data["members"] if m["name"] == "mlp"]
     (bundle / MANIFEST_NAME).write_text(json.dumps(data))
     profile = profile_bundle(bundle, digits_dir / "data", ProfileOptions(seconds_per_member=0.3, batch_sizes=(256,),
-                                                                          startup=False, check_run=False))
+                                                                          startup=False, check_run=False)).to_dict()
     for point in profile["members"]["mlp"]["fp32"]["batches"].values():
         scale = S_PER_ROW / point["s_per_row"]
         point.update(s_per_row=S_PER_ROW, s_per_batch=S_PER_ROW * 256, windows=[S_PER_ROW] * 3)

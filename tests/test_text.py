@@ -115,7 +115,7 @@ def text_profile(text_bundle, text_dir) -> dict:
     from packager.estimate.measure.profile import ProfileOptions, profile_bundle
 
     return profile_bundle(text_bundle, text_dir / "data", ProfileOptions(seconds_per_member=0.5, check_run=False,
-                                                                         startup=False))
+                                                                         startup=False)).to_dict()  # its JSON
 
 
 def test_the_profile_costs_text_per_token(text_profile):

@@ -55,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
     profile = profile_bundle(args.bundle, args.data, options, log=(lambda _m: None) if args.json else print)
     path = store_profile(args.bundle, profile)
     if args.json:
-        print(json.dumps(profile, indent=2, sort_keys=True))
+        print(json.dumps(profile.to_dict(), indent=2, sort_keys=True))
     else:
-        data = profile["data"]
-        print(f"data: {data['source']}; read {data['read_fixed_s']:.3f} s + {data['read_s_per_row'] * 1e6:.2f} us/row")
+        data = profile.data
+        print(f"data: {data.source}; read {(data.read_fixed_s or 0.0):.3f} s + {(data.read_s_per_row or 0.0) * 1e6:.2f} us/row")
         print(f"profile stored in {path}")
     return 0

@@ -48,7 +48,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from packager.estimate.price.costing import Costing, EstimateOptions
+from packager.estimate.price.costing import Costing
+from packager.estimate.price.items import EstimateOptions
 from packager.estimate.price.hardware import TARGETS, Hardware, get_target, known_gpu
 from packager.estimate.price.roofline import Calibration
 from runtime.errors import DataError

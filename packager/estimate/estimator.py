@@ -31,21 +31,14 @@ chosen when it saves time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from packager.estimate.calibrate import CalibrationStore
-from packager.estimate.price.costing import (
-    STAGES,
-    Check,
-    Costing,
-    EstimateOptions,
-    Item,
-    hardware_of,
-    same_machine,
-)
+from packager.estimate.price.costing import Costing
+from packager.estimate.price.items import STAGES, Check, EstimateOptions, Item
+from packager.estimate.price.scaling import hardware_of, same_machine
 from packager.estimate.fitplan import Candidate, FitPlan, best_plan, lanes_span
 from packager.estimate.price.noise import noise_check, widen
 from packager.estimate.preflight import preflight
@@ -53,6 +46,7 @@ from packager.estimate.price.roofline import lowest_confidence
 from runtime.execute.checkpoint import member_grid
 from runtime.errors import BundleError
 from runtime.manifest import Manifest
+from runtime.profile import Profile
 
 VERDICTS = ("fits", "tight", "does not fit")
 
@@ -312,16 +306,20 @@ def chunk_quantum(costing: Costing) -> dict[str, int]:
     return {m.name: max(b - a for a, b in member_grid(rows, m, costing.profile)) for m in costing.manifest.members}
 
 
-def _describe_profile(profile: Mapping[str, Any]) -> str:
-    if not profile.get("members"):
+def _describe_profile(profile: Profile) -> str:
+    if not profile.measured:
         return "none: spec-sheet estimate (run `ninefit profile BUNDLE` for a measured one)"
-    fp = profile.get("fingerprint") or {}
-    gpus = ", ".join(str(g.get("name")) for g in fp.get("gpus") or [])
-    versions = fp.get("versions") or {}
-    ort = versions.get("onnxruntime") or versions.get("onnxruntime-gpu") or "?"
-    where = f"{fp.get('cpu_model', '?')} ({fp.get('cpu_threads', '?')} threads{', ' + gpus if gpus else ''})"
-    data = (profile.get("data") or {}).get("source", "?")
-    return f"measured {profile.get('created', '?')} on {where}, {fp.get('device', 'cpu')}, onnxruntime {ort}; {data}"
+    fp = profile.fingerprint
+    gpus = ", ".join(str(g.name) for g in fp.gpus)
+    ort = fp.versions.get("onnxruntime") or fp.versions.get("onnxruntime-gpu") or "?"
+    where = f"{_or(fp.cpu_model)} ({_or(fp.cpu_threads)} threads{', ' + gpus if gpus else ''})"
+    return (f"measured {_or(profile.created)} on {where}, {_or(fp.device, 'cpu')}, onnxruntime {ort}; "
+            f"{_or(profile.data.source)}")
+
+
+def _or(value: Any, absent: str = "?") -> Any:
+    """A profile's value as the description shows it, ``absent`` where the profile lacks it."""
+    return absent if value is None else value
 
 
 __all__ = [

@@ -24,13 +24,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from packager.estimate.price.costing import (
-    CUDA_CONTEXT_BYTES,
-    PROCESS_BYTES,
-    Check,
-    Costing,
-    EstimateOptions,
-)
+from packager.estimate.price.costing import CUDA_CONTEXT_BYTES, PROCESS_BYTES, Costing
+from packager.estimate.price.items import Check, EstimateOptions
 from packager.estimate.price.flops import GraphCost
 from runtime.execute.checkpoint import member_grid
 from runtime.manifest import Member, Variant
@@ -119,11 +114,11 @@ def preflight(costing: Costing, options: EstimateOptions) -> tuple[list[Check], 
                     f" CUDA context {format_gib(CUDA_CONTEXT_BYTES)}); {target.name} has {format_gib(target.memory_bytes)} per GPU: "
                     f"{advice}")))
 
-    data = costing.profile.get("data") or {}
-    row_bytes = float(data.get("memory_bytes_per_row") or 0.0)
+    data = costing.profile.data
+    row_bytes = float(data.memory_bytes_per_row or 0.0)
     if not row_bytes:
         row_bytes = 8.0 * sum(max(len(i.columns), 1) for m in manifest.members for i in m.inputs)
-    table = table_memory(manifest, options.rows, row_bytes, float(data.get("ids_bytes_per_row") or 0.0))
+    table = table_memory(manifest, options.rows, row_bytes, float(data.ids_bytes_per_row or 0.0))
     acc = options.rows * member_width(manifest) * 8 * 2
     cpu_activations = 0.0
     if target.kind == "cpu":
@@ -158,7 +153,7 @@ def _largest_batch(costing: Costing, variant: Variant, batch: int, memory: float
 
 def _profile_checks(costing: Costing) -> list[Check]:
     profile = costing.profile
-    if not profile.get("members"):
+    if not profile.measured:
         return [Check("profile", "warning", "the bundle has no measured profile: the estimate comes from spec "
                       "sheets alone (low confidence, wide band); run `ninefit profile BUNDLE --data DATA`")]
     out = []
@@ -168,7 +163,7 @@ def _profile_checks(costing: Costing) -> list[Check]:
     if costing.options.target.strip().lower() == "local" and costing.machine is not None and not costing.machine.same:
         out.append(Check("profile", "warning", "the profile was measured on another machine "
                          f"({costing.machine.source.name}); re-run `ninefit profile` here for a same-machine estimate"))
-    if (profile.get("data") or {}).get("synthetic"):
+    if profile.data.synthetic:
         out.append(Check("profile", "note", "measured on synthetic rows: reading and preprocessing of the real "
                          "table may differ; profile with --data for better figures"))
     # Repeats that disagreed: the estimator's noise check (packager.estimate.price.noise) says which, by how

@@ -372,11 +372,39 @@ def build_notebook(
         BundleError: ``bundle_dir`` is not a bundle.
         PackagingError: a parameter is malformed.
     """
-    from runtime.settings import parse_duration
-
     root = Path(bundle_dir)
     manifest = Manifest.load(root)  # no folder there: the error says what is (a spec?) and how to make one
     slug = slug or bundle_slug(root)
+    time_limit = _checked_durations(slug, time_limit, margin)
+    target = target or _packaged_target(manifest)
+    _check_target(target)
+    data = competition_data or f"{KAGGLE_INPUT}/{competition or COMPETITION_PLACEHOLDER}"
+    params = parameters(slug=slug, competition_data=data, time_limit=time_limit, target=target, margin=margin)
+    nb = new_notebook(
+        cells=[
+            _intro_cell(manifest, slug),
+            _parameters_cell(params),
+            _markdown("ninefit-install-md", "## Inputs and offline install of the bundle's wheels"),
+            _install_cell(manifest),
+            _markdown("ninefit-run-md", "## Run the ensemble before the deadline"),
+            _run_cell(),
+            _report_cell(),
+        ],
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"},
+            "ninefit": {"bundle": manifest.name, "slug": slug, "data": data, "time_limit": time_limit,
+                        "target": target, "ninefit_version": manifest.ninefit_version},
+        },
+    )
+    nbformat.validate(nb)
+    return nb
+
+
+def _checked_durations(slug: str, time_limit: str | float, margin: str) -> str:
+    """The slug, time limit and margin checked; the time limit with its unit (seconds from Python get one)."""
+    from runtime.settings import parse_duration
+
     if "/" in slug or not slug.strip():
         raise PackagingError(f"dataset slug {slug!r}: expected the slug alone (the part after 'owner/')")
     for label, value in (("time limit", time_limit), ("margin", margin)):
@@ -387,12 +415,11 @@ def build_notebook(
             raise PackagingError(f"notebook {label}: {exc}") from None
     if isinstance(time_limit, (int, float)):  # seconds from Python: the notebook's TIME_LIMIT needs its unit
         time_limit = f"{time_limit:.3f}".rstrip("0").rstrip(".") + "s"
-    target = target or _packaged_target(manifest)
-    _check_target(target)
-    data = competition_data or f"{KAGGLE_INPUT}/{competition or COMPETITION_PLACEHOLDER}"
-    params = parameters(slug=slug, competition_data=data, time_limit=time_limit, target=target, margin=margin)
+    return time_limit
 
-    intro = _markdown("ninefit-intro", "\n".join([
+
+def _intro_cell(manifest: Manifest, slug: str) -> NotebookNode:
+    return _markdown("ninefit-intro", "\n".join([
         f"# ninefit submission: `{manifest.name}`",
         "",
         f"Runs the ensemble packaged by ninefit {manifest.ninefit_version} ({manifest.created or 'date unknown'}) "
@@ -404,7 +431,10 @@ def build_notebook(
         "and check the parameters below. Each parameter can also be set by the environment variable named on its "
         "line (`ninefit simulate` uses them to rehearse this notebook locally).",
     ]))
-    params_cell = _code("ninefit-parameters", "\n".join([
+
+
+def _parameters_cell(params: tuple[Parameter, ...]) -> NotebookNode:
+    return _code("ninefit-parameters", "\n".join([
         "import time",
         "",
         "NINEFIT_START = time.time()  # the runtime's deadline clock starts here: keep this first",
@@ -413,7 +443,10 @@ def build_notebook(
         "",
         *(p.line() for p in params),
     ]), tags=(PARAMETERS_TAG,))
-    install_cell = _code("ninefit-install", "\n".join([
+
+
+def _install_cell(manifest: Manifest) -> NotebookNode:
+    return _code("ninefit-install", "\n".join([
         _source(_find_input, _wheel_modules, _wheel_dist, _module_files, _regular_modules, _conflicts, _imported_from, _install_wheels),
         "",
         "",
@@ -421,7 +454,10 @@ def build_notebook(
         f"DATA_DIR = _find_input(DATA_DIR, {manifest.submission.sample!r})",
         "installed, skipped = _install_wheels(BUNDLE_DIR)",
     ]))
-    run_cell = _code("ninefit-run", "\n".join([
+
+
+def _run_cell() -> NotebookNode:
+    return _code("ninefit-run", "\n".join([
         "import sys",
         "from pathlib import Path",
         "",
@@ -443,29 +479,13 @@ def build_notebook(
         'print(f"target {TARGET}, limit {TIME_LIMIT}: {time.time() - NINEFIT_START:.0f} s used before the run")',
         "report = runtime.run(BUNDLE_DIR, DATA_DIR, OUT, options)",
     ]))
-    report_cell = _code("ninefit-report", "\n".join([
+
+
+def _report_cell() -> NotebookNode:
+    return _code("ninefit-report", "\n".join([
         "print(report.table())",
         'print(f"run report: {Path(OUT).with_name(\'run_report.json\')}")',
     ]), tags=(REPORT_TAG,))
-    nb = new_notebook(
-        cells=[
-            intro,
-            params_cell,
-            _markdown("ninefit-install-md", "## Inputs and offline install of the bundle's wheels"),
-            install_cell,
-            _markdown("ninefit-run-md", "## Run the ensemble before the deadline"),
-            run_cell,
-            report_cell,
-        ],
-        metadata={
-            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-            "language_info": {"name": "python"},
-            "ninefit": {"bundle": manifest.name, "slug": slug, "data": data, "time_limit": time_limit,
-                        "target": target, "ninefit_version": manifest.ninefit_version},
-        },
-    )
-    nbformat.validate(nb)
-    return nb
 
 
 def write_notebook(bundle_dir: str | os.PathLike, out: str | os.PathLike, **options: Any) -> Path:

@@ -350,24 +350,9 @@ def simulate(
     bundle, data_dir = Path(bundle_dir), Path(data)
     manifest = Manifest.load(bundle)
     damage = check_files(bundle, manifest)  # a manifest that cannot be trusted raises: nothing to rehearse
-    if not data_dir.is_dir():
-        raise DataError(f"data folder {data_dir} does not exist (expected the competition data: test table and "
-                        f"{manifest.submission.sample})")
-    sample = data_dir / manifest.submission.sample
-    if not sample.is_file():
-        raise DataError(f"{sample} not found: the data folder must hold the sample submission the bundle was packaged for")
-    try:
-        limit_s = parse_duration(time_limit)
-    except ValueError as exc:
-        raise PackagingError(f"time limit: {exc}") from None
-    if isinstance(time_limit, (int, float)):  # seconds from Python: the notebook's TIME_LIMIT needs its unit
-        time_limit = f"{limit_s:.3f}".rstrip("0").rstrip(".") + "s"
-    if isolation not in ISOLATIONS:
-        raise PackagingError(f"isolation {isolation!r}: expected one of {', '.join(ISOLATIONS)}")
-    reason = netns_unavailable() if isolation != "audit" else "requested with isolation='audit'"
-    if isolation == "netns" and reason:
-        raise PackagingError(f"cannot cut the network off with a namespace: {reason}. Use isolation 'audit' or 'auto'.")
-    use_netns = reason is None
+    sample = _sample(data_dir, manifest)
+    limit_s, time_limit = _time_limit(time_limit)
+    use_netns, reason = _isolation(isolation)
     slug, comp = bundle_slug(bundle), competition or data_dir.resolve().name
 
     root = Path(tempfile.mkdtemp(prefix="ninefit-sim-"))
@@ -377,48 +362,98 @@ def simulate(
             build_notebook(bundle, slug=slug, competition=comp, time_limit=str(time_limit))
         nbformat.write(nb, str(root / "notebook.ipynb"))
         netlog = root / "network.jsonl"
-        guard = guard_site(root / "netguard", netlog, block=not use_netns,
-                            proxy_port=None if use_netns else _DEAD_PROXY_PORT)
-        kernel_env = _kernel_environment(root, tree, str(time_limit), target, use_netns)
-        kernel_env.update(env or {})
-        # First on the path, also ahead of a PYTHONPATH given in ``env``: the guard must load in every process.
-        kernel_env["PYTHONPATH"] = os.pathsep.join([str(guard), *filter(None, [kernel_env.get("PYTHONPATH")])])
-        spec = {"notebook": str(root / "notebook.ipynb"), "executed": str(root / "executed.ipynb"),
-                "result": str(root / "result.json"), "pidfile": str(root / "kernel.pid"), "cwd": str(tree["working"]),
-                "limit_s": limit_s, "netns": use_netns, "env": kernel_env, "ipc_dir": str(root / "ipc")}
-        (root / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
-        wall = execute(root, use_netns, limit_s)
-        outcome = json.loads((root / "result.json").read_text()) if (root / "result.json").is_file() else {}
-        if not outcome and not wall["killed"]:
-            log_tail = (root / "worker.log").read_text(errors="replace")[-3000:]
-            raise PackagingError(f"the simulator's executor failed before reporting (exit {wall['returncode']}); "
-                                 f"its log:\n{log_tail}")
-        if outcome.get("status") == "simulator-error":
-            raise PackagingError(f"the simulator could not run the notebook: {outcome.get('message')}")
-        executed = nbformat.read(spec["executed"], as_version=4) if Path(spec["executed"]).is_file() else nb
+        kernel_env = _guarded_environment(root, tree, str(time_limit), target, use_netns, netlog, env)
+        outcome, wall = _run(root, tree, kernel_env, limit_s, use_netns)
+        executed = nbformat.read(root / "executed.ipynb", as_version=4) if (root / "executed.ipynb").is_file() else nb
         attempts = tuple(read_attempts(netlog))
         working = tree["working"]
-        verdict, details = _judge(outcome, wall, attempts, working / "submission.csv", sample, manifest.submission, limit_s)
         report = json.loads((working / "run_report.json").read_text()) if (working / "run_report.json").is_file() else None
+        verdict, details = _judge(outcome, wall, attempts, working / "submission.csv", sample, manifest.submission, limit_s)
         verdict, details = _judge_device(verdict, details, report)
         verdict, details = _judge_hooks(verdict, details, report)
-        report_text = _printed(executed, REPORT_TAG)
-        kept_nb, kept_sub = _keep(Path(keep), executed, root) if keep is not None else (None, None)
         failure = None if verdict == PASSED else (
             DEAD_KERNEL_FAILURE if outcome.get("status") == "dead" else KAGGLE_FAILURES[verdict])
         if damage:
             verdict, details = DAMAGED, "\n".join(filter(None, [
                 f"{len(damage.files)} of {damage.checked} bundle file(s) fail their checksum:",
                 *(f"  {line}" for line in damage.lines()), f"the notebook's own verdict: {verdict}", details]))
+        kept_nb, kept_sub = _keep(Path(keep), executed, root) if keep is not None else (None, None)
         kaggle_paths = functools.partial(_kaggle_paths, str(root / "kaggle"))
         return SimulationResult(
             verdict=verdict, kaggle_failure=failure, details=kaggle_paths(details),
             seconds=float(outcome.get("seconds", wall["seconds"])),
             isolation=_isolation_text(use_netns, reason, outcome.get("note", "")), submission=kept_sub,
-            report=report, report_text=kaggle_paths(report_text), notebook=kept_nb, network_attempts=attempts,
+            report=report, report_text=kaggle_paths(_printed(executed, REPORT_TAG)), notebook=kept_nb,
+            network_attempts=attempts,
         )
     finally:
         _remove_tree(root)
+
+
+def _sample(data_dir: Path, manifest: Manifest) -> Path:
+    """The competition data's sample submission (the data folder must hold it)."""
+    if not data_dir.is_dir():
+        raise DataError(f"data folder {data_dir} does not exist (expected the competition data: test table and "
+                        f"{manifest.submission.sample})")
+    sample = data_dir / manifest.submission.sample
+    if not sample.is_file():
+        raise DataError(f"{sample} not found: the data folder must hold the sample submission the bundle was packaged for")
+    return sample
+
+
+def _time_limit(time_limit: str | float) -> tuple[float, str | float]:
+    """(seconds, the notebook's TIME_LIMIT with its unit)."""
+    try:
+        limit_s = parse_duration(time_limit)
+    except ValueError as exc:
+        raise PackagingError(f"time limit: {exc}") from None
+    if isinstance(time_limit, (int, float)):  # seconds from Python: the notebook's TIME_LIMIT needs its unit
+        time_limit = f"{limit_s:.3f}".rstrip("0").rstrip(".") + "s"
+    return limit_s, time_limit
+
+
+def _isolation(isolation: str) -> tuple[bool, str | None]:
+    """(whether a network namespace cuts the network off, why not where it does not)."""
+    if isolation not in ISOLATIONS:
+        raise PackagingError(f"isolation {isolation!r}: expected one of {', '.join(ISOLATIONS)}")
+    reason = netns_unavailable() if isolation != "audit" else "requested with isolation='audit'"
+    if isolation == "netns" and reason:
+        raise PackagingError(f"cannot cut the network off with a namespace: {reason}. Use isolation 'audit' or 'auto'.")
+    return reason is None, reason
+
+
+def _guarded_environment(root: Path, tree: dict[str, Path], time_limit: str, target: str | None, use_netns: bool,
+                         netlog: Path, env: Mapping[str, str] | None) -> dict[str, str]:
+    """The kernel's environment, the network guard first on its path (also ahead of a PYTHONPATH given in
+    ``env``: the guard must load in every process)."""
+    guard = guard_site(root / "netguard", netlog, block=not use_netns,
+                       proxy_port=None if use_netns else _DEAD_PROXY_PORT)
+    kernel_env = _kernel_environment(root, tree, time_limit, target, use_netns)
+    kernel_env.update(env or {})
+    kernel_env["PYTHONPATH"] = os.pathsep.join([str(guard), *filter(None, [kernel_env.get("PYTHONPATH")])])
+    return kernel_env
+
+
+def _run(root: Path, tree: dict[str, Path], kernel_env: dict[str, str], limit_s: float,
+         use_netns: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Execute the notebook in the sandbox: (what the executor reported, the wall clock's view: seconds, killed...).
+
+    Raises:
+        PackagingError: the simulator itself failed (not the notebook).
+    """
+    spec = {"notebook": str(root / "notebook.ipynb"), "executed": str(root / "executed.ipynb"),
+            "result": str(root / "result.json"), "pidfile": str(root / "kernel.pid"), "cwd": str(tree["working"]),
+            "limit_s": limit_s, "netns": use_netns, "env": kernel_env, "ipc_dir": str(root / "ipc")}
+    (root / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
+    wall = execute(root, use_netns, limit_s)
+    outcome = json.loads((root / "result.json").read_text()) if (root / "result.json").is_file() else {}
+    if not outcome and not wall["killed"]:
+        log_tail = (root / "worker.log").read_text(errors="replace")[-3000:]
+        raise PackagingError(f"the simulator's executor failed before reporting (exit {wall['returncode']}); "
+                             f"its log:\n{log_tail}")
+    if outcome.get("status") == "simulator-error":
+        raise PackagingError(f"the simulator could not run the notebook: {outcome.get('message')}")
+    return outcome, wall
 
 
 def _layout(root: Path, bundle: Path, data_dir: Path, slug: str, competition: str) -> dict[str, Path]:

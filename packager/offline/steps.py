@@ -190,38 +190,44 @@ def wheelhouse_step(
                                   provided_file=provided_file)
 
     def step(stage: Path, spec: Spec, manifest: Manifest) -> Manifest:
-        wheels = Path(stage) / WHEELS_DIR
-        say(f"wheelhouse: resolving {', '.join(reqs) or 'nothing'} for Python {python_version} "
-            f"on {platforms[0]}")
-        report = build_wheelhouse(reqs, wheels, find_links=links, index=index, timeout=timeout,
-                                  **common)
-        if report.conflicts:
-            raise PackagingError(
-                "The wheelhouse would not install on Kaggle: " + "; ".join(report.conflicts)
-                + ". Expected every requirement to accept the versions Kaggle's image has "
-                "(packager/data/kaggle_image.txt); loosen the requirement, or correct the "
-                "image's versions with extra_provided/provided_file if the list is stale.")
-        say(f"wheelhouse: {len(report.wheels)} wheel(s), {_size(report.total_bytes)}; "
-            f"{len(report.skipped_provided)} left out as provided by Kaggle's image")
-        check = None
-        if verify:
-            check = verify_offline_install(wheels, reqs, imports=imports, timeout=timeout,
-                                           **common)
-            if not check.ok:
-                raise PackagingError(
-                    f"{check.summary()} Add the missing wheels (find_links=...) or, if Kaggle's "
-                    "image has them, name them in extra_provided. Check log: "
-                    + " | ".join(check.log_tail.splitlines()[-8:]))
-            say(f"wheelhouse: install check {_check_line(_check_record(check))}")
-        if wheels.is_dir() and not any(wheels.iterdir()):
-            wheels.rmdir()  # everything was provided: no empty folder in the upload
-        record = _wheelhouse_record(reqs, report, check, index)
-        (Path(stage) / WHEELHOUSE_JSON).write_text(json.dumps(record, indent=2) + "\n",
-                                                    encoding="utf-8")
-        _append_report(Path(stage), _wheelhouse_section(record))
+        _fill_wheelhouse(Path(stage), reqs, links, index=index, verify=verify, imports=imports, timeout=timeout,
+                         common=common, say=say)
         return manifest
 
     return step
+
+
+def _fill_wheelhouse(stage: Path, reqs: tuple[str, ...], links: tuple[Path, ...], *, index: bool, verify: bool,
+                     imports: Sequence[str], timeout: float, common: dict[str, Any],
+                     say: Callable[[str], None]) -> None:
+    """The wheelhouse step on a staged bundle (:func:`wheelhouse_step`): ``wheels/`` filled and proven,
+    ``wheelhouse.json`` and the report's section written."""
+    wheels = stage / WHEELS_DIR
+    say(f"wheelhouse: resolving {', '.join(reqs) or 'nothing'} for Python {common['python_version']} "
+        f"on {common['platforms'][0]}")
+    report = build_wheelhouse(reqs, wheels, find_links=links, index=index, timeout=timeout, **common)
+    if report.conflicts:
+        raise PackagingError(
+            "The wheelhouse would not install on Kaggle: " + "; ".join(report.conflicts)
+            + ". Expected every requirement to accept the versions Kaggle's image has "
+            "(packager/data/kaggle_image.txt); loosen the requirement, or correct the "
+            "image's versions with extra_provided/provided_file if the list is stale.")
+    say(f"wheelhouse: {len(report.wheels)} wheel(s), {_size(report.total_bytes)}; "
+        f"{len(report.skipped_provided)} left out as provided by Kaggle's image")
+    check = None
+    if verify:
+        check = verify_offline_install(wheels, reqs, imports=imports, timeout=timeout, **common)
+        if not check.ok:
+            raise PackagingError(
+                f"{check.summary()} Add the missing wheels (find_links=...) or, if Kaggle's "
+                "image has them, name them in extra_provided. Check log: "
+                + " | ".join(check.log_tail.splitlines()[-8:]))
+        say(f"wheelhouse: install check {_check_line(_check_record(check))}")
+    if wheels.is_dir() and not any(wheels.iterdir()):
+        wheels.rmdir()  # everything was provided: no empty folder in the upload
+    record = _wheelhouse_record(reqs, report, check, index)
+    (stage / WHEELHOUSE_JSON).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    _append_report(stage, _wheelhouse_section(record))
 
 
 def install_command(requirements: Sequence[str]) -> str:

@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -323,7 +323,31 @@ def build_wheelhouse(
     if not index and not find_links:
         raise PackagingError("build_wheelhouse(index=False) was given no find_links folder. "
                              "Expected at least one local folder of wheels to resolve from.")
-    dest = Path(dest)
+    dest = _wheel_folder(Path(dest), clean)
+    wanted = [r for r in parse_requirements(requirements) if target.marker_true(r.marker, ())]
+    to_fetch = [r for r in wanted if canonicalize_name(r.name) not in provided_map]
+    notes = [f"{r} is provided by Kaggle's image: not downloaded"
+             for r in wanted if canonicalize_name(r.name) in provided_map]
+    fetch = _Fetch(dest, target, provided_map, tuple(find_links), index, timeout)
+    analysis = fetch.rounds(wanted, to_fetch, max_rounds, resolve_with_image)
+    if analysis.missing:
+        raise PackagingError(
+            f"The wheelhouse in {dest} is still incomplete after {len(fetch.commands)} pip runs: "
+            + "; ".join(f"{why[0]}" for why in analysis.missing.values())
+            + ". Expected pip to download every dependency for Python "
+            f"{target.python_version} on {target.platforms[0]}.")
+    kept = tuple(sorted((w.info() for w in scan_wheels(dest)),
+                        key=lambda w: (w.project, w.version)))
+    return WheelhouseReport(
+        dest=dest, python_version=target.python_version, platforms=target.platforms, wheels=kept,
+        skipped_provided=tuple(sorted(fetch.skipped.values(), key=lambda w: w.project)),
+        total_bytes=sum(w.size for w in kept), commands=tuple(fetch.commands),
+        conflicts=tuple(analysis.conflicts), notes=tuple([*notes, *fetch.notes]))
+
+
+def _wheel_folder(dest: Path, clean: bool) -> Path:
+    """The wheel folder, created; refused when it holds anything but wheels (all of it is uploaded), emptied
+    of its old wheels when ``clean``."""
     dest.mkdir(parents=True, exist_ok=True)
     strangers = [p.name for p in dest.iterdir() if not p.name.endswith(".whl")]
     if strangers:
@@ -334,51 +358,52 @@ def build_wheelhouse(
     if clean:
         for old in dest.glob("*.whl"):
             old.unlink()
+    return dest
 
-    roots = parse_requirements(requirements)
-    wanted = [r for r in roots if target.marker_true(r.marker, ())]
-    commands: list[tuple[str, ...]] = []
-    skipped: dict[str, WheelInfo] = {}
-    notes: list[str] = []
-    to_fetch = [r for r in wanted if canonicalize_name(r.name) not in provided_map]
-    notes += [f"{r} is provided by Kaggle's image: not downloaded"
-              for r in wanted if canonicalize_name(r.name) in provided_map]
-    analysis = Analysis()
-    previous: set[str] = set()
-    with tempfile.TemporaryDirectory(prefix="ninefit-image-") as tmp:
-        stand_ins = image_stand_ins(Path(tmp), provided_map) if resolve_with_image else None
-        for round_no in range(max_rounds + 1):
-            if to_fetch:
-                commands.append(_download(to_fetch, dest, target, find_links, index, timeout,
-                                          stand_ins))
-            for wheel in scan_wheels(dest):
-                if wheel.project in provided_map:
-                    info = wheel.info()
-                    version = provided_map[wheel.project] or info.version
-                    skipped[wheel.path.name] = WheelInfo(info.filename, info.project, version,
-                                                         info.size)
-                    wheel.path.unlink()
-            analysis = analyse(scan_wheels(dest), wanted, target, provided_map)
-            if not analysis.missing or set(analysis.missing) == previous \
-                    or round_no == max_rounds:
-                break
-            previous = set(analysis.missing)
-            to_fetch = list(analysis.missing_reqs.values())
-            notes.append("downloaded in a further round (pip evaluated their markers for this "
-                         "machine, not the target): " + ", ".join(sorted(analysis.missing)))
-    if analysis.missing:
-        raise PackagingError(
-            f"The wheelhouse in {dest} is still incomplete after {len(commands)} pip runs: "
-            + "; ".join(f"{why[0]}" for why in analysis.missing.values())
-            + ". Expected pip to download every dependency for Python "
-            f"{target.python_version} on {target.platforms[0]}.")
-    kept = tuple(sorted((w.info() for w in scan_wheels(dest)),
-                        key=lambda w: (w.project, w.version)))
-    return WheelhouseReport(
-        dest=dest, python_version=target.python_version, platforms=target.platforms, wheels=kept,
-        skipped_provided=tuple(sorted(skipped.values(), key=lambda w: w.project)),
-        total_bytes=sum(w.size for w in kept), commands=tuple(commands),
-        conflicts=tuple(analysis.conflicts), notes=tuple(notes))
+
+@dataclass
+class _Fetch:
+    """pip downloads into ``dest`` for the target, round by round, the image's projects deleted after each."""
+
+    dest: Path
+    target: Target
+    provided: Mapping[str, str]
+    find_links: tuple[Path, ...]
+    index: bool
+    timeout: float | None
+    commands: list[tuple[str, ...]] = field(default_factory=list)
+    skipped: dict[str, WheelInfo] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def rounds(self, wanted: list, to_fetch: list, max_rounds: int, resolve_with_image: bool) -> Analysis:
+        """Download ``to_fetch``, then again what pip skipped (it evaluated their markers for this machine, not
+        the target) until nothing is missing, nothing new is, or ``max_rounds`` further rounds were run."""
+        analysis = Analysis()
+        previous: set[str] = set()
+        with tempfile.TemporaryDirectory(prefix="ninefit-image-") as tmp:
+            stand_ins = image_stand_ins(Path(tmp), self.provided) if resolve_with_image else None
+            for round_no in range(max_rounds + 1):
+                if to_fetch:
+                    self.commands.append(_download(to_fetch, self.dest, self.target, self.find_links, self.index,
+                                                   self.timeout, stand_ins))
+                self._drop_provided()
+                analysis = analyse(scan_wheels(self.dest), wanted, self.target, self.provided)
+                if not analysis.missing or set(analysis.missing) == previous or round_no == max_rounds:
+                    break
+                previous = set(analysis.missing)
+                to_fetch = list(analysis.missing_reqs.values())
+                self.notes.append("downloaded in a further round (pip evaluated their markers for this "
+                                  "machine, not the target): " + ", ".join(sorted(analysis.missing)))
+        return analysis
+
+    def _drop_provided(self) -> None:
+        """Delete each wheel of a project the image provides, noting it (at the image's version)."""
+        for wheel in scan_wheels(self.dest):
+            if wheel.project in self.provided:
+                info = wheel.info()
+                version = self.provided[wheel.project] or info.version
+                self.skipped[wheel.path.name] = WheelInfo(info.filename, info.project, version, info.size)
+                wheel.path.unlink()
 
 
 def verify_offline_install(
@@ -442,16 +467,8 @@ def verify_offline_install(
     """
     start = time.perf_counter()
     target = Target.make(python_version, platforms)
-    provided_map = resolve_provided(provided, extra_provided, provided_file)
-    for folder in image_find_links or ():
-        for wheel in scan_wheels(Path(folder)):
-            provided_map[wheel.project] = str(wheel.version)
-    if not Path(wheel_dir).is_dir():
-        raise PackagingError(f"The wheel folder {wheel_dir} does not exist. Expected the folder "
-                             "build_wheelhouse() wrote (the bundle's wheels/).")
-    if env_dir is not None and Path(env_dir).exists() and any(Path(env_dir).iterdir()):
-        raise PackagingError(f"env_dir {env_dir} is not empty. Expected a new or empty folder "
-                             "for the fresh virtual environment.")
+    provided_map = _provided_with_links(resolve_provided(provided, extra_provided, provided_file), image_find_links)
+    _check_folders(wheel_dir, env_dir)
     wheels = scan_wheels(Path(wheel_dir))
     # No requirements: every wheel in the folder must install.
     roots = parse_requirements(requirements) or [
@@ -475,17 +492,42 @@ def verify_offline_install(
             interp.path, env_path, Path(wheel_dir), roots, image_find_links,
             {n: provided_map[n] for n in analysis.provided_needs}, analysis, Path(tmp), imports,
             timeout)
+    return _installed_check(analysis, code, output, failed, provided_map, interp.line(), start)
+
+
+def _provided_with_links(provided: dict[str, str | None], image_find_links: Sequence[Path] | None) -> dict[str, str | None]:
+    """The image's packages, those of the stand-in folders (``image_find_links``) among them."""
+    for folder in image_find_links or ():
+        for wheel in scan_wheels(Path(folder)):
+            provided[wheel.project] = str(wheel.version)
+    return provided
+
+
+def _check_folders(wheel_dir: Path, env_dir: Path | None) -> None:
+    if not Path(wheel_dir).is_dir():
+        raise PackagingError(f"The wheel folder {wheel_dir} does not exist. Expected the folder "
+                             "build_wheelhouse() wrote (the bundle's wheels/).")
+    if env_dir is not None and Path(env_dir).exists() and any(Path(env_dir).iterdir()):
+        raise PackagingError(f"env_dir {env_dir} is not empty. Expected a new or empty folder "
+                             "for the fresh virtual environment.")
+
+
+def _installed_check(analysis: Analysis, code: int, output: str, failed: Sequence[str],
+                     provided: Mapping[str, str | None], python: str, start: float) -> InstallCheck:
+    """The verdict of a real install: missing distributions and conflicts are the static walk's and pip's; a
+    distribution the image has but pip found no acceptable version of is a conflict with the image, not a
+    missing wheel."""
     missing = set(analysis.missing) | set(_pip_missing(output))
     conflicts = list(analysis.conflicts) + _pip_conflicts(output)
-    for name in sorted(missing & set(provided_map)):
+    for name in sorted(missing & set(provided)):
         missing.discard(name)
         conflicts.append(f"pip found no acceptable {name} although Kaggle's image has "
-                         f"{name} {provided_map[name] or '(version unknown)'}")
+                         f"{name} {provided[name] or '(version unknown)'}")
     ok = code == 0 and not missing and not conflicts and not failed
     return InstallCheck(
         ok=ok, mode="installed", missing=tuple(sorted(missing)), conflicts=tuple(conflicts),
         failed_imports=tuple(failed), log_tail=_tail(output),
-        seconds=time.perf_counter() - start, python=interp.line())
+        seconds=time.perf_counter() - start, python=python)
 
 
 def _install_fresh(base: Path, env_path: Path, wheel_dir: Path, roots: Sequence[Requirement],

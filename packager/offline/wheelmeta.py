@@ -348,69 +348,95 @@ def analyse(wheels: Sequence[Wheel], roots: Sequence[Requirement], target: Targe
     Raises:
         PackagingError: A wheel in the walk cannot be read.
     """
-    result = Analysis()
-    by_project: dict[str, list[Wheel]] = {}
-    for wheel in wheels:
-        by_project.setdefault(wheel.project, []).append(wheel)
-    metadata_cache: dict[Path, tuple[list[str], str | None]] = {}
+    walk = _Walk(wheels, target, provided)
     queue: list[tuple[Requirement, tuple[str, ...], str]] = [(r, (), "the request") for r in roots]
-    done: set[tuple[Path, frozenset[str]]] = set()
     while queue:
         req, parent_extras, parent = queue.pop(0)
         if not target.marker_true(req.marker, parent_extras):
             continue
         name = canonicalize_name(req.name)
-        extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
-        shown = f"{req.name}{extras}{req.specifier}"
-        candidates = [w for w in by_project.get(name, ())
-                      if req.specifier.contains(w.version, True)]
-        usable = []
-        for wheel in candidates:
-            if wheel.path not in metadata_cache:
-                metadata_cache[wheel.path] = read_metadata(wheel.path)
-            python_ok = _python_ok(metadata_cache[wheel.path][1], target.python_version)
-            if python_ok and wheel.tags & target.supported:
-                usable.append(wheel)
+        candidates = [w for w in walk.by_project.get(name, ()) if req.specifier.contains(w.version, True)]
+        usable = [w for w in candidates if walk.installs(w)]
         if usable:
-            wheel = max(usable, key=lambda w: w.version)
-            key = (wheel.path, frozenset(req.extras))
-            if key not in done:
-                done.add(key)
-                for line in metadata_cache[wheel.path][0]:
-                    try:
-                        dep = Requirement(line)
-                    except InvalidRequirement:
-                        result.conflicts.append(f"{wheel.path.name} has an unreadable "
-                                                f"Requires-Dist {line!r}")
-                        continue
-                    queue.append((dep, tuple(sorted(req.extras)), wheel.path.name))
-            continue
-        if name in provided:
-            have = provided[name]
-            needs = result.provided_needs.setdefault(name, SpecifierSet())
-            result.provided_needs[name] = needs & req.specifier
-            if have is not None and not req.specifier.contains(have, True):
-                result.conflicts.append(
-                    f"{parent} needs {shown} but Kaggle's image has {name} {have}, which is "
-                    "never reinstalled: require a version of the needing package that "
-                    "accepts it")
-            continue
+            queue.extend(walk.follow(max(usable, key=lambda w: w.version), req))
+        elif name in provided:
+            walk.provided_need(name, req, parent)
+        else:
+            walk.missing(name, req, parent, candidates)
+    return walk.result
+
+
+class _Walk:
+    """The state of :func:`analyse`'s walk: the folder's wheels by project, their metadata once read, the
+    (wheel, extras) already followed, and the findings."""
+
+    def __init__(self, wheels: Sequence[Wheel], target: Target, provided: Mapping[str, str | None]):
+        self.target, self.provided = target, provided
+        self.result = Analysis()
+        self.by_project: dict[str, list[Wheel]] = {}
+        for wheel in wheels:
+            self.by_project.setdefault(wheel.project, []).append(wheel)
+        self.metadata: dict[Path, tuple[list[str], str | None]] = {}
+        self.done: set[tuple[Path, frozenset[str]]] = set()
+
+    def installs(self, wheel: Wheel) -> bool:
+        """Whether the wheel installs on the target: its ``Requires-Python`` and its tags."""
+        if wheel.path not in self.metadata:
+            self.metadata[wheel.path] = read_metadata(wheel.path)
+        return _python_ok(self.metadata[wheel.path][1], self.target.python_version) and bool(
+            wheel.tags & self.target.supported)
+
+    def follow(self, wheel: Wheel, req: Requirement) -> list[tuple[Requirement, tuple[str, ...], str]]:
+        """The wheel's ``Requires-Dist`` to walk next (none when it was followed with these extras already)."""
+        key = (wheel.path, frozenset(req.extras))
+        if key in self.done:
+            return []
+        self.done.add(key)
+        out = []
+        for line in self.metadata[wheel.path][0]:
+            try:
+                dep = Requirement(line)
+            except InvalidRequirement:
+                self.result.conflicts.append(f"{wheel.path.name} has an unreadable Requires-Dist {line!r}")
+                continue
+            out.append((dep, tuple(sorted(req.extras)), wheel.path.name))
+        return out
+
+    def provided_need(self, name: str, req: Requirement, parent: str) -> None:
+        """A distribution the image provides: what is asked of it, and a conflict where the image's version does not do."""
+        have = self.provided[name]
+        needs = self.result.provided_needs.setdefault(name, SpecifierSet())
+        self.result.provided_needs[name] = needs & req.specifier
+        if have is not None and not req.specifier.contains(have, True):
+            self.result.conflicts.append(
+                f"{parent} needs {_shown(req)} but Kaggle's image has {name} {have}, which is "
+                "never reinstalled: require a version of the needing package that "
+                "accepts it")
+
+    def missing(self, name: str, req: Requirement, parent: str, candidates: list[Wheel]) -> None:
+        """A distribution neither in the folder (usable) nor in the image: why, and the merged requirement."""
+        shown = _shown(req)
         if candidates:
             why = (f"{shown} (required by {parent}): the folder's "
                    + ", ".join(w.path.name for w in candidates)
-                   + f" do not fit Python {target.python_version} on {target.platforms[0]}")
-        elif by_project.get(name):
+                   + f" do not fit Python {self.target.python_version} on {self.target.platforms[0]}")
+        elif self.by_project.get(name):
             why = (f"{shown} (required by {parent}): the folder only has "
-                   + ", ".join(str(w.version) for w in by_project[name]))
+                   + ", ".join(str(w.version) for w in self.by_project[name]))
         else:
             why = f"{shown} (required by {parent})"
+        result = self.result
         result.missing.setdefault(name, []).append(why)
         merged = result.missing_reqs.get(name)
         spec = req.specifier if merged is None else merged.specifier & req.specifier
         extras = set(req.extras) | (merged.extras if merged else set())
         result.missing_reqs[name] = Requirement(
             f"{name}{'[' + ','.join(sorted(extras)) + ']' if extras else ''}{spec}")
-    return result
+
+
+def _shown(req: Requirement) -> str:
+    extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+    return f"{req.name}{extras}{req.specifier}"
 
 
 __all__ = [

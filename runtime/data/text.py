@@ -23,12 +23,14 @@ import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from runtime.errors import BackendUnavailableError, BundleError, DataError
 from runtime.manifest import Member, TextSpec
+from runtime.profile import VariantCost
 
 #: Rows handed to the tokenizer at once (bounds the memory of its encodings).
 _ENCODE_ROWS = 2048
@@ -287,43 +289,62 @@ def expected_padding(rows: TextRows, grid: Sequence[tuple[int, int]], batch_size
     return batches, padded
 
 
-def row_cost(entry: dict, rows: TextRows, grid: Sequence[tuple[int, int]], batch_size: int, max_tokens: int) -> float | None:
+def row_cost(entry: VariantCost | Mapping[str, Any], rows: TextRows, grid: Sequence[tuple[int, int]], batch_size: int,
+             max_tokens: int) -> float | None:
     """Seconds per row of a profiled text variant on these rows: its per-token costs
     (``s_per_token``, ``s_per_window``, ``s_per_batch``) applied to the batches and
-    padded tokens this run will compute, divided by the rows. None without per-token costs."""
-    text = entry.get("text") if isinstance(entry, dict) else None
-    if not isinstance(text, dict) or not rows.n_rows:
-        return None
-    try:
-        per_token, per_window = float(text["s_per_token"]), float(text["s_per_window"])
-        per_batch = float(text.get("s_per_batch", 0.0))
-    except (KeyError, TypeError, ValueError):
+    padded tokens this run will compute, divided by the rows. None without per-token costs.
+    A mapping is read as the variant's JSON (:meth:`runtime.profile.VariantCost.from_dict`)."""
+    cost = _as_cost(entry)
+    text = cost.text if cost is not None else None
+    if text is None or text.s_per_token is None or text.s_per_window is None or not rows.n_rows:
         return None
     batches, padded = expected_padding(rows, grid, batch_size, max_tokens)
-    seconds = per_token * padded + per_window * rows.n_windows + per_batch * batches
+    seconds = (float(text.s_per_token) * padded + float(text.s_per_window) * rows.n_windows
+               + float(text.s_per_batch or 0.0) * batches)
     return seconds / rows.n_rows if math.isfinite(seconds) and seconds >= 0 else None
 
 
-def row_costs(profile: dict | None, members: Sequence[Member], texts: dict[str, TextRows],
-              grids: dict[str, list[tuple[int, int]]], batch_size: int | None = None) -> dict | None:
-    """The bundle profile with each text variant's ``s_per_row`` recomputed for this test set.
+def row_costs(measured: Mapping[str, Mapping[str, VariantCost | Mapping[str, Any]]] | None, members: Sequence[Member],
+              texts: dict[str, TextRows], grids: dict[str, list[tuple[int, int]]],
+              batch_size: int | None = None) -> dict[str, dict[str, dict[str, float]]]:
+    """The planner's priors from the profile's members (``measured``: ``manifest.profile.members``): ``{member: {variant:
+    {"s_per_row", "setup_s"}}}`` (:meth:`runtime.profile.VariantCost.prior`), with each text variant's
+    ``s_per_row`` recomputed for this test set.
 
     The planner plans in seconds per row; a text member's cost is per token, and
     this run's token lengths are known once its rows are tokenised: the
-    conversion happens here, at the boundary, and the planner is unchanged.
+    conversion happens here, at the boundary, and the planner is unchanged. An
+    entry that does not read as a variant's cost is left out (the run measures it).
     """
-    if not isinstance(profile, dict):
-        return profile
-    out = dict(profile)
-    for m in members:
-        if m.text is None or m.name not in texts or not isinstance(profile.get(m.name), dict):
+    text_members = {m.name: m for m in members if m.text is not None and m.name in texts}
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name, variants in (measured or {}).items():
+        if not isinstance(variants, Mapping):
             continue
         entries = {}
-        for vname, entry in profile[m.name].items():
-            spr = row_cost(entry, texts[m.name], grids[m.name], batch_size or m.batch_size, m.text.max_tokens)
-            entries[vname] = {**entry, "s_per_row": spr} if spr is not None else entry
-        out[m.name] = entries
+        for vname, entry in variants.items():
+            cost = _as_cost(entry)
+            if cost is None:
+                continue
+            prior = cost.prior()
+            m = text_members.get(name)
+            if m is not None and m.text is not None:
+                spr = row_cost(cost, texts[name], grids[name], batch_size or m.batch_size, m.text.max_tokens)
+                if spr is not None:
+                    prior["s_per_row"] = spr
+            entries[str(vname)] = prior
+        out[str(name)] = entries
     return out
+
+
+def _as_cost(entry: VariantCost | Mapping[str, Any]) -> VariantCost | None:
+    if isinstance(entry, VariantCost):
+        return entry
+    try:
+        return VariantCost.from_dict(entry)
+    except ValueError:
+        return None
 
 
 __all__ = [

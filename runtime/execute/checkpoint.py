@@ -32,6 +32,7 @@ from runtime.bundle import sha256_file
 from runtime.fileio import atomic_write, guarded
 from runtime.locks import PY_COMPILE_LOCK
 from runtime.manifest import Manifest, Member
+from runtime.profile import Profile
 from runtime.data.pipeline import feed_bytes_per_row
 from runtime.data.text import chunk_unit
 
@@ -73,23 +74,31 @@ def chunk_grid(n_rows: int, batch_size: int, max_chunks: int = MAX_CHUNKS, *, s_
     return [(s, min(s + rows, n_rows)) for s in range(0, n_rows, rows)]
 
 
-def member_grid(n_rows: int, member: Member, profile: Mapping[str, Any] | None = None) -> list[tuple[int, int]]:
+def member_grid(n_rows: int, member: Member, profile: Profile | Mapping[str, Any] | None = None) -> list[tuple[int, int]]:
     """The member's chunks over ``n_rows`` rows, as every run of the bundle cuts them.
 
     :func:`chunk_grid` at the member's chunk unit (:func:`runtime.data.text.chunk_unit`),
     sized by the cost of its first variant in ``profile`` (the manifest's: a
     bundle, its data and its profile fix the grid, so a resumed run finds the
     same chunks whatever the machine or ``--batch-size``). Text members, whose
-    cost follows their token lengths, keep whole units.
+    cost follows their token lengths, keep whole units. A mapping is read as a
+    profile's JSON (:meth:`runtime.profile.Profile.from_dict`).
     """
     s_per_row = None
-    if member.text is None and isinstance(profile, Mapping):
-        try:  # a profile is measured data: one that does not read cuts the plain grid
-            s_per_row = float(profile["members"][member.name][member.variants[0].name]["s_per_row"])
-        except (AttributeError, TypeError, KeyError, IndexError, ValueError):
-            s_per_row = None
+    if member.text is None and member.variants:
+        cost = _as_profile(profile).cost(member.name, member.variants[0].name)
+        s_per_row = float(cost.s_per_row) if cost is not None and cost.s_per_row is not None else None
     feed = feed_bytes_per_row(member, member.variants[0]) if s_per_row else 0
     return chunk_grid(n_rows, chunk_unit(member), s_per_row=s_per_row, feed_bytes_per_row=feed)
+
+
+def _as_profile(profile: Profile | Mapping[str, Any] | None) -> Profile:
+    if isinstance(profile, Profile):
+        return profile
+    try:  # a profile is measured data: one that does not read cuts the plain grid
+        return Profile.from_dict(profile) if isinstance(profile, Mapping) else Profile()
+    except ValueError:
+        return Profile()
 
 
 def data_fingerprint(path: Path) -> str:

@@ -2,8 +2,9 @@
 
 Sources, strongest last:
 
-1. the bundle's profile, ``manifest.profile["members"][member][variant] =
-   {"s_per_row", "setup_s"}``, measured on the packaging machine;
+1. the bundle's profile, ``manifest.profile.members[member][variant]``
+   (:class:`runtime.profile.VariantCost`: its ``s_per_row`` and ``setup_s``, as
+   :func:`runtime.data.text.row_costs` gives them to the run), measured on the packaging machine;
 2. costs an earlier (killed) run measured live in the same work folder;
 3. this run's own batches: once a rung has one timed batch, its measured
    throughput replaces the prior (never below the last few batches, so a
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 
 from runtime.schedule import planner
 from runtime.manifest import Member, Variant
+from runtime.profile import VariantCost
 
 #: Assumed speed-up of fp16 over fp32 on a GPU, until measured (none on a CPU).
 FP16_GPU_FACTOR = 0.6
@@ -59,7 +61,8 @@ class LiveRate:
     warmup: float | None = None  # s/row of the last warm-up batch
     first: float | None = None  # s/row of the first timed batch (calibrates the profile)
     first_s: float | None = None  # seconds of that batch: how much the machine factor rests on
-    last: float | None = None  # s/row of the last timed batch
+    last: float | None = None  # s/row of the last timed batch (of at least half the largest: a tail's fixed cost is no slowdown)
+    largest: int = 0  # rows of the largest timed batch
 
     def add(self, rows: int, seconds: float) -> None:
         if not self.warm:
@@ -67,7 +70,9 @@ class LiveRate:
             return
         if self.first is None:
             self.first, self.first_s = seconds / max(rows, 1), seconds
-        self.last = seconds / max(rows, 1)
+        self.largest = max(self.largest, rows)
+        if 2 * rows >= self.largest:
+            self.last = seconds / max(rows, 1)
         self.rows += rows
         self.seconds += seconds
         self.recent.append((rows, seconds))
@@ -78,12 +83,18 @@ class LiveRate:
 
 
 def profile_entries(profile: Mapping | None, member: str) -> dict[str, dict[str, float]]:
-    """Valid ``{variant: {"s_per_row", "setup_s"}}`` entries of one member; malformed ones are ignored."""
+    """Valid ``{variant: {"s_per_row", "setup_s"}}`` entries of one member; malformed ones are ignored.
+
+    ``profile``: ``{member: {variant: costs}}``, each a :class:`runtime.profile.VariantCost` (read by
+    attribute) or its ``{"s_per_row", "setup_s"}`` mapping (the priors, and the costs a run saves).
+    """
     out: dict[str, dict[str, float]] = {}
     entries = profile.get(member, {}) if isinstance(profile, Mapping) else {}
     if not isinstance(entries, Mapping):
         return out
     for variant, d in entries.items():
+        if isinstance(d, VariantCost):
+            d = d.prior()
         if not isinstance(d, Mapping):
             continue
         clean = {k: float(d[k]) for k in ("s_per_row", "setup_s")
@@ -248,6 +259,12 @@ class CostModel:
             return self._measured_s_per_row(member, variant)
         # Measured here wins over the prior at once (prior_rows=0): the prior is another machine's.
         return max(planner.estimate_s_per_row(r.rows, r.seconds, prior, prior_rows=0), r.recent_s_per_row)
+
+    def mean_s_per_row(self, member: str, variant: str) -> float | None:
+        """This run's mean cost per row of the rung, tails and jitter averaged in (the long run's pace); the
+        best estimate where it has none."""
+        r = self.rates.get((member, variant))
+        return r.seconds / r.rows if r is not None and r.rows else self.s_per_row(member, variant)
 
     def cautious_s_per_row(self, member: str, variant: str) -> float:
         """For deciding whether a chunk still fits: also trusts the last batch (a member

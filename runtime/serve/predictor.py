@@ -116,7 +116,7 @@ class Predictor:
             record.events.append(f"DAMAGED BUNDLE FILE {line}")
         self.bundle = bundle = replace(bundle, manifest=bundle.damage.usable(bundle.manifest))
         self.manifest = m = bundle.manifest
-        self.costs = CostModel(m.members, (m.profile or {}).get("members"))
+        self.costs = CostModel(m.members, m.profile.members)
         self.pool = MemberPool(bundle, self.options, self.clock, self.costs, dict(bundle.damage.removed_members))
         if m.data.features:
             self._features = HookCaller(load_hook(m.data.features, bundle.path(HOOKS_DIR)), m.data.features,

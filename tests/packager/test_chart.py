@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from packager.estimate.chart import AFTER, BEFORE, draw_chart, timeline
-from packager.estimate.price.costing import Item
+from packager.estimate.price.items import Item
 from packager.estimate.estimator import BudgetEstimate, EstimateOptions, estimate_bundle
 from packager.estimate.price.roofline import Estimate
 from runtime.settings import parse_duration

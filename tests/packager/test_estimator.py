@@ -49,7 +49,7 @@ def _edit_manifest(bundle: Path, edit) -> None:
 
 def _fake_profile(costs: dict[tuple[str, str], dict[int, float]], setup_s: float = 0.01) -> dict:
     """A profile measured "here" with given seconds per row, per (member, variant) and batch size."""
-    fp = fingerprint()
+    fp = fingerprint().to_dict()
     fp["device"] = "cpu"
     members: dict = {}
     for (member, variant), by_batch in costs.items():
@@ -615,9 +615,9 @@ def test_times_are_printed_as_the_run_log_prints_them():
 @pytest.mark.timeout(180)
 def test_the_profile_splits_the_data_stages_as_the_run_report_does(profiled):
     profile = Manifest.load(profiled).profile
-    stages = next(iter(profile["members"]["cnn"]["fp32"]["batches"].values()))["stages"]
-    assert set(stages) == {"read", "decode", "preprocess", "infer", "postprocess"}
-    assert stages["read"] > 0 and stages["decode"] == 0.0  # a table: its rows are read, nothing is decoded
+    stages = next(iter(profile.members["cnn"]["fp32"].batches.values())).stages
+    assert set(stages.to_dict()) == {"read", "decode", "preprocess", "infer", "postprocess"}
+    assert stages.read > 0 and stages.decode == 0.0  # a table: its rows are read, nothing is decoded
 
 
 @pytest.mark.timeout(180)

@@ -22,6 +22,7 @@ from packager.estimate import NodeCost
 from packager.estimate.measure import machine
 from packager.estimate.price import hardware
 from runtime.errors import SpecError
+from runtime.profile import Fingerprint
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -83,8 +84,8 @@ def test_local_detection_on_this_machine():
     assert local.confidence == "low" and local.sources["fp32_flops"].startswith("estimate")
     assert get_target("local").key == "local"
     info = fingerprint()
-    json.dumps(info)  # storable with a profile
-    assert info["cpu_threads"] >= 1 and "numpy" in info["versions"]
+    json.dumps(info.to_dict())  # storable with a profile
+    assert info.cpu_threads >= 1 and "numpy" in info.versions
 
 
 @pytest.mark.parametrize("name, known", [("NVIDIA H200", True), ("Tesla T4", True),
@@ -194,9 +195,10 @@ def test_detect_local_reads_the_real_gpu():
                                           ("NVIDIA H200", "NVIDIA H200"), ("NVIDIA A100-SXM4-80GB", "NVIDIA A100")])
 def test_a_profiled_gpu_is_matched_on_whole_words(name, device):
     """One matcher for local detection and for profiles: an L40S is not an L4."""
-    from packager.estimate.estimator import hardware_of
+    from packager.estimate.price.scaling import hardware_of
 
-    hw = hardware_of({"device": "gpu", "gpus": [{"name": name}], "cpu_model": "elsewhere", "cpu_threads": 999})
+    hw = hardware_of(Fingerprint.from_dict({"device": "gpu", "gpus": [{"name": name}], "cpu_model": "elsewhere",
+                                            "cpu_threads": 999}))
     assert hw.key == "profiled" and hw.kind == "gpu" and hw.name == name and hw.devices == 1
     if device is None:
         assert hardware.known_gpu(name) is None and hw.confidence == "low" and hw.device_name == name
@@ -209,9 +211,9 @@ def test_a_profiled_cpu_is_priced_as_the_local_one():
     fp = {"device": "cpu", "cpu_model": "Intel(R) Xeon(R) CPU @ 2.20GHz", "cpu_threads": 4,
           "cpu_mhz": hardware.KAGGLE_HOST_MHZ, "cpu_simd": "avx2"}
     kaggle = get_target("cpu")
-    old_profile = hardware.from_fingerprint(fp)  # no "cpu_fma": AVX2 implies it
+    old_profile = hardware.from_fingerprint(Fingerprint.from_dict(fp))  # no "cpu_fma": AVX2 implies it
     assert old_profile.fp32_flops == kaggle.fp32_flops == 4 * 2200e6 * 16
     assert old_profile.bandwidth == kaggle.bandwidth and old_profile.confidence == "low"
-    assert hardware.from_fingerprint({**fp, "cpu_fma": False}).fp32_flops == kaggle.fp32_flops / 2
-    assert hardware.from_fingerprint({**fp, "cpu_simd": "avx512f"}).fp32_flops == 2 * kaggle.fp32_flops
-    assert "cpu_fma" in fingerprint()
+    assert hardware.from_fingerprint(Fingerprint.from_dict({**fp, "cpu_fma": False})).fp32_flops == kaggle.fp32_flops / 2
+    assert hardware.from_fingerprint(Fingerprint.from_dict({**fp, "cpu_simd": "avx512f"})).fp32_flops == 2 * kaggle.fp32_flops
+    assert fingerprint().cpu_fma is not None

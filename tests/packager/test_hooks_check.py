@@ -188,8 +188,8 @@ def test_the_estimate_prices_the_hooks_as_stages(tmp_path):
     assert stages["postprocess"].estimate.seconds > 0 and "at 1 write," in stages["postprocess"].estimate.notes[0]  # one member: the final write
     from runtime.manifest import Manifest
 
-    hooks = Manifest.load(tmp_path / "bundle").profile["hooks"]
-    assert hooks["features"]["rows"] == 24 and hooks["postprocess"]["rows"] == 24
+    hooks = Manifest.load(tmp_path / "bundle").profile.hooks
+    assert hooks["features"].rows == 24 and hooks["postprocess"].rows == 24
 
 
 def test_simulate_judges_each_format_by_its_own_cells(tmp_path):

@@ -1,9 +1,10 @@
-"""Profiling: the stability rule, the stored profile and its fingerprint, the package hook."""
+"""Profiling: the stability rule, the stored profile and its fingerprint, the package step."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from packager.estimate.measure.profile import (
 from runtime.bundle import open_bundle
 from runtime.data.testdata import open_test_data
 from runtime.manifest import Manifest
+from runtime.profile import CheckRun, DataRead, ProcessCheck, Profile, Startup, Write
 from runtime.run import RunOptions
 
 QUICK = ["--seconds", "0.3", "--batch-sizes", "32,256"]
@@ -55,43 +57,45 @@ def test_profile_cli_stores_profile_with_fingerprint(bundle, digits_dir, capsys)
     assert "profile stored" in capsys.readouterr().out
     opened = open_bundle(bundle)  # still verifies: the manifest is not checksummed
     profile = opened.manifest.profile
-    fp = profile["fingerprint"]
+    fp = profile.fingerprint
     for key in ("cpu_model", "cpu_threads", "gpus", "versions", "device", "intra_op_threads"):
-        assert key in fp
-    assert fp["versions"]["onnxruntime"]
-    assert profile["data"]["source"].startswith("public test data") and not profile["data"]["synthetic"]
+        assert key in fp.to_dict()
+    assert fp.versions["onnxruntime"]
+    assert profile.data.source.startswith("public test data") and not profile.data.synthetic
     for member in opened.manifest.members:
         for variant in member.variants:
-            rec = profile["members"][member.name][variant.name]  # the runtime's cost prior
-            assert rec["s_per_row"] > 0 and rec["setup_s"] > 0
-            assert rec["batch_size"] == member.batch_size
-            assert set(rec["batches"]) == {"32", "256"}
-            point = rec["batches"]["256"]
-            assert point["windows"] and point["calls"] >= len(point["windows"])
-            assert sum(point["stages"].values()) == pytest.approx(point["s_per_batch"])
-    assert profile["data"]["read_s_per_row"] >= 0 and profile["write"]["s_per_row"] >= 0
-    startup = profile["startup"]
-    assert startup["import_s"] > 0 and startup["hash_bytes_per_s"] > 0
+            rec = profile.members[member.name][variant.name]  # the runtime's cost prior
+            assert rec.s_per_row > 0 and rec.setup_s > 0
+            assert rec.batch_size == member.batch_size
+            assert set(rec.batches) == {32, 256}
+            point = rec.batches[256]
+            assert point.windows and point.calls >= len(point.windows)
+            stages = point.stages
+            assert stages.read + stages.decode + stages.preprocess + stages.infer + stages.postprocess == pytest.approx(
+                point.s_per_batch)
+    assert profile.data.read_s_per_row >= 0 and profile.write.s_per_row >= 0
+    startup = profile.startup
+    assert startup.import_s > 0 and startup.hash_bytes_per_s > 0
     # The process around the run, measured apart: start, imports, exit (with the members' sessions loaded), the
     # least of five runs each; the three of one run add up to that run's whole, so their least to no more than
     # the least whole (how close depends on how steady this machine was, not on ninefit: not asserted).
-    assert startup["python_s"] > 0 and startup["imports_s"] > startup["python_s"] and startup["exit_s"] > 0
-    assert len(startup["import_runs"]) == 5 and startup["import_s"] == min(startup["import_runs"])
-    assert startup["python_s"] + startup["imports_s"] + startup["exit_s"] <= startup["import_s"] + 1e-9
-    run = profile["checkpoint"]["run"]  # the runtime's own end-to-end check runs
-    assert "error" not in run, run
-    assert run["fixed_s"] >= 0 and run["bookkeeping_s_per_chunk"] >= 0 and 0.5 <= run["inference_factor"] <= 1.5
+    assert startup.python_s > 0 and startup.imports_s > startup.python_s and startup.exit_s > 0
+    assert len(startup.import_runs) == 5 and startup.import_s == min(startup.import_runs)
+    assert startup.python_s + startup.imports_s + startup.exit_s <= startup.import_s + 1e-9
+    run = profile.checkpoint.run  # the runtime's own end-to-end check runs
+    assert run.error is None, run
+    assert run.fixed_s >= 0 and run.bookkeeping_s_per_chunk >= 0 and 0.5 <= run.inference_factor <= 1.5
     # The small check run once more as a whole process (the fastest of three), and what a fresh process pays
     # beyond its parts measured apart: the whole less the parts and the warm run. Its sign depends on the
     # machine's load while each was measured (the estimate takes a negative one off the imports), so only
     # the arithmetic is asserted here; a whole process outlasts a bare interpreter's start on any machine.
-    process = run["process"]
-    assert process["rows"] == run["points"][0]["rows"] and len(process["runs"]) == 3
-    assert process["wall_s"] == min(process["runs"]) and process["wall_s"] > startup["python_s"]
-    parts = startup["python_s"] + startup["imports_s"] + startup["exit_s"] + (startup["first_session_s"] or 0.0)
-    assert startup["cold_s"] == pytest.approx(process["wall_s"] - parts - run["points"][0]["seconds"])
-    assert "_folder" not in run["points"][0]
-    assert profile["checkpoint"]["save_s"] > 0 and profile["checkpoint"]["files"] == 512
+    process = run.process
+    assert process.rows == run.points[0].rows and len(process.runs) == 3
+    assert process.wall_s == min(process.runs) and process.wall_s > startup.python_s
+    parts = startup.python_s + startup.imports_s + startup.exit_s + (startup.first_session_s or 0.0)
+    assert startup.cold_s == pytest.approx(process.wall_s - parts - run.points[0].seconds)
+    assert "_folder" not in run.points[0].to_dict()
+    assert profile.checkpoint.save_s > 0 and profile.checkpoint.files == 512
     assert not list(bundle.glob(".manifest.json.*")), "temporary manifest left behind"
 
 
@@ -99,15 +103,16 @@ def test_cold_start_is_the_whole_process_less_its_measured_parts():
     from packager.estimate.measure.overheads import cold_start
 
     # The process stages as the estimate prices them: each one's best (0.37 s), not the best of their sum.
-    startup = {"python_s": 0.02, "imports_s": 0.3, "exit_s": 0.05, "import_s": 0.39, "first_session_s": 0.01}
-    run = {"points": [{"rows": 64, "seconds": 0.1}], "process": {"wall_s": 0.55, "runs": [0.55, 0.6], "rows": 64}}
+    startup = Startup(python_s=0.02, imports_s=0.3, exit_s=0.05, import_s=0.39, first_session_s=0.01)
+    run = CheckRun.from_dict({"points": [{"rows": 64, "seconds": 0.1}],
+                              "process": {"wall_s": 0.55, "runs": [0.55, 0.6], "rows": 64}})
     assert cold_start(startup, run) == pytest.approx(0.07)
     # The parts measured apart over-count the whole process: negative, taken off the imports by the estimate.
-    assert cold_start(startup, {**run, "process": {"wall_s": 0.4}}) == pytest.approx(-0.08)
-    older = {"import_s": 0.39, "first_session_s": 0.01}  # a profile with the three stages' sum only
+    assert cold_start(startup, replace(run, process=ProcessCheck(wall_s=0.4))) == pytest.approx(-0.08)
+    older = Startup(import_s=0.39, first_session_s=0.01)  # a profile with the three stages' sum only
     assert cold_start(older, run) == pytest.approx(0.05)
-    assert cold_start({"import_s": None, "note": "not measured"}, run) is None  # nothing to say
-    assert cold_start(startup, {"points": run["points"]}) is None
+    assert cold_start(Startup(note="not measured"), run) is None  # nothing to say
+    assert cold_start(startup, CheckRun(points=run.points)) is None
 
 
 def test_lane_speedup_is_a_ratio_of_the_lanes_spans(monkeypatch, tmp_path):
@@ -119,11 +124,11 @@ def test_lane_speedup_is_a_ratio_of_the_lanes_spans(monkeypatch, tmp_path):
                  {"seconds": 0.8, "lanes": 2, "threads": 1, "span_s": 0.4}])
     monkeypatch.setattr(overheads, "_one_check", lambda *a, **k: next(runs))
     one = {"seconds": 1.0, "inside_s": 0.6, "chunks": 10, "span_s": 0.7}
-    out = overheads.lane_speedup(None, tmp_path, tmp_path, 1000, one, 0.01, {}, {}, RunOptions(lanes=1))
+    out = overheads.lane_speedup(None, tmp_path, tmp_path, 1000, one, 0.01, DataRead(), Write(), RunOptions(lanes=1))
     assert out["lanes"] == 2 and out["speedup"] == pytest.approx(0.7 / 0.4)
     # Without lane steps in the reports: the one-lane part less the difference of the two runs.
     runs = iter([{"seconds": 0.9, "lanes": 2, "threads": 1}, {"seconds": 0.95, "lanes": 2, "threads": 1}])
-    out = overheads.lane_speedup(None, tmp_path, tmp_path, 1000, {**one, "span_s": 0.0}, 0.01, {}, {},
+    out = overheads.lane_speedup(None, tmp_path, tmp_path, 1000, {**one, "span_s": 0.0}, 0.01, DataRead(), Write(),
                                  RunOptions(lanes=1))
     assert out["speedup"] == pytest.approx(0.7 / (0.7 - 0.1))
 
@@ -131,9 +136,9 @@ def test_lane_speedup_is_a_ratio_of_the_lanes_spans(monkeypatch, tmp_path):
 @pytest.mark.timeout(180)
 def test_profile_on_synthetic_rows_says_so(bundle):
     profile = profile_bundle(bundle, None, ProfileOptions(seconds_per_member=0.2, batch_sizes=(64,), startup=False))
-    assert profile["data"]["synthetic"] and profile["data"]["source"].startswith("synthetic")
-    assert profile["members"]["mlp"]["fp32"]["s_per_row"] > 0
-    assert profile["startup"]["import_s"] is None
+    assert profile.data.synthetic and profile.data.source.startswith("synthetic")
+    assert profile.members["mlp"]["fp32"].s_per_row > 0
+    assert profile.startup.import_s is None and profile.to_dict()["startup"]["import_s"] is None  # written as null
 
 
 @pytest.mark.timeout(180)
@@ -155,7 +160,7 @@ def test_profile_refuses_a_damaged_bundle(bundle, capsys):
     assert main(["profile", str(bundle), *QUICK]) == 2
     err = capsys.readouterr().err
     assert "checksum" in err and "Traceback" not in err
-    assert Manifest.load(bundle).profile == {}
+    assert Manifest.load(bundle).profile == Profile()
 
 
 @pytest.mark.timeout(180)
@@ -212,8 +217,8 @@ def test_data_given_as_a_table_file_is_read_whatever_its_name(bundle, digits_dir
     (folder / "sample_submission.csv").write_text("\n".join(sample_lines) + "\n")
     options = ProfileOptions(seconds_per_member=0.1, batch_sizes=(32,), startup=False, check_run=False)
     profile = profile_bundle(bundle, folder / "public.csv", options)
-    assert profile["data"]["rows"] == 100
-    assert profile["data"]["source"] == f"public test data: {folder / 'public.csv'}"
+    assert profile.data.rows == 100
+    assert profile.data.source == f"public test data: {folder / 'public.csv'}"
 
 
 @pytest.mark.timeout(60)
@@ -283,9 +288,9 @@ def test_package_profiles_images_without_an_image_dir(tmp_path):
     out = tmp_path / "bundle"
     package(root / "ninefit.toml", out, PackageOptions(steps=(step,)), log=lambda _m: None)
     profile = Manifest.load(out).profile
-    assert profile["members"]["tiny"]["fp32"]["s_per_row"] > 0
-    assert profile["data"]["rows"] == 6 and not profile["data"]["synthetic"]
-    assert "error" not in profile["checkpoint"]["run"], profile["checkpoint"]["run"]
+    assert profile.members["tiny"]["fp32"].s_per_row > 0
+    assert profile.data.rows == 6 and not profile.data.synthetic
+    assert profile.checkpoint.run.error is None, profile.checkpoint.run
 
 
 @pytest.mark.timeout(300)
@@ -298,5 +303,43 @@ def test_process_stages_are_measured_from_a_relative_bundle_path(bundle, monkeyp
     root = Path(bundle.name)
     models = tuple(root / m.variants[0].file for m in Manifest.load(root).members)
     out = measure_startup(root, models[0], False, models)
-    assert "note" not in out, out
-    assert out["python_s"] > 0 and out["imports_s"] > 0 and out["exit_s"] > 0 and out["first_session_s"] is not None
+    assert out.note is None, out
+    assert out.python_s > 0 and out.imports_s > 0 and out.exit_s > 0 and out.first_session_s is not None
+
+
+def _layout(value, path: str = "") -> set[str]:
+    """The JSON layout of a profile: every key path, with the kind of what it holds (a number and a null alike:
+    measured figures; a batch size or a member's own names as ``*``)."""
+    if isinstance(value, dict):
+        out = {f"{path}{{}}"}
+        for key, child in value.items():
+            name = "*" if key.isdigit() else key
+            out |= _layout(child, f"{path}.{name}")
+        return out
+    if isinstance(value, list):
+        return {f"{path}[]"} | {p for child in value for p in _layout(child, f"{path}[]")}
+    kind = "str" if isinstance(value, str) else "bool" if isinstance(value, bool) else "value"
+    return {f"{path}:{kind}"}
+
+
+@pytest.mark.timeout(300)
+def test_a_new_profile_is_written_as_the_older_version_wrote_it(bundle, digits_dir):
+    """manifest.json does not change with the typed profile: a profile measured now has the very JSON layout of
+    one ninefit 0.1.0 wrote (tests/runtime/data/manifest-0.1.0-digits.json, `ninefit package` of the digits
+    example, its default batch sizes), key for key."""
+    from runtime.execute.lanes import usable_cores
+
+    old = json.loads((Path(__file__).parents[1] / "runtime" / "data" / "manifest-0.1.0-digits.json").read_text())
+    assert main(["profile", str(bundle), "--data", str(digits_dir / "data"), "--seconds", "0.3"]) == 0
+    new = json.loads((bundle / "manifest.json").read_text())
+    assert set(new) == set(old)
+    optional = ("..checkpoint.run.lanes", "..checkpoint.run.process", "..startup.cold_s", "..fingerprint.gpus[]",
+                "..checkpoint.run.points[].threads", "..checkpoint.run.lanes.threads")
+    if usable_cores() > 1:  # the lanes' check runs: on a machine of one core, none
+        optional = optional[1:]
+
+    def layout(profile) -> set[str]:
+        return {p for p in _layout(profile, ".") if not p.startswith(optional)}
+
+    assert layout(new["profile"]) == layout(old["profile"])
+    assert Manifest.load(bundle).to_json() == (bundle / "manifest.json").read_text()  # and it reads back the same

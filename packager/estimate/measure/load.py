@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from runtime.profile import Load
+
 #: Other processes using more than this share of the cores while profiling make every figure suspect.
 BUSY = 0.25
 
@@ -17,7 +19,8 @@ BUSY = 0.25
 class LoadMeter:
     """The CPU time other processes took while the profile was measured (psutil; nothing without it).
 
-    :meth:`read` gives ``{"seconds", "cores", "others_cpu_share", "steal_share"}``: the whole machine's
+    :meth:`read` gives the profile's :class:`~runtime.profile.Load` (``seconds``, ``cores``,
+    ``others_cpu_share``, ``steal_share``; empty without psutil): the whole machine's
     busy CPU time (steal included: a VM's neighbours) less this process's and its children's (the
     profile's own subprocesses), over the wall time and the cores.
     """
@@ -39,18 +42,19 @@ class LoadMeter:
     def _own(t: Any) -> float:
         return t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)
 
-    def read(self) -> dict[str, float]:
+    def read(self) -> Load:
         if self._start is None:
-            return {}
+            return Load.from_dict({})
         t0, sys0, own0 = self._start
         wall, sys1, own1 = time.perf_counter() - t0, self._psutil.cpu_times(), self._psutil.Process().cpu_times()
         cores = self._psutil.cpu_count() or 1
         if wall <= 0:
-            return {}
+            return Load.from_dict({})
         others = self._busy(sys1) - self._busy(sys0) - (self._own(own1) - self._own(own0))
         steal = getattr(sys1, "steal", 0.0) - getattr(sys0, "steal", 0.0)
-        return {"seconds": wall, "cores": cores, "others_cpu_share": min(max(others / (wall * cores), 0.0), 1.0),
-                "steal_share": min(max(steal / (wall * cores), 0.0), 1.0)}
+        return Load.from_dict({"seconds": wall, "cores": cores,
+                               "others_cpu_share": min(max(others / (wall * cores), 0.0), 1.0),
+                               "steal_share": min(max(steal / (wall * cores), 0.0), 1.0)})
 
 
 __all__ = ["BUSY", "LoadMeter"]

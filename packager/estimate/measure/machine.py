@@ -13,6 +13,8 @@ import os
 import platform
 import re
 
+from runtime.profile import Fingerprint
+
 #: A CPU's clock when neither psutil nor /proc/cpuinfo tells it.
 DEFAULT_MHZ = 2000.0
 
@@ -79,7 +81,7 @@ def cuda_devices() -> list[dict[str, object]]:
     return out
 
 
-def fingerprint() -> dict[str, object]:
+def fingerprint() -> Fingerprint:
     """Describe this machine and its inference stack, to store with a measured profile."""
     model, mhz, flags = parse_cpuinfo(read_cpuinfo())
     simd = next((f for f in ("avx512f", "avx2", "avx", "neon", "asimd") if f in flags), "none")
@@ -95,7 +97,7 @@ def fingerprint() -> dict[str, object]:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             continue
-    return {
+    return Fingerprint.from_dict({
         "platform": platform.platform(),
         "machine": platform.machine(),
         "python": platform.python_version(),
@@ -108,7 +110,7 @@ def fingerprint() -> dict[str, object]:
         "host_ram_bytes": host_ram(),
         "gpus": [{**g, "capability": list(g["capability"])} for g in cuda_devices()],  # type: ignore[call-overload]
         "versions": versions,
-    }
+    })
 
 
 __all__ = ["DEFAULT_MHZ", "cpu_mhz", "cuda_devices", "fingerprint", "host_ram", "local_cores", "parse_cpuinfo",

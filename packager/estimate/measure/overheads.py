@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from runtime.execute.checkpoint import MAX_CHUNKS, member_grid
 from runtime.data.testdata import TestData
 from runtime.output.ensemble import Accumulator
 from runtime.manifest import MANIFEST_NAME, Manifest
+from runtime.profile import Checkpoint, CheckRun, DataRead, Ensemble, Startup, VariantCost, Write
 from runtime.execute.lanes import usable_cores
 from runtime.run import RunOptions, member_width
 from runtime.output.formats import Formatter, match
@@ -111,7 +113,7 @@ def _bundle_env() -> dict[str, str]:
     return env
 
 
-def measure_startup(root: Path, model: Path, images: bool, models: tuple[Path, ...] = ()) -> dict[str, Any]:
+def measure_startup(root: Path, model: Path, images: bool, models: tuple[Path, ...] = ()) -> Startup:
     """The process around a run, as a user times it: the least of ``_STARTUP_RUNS`` runs, in the
     bundle folder (so the vendored runtime is imported), and the extra cost of a process's first session.
 
@@ -132,13 +134,13 @@ def measure_startup(root: Path, model: Path, images: bool, models: tuple[Path, .
                               capture_output=True, text=True, timeout=300)
         ended = time.perf_counter()
         if done.returncode != 0:
-            return {"import_s": None, "note": f"imports failed: {done.stderr.strip()[-300:]}"}
+            return Startup.from_dict({"import_s": None, "note": f"imports failed: {done.stderr.strip()[-300:]}"})
         try:
             t0, t1, t2 = (float(x) for x in done.stdout.split()[-3:])
         except ValueError:
-            return {"import_s": None, "note": f"unexpected output: {done.stdout.strip()[-300:]}"}
+            return Startup.from_dict({"import_s": None, "note": f"unexpected output: {done.stdout.strip()[-300:]}"})
         if not launched <= t0 <= t1 <= t2 <= ended:  # not one clock after all: no split
-            return {"import_s": None, "note": "the subprocess's clock is not this one's"}
+            return Startup.from_dict({"import_s": None, "note": "the subprocess's clock is not this one's"})
         runs.append((t0 - launched, t1 - t0, ended - t2, ended - launched - (t2 - t1)))
     # The least disturbed of each: other work on the machine only ever slows a process down
     # (as the member windows keep the fastest).
@@ -151,10 +153,10 @@ def measure_startup(root: Path, model: Path, images: bool, models: tuple[Path, .
         out["first_session_s"] = float(done.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         out["first_session_s"] = None
-    return out
+    return Startup.from_dict(out)
 
 
-def cold_start(startup: dict[str, Any], run: dict[str, Any]) -> float | None:
+def cold_start(startup: Startup, run: CheckRun) -> float | None:
     """What a fresh process pays on first touch (lazy imports, first calls, the first chunk's wait)
     beyond the measured process stages: the small check run as a whole process
     (:func:`process_check`) less its start, imports, first session and exit (``startup``) and the
@@ -164,15 +166,14 @@ def cold_start(startup: dict[str, Any], run: dict[str, Any]) -> float | None:
     measure loads what any run may import (pandas' lazy pyarrow, PIL), a given run less. The
     estimate then takes it off the imports (:meth:`packager.estimate.price.costing.Costing.bundle_items`),
     so that the small run's estimate is its whole process, measured."""
-    process, points = run.get("process"), run.get("points") or []
+    wall, points = run.process.wall_s, run.points
     # The process stages as the estimate prices them (each one's best), so that the small run's estimate
     # is its whole process; an older profile has their sum only.
-    parts = [startup.get(k) for k in ("python_s", "imports_s", "exit_s")]
-    around = sum(parts) if None not in parts else startup.get("import_s")
-    if not process or not points or around is None:
+    parts = [startup.python_s, startup.imports_s, startup.exit_s]
+    around = sum(p for p in parts if p is not None) if None not in parts else startup.import_s
+    if wall is None or not points or points[0].seconds is None or around is None:
         return None
-    return (process["wall_s"] - float(around) - float(startup.get("first_session_s") or 0.0)
-            - float(points[0]["seconds"]))
+    return float(wall) - float(around) - float(startup.first_session_s or 0.0) - float(points[0].seconds)
 
 
 def hash_rate(size: int = 32 << 20) -> float:
@@ -188,7 +189,7 @@ def hash_rate(size: int = 32 << 20) -> float:
         return size / (time.perf_counter() - t0)
 
 
-def measure_write(manifest: Manifest, test: TestData, sample, rows: list[int], folder: Path) -> dict[str, Any]:
+def measure_write(manifest: Manifest, test: TestData, sample, rows: list[int], folder: Path) -> Write:
     """Ensemble finalisation plus formatting + ``write_atomic`` at each row count.
 
     ``values`` and ``argmax`` format the first ``n`` rows alone, and once more
@@ -222,10 +223,10 @@ def measure_write(manifest: Manifest, test: TestData, sample, rows: list[int], f
         write_atomic(folder / "submission.csv", sample.header, body)
         points.append((n, time.perf_counter() - t0))
     fixed, per_row = fit_line(points)
-    return {"fixed_s": fixed, "s_per_row": per_row, "points": points}
+    return Write.from_dict({"fixed_s": fixed, "s_per_row": per_row, "points": points})
 
 
-def measure_checkpoint(manifest: Manifest, folder: Path, files: int = MAX_CHUNKS) -> dict[str, Any]:
+def measure_checkpoint(manifest: Manifest, folder: Path, files: int = MAX_CHUNKS) -> Checkpoint:
     """Seconds to save (tmp file + ``os.replace``) and load one chunk of predictions.
 
     The runtime checkpoints every chunk (at most ``MAX_CHUNKS`` per member, in
@@ -262,13 +263,14 @@ def measure_checkpoint(manifest: Manifest, folder: Path, files: int = MAX_CHUNKS
     few_saves, few_loads = saves[-20:], loads[-20:]  # the same files in a full folder, as the big ones
     big_saves, big_loads = timed(rows * _BIG_CHUNK, 20, "b")
     extra = rows * (_BIG_CHUNK - 1)
-    return {"rows": rows, "files": files, "save_s": statistics.mean(saves),
-            "save_few_s": statistics.median(saves[:20]), "load_s": statistics.mean(loads),
-            "save_s_per_row": max(statistics.median(big_saves) - statistics.median(few_saves), 0.0) / extra,
-            "load_s_per_row": max(statistics.median(big_loads) - statistics.median(few_loads), 0.0) / extra}
+    return Checkpoint.from_dict({
+        "rows": rows, "files": files, "save_s": statistics.mean(saves),
+        "save_few_s": statistics.median(saves[:20]), "load_s": statistics.mean(loads),
+        "save_s_per_row": max(statistics.median(big_saves) - statistics.median(few_saves), 0.0) / extra,
+        "load_s_per_row": max(statistics.median(big_loads) - statistics.median(few_loads), 0.0) / extra})
 
 
-def measure_ensemble(manifest: Manifest, rows: int) -> dict[str, Any]:
+def measure_ensemble(manifest: Manifest, rows: int) -> Ensemble:
     """Seconds per row and member of ``Accumulator.add`` at each member's batch size."""
     width = member_width(manifest)
     rng = np.random.default_rng(0)
@@ -282,12 +284,12 @@ def measure_ensemble(manifest: Manifest, rows: int) -> dict[str, Any]:
             acc.add(member.weight, done, values)
             done += len(values)
         per_row.append((time.perf_counter() - t0) / max(done, 1))
-    return {"s_per_row": max(per_row) if per_row else 0.0}
+    return Ensemble.from_dict({"s_per_row": max(per_row) if per_row else 0.0})
 
 
-def check_run(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, Any], data_info: dict[str, Any],
-               write: dict[str, Any], chunk: dict[str, Any], max_rows: int, run_options: RunOptions,
-               hash_bytes_per_s: float | None = None) -> dict[str, Any]:
+def check_run(bundle: Bundle, data_dir: Path, work: Path, members: Mapping[str, Mapping[str, VariantCost]],
+              read: DataRead, write: Write, chunk: Checkpoint, max_rows: int, run_options: RunOptions,
+              hash_bytes_per_s: float | None = None) -> CheckRun:
     """Run the runtime itself end to end (``runtime.run.run``) at two sizes.
 
     What its run report shows beyond the measured parts (session setup,
@@ -300,7 +302,7 @@ def check_run(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, Any
     (:func:`runtime.execute.checkpoint.member_grid`); the manifest is put back after.
     """
     manifest = bundle.manifest
-    per_row = sum(members[m.name][m.variants[0].name]["s_per_row"] for m in manifest.members)
+    per_row = sum(float(members[m.name][m.variants[0].name].s_per_row or 0.0) for m in manifest.members)
     batch = max(m.batch_size for m in manifest.members)
     # Enough chunks to tell per-chunk work from fixed work, within about a second of inference.
     big = int(min(max_rows, max(4 * batch, min(_CHECK_SECONDS / max(per_row, 1e-9), _CHECK_CHUNKS * batch))))
@@ -310,24 +312,23 @@ def check_run(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, Any
     if not files:  # a staged bundle inside `ninefit package`: list its files for verification
         files = checksum_tree(bundle.root)
     kept = replace(manifest, files=files)
-    bundle = replace(bundle, manifest=replace(kept, profile={**(manifest.profile or {}), "members": members}))
+    bundle = replace(bundle, manifest=replace(kept, profile=replace(manifest.profile, members=members)))
     path.write_text(bundle.manifest.to_json(), encoding="utf-8")
     listed = sum((Path(bundle.root) / rel).stat().st_size for rel in files if (Path(bundle.root) / rel).is_file())
     verify_s = listed / hash_bytes_per_s if hash_bytes_per_s else 0.0  # priced apart, as the verify stage
     try:
-        return _check_runs(bundle, data_dir, work, members, data_info, write, chunk, run_options, verify_s,
-                           small, big)
+        return _check_runs(bundle, data_dir, work, members, read, write, chunk, run_options, verify_s, small, big)
     finally:
         path.write_text(kept.to_json(), encoding="utf-8")
 
 
-def _check_runs(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, Any], data_info: dict[str, Any],
-                write: dict[str, Any], chunk: dict[str, Any], run_options: RunOptions, verify_s: float,
-                small: int, big: int) -> dict[str, Any]:
+def _check_runs(bundle: Bundle, data_dir: Path, work: Path, members: Mapping[str, Mapping[str, VariantCost]],
+                read: DataRead, write: Write, chunk: Checkpoint, run_options: RunOptions, verify_s: float,
+                small: int, big: int) -> CheckRun:
     manifest = bundle.manifest
     # Each size twice, the faster kept (other work only slows a run down): the per-chunk residual below
     # is a difference of whole runs, and one disturbed run would price every chunk of a hidden test.
-    runs = [[_one_check(bundle, data_dir, work / f"check-{rows}-{k}", rows, data_info, write, run_options, verify_s)
+    runs = [[_one_check(bundle, data_dir, work / f"check-{rows}-{k}", rows, read, write, run_options, verify_s)
              for k in range(_CHECK_REPEATS)] for rows in (small, big)]
     points = [min(repeats, key=lambda p: p["seconds"]) for repeats in runs]
     folders = [p.pop("_folder") for p in points]
@@ -339,7 +340,7 @@ def _check_runs(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, A
     # where other work slowed the member windows and not the check run).
     # Too short a run says little: 1.
     alone = sum(_stream_s(members[m.name][m.variants[0].name], m.batch_size, big)
-                + members[m.name][m.variants[0].name].get("warmup_s", 0.0) for m in manifest.members)
+                + float(members[m.name][m.variants[0].name].warmup_s or 0.0) for m in manifest.members)
     in_runtime = 1.0
     if alone > 0 and b["inference_s"] >= _FACTOR_MIN_S:
         in_runtime = min(max(b["inference_s"] / alone, _FACTOR_MIN), _FACTOR_MAX)
@@ -350,7 +351,7 @@ def _check_runs(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, A
     fixed = max(a["residual_s"] - per_chunk * a["chunks"], 0.0)
     # What a chunk costs beyond saving and loading it (measured apart, at a full
     # folder): memory checks, re-planning, progress.
-    beyond = max(per_chunk - chunk["save_few_s"] - chunk["load_s"], 0.0)
+    beyond = max(per_chunk - float(chunk.save_few_s or 0.0) - float(chunk.load_s or 0.0), 0.0)
     out = {"points": points, "fixed_s": fixed, "overhead_s_per_chunk": per_chunk, "bookkeeping_s_per_chunk": beyond,
            "inference_factor": in_runtime,
            # every repeat's seconds per size: how far the repeats agreed (packager.estimate.price.noise)
@@ -359,13 +360,12 @@ def _check_runs(bundle: Bundle, data_dir: Path, work: Path, members: dict[str, A
     if process is not None:
         out["process"] = {**process, "rows": small}
     if run_options.lanes == 1 and usable_cores() > 1:
-        out["lanes"] = lane_speedup(bundle, data_dir, work, big, b, per_chunk, data_info, write, run_options, verify_s)
-    return out
+        out["lanes"] = lane_speedup(bundle, data_dir, work, big, b, per_chunk, read, write, run_options, verify_s)
+    return CheckRun.from_dict(out)
 
 
 def lane_speedup(bundle: Bundle, data_dir: Path, work: Path, rows: int, one: dict[str, Any], per_chunk: float,
-                 data_info: dict[str, Any], write: dict[str, Any], run_options: RunOptions,
-                 verify_s: float = 0.0) -> dict[str, Any]:
+                 read: DataRead, write: Write, run_options: RunOptions, verify_s: float = 0.0) -> dict[str, Any]:
     """The members' part of a run on the lanes the run's rule gives here, against one lane.
 
     ``one`` is the one-lane check run at ``rows`` (the faster of two); the same
@@ -381,7 +381,7 @@ def lane_speedup(bundle: Bundle, data_dir: Path, work: Path, rows: int, one: dic
     where the rule gives one lane for these rows.
     """
     many = replace(run_options, lanes=None)
-    runs_n = [_one_check(bundle, data_dir, work / f"check-lanes-{k}", rows, data_info, write, many, verify_s)
+    runs_n = [_one_check(bundle, data_dir, work / f"check-lanes-{k}", rows, read, write, many, verify_s)
               for k in range(_CHECK_REPEATS)]
     best_n = min(runs_n, key=lambda p: p["seconds"])
     lanes = int(best_n.get("lanes") or 1)
@@ -399,17 +399,17 @@ def lane_speedup(bundle: Bundle, data_dir: Path, work: Path, rows: int, one: dic
             "runs_s": [r["seconds"] for r in runs_n]}
 
 
-def _stream_s(record: dict[str, Any], batch: int, rows: int) -> float:
+def _stream_s(cost: VariantCost, batch: int, rows: int) -> float:
     """Seconds of ``predict_rows`` over ``rows`` rows at ``batch``, from a member's measurement."""
-    point = record["batches"].get(str(batch))
+    point = cost.batches.get(batch)
     if point is None:
-        return record["s_per_row"] * rows
+        return float(cost.s_per_row or 0.0) * rows
     full, rest = divmod(rows, batch)
-    return full * point["s_per_batch"] + rest * point["s_per_row"]
+    return full * float(point.s_per_batch or 0.0) + rest * float(point.s_per_row or 0.0)
 
 
-def _one_check(bundle: Bundle, data_dir: Path, work: Path, rows: int, data_info: dict[str, Any],
-               write: dict[str, Any], run_options: RunOptions, verify_s: float = 0.0) -> dict[str, Any]:
+def _one_check(bundle: Bundle, data_dir: Path, work: Path, rows: int, read: DataRead, write: Write,
+               run_options: RunOptions, verify_s: float = 0.0) -> dict[str, Any]:
     from runtime.run import run
 
     manifest = bundle.manifest
@@ -427,11 +427,11 @@ def _one_check(bundle: Bundle, data_dir: Path, work: Path, rows: int, data_info:
     infer = sum(float(m.get("seconds") or 0) + float(m.get("warmup_seconds") or 0) for m in data["members"])
     inside = load + infer
     writes = int(data.get("submission_writes") or len(manifest.members) + 2)
-    one_write = write["fixed_s"] + write["s_per_row"] * rows
-    read = data_info["read_fixed_s"] + data_info["read_s_per_row"] * rows
+    one_write = float(write.fixed_s or 0.0) + float(write.s_per_row or 0.0) * rows
+    reading = float(read.read_fixed_s or 0.0) + float(read.read_s_per_row or 0.0) * rows
     chunks = sum(len(member_grid(rows, m, manifest.profile)) for m in manifest.members)
     hooks = float((data.get("features") or {}).get("seconds") or 0.0)  # the features stage, priced apart
-    residual = max(seconds - inside - read - writes * one_write - verify_s - hooks, 0.0)
+    residual = max(seconds - inside - reading - writes * one_write - verify_s - hooks, 0.0)
     lanes = data.get("lanes") or []
     steps = [s for lane in lanes for s in lane.get("steps") or []]
     span = max(s["end_s"] for s in steps) - min(s["start_s"] for s in steps) if steps else 0.0

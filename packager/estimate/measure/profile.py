@@ -40,7 +40,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -63,10 +63,21 @@ from runtime.errors import BundleError, DataError, NinefitError
 from runtime.fileio import atomic_write
 from runtime.manifest import MANIFEST_NAME, Manifest, Member, Variant
 from runtime.execute.predict import predict_rows
+from runtime.profile import (
+    PROFILE_VERSION,
+    Checkpoint,
+    CheckRun,
+    DataRead,
+    Fingerprint,
+    Load,
+    MeasureOptions,
+    Profile,
+    Startup,
+    VariantCost,
+    Write,
+)
 from runtime.run import RunOptions, load_runner
 
-#: Bumped when a key changes meaning; readers ignore keys they do not know.
-PROFILE_VERSION = 1
 _SPLIT_CALLS = 3  # calls timed for the preprocess / infer split of each point
 _CHECK_MAX_ROWS = 100_000  # rows of the larger end-to-end check run, at most
 
@@ -254,8 +265,8 @@ def _measure_setup(bundle: Bundle, member: Member, variant: Variant, run_options
 
 
 def profile_member(bundle: Bundle, member: Member, test: TestData, options: ProfileOptions,
-                   log: Callable[[str], None] = lambda _m: None) -> dict[str, dict[str, Any]]:
-    """``{variant: {...}}`` for every variant of ``member`` (see :func:`profile_bundle`)."""
+                   log: Callable[[str], None] = lambda _m: None) -> dict[str, VariantCost]:
+    """``{variant: VariantCost}`` for every variant of ``member`` (see :func:`profile_bundle`)."""
     if member.text is not None:  # cost per token, over the public lengths: .textcost
         from packager.estimate.measure.textcost import profile_text_member
 
@@ -265,7 +276,7 @@ def profile_member(bundle: Bundle, member: Member, test: TestData, options: Prof
     share = options.seconds_per_member / (len(member.variants) * len(batches))
     run_options = RunOptions(backend=options.backend, threads=options.threads,
                              device_id=options.device_id, progress=False)
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, VariantCost] = {}
     for variant in member.variants:
         t_variant = time.perf_counter()
         points: dict[int, _Point] = {}
@@ -289,7 +300,7 @@ def profile_member(bundle: Bundle, member: Member, test: TestData, options: Prof
         # The session's first call pays lazy initialisation; each new shape pays a little again.
         warmup_s = max(ordered[0].first_call_s - ordered[0].s_per_batch, 0.0)
         reshape_s = statistics.median([max(p.first_call_s - p.s_per_batch, 0.0) for p in ordered[1:]] or [0.0])
-        out[variant.name] = {
+        out[variant.name] = cost = VariantCost.from_dict({
             "s_per_row": packaged.s_per_row,
             "setup_s": setup_s,
             "warmup_s": warmup_s,
@@ -304,10 +315,10 @@ def profile_member(bundle: Bundle, member: Member, test: TestData, options: Prof
             "rows_measured": sum(p.rows for p in points.values()),
             "seconds": time.perf_counter() - t_variant,
             "batches": {str(b): p.to_dict() for b, p in sorted(points.items())},
-        }
+        })
         log(f"{member.name}/{variant.name}: {packaged.s_per_row * 1e6:.1f} us/row at batch {packaged.batch} "
             f"(fastest at {best.batch}), setup {setup_s * 1e3:.0f} ms"
-            f"{'' if out[variant.name]['stable'] else ' (windows never settled: fastest kept)'}")
+            f"{'' if cost.stable else ' (windows never settled: fastest kept)'}")
     return out
 
 
@@ -324,8 +335,8 @@ def profile_bundle(
     data: str | os.PathLike | None = None,
     options: ProfileOptions = ProfileOptions(),
     log: Callable[[str], None] = lambda _m: None,
-) -> dict[str, Any]:
-    """Measure every member of a bundle here; returns the ``manifest.profile`` dict.
+) -> Profile:
+    """Measure every member of a bundle here; returns the profile (stored as ``manifest.profile``).
 
     Args:
         bundle: A bundle folder (verified first) or an opened :class:`Bundle`
@@ -337,67 +348,93 @@ def profile_bundle(
         log: Receives one line per measured variant.
 
     Returns:
-        ``{"version", "created", "fingerprint", "options", "data", "startup",
-        "ensemble", "write", "members", "load"}`` (``load``: the other processes' share of the
-        cores meanwhile, :class:`packager.estimate.measure.load.LoadMeter`), where ``members[name][variant]`` has
-        ``s_per_row`` (whole per-batch path at the member's batch size),
-        ``setup_s``, ``batch_size``, ``best_batch_size``, ``device``,
-        ``backend``, ``stable`` and ``batches[str(b)]`` with ``s_per_row``,
-        ``s_per_batch``, ``windows``, ``stable`` and ``stages`` (seconds per
-        batch of preprocess, infer, postprocess).
+        The :class:`runtime.profile.Profile`: its ``members[name][variant]``
+        (:class:`~runtime.profile.VariantCost`) has ``s_per_row`` (whole per-batch path at the
+        member's batch size), ``setup_s``, ``batch_size``, ``best_batch_size``, ``device``,
+        ``backend``, ``stable`` and ``batches[b]`` with ``s_per_row``, ``s_per_batch``,
+        ``windows``, ``stable`` and ``stages`` (seconds per batch of read, decode, preprocess,
+        infer, postprocess); ``data``, ``write``, ``ensemble``, ``checkpoint``, ``startup`` the
+        bundle-wide stages; ``fingerprint``, ``options`` and ``load`` (the other processes' share
+        of the cores meanwhile, :class:`packager.estimate.measure.load.LoadMeter`) where.
 
     Raises:
         BundleError: The bundle fails verification.
         DataError: The data does not fit the bundle.
         BackendError: A member cannot be loaded or run here.
     """
-    load = LoadMeter()  # other processes' share of the cores while measuring (packager.estimate.measure.load)
-    t_verify = None
-    if not isinstance(bundle, Bundle):
-        t0 = time.perf_counter()
-        bundle = open_bundle(bundle)
-        t_verify = time.perf_counter() - t0
+    meter = LoadMeter()  # other processes' share of the cores while measuring (packager.estimate.measure.load)
+    bundle, t_verify = _opened(bundle)
     manifest = bundle.manifest
-    root = Path(bundle.root)
     if not manifest.members:
-        raise BundleError(f"bundle {root} has no members to profile")
+        raise BundleError(f"bundle {bundle.root} has no members to profile")
     with tempfile.TemporaryDirectory(prefix="ninefit-profile-") as tmp:
         work = Path(tmp)
-        if data is None:
-            if any(m.text is not None for m in manifest.members):
-                raise DataError("profiling a text bundle needs the public test data (its token lengths set the "
-                                "cost): pass --data, or keep the spec's test table on disk when packaging")
-            data_dir = write_synthetic_data(manifest, work / "synthetic")
-            source = f"synthetic: {SYNTHETIC_ROWS} random rows of the declared input shapes"
-        else:  # a folder holding manifest.data.test, or the table itself (whatever its name)
-            data_dir = Path(data)
-            source = f"public test data: {data_dir if data_dir.is_file() else data_dir / manifest.data.test}"
-        max_batch = max(max(batch_sizes_for(m, options)) for m in manifest.members)
-        data_info, test, sample = measure_data(manifest, data_dir, work, max_batch, assets=root)
-        data_info["source"] = source
-        data_info["synthetic"] = data is None
+        read, test, sample = _read_data(bundle, data, work, options)
         try:  # imported before timing setup: the import is counted in startup
             import onnxruntime  # noqa: F401
         except ImportError:
             pass
-
-        members = {}
-        for member in manifest.members:
-            members[member.name] = profile_member(bundle, member, test, options, log)
-        write = measure_write(manifest, test, sample, [min(data_info["rows"], test.n_rows), test.n_rows], work)
+        members = {m.name: profile_member(bundle, m, test, options, log) for m in manifest.members}
+        write = measure_write(manifest, test, sample, [min(int(read.rows or 0), test.n_rows), test.n_rows], work)
         checkpoint = measure_checkpoint(manifest, work / "chunks")
         rate = hash_rate()
         if options.check_run:
-            # One lane: the check run refines one session's figures; lanes are the plan's to model.
-            run_options = RunOptions(backend=options.backend, threads=options.threads, device_id=options.device_id,
-                                     lanes=1)
-            try:
-                checkpoint["run"] = check_run(bundle, work / "tiled", work, members, data_info, write, checkpoint,
-                                              _CHECK_MAX_ROWS, run_options, hash_bytes_per_s=rate)
-            except Exception as exc:  # noqa: BLE001 - a refinement: the profile stands without it
-                checkpoint["run"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
-                log(f"end-to-end check run failed, its refinements are left out: {checkpoint['run']['error']}")
+            checkpoint = replace(checkpoint, run=_check_run(bundle, work, members, read, write, checkpoint, options,
+                                                            rate, log))
     ensemble = measure_ensemble(manifest, test.n_rows)
+    startup = _startup(bundle, options, checkpoint.run, t_verify, rate)
+    return Profile(
+        version=PROFILE_VERSION, created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        fingerprint=_fingerprint(members, options), options=_options(options), data=read, startup=startup,
+        ensemble=ensemble, write=write, checkpoint=checkpoint, members=members, load=_load(meter, log),
+    )
+
+
+def _opened(bundle: str | os.PathLike | Bundle) -> tuple[Bundle, float | None]:
+    """The bundle, opened and verified (and how long that took) unless it is one already."""
+    if isinstance(bundle, Bundle):
+        return bundle, None
+    t0 = time.perf_counter()
+    opened = open_bundle(bundle)
+    return opened, time.perf_counter() - t0
+
+
+def _read_data(bundle: Bundle, data: str | os.PathLike | None, work: Path, options: ProfileOptions):
+    """Reading the test data (the public one, else synthetic rows written into ``work``): its cost, the
+    tiled test data the members are measured on, and the sample submission."""
+    manifest = bundle.manifest
+    if data is None:
+        if any(m.text is not None for m in manifest.members):
+            raise DataError("profiling a text bundle needs the public test data (its token lengths set the "
+                            "cost): pass --data, or keep the spec's test table on disk when packaging")
+        data_dir = write_synthetic_data(manifest, work / "synthetic")
+        source = f"synthetic: {SYNTHETIC_ROWS} random rows of the declared input shapes"
+    else:  # a folder holding manifest.data.test, or the table itself (whatever its name)
+        data_dir = Path(data)
+        source = f"public test data: {data_dir if data_dir.is_file() else data_dir / manifest.data.test}"
+    max_batch = max(max(batch_sizes_for(m, options)) for m in manifest.members)
+    read, test, sample = measure_data(manifest, data_dir, work, max_batch, assets=Path(bundle.root))
+    return replace(read, source=source, synthetic=data is None), test, sample
+
+
+def _check_run(bundle: Bundle, work: Path, members: dict[str, dict[str, VariantCost]], read: DataRead, write: Write,
+               checkpoint: Checkpoint, options: ProfileOptions, rate: float, log: Callable[[str], None]) -> CheckRun:
+    """The runtime end to end (:func:`packager.estimate.measure.overheads.check_run`), on one lane: the check
+    run refines one session's figures; lanes are the plan's to model. A failure leaves its error."""
+    run_options = RunOptions(backend=options.backend, threads=options.threads, device_id=options.device_id, lanes=1)
+    try:
+        return check_run(bundle, work / "tiled", work, members, read, write, checkpoint, _CHECK_MAX_ROWS, run_options,
+                         hash_bytes_per_s=rate)
+    except Exception as exc:  # noqa: BLE001 - a refinement: the profile stands without it
+        failed = CheckRun(error=f"{type(exc).__name__}: {exc}"[:300])
+        log(f"end-to-end check run failed, its refinements are left out: {failed.error}")
+        return failed
+
+
+def _startup(bundle: Bundle, options: ProfileOptions, run: CheckRun, t_verify: float | None, rate: float) -> Startup:
+    """The process around a run (:func:`packager.estimate.measure.overheads.measure_startup`), the bundle's
+    verification, and a fresh process's first touches (from the check runs)."""
+    root, manifest = Path(bundle.root), bundle.manifest
     if t_verify is None:
         t0 = time.perf_counter()
         checksum_tree(root)
@@ -407,33 +444,31 @@ def profile_bundle(
     images = manifest.data.format == "images"
     loaded = tuple(root / m.variants[0].file for m in manifest.members)  # what the run has loaded when it exits
     startup = (measure_startup(root, smallest, images, loaded) if options.startup
-               else {"import_s": None, "note": "not measured"})
-    startup.update(verify_s=t_verify, bundle_bytes=bundle_bytes, hash_bytes_per_s=rate)
-    cold = cold_start(startup, checkpoint.get("run") or {}) if options.check_run else None
-    if cold is not None:
-        startup["cold_s"] = cold
-    busy = load.read()
-    if busy.get("others_cpu_share", 0.0) > BUSY:
-        log(f"other processes used {busy['others_cpu_share']:.0%} of the cores while profiling: the figures are "
+               else Startup.from_dict({"import_s": None, "note": "not measured"}))
+    startup = replace(startup, verify_s=t_verify, bundle_bytes=bundle_bytes, hash_bytes_per_s=rate)
+    cold = cold_start(startup, run) if options.check_run else None
+    return replace(startup, cold_s=cold) if cold is not None else startup
+
+
+def _load(meter: LoadMeter, log: Callable[[str], None]) -> Load:
+    """The other processes' share of the cores while measuring; said when it makes the figures uncertain."""
+    busy = meter.read()
+    if (busy.others_cpu_share or 0.0) > BUSY:
+        log(f"other processes used {busy.others_cpu_share:.0%} of the cores while profiling: the figures are "
             "uncertain (the estimate widens their bands); profile again on a quiet machine for firmer ones")
-    fp = fingerprint()
-    devices = {v["device"] for m in members.values() for v in m.values()}
-    fp.update(intra_op_threads=options.threads, backend=options.backend or "default",
-              device="gpu" if "gpu" in devices else "cpu")
-    return {
-        "version": PROFILE_VERSION,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "fingerprint": fp,
-        "options": {"seconds_per_member": options.seconds_per_member, "tolerance": options.tolerance,
-                    "stable_windows": options.stable_windows, "batch_sizes": options.batch_sizes},
-        "data": data_info,
-        "startup": startup,
-        "ensemble": ensemble,
-        "write": write,
-        "checkpoint": checkpoint,
-        "members": members,
-        "load": busy,
-    }
+    return busy
+
+
+def _fingerprint(members: dict[str, dict[str, VariantCost]], options: ProfileOptions) -> Fingerprint:
+    """This machine (:func:`packager.estimate.measure.machine.fingerprint`), how the members ran on it."""
+    devices = {v.device for m in members.values() for v in m.values()}
+    return fingerprint().updated(intra_op_threads=options.threads, backend=options.backend or "default",
+                                 device="gpu" if "gpu" in devices else "cpu")
+
+
+def _options(options: ProfileOptions) -> MeasureOptions:
+    return MeasureOptions.from_dict({"seconds_per_member": options.seconds_per_member, "tolerance": options.tolerance,
+                                     "stable_windows": options.stable_windows, "batch_sizes": options.batch_sizes})
 
 
 def profile_step(options: ProfileOptions = ProfileOptions(), log: Callable[[str], None] = print):
@@ -452,8 +487,9 @@ def profile_step(options: ProfileOptions = ProfileOptions(), log: Callable[[str]
     return step
 
 
-def store_profile(bundle_dir: str | os.PathLike, profile: dict[str, Any]) -> Path:
-    """Replace ``manifest.profile`` in place, atomically (``runtime.fileio.atomic_write``).
+def store_profile(bundle_dir: str | os.PathLike, profile: Profile | Mapping[str, Any]) -> Path:
+    """Replace ``manifest.profile`` in place, atomically (``runtime.fileio.atomic_write``); a mapping is
+    read as the profile's JSON (:meth:`runtime.profile.Profile.from_dict`).
 
     The manifest is not among the checksummed files, so the bundle stays valid.
     """

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from runtime.errors import DataError
 from runtime.output.formats import match
 from runtime.manifest import DataSpec, Manifest, SubmissionSpec
 from runtime.output.submission import read_sample
+from runtime.profile import DataRead
 
 SYNTHETIC_ROWS = 256
 _SYNTHETIC_IMAGES = 32
@@ -231,8 +233,9 @@ def held_bytes_per_row(ids: list[str], sample) -> float:
     return total / n
 
 
-def measure_data(manifest: Manifest, data_dir: Path, work: Path, max_batch: int, assets: Path | None = None):
-    """Read at the public size and at a tiled size; returns (data dict, tiled TestData, sample).
+def measure_data(manifest: Manifest, data_dir: Path, work: Path, max_batch: int,
+                 assets: Path | None = None) -> tuple[DataRead, TestData, Any]:
+    """Read at the public size and at a tiled size; returns (its cost, tiled TestData, sample).
 
     ``data_dir`` is the data folder or the test table itself; the tiled copy is
     written to ``work / "tiled"``. ``assets`` is the bundle root (text members' tokenizers).
@@ -253,11 +256,11 @@ def measure_data(manifest: Manifest, data_dir: Path, work: Path, max_batch: int,
     fixed, per_row = fit_line([(n0, t_small), (n1, t_big)])
     memory = int(test_big.frame.memory_usage(deep=True).sum())
     sample = read_sample(tiled_dir / manifest.submission.sample, manifest.submission)
-    data = {
+    data = DataRead.from_dict({
         "rows": n0, "format": spec.format, "table_bytes_per_row": bytes_per_row,
         "memory_bytes_per_row": memory / n1, "ids_bytes_per_row": held_bytes_per_row(test_big.ids, sample),
         "read_fixed_s": fixed, "read_s_per_row": per_row, "points": [[n0, t_small], [n1, t_big]],
-    }
+    })
     return data, test_big, sample
 
 

@@ -28,6 +28,7 @@ from runtime.execute.checkpoint import member_grid
 from runtime.data.testdata import TestData
 from runtime.manifest import Member, Variant
 from runtime.data.text import Chunk, expected_padding, length_stats, row_cost
+from runtime.profile import TextCost, VariantCost
 
 #: Quantiles of the public window lengths the cost is measured at.
 QUANTILES = (0.1, 0.5, 0.9, 1.0)
@@ -110,18 +111,18 @@ def profile_text_variant(runner, member: Member, variant: Variant, test: TestDat
     batches, padded = expected_padding(rows, grid, batch, member.text.max_tokens)
     text.update(batches=batches, padded_tokens=padded, padded_tokens_per_row=padded / max(rows.n_rows, 1),
                 padding_waste=padded / max(int(rows.lengths.sum()), 1))
-    spr = row_cost({"text": text}, rows, grid, batch, member.text.max_tokens) or 0.0
+    spr = row_cost(VariantCost(text=TextCost.from_dict(text)), rows, grid, batch, member.text.max_tokens) or 0.0
     return {"s_per_row": spr, "text": text, "warmup_s": max(firsts[0], 0.0),
             "reshape_s": statistics.median([max(f, 0.0) for f in firsts[1:]] or [0.0]),
             "stable": all(p["stable"] for p in points)}
 
 
 def profile_text_member(bundle, member: Member, test: TestData, options, measure_setup: Callable,
-                        run_options, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
-    """``{variant: {...}}`` for a text member, in the profile's format (see ``profile.profile_bundle``)."""
+                        run_options, log: Callable[[str], None]) -> dict[str, VariantCost]:
+    """``{variant: VariantCost}`` for a text member (see ``profile.profile_bundle``)."""
     from dataclasses import replace
 
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, VariantCost] = {}
     batch = member.batch_size
     for variant in member.variants:
         t0 = time.perf_counter()
@@ -138,11 +139,11 @@ def profile_text_member(bundle, member: Member, test: TestData, options, measure
         point = {"s_per_row": spr, "s_per_batch": spr * batch, "stable": rec["stable"], "first_call_s": 0.0,
                  "windows": [], "calls": 0, "rows": test.n_rows,
                  "stages": {"preprocess": 0.0, "infer": spr * batch, "postprocess": 0.0}}
-        out[variant.name] = {
+        out[variant.name] = VariantCost.from_dict({
             **rec, "setup_s": setup_s, "batch_size": batch, "best_batch_size": batch, "precision": variant.precision,
             "tta": 1, "device": device, "backend": backend, "rows_measured": test.n_rows,
             "seconds": time.perf_counter() - t0, "batches": {str(batch): point},
-        }
+        })
         t = rec["text"]
         log(f"{member.name}/{variant.name}: {t['s_per_token'] * 1e6:.2f} us/token + {t['s_per_window'] * 1e6:.1f} "
             f"us/window -> {spr * 1e3:.2f} ms/row over the public lengths (padding waste {t['padding_waste']:.2f}), "

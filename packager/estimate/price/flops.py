@@ -375,100 +375,117 @@ def _strip(tensor: TensorProto) -> None:
     tensor.external_data.add(key="location", value="<not loaded>")
 
 
-def _walk(graph: onnx.GraphProto, batch_size: int) -> GraphCost:
-    shapes: dict[str, tuple[int, ...] | None] = {}
-    itemsize: dict[str, float] = {}
-    dtypes: dict[str, int] = {}
+class _Tensors:
+    """Every tensor of a graph whose shape is known: its shape, element size and type; the weights (initializers
+    and constants); and what was read of them (bytes per element type, names of unknown size)."""
 
-    def record(name: str, elem_type: int, dims: list[int] | None) -> None:
-        shapes[name] = None if dims is None else tuple(dims)
-        itemsize[name] = _ITEMSIZE.get(elem_type, 0.0)
-        dtypes[name] = elem_type
+    def __init__(self, graph: onnx.GraphProto):
+        self.shapes: dict[str, tuple[int, ...] | None] = {}
+        self.itemsize: dict[str, float] = {}
+        self.dtypes: dict[str, int] = {}
+        self.by_dtype: dict[int, float] = {}
+        self.unresolved: dict[str, None] = {}
+        for value in (*graph.input, *graph.output, *graph.value_info):
+            tt = value.type.tensor_type
+            known = tt.HasField("shape") and all(d.HasField("dim_value") for d in tt.shape.dim)
+            self.record(value.name, tt.elem_type, [d.dim_value for d in tt.shape.dim] if known else None)
+        self.weights = {t.name: t for t in graph.initializer}
+        for tensor in graph.initializer:
+            self.record(tensor.name, tensor.data_type, list(tensor.dims))
+        for node in graph.node:
+            if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+                for attr in node.attribute:
+                    if attr.name == "value":
+                        self.record(node.output[0], attr.t.data_type, list(attr.t.dims))
+                        self.weights[node.output[0]] = attr.t
 
-    for value in (*graph.input, *graph.output, *graph.value_info):
-        tt = value.type.tensor_type
-        known = tt.HasField("shape") and all(d.HasField("dim_value") for d in tt.shape.dim)
-        record(value.name, tt.elem_type, [d.dim_value for d in tt.shape.dim] if known else None)
-    weights = {t.name: t for t in graph.initializer}
-    for tensor in graph.initializer:
-        record(tensor.name, tensor.data_type, list(tensor.dims))
-    for node in graph.node:
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
-            for attr in node.attribute:
-                if attr.name == "value":
-                    record(node.output[0], attr.t.data_type, list(attr.t.dims))
-                    weights[node.output[0]] = attr.t
+    def record(self, name: str, elem_type: int, dims: list[int] | None) -> None:
+        self.shapes[name] = None if dims is None else tuple(dims)
+        self.itemsize[name] = _ITEMSIZE.get(elem_type, 0.0)
+        self.dtypes[name] = elem_type
 
-    unresolved: dict[str, None] = {}
-    by_dtype: dict[int, float] = {}
+    def size_of(self, name: str) -> float | None:
+        shape = self.shapes.get(name)
+        return None if shape is None else _numel(shape) * self.itemsize.get(name, 0.0)
 
-    def size_of(name: str) -> float | None:
-        shape = shapes.get(name)
-        return None if shape is None else _numel(shape) * itemsize.get(name, 0.0)
-
-    def nbytes(name: str) -> float:
-        size = size_of(name)
+    def nbytes(self, name: str) -> float:
+        """Bytes of a tensor read or written (counted by element type); 0 and noted when its size is unknown."""
+        size = self.size_of(name)
         if size is None:
-            unresolved[name] = None
+            self.unresolved[name] = None
             return 0.0
-        by_dtype[dtypes[name]] = by_dtype.get(dtypes[name], 0.0) + size
+        self.by_dtype[self.dtypes[name]] = self.by_dtype.get(self.dtypes[name], 0.0) + size
         return size
 
+    def dtype(self) -> str:
+        """The floating type most bytes moved in (float32 when none did)."""
+        floats = {t: b for t, b in self.by_dtype.items() if t in _FLOAT_NAMES}
+        return _FLOAT_NAMES[max(floats, key=floats.__getitem__)] if floats else "float32"
+
+
+def _node_flops(node: onnx.NodeProto, key: str, tensors: _Tensors, unknown: dict[str, None]) -> float:
+    """A node's FLOPs by its op's handler; 0 and noted for an op without one, or inputs of unknown shape."""
+    standard = node.domain in ("", "ai.onnx")
+    known = standard or (node.domain == "com.microsoft" and node.op_type in _CONTRIB)
+    handler = _HANDLERS.get(node.op_type) if known else None
+    if handler is None:
+        unknown[key] = None
+        return 0.0
+    try:
+        return handler(_Node(node, tensors.shapes))
+    except _Missing as missing:
+        tensors.unresolved[str(missing)] = None
+        return 0.0
+
+
+def _node_bytes(node: onnx.NodeProto, tensors: _Tensors, weights_read: set[str]) -> tuple[float, float]:
+    """(bytes a node moves, of which weights read for the first time): a view moves nothing, a weight is read once,
+    a Gather of an embedding reads the rows it gathers."""
+    if node.op_type in _VIEWS:
+        return 0.0, 0.0
+    moved = weight_bytes = 0.0
+    for i, name in enumerate(node.input):
+        if not name:
+            continue
+        if name not in tensors.weights:
+            moved += tensors.nbytes(name)
+        elif name not in weights_read:
+            weights_read.add(name)
+            size = tensors.nbytes(name)
+            rows = tensors.size_of(node.output[0]) if node.op_type == "Gather" and i == 0 else None
+            size = size if rows is None else min(size, rows)
+            weight_bytes += size
+            moved += size
+    moved += sum(tensors.nbytes(name) for name in node.output if name)
+    return moved, weight_bytes
+
+
+def _walk(graph: onnx.GraphProto, batch_size: int) -> GraphCost:
+    tensors = _Tensors(graph)
     weights_read: set[str] = set()
     nodes: list[NodeCost] = []
     per_op: dict[str, tuple[float, float]] = {}
     unknown: dict[str, None] = {}
     weight_bytes = 0.0
     for node in graph.node:
-        op = node.op_type
-        standard = node.domain in ("", "ai.onnx")
-        key = op if standard else f"{node.domain}.{op}"
-        known = standard or (node.domain == "com.microsoft" and op in _CONTRIB)
-        handler = _HANDLERS.get(op) if known else None
-        flops = 0.0
-        if handler is None:
-            unknown[key] = None
-        else:
-            try:
-                flops = handler(_Node(node, shapes))
-            except _Missing as missing:
-                unresolved[str(missing)] = None
-        moved = 0.0
-        if op not in _VIEWS:
-            for i, name in enumerate(node.input):
-                if not name:
-                    continue
-                if name in weights:
-                    if name in weights_read:
-                        continue
-                    weights_read.add(name)
-                    size = nbytes(name)
-                    rows = size_of(node.output[0]) if op == "Gather" and i == 0 else None
-                    size = size if rows is None else min(size, rows)
-                    weight_bytes += size
-                    moved += size
-                else:
-                    moved += nbytes(name)
-            moved += sum(nbytes(name) for name in node.output if name)
-        nodes.append(NodeCost(node.name, key, flops, moved, op not in _VIEWS))
+        key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+        flops = _node_flops(node, key, tensors, unknown)
+        moved, weights = _node_bytes(node, tensors, weights_read)
+        weight_bytes += weights
+        nodes.append(NodeCost(node.name, key, flops, moved, node.op_type not in _VIEWS))
         old = per_op.get(key, (0.0, 0.0))
         per_op[key] = (old[0] + flops, old[1] + moved)
-
-    input_bytes = sum(size_of(v.name) or 0.0 for v in graph.input if v.name not in weights)
-    output_bytes = sum(size_of(v.name) or 0.0 for v in graph.output)
-    floats = {t: b for t, b in by_dtype.items() if t in _FLOAT_NAMES}
-    dtype = _FLOAT_NAMES[max(floats, key=floats.__getitem__)] if floats else "float32"
     return GraphCost(
         flops=sum(n.flops for n in nodes),
         bytes=sum(n.bytes for n in nodes),
         weight_bytes=weight_bytes,
         per_op=per_op,
         unknown_ops=tuple(sorted(unknown)),
-        unresolved=tuple(unresolved),
+        unresolved=tuple(tensors.unresolved),
         batch_size=batch_size,
-        input_bytes=input_bytes,
-        output_bytes=output_bytes,
-        dtype=dtype,
+        input_bytes=sum(tensors.size_of(v.name) or 0.0 for v in graph.input if v.name not in tensors.weights),
+        output_bytes=sum(tensors.size_of(v.name) or 0.0 for v in graph.output),
+        dtype=tensors.dtype(),
         nodes=tuple(nodes),
     )
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from packager.estimate.measure import machine
 from runtime.errors import SpecError
+from runtime.profile import Fingerprint
 
 GB = 1e9
 #: Host clock of a Kaggle notebook: "Intel(R) Xeon(R) CPU @ 2.20GHz" in users' reports.
@@ -232,30 +233,27 @@ def detect_local(use_gpu: bool | None = None) -> Hardware:
     )
 
 
-def from_fingerprint(fp: Mapping[str, object]) -> Hardware:
-    """The machine a profile was measured on, rebuilt from its :func:`fingerprint` (key ``"profiled"``).
+def from_fingerprint(fp: Fingerprint) -> Hardware:
+    """The machine a profile was measured on, rebuilt from its fingerprint (key ``"profiled"``).
 
-    A GPU profile (``fp["device"] == "gpu"``) takes the catalog entry of its
+    A GPU profile (``fp.device == "gpu"``) takes the catalog entry of its
     first GPU (:func:`known_gpu`), else the L4's figures at low confidence; a
     CPU profile is estimated as :func:`detect_local` estimates this machine's
     CPU, from the fingerprint's cores, clock and SIMD level.
     """
-    gpus = fp.get("gpus") or []
-    if fp.get("device", "cpu") == "gpu" and gpus:
-        name = str(gpus[0].get("name", ""))  # type: ignore[index, union-attr]
+    if (fp.device or "cpu") == "gpu" and fp.gpus:
+        name = fp.gpus[0].name or ""
         known = known_gpu(name)
         if known is not None:
             return replace(known, key="profiled", name=name, devices=1)
         return replace(_GPUS["l4"], key="profiled", name=name, devices=1, confidence="low", device_name=name)
-    simd = str(fp.get("cpu_simd") or "none")
+    simd = fp.cpu_simd or "none"
     flags = {simd}
     # Profiles from before "cpu_fma" was recorded: every AVX2 / AVX-512 CPU has FMA.
-    if fp.get("cpu_fma", simd in ("avx2", "avx512f")):
+    if fp.cpu_fma if fp.cpu_fma is not None else simd in ("avx2", "avx512f"):
         flags.add("fma")
-    model = str(fp.get("cpu_model") or "profiled CPU")
-    return _cpu("profiled", model, int(fp.get("cpu_threads") or 1),  # type: ignore[call-overload]
-                float(fp.get("cpu_mhz") or KAGGLE_HOST_MHZ),  # type: ignore[arg-type]
-                flags, float(fp.get("host_ram_bytes") or _KAGGLE_RAM),  # type: ignore[arg-type]
+    return _cpu("profiled", fp.cpu_model or "profiled CPU", int(fp.cpu_threads or 1),
+                float(fp.cpu_mhz or KAGGLE_HOST_MHZ), flags, float(fp.host_ram_bytes or _KAGGLE_RAM),
                 "the profile's fingerprint")
 
 

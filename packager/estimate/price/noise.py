@@ -27,10 +27,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
 
 from packager.estimate.measure.load import BUSY
-from packager.estimate.price.costing import Check, Item
+from packager.estimate.price.items import Check, Item
+from runtime.profile import BatchPoint, Profile
 
 #: Repeats whose largest is more than this times their smallest disagree: the figure is not trusted as measured.
 NOISY = 1.25
@@ -43,46 +43,45 @@ def spread(values: Iterable[float]) -> float:
     return max(xs) / min(xs) if len(xs) >= 2 else 1.0
 
 
-def _point_spread(point: Mapping[str, Any], count: int) -> float:
-    return spread((point.get("windows") or [])[-count:])
+def _point_spread(point: BatchPoint, count: int) -> float:
+    return spread(point.windows[-count:])
 
 
-def member_spread(profile: Mapping[str, Any], member: str, variant: str, batch: int) -> float:
+def member_spread(profile: Profile, member: str, variant: str, batch: int) -> float:
     """Spread of the windows behind a member's figure at ``batch`` (every measured batch where that one was not)."""
-    rec = ((profile.get("members") or {}).get(member) or {}).get(variant) or {}
-    points = rec.get("batches") or {}
-    count = int((profile.get("options") or {}).get("stable_windows") or _WINDOWS)
-    if str(batch) in points:
-        return _point_spread(points[str(batch)], count)
+    rec = profile.cost(member, variant)
+    points = rec.batches if rec is not None else {}
+    count = int(profile.options.stable_windows or _WINDOWS)
+    if batch in points:
+        return _point_spread(points[batch], count)
     return max([_point_spread(p, count) for p in points.values()] or [1.0])
 
 
-def bundle_spreads(profile: Mapping[str, Any]) -> dict[str, tuple[float, str]]:
-    """``{"process" | "check" | "lanes": (spread, what was repeated)}`` of the profile's bundle-wide repeats."""
-    startup = profile.get("startup") or {}
-    run = (profile.get("checkpoint") or {}).get("run") or {}
+def bundle_spreads(profile: Profile) -> dict[str, tuple[float, str]]:
+    """``{"process" | "check" | "lanes" | "load": (spread, what was repeated)}`` of the profile's bundle-wide repeats."""
+    run = profile.checkpoint.run
     out: dict[str, tuple[float, str]] = {}
-    runs = startup.get("import_runs") or []
+    runs = profile.startup.import_runs
     out["process"] = (spread(runs), f"{len(runs)} interpreter-and-imports runs")
-    repeats = run.get("repeats_s") or []
+    repeats = run.repeats_s
     check = max([spread(r) for r in repeats] or [1.0])
-    whole = (run.get("process") or {}).get("runs") or []
+    whole = run.process.runs
     out["check"] = (max(check, spread(whole)), f"the end-to-end check runs ({sum(map(len, repeats)) + len(whole)})")
-    lanes = (run.get("lanes") or {}).get("runs_s") or []
+    lanes = run.lanes.runs_s
     out["lanes"] = (spread(lanes), f"{len(lanes)} lane check runs")
-    share = float((profile.get("load") or {}).get("others_cpu_share") or 0.0)
+    share = float(profile.load.others_cpu_share or 0.0)
     out["load"] = (1 / (1 - min(share, 0.8)) if share > BUSY else 1.0,
                    f"other processes used {share:.0%} of the cores while it was profiled")
     return out
 
 
-def _item_spread(item: Item, profile: Mapping[str, Any], bundle: Mapping[str, tuple[float, str]],
+def _item_spread(item: Item, profile: Profile, bundle: Mapping[str, tuple[float, str]],
                  lanes: int) -> tuple[float, str]:
     own = _own_spread(item, profile, bundle, lanes)
     return max(own, bundle["load"], key=lambda sw: sw[0]) if item.basis.startswith(("measured", "roofline")) else own
 
 
-def _own_spread(item: Item, profile: Mapping[str, Any], bundle: Mapping[str, tuple[float, str]],
+def _own_spread(item: Item, profile: Profile, bundle: Mapping[str, tuple[float, str]],
                 lanes: int) -> tuple[float, str]:
     if item.stage == "inference" and item.member:
         s = member_spread(profile, item.member, item.variant, item.batch_size)
@@ -95,10 +94,10 @@ def _own_spread(item: Item, profile: Mapping[str, Any], bundle: Mapping[str, tup
     return bundle[key] if key else (1.0, "")
 
 
-def widen(items: Sequence[Item], profile: Mapping[str, Any] | None, lanes: int = 1) -> list[Item]:
+def widen(items: Sequence[Item], profile: Profile | None, lanes: int = 1) -> list[Item]:
     """``items`` with each measured one whose repeats disagreed (spread > :data:`NOISY`) at low confidence,
     its band from ``seconds / spread`` to ``seconds x spread`` at least."""
-    if not profile or not profile.get("members"):
+    if profile is None or not profile.measured:
         return list(items)
     bundle = bundle_spreads(profile)
     out = []
@@ -113,9 +112,9 @@ def widen(items: Sequence[Item], profile: Mapping[str, Any] | None, lanes: int =
     return out
 
 
-def noise_check(profile: Mapping[str, Any] | None, items: Sequence[Item], lanes: int = 1) -> Check | None:
+def noise_check(profile: Profile | None, items: Sequence[Item], lanes: int = 1) -> Check | None:
     """A warning naming every disagreement over :data:`NOISY` behind ``items``; None when the repeats agreed."""
-    if not profile or not profile.get("members"):
+    if profile is None or not profile.measured:
         return None
     bundle = bundle_spreads(profile)
     found: dict[str, float] = {}

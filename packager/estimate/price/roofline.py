@@ -132,13 +132,33 @@ def translate(
     check_precision(precision)
     check_precision(local_precision)
     notes: list[str] = []
+    relation, seconds, efficiency, bound = _one_call(measured_s, cost, local, target, precision, local_precision, notes)
+    if target.devices > 1 and data_parallel:
+        speedup = 1 + (target.devices - 1) * _DP_EFFICIENCY
+        seconds = seconds / speedup
+        notes.append(f"data-parallel over {target.devices} devices: x{speedup:.2f} throughput")
+    confidence = _confidence(relation, cost, local, target, precision, notes)
+    low, high = _BANDS[relation]
+    return Estimate(
+        seconds=seconds, low=seconds * low, high=seconds * high, confidence=confidence,
+        target=target.key, precision=precision, bound=bound, efficiency=efficiency,
+        notes=tuple(notes),
+    )
+
+
+def _one_call(measured_s: float, cost: GraphCost, local: Hardware, target: Hardware, precision: str,
+              local_precision: str, notes: list[str]) -> tuple[str, float, float, str]:
+    """(how the two devices relate, seconds of one call on one target device, efficiency, what bounds it).
+
+    The same device scales the measured work by the two roofs; another device of the same kind
+    keeps the measured efficiency (at most 1); another kind clamps it to ``_CROSS_EFFICIENCY``.
+    """
     roof_local, _ = _roof(cost, local, local_precision)
     roof_target, bound = _roof(cost, target, precision)
     overhead_local = min(_overhead(cost, local), (1 - _MIN_WORK_SHARE) * measured_s)
     work_local = measured_s - overhead_local
     efficiency = roof_local / work_local
     overhead_target = _overhead(cost, target)
-
     same_device = target.key == "local" or (
         target.kind == local.kind and target.device_name == local.device_name
     )
@@ -163,13 +183,13 @@ def translate(
         notes.append("measured faster than the local roofline: local peaks underestimated")
     if relation != "same" and overhead_target > roof_target / max(efficiency, 1e-12):
         bound = "overhead"
+    return relation, single, efficiency, bound
 
-    seconds = single
-    if target.devices > 1 and data_parallel:
-        speedup = 1 + (target.devices - 1) * _DP_EFFICIENCY
-        seconds = single / speedup
-        notes.append(f"data-parallel over {target.devices} devices: x{speedup:.2f} throughput")
 
+def _confidence(relation: str, cost: GraphCost, local: Hardware, target: Hardware, precision: str,
+                notes: list[str]) -> str:
+    """High on the same device, medium within a kind, low across kinds; lowered by the catalog's own
+    confidence, bf16 without tensor cores, and ops or shapes the count could not price."""
     confidence = {"same": "high", "kind": "medium", "cross": "low"}[relation]
     if relation != "same":
         confidence = lowest_confidence(confidence, target.confidence, local.confidence)
@@ -180,12 +200,7 @@ def translate(
         confidence = lowest_confidence(confidence, "medium" if relation == "same" else "low")
         notes.append(f"{len(cost.unknown_ops)} unknown op types and {len(cost.unresolved)} "
                      "unresolved shapes priced at 0 flops")
-    low, high = _BANDS[relation]
-    return Estimate(
-        seconds=seconds, low=seconds * low, high=seconds * high, confidence=confidence,
-        target=target.key, precision=precision, bound=bound, efficiency=efficiency,
-        notes=tuple(notes),
-    )
+    return confidence
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,96 @@
+"""What a spec says, once parsed and checked: :class:`Spec`, its models (:class:`ModelSpec`, their rungs
+:class:`VariantSpec`), its submission (:class:`SubmissionSpecIn`) and its features hook (:class:`HooksIn`),
+and the values a key may take."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime.manifest import DataSpec, InputSpec, TextSpec
+
+DTYPES = ("float32", "float16", "float64", "int64", "int32", "uint8", "bool")
+PRECISIONS = ("fp32", "fp16")
+SOURCES = ("factory", "torchscript", "exported_program", "onnx")
+#: What a member's bundle files can be: the ONNX file (always), the torch.export program.
+ARTIFACTS = ("onnx", "torch")
+#: ``init`` values of a factory model without a checkpoint (the only way to package one).
+INITS = ("random",)
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    name: str
+    precision: str = "fp32"
+    tta: tuple[str, ...] = ("none",)
+    image_size: tuple[int, int] | None = None
+    value_factor: float = 1.0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    source: str  # one of SOURCES
+    path: Path | None  # checkpoint / torchscript / exported program / onnx file
+    factory: str = ""  # "module:function" when source == "factory"
+    factory_kwargs: dict[str, Any] = field(default_factory=dict)
+    inputs: tuple[InputSpec, ...] = ()
+    output: str = "output"
+    activation: str = "none"
+    weight: float = 1.0
+    score: float | None = None
+    batch_size: int = 64
+    variants: tuple[VariantSpec, ...] = ()  # the full model first
+    sample_inputs: Path | None = None
+    atol: float | None = None
+    rtol: float | None = None
+    init: str = ""  # "random": a factory model packaged without a checkpoint, on purpose
+    missing: str = ""  # non-finite inputs: "" = the [data] policy
+    fill_value: float | None = None
+    text: TextSpec | None = None  # text models; its tokenizer is the user's path until packaged
+    # The artifacts to carry; None: ONNX, and the torch program where its export and parity succeed.
+    artifacts: tuple[str, ...] | None = None
+
+    @property
+    def trained(self) -> bool:
+        """False only for a factory model the spec packages with its random initial weights."""
+        return self.init != "random"
+
+
+@dataclass(frozen=True)
+class SubmissionSpecIn:
+    mode: str
+    columns: tuple[str, ...]  # values: output columns; argmax: the one label column
+    classes: tuple[str, ...]
+    # The keys of the other modes (runtime.manifest.SubmissionSpec documents each); the hook's module
+    # path (postprocess) is the user's until packaged.
+    options: dict[str, Any] = field(default_factory=dict)
+    postprocess_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class HooksIn:
+    """The features hook as the spec names it: its module and side files on this machine."""
+
+    module: Path | None = None  # the hook's .py file
+    files: tuple[Path, ...] = ()  # side files, as given (relative to the spec's folder)
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    root: Path  # folder of the spec file
+    data: DataSpec
+    test_path: Path  # the test table (or image index) on this machine
+    sample_submission: Path
+    submission: SubmissionSpecIn
+    models: tuple[ModelSpec, ...]
+    combiner: str = "mean"
+    fallback: Path | None = None
+    verify_rows: int = 256
+    hooks: HooksIn = HooksIn()
+
+
+__all__ = ["ARTIFACTS", "DTYPES", "INITS", "PRECISIONS", "SOURCES", "HooksIn", "ModelSpec", "Spec", "SubmissionSpecIn",
+           "VariantSpec"]
