@@ -35,21 +35,33 @@ class Batch:
 
     Attributes:
         index: The call's number, from 0.
-        frame: The rows to predict, as a pandas DataFrame (a fresh 0..n-1 index).
+        table: The rows to predict, a pandas or polars DataFrame as the gateway sent it.
         library: ``pandas`` or ``polars``: what the table came as.
-        inputs: Every other argument by name (frames as pandas), for the features hook.
-        sample: The sample-submission slice as pandas, where the gateway passed one.
+        inputs: Every other argument by name, as sent (for the features hook).
+        sample: The sample-submission slice, where the gateway passed one.
     """
 
     index: int
-    frame: Any
+    table: Any
     library: str
     inputs: dict[str, Any] = field(default_factory=dict)
     sample: Any = None
+    _frame: Any = None
 
     @property
     def rows(self) -> int:
-        return len(self.frame)
+        return len(self.table)
+
+    @property
+    def frame(self) -> Any:
+        """The table as pandas, with a fresh 0..n-1 index (converted once, when asked: the features hook)."""
+        if self._frame is None:
+            self._frame = (self.table.to_pandas() if self.library == "polars" else self.table).reset_index(drop=True)
+        return self._frame
+
+    def column(self, name: str) -> list:
+        """One column of the table, as a list."""
+        return self.table[name].to_list()
 
 
 def _kind(x: Any) -> str:
@@ -89,12 +101,10 @@ def read_batch(index: int, args: Sequence[Any], kwargs: Mapping[str, Any], optio
                               "expected a pandas or polars DataFrame (or Series) of the rows to predict")
     if kind.endswith("Series"):  # a row's columns, one Series each (AIMO): the Series of that length, one frame
         series = {n: _pandas(a) for n, a in named.items() if _kind(a).endswith("Series") and len(a) == len(table)}
-        frame = pd.DataFrame({n: s.to_numpy() for n, s in series.items()})
-    else:
-        frame = _pandas(table).reset_index(drop=True)
-    inputs = {n: _pandas(a) for n, a in named.items() if n != table_name}
+        table, kind = pd.DataFrame({n: s.to_numpy() for n, s in series.items()}), "pandas.DataFrame"
+    inputs = {n: a for n, a in named.items() if n != table_name}
     sample = inputs.get(options.sample) if options.sample else None
-    return Batch(index, frame, kind.split(".")[0], inputs, sample)
+    return Batch(index, table, kind.split(".")[0], inputs, sample)
 
 
 def fallback_cells(spec: SubmissionSpec, options: ServeOptions) -> list[Any]:
@@ -128,9 +138,9 @@ def answer(batch: Batch, values: np.ndarray, covered: np.ndarray, spec: Submissi
     values = values[np.maximum(order, 0)] if n else values[:0]
     columns: dict[str, Any] = {}
     if options.include_id and sample is not None and id_column in sample.columns:
-        columns[id_column] = sample[id_column].to_numpy()
-    elif options.include_id and id_column in batch.frame.columns:
-        columns[id_column] = batch.frame[id_column].to_numpy()
+        columns[id_column] = sample[id_column]
+    elif options.include_id and id_column in batch.table.columns:
+        columns[id_column] = batch.table[id_column]
     targets = _targets(spec, values, covered, n)
     fallback = fallback_cells(spec, options)
     for k, column in enumerate(spec.columns):
@@ -147,23 +157,26 @@ def answer(batch: Batch, values: np.ndarray, covered: np.ndarray, spec: Submissi
     if options.scalar:
         value = columns[spec.columns[0]][0] if n else np.float64("nan")
         return np.float64(value) if spec.mode == "values" else str(value)
-    frame = pd.DataFrame(columns)
     if options.output == "polars" or (options.output == "auto" and batch.library == "polars"):
         import polars as pl
 
-        return pl.from_pandas(frame)
-    return frame
+        return pl.DataFrame({k: (v if _kind(v) == "polars.Series" else
+                                 pl.Series(k, v.to_numpy() if hasattr(v, "to_numpy") else v)) for k, v in columns.items()})
+    return pd.DataFrame({k: v.to_numpy() if hasattr(v, "to_numpy") else v for k, v in columns.items()})
 
 
 def _rows(batch: Batch, id_column: str, events: list[str] | None) -> tuple[np.ndarray, Any]:
     """The answer's rows as positions in the batch (-1: not in it), and the sample slice where it sets them."""
-    sample = batch.sample if batch.sample is not None and len(batch.sample.columns) else None
-    if sample is None or id_column not in sample.columns or id_column not in batch.frame.columns:
+    sample = batch.sample if _kind(batch.sample).endswith("DataFrame") and len(batch.sample.columns) else None
+    if sample is None or id_column not in sample.columns or id_column not in batch.table.columns:
         if sample is not None and len(sample) != batch.rows:
             sample = None  # a slice of another length, with no ids to match by: not a fallback for these rows
         return np.arange(batch.rows), sample
-    position = {str(i): k for k, i in enumerate(batch.frame[id_column].tolist())}
-    wanted = [str(i) for i in sample[id_column].tolist()]
+    table_ids = [str(i) for i in batch.column(id_column)]
+    wanted = [str(i) for i in sample[id_column].to_list()]
+    if table_ids == wanted:  # the usual case: the slice is the batch's rows, in its order
+        return np.arange(batch.rows), sample
+    position = {i: k for k, i in enumerate(table_ids)}
     order = np.fromiter((position.get(i, -1) for i in wanted), dtype=np.int64, count=len(wanted))
     missing = [i for i, k in zip(wanted, order) if k < 0]
     extra = set(position) - set(wanted)

@@ -11,10 +11,12 @@ member that fails on :data:`RETIRE_AFTER` calls in a row is retired.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -68,14 +70,29 @@ class _RunnerOptions:
 
 
 @dataclass
+class _Task:
+    """One call's work for one member, handed to its worker thread."""
+
+    variant: Variant
+    runner: Runner
+    test: Any
+    rows: int
+    end: float | None
+    parts: list = field(default_factory=list)  # the batches' values, as they finish
+    errors: list = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
 class _Slot:
-    """One member's runners and state in the run."""
+    """One member's runners, worker thread and state in the run."""
 
     member: Member
     runners: dict[str, Runner] = field(default_factory=dict)
     batch: int = 0
-    busy: threading.Thread | None = None  # a call's work still running, left behind
-    cancel: threading.Event | None = None
+    tasks: queue.Queue | None = None  # the worker's inbox (a worker per member, started on its first task)
+    busy: _Task | None = None  # a call's work still running, left behind
     failures: int = 0  # calls in a row it failed on
     retired: str = ""
 
@@ -106,7 +123,7 @@ class MemberPool:
         slot = self.slots[name]
         if slot.retired:
             return slot.retired
-        if slot.busy is not None and slot.busy.is_alive():
+        if slot.busy is not None and not slot.busy.done.is_set():
             return "still running a batch it was left behind on"
         slot.busy = None
         return ""
@@ -125,21 +142,21 @@ class MemberPool:
             return self._failed(slot, out, f"could not load {variant.name}: {exc}", t0)
         except Exception as exc:  # noqa: BLE001 - a member that cannot load costs its contribution only
             return self._failed(slot, out, f"could not load {variant.name}: {type(exc).__name__}: {exc}", t0)
-        parts: list[np.ndarray] = []
-        errors: list[BaseException] = []
-        cancel = threading.Event()
-        thread = threading.Thread(target=self._work, args=(slot, variant, runner, test, rows, end, parts, errors, cancel),
-                                  name=f"ninefit-serve-{member.name}", daemon=True)
-        thread.start()
-        thread.join(None if until is None else max(0.0, until - self.clock()))
+        task = _Task(variant, runner, test, rows, end)
+        if slot.tasks is None:
+            slot.tasks = queue.Queue()
+            threading.Thread(target=self._worker, args=(slot,), name=f"ninefit-serve-{member.name}",
+                             daemon=True).start()
+        slot.tasks.put(task)
+        task.done.wait(None if until is None else max(0.0, until - self.clock()))
         out.seconds = self.clock() - t0
-        done = list(parts)  # the batches finished by now (a thread left behind appends no more)
-        if thread.is_alive():
-            cancel.set()
-            slot.busy, slot.cancel = thread, cancel
+        done = list(task.parts)  # the batches finished by now (work left behind appends no more)
+        if not task.done.is_set():
+            task.cancel.set()
+            slot.busy = task
             out.status, out.reason = "abandoned", "still running when the call's time was up: left behind"
-        elif errors:
-            exc = errors[0]
+        elif task.errors:
+            exc = task.errors[0]
             kind = "" if isinstance(exc, NinefitError) else f"{type(exc).__name__}: "
             return self._failed(slot, out, f"{kind}{exc}", t0, partial=done)
         out.values = np.concatenate(done) if done else None
@@ -171,39 +188,50 @@ class MemberPool:
             out.reason += f"; retired for the rest of the run (failed on {RETIRE_AFTER} calls in a row)"
         return out
 
-    def _work(self, slot: _Slot, variant: Variant, runner: Runner, test: TestData, rows: int, end: float | None,
-              parts: list, errors: list, cancel: threading.Event) -> None:
-        """The member's batches, each started only if predicted to end by ``end``."""
-        member = slot.member
+    def _worker(self, slot: _Slot) -> None:
+        """The member's thread: its tasks, one after another (each call's work for it)."""
+        while True:
+            task = slot.tasks.get()
+            if task is None:
+                return
+            try:
+                self._work(slot, task)
+            except BaseException as exc:  # noqa: BLE001 - said to the caller, never raised on this thread
+                task.errors.append(exc)
+            finally:
+                task.done.set()
+
+    def _work(self, slot: _Slot, task: _Task) -> None:
+        """The member's batches of one task, each started only if predicted to end by the task's end."""
+        member, variant = slot.member, task.variant
         rate = self.costs.rate(member.name, variant.name)
         pos = 0
-        try:
-            while pos < rows and not cancel.is_set():
-                n = min(slot.batch, rows - pos)
-                if pos and end is not None and self.clock() + n * self.costs.cautious_s_per_row(
-                        member.name, variant.name) > end:
-                    return
-                t = time.perf_counter()
-                try:
-                    values = predict_rows(runner, member, variant, test, pos, pos + n, n)
-                except OutOfMemoryError:
-                    if slot.batch <= 1:
-                        raise
-                    slot.batch = max(1, slot.batch // 2)
-                    continue
-                if cancel.is_set():
-                    return
-                rate.add(n, time.perf_counter() - t)
-                parts.append(values)
-                pos += n
-        except BaseException as exc:  # noqa: BLE001 - said to the caller, never raised on this thread
-            errors.append(exc)
+        while pos < task.rows and not task.cancel.is_set():
+            n = min(slot.batch, task.rows - pos)
+            if pos and task.end is not None and self.clock() + n * self.costs.cautious_s_per_row(
+                    member.name, variant.name) > task.end:
+                return
+            t = time.perf_counter()
+            try:
+                values = predict_rows(task.runner, member, variant, task.test, pos, pos + n, n)
+            except OutOfMemoryError:
+                if slot.batch <= 1:
+                    raise
+                slot.batch = max(1, slot.batch // 2)
+                continue
+            if task.cancel.is_set():
+                return
+            rate.add(n, time.perf_counter() - t)
+            task.parts.append(values)
+            pos += n
 
     def close(self) -> None:
         """Close every runner (the members' threads left behind are asked to stop first)."""
         for slot in self.slots.values():
-            if slot.cancel is not None:
-                slot.cancel.set()
+            if slot.busy is not None:
+                slot.busy.cancel.set()
+            if slot.tasks is not None:
+                slot.tasks.put(None)
             for runner in slot.runners.values():
                 try:
                     runner.deactivate()

@@ -22,9 +22,11 @@ class ServeOptions:
         start_time: Epoch seconds when the notebook started (``time.time()`` in its first cell); None: now.
         response_timeout_s: The competition's per-call deadline (``set_response_timeout_seconds``); None:
             none. The first call has none whatever this says.
-        expected_batches: How many batches the hidden run sends, when the competition says (or it can be
-            derived): each call's share of the notebook's time is what is left over the batches left.
-            None: unknown (each call may take up to its response deadline).
+        expected_rows: How many rows the hidden test has, when the competition says (the sample
+            submission's rows, a stated test size): the notebook's time is paced over the rows left.
+        expected_batches: How many batches the hidden run sends, when the competition says: without
+            ``expected_rows``, the rows to come are the batches left times the rows per batch so far.
+            Neither: each call may take up to its response deadline, and the notebook's end.
         arguments: Names of ``predict``'s positional arguments, in order (``("test", "lags")``); more
             arguments than names are called ``arg2``, ``arg3``...
         table: The argument holding the rows to predict (default: the first).
@@ -46,6 +48,7 @@ class ServeOptions:
     time_limit_s: float | None = None
     start_time: float | None = None
     response_timeout_s: float | None = None
+    expected_rows: int | None = None
     expected_batches: int | None = None
     arguments: tuple[str, ...] = ()
     table: str = ""
@@ -67,7 +70,7 @@ class ServeOptions:
                 raise UsageError(f"{name} {value!r}: expected a positive number of seconds (or None: none)")
         if self.margin_s is not None and (not _number(self.margin_s) or self.margin_s < 0):
             raise UsageError(f"margin_s {self.margin_s!r}: expected seconds >= 0 (or None: measured)")
-        for name in ("expected_batches", "threads"):
+        for name in ("expected_rows", "expected_batches", "threads"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise UsageError(f"{name} {value!r}: expected a positive whole number (or None)")

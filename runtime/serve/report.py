@@ -54,7 +54,7 @@ class ServeReport:
         self._summarise(record)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
+            with open(self.path, "a" if self.summary["calls"] > 1 else "w", encoding="utf-8") as f:  # a new run: a new file
                 f.write(json.dumps(asdict(record)) + "\n")
             atomic_write(self.summary_path, json.dumps(self.summary, indent=1), fsync=False,
                          what="the serving report's summary", remedy="Give the report a writable folder.")

@@ -83,7 +83,7 @@ def test_a_batch_of_10000_rows_in_one_call(digits_bundle, digits_dir, reference,
     assert [str(v) for v in out["label"]] == [reference[i.rsplit("_", 1)[0]] for i in out["id"]]
 
 
-def test_a_member_too_slow_for_the_deadline_is_left_out_and_the_others_answer_in_time(
+def test_a_member_too_slow_for_the_deadline_runs_what_fits_and_the_others_answer_in_time(
         digits_bundle, digits_dir, tmp_path, monkeypatch):
     env = slow_backend.write_config(tmp_path / "slow.json", s_per_row={"cnn": 0.02, "*": 0.0})  # cnn: 2 s / 100 rows
     for k, v in env.items():
@@ -95,8 +95,9 @@ def test_a_member_too_slow_for_the_deadline_is_left_out_and_the_others_answer_in
     later = _records(tmp_path)[1:]
     assert all(r["latency_s"] < 1.0 for r in later)  # on the run's own clock: sleeps dominate, not this machine
     for r in later:
-        status = {m["member"]: m["status"] for m in r["members"]}
-        assert status == {"cnn": "skipped", "mlp": "done"} and r["fallback_rows"] == 0
+        rows = {m["member"]: (m["status"], m["rows"]) for m in r["members"]}
+        assert rows["mlp"] == ("done", 100) and r["fallback_rows"] == 0
+        assert rows["cnn"][1] < 50  # the rows it has time for (at most 0.7 s of its 2 s), or none
 
 
 def test_a_member_that_slows_down_mid_call_is_left_behind_at_the_deadline(digits_bundle, digits_dir, tmp_path,
@@ -219,7 +220,7 @@ def test_a_stateful_features_hook_carries_its_state_across_50_ordered_time_steps
     projects.write_csv(folder / "data" / "sample_submission.csv", ["id", "target"], [[i, 0] for i in ids])
     projects.linear_checkpoint(folder / "lin.pt", [[1.0, 1.0]])  # target = x + the previous step's mean of x
     bundle = tmp_path / "bundle"
-    package(spec, bundle, log=lambda _m: None)
+    package(spec, bundle)
     predictor = Predictor(bundle, ServeOptions(arguments=("test",), report_path=tmp_path / "s.jsonl"))
     previous = 0.0
     for k, x in enumerate(steps):
