@@ -409,7 +409,7 @@ def _manifest(spec: Spec, members: list[Member], fallback: str, target: str) -> 
     return Manifest(
         name=spec.name, members=tuple(members), data=spec.data,
         submission=submission_spec(spec, members[0].n_outputs if spec.submission.mode == "postprocess" else 0),
-        combiner=spec.combiner, fallback=fallback, target=target,
+        combiner=spec.combiner, fallback=fallback, target=target, serve=spec.serve,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), ninefit_version=runtime.__version__,
     )
 

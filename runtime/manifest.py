@@ -26,7 +26,8 @@ from runtime.profile import Profile
 #: ``Member.torch_skipped``) and ``Manifest.target``; version 1 manifests still load.
 #: 3: hooks (``DataSpec.features*``, ``SubmissionSpec.postprocess``) and the submission formats
 #: ``topk``, ``multilabel``, ``long``, ``rle`` (their keys in ``SubmissionSpec``); older manifests still load.
-SCHEMA_VERSION = 3
+#: 4: ``Manifest.serve`` (:class:`ServeSpec`, the evaluation-API shape); older manifests still load.
+SCHEMA_VERSION = 4
 MANIFEST_NAME = "manifest.json"
 
 #: Activation applied to a model's output before it enters the ensemble.
@@ -35,6 +36,12 @@ ACTIVATIONS = ("none", "softmax", "sigmoid")
 COMBINERS = ("mean", "geometric_mean")
 #: How the combined vector becomes submission columns.
 SUBMISSION_MODES = ("values", "argmax", "topk", "multilabel", "long", "rle", "postprocess")
+#: Submission modes a serving run answers: one row per test row, one cell per target.
+SERVED_MODES = ("values", "argmax", "topk", "multilabel")
+#: What a serving run's answer is built as: the batch's own library, or one named.
+SERVE_OUTPUTS = ("auto", "pandas", "polars")
+#: The order a rehearsal gateway sends the public test's batches in: shuffled, or as the file has them (time order).
+SERVE_ORDERS = ("random", "file")
 #: How an ``rle`` mask is flattened before its runs are counted: column by column (Fortran order,
 #: the convention of most Kaggle segmentation competitions) or row by row.
 RLE_ORDERS = ("column", "row")
@@ -202,6 +209,34 @@ class SubmissionSpec:
 
 
 @dataclass(frozen=True)
+class ServeSpec:
+    """How the bundle serves an evaluation-API competition (``runtime.serve``; docs/spec.md, ``[serve]``).
+
+    The notebook wraps the predictor in ``server``'s class; off Kaggle's rerun it runs the competition's
+    local gateway on ``gateway_paths``. The rest shapes ``predict`` (its arguments and answer), its budget,
+    and how ``ninefit simulate`` cuts the public test into the gateway's batches.
+    """
+
+    server: str = ""  # "kaggle_evaluation.<comp>_inference_server:<Class>"; "": ninefit's stand-in server
+    gateway_paths: tuple[str, ...] = ()  # run_local_gateway's data paths, relative to the competition's folder
+    arguments: tuple[str, ...] = ("test",)  # predict's positional arguments, in order
+    table: str = ""  # the argument holding the rows to predict ("": the first)
+    sample: str = ""  # the argument holding the sample submission's slice ("": none)
+    files: tuple[tuple[str, str], ...] = ()  # (argument, public file beside the test) for the other arguments
+    response_timeout_s: float = 60.0  # every call's deadline but the first
+    expected_rows: int = 0  # rows the hidden test has (0: unknown)
+    expected_batches: int = 0  # batches the gateway sends (0: unknown)
+    batch_by: str = ""  # rehearsal: one batch per value of this test column ("": batch_rows rows each)
+    batch_rows: int = 1  # rehearsal: rows per batch without batch_by
+    order: str = "random"  # rehearsal: one of SERVE_ORDERS
+    output: str = "auto"  # one of SERVE_OUTPUTS
+    include_id: bool = True  # the answer starts with the id column
+    scalar: bool = False  # the answer is one value (a one-row batch, one target)
+    fallback: tuple[tuple[str, float | str], ...] = ()  # (target column, value) for rows nothing covers
+    startup_limit_s: float = 900.0  # the server must answer its first call this soon after the notebook starts
+
+
+@dataclass(frozen=True)
 class Manifest:
     """Everything the runtime needs to know about a bundle."""
 
@@ -220,6 +255,7 @@ class Manifest:
     # The Kaggle accelerator the bundle was packaged for (t4x2, p100, cpu...): the runtime checks that
     # a GPU target really runs on the GPU. Empty: not recorded (bundles from before it was).
     target: str = ""
+    serve: ServeSpec | None = None  # the evaluation-API shape; None: the bundle writes a submission file
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -329,7 +365,8 @@ def _build(cls: type, value: Any) -> Any:
     return cls(**kwargs)
 
 
-_DATACLASSES = {c.__name__: c for c in (ImageSpec, InputSpec, TextSpec, Variant, Member, DataSpec, SubmissionSpec)}
+_DATACLASSES = {c.__name__: c for c in (ImageSpec, InputSpec, TextSpec, Variant, Member, DataSpec, SubmissionSpec,
+                                          ServeSpec)}
 
 
 def _convert(annotation: str, value: Any) -> Any:
@@ -354,6 +391,9 @@ __all__ = [
     "MISSING_POLICIES",
     "RLE_ORDERS",
     "SCHEMA_VERSION",
+    "SERVED_MODES",
+    "SERVE_ORDERS",
+    "SERVE_OUTPUTS",
     "SUBMISSION_MODES",
     "TEXT_FEEDS",
     "TEXT_REDUCTIONS",
@@ -364,6 +404,7 @@ __all__ = [
     "InputSpec",
     "Manifest",
     "Member",
+    "ServeSpec",
     "SubmissionSpec",
     "TextSpec",
     "Variant",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from packager.spec.data import read_header, parse_data, parse_submission
 from packager.spec.models import HOOKED, parse_model
+from packager.spec.serve import parse_serve
 from packager.spec.tables import _TOP, _check_keys, _err, _get, _path, _positive, _tables
 from packager.spec.types import Spec
 from runtime.errors import SpecError
@@ -68,6 +69,7 @@ def load_spec(path: str | os.PathLike) -> Spec:
         combiner=_get(e, "combiner", "[ensemble]", str, "mean", COMBINERS),
         fallback=_path(root, fb) if fb else None,
         verify_rows=_get(raw, "verify_rows", _TOP, int, 256, valid=_positive, expected="a whole number of rows, at least 1"),
+        serve=parse_serve(raw, root, data, test_path, read_header(test_path), submission.mode, tuple(out_cols)),
     )
 
 

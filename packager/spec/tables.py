@@ -17,12 +17,15 @@ from runtime.manifest import MISSING_POLICIES
 #: The keys each table of the spec accepts, and nothing else. A new key is
 #: added here (one line), parsed below and documented in docs/spec.md.
 _KEYS: dict[str, tuple[str, ...]] = {
-    "top": ("name", "verify_rows", "data", "submission", "ensemble", "model"),
+    "top": ("name", "verify_rows", "data", "submission", "ensemble", "model", "serve"),
     "data": ("test", "id_column", "sample_submission", "format", "image_column", "image_dir", "missing", "fill_value",
              "features", "features_files", "features_group"),
     "submission": ("mode", "classes", "k", "thresholds", "separator", "empty", "targets", "id_format", "mask_shape",
                    "rle_order", "threshold", "postprocess"),
     "ensemble": ("combiner", "fallback"),
+    "serve": ("server", "gateway_paths", "arguments", "table", "sample", "files", "response_timeout_s", "expected_rows",
+              "expected_batches", "batch_by", "batch_rows", "order", "output", "include_id", "scalar", "fallback",
+              "startup_limit_s"),
     "model": (
         "name", *SOURCES, "checkpoint", "factory_kwargs", "init", "weight", "score", "output", "activation",
         "batch_size", "precision", "tta", "sample_inputs", "atol", "rtol", "missing", "fill_value", "input", "variant",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtime.manifest import DataSpec, InputSpec, TextSpec
+from runtime.manifest import DataSpec, InputSpec, ServeSpec, TextSpec
 
 DTYPES = ("float32", "float16", "float64", "int64", "int32", "uint8", "bool")
 PRECISIONS = ("fp32", "fp16")
@@ -90,6 +90,7 @@ class Spec:
     fallback: Path | None = None
     verify_rows: int = 256
     hooks: HooksIn = HooksIn()
+    serve: ServeSpec | None = None  # [serve]: the evaluation-API shape (None: a submission file only)
 
 
 __all__ = ["ARTIFACTS", "DTYPES", "INITS", "PRECISIONS", "SOURCES", "HooksIn", "ModelSpec", "Spec", "SubmissionSpecIn",

@@ -21,8 +21,6 @@ from runtime.errors import NinefitError
 from runtime.manifest import SubmissionSpec
 from runtime.serve.options import ServeOptions
 
-#: Submission modes a serving run answers: one row per test row, one cell per target.
-SERVED_MODES = ("values", "argmax", "topk", "multilabel")
 
 
 class ServeInputError(NinefitError):
@@ -212,4 +210,4 @@ def _targets(spec: SubmissionSpec, values: np.ndarray, covered: np.ndarray, n: i
     return [np.asarray(cells(spec, vals) if n else [], dtype=object)]
 
 
-__all__ = ["SERVED_MODES", "Batch", "ServeInputError", "answer", "fallback_cells", "read_batch"]
+__all__ = ["Batch", "ServeInputError", "answer", "fallback_cells", "read_batch"]

@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.errors import UsageError
+from runtime.manifest import SERVE_OUTPUTS, ServeSpec
 
-#: What the answer is built as: the table's own library, or one named.
-OUTPUTS = ("auto", "pandas", "polars")
 
 
 @dataclass(frozen=True)
@@ -74,8 +73,8 @@ class ServeOptions:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise UsageError(f"{name} {value!r}: expected a positive whole number (or None)")
-        if self.output not in OUTPUTS:
-            raise UsageError(f"output {self.output!r}: expected one of {', '.join(OUTPUTS)}")
+        if self.output not in SERVE_OUTPUTS:
+            raise UsageError(f"output {self.output!r}: expected one of {', '.join(SERVE_OUTPUTS)}")
         object.__setattr__(self, "arguments", tuple(self.arguments))
         names = [*self.arguments]
         if len(set(names)) != len(names) or not all(isinstance(n, str) and n.isidentifier() for n in names):
@@ -84,6 +83,16 @@ class ServeOptions:
             value = getattr(self, name)
             if value and value not in names:
                 raise UsageError(f"{name} {value!r} is not one of predict's arguments {list(names)}")
+
+    @classmethod
+    def from_spec(cls, spec: ServeSpec, **overrides: object) -> ServeOptions:
+        """The options a bundle's ``[serve]`` spec gives (:class:`runtime.manifest.ServeSpec`), with ``overrides``
+        (the notebook's start time and limit, a report path...)."""
+        given = dict(arguments=spec.arguments, table=spec.table, sample=spec.sample,
+                     response_timeout_s=spec.response_timeout_s, expected_rows=spec.expected_rows or None,
+                     expected_batches=spec.expected_batches or None, output=spec.output, include_id=spec.include_id,
+                     scalar=spec.scalar, fallback=dict(spec.fallback))
+        return cls(**{**given, **overrides})
 
     def argument_name(self, position: int) -> str:
         """The name of positional argument ``position`` (``arg<position>`` past the named ones)."""
@@ -94,4 +103,4 @@ def _number(x: object) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-__all__ = ["OUTPUTS", "ServeOptions"]
+__all__ = ["ServeOptions"]

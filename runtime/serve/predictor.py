@@ -14,14 +14,14 @@ from runtime import backends
 from runtime.bundle import Bundle, open_bundle
 from runtime.errors import DataError, UsageError
 from runtime.hooks import HOOKS_DIR, HookCaller, apply_features, load_hook
-from runtime.manifest import Manifest, Member, Variant
+from runtime.manifest import SERVED_MODES, Manifest, Member, Variant
 from runtime.output.ensemble import Accumulator
 from runtime.output.formats import width
 from runtime.progress import log
 from runtime.schedule import planner
 from runtime.schedule.budget import Clock
 from runtime.schedule.costs import CostModel
-from runtime.serve.batch import SERVED_MODES, Batch, answer, read_batch
+from runtime.serve.batch import Batch, answer, read_batch
 from runtime.serve.budget import CallBudget
 from runtime.serve.members import MemberPool, Outcome
 from runtime.serve.options import ServeOptions
