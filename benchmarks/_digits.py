@@ -21,7 +21,7 @@ def example_bundle(work: Path, example: str, spec: str, bundle: str) -> tuple[Pa
         subprocess.run([sys.executable, "prepare.py"], cwd=src, check=True, capture_output=True)
     out = work / bundle
     if not out.exists():
-        package(src / spec, out, log=lambda _m: None)
+        package(src / spec, out)
     return out, src
 
 

@@ -133,7 +133,7 @@ def image_bundle(root: Path, name: str) -> Path:
         "image_id,label\n" + "".join(f"{ln.split(',')[0]},0\n" for ln in lines[1:]))
     if not (project / "data" / "images").exists():
         os.symlink(small / "images", project / "data" / "images")
-    package(project / "ninefit.toml", out, log=lambda _m: None)
+    package(project / "ninefit.toml", out)
     return out
 
 

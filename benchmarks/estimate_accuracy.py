@@ -127,8 +127,7 @@ def main() -> int:
             sys.modules.pop("models", None)  # both example folders have a models.py
             t0 = time.perf_counter()
             package(spec, bundle, PackageOptions(steps=(profile_step(ProfileOptions(
-                seconds_per_member=args.profile_seconds, threads=args.threads), log=lambda _m: None),)),
-                    log=lambda _m: None)
+                seconds_per_member=args.profile_seconds, threads=args.threads)),)))
             profile = json.loads((bundle / "manifest.json").read_text())["profile"]
             startup, check = profile.get("startup") or {}, (profile.get("checkpoint") or {}).get("run") or {}
             measured = {"import_s": startup.get("import_s"), "cold_s": startup.get("cold_s"),

@@ -128,7 +128,7 @@ def pair_ensemble(work: Path, name: str, second: str, rows: int) -> tuple[Path, 
         spec.write_text((src / f"{name}.toml").read_text() + second)
     bundle = work / f"{name}2-bundle"
     if not bundle.exists():
-        package(spec, bundle, log=lambda _m: None)
+        package(spec, bundle)
     data = work / f"models-data-{rows}"
     if not data.exists():
         subprocess.run([sys.executable, "prepare.py", "--rows", str(rows), "--out", str(data)], cwd=src, check=True,

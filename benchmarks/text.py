@@ -118,7 +118,7 @@ def main() -> None:
         work = Path(tmp)
         example = prepared_example(work, args.example)
         bundle = work / "bundle"
-        package(example / "ninefit.toml", bundle, log=lambda _m: None)
+        package(example / "ninefit.toml", bundle)
         data = tiled_data(example, work, args.repeat)
         dynamic, padded, rows, onnx, member = batches(bundle, data)
         stats = length_stats(rows)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import glob
+import logging
 import os
 import shutil
 import tempfile
@@ -40,6 +41,9 @@ from runtime.manifest import MANIFEST_NAME, Manifest, Member, SubmissionSpec, Va
 from runtime.output.formats import match, width
 from runtime.output.submission import read_sample
 from runtime.profile import HookCost
+
+#: What packaging says as it goes (the CLI shows it; ``logging`` to see it from Python).
+LOG = logging.getLogger("ninefit.package")
 
 #: Files of the bundle folder that the manifest does not checksum: the manifest
 #: itself, and ``dataset-metadata.json``, which describes the upload to the
@@ -148,7 +152,7 @@ def _output_width(path: Path, m: ModelSpec, feed: dict[str, np.ndarray]) -> int:
     return int(np.prod(v.shape[1:])) if v.ndim > 1 else 1
 
 
-def _package_model(spec: Spec, m: ModelSpec, test, stage: Path, log: Callable[[str], None]
+def _package_model(spec: Spec, m: ModelSpec, test, stage: Path
                    ) -> tuple[Member, list[VerifyResult], list[tuple[str, Fp16Result]]]:
     if m.text is not None and test is None:
         raise SpecError(f"model {m.name!r}: a text model is verified on the public test's texts, and "
@@ -164,7 +168,7 @@ def _package_model(spec: Spec, m: ModelSpec, test, stage: Path, log: Callable[[s
         exported = copy_onnx(m.path, full, m.name)
     else:
         exported = export_model(model, m, {k: v[:2] for k, v in feed.items()}, full)
-    log(f"{m.name}: exported with the {exported.exporter} exporter" + (f" (dynamo failed: {exported.fallback_reason})" if exported.fallback_reason else ""))
+    LOG.info(f"{m.name}: exported with the {exported.exporter} exporter" + (f" (dynamo failed: {exported.fallback_reason})" if exported.fallback_reason else ""))
     width = _output_width(full, m, feed)
     if _width(spec) and width != _width(spec):
         names = spec.submission.classes or spec.submission.options.get("targets") or spec.submission.columns
@@ -179,7 +183,7 @@ def _package_model(spec: Spec, m: ModelSpec, test, stage: Path, log: Callable[[s
         )
     torch_art = build_torch_artifact(model, m, {k: v[:2] for k, v in feed.items()}, feed, source, folder)
     if torch_art.path is not None:
-        log(f"{m.name}: torch program {torch_art.path.name} (torch {torch_art.torch_version}), parity ok for "
+        LOG.info(f"{m.name}: torch program {torch_art.path.name} (torch {torch_art.torch_version}), parity ok for "
             + ", ".join(r.precision for r in torch_art.results))
     torch_file = torch_art.path.relative_to(stage).as_posix() if torch_art.path is not None else ""
     files = {"fp32": full}
@@ -189,9 +193,9 @@ def _package_model(spec: Spec, m: ModelSpec, test, stage: Path, log: Callable[[s
     for v in m.variants:
         if v.precision not in files:
             halves[v.precision] = convert_fp16(full, folder / f"{v.precision}.onnx", m.name,
-                                               {k: x[:2] for k, x in feed.items()}, log)
+                                               {k: x[:2] for k, x in feed.items()})
             files[v.precision] = halves[v.precision].path
-            log(f"{m.name}/{v.name}: kept in fp32: {halves[v.precision].describe()}")
+            LOG.info(f"{m.name}/{v.name}: kept in fp32: {halves[v.precision].describe()}")
         path = files[v.precision]
         if model is not None and not any(r.file == path.name for r in results):
             if m.text is not None:
@@ -204,7 +208,7 @@ def _package_model(spec: Spec, m: ModelSpec, test, stage: Path, log: Callable[[s
                 result = replace(result, kept_fp32=dict(sorted(halves[v.precision].kept_fp32.items())))
             results.append(result)
             worst = max(results[-1].checks, key=lambda c: c.max_abs)
-            log(f"{m.name}/{v.name}: parity ok on {source} (max abs err {worst.max_abs:.2g})")
+            LOG.info(f"{m.name}/{v.name}: parity ok on {source} (max abs err {worst.max_abs:.2g})")
         variants.append(Variant(
             name=v.name, file=path.relative_to(stage).as_posix(), precision=v.precision, tta=v.tta,
             image_size=v.image_size, value_factor=v.value_factor, torch_file=torch_file,
@@ -280,7 +284,7 @@ def _user_files(spec: Spec, stage: Path) -> Iterator[None]:
         raise HookError(in_user_files(str(exc), spec, stage)) from exc
 
 
-def _sweep_leftovers(dest: Path, log: Callable[[str], None]) -> None:
+def _sweep_leftovers(dest: Path) -> None:
     """Remove what a killed ``ninefit package`` of ``dest`` left beside it, and say so.
 
     A staging folder (``.NAME.tmp-PID-*``) of a process that is gone is removed;
@@ -291,22 +295,22 @@ def _sweep_leftovers(dest: Path, log: Callable[[str], None]) -> None:
         pid = old.name.split("-")[-2]
         if not dest.exists() and (old / MANIFEST_NAME).is_file() and pid.isdigit() and process_gone(int(pid)):
             os.replace(old, dest)
-            log(f"put back {dest}, which a killed `ninefit package` had moved aside to {old.name}")
+            LOG.info(f"put back {dest}, which a killed `ninefit package` had moved aside to {old.name}")
     swept = sweep_dead(dest.parent, f".{dest.name}.tmp-") + sweep_dead(dest.parent, f".{dest.name}.old-")
     for folder, size in swept:
-        log(f"removed {folder.name} ({size / 1e6:.1f} MB), left beside {dest.name} by a `ninefit package` that "
+        LOG.info(f"removed {folder.name} ({size / 1e6:.1f} MB), left beside {dest.name} by a `ninefit package` that "
             "was killed before it finished")
 
 
-def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: PackageOptions = PackageOptions(),
-            log: Callable[[str], None] = print) -> PackageResult:
+def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: PackageOptions = PackageOptions()) -> PackageResult:
     """Export, verify and write the bundle for ``spec_path`` into ``dest``.
 
     The stages in order, all in a staging folder beside ``dest``: the tokenizers and the
     user's hooks in first (the test data is read through them), the test data checked, each
     model exported and verified, the fallback and the runtime copied in, the manifest made,
     the postprocess hook checked, ``report.md`` written, then :attr:`PackageOptions.steps`;
-    finally the manifest with every file's checksum, and the folder renamed into place.
+    finally the manifest with every file's checksum, and the folder renamed into place. What it does is
+    logged to ``ninefit.package`` (:data:`LOG`), one line a step.
     """
     _check_target(options.target)
     spec = load_spec(spec_path)
@@ -314,20 +318,20 @@ def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: Pack
     if dest.exists() and not options.force:
         raise BundleError(f"{dest} already exists; pass --force to replace it")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_leftovers(dest, log)
+    _sweep_leftovers(dest)
     stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-{os.getpid()}-", dir=dest.parent))
     try:
-        spec, test, hook_costs = _stage_inputs(spec, stage, log)
-        members, results, halves, notes = _package_models(spec, test, stage, options.target, log)
+        spec, test, hook_costs = _stage_inputs(spec, stage)
+        members, results, halves, notes = _package_models(spec, test, stage, options.target)
         fallback = _copy_fallback(spec, test, stage)
         _vendor_runtime(stage)
         manifest = _manifest(spec, members, fallback, options.target)
         if manifest.submission.mode == "postprocess" and test is not None:
             sample = read_sample(spec.sample_submission, manifest.submission)
             with _user_files(spec, stage):
-                hook_costs["postprocess"] = check_postprocess(manifest, sample, test.ids, log, stage)
+                hook_costs["postprocess"] = check_postprocess(manifest, sample, test.ids, stage)
         write_report(stage, manifest, results, notes, halves)
-        manifest = _run_steps(stage, spec, manifest, options.steps, hook_costs, log)
+        manifest = _run_steps(stage, spec, manifest, options.steps, hook_costs)
         manifest = replace(manifest, files=checksum_tree(stage, exclude=UNCHECKED_FILES))
         (stage / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
         _set_modes(stage)
@@ -347,7 +351,7 @@ def _check_target(target: str) -> None:
                                  f"for, one of {', '.join(t for t in TARGETS if t != 'local')}")
 
 
-def _stage_inputs(spec: Spec, stage: Path, log: Callable[[str], None]) -> tuple[Spec, Any, dict[str, HookCost]]:
+def _stage_inputs(spec: Spec, stage: Path) -> tuple[Spec, Any, dict[str, HookCost]]:
     """The tokenizers and the user's hooks into the stage, then the public test data read through them and
     checked against every model: the spec as staged, the test data (None without it), the features hook's cost."""
     # A text model's tokenizer goes into the bundle first: the test data is read through it.
@@ -358,7 +362,7 @@ def _stage_inputs(spec: Spec, stage: Path, log: Callable[[str], None]) -> tuple[
     if stage_hooks(spec, stage) and spec.data.features:
         draft = tuple(_draft_member(m) for m in spec.models)
         with _user_files(spec, stage):
-            data, hook_costs["features"] = check_features(spec, stage, draft, log)
+            data, hook_costs["features"] = check_features(spec, stage, draft)
         spec = replace(spec, data=data)
     test = _check_data(spec, stage)
     if test is not None:
@@ -368,7 +372,7 @@ def _stage_inputs(spec: Spec, stage: Path, log: Callable[[str], None]) -> tuple[
     return spec, test, hook_costs
 
 
-def _package_models(spec: Spec, test, stage: Path, target: str, log: Callable[[str], None]
+def _package_models(spec: Spec, test, stage: Path, target: str
                     ) -> tuple[list[Member], list[VerifyResult], list[tuple[str, Fp16Result]], list[str]]:
     """Every model exported and verified: the members, their parity results, their fp16 conversions, and the
     warnings said on the way (a torch newer than the target image's among them)."""
@@ -376,7 +380,7 @@ def _package_models(spec: Spec, test, stage: Path, target: str, log: Callable[[s
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         for m in spec.models:
-            member, verified, converted = _package_model(spec, m, test, stage, log)
+            member, verified, converted = _package_model(spec, m, test, stage)
             members.append(member)
             results.extend(verified)
             halves.extend(converted)
@@ -414,15 +418,14 @@ def _manifest(spec: Spec, members: list[Member], fallback: str, target: str) -> 
     )
 
 
-def _run_steps(stage: Path, spec: Spec, manifest: Manifest, steps, hook_costs: dict[str, HookCost],
-               log: Callable[[str], None]) -> Manifest:
+def _run_steps(stage: Path, spec: Spec, manifest: Manifest, steps, hook_costs: dict[str, HookCost]) -> Manifest:
     """The steps of packaging on the staged bundle, then what the user's hooks import, said; the hooks' costs
     join a measured profile (the estimator's features and postprocess stages)."""
     for step in steps:
         manifest = step(stage, spec, manifest)
     if (stage / HOOKS_DIR).is_dir():
         for line in check_imports(stage):
-            log(f"hook import: {line}")
+            LOG.info(f"hook import: {line}")
     if hook_costs and manifest.profile.measured:
         manifest = replace(manifest, profile=replace(manifest.profile, hooks=hook_costs))
     return manifest

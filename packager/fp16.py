@@ -23,16 +23,19 @@ any variant.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from packager.export import _quiet
 from runtime.errors import ExportError
+
+#: Which ops a conversion keeps in fp32, and why (part of packaging's progress).
+LOG = logging.getLogger("ninefit.package")
 
 _NAMED = (
     re.compile(r"op_type:(?P<op>\w+), node name: (?P<node>[^)]*)\)"),  # onnx shape inference
@@ -187,8 +190,7 @@ def sort_graph(graph) -> None:
     graph.node.extend(copies)
 
 
-def convert_fp16(src: Path, dest: Path, name: str, feed: dict[str, np.ndarray] | None = None,
-                 log: Callable[[str], None] = lambda _m: None) -> Fp16Result:
+def convert_fp16(src: Path, dest: Path, name: str, feed: dict[str, np.ndarray] | None = None) -> Fp16Result:
     """fp16 copy of ``src`` at ``dest``, inputs and outputs fp32, ops that do not convert kept in fp32.
 
     Args:
@@ -196,7 +198,6 @@ def convert_fp16(src: Path, dest: Path, name: str, feed: dict[str, np.ndarray] |
         dest: where the fp16 file goes.
         name: the member's name, for messages.
         feed: a few sample rows, run once through each trial conversion.
-        log: progress lines (which ops were kept, and why).
 
     Raises:
         ExportError: no set of ops kept in fp32 gives a valid graph; the
@@ -211,7 +212,7 @@ def convert_fp16(src: Path, dest: Path, name: str, feed: dict[str, np.ndarray] |
         named = {op for op, _node in named_ops(error, trials.node_types)} - blocked
         if not named:
             break
-        log(f"{name}: fp16 conversion fails at {', '.join(sorted(named))}; keeping it in fp32 and retrying")
+        LOG.info(f"{name}: fp16 conversion fails at {', '.join(sorted(named))}; keeping it in fp32 and retrying")
         blocked |= named
         error = trials.error(blocked)
     if error:

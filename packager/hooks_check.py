@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import logging
 import math
 import shutil
 import sys
@@ -35,6 +36,9 @@ from runtime.hooks import (FEATURES_CHUNK_ROWS, HOOKS_DIR, apply_features, call_
                            load_hook)
 from runtime.manifest import DataSpec, Member
 from runtime.profile import HookCost
+
+#: What the hooks' checks say (the CLI shows it, as the rest of packaging).
+LOG = logging.getLogger("ninefit.package")
 
 #: Chunks the public test is cut into for the row-wise check.
 CHECK_CHUNKS = 4
@@ -83,7 +87,7 @@ def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a == b
 
 
-def check_features(spec, stage: Path, members: tuple[Member, ...] = (), log=print) -> tuple[DataSpec, HookCost]:
+def check_features(spec, stage: Path, members: tuple[Member, ...] = ()) -> tuple[DataSpec, HookCost]:
     """Run the features hook on the public test, whole and chunked; returns the data spec with its columns, and its cost.
 
     Raises:
@@ -112,7 +116,7 @@ def check_features(spec, stage: Path, members: tuple[Member, ...] = (), log=prin
     if not inspect.isfunction(fn):
         # A hook that keeps state (a class: one instance, called batch by batch in order) is not row-wise by
         # design: what it gives a row may depend on the batches before. It is called in order at run time.
-        log(f"features hook {ref}: a class, called in order with its state (not compared whole vs chunked)")
+        LOG.info(f"features hook {ref}: a class, called in order with its state (not compared whole vs chunked)")
     else:
         _check_row_wise(ref, folder, frame, ids, whole, data.features_group)
     columns = tuple((c, str(v.dtype)) for c, v in whole.items())
@@ -140,7 +144,7 @@ def check_features(spec, stage: Path, members: tuple[Member, ...] = (), log=prin
     how = (f"row-wise on {n} rows in {chunks} chunk(s)"
            f"{' kept whole by ' + repr(data.features_group) if data.features_group else ''}"
            if inspect.isfunction(fn) else f"stateful, on {n} rows")
-    log(f"features hook {ref}: {len(columns)} column(s), {how} "
+    LOG.info(f"features hook {ref}: {len(columns)} column(s), {how} "
         f"({(cost.fixed_s or 0.0) * 1e3:.2f} ms per call + {(cost.s_per_row or 0.0) * 1e6:.2f} us/row)")
     return replace(data, features_columns=columns), cost
 
@@ -195,7 +199,7 @@ def _shown(x) -> str:
     return repr(x.item()) if isinstance(x, np.generic) else repr(x)
 
 
-def check_postprocess(manifest, sample, test_ids, log=print, stage: Path | None = None) -> HookCost:
+def check_postprocess(manifest, sample, test_ids, stage: Path | None = None) -> HookCost:
     """Run the postprocess hook over the public test ids with values of the ensemble's width (uniform in [0, 1)).
 
     Every sample row must be written exactly once, with the sample's columns.
@@ -215,7 +219,7 @@ def check_postprocess(manifest, sample, test_ids, log=print, stage: Path | None 
                         f"{len(sample.ids)} row(s) unwritten on the public test (e.g. {', '.join(unwritten[:3])}); "
                         "expected one row per sample row, the sample's id first")
     assert len(rows) == len(sample.ids)
-    log(f"postprocess hook {sub.postprocess}: {len(sample.ids)} sample row(s) written from {len(test_ids)} test "
+    LOG.info(f"postprocess hook {sub.postprocess}: {len(sample.ids)} sample row(s) written from {len(test_ids)} test "
         f"row(s) ({seconds / max(len(test_ids), 1) * 1e6:.1f} us/row)")
     return HookCost.from_dict({"hook": sub.postprocess, "rows": len(test_ids), "seconds": seconds,
                                "s_per_row": seconds / max(len(test_ids), 1)})

@@ -187,7 +187,7 @@ def build_bundles(work: Path, quick: bool) -> dict:
                    capture_output=True, text=True)
     out["digits_prepare_s"] = round(time.perf_counter() - t, 2)
     t = time.perf_counter()
-    package(digits / "ninefit.toml", work / "digits-bundle", log=lambda _m: None)
+    package(digits / "ninefit.toml", work / "digits-bundle")
     out["digits_package_s"] = round(time.perf_counter() - t, 2)
 
     models = work / "models"
@@ -226,7 +226,7 @@ def _package_big(models: Path, work: Path, quick: bool, resnet: bool) -> str:
     spec = spec.replace('name = "convnet"\n', 'name = "convnet"\nverify_rows = 16\n', 1)
     spec += '\n  [[model.variant]]\n  name = "fp16"\n  precision = "fp16"\n'
     (models / "big.toml").write_text(spec)
-    package(models / "big.toml", work / "big-bundle", log=lambda _m: None)
+    package(models / "big.toml", work / "big-bundle")
     return what
 
 

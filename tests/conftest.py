@@ -57,5 +57,5 @@ def digits_bundle(digits_dir, tmp_path_factory) -> Path:
     from packager.build import package
 
     out = tmp_path_factory.mktemp("bundles") / "digits"
-    package(digits_dir / "ninefit.toml", out, log=lambda _msg: None)
+    package(digits_dir / "ninefit.toml", out)
     return out

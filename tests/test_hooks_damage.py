@@ -37,7 +37,7 @@ batch_size = 4
 def _package(spec: Path, out: Path) -> Path:
     from packager.build import package
 
-    package(spec, out, log=lambda _m: None)
+    package(spec, out)
     return out
 
 

@@ -67,7 +67,7 @@ def _read(path: Path) -> list[list[str]]:
 def _package(spec: Path, out: Path) -> Path:
     from packager.build import package
 
-    package(spec, out, log=lambda _m: None)
+    package(spec, out)
     return out
 
 

@@ -31,7 +31,7 @@ KINDS = ("groupby", "topk", "multilabel", "long", "postprocess", "rle")
 def _package(spec: Path, out: Path) -> Path:
     from packager.build import package
 
-    package(spec, out, log=lambda _m: None)
+    package(spec, out)
     return out
 
 

@@ -47,7 +47,7 @@ def built(tmp_path_factory) -> dict[str, tuple[Path, Path, str]]:
         folder = tmp_path_factory.mktemp(kind) / kind
         spec, expected = getattr(projects, f"make_{kind}")(folder)
         bundle = folder.parent / "bundle"
-        package(spec, bundle, log=lambda _m: None)
+        package(spec, bundle)
         out[kind] = (folder, bundle, expected)
     return out
 

@@ -60,7 +60,7 @@ def test_images_package_and_run(image_project, tmp_path):
     from packager.build import package
 
     bundle = tmp_path / "bundle"
-    package(image_project / "ninefit.toml", bundle, log=lambda _m: None)
+    package(image_project / "ninefit.toml", bundle)
     m = runtime.open_bundle(bundle).manifest
     assert m.data.format == "images" and m.members[0].variant("tta").tta == ("none", "hflip")
     out = tmp_path / "submission.csv"
@@ -78,7 +78,7 @@ def test_tta_variant_averages_the_flip(image_project, tmp_path):
     from runtime.run import load_runner
 
     bundle = tmp_path / "bundle"
-    package(image_project / "ninefit.toml", bundle, log=lambda _m: None)
+    package(image_project / "ninefit.toml", bundle)
     b = runtime.open_bundle(bundle)
     member = b.manifest.members[0]
     variant = member.variant("tta")
@@ -94,7 +94,7 @@ def test_bad_loader_choice_stops_the_run_up_front(image_project, tmp_path, monke
     from runtime.errors import UsageError
 
     bundle = tmp_path / "bundle"
-    package(image_project / "ninefit.toml", bundle, log=lambda _m: None)
+    package(image_project / "ninefit.toml", bundle)
     monkeypatch.setenv("NINEFIT_LOADER", "opencv")
     out = tmp_path / "submission.csv"
     with pytest.raises(UsageError, match="NINEFIT_LOADER='opencv' is not one of: pil, dali"):
@@ -109,7 +109,7 @@ def test_two_lanes_decode_each_image_once_for_both_members(image_project, tmp_pa
 
     spec = image_project_at(image_project, [image_member(), image_member("tiny2")])
     bundle = tmp_path / "bundle"
-    package(spec, bundle, log=lambda _m: None)
+    package(spec, bundle)
     outs = {}
     for lanes in (1, 2):
         outs[lanes] = tmp_path / f"lanes{lanes}.csv"

@@ -46,7 +46,7 @@ def text_bundle(text_dir, tmp_path_factory) -> Path:
     from packager.build import package
 
     out = tmp_path_factory.mktemp("bundles") / "text"
-    package(text_dir / "ninefit.toml", out, log=lambda _m: None)
+    package(text_dir / "ninefit.toml", out)
     return out
 
 
@@ -255,7 +255,7 @@ def test_a_non_finite_output_costs_only_its_row(text_dir, tmp_path):
                     .replace('"data/sample_submission.csv"', '"../data/sample_submission.csv"'), encoding="utf-8")
     shutil.copytree(text_dir / "data", tmp_path / "data")
     bundle = tmp_path / "bundle"
-    package(spec, bundle, log=lambda _m: None)
+    package(spec, bundle)
 
     data = tmp_path / "rows"
     data.mkdir()

@@ -11,6 +11,7 @@ import importlib
 from typing import Sequence
 
 import runtime
+from packager.cli.console import show_progress
 from runtime.cli import add_run_parser, run_cli
 
 #: Subcommand modules, in the order `ninefit --help` lists them.
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    show_progress()  # the library's progress lines (ninefit.package, .profile, .push) on stdout, as printed before
     return run_cli(build_parser(), argv)
 
 

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         steps.append(wheelhouse_step(
             args.requirement, target=args.target, python_version=args.kaggle_python or image_facts().python_version,
             find_links=args.find_links,
-            index=not args.no_index, verify=not args.no_install_check, log=print,
+            index=not args.no_index, verify=not args.no_install_check,
         ))
     steps.append(dataset_step(
         args.dataset_title, owner=args.kaggle_owner, slug=args.dataset_slug,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 
@@ -48,11 +49,13 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from packager.cli.console import silenced
     from packager.estimate.measure.profile import ProfileOptions, profile_bundle, store_profile
 
     options = ProfileOptions(seconds_per_member=args.seconds, batch_sizes=args.batch_sizes, threads=args.threads,
                              backend=args.backend, startup=not args.no_startup)
-    profile = profile_bundle(args.bundle, args.data, options, log=(lambda _m: None) if args.json else print)
+    with silenced("ninefit.profile") if args.json else contextlib.nullcontext():  # the JSON alone on stdout
+        profile = profile_bundle(args.bundle, args.data, options)
     path = store_profile(args.bundle, profile)
     if args.json:
         print(json.dumps(profile.to_dict(), indent=2, sort_keys=True))

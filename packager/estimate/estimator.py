@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from packager.estimate.calibrate import CalibrationStore
+from packager.estimate.price.bundle import bundle_items
 from packager.estimate.price.costing import Costing
 from packager.estimate.price.items import STAGES, Check, EstimateOptions, Item
 from packager.estimate.price.scaling import hardware_of, same_machine
@@ -270,7 +271,7 @@ def estimate_bundle(
     costing = Costing(root, manifest, options)
     used: list[str] = []
     lanes = lane_count(costing)
-    fixed = costing.bundle_items(options.rows)
+    fixed = bundle_items(costing, options.rows)
     members: list[Item] = []
     for member in manifest.members:
         variant = member.variants[0]

@@ -59,7 +59,8 @@ from packager.offline.wheelmeta import Target, parse_requirements, resolve_provi
 from runtime.errors import PackagingError
 from runtime.manifest import MANIFEST_NAME, Manifest
 
-logger = logging.getLogger(__name__)
+#: What the steps say as they go (pip downloads can take minutes): the CLI shows it.
+LOG = logging.getLogger("ninefit.package")
 
 #: A step of packaging on the staged bundle folder, run by :func:`packager.build.package` (not to be
 #: confused with the user's features and postprocess hooks, :mod:`runtime.hooks`).
@@ -129,7 +130,6 @@ def wheelhouse_step(
     verify: bool = True,
     imports: Sequence[str] = (),
     timeout: float = 1800.0,
-    log: Callable[[str], None] | None = None,
 ) -> Step:
     """A step that puts the wheels the notebook must install offline into ``wheels/``.
 
@@ -165,8 +165,6 @@ def wheelhouse_step(
             whose dependencies are all in ``wheels/``: the image's packages are
             empty stand-ins in that environment.
         timeout: Seconds allowed for each pip run.
-        log: Progress messages (pip downloads can take minutes); None logs
-            to this module's logger.
 
     Returns:
         The step.
@@ -184,26 +182,24 @@ def wheelhouse_step(
         if not folder.is_dir():
             raise PackagingError(f"find-links folder {folder} does not exist. Expected a local "
                                  "folder of wheels to resolve the wheelhouse from.")
-    say = log or logger.info
     common: dict[str, Any] = dict(python_version=python_version, platforms=platforms,
                                   provided=provided, extra_provided=extra_provided,
                                   provided_file=provided_file)
 
     def step(stage: Path, spec: Spec, manifest: Manifest) -> Manifest:
         _fill_wheelhouse(Path(stage), reqs, links, index=index, verify=verify, imports=imports, timeout=timeout,
-                         common=common, say=say)
+                         common=common)
         return manifest
 
     return step
 
 
 def _fill_wheelhouse(stage: Path, reqs: tuple[str, ...], links: tuple[Path, ...], *, index: bool, verify: bool,
-                     imports: Sequence[str], timeout: float, common: dict[str, Any],
-                     say: Callable[[str], None]) -> None:
+                     imports: Sequence[str], timeout: float, common: dict[str, Any]) -> None:
     """The wheelhouse step on a staged bundle (:func:`wheelhouse_step`): ``wheels/`` filled and proven,
     ``wheelhouse.json`` and the report's section written."""
     wheels = stage / WHEELS_DIR
-    say(f"wheelhouse: resolving {', '.join(reqs) or 'nothing'} for Python {common['python_version']} "
+    LOG.info(f"wheelhouse: resolving {', '.join(reqs) or 'nothing'} for Python {common['python_version']} "
         f"on {common['platforms'][0]}")
     report = build_wheelhouse(reqs, wheels, find_links=links, index=index, timeout=timeout, **common)
     if report.conflicts:
@@ -212,7 +208,7 @@ def _fill_wheelhouse(stage: Path, reqs: tuple[str, ...], links: tuple[Path, ...]
             + ". Expected every requirement to accept the versions Kaggle's image has "
             "(packager/data/kaggle_image.txt); loosen the requirement, or correct the "
             "image's versions with extra_provided/provided_file if the list is stale.")
-    say(f"wheelhouse: {len(report.wheels)} wheel(s), {_size(report.total_bytes)}; "
+    LOG.info(f"wheelhouse: {len(report.wheels)} wheel(s), {_size(report.total_bytes)}; "
         f"{len(report.skipped_provided)} left out as provided by Kaggle's image")
     check = None
     if verify:
@@ -222,7 +218,7 @@ def _fill_wheelhouse(stage: Path, reqs: tuple[str, ...], links: tuple[Path, ...]
                 f"{check.summary()} Add the missing wheels (find_links=...) or, if Kaggle's "
                 "image has them, name them in extra_provided. Check log: "
                 + " | ".join(check.log_tail.splitlines()[-8:]))
-        say(f"wheelhouse: install check {_check_line(_check_record(check))}")
+        LOG.info(f"wheelhouse: install check {_check_line(_check_record(check))}")
     if wheels.is_dir() and not any(wheels.iterdir()):
         wheels.rmdir()  # everything was provided: no empty folder in the upload
     record = _wheelhouse_record(reqs, report, check, index)

@@ -70,7 +70,7 @@ from packager.offline.interpreter import find_interpreter
 from packager.offline.standins import image_stand_ins, pick_version, write_stub_wheel
 from runtime.errors import PackagingError
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ninefit.package")
 
 
 @dataclass(frozen=True)

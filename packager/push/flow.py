@@ -22,10 +22,10 @@ saying what was sent before it; nothing unsent is ever reported as sent.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from packager.offline.dataset import METADATA_FILENAME, upload_command
 from packager.offline.image import image_facts
@@ -45,6 +45,9 @@ from packager.push.kernelmeta import KERNEL_METADATA, KernelMetadata, kernel_slu
 from packager.push.shapes import accelerator
 from runtime.errors import BundleError, KaggleError, PackagingError
 from runtime.manifest import MANIFEST_NAME, Manifest
+
+#: Every step of a push, and the Kaggle CLI's output as it comes (the CLI shows it).
+LOG = logging.getLogger("ninefit.push")
 
 #: The file the notebook writes, as ``kaggle competitions submit -f`` names it.
 SUBMISSION_FILE = "submission.csv"
@@ -95,7 +98,7 @@ def _target(manifest: Manifest) -> str:
     return manifest.target or "t4x2"
 
 
-def _prepare(opts: PushOptions, say: Callable[[str], None]) -> tuple[Manifest, str, KernelMetadata, Path]:
+def _prepare(opts: PushOptions) -> tuple[Manifest, str, KernelMetadata, Path]:
     """dataset-metadata.json, the notebook and kernel-metadata.json; returns (manifest, dataset id, meta, folder)."""
     from packager.offline import add_dataset_metadata
     from packager.offline.notebook import write_notebook
@@ -110,26 +113,26 @@ def _prepare(opts: PushOptions, say: Callable[[str], None]) -> tuple[Manifest, s
             raise PackagingError(f"{bundle} has no {METADATA_FILENAME} (packaged without an owner). Expected "
                                  "--kaggle-owner NAME: push writes it for that Kaggle user.")
         written = add_dataset_metadata(bundle, owner=opts.owner)
-        say(f"dataset: wrote {written.path} ({written.metadata.id})")
+        LOG.info(f"dataset: wrote {written.path} ({written.metadata.id})")
     dataset_id = checks.dataset_id(bundle)
     slug = dataset_id.split("/")[1]
-    say(f"dataset: {dataset_id} ({bundle / METADATA_FILENAME}), private")
+    LOG.info(f"dataset: {dataset_id} ({bundle / METADATA_FILENAME}), private")
     target = _target(manifest)
     acc = accelerator(target, machine_shape=opts.machine_shape, docker_image=opts.docker_image)
-    say(f"accelerator: bundle target {acc.line()}")
+    LOG.info(f"accelerator: bundle target {acc.line()}")
     for note in acc.notes:
-        say(f"  note: {note}")
+        LOG.info(f"  note: {note}")
     folder = opts.notebook.parent
     if folder.resolve() == bundle.resolve() or bundle.resolve() in folder.resolve().parents:
         raise PackagingError(f"The notebook {opts.notebook} is inside the bundle {bundle}: it and "
                              f"{KERNEL_METADATA} would be uploaded with the dataset. Expected it outside.")
     if opts.notebook.is_file():
-        say(f"notebook: {opts.notebook} (checked below)")
+        LOG.info(f"notebook: {opts.notebook} (checked below)")
     else:
         write_notebook(bundle, opts.notebook, slug=slug, competition=opts.competition, target=target,
                        time_limit=opts.time_limit)
         competition = f" --competition {opts.competition}" if opts.competition else ""
-        say(f"notebook: wrote {opts.notebook} (as `ninefit notebook {bundle} -o {opts.notebook}{competition} "
+        LOG.info(f"notebook: wrote {opts.notebook} (as `ninefit notebook {bundle} -o {opts.notebook}{competition} "
             f"--target {target} --time-limit {opts.time_limit}` writes it)")
     owner = dataset_id.split("/")[0]
     slug_k = kernel_slug(opts.kernel or f"{opts.competition or slug} ninefit")
@@ -139,13 +142,13 @@ def _prepare(opts: PushOptions, say: Callable[[str], None]) -> tuple[Manifest, s
         model_sources=opts.model_sources, kernel_sources=opts.kernel_sources, machine_shape=acc.machine_shape,
         docker_image=opts.docker_image)
     path = write_kernel_metadata(meta, folder)
-    say(f"kernel: wrote {path} ({meta.id}, {acc.machine_shape or 'CPU'}, internet off, private)")
+    LOG.info(f"kernel: wrote {path} ({meta.id}, {acc.machine_shape or 'CPU'}, internet off, private)")
     return manifest, dataset_id, meta, folder
 
 
-def _check(opts: PushOptions, manifest: Manifest, dataset_id: str, folder: Path, say) -> None:
+def _check(opts: PushOptions, manifest: Manifest, dataset_id: str, folder: Path) -> None:
     facts = image_facts()
-    say(f"checks ({facts.summary()}):")
+    LOG.info(f"checks ({facts.summary()}):")
     findings = [
         *checks.check_bundle_files(opts.bundle, manifest),
         *checks.check_notebook(opts.notebook, manifest, slug=dataset_id.split("/")[1], target=_target(manifest),
@@ -154,7 +157,7 @@ def _check(opts: PushOptions, manifest: Manifest, dataset_id: str, folder: Path,
         *checks.check_wheels(opts.bundle, manifest, facts, _target(manifest)),
     ]
     for finding in findings:
-        say(finding.line())
+        LOG.info(finding.line())
     bad = [f for f in findings if not f.ok]
     if bad:
         raise PackagingError(f"{len(bad)} check(s) failed, so nothing was sent to Kaggle: "
@@ -188,7 +191,7 @@ def submit_command(opts: PushOptions, meta: KernelMetadata, version: int | str) 
                             "-f", SUBMISSION_FILE, "-m", opts.message or f"ninefit push, version {version}"])
 
 
-def push(opts: PushOptions, say: Callable[[str], None] = print) -> PushResult:
+def push(opts: PushOptions) -> PushResult:
     """Prepare, check, and (unless ``opts.dry_run``) upload the bundle and push its notebook.
 
     Raises:
@@ -199,50 +202,50 @@ def push(opts: PushOptions, say: Callable[[str], None] = print) -> PushResult:
         raise PackagingError("--submit needs --competition SLUG (the code competition to submit to).")
     if not opts.poll_s > 0:
         raise PackagingError(f"--poll-interval {opts.poll_s}: expected a positive number of seconds.")
-    manifest, dataset_id, meta, folder = _prepare(opts, say)
-    _check(opts, manifest, dataset_id, folder, say)
+    manifest, dataset_id, meta, folder = _prepare(opts)
+    _check(opts, manifest, dataset_id, folder)
     result = PushResult(dataset=dataset_id, kernel=meta.id)
     steps = plan(opts, dataset_id, meta, folder)
     if opts.dry_run:
-        say("dry run: nothing is sent; the push would run:")
+        LOG.info("dry run: nothing is sent; the push would run:")
         for command, why in steps:
-            say(f"  $ {command}    # {why}")
+            LOG.info(f"  $ {command}    # {why}")
             result.commands.append(command)
         return result
-    _run(opts, find_cli(opts.kaggle_cli), dataset_id, meta, folder, result, say)
+    _run(opts, find_cli(opts.kaggle_cli), dataset_id, meta, folder, result)
     return result
 
 
-def _step(cli: KaggleCli, args: list[str], result: PushResult, say) -> object:
+def _step(cli: KaggleCli, args: list[str], result: PushResult) -> object:
     command = KaggleCli.shown(args)
-    say(f"$ {command}")
+    LOG.info(f"$ {command}")
     result.commands.append(command)
-    return cli.run(args, say)
+    return cli.run(args, LOG.info)
 
 
 def _run(opts: PushOptions, cli: KaggleCli, dataset_id: str, meta: KernelMetadata, folder: Path,
-         result: PushResult, say) -> None:
-    say(f"kaggle CLI: {cli.where}")
-    version = cli_version(_step(cli, ["--version"], result, say))
+         result: PushResult) -> None:
+    LOG.info(f"kaggle CLI: {cli.where}")
+    version = cli_version(_step(cli, ["--version"], result))
     if version != PINNED_CLI:
-        say(f"  note: Kaggle CLI {version}; ninefit is tested with {PINNED_CLI} (pip install \"ninefit[kaggle]\")")
+        LOG.info(f"  note: Kaggle CLI {version}; ninefit is tested with {PINNED_CLI} (pip install \"ninefit[kaggle]\")")
     status_args = ["datasets", "status", dataset_id, "--format", "json(status,current_version_number)"]
-    before = dataset_state(_step(cli, status_args, result, say))
+    before = dataset_state(_step(cli, status_args, result))
     new = before is None
     message = opts.message or "ninefit push"
     args = list(upload_command(opts.bundle) if new else upload_command(opts.bundle, new_version=message))[1:]
-    say(f"dataset: {'creating' if new else 'uploading a new version of'} {dataset_id} "
+    LOG.info(f"dataset: {'creating' if new else 'uploading a new version of'} {dataset_id} "
         f"({'new' if new else f'now at version {before[1]}'})")
-    url = check_upload(_step(cli, args, result, say), new=new, ref=dataset_id)
+    url = check_upload(_step(cli, args, result), new=new, ref=dataset_id)
     result.sent.append(f"dataset {dataset_id}: {'created' if new else 'new version uploaded'} ({url})")
     old = 0 if before is None else before[1]
     start = time.monotonic()
     while True:
-        state = dataset_state(_step(cli, status_args, result, say))
+        state = dataset_state(_step(cli, status_args, result))
         waited = time.monotonic() - start
         if state is not None and state[0] == "ready" and state[1] > old:
             result.dataset_version = state[1]
-            say(f"dataset: version {state[1]} is ready ({waited:.0f} s)")
+            LOG.info(f"dataset: version {state[1]} is ready ({waited:.0f} s)")
             break
         if state is not None and state[0] in _DATASET_FAILED:
             raise KaggleError(f"Kaggle could not process the upload of {dataset_id} (status {state[0]}). Sent: "
@@ -251,38 +254,38 @@ def _run(opts: PushOptions, cli: KaggleCli, dataset_id: str, meta: KernelMetadat
             raise KaggleError(f"The new version of {dataset_id} was not ready after {waited:.0f} s (status "
                               f"{state[0] if state else 'not found'}). Sent: {'; '.join(result.sent)}. The notebook was "
                               f"not pushed: it would attach the previous version. Push again once it is ready.")
-        say(f"dataset: {state[0] if state else 'not visible yet'}"
+        LOG.info(f"dataset: {state[0] if state else 'not visible yet'}"
             f"{f', version {state[1]}' if state else ''}; waiting for version {old + 1} ({waited:.0f} s)")
         time.sleep(opts.poll_s)
-    kernel_version = pushed_version(_step(cli, ["kernels", "push", "-p", str(folder)], result, say), meta.id)
+    kernel_version = pushed_version(_step(cli, ["kernels", "push", "-p", str(folder)], result), meta.id)
     result.kernel_version = kernel_version
     result.sent.append(f"notebook {meta.id} version {kernel_version}")
     result.submit_command = submit_command(opts, meta, kernel_version) if opts.competition else ""
     if not opts.competition:
-        say("sent: " + "; ".join(result.sent) + ". No --competition: nothing to submit.")
+        LOG.info("sent: " + "; ".join(result.sent) + ". No --competition: nothing to submit.")
         return
     if not opts.submit:
-        say("sent: " + "; ".join(result.sent) + ". Once that version has run (`" + KaggleCli.shown(
+        LOG.info("sent: " + "; ".join(result.sent) + ". Once that version has run (`" + KaggleCli.shown(
             ["kernels", "status", f"{meta.id}/{kernel_version}"]) + "` says complete), submit it with:")
-        say(f"  {result.submit_command}")
+        LOG.info(f"  {result.submit_command}")
         return
-    _wait_kernel(opts, cli, meta, kernel_version, result, say)
+    _wait_kernel(opts, cli, meta, kernel_version, result)
     args = ["competitions", "submit", "-c", str(opts.competition), "-k", meta.id, "-v", str(kernel_version),
             "-f", SUBMISSION_FILE, "-m", opts.message or f"ninefit push, version {kernel_version}"]
-    answer = check_submit(_step(cli, args, result, say), str(opts.competition))
+    answer = check_submit(_step(cli, args, result), str(opts.competition))
     result.submitted = answer
     result.sent.append(f"submission of {meta.id} version {kernel_version} to {opts.competition} ({answer})")
-    say("sent: " + "; ".join(result.sent))
+    LOG.info("sent: " + "; ".join(result.sent))
 
 
 def _wait_kernel(opts: PushOptions, cli: KaggleCli, meta: KernelMetadata, version: int, result: PushResult,
-                 say) -> None:
+                 ) -> None:
     start = time.monotonic()
     while True:
-        status, failure = kernel_status(_step(cli, ["kernels", "status", f"{meta.id}/{version}"], result, say))
+        status, failure = kernel_status(_step(cli, ["kernels", "status", f"{meta.id}/{version}"], result))
         waited = time.monotonic() - start
         if status in _KERNEL_DONE:
-            say(f"notebook: version {version} ran to completion ({waited:.0f} s)")
+            LOG.info(f"notebook: version {version} ran to completion ({waited:.0f} s)")
             return
         if status in _KERNEL_FAILED:
             raise KaggleError(f"Notebook {meta.id} version {version} ended {status} on Kaggle"
@@ -292,7 +295,7 @@ def _wait_kernel(opts: PushOptions, cli: KaggleCli, meta: KernelMetadata, versio
             raise KaggleError(f"Notebook {meta.id} version {version} still {status} after {waited:.0f} s. Sent: "
                               f"{'; '.join(result.sent)}. Not submitted: once it is complete, run "
                               f"{submit_command(opts, meta, version)}")
-        say(f"notebook: version {version} {status} ({waited:.0f} s)")
+        LOG.info(f"notebook: version {version} {status} ({waited:.0f} s)")
         time.sleep(opts.poll_s)
 
 

@@ -45,5 +45,5 @@ def wheel_bundle(digits_dir: Path, tmp_path_factory) -> Path:
     steps = (wheelhouse_step(None, target="t4x2", find_links=[ort_index(root / "index")], index=False),
              dataset_step(owner="alice"))
     out = root / "digits"
-    package(digits_dir / "ninefit.toml", out, PackageOptions(steps=steps, target="t4x2"), log=lambda _m: None)
+    package(digits_dir / "ninefit.toml", out, PackageOptions(steps=steps, target="t4x2"))
     return out

@@ -21,7 +21,7 @@ def _nothing_written(folder: Path) -> None:
 def test_a_groupby_without_its_group_is_not_row_wise_and_the_message_says_what_to_do(tmp_path):
     spec, _ = projects.make_groupby(tmp_path / "p", group=False)
     with pytest.raises(HookError) as err:
-        package(spec, tmp_path / "bundle", log=lambda _m: None)
+        package(spec, tmp_path / "bundle")
     text = str(err.value)
     assert "is not row-wise" in text and "no features_group is declared" in text
     assert 'features_group = "<column>"' in text and "features_files" in text
@@ -32,7 +32,7 @@ def test_a_whole_table_statistic_fails_even_with_a_group(tmp_path):
     hook = projects.FEATURES.replace('"store_mean": sales.transform("mean")', '"store_mean": df["sales"] - df["sales"].mean()')
     spec, _ = projects.make_groupby(tmp_path / "p", hook=hook)
     with pytest.raises(HookError, match="groups of features_group = 'store' were kept whole"):
-        package(spec, tmp_path / "bundle", log=lambda _m: None)
+        package(spec, tmp_path / "bundle")
     _nothing_written(tmp_path)
 
 
@@ -67,7 +67,7 @@ def test_a_hook_importing_what_kaggle_lacks_is_refused(tmp_path):
     sys.path.insert(0, str(tmp_path / "p"))
     try:
         with pytest.raises(HookError) as err:
-            package(spec, tmp_path / "bundle", log=lambda _m: None)
+            package(spec, tmp_path / "bundle")
     finally:
         sys.path.remove(str(tmp_path / "p"))
         sys.modules.pop("ninefit_no_such_pkg_xyz", None)
@@ -94,7 +94,7 @@ def test_a_member_column_the_hook_does_not_give_is_named(tmp_path):
     spec.write_text(spec.read_text().replace('"store_weight", "sales"]', '"store_weight", "store_min"]'))
     with pytest.raises(SpecError, match="names column\\(s\\) store_min, which neither the test table nor the features "
                                         "hook 'features:make_features' gives"):
-        package(spec, tmp_path / "bundle", log=lambda _m: None)
+        package(spec, tmp_path / "bundle")
     _nothing_written(tmp_path)
 
 
@@ -102,7 +102,7 @@ def test_an_integer_input_fed_a_float_feature_is_refused(tmp_path):
     spec, _ = projects.make_groupby(tmp_path / "p")
     spec.write_text(spec.read_text().replace('name = "x"', 'name = "x"\n      dtype = "int64"'))
     with pytest.raises(SpecError, match="is int64, but column 'store_mean' is float64: its values would be truncated"):
-        package(spec, tmp_path / "bundle", log=lambda _m: None)
+        package(spec, tmp_path / "bundle")
 
 
 def test_a_postprocess_hook_leaving_sample_rows_unwritten_is_refused(tmp_path):
@@ -110,7 +110,7 @@ def test_a_postprocess_hook_leaving_sample_rows_unwritten_is_refused(tmp_path):
                                  "return [[i, f\"{v:.3f}\"] for i, v in zip(ids[1:], clipped[1:])]")
     spec, _ = projects.make_postprocess(tmp_path / "p", hook=hook)
     with pytest.raises(HookError, match="returned no row for 1 of the 20 id\\(s\\) it was given \\(e.g. 'q0'\\)"):
-        package(spec, tmp_path / "bundle", log=lambda _m: None)
+        package(spec, tmp_path / "bundle")
     _nothing_written(tmp_path)
 
 
@@ -180,8 +180,8 @@ def test_the_estimate_prices_the_hooks_as_stages(tmp_path):
     from packager.estimate.measure.profile import ProfileOptions, profile_step
 
     spec, _ = projects.make_groupby(tmp_path / "p", post=projects.POST_ROUND)
-    step = profile_step(ProfileOptions(seconds_per_member=0.2, startup=False, check_run=False), log=lambda _m: None)
-    package(spec, tmp_path / "bundle", PackageOptions(steps=(step,)), log=lambda _m: None)
+    step = profile_step(ProfileOptions(seconds_per_member=0.2, startup=False, check_run=False))
+    package(spec, tmp_path / "bundle", PackageOptions(steps=(step,)))
     est = estimate_bundle(tmp_path / "bundle", EstimateOptions(target="local", rows=200_000))
     stages = {i.stage: i for i in est.items}
     assert stages["features"].estimate.seconds > 0 and "measured on 24 public rows" in stages["features"].estimate.notes[0]

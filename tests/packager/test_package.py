@@ -7,6 +7,7 @@ message, exit status 2, no traceback, and no bundle folder (nor temp folder).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import stat
@@ -101,7 +102,7 @@ def test_fp16_precision_loss_fails_parity(work, tmp_path):
     spec.write_text(spec.read_text() + '\n  [[model.variant]]\n  name = "fp16"\n  precision = "fp16"\n')  # mlp is last
     out = tmp_path / "bundle"
     with pytest.raises(ToleranceError) as info:
-        package(spec, out, log=lambda _m: None)
+        package(spec, out)
     msg = str(info.value)
     assert "model 'cancel' variant 'fp16'" in msg and "output 'logits'" in msg and "tolerance" in msg
     assert_no_bundle(out)
@@ -119,19 +120,19 @@ def test_unexportable_model_names_the_op(work, tmp_path):
     edit(spec, 'factory = "models:make_mlp"\ncheckpoint = "checkpoints/mlp.pt"', 'factory = "eig:make"\ninit = "random"')
     out = tmp_path / "bundle"
     with pytest.raises(ExportError, match="linalg_eig"):
-        package(spec, out, log=lambda _m: None)
+        package(spec, out)
     assert_no_bundle(out)
 
 
 def test_failed_repackage_keeps_the_old_bundle(work, tmp_path):
     out = tmp_path / "bundle"
-    package(work / "ninefit.toml", out, log=lambda _m: None)
+    package(work / "ninefit.toml", out)
     before = sha256_file(out / "manifest.json")
     (work / "checkpoints" / "mlp.pt").write_bytes(b"garbage")
     with pytest.raises(BundleError, match="--force"):
-        package(work / "ninefit.toml", out, log=lambda _m: None)
+        package(work / "ninefit.toml", out)
     with pytest.raises(ModelLoadError):
-        package(work / "ninefit.toml", out, PackageOptions(force=True), log=lambda _m: None)
+        package(work / "ninefit.toml", out, PackageOptions(force=True))
     assert sha256_file(out / "manifest.json") == before
     open_bundle(out)
 
@@ -238,7 +239,7 @@ def test_package_cli_records_the_target_in_the_manifest(monkeypatch, tmp_path):
 
     seen = []
 
-    def fake_package(spec, out, options, log=print):
+    def fake_package(spec, out, options):
         seen.append(options.target)
         raise SystemExit(0)
 
@@ -263,7 +264,15 @@ def test_cli_and_report_count_the_same_files(work, tmp_path, capsys):
 
     out = tmp_path / "bundle"
     assert main(["package", str(work / "ninefit.toml"), "-o", str(out), "--no-wheels", "--no-profile"]) == 0
-    printed = re.search(r"\((\d+) member\(s\), (\d+) files\)", capsys.readouterr().out)
+    said = capsys.readouterr()
+    printed = re.search(r"\((\d+) member\(s\), (\d+) files\)", said.out)
+    # Packaging's progress (logged to ninefit.package) is on stdout as it was printed: one line a step, first.
+    lines = said.out.splitlines()
+    progress = [k for k, x in enumerate(lines) if "exported with the" in x or "parity ok on" in x]
+    written = next(k for k, x in enumerate(lines) if x.startswith("bundle written to"))
+    assert lines[0].startswith("cnn: exported with the ") and progress and max(progress) < written, said.out
+    assert any(x.startswith("mlp/fp32: parity ok on first ") for x in lines)
+    assert "exported with the" not in said.err and "parity ok" not in said.err
     reported = re.search(r"The bundle is .* in (\d+) files", (out / "report.md").read_text())
     assert printed and reported
     on_disk = sum(1 for p in out.rglob("*") if p.is_file())
@@ -280,7 +289,7 @@ def _dead_pid() -> int:
 
 
 @pytest.mark.timeout(300)
-def test_a_killed_package_leaves_nothing_the_next_one_does_not_remove(work, tmp_path):
+def test_a_killed_package_leaves_nothing_the_next_one_does_not_remove(work, tmp_path, caplog):
     """kill -9 while the bundle is being staged; the next package of the same bundle removes the staging folder."""
     import signal
     import subprocess
@@ -304,19 +313,21 @@ def test_a_killed_package_leaves_nothing_the_next_one_does_not_remove(work, tmp_
     proc.wait()
     (left,) = tmp_path.glob(".bundle.tmp-*")
     assert left.name.startswith(f".bundle.tmp-{proc.pid}-")
-    said = []
-    package(work / "ninefit.toml", dest, PackageOptions(force=True), log=said.append)
+    with caplog.at_level(logging.INFO, logger="ninefit.package"):
+        package(work / "ninefit.toml", dest, PackageOptions(force=True))
+    said = [r.getMessage() for r in caplog.records]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "digits"]
     assert any(line.startswith(f"removed {left.name} (") and "killed before it finished" in line for line in said), said
     open_bundle(dest)
 
 
-def test_a_bundle_moved_aside_by_a_killed_swap_is_put_back(digits_bundle, tmp_path):
+def test_a_bundle_moved_aside_by_a_killed_swap_is_put_back(digits_bundle, tmp_path, caplog):
     from packager.build import _sweep_leftovers
 
     aside = tmp_path / f".bundle.old-{_dead_pid()}-0"
     shutil.copytree(digits_bundle, aside)
-    said = []
-    _sweep_leftovers(tmp_path / "bundle", said.append)
+    with caplog.at_level(logging.INFO, logger="ninefit.package"):
+        _sweep_leftovers(tmp_path / "bundle")
+    said = [r.getMessage() for r in caplog.records]
     assert (tmp_path / "bundle" / "manifest.json").is_file() and not aside.exists()
     assert said == [f"put back {tmp_path / 'bundle'}, which a killed `ninefit package` had moved aside to {aside.name}"]

@@ -177,7 +177,7 @@ def test_package_cli_profiles_unless_told_not_to(monkeypatch, tmp_path):
 
     seen = []
 
-    def fake_package(spec, out, options, log=print):
+    def fake_package(spec, out, options):
         seen.append(options.steps)
         raise SystemExit(0)
 
@@ -197,8 +197,8 @@ def test_package_stores_the_profile(digits_dir, tmp_path):
     from packager.estimate.measure.profile import profile_step
 
     out = tmp_path / "bundle"
-    step = profile_step(ProfileOptions(seconds_per_member=0.2, batch_sizes=(256,), startup=False), log=lambda _m: None)
-    package(digits_dir / "ninefit.toml", out, PackageOptions(steps=(step,)), log=lambda _m: None)
+    step = profile_step(ProfileOptions(seconds_per_member=0.2, batch_sizes=(256,), startup=False))
+    package(digits_dir / "ninefit.toml", out, PackageOptions(steps=(step,)))
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["profile"]["members"]["cnn"]["fp16"]["s_per_row"] > 0
     assert manifest["profile"]["data"]["source"].startswith("public test data")
@@ -284,9 +284,9 @@ def test_package_profiles_images_without_an_image_dir(tmp_path):
         Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(root / "data" / f"{i}.png")
     (root / "data" / "test.csv").write_text("image_id,file\n" + "".join(f"{i},{i}.png\n" for i in ids))
     (root / "data" / "sample_submission.csv").write_text("image_id,a,b\n" + "".join(f"{i},0.5,0.5\n" for i in ids))
-    step = profile_step(ProfileOptions(seconds_per_member=0.2, batch_sizes=(4,), startup=False), log=lambda _m: None)
+    step = profile_step(ProfileOptions(seconds_per_member=0.2, batch_sizes=(4,), startup=False))
     out = tmp_path / "bundle"
-    package(root / "ninefit.toml", out, PackageOptions(steps=(step,)), log=lambda _m: None)
+    package(root / "ninefit.toml", out, PackageOptions(steps=(step,)))
     profile = Manifest.load(out).profile
     assert profile.members["tiny"]["fp32"].s_per_row > 0
     assert profile.data.rows == 6 and not profile.data.synthetic
@@ -323,16 +323,17 @@ def _layout(value, path: str = "") -> set[str]:
 
 
 @pytest.mark.timeout(300)
-def test_a_new_profile_is_written_as_the_older_version_wrote_it(bundle, digits_dir):
+def test_a_new_profile_is_written_as_the_older_version_wrote_it(bundle, digits_dir, capsys):
     """manifest.json does not change with the typed profile: a profile measured now has the very JSON layout of
     one ninefit 0.1.0 wrote (tests/runtime/data/manifest-0.1.0-digits.json, `ninefit package` of the digits
     example, its default batch sizes), key for key."""
     from runtime.execute.lanes import usable_cores
 
     old = json.loads((Path(__file__).parents[1] / "runtime" / "data" / "manifest-0.1.0-digits.json").read_text())
-    assert main(["profile", str(bundle), "--data", str(digits_dir / "data"), "--seconds", "0.3"]) == 0
+    assert main(["profile", str(bundle), "--data", str(digits_dir / "data"), "--seconds", "0.3", "--json"]) == 0
     new = json.loads((bundle / "manifest.json").read_text())
     assert set(new) == set(old)
+    assert json.loads(capsys.readouterr().out) == new["profile"]  # --json: the profile alone on stdout, no progress
     optional = ("..checkpoint.run.lanes", "..checkpoint.run.process", "..startup.cold_s", "..fingerprint.gpus[]",
                 "..checkpoint.run.points[].threads", "..checkpoint.run.lanes.threads")
     if usable_cores() > 1:  # the lanes' check runs: on a machine of one core, none

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 import warnings
@@ -48,7 +49,7 @@ def mlp_only(work: Path, source_lines: str, name: str = "mlp.toml") -> Path:
 
 def package_and_run(spec: Path, data: Path, tmp_path: Path) -> tuple[Path, list[str]]:
     bundle = tmp_path / "bundle"
-    package(spec, bundle, log=lambda _m: None)
+    package(spec, bundle)
     out = tmp_path / "submission.csv"
     run(bundle, data, out, RunOptions(progress=False, work_dir=tmp_path / "work"))
     return bundle, out.read_text().splitlines()
@@ -111,7 +112,7 @@ def test_parquet_test_data(work, tmp_path):
     assert rows == expected
 
 
-def test_torchscript_exporter_is_the_recorded_fallback(work, tmp_path, monkeypatch):
+def test_torchscript_exporter_is_the_recorded_fallback(work, tmp_path, monkeypatch, caplog):
     """When the torch.export-based exporter fails, the TorchScript exporter is used and recorded."""
     import torch
 
@@ -123,9 +124,10 @@ def test_torchscript_exporter_is_the_recorded_fallback(work, tmp_path, monkeypat
         return real(*args, **kwargs)
 
     monkeypatch.setattr(torch.onnx, "export", dynamo_fails)
-    messages: list[str] = []
     bundle = tmp_path / "bundle"
-    package(mlp_only(work, 'factory = "models:make_mlp"\ncheckpoint = "checkpoints/mlp.pt"\n'), bundle, log=messages.append)
+    with caplog.at_level(logging.INFO, logger="ninefit.package"):
+        package(mlp_only(work, 'factory = "models:make_mlp"\ncheckpoint = "checkpoints/mlp.pt"\n'), bundle)
+    messages = [r.getMessage() for r in caplog.records]
     assert open_bundle(bundle).manifest.members[0].exporter == "torchscript"
     assert any("torchscript exporter" in m and "simulated: torch.export could not trace" in m for m in messages)
     assert "| mlp | 0.4 | torchscript |" in (bundle / "report.md").read_text()

@@ -93,7 +93,7 @@ def test_a_member_whose_torch_export_fails_carries_onnx_only_with_the_reason(wor
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(torch.jit.trace(mlp(work), torch.zeros(2, 64)), str(work / "mlp.ts"))
     out = tmp_path / "bundle"
-    result = package(mlp_only(work, 'torchscript = "mlp.ts"\n'), out, log=lambda _m: None)
+    result = package(mlp_only(work, 'torchscript = "mlp.ts"\n'), out)
     member = result.manifest.members[0]
     assert member.torch_version == "" and member.variants[0].torch_file == ""
     assert member.torch_skipped.startswith("model 'mlp': torch.export failed (")
@@ -104,7 +104,7 @@ def test_a_member_whose_torch_export_fails_carries_onnx_only_with_the_reason(wor
 
     asked = mlp_only(work, 'torchscript = "mlp.ts"\nartifacts = ["onnx", "torch"]\n', "asked.toml")
     with pytest.raises(ExportError, match="model 'mlp': torch.export failed"):
-        package(asked, tmp_path / "asked", log=lambda _m: None)
+        package(asked, tmp_path / "asked")
     assert not (tmp_path / "asked").exists()
 
 

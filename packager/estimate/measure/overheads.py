@@ -164,7 +164,7 @@ def cold_start(startup: Startup, run: CheckRun) -> float | None:
 
     Negative where the parts measured apart add up to more than the whole process: the imports
     measure loads what any run may import (pandas' lazy pyarrow, PIL), a given run less. The
-    estimate then takes it off the imports (:meth:`packager.estimate.price.costing.Costing.bundle_items`),
+    estimate then takes it off the imports (:func:`packager.estimate.price.bundle.bundle_items`),
     so that the small run's estimate is its whole process, measured."""
     wall, points = run.process.wall_s, run.points
     # The process stages as the estimate prices them (each one's best), so that the small run's estimate

@@ -36,11 +36,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,8 @@ from runtime.run import RunOptions, load_runner
 
 _SPLIT_CALLS = 3  # calls timed for the preprocess / infer split of each point
 _CHECK_MAX_ROWS = 100_000  # rows of the larger end-to-end check run, at most
+#: What profiling says as it goes: a line per measured variant, what went wrong (the CLI shows it).
+LOG = logging.getLogger("ninefit.profile")
 
 
 @dataclass(frozen=True)
@@ -264,14 +267,13 @@ def _measure_setup(bundle: Bundle, member: Member, variant: Variant, run_options
     return statistics.mean(times), runner
 
 
-def profile_member(bundle: Bundle, member: Member, test: TestData, options: ProfileOptions,
-                   log: Callable[[str], None] = lambda _m: None) -> dict[str, VariantCost]:
+def profile_member(bundle: Bundle, member: Member, test: TestData, options: ProfileOptions) -> dict[str, VariantCost]:
     """``{variant: VariantCost}`` for every variant of ``member`` (see :func:`profile_bundle`)."""
     if member.text is not None:  # cost per token, over the public lengths: .textcost
         from packager.estimate.measure.textcost import profile_text_member
 
         return profile_text_member(bundle, member, test, options, _measure_setup, RunOptions(
-            backend=options.backend, threads=options.threads, device_id=options.device_id, progress=False), log)
+            backend=options.backend, threads=options.threads, device_id=options.device_id, progress=False))
     batches = batch_sizes_for(member, options)
     share = options.seconds_per_member / (len(member.variants) * len(batches))
     run_options = RunOptions(backend=options.backend, threads=options.threads,
@@ -316,7 +318,7 @@ def profile_member(bundle: Bundle, member: Member, test: TestData, options: Prof
             "seconds": time.perf_counter() - t_variant,
             "batches": {str(b): p.to_dict() for b, p in sorted(points.items())},
         })
-        log(f"{member.name}/{variant.name}: {packaged.s_per_row * 1e6:.1f} us/row at batch {packaged.batch} "
+        LOG.info(f"{member.name}/{variant.name}: {packaged.s_per_row * 1e6:.1f} us/row at batch {packaged.batch} "
             f"(fastest at {best.batch}), setup {setup_s * 1e3:.0f} ms"
             f"{'' if cost.stable else ' (windows never settled: fastest kept)'}")
     return out
@@ -334,7 +336,6 @@ def profile_bundle(
     bundle: str | os.PathLike | Bundle,
     data: str | os.PathLike | None = None,
     options: ProfileOptions = ProfileOptions(),
-    log: Callable[[str], None] = lambda _m: None,
 ) -> Profile:
     """Measure every member of a bundle here; returns the profile (stored as ``manifest.profile``).
 
@@ -345,7 +346,6 @@ def profile_bundle(
             (holding ``manifest.data.test``), or the test table itself, whatever
             its name (the sample submission and images are looked for beside it).
         options: What to measure and for how long.
-        log: Receives one line per measured variant.
 
     Returns:
         The :class:`runtime.profile.Profile`: its ``members[name][variant]``
@@ -374,19 +374,19 @@ def profile_bundle(
             import onnxruntime  # noqa: F401
         except ImportError:
             pass
-        members = {m.name: profile_member(bundle, m, test, options, log) for m in manifest.members}
+        members = {m.name: profile_member(bundle, m, test, options) for m in manifest.members}
         write = measure_write(manifest, test, sample, [min(int(read.rows or 0), test.n_rows), test.n_rows], work)
         checkpoint = measure_checkpoint(manifest, work / "chunks")
         rate = hash_rate()
         if options.check_run:
             checkpoint = replace(checkpoint, run=_check_run(bundle, work, members, read, write, checkpoint, options,
-                                                            rate, log))
+                                                            rate))
     ensemble = measure_ensemble(manifest, test.n_rows)
     startup = _startup(bundle, options, checkpoint.run, t_verify, rate)
     return Profile(
         version=PROFILE_VERSION, created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         fingerprint=_fingerprint(members, options), options=_options(options), data=read, startup=startup,
-        ensemble=ensemble, write=write, checkpoint=checkpoint, members=members, load=_load(meter, log),
+        ensemble=ensemble, write=write, checkpoint=checkpoint, members=members, load=_load(meter),
     )
 
 
@@ -418,7 +418,7 @@ def _read_data(bundle: Bundle, data: str | os.PathLike | None, work: Path, optio
 
 
 def _check_run(bundle: Bundle, work: Path, members: dict[str, dict[str, VariantCost]], read: DataRead, write: Write,
-               checkpoint: Checkpoint, options: ProfileOptions, rate: float, log: Callable[[str], None]) -> CheckRun:
+               checkpoint: Checkpoint, options: ProfileOptions, rate: float) -> CheckRun:
     """The runtime end to end (:func:`packager.estimate.measure.overheads.check_run`), on one lane: the check
     run refines one session's figures; lanes are the plan's to model. A failure leaves its error."""
     run_options = RunOptions(backend=options.backend, threads=options.threads, device_id=options.device_id, lanes=1)
@@ -427,7 +427,7 @@ def _check_run(bundle: Bundle, work: Path, members: dict[str, dict[str, VariantC
                          hash_bytes_per_s=rate)
     except Exception as exc:  # noqa: BLE001 - a refinement: the profile stands without it
         failed = CheckRun(error=f"{type(exc).__name__}: {exc}"[:300])
-        log(f"end-to-end check run failed, its refinements are left out: {failed.error}")
+        LOG.warning(f"end-to-end check run failed, its refinements are left out: {failed.error}")
         return failed
 
 
@@ -450,11 +450,11 @@ def _startup(bundle: Bundle, options: ProfileOptions, run: CheckRun, t_verify: f
     return replace(startup, cold_s=cold) if cold is not None else startup
 
 
-def _load(meter: LoadMeter, log: Callable[[str], None]) -> Load:
+def _load(meter: LoadMeter) -> Load:
     """The other processes' share of the cores while measuring; said when it makes the figures uncertain."""
     busy = meter.read()
     if (busy.others_cpu_share or 0.0) > BUSY:
-        log(f"other processes used {busy.others_cpu_share:.0%} of the cores while profiling: the figures are "
+        LOG.warning(f"other processes used {busy.others_cpu_share:.0%} of the cores while profiling: the figures are "
             "uncertain (the estimate widens their bands); profile again on a quiet machine for firmer ones")
     return busy
 
@@ -471,7 +471,7 @@ def _options(options: ProfileOptions) -> MeasureOptions:
                                      "stable_windows": options.stable_windows, "batch_sizes": options.batch_sizes})
 
 
-def profile_step(options: ProfileOptions = ProfileOptions(), log: Callable[[str], None] = print):
+def profile_step(options: ProfileOptions = ProfileOptions()):
     """A step of packaging (``PackageOptions.steps``): profile the staged bundle and store the profile.
 
     Uses the spec's public test data when it is on disk, else synthetic rows.
@@ -479,9 +479,9 @@ def profile_step(options: ProfileOptions = ProfileOptions(), log: Callable[[str]
 
     def step(stage: Path, spec, manifest: Manifest) -> Manifest:
         data = spec.test_path if spec.test_path.is_file() else None
-        log(f"profiling on {'the public test data' if data else 'synthetic rows'} "
+        LOG.info(f"profiling on {'the public test data' if data else 'synthetic rows'} "
             f"(about {options.seconds_per_member:g} s per member; --no-profile skips)")
-        profile = profile_bundle(Bundle(root=Path(stage), manifest=manifest), data, options, log)
+        profile = profile_bundle(Bundle(root=Path(stage), manifest=manifest), data, options)
         return replace(manifest, profile=profile)
 
     return step

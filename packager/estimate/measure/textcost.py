@@ -18,6 +18,7 @@ real lengths (:func:`runtime.data.text.row_costs`) before planning.
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 from typing import Any, Callable
@@ -32,6 +33,7 @@ from runtime.profile import TextCost, VariantCost
 
 #: Quantiles of the public window lengths the cost is measured at.
 QUANTILES = (0.1, 0.5, 0.9, 1.0)
+LOG = logging.getLogger("ninefit.profile")
 ASSUMPTION = "the hidden test is assumed to follow the public test's token-length distribution"
 
 
@@ -118,7 +120,7 @@ def profile_text_variant(runner, member: Member, variant: Variant, test: TestDat
 
 
 def profile_text_member(bundle, member: Member, test: TestData, options, measure_setup: Callable,
-                        run_options, log: Callable[[str], None]) -> dict[str, VariantCost]:
+                        run_options) -> dict[str, VariantCost]:
     """``{variant: VariantCost}`` for a text member (see ``profile.profile_bundle``)."""
     from dataclasses import replace
 
@@ -145,7 +147,7 @@ def profile_text_member(bundle, member: Member, test: TestData, options, measure
             "seconds": time.perf_counter() - t0, "batches": {str(batch): point},
         })
         t = rec["text"]
-        log(f"{member.name}/{variant.name}: {t['s_per_token'] * 1e6:.2f} us/token + {t['s_per_window'] * 1e6:.1f} "
+        LOG.info(f"{member.name}/{variant.name}: {t['s_per_token'] * 1e6:.2f} us/token + {t['s_per_window'] * 1e6:.1f} "
             f"us/window -> {spr * 1e3:.2f} ms/row over the public lengths (padding waste {t['padding_waste']:.2f}), "
             f"setup {setup_s * 1e3:.0f} ms")
     return out

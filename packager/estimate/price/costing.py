@@ -383,12 +383,6 @@ class Costing:
                 Item("ensembling", ens, self.measured_basis if self.measured else "rate constant",
                      member.name, variant.name, batch))
 
-    def bundle_items(self, rows: int) -> list[Item]:
-        """The bundle-wide stages' items (:func:`packager.estimate.price.bundle.bundle_items`)."""
-        from packager.estimate.price.bundle import bundle_items
-
-        return bundle_items(self, rows)
-
     def best_batch(self, member: Member, variant: Variant) -> int | None:
         rec = self.record(member, variant)
         return int(rec.best_batch_size) if rec is not None and rec.best_batch_size else None

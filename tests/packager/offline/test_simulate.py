@@ -345,8 +345,7 @@ def test_the_inputs_hold_what_kaggle_uploads_without_dataset_metadata(digits_dir
     from packager.offline import dataset_step
 
     bundle = tmp_path / "digits"
-    package(digits_dir / "ninefit.toml", bundle, PackageOptions(steps=(dataset_step(owner="someone"),)),
-            log=lambda _m: None)
+    package(digits_dir / "ninefit.toml", bundle, PackageOptions(steps=(dataset_step(owner="someone"),)))
     assert (bundle / "dataset-metadata.json").is_file()
     copied: list[str] = []
     layout = sim._layout

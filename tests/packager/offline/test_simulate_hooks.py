@@ -28,7 +28,7 @@ def project(tmp_path_factory) -> tuple[Path, Path]:
     spec, _ = projects.make_groupby(folder, hook=STRICT_LOOKUP)
     assert "WEIGHTS.loc" in (folder / "features.py").read_text()
     bundle = folder.parent / "bundle"
-    package(spec, bundle, log=lambda _m: None)
+    package(spec, bundle)
     return folder, bundle
 
 

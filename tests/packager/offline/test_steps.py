@@ -7,6 +7,7 @@ resolved from a local folder; the digits example is packaged for real.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -65,12 +66,12 @@ def assert_no_bundle(out: Path) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_package_writes_a_checksummed_offline_bundle(work: Path, index: Path, tmp_path: Path):
+def test_package_writes_a_checksummed_offline_bundle(work: Path, index: Path, tmp_path: Path, caplog):
     out = tmp_path / "bundles" / "digits"
-    messages: list[str] = []
-    steps = (demo_step(index, imports=["ninefit_demo_a"], log=messages.append),
-             dataset_step(owner="someone"))
-    result = package(work / "ninefit.toml", out, PackageOptions(steps=steps), log=lambda _m: None)
+    steps = (demo_step(index, imports=["ninefit_demo_a"]), dataset_step(owner="someone"))
+    with caplog.at_level(logging.INFO, logger="ninefit.package"):
+        result = package(work / "ninefit.toml", out, PackageOptions(steps=steps))
+    messages = [r.getMessage() for r in caplog.records]
 
     wheels = sorted(p.name for p in (out / "wheels").iterdir())
     assert wheels == ["ninefit_demo_a-1.0-py3-none-any.whl", "ninefit_demo_b-1.0-py3-none-any.whl"]
@@ -118,7 +119,7 @@ def test_missing_dependency_stops_packaging_and_leaves_nothing(work: Path, index
     out = tmp_path / "bundles" / "digits"
     steps = (demo_step(index), dataset_step(owner="someone"))
     with pytest.raises(PackagingError, match=B):
-        package(work / "ninefit.toml", out, PackageOptions(steps=steps), log=lambda _m: None)
+        package(work / "ninefit.toml", out, PackageOptions(steps=steps))
     assert_no_bundle(out)
 
 
@@ -130,8 +131,7 @@ def test_no_owner_packages_without_dataset_metadata(work: Path, tmp_path: Path,
     monkeypatch.delenv("KAGGLE_USERNAME", raising=False)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(empty))
     out = tmp_path / "bundles" / "digits"
-    package(work / "ninefit.toml", out, PackageOptions(steps=(dataset_step(),)),
-            log=lambda _m: None)
+    package(work / "ninefit.toml", out, PackageOptions(steps=(dataset_step(),)))
 
     assert not (out / "dataset-metadata.json").exists()
     report = (out / "report.md").read_text()

@@ -295,10 +295,9 @@ def test_compiled_packages_resolve_as_cp312_from_pypi_into_the_bundle(digits_dir
     from packager.offline import dataset_step, wheelhouse_step
 
     provided = [f"{k}=={v}" if v else k for k, v in load_provided().items() if k != "tokenizers"]
-    step = wheelhouse_step(["onnxruntime", "tokenizers"], provided=provided, log=print)
+    step = wheelhouse_step(["onnxruntime", "tokenizers"], provided=provided)
     out = tmp_path / "bundle"
-    package(digits_dir / "ninefit.toml", out, PackageOptions(steps=(step, dataset_step(owner="alice")), target="cpu"),
-            log=lambda _m: None)
+    package(digits_dir / "ninefit.toml", out, PackageOptions(steps=(step, dataset_step(owner="alice")), target="cpu"))
     record = json.loads((out / "wheelhouse.json").read_text())
     image = wheelmeta.Target.make(wheelhouse.DEFAULT_PYTHON_VERSION, wheelhouse.DEFAULT_PLATFORMS)
     cp = "cp" + wheelhouse.DEFAULT_PYTHON_VERSION.replace(".", "")

@@ -93,8 +93,7 @@ def test_without_a_competition_the_data_folder_must_be_set_and_the_push_stops_at
 
 def test_bundle_without_wheels_or_torch_programs_for_the_image_is_refused(digits_dir, tmp_path, capsys):
     out = tmp_path / "nowheels"
-    package(digits_dir / "ninefit.toml", out, PackageOptions(steps=(dataset_step(owner="alice"),), target="t4x2"),
-            log=lambda _m: None)
+    package(digits_dir / "ninefit.toml", out, PackageOptions(steps=(dataset_step(owner="alice"),), target="t4x2"))
     fails_cleanly(capsys, main, dry(out, tmp_path / "nb" / "s.ipynb", "--competition", "digit-recognizer"),
                   "nothing was sent", "[wheels] no ONNX Runtime on Kaggle", "cnn, mlp")
 

@@ -186,7 +186,7 @@ def test_run_with_dali_predicts_as_with_pil(dali, tmp_path, monkeypatch):
     spec = image_project(root, [image_member(classes=3, activation="softmax")], files=names,
                          ids=[f"img{i:02d}" for i in range(10)], classes=3)
     bundle = tmp_path / "bundle"
-    package(spec, bundle, log=lambda _m: None)
+    package(spec, bundle)
     probs = {}
     for loader in ("pil", "dali"):
         monkeypatch.setenv(LOADER_ENV, loader)

@@ -146,7 +146,7 @@ def test_run_decodes_each_image_once_and_reports_its_stages(tmp_path, monkeypatc
     four_members_project(root, 23)
     ids = [f"id{i:03d}" for i in range(23)]
     bundle = tmp_path / "bundle"
-    package(root / "ninefit.toml", bundle, log=lambda _m: None)
+    package(root / "ninefit.toml", bundle)
     outs = {}
     for depth in ("0", "3"):
         monkeypatch.setenv("NINEFIT_PREFETCH", depth)
@@ -231,7 +231,7 @@ def test_kill_9_with_prefetch_and_the_spool_then_resume_is_identical_to_an_in_li
     root = tmp_path / "proj"
     four_members_project(root, 60)
     bundle = tmp_path / "bundle"
-    package(root / "ninefit.toml", bundle, log=lambda _m: None)
+    package(root / "ninefit.toml", bundle)
 
     def command(out: Path, work: Path) -> list[str]:
         return [sys.executable, "-m", "runtime", "run", str(bundle), "--data", str(root / "data"), "--out", str(out),
