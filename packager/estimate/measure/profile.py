@@ -2,8 +2,9 @@
 
 :func:`profile_bundle` drives the very runtime that will run on Kaggle
 (``runtime.run.load_runner`` / ``runtime.execute.predict.predict_rows`` over ``runtime.data`` test
-data) and returns the ``manifest.profile`` dict the estimator and the
-deadline-aware runtime read. Per member and variant it measures:
+data) and returns the bundle's profile (:class:`runtime.profile.Profile`, stored as
+``manifest.profile``) the estimator and the deadline-aware runtime read. Per member and
+variant it measures:
 
 * setup: ``load_runner`` plus ``activate()`` (session / engine creation), the
   same span the runtime reports as ``load_seconds``;
@@ -28,8 +29,9 @@ the runtime's own work, stored as fixed + per chunk.
 Rows come from the public test data when given, else from synthetic rows of
 the declared input shapes written to a temporary folder (``data.source``
 says which). Small tables are tiled (with fresh ids) to reach the largest
-batch. Profile format: see :data:`PROFILE_VERSION` and ``docs`` in
-:func:`profile_bundle`.
+batch. The profile's format is :mod:`runtime.profile` (versioned by
+:data:`~runtime.profile.PROFILE_VERSION`). What it measures is logged to
+``ninefit.profile`` (a line per variant, and what went wrong).
 """
 
 from __future__ import annotations
