@@ -28,7 +28,6 @@ writing a stored profile does not change its JSON.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import types
 import typing
 from collections.abc import Mapping
@@ -412,11 +411,15 @@ class Profile(Part):
 # -- reading and writing -------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _hints(cls: type) -> dict[str, Any]:
-    """The JSON keys of a part and their types (``extra`` and ``read_keys`` are not keys)."""
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.name not in ("extra", "read_keys")}
+    """The JSON keys of a part and their types (``extra`` and ``read_keys`` are not keys), worked out once."""
+    if cls not in _HINTS:
+        hints = typing.get_type_hints(cls)
+        _HINTS[cls] = {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.name not in ("extra", "read_keys")}
+    return _HINTS[cls]
 
 
 def _kind(value: Any) -> str:

@@ -122,7 +122,7 @@ def read_header(path: Path) -> list[str] | None:
                         "expected a UTF-8 CSV file or a Parquet file") from exc
 
 
-def parse_data(raw: dict, root: Path) -> tuple[DataSpec, Path, Path]:
+def parse_data(raw: dict, root: Path) -> tuple[DataSpec, Path, Path, HooksIn]:
     d = _get(raw, "data", _TOP, dict, expected="a table, written [data]")
     _check_keys(d, "[data]", "data")
     fmt = _get(d, "format", "[data]", str, "table", ("table", "images", "text"))
