@@ -1,4 +1,5 @@
-"""``ninefit estimate BUNDLE --target t4x2 --rows 25000 --time-limit 9h``."""
+"""``ninefit estimate BUNDLE --target t4x2 --rows 25000 --time-limit 9h`` (a bundle that serves: its evaluation-API
+shape, :mod:`packager.estimate.serve`)."""
 
 from __future__ import annotations
 
@@ -48,14 +49,24 @@ def register(sub) -> None:
                        "check (the run needs more RAM than the notebook has; a member fits no GPU memory even at "
                        "batch 1) makes the verdict 'does not fit' whatever the times. The plan may change "
                        "batch sizes per member; `ninefit run` has one --batch-size for all members, so set it with "
-                       "--batch-size only if all members agree.",
-                       epilog="Exit status: 0 fits; 3 tight; 4 does not fit (by time or by a blocking pre-flight "
-                       "check); 2 usage or input error (bad flag, not a bundle, unreadable run report). With "
-                       "--json the verdict is also in the output. Durations take a unit: 9h, 540m, 32400s, 1h30m "
+                       "--batch-size only if all members agree. A bundle whose spec has a [serve] table is priced as "
+                       "it serves Kaggle's evaluation API (--file-run for its file run): the startup (install, "
+                       "imports, the server) against [serve] startup_limit_s, the first call (every member loaded, no "
+                       "deadline), each declared batch size against the response deadline less the runtime's margin "
+                       "(the members each call runs, the ones it leaves out, the largest batch each rung fits), and "
+                       "the whole against the limit; when it does not fit, the rung and share of every batch's rows "
+                       "each member gets as the run paces its time.",
+                       epilog="Exit status: 0 fits; 3 tight; 4 does not fit (by time, or by a blocking check: "
+                       "pre-flight, or for a bundle that serves a startup over its limit or a call that cannot be "
+                       "answered in time); 2 usage or input error (bad flag, not a bundle, unreadable run report). "
+                       "With --json the verdict is also in the output (\"shape\": \"file\" or \"serve\"; a "
+                       "serving estimate adds \"serve\"). Durations take a unit: 9h, 540m, 32400s, 1h30m "
                        f"(a bare number such as 9 is refused).{_margin_rule()}")
     p.add_argument("bundle", type=Path, help="bundle folder written by `ninefit package`")
     p.add_argument("--target", default="t4x2", help=f"hardware: {', '.join(TARGETS)} (default: %(default)s)")
-    p.add_argument("--rows", type=_rows, required=True, help="rows of the hidden test set (from the data page)")
+    p.add_argument("--rows", type=_rows, default=None, help="rows of the hidden test set (from the data page); "
+                   "required for a file run; for a bundle that serves, default: [serve] expected_rows (or "
+                   "expected_batches x the rows per batch)")
     p.add_argument("--time-limit", type=duration_arg, default=9 * 3600.0,
                    help="run-time limit, e.g. 9h, 540m (default: 9h)")
     p.add_argument("--margin", type=_margin, default=None, help="safety margin: a duration (30m) or a share of the "
@@ -69,13 +80,19 @@ def register(sub) -> None:
                    "laid out over the lanes by the run's own planner (side by side, or one member's rows split); "
                    "the plan names each step's lane")
     p.add_argument("--tensorrt", action="store_true", help="engines are built by TensorRT on the target (adds build time)")
-    p.add_argument("--plan", action="store_true", help="show the best plan that fits even when everything fits")
+    p.add_argument("--plan", action="store_true",
+                   help="show the best plan that fits even when everything fits (a bundle that serves: the paced plan)")
     p.add_argument("--calibrate", type=Path, action="append", default=[], metavar="RUN_REPORT.json",
                    help="fold a run report from the target (ninefit run's run_report.json) into its calibration first; "
                    "may be repeated")
     p.add_argument("--calibration", type=Path, default=None, metavar="FILE",
                    help="calibration file (default: ~/.cache/ninefit/calibration.json, or under $XDG_CACHE_HOME)")
     p.add_argument("--no-calibration", action="store_true", help="ignore stored calibrations")
+    p.add_argument("--data", type=Path, default=None, metavar="DATA",
+                   help="a bundle that serves with [serve] batch_by: the public test (the data folder, or the test "
+                   "table) whose groups give the batches' sizes, scaled to expected_rows / expected_batches")
+    p.add_argument("--file-run", action="store_true",
+                   help="for a bundle that serves: estimate its file run (submission.csv) instead")
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
     p.add_argument("--chart", type=Path, default=None, metavar="PNG", help="write a chart of the stages against the limit")
     p.set_defaults(func=run)
@@ -88,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from packager.estimate.render import format_table
     from packager.offline.image import image_facts
     from runtime.bundle import open_bundle
-    from runtime.errors import SpecError
+    from runtime.errors import SpecError, UsageError
 
     get_target(args.target)  # an unknown target fails before anything else
     if args.batch_size is not None and args.batch_size < 1:
@@ -97,10 +114,29 @@ def run(args: argparse.Namespace) -> int:
     if args.margin is not None:
         kind, value = args.margin
         margin = value * args.time_limit if kind == "share" else value
-    options = EstimateOptions(target=args.target.strip().lower(), rows=args.rows, time_limit_s=args.time_limit,
+    bundle = open_bundle(args.bundle, verify=False)
+    serve = bundle.manifest.serve if not args.file_run else None
+    if serve is None:
+        if args.rows is None:
+            raise UsageError("--rows: the hidden test set's number of rows is needed (from the competition's data "
+                             "page), e.g. --rows 25000")
+        if args.data is not None:
+            raise UsageError("--data gives the public test's batch_by groups to a bundle that serves; a file run "
+                             "takes its rows from --rows")
+        rows = args.rows
+    else:
+        from packager.estimate.serve import declared_batches
+
+        if args.chart is not None:
+            raise UsageError("--chart draws a file run's stages; for a bundle that serves add --file-run")
+        if args.lanes not in (None, 1):
+            raise UsageError(f"--lanes {args.lanes}: a serving run has one lane (each call runs its members one "
+                             "after another)")
+        batches = declared_batches(serve, bundle.manifest, args.rows, args.data)
+        rows = batches.rows
+    options = EstimateOptions(target=args.target.strip().lower(), rows=rows, time_limit_s=args.time_limit,
                               margin_s=margin, batch_size=args.batch_size, lanes=args.lanes,
                               tensorrt=args.tensorrt)
-    bundle = open_bundle(args.bundle, verify=False)
     store = None if args.no_calibration and not args.calibrate else CalibrationStore.load(args.calibration)
     lines = []
     for report in args.calibrate:
@@ -113,8 +149,17 @@ def run(args: argparse.Namespace) -> int:
     if args.calibrate:
         store.save()
         lines.append(f"calibration for {options.target} saved to {store.path}")
-    est = estimate_bundle(args.bundle, options, manifest=bundle.manifest,
-                          calibration=None if args.no_calibration else store, plan=True if args.plan else None)
+    calibration = None if args.no_calibration else store
+    if serve is not None:
+        from packager.estimate.serve import estimate_serve, format_serve
+
+        est = estimate_serve(args.bundle, options, manifest=bundle.manifest, calibration=calibration,
+                             batches=batches, plan=True if args.plan else None)
+        text = format_serve
+    else:
+        est = estimate_bundle(args.bundle, options, manifest=bundle.manifest, calibration=calibration,
+                              plan=True if args.plan else None)
+        text = format_table
     if args.chart is not None:
         from packager.estimate.chart import write_chart
 
@@ -126,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         data["messages"] = lines
         print(json.dumps(data, indent=2))
     else:
-        print(format_table(est))
+        print(text(est))
         if lines:
             print()
             print("\n".join(lines))

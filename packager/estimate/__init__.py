@@ -12,7 +12,10 @@
   checks of :mod:`.preflight`, gives a verdict against the time limit and, when
   it does not fit, the best plan that does (:mod:`.fitplan`); :func:`calibrate`
   folds a real run's report into a :class:`CalibrationStore`; :mod:`.render` and
-  :mod:`.chart` show it.
+  :mod:`.chart` show it;
+* a bundle that serves Kaggle's evaluation API (``[serve]``): :func:`estimate_serve`
+  (:mod:`.serve`) prices its startup, first call and every batch against its
+  response deadline, and paces the whole as the runtime does; :func:`format_serve` shows it.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ _EXPORTS = {
     "NodeCost": "packager.estimate.price.flops",
     "ProfileOptions": "packager.estimate.measure.profile",
     "STAGES": "packager.estimate.estimator",
+    "ServeEstimate": "packager.estimate.serve",
     "TARGETS": "packager.estimate.price.hardware",
     "VERDICTS": "packager.estimate.estimator",
     "calibrate": "packager.estimate.calibrate",
@@ -43,8 +47,11 @@ _EXPORTS = {
     "count_graph": "packager.estimate.price.flops",
     "default_calibration_path": "packager.estimate.calibrate",
     "detect_local": "packager.estimate.price.hardware",
+    "declared_batches": "packager.estimate.serve",
     "estimate_bundle": "packager.estimate.estimator",
+    "estimate_serve": "packager.estimate.serve",
     "fingerprint": "packager.estimate.measure.machine",
+    "format_serve": "packager.estimate.serve",
     "format_table": "packager.estimate.render",
     "get_target": "packager.estimate.price.hardware",
     "parse_cpuinfo": "packager.estimate.measure.machine",

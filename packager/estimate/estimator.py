@@ -158,6 +158,7 @@ class BudgetEstimate:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "shape": "file",  # a file run (a bundle that serves: packager.estimate.serve, "serve")
             "bundle": self.bundle, "target": self.target, "target_name": self.target_name,
             "rows": self.rows, "time_limit_s": self.time_limit_s, "margin_s": self.margin_s,
             "available_s": self.available_s, "expected_s": self.expected_s, "low_s": self.low_s,
@@ -180,9 +181,9 @@ def verdict(expected_s: float, high_s: float, available_s: float) -> str:
     return "does not fit"
 
 
-def _calibrate(items: list[Item], store: CalibrationStore | None, target: str, manifest: Manifest,
-               used: list[str]) -> list[Item]:
-    """Apply the stored calibration of ``target`` to the member items."""
+def calibrate_items(items: list[Item], store: CalibrationStore | None, target: str, manifest: Manifest,
+                    used: list[str]) -> list[Item]:
+    """Apply the stored calibration of ``target`` to the member items (``used``: a line appended per item changed)."""
     if store is None:
         return items
     out = []
@@ -226,8 +227,8 @@ def _fit_plan(costing: Costing, store: CalibrationStore | None, fixed: list[Item
             if best and best not in batches and options.batch_size is None and fits_memory(member, variant, best):
                 batches.append(best)
             for b in batches:
-                items = _calibrate(widen(costing.member_items(member, variant, b, options.rows), costing.profile,
-                                         lane_count(costing)), store, options.target, costing.manifest, [])
+                items = calibrate_items(widen(costing.member_items(member, variant, b, options.rows), costing.profile,
+                                              lane_count(costing)), store, options.target, costing.manifest, [])
                 load, inf, ens = (i.estimate for i in items)
                 candidates.append(Candidate(variant.name, b, load.high, inf.high + ens.high, variant.value_factor))
         members.append((member, candidates))
@@ -279,7 +280,7 @@ def estimate_bundle(
     noisy = noise_check(costing.profile, [*fixed, *members], lanes)
     # Repeats that disagreed widen their stages' bands (a real run's calibration then replaces a member's band).
     fixed, members = widen(fixed, costing.profile, lanes), widen(members, costing.profile, lanes)
-    members = _calibrate(members, calibration, options.target, manifest, used)
+    members = calibrate_items(members, calibration, options.target, manifest, used)
     by_stage = {s: n for n, s in enumerate(STAGES)}
     items = sorted([*fixed, *members], key=lambda i: by_stage[i.stage])
     checks, fits_memory = preflight(costing, options)
@@ -287,7 +288,7 @@ def estimate_bundle(
     result = BudgetEstimate(
         bundle=manifest.name, target=options.target, target_name=costing.target.name, rows=options.rows,
         time_limit_s=options.time_limit_s, margin_s=options.margin, items=tuple(items), checks=tuple(checks),
-        profile=_describe_profile(costing.profile), calibrated=tuple(used), lanes=lanes,
+        profile=describe_profile(costing.profile), calibrated=tuple(used), lanes=lanes,
         chunk_rows=tuple(chunk_quantum(costing).items()),
     )
     if plan or (plan is None and result.verdict != "fits"):
@@ -307,7 +308,8 @@ def chunk_quantum(costing: Costing) -> dict[str, int]:
     return {m.name: max(b - a for a, b in member_grid(rows, m, costing.profile)) for m in costing.manifest.members}
 
 
-def _describe_profile(profile: Profile) -> str:
+def describe_profile(profile: Profile) -> str:
+    """Where and how the profile was measured, in one line (none: a spec-sheet estimate)."""
     if not profile.measured:
         return "none: spec-sheet estimate (run `ninefit profile BUNDLE` for a measured one)"
     fp = profile.fingerprint
@@ -332,6 +334,8 @@ __all__ = [
     "EstimateOptions",
     "FitPlan",
     "Item",
+    "calibrate_items",
+    "describe_profile",
     "estimate_bundle",
     "hardware_of",
     "lane_count",

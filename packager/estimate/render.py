@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from packager.estimate.estimator import BudgetEstimate
+from packager.estimate.price.items import Item
 from runtime.progress import format_seconds
 
 
@@ -28,6 +29,19 @@ def shape_note(target: str) -> str:
     return "a Kaggle CPU notebook (no machine shape)" if target == "cpu" else "no Kaggle machine shape known"
 
 
+#: The header of the items' table (:func:`item_line`).
+ITEMS_HEADER = (f"{'stage':<11} {'member':<14} {'variant':<8} {'batch':>6} {'expected':>9} {'band':>21}  "
+                f"{'conf':<6} basis")
+
+
+def item_line(item: Item) -> str:
+    """One line of the items' table: stage, member, variant, batch, expected time, band, confidence, basis."""
+    e = item.estimate
+    band = f"{fmt_s(e.low)} - {fmt_s(e.high)}"
+    return (f"{item.stage:<11} {item.member or '-':<14} {item.variant:<8} {item.batch_size or '':>6} "
+            f"{fmt_s(e.seconds):>9} {band:>21}  {e.confidence:<6} {item.basis}")
+
+
 def format_table(est: BudgetEstimate) -> str:
     """Per stage and member: expected time, band, confidence; then total, margin, verdict, checks, plan."""
     shape = shape_note(est.target)
@@ -36,13 +50,9 @@ def format_table(est: BudgetEstimate) -> str:
         f"limit {fmt_s(est.time_limit_s)}, margin {fmt_s(est.margin_s)}",
         f"profile: {est.profile}",
         "",
-        f"{'stage':<11} {'member':<14} {'variant':<8} {'batch':>6} {'expected':>9} {'band':>21}  {'conf':<6} basis",
+        ITEMS_HEADER,
     ]
-    for item in est.items:
-        e = item.estimate
-        band = f"{fmt_s(e.low)} - {fmt_s(e.high)}"
-        out.append(f"{item.stage:<11} {item.member or '-':<14} {item.variant:<8} "
-                   f"{item.batch_size or '':>6} {fmt_s(e.seconds):>9} {band:>21}  {e.confidence:<6} {item.basis}")
+    out.extend(item_line(item) for item in est.items)
     band = f"{fmt_s(est.low_s)} - {fmt_s(est.high_s)}"
     out.append(f"{'total':<11} {'':<14} {'':<8} {'':>6} {fmt_s(est.expected_s):>9} {band:>21}  {est.confidence}")
     if est.lanes > 1:
@@ -94,4 +104,4 @@ def format_table(est: BudgetEstimate) -> str:
     return "\n".join(out)
 
 
-__all__ = ["fmt_s", "format_table", "shape_note"]
+__all__ = ["ITEMS_HEADER", "fmt_s", "format_table", "item_line", "shape_note"]
