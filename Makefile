@@ -13,7 +13,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[cpu,test]"
+	$(PIP) install -q -e ".[cpu,test,tabular]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -27,7 +27,12 @@ from packager.export import copy_onnx, export_model
 from packager.hooks_check import check_features, check_imports, check_postprocess, in_user_files, stage_hooks
 from packager.fp16 import Fp16Result, convert_fp16
 from packager.bundle_report import write_report
+from packager.sources import prepare
+from packager.sources.native import check_columns
+from packager.sources.package import package_native
 from packager.spec import ModelSpec, Spec, load_spec
+from packager.spec.data import read_header
+from packager.spec.types import NATIVE_SOURCES
 from packager.tokenizer import package_tokenizer
 from packager.torch_artifact import build_torch_artifact, image_torch_version, version_skew
 from packager.torchload import load_torch_model
@@ -152,24 +157,8 @@ def _output_width(path: Path, m: ModelSpec, feed: dict[str, np.ndarray]) -> int:
     return int(np.prod(v.shape[1:])) if v.ndim > 1 else 1
 
 
-def _package_model(spec: Spec, m: ModelSpec, test, stage: Path
-                   ) -> tuple[Member, list[VerifyResult], list[tuple[str, Fp16Result]]]:
-    if m.text is not None and test is None:
-        raise SpecError(f"model {m.name!r}: a text model is verified on the public test's texts, and "
-                        f"{spec.test_path} is not here")
-    feed, source = sample_inputs(spec, m, test)
-    model = load_torch_model(m, spec.root)
-    if not m.trained:  # said on purpose in the spec (init = "random"), but nobody should forget it
-        warnings.warn(f"model {m.name!r} is packaged with random initial weights (init = \"random\"): "
-                      "it is untrained, and its parity check only compares two random models", stacklevel=2)
-    folder = stage / "models" / m.name
-    full = folder / "fp32.onnx"
-    if model is None:
-        exported = copy_onnx(m.path, full, m.name)
-    else:
-        exported = export_model(model, m, {k: v[:2] for k, v in feed.items()}, full)
-    LOG.info(f"{m.name}: exported with the {exported.exporter} exporter" + (f" (dynamo failed: {exported.fallback_reason})" if exported.fallback_reason else ""))
-    width = _output_width(full, m, feed)
+def _check_width(spec: Spec, m: ModelSpec, width: int) -> None:
+    """The member's values per row against what the submission format reads (SpecError naming both)."""
     if _width(spec) and width != _width(spec):
         names = spec.submission.classes or spec.submission.options.get("targets") or spec.submission.columns
         what = _NEEDS.get(spec.submission.mode, "one per column")
@@ -181,6 +170,33 @@ def _package_model(spec: Spec, m: ModelSpec, test, stage: Path
             f"model {m.name!r}: output {m.output!r} gives {width} value(s) per row, but the submission needs "
             f"{_width(spec)} ({what})"
         )
+
+
+def _package_model(spec: Spec, m: ModelSpec, test, stage: Path
+                   ) -> tuple[Member, list[VerifyResult], list[tuple[str, Fp16Result]]]:
+    if m.text is not None and test is None:
+        raise SpecError(f"model {m.name!r}: a text model is verified on the public test's texts, and "
+                        f"{spec.test_path} is not here")
+    if m.source in NATIVE_SOURCES:  # a tree or scikit-learn model: converted, checked against its library
+        member, verified = package_native(m, test, stage, spec.verify_rows, spec.test_path.name)
+        _check_width(spec, m, member.n_outputs)
+        return member, verified, []
+    feed, source = sample_inputs(spec, m, test)
+    model = load_torch_model(m, spec.root)
+    if m.init == "factory":
+        LOG.info(f"{m.name}: init = \"factory\": the factory {m.factory} loads its own trained weights (no checkpoint)")
+    if not m.trained:  # said on purpose in the spec (init = "random"), but nobody should forget it
+        warnings.warn(f"model {m.name!r} is packaged with random initial weights (init = \"random\"): "
+                      "it is untrained, and its parity check only compares two random models", stacklevel=2)
+    folder = stage / "models" / m.name
+    full = folder / "fp32.onnx"
+    if model is None:
+        exported = copy_onnx(m.path, full, m.name)
+    else:
+        exported = export_model(model, m, {k: v[:2] for k, v in feed.items()}, full)
+    LOG.info(f"{m.name}: exported with the {exported.exporter} exporter" + (f" (dynamo failed: {exported.fallback_reason})" if exported.fallback_reason else ""))
+    width = _output_width(full, m, feed)
+    _check_width(spec, m, width)
     torch_art = build_torch_artifact(model, m, {k: v[:2] for k, v in feed.items()}, feed, source, folder)
     if torch_art.path is not None:
         LOG.info(f"{m.name}: torch program {torch_art.path.name} (torch {torch_art.torch_version}), parity ok for "
@@ -216,7 +232,7 @@ def _package_model(spec: Spec, m: ModelSpec, test, stage: Path
     member = Member(
         name=m.name, weight=m.weight, inputs=m.inputs, output=m.output, variants=tuple(variants),
         activation=m.activation, score=m.score, batch_size=m.batch_size, exporter=exported.exporter, n_outputs=width,
-        source=m.source, trained=m.trained,
+        source=m.source, trained=m.trained, init=m.init,
         missing=m.missing, fill_value=m.fill_value,
         text=replace(m.text, tokenizer=Path(m.text.tokenizer).relative_to(stage.resolve()).as_posix()) if m.text else None,
         torch_version=torch_art.torch_version if torch_file else "", torch_skipped=torch_art.skipped,
@@ -354,6 +370,13 @@ def _check_target(target: str) -> None:
 def _stage_inputs(spec: Spec, stage: Path) -> tuple[Spec, Any, dict[str, HookCost]]:
     """The tokenizers and the user's hooks into the stage, then the public test data read through them and
     checked against every model: the spec as staged, the test data (None without it), the features hook's cost."""
+    # What each source decides about its inputs (a tree model's columns: its own feature names), first.
+    spec = replace(spec, models=tuple(prepare(m) for m in spec.models))
+    if not spec.data.features:  # with a features hook, the hook's columns are checked once it ran
+        header = read_header(spec.test_path)
+        for m in spec.models:
+            if m.source in NATIVE_SOURCES:
+                check_columns(m, header)
     # A text model's tokenizer goes into the bundle first: the test data is read through it.
     spec = replace(spec, models=tuple(
         replace(m, text=package_tokenizer(m, stage.resolve() / "models" / m.name)) if m.text else m

@@ -14,13 +14,18 @@ from runtime.manifest import Manifest, Member
 
 #: How the report names where a member's weights came from, by spec source.
 _ORIGINS = {"factory": "trained (checkpoint)", "torchscript": "trained (TorchScript file)",
-            "exported_program": "trained (exported program)", "onnx": "trained (ONNX file)"}
+            "exported_program": "trained (exported program)", "onnx": "trained (ONNX file)",
+            "lightgbm": "trained (LightGBM model file)", "xgboost": "trained (XGBoost model file)",
+            "catboost": "trained (CatBoost model file)", "sklearn": "trained (scikit-learn pickle)",
+            "transformers": "trained (transformers folder)", "timm": "trained (timm checkpoint)"}
 
 
 def weights_origin(member: Member) -> str:
     """Whether a member carries trained weights, in the report's words."""
     if not member.trained:
         return "random init, untrained"
+    if member.init == "factory":
+        return "trained (loaded by the factory itself)"
     return _ORIGINS.get(member.source, "trained")
 
 
@@ -30,7 +35,8 @@ def render_report(manifest: Manifest, results: Sequence[VerifyResult], notes: Se
     lines += ["## Members", "", "| member | weight | exporter | variants | output | batch | weights | torch program |",
               "|---|---|---|---|---|---|---|---|"]
     for m in manifest.members:
-        variants = ", ".join(f"{v.name} ({v.precision}, tta {'+'.join(v.tta)})" for v in m.variants)
+        variants = ", ".join(f"{v.name} ({v.precision}, tta {'+'.join(v.tta)}"
+                             + (f", value {v.value_factor:.3g}" if v.value_factor < 1 else "") + ")" for v in m.variants)
         program = next((v.torch_file for v in m.variants if v.torch_file), "")
         torch_col = f"{program} (torch {m.torch_version})" if program else f"none: {m.torch_skipped or '-'}".replace("|", "/")
         lines.append(f"| {m.name} | {m.weight:g} | {m.exporter} | {variants} | {m.output} ({m.activation}, {m.n_outputs}) "
@@ -39,10 +45,19 @@ def render_report(manifest: Manifest, results: Sequence[VerifyResult], notes: Se
     if untrained:
         lines += ["", f"**Untrained:** {', '.join(untrained)} carr{'ies' if len(untrained) == 1 else 'y'} random initial "
                   'weights (init = "random" in the spec); every other member carries the trained weights it was given.']
-    lines += ["", "## Verification against the torch model", "",
-              "| member | variant | file | output | batch | max abs err | max rel err | top-1 agreement | tolerance (atol, rtol) | result |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in results:
+    cpu = [m.name for m in manifest.members if m.device == "cpu"]
+    if cpu:
+        lines += ["", f"**CPU work:** {', '.join(cpu)} run{'s' if len(cpu) == 1 else ''} on the CPU whatever the target "
+                  "(ONNX Runtime has no GPU kernels for their ai.onnx.ml operators): priced and run as CPU work."]
+    native = [r for r in results if r.reference != "torch"]
+    if native:
+        lines += _native_section(native)
+    torch_results = [r for r in results if r.reference == "torch"]
+    if torch_results or not native:
+        lines += ["", "## Verification against the torch model", "",
+                  "| member | variant | file | output | batch | max abs err | max rel err | top-1 agreement | tolerance (atol, rtol) | result |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in torch_results:
         for c in r.checks:
             agree = f"{c.top1_agreement:.1%}" if c.top1_agreement is not None else "-"
             lines.append(
@@ -58,6 +73,22 @@ def render_report(manifest: Manifest, results: Sequence[VerifyResult], notes: Se
     if notes:
         lines += ["", "## Warnings", "", *(f"- {n}" for n in notes)]
     return "\n".join(lines) + "\n"
+
+
+def _native_section(results: Sequence[VerifyResult]) -> list[str]:
+    """Converted tree and scikit-learn members against their library's own predictions, per class."""
+    lines = ["", "## Parity with the library's own predictions", "",
+             "Each converted file against the library's predict on the same rows, per class; a row differs when its "
+             "value is outside |onnx - library| <= atol + rtol*|library| (a float32 input can flip a split at a "
+             "threshold).", "",
+             "| member | variant | file | compared with | output | batch | rows | max abs err | rows differing | allowed "
+             "| tolerance (atol, rtol) | result |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        for c in r.checks:
+            lines.append(f"| {r.model} | {r.variant} | {r.file} | {r.reference} | {c.output} | {c.batch} | {c.shape[0]} "
+                         f"| {c.max_abs:.3g} | {c.rows_differing or 0:.2%} | {c.rows_tolerance or 0:.2%} "
+                         f"| {c.atol:g}, {c.rtol:g} | {'pass' if c.ok else 'FAIL'} |")
+    return lines
 
 
 def write_report(stage: Path, manifest: Manifest, results: Sequence[VerifyResult], notes: Sequence[str],

@@ -90,6 +90,24 @@ def _read_checkpoint(spec: ModelSpec):
     return state
 
 
+def load_strict(model, state: dict, spec: ModelSpec) -> None:
+    """``model.load_state_dict(state, strict=True)``, its refusal said as the keys missing from the checkpoint,
+    the keys it has that the model does not, and those of another shape (each list cut at 8)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} ({tuple(state[k].shape)} in the checkpoint, {tuple(own[k].shape)} in the model)"
+              for k in own if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        what = f"timm {spec.factory!r}" if spec.source == "timm" else f"the factory {spec.factory!r}"
+        parts = [f"{label} {len(keys)}: {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
+                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("of another shape", shapes))
+                 if keys]
+        raise ModelLoadError(f"model {spec.name!r}: checkpoint {spec.path} does not match the model {what} builds "
+                             f"({'; '.join(parts)}). Is it the checkpoint of this architecture (and its kwargs)?")
+    model.load_state_dict(state, strict=True)
+
+
 def load_torch_model(spec: ModelSpec, root: Path):
     """The model in eval mode on CPU, or None for an ``onnx`` source (nothing to compare against).
 
@@ -100,7 +118,7 @@ def load_torch_model(spec: ModelSpec, root: Path):
     if spec.source == "onnx":
         return None
     torch = _torch(spec)
-    if spec.source != "factory" and (spec.path is None or not spec.path.is_file()):
+    if spec.source in ("torchscript", "exported_program") and (spec.path is None or not spec.path.is_file()):
         raise ModelLoadError(f"model {spec.name!r}: {spec.source} file {spec.path} not found")
     try:
         if spec.source == "torchscript":
@@ -109,10 +127,20 @@ def load_torch_model(spec: ModelSpec, root: Path):
                 model = torch.jit.load(str(spec.path), map_location="cpu")
         elif spec.source == "exported_program":
             model = torch.export.load(str(spec.path)).module()
+        elif spec.source == "transformers":
+            from packager.sources.hf import load_hf
+
+            model = load_hf(spec)
+        elif spec.source == "timm":
+            from packager.sources.timm_models import load_timm
+
+            model = load_timm(spec)
+            if spec.path is not None:
+                load_strict(model, _read_checkpoint(spec), spec)
         else:
             model = _import_factory(spec, root)(**spec.factory_kwargs)
             if spec.path is not None:
-                model.load_state_dict(_read_checkpoint(spec), strict=True)
+                load_strict(model, _read_checkpoint(spec), spec)
     except ModelLoadError:
         raise
     except RuntimeError as exc:
@@ -126,4 +154,4 @@ def load_torch_model(spec: ModelSpec, root: Path):
     return model.eval()
 
 
-__all__ = ["load_torch_model"]
+__all__ = ["load_strict", "load_torch_model"]

@@ -49,6 +49,10 @@ class OutputCheck:
     rtol: float
     ok: bool
     top1_agreement: float | None = None
+    # Converted tree and scikit-learn members (packager.sources.parity): the share of rows whose value is
+    # outside the tolerance, and the share allowed (a float32 input can flip a split at a threshold).
+    rows_differing: float | None = None
+    rows_tolerance: float | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class VerifyResult:
     samples: str  # where the sample inputs came from
     checks: tuple[OutputCheck, ...]
     kept_fp32: dict[str, int] = field(default_factory=dict)  # fp16 files: op type -> nodes left in fp32
+    reference: str = "torch"  # what the file was compared with: torch, or the library of a converted model
 
     @property
     def passed(self) -> bool:

@@ -118,7 +118,7 @@ def gpu_present() -> tuple[bool, str]:
 
 def device_mismatch(target: str, runner: Runner) -> str | None:
     """The warning for a GPU-target bundle whose ``runner`` runs on the CPU while a GPU is here; else None."""
-    if not is_gpu_target(target) or runner.device_kind() == "gpu":
+    if not is_gpu_target(target) or runner.device_kind() == "gpu" or getattr(runner, "cpu_by_design", False):
         return None
     present, how = gpu_present()
     if not present:

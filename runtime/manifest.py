@@ -27,7 +27,10 @@ from runtime.profile import Profile
 #: 3: hooks (``DataSpec.features*``, ``SubmissionSpec.postprocess``) and the submission formats
 #: ``topk``, ``multilabel``, ``long``, ``rle`` (their keys in ``SubmissionSpec``); older manifests still load.
 #: 4: ``Manifest.serve`` (:class:`ServeSpec`, the evaluation-API shape); older manifests still load.
-SCHEMA_VERSION = 4
+#: 5: members converted from other libraries (``Member.source`` lightgbm, xgboost, catboost, sklearn, transformers,
+#: timm), ``Member.init`` ("factory": the factory loaded its own weights), ``Member.device`` ("cpu": the graph runs
+#: on the CPU whatever the target, e.g. tree ensembles) and the missing-value policy "model"; older manifests still load.
+SCHEMA_VERSION = 5
 MANIFEST_NAME = "manifest.json"
 
 #: Activation applied to a model's output before it enters the ensemble.
@@ -49,8 +52,12 @@ RLE_ORDERS = ("column", "row")
 TTA_TRANSFORMS = ("none", "hflip", "vflip")
 #: What a member does with a row whose input values are not finite (NaN, inf):
 #: leave the row to the other members ("skip"), stop the run ("error"), or
-#: replace those values by ``fill_value`` ("fill").
-MISSING_POLICIES = ("skip", "error", "fill")
+#: replace those values by ``fill_value`` ("fill"), or give them to the model as they are ("model": tree
+#: ensembles route a missing value down the branch they learned for it).
+MISSING_POLICIES = ("skip", "error", "fill", "model")
+#: Where a member's graph runs: "" (the run's device: the GPU on a GPU target), or "cpu" whatever the target
+#: (ONNX Runtime has no GPU kernels for the ai.onnx.ml operators tree ensembles and scikit-learn models use).
+MEMBER_DEVICES = ("", "cpu")
 #: What a text member's tokenizer can feed, one model input each.
 TEXT_FEEDS = ("input_ids", "attention_mask", "token_type_ids")
 #: How a text longer than ``max_length`` is handled.
@@ -144,6 +151,8 @@ class Member:
     text: TextSpec | None = None  # text members: how rows become token windows
     torch_version: str = ""  # torch that exported the variants' torch programs ("" without one)
     torch_skipped: str = ""  # why the member carries no torch program ("" when it does, or was not asked to)
+    init: str = ""  # a factory without a checkpoint: "random" (untrained, on purpose) or "factory" (loads its own)
+    device: str = ""  # one of MEMBER_DEVICES: "cpu" for a graph that runs on the CPU whatever the target
 
     @property
     def value(self) -> float:
@@ -388,6 +397,7 @@ __all__ = [
     "COMBINERS",
     "CPU_TARGETS",
     "MANIFEST_NAME",
+    "MEMBER_DEVICES",
     "MISSING_POLICIES",
     "RLE_ORDERS",
     "SCHEMA_VERSION",

@@ -132,6 +132,7 @@ def _log_missing(test: TestData, member: Member) -> None:
     policy, fill = member.missing_policy(test.spec)
     rows = int(test.nonfinite(member).sum())
     what = ("those rows are left to the other members (missing = \"skip\")" if policy == "skip"
+            else "given to the model as they are (missing = \"model\")" if policy == "model"
             else f"filled with {fill:g} (missing = \"fill\")")
     shown = ", ".join(f"{c} ({n})" for c, n in list(columns.items())[:8])
     log(f"{member.name}: {rows} row(s) have non-finite inputs, in {shown}{' ...' if len(columns) > 8 else ''}; {what}")

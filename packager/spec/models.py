@@ -24,6 +24,8 @@ from packager.spec.tables import (
     _tables,
 )
 from packager.spec.types import ARTIFACTS, DTYPES, INITS, PRECISIONS, SOURCES, ModelSpec, VariantSpec
+from packager.spec.sources import check_variants, hf_text_table, parse_converted, source_path
+from packager.spec.types import NATIVE_SOURCES
 from runtime.manifest import (
     ACTIVATIONS,
     TEXT_FEEDS,
@@ -38,6 +40,10 @@ from runtime.manifest import (
 
 # Model names become folder names in the bundle (models/<name>/).
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+#: What each ``init`` packages, for messages.
+_INIT_MEANS = {"random": "packages the factory's random initial weights",
+               "factory": "says the factory loads its own trained weights"}
 
 HOOKED: list[str] = []  # the "header" of a table a features hook adds columns to: patterns are refused
 
@@ -152,10 +158,14 @@ def _parse_variant(t: dict, where: str, default_tta: tuple[str, ...]) -> Variant
         raise _bad("image_size", where, size, size_expected)
     vf = _get(t, "value_factor", where, float, 1.0, valid=lambda x: 0 < x <= 1,
               expected="a number in (0, 1]: the share of the model's value this rung delivers")
+    rounds = _get(t, "rounds", where, int, 0, valid=lambda x: x >= 1,
+                  expected="a whole number of boosting rounds, at least 1 (the rung keeps the first N)")
     return VariantSpec(
         name=_get(t, "name", where, str, valid=bool, expected="a non-empty string"),
         precision=_get(t, "precision", where, str, "fp32", PRECISIONS),
-        tta=tta, image_size=tuple(size) if size else None, value_factor=vf,
+        tta=tta, image_size=tuple(size) if size else None, value_factor=vf, rounds=rounds,
+        # A rounds rung's value factor is measured when packaging unless the spec gives one.
+        value_factor_given="value_factor" in t or not rounds,
     )
 
 
@@ -172,7 +182,8 @@ def parse_model(t: dict, i: int, root: Path, header: list[str] | None, data: Dat
                 expected="a name of letters, digits, '_', '.' or '-' (it names the model's folder in the bundle)")
     source, factory, path, init = _source(t, where, root)
     factory_kwargs = _get(t, "factory_kwargs", where, dict, {})
-    text, inputs = _inputs(t, where, name, root, header, data)
+    converted = parse_converted(t, where, source, data)
+    text, inputs = _inputs(t, where, name, root, header, data, source, path)
     precision = _get(t, "precision", where, str, "fp32", PRECISIONS)
     tta = _get(t, "tta", where, list, ["none"], expected=f"a non-empty array of: {', '.join(_show(x) for x in TTA_TRANSFORMS)}")
     full = _parse_variant({"name": precision, "precision": precision, "tta": tta}, where, tuple(tta))
@@ -182,6 +193,7 @@ def parse_model(t: dict, i: int, root: Path, header: list[str] | None, data: Dat
         raise _err(where, "a text model has no test-time augmentation or image size: leave out tta and image_size")
     if len({v.name for v in variants}) != len(variants):
         raise _err(where, f"variant names must be unique (the full model is named {full.name!r})")
+    check_variants(variants, where, source)
     sample = _get(t, "sample_inputs", where, str, "")
     artifacts = _artifacts(t, where, source)
     missing, fill = _missing(t, where, data.missing)
@@ -196,7 +208,7 @@ def parse_model(t: dict, i: int, root: Path, header: list[str] | None, data: Dat
         variants=variants, sample_inputs=_path(root, sample) if sample else None,
         atol=_get(t, "atol", where, float, None, valid=lambda x: x >= 0, expected=tolerance),
         rtol=_get(t, "rtol", where, float, None, valid=lambda x: x >= 0, expected=tolerance),
-        init=init, missing=missing, fill_value=fill, text=text, artifacts=artifacts,
+        init=init, missing=missing, fill_value=fill, text=text, artifacts=artifacts, **converted,
     )
 
 
@@ -209,18 +221,42 @@ def _source(t: dict, where: str, root: Path) -> tuple[str, str, Path | None, str
     source = given[0]
     init = _get(t, "init", where, str, "", INITS)
     factory, path = "", None
+    if source in NATIVE_SOURCES or source == "transformers":
+        path = source_path(t, where, source, root)
+        for key in ("checkpoint", "factory_kwargs", "init"):
+            if key in t:
+                raise _err(where, f"{key} does not apply to a {source} model: {source} = ... is a file that carries "
+                                  "its own trained weights")
+        return source, factory, path, init
+    if source == "timm":
+        factory = _get(t, "timm", where, str, valid=bool, expected='a timm architecture name, e.g. "resnet18"')
+        if "factory_kwargs" in t:
+            raise _err(where, "factory_kwargs applies to a factory; a timm model's keyword arguments are timm_kwargs")
+        if init == "factory":
+            raise _err(where, 'init = "factory" applies to a factory that loads its own weights; a timm model loads '
+                              'its checkpoint: give checkpoint = "path/to/weights.pt"')
+        if "checkpoint" in t and init:
+            raise _err(where, f'init = "{init}" packages timm\'s initial weights, but a checkpoint is given too; give one')
+        if "checkpoint" in t:
+            path = _path(root, _get(t, "checkpoint", where, str, valid=bool, expected="the path of a state_dict file"))
+        elif not init:
+            raise _err(where, f'timm = "{factory}" has no checkpoint, so the model would be packaged with random, '
+                              'untrained weights (ninefit never downloads pretrained ones). Give checkpoint = '
+                              '"path/to/weights.pt" (the state_dict you trained), or init = "random" on purpose')
+        return source, factory, path, init
     if source == "factory":
         factory = _get(t, "factory", where, str, valid=lambda s: ":" in s,
                        expected='"module:function", e.g. "models:make_cnn"')
         if "checkpoint" in t:
             if init:
-                raise _err(where, f'init = "{init}" packages the factory\'s initial weights, but a checkpoint is given too; '
+                raise _err(where, f'init = "{init}" {_INIT_MEANS[init]}, but a checkpoint is given too; '
                                   "give one of them (the checkpoint, for trained weights)")
             path = _path(root, _get(t, "checkpoint", where, str, valid=bool, expected="the path of a state_dict file"))
         elif not init:
             raise _err(where, f'factory = "{factory}" has no checkpoint, so the model would be packaged with random, '
                               'untrained weights (and still pass its parity check). Give checkpoint = "path/to/weights.pt" '
-                              '(a state_dict saved with torch.save), or init = "random" to package it untrained on purpose')
+                              '(a state_dict saved with torch.save), init = "factory" when the factory loads its own '
+                              'trained weights, or init = "random" to package it untrained on purpose')
     else:
         path = _path(root, _get(t, source, where, str, valid=bool, expected=f"the path of the {source} file"))
         for key in ("checkpoint", "factory_kwargs", "init"):
@@ -229,13 +265,24 @@ def _source(t: dict, where: str, root: Path) -> tuple[str, str, Path | None, str
     return source, factory, path, init
 
 
-def _inputs(t: dict, where: str, name: str, root: Path, header: list[str] | None,
-            data: DataSpec) -> tuple[TextSpec | None, tuple[InputSpec, ...]]:
-    """(the text spec of a text model, the model's inputs): ``[model.text]``'s feeds, else ``[[model.input]]``."""
+def _inputs(t: dict, where: str, name: str, root: Path, header: list[str] | None, data: DataSpec,
+            source: str = "factory", path: Path | None = None) -> tuple[TextSpec | None, tuple[InputSpec, ...]]:
+    """(the text spec of a text model, the model's inputs): ``[model.text]``'s feeds, else ``[[model.input]]``.
+
+    A tree or scikit-learn model's input is found when packaging (its feature names); a timm model's
+    ``[[model.input]]`` may be left out (its pretrained config's size, mean and std); a transformers folder's
+    tokenizer is the folder's own unless ``[model.text]`` names one.
+    """
     text = None
+    if source in NATIVE_SOURCES:
+        return None, ()
+    if source == "timm" and "input" not in t:
+        return None, ()
     if data.format == "text":
-        text = _parse_text(_get(t, "text", where, dict, expected="a table, written [model.text]"),
-                           f"[model.text] of model {name!r}", root, header)
+        table = _get(t, "text", where, dict, expected="a table, written [model.text]")
+        if source == "transformers":
+            table = hf_text_table(table, path)
+        text = _parse_text(table, f"[model.text] of model {name!r}", root, header)
         if "input" in t:
             raise _err(where, "a text model takes its inputs from [model.text] inputs; leave out [[model.input]]")
         inputs = tuple(InputSpec(name=n, dtype="int64", shape=("batch", "sequence")) for n in text.inputs)

@@ -29,13 +29,13 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "model": (
         "name", *SOURCES, "checkpoint", "factory_kwargs", "init", "weight", "score", "output", "activation",
         "batch_size", "precision", "tta", "sample_inputs", "atol", "rtol", "missing", "fill_value", "input", "variant",
-        "text", "artifacts",
+        "text", "artifacts", "columns", "prediction", "rows_tolerance", "task", "timm_kwargs",
     ),
     "model.input": ("name", "dtype", "shape", "columns", "image"),
     "model.text": ("columns", "tokenizer", "inputs", "max_length", "truncation", "stride", "max_windows", "reduce",
                    "max_tokens", "pad_id"),
     "model.input.image": ("size", "mean", "std", "scale", "channels", "layout"),
-    "model.variant": ("name", "precision", "tta", "image_size", "value_factor"),
+    "model.variant": ("name", "precision", "tta", "image_size", "value_factor", "rounds"),
 }
 
 _TOP = "the top level"

@@ -12,11 +12,24 @@ from runtime.manifest import DataSpec, InputSpec, ServeSpec, TextSpec
 
 DTYPES = ("float32", "float16", "float64", "int64", "int32", "uint8", "bool")
 PRECISIONS = ("fp32", "fp16")
-SOURCES = ("factory", "torchscript", "exported_program", "onnx")
+#: Where a model comes from: torch (a factory, TorchScript, an exported program), an ONNX file, a boosted-tree
+#: or scikit-learn model (converted to ONNX, checked against the library's own predictions), a Hugging Face
+#: ``save_pretrained`` folder, or a timm architecture with its checkpoint (packager.sources).
+SOURCES = ("factory", "torchscript", "exported_program", "onnx", "lightgbm", "xgboost", "catboost", "sklearn",
+           "transformers", "timm")
+#: Sources converted from another library's model to ONNX (no torch model; parity with the library's own predict).
+NATIVE_SOURCES = ("lightgbm", "xgboost", "catboost", "sklearn")
+#: Native sources with boosting rounds (the ``rounds`` rung).
+BOOSTED_SOURCES = ("lightgbm", "xgboost", "catboost")
+#: ``task`` of a ``transformers`` folder: what the model head computes, one vector per text row.
+TASKS = ("sequence-classification", "feature-extraction", "token-classification", "multiple-choice")
+#: What a converted classifier gives: class probabilities (default), or the raw margins (log-odds).
+PREDICTIONS = ("probability", "margin")
 #: What a member's bundle files can be: the ONNX file (always), the torch.export program.
 ARTIFACTS = ("onnx", "torch")
-#: ``init`` values of a factory model without a checkpoint (the only way to package one).
-INITS = ("random",)
+#: ``init`` values of a factory model without a checkpoint (the only way to package one): "random", its random
+#: initial weights on purpose (untrained); "factory", the factory loads its own trained weights.
+INITS = ("random", "factory")
 
 
 @dataclass(frozen=True)
@@ -26,6 +39,8 @@ class VariantSpec:
     tta: tuple[str, ...] = ("none",)
     image_size: tuple[int, int] | None = None
     value_factor: float = 1.0
+    rounds: int = 0  # boosted trees: the first ``rounds`` boosting rounds (0: all of them)
+    value_factor_given: bool = True  # False: measured when packaging (a rounds rung without value_factor)
 
 
 @dataclass(frozen=True)
@@ -51,6 +66,14 @@ class ModelSpec:
     text: TextSpec | None = None  # text models; its tokenizer is the user's path until packaged
     # The artifacts to carry; None: ONNX, and the torch program where its export and parity succeed.
     artifacts: tuple[str, ...] | None = None
+    # Converted sources (packager.sources): the table columns feeding a tree or scikit-learn model (None: its
+    # own feature names), probabilities or margins, the share of rows allowed to differ from the library's own
+    # predictions, a transformers folder's task, a timm architecture's keyword arguments.
+    columns: tuple[str, ...] | None = None
+    prediction: str = "probability"
+    rows_tolerance: float = 0.001
+    task: str = ""
+    timm_kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def trained(self) -> bool:
@@ -93,5 +116,6 @@ class Spec:
     serve: ServeSpec | None = None  # [serve]: the evaluation-API shape (None: a submission file only)
 
 
-__all__ = ["ARTIFACTS", "DTYPES", "INITS", "PRECISIONS", "SOURCES", "HooksIn", "ModelSpec", "Spec", "SubmissionSpecIn",
+__all__ = ["ARTIFACTS", "BOOSTED_SOURCES", "DTYPES", "INITS", "NATIVE_SOURCES", "PRECISIONS", "PREDICTIONS", "SOURCES",
+           "TASKS", "HooksIn", "ModelSpec", "Spec", "SubmissionSpecIn",
            "VariantSpec"]

@@ -47,6 +47,9 @@ class Runner(abc.ABC):
     def __init__(self, name: str):
         self.name = name
         self.is_active = False
+        # The member's graph runs on the CPU whatever the target (Member.device "cpu": tree ensembles), so
+        # its CPU session is by design, not a fallback (runtime.gpu.device_mismatch stays quiet about it).
+        self.cpu_by_design = False
 
     def __enter__(self) -> Runner:
         self.activate()

@@ -359,7 +359,8 @@ class TestData:
         bad = self._bad_rows(inp.columns)
         if bad is not None and bad[start:stop].any():
             policy, fill = member.missing_policy(self.spec)
-            matrix = np.where(np.isfinite(matrix), matrix, fill if policy == "fill" else 0)
+            if policy != "model":  # "model": the member's own handling of missing values (tree ensembles)
+                matrix = np.where(np.isfinite(matrix), matrix, fill if policy == "fill" else 0)
         return np.array(matrix, dtype=inp.dtype).reshape((stop - start, *_dims(inp)))
 
     def text_rows(self, member: Member) -> TextRows:

@@ -55,7 +55,19 @@ def trt_input_shapes(member: Member, variant: Variant) -> tuple[tuple[str, tuple
 
 
 def load_runner(bundle: Bundle, member: Member, variant: Variant, options: RunnerOptions) -> Runner:
-    """A (not yet active) runner for one variant of a member."""
+    """A (not yet active) runner for one variant of a member.
+
+    A member whose graph runs on the CPU whatever the target (``Member.device == "cpu"``: tree ensembles and
+    scikit-learn models, whose ai.onnx.ml operators have no GPU kernels in ONNX Runtime) gets an onnxruntime
+    CPU session whatever the backend asked for: a CUDA session would run those nodes on the CPU anyway and
+    copy the inputs to the GPU and back, TensorRT cannot build them, and there is no torch program.
+    """
+    if member.device == "cpu":
+        runner = backends.get("onnxruntime").load(
+            bundle.path(variant.file), f"{member.name}/{variant.name}",
+            BackendOptions(threads=options.threads, providers=("CPUExecutionProvider",)))
+        runner.cpu_by_design = True
+        return runner
     name = options.backend or backends.default_backend()
     backend = backends.get(name)
     batch = options.batch_size or member.batch_size

@@ -196,6 +196,7 @@ class RunReport:
                 cols = ", ".join(f"{c} ({n} row{'s' if n > 1 else ''})" for c, n in list(m.missing_columns.items())[:8])
                 more = f" and {len(m.missing_columns) - 8} more column(s)" if len(m.missing_columns) > 8 else ""
                 what = (f"{m.rows_skipped_input} row(s) skipped" if m.missing_policy == "skip"
+                        else "given to the model (missing = model)" if m.missing_policy == "model"
                         else f"filled (missing = {m.missing_policy})")
                 lines.append(f"{m.name}: non-finite inputs in {cols}{more}: {what}")
             if m.rows_nonfinite_output:

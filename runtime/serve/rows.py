@@ -116,11 +116,12 @@ class BatchRows:
         if member.text is not None or any(inp.image is not None for inp in member.inputs):
             return self.full().feed(member, start, stop, image_size=image_size)
         policy, fill = member.missing_policy(self.spec)
-        return {inp.name: self._input(inp, start, stop, fill if policy == "fill" else 0.0) for inp in member.inputs}
+        fill = None if policy == "model" else fill if policy == "fill" else 0.0  # "model": passed as they are
+        return {inp.name: self._input(inp, start, stop, fill) for inp in member.inputs}
 
-    def _input(self, inp: InputSpec, start: int, stop: int, fill: float) -> np.ndarray:
+    def _input(self, inp: InputSpec, start: int, stop: int, fill: float | None) -> np.ndarray:
         m = self.matrix(inp.columns)[start:stop]
-        if not np.isfinite(m).all():
+        if fill is not None and not np.isfinite(m).all():
             m = np.where(np.isfinite(m), m, fill)
         dims = tuple(d if isinstance(d, int) else -1 for d in inp.shape[1:])  # as a file run lays them out
         return np.array(m, dtype=inp.dtype).reshape((stop - start, *dims))

@@ -168,7 +168,7 @@ def test_a_failed_swap_puts_the_old_bundle_back(tmp_path, monkeypatch):
         ("unreadable_checkpoint", ["model 'mlp'", "unreadable as a torch state_dict"]),
         ("bad_factory", ["factory module 'no_such_module' does not import"]),
         ("missing_function", ["has no callable 'make_nothing'"]),
-        ("wrong_state_dict", ["model 'mlp'", "could not load", "size mismatch"]),
+        ("wrong_state_dict", ["model 'mlp'", "does not match the model the factory", "of another shape"]),
         ("missing_column", ["missing 1 column(s)", "px63"]),
         ("wrong_dtype", ["px5 (", "not numeric"]),
         ("ids_mismatch", ["id(s) of sample_submission.csv are not in the test data", "zzz"]),

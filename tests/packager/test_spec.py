@@ -183,7 +183,7 @@ def package_fails(capsys, spec: Path, *needles: str) -> str:
     ("weight = 0.6", "wieght = 0.6", "`wieght` in [[model]] 'cnn': unknown key; did you mean `weight`?"),
     ('checkpoint = "checkpoints/cnn.pt"', 'chekpoint = "checkpoints/cnn.pt"', "`chekpoint` in [[model]] 'cnn': unknown key; did you mean `checkpoint`?"),
     ("batch_size = 256", "batchsize = 256", "`batchsize` in [[model]] 'cnn': unknown key; did you mean `batch_size`?"),
-    ("weight = 0.6", "weight = 0.6\ncolour = 3", "`colour` in [[model]] 'cnn': unknown key; the keys of this table are: name, factory"),
+    ("weight = 0.6", "weight = 0.6\nhumidity = 3", "`humidity` in [[model]] 'cnn': unknown key; the keys of this table are: name, factory"),
     ('dtype = "float32"', 'dtyp = "float32"', "`dtyp` in [[model.input]] 'pixels' of model 'cnn': unknown key; did you mean `dtype`?"),
     ("value_factor = 0.99", "value_factr = 0.99", "`value_factr` in [[model.variant]] 'fp16' of model 'cnn': unknown key; did you mean `value_factor`?"),
     ("  [[model.variant]]", "  [[model.varaint]]", "`varaint` in [[model]] 'cnn': unknown key; did you mean `variant`?"),
