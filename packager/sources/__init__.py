@@ -22,7 +22,8 @@ from packager.spec.types import BOOSTED_SOURCES, NATIVE_SOURCES, ModelSpec
 def prepare(m: ModelSpec) -> ModelSpec:
     """``m`` with the inputs its source decides (unchanged for torch and ONNX sources)."""
     if m.source in NATIVE_SOURCES:
-        from packager.sources.native import load_native, resolve_columns
+        from packager.sources.load import load_native
+        from packager.sources.native import resolve_columns
         from runtime.manifest import InputSpec
 
         model = load_native(m)

@@ -1,4 +1,5 @@
-"""A tree or scikit-learn model as the packager sees it: :class:`NativeModel`.
+"""A tree or scikit-learn model as the packager sees it: :class:`NativeModel` (read by
+:func:`packager.sources.load.load_native`).
 
 Each library's adapter (:mod:`packager.sources.trees`, :mod:`packager.sources.sklearn`) says what the model
 is (its feature names, binary / multiclass / regression, its boosting rounds, its categorical features),
@@ -81,43 +82,6 @@ class NativeModel(abc.ABC):
         return f"{self.library} {what}, {self.n_features} features{rounds}"
 
 
-_CACHE: dict[tuple[str, str, float], NativeModel] = {}
-
-
-def load_native(m: ModelSpec) -> NativeModel:
-    """The model of a tree or scikit-learn source (read once per file and version of it)."""
-    path = m.path
-    if path is None or not path.is_file():
-        raise ModelLoadError(f"model {m.name!r}: {m.source} file {path} not found")
-    key = (m.source, str(path.resolve()), path.stat().st_mtime)
-    if key not in _CACHE:
-        if m.source == "sklearn":
-            from packager.sources.sklearn import load_sklearn
-
-            _CACHE[key] = load_sklearn(m.name, path)
-        else:
-            from packager.sources.trees import load_tree
-
-            _CACHE[key] = load_tree(m.source, m.name, path)
-    model = _CACHE[key]
-    cats = model.categorical()
-    if cats:
-        raise ConversionError(
-            f"model {m.name!r}: the {model.library} model has categorical feature(s) {', '.join(cats[:10])}, which "
-            f"its ONNX converter cannot convert ({_CATEGORICAL[model.library]}). Encode them as numbers before "
-            "training (ordinal or target encoding) and retrain, or keep the model out of the bundle")
-    return model
-
-
-#: Why each library's categorical splits do not convert.
-_CATEGORICAL = {
-    "lightgbm": "onnxmltools writes LightGBM's category-set splits as numeric thresholds",
-    "xgboost": "onnxmltools reads XGBoost's numeric splits only",
-    "catboost": "CatBoost's ONNX export takes numeric features only",
-    "sklearn": "its converter takes numeric features only",
-}
-
-
 def has_names(names: list[str] | None) -> bool:
     """Whether a model's feature names are real names (not the library's Column_0, 0...)."""
     return bool(names) and not all(_DEFAULT_NAMES.fullmatch(n) for n in names)
@@ -165,5 +129,4 @@ def check_columns(m: ModelSpec, header: list[str] | None) -> None:
                         "names; the test table must have a column of each name)")
 
 
-__all__ = ["ML_OPSET", "ONNX_OPSET", "ConversionError", "NativeModel", "check_columns", "has_names", "load_native",
-           "resolve_columns"]
+__all__ = ["ML_OPSET", "ONNX_OPSET", "ConversionError", "NativeModel", "check_columns", "has_names", "resolve_columns"]

@@ -12,7 +12,8 @@ import numpy as np
 
 from packager.export import check_onnx
 from packager.sources.graph import finish
-from packager.sources.native import ConversionError, NativeModel, load_native
+from packager.sources.load import load_native
+from packager.sources.native import ConversionError, NativeModel
 from packager.sources.parity import value_factor, verify_native
 from packager.spec.types import ModelSpec
 from packager.verify import VerifyResult
