@@ -10,7 +10,10 @@ def register(sub) -> None:
     p = sub.add_parser("notebook", help="write the offline Kaggle submission notebook for a bundle",
                        description="Write the notebook to submit to a Kaggle code competition: it installs the "
                        "bundle's wheels offline, runs the bundle before the time limit and writes submission.csv. "
-                       "Every parameter is editable in its first cell or by a NINEFIT_* environment variable.")
+                       "Every parameter is editable in its first cell or by a NINEFIT_* environment variable. For a bundle packaged "
+                       "with a [serve] table it writes the evaluation-API notebook instead: it builds the bundle's "
+                       "budgeted predict, wraps it in the competition's inference server and calls serve() on "
+                       "Kaggle's rerun, run_local_gateway(...) otherwise.")
     p.add_argument("bundle", type=Path, help="bundle folder written by `ninefit package`")
     p.add_argument("-o", "--out", type=Path, default=Path("submission.ipynb"), help="notebook to write (default: %(default)s)")
     p.add_argument("--slug", default=None,

@@ -23,27 +23,28 @@ one code cell each:
 4. *Report*: prints the run report (its JSON is ``run_report.json`` next to
    the submission).
 
-The helper code of steps 2 and 3 is written here as real functions and put
-into the cells with :func:`inspect.getsource`, so it is linted, imported and
-unit-tested like any other code; those functions use the standard library
-only, since they run before the runtime is importable.
+Steps 1 and 2 and the runtime check of step 3 are shared with the evaluation
+API's notebook (:mod:`.notebook_cells`, where their code is written as real,
+tested functions). A bundle whose manifest has ``serve`` gets that notebook
+instead (:mod:`.serve_notebook`).
 """
 
 from __future__ import annotations
 
-import inspect
-import json
 import os
-import textwrap
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import nbformat
 from nbformat import NotebookNode
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_notebook
 
 from packager.offline.dataset import METADATA_FILENAME
+from packager.offline.notebook_cells import (
+    COMPETITION_PLACEHOLDER, KAGGLE_INPUT, KAGGLE_WORKING, PARAMETERS_TAG, Parameter, bundle_slug, check_runtime_source,
+    check_target, checked_durations, code_cell, install_cell, markdown_cell, packaged_target, parameters_cell,
+)
+from packager.offline.serve_notebook import serve_notebook
 from runtime.errors import PackagingError
 from runtime.fileio import atomic_write
 from runtime.manifest import Manifest
@@ -52,265 +53,9 @@ from runtime.manifest import Manifest
 DATASET_METADATA = METADATA_FILENAME
 #: Tag of the cell that prints the run report (``ninefit simulate`` reads its output).
 REPORT_TAG = "ninefit-report"
-#: Tag of the parameters cell (papermill's convention).
-PARAMETERS_TAG = "parameters"
-COMPETITION_PLACEHOLDER = "<competition>"
-KAGGLE_INPUT = "/kaggle/input"
-KAGGLE_WORKING = "/kaggle/working"
-
-
-@dataclass(frozen=True)
-class Parameter:
-    """One editable notebook parameter and the environment variable overriding it."""
-
-    name: str
-    env: str
-    default: str
-    help: str
-
-    def line(self) -> str:
-        return f"{self.name} = os.environ.get({self.env!r}, {self.default!r})  # {self.help}"
-
-
-# -- code that runs inside the notebook (standard library only) ------------------------------------
-
-
-def _find_input(path: str, marker: str, root: str = "/kaggle/input") -> str:
-    """``path`` if ``path/marker`` exists, else the one folder under ``root`` holding ``marker``."""
-    import glob
-    import os
-
-    if os.path.isfile(os.path.join(path, marker)):
-        return path
-    found = sorted({os.path.dirname(p) for depth in ("*", "*/*", "*/*/*")
-                    for p in glob.glob(os.path.join(root, depth, marker))})
-    if len(found) == 1:
-        print(f"{path} has no {marker}; using {found[0]}")
-        return found[0]
-    listing = ", ".join(sorted(os.listdir(root))) if os.path.isdir(root) else f"{root} does not exist"
-    raise FileNotFoundError(
-        f"{path} has no {marker}, and {len(found)} folders under {root} have one ({', '.join(found) or 'none'}). "
-        f"Attach the dataset and set the parameter (or its NINEFIT_* variable). {root} holds: {listing}")
-
-
-def _wheel_modules(wheel: str) -> list[str]:
-    """Top-level modules a wheel installs: ``top_level.txt``, else its root entries."""
-    import zipfile
-
-    with zipfile.ZipFile(wheel) as z:
-        names = z.namelist()
-        listed = [n for n in names if n.count("/") == 1 and n.endswith(".dist-info/top_level.txt")]
-        if listed:
-            return [m.strip() for m in z.read(listed[0]).decode().splitlines() if m.strip()]
-    modules = set()
-    for name in names:
-        head, _, rest = name.partition("/")
-        if head.endswith((".dist-info", ".data")):
-            continue
-        if rest:
-            modules.add(head)
-        elif head.endswith((".py", ".so", ".pyd")):
-            modules.add(head.split(".")[0])
-    return sorted(modules)
-
-
-def _wheel_dist(wheel: str) -> tuple[str, str]:
-    """(normalised distribution name, version) from a wheel's file name (PEP 427, PEP 503)."""
-    import os
-    import re
-
-    name, version = os.path.basename(wheel)[:-len(".whl")].split("-")[:2]
-    return re.sub(r"[-_.]+", "-", name).lower(), version
-
-
-def _module_files(module: str, paths) -> list[str]:
-    """The paths among ``paths`` that make ``module`` a regular top-level module (not a namespace part)."""
-    return [p for p in map(str, paths) if p == f"{module}/__init__.py" or (
-        "/" not in p and p.split(".")[0] == module and p.endswith((".py", ".so", ".pyd")))]
-
-
-def _regular_modules(wheel: str, modules: list[str]) -> list[str]:
-    """Those of ``modules`` that the wheel holds as regular modules (a file of its own, not a namespace)."""
-    import zipfile
-
-    with zipfile.ZipFile(wheel) as z:
-        names = z.namelist()
-    return [m for m in modules if _module_files(m, names)]
-
-
-def _conflicts(wheel: str, modules: list[str], owners: dict[str, list[str]]) -> dict[str, str]:
-    """Installed distributions of another name that install one of ``modules`` too: {name: module}.
-
-    ``onnxruntime`` and ``onnxruntime-gpu`` are the case in point: both are the
-    package ``onnxruntime``, so installing one over the other mixes their files.
-    Namespace packages (``google``...) are shared on purpose and do not count.
-    ``owners`` is ``importlib.metadata.packages_distributions()``, read once.
-    """
-    import importlib.metadata
-    import re
-
-    name, _ = _wheel_dist(wheel)
-    # Folders some projects ship at the top level by mistake: sharing one makes no two distributions the same.
-    stray = {"tests", "test", "testing", "docs", "examples", "benchmarks", "scripts"}
-    regular = [m for m in _regular_modules(wheel, modules) if m not in stray]
-    found = {}
-    for module in regular:
-        for other in owners.get(module, []):
-            if re.sub(r"[-_.]+", "-", other).lower() == name:
-                continue
-            files = importlib.metadata.distribution(other).files
-            if files is None or _module_files(module, files):  # no RECORD: assume the worst
-                found[other] = module
-    return found
-
-
-def _imported_from(module: str, dist: str) -> str | None:
-    """Why ``import module`` does not load the copy of distribution ``dist``; None when it does."""
-    import importlib.metadata
-    import importlib.util
-    import os
-    import sys
-
-    if module in sys.modules:
-        return (f"{module} was imported before the install, so this kernel keeps the old one: "
-                "restart the kernel and run all cells")
-    try:
-        spec = importlib.util.find_spec(module)
-        files = importlib.metadata.distribution(dist).files or []
-    except (ImportError, ValueError, importlib.metadata.PackageNotFoundError) as exc:
-        return f"{module} cannot be found after installing {dist} ({exc})"
-    origin = getattr(spec, "origin", None)
-    theirs = {os.path.realpath(importlib.metadata.distribution(dist).locate_file(f)) for f in _module_files(module, files)}
-    if origin and os.path.realpath(origin) in theirs:
-        return None
-    return f"`import {module}` loads {origin}, which is not the copy {dist} installed"
-
-
-def _install_wheels(bundle_dir: str) -> tuple[list[str], list[str]]:
-    """Install the bundle's wheels that the environment lacks; returns (installed, skipped) file names.
-
-    A wheel is skipped only when its distribution is installed at the same
-    version (``importlib.metadata``), never because a module of that name
-    imports: the CPU ``onnxruntime`` of an image must not stand in for
-    ``onnxruntime-gpu``. An installed distribution of another name that is
-    the same module (the CPU ``onnxruntime`` under ``onnxruntime-gpu``) is
-    uninstalled first; where it cannot be (outside this environment, or
-    read-only), the new one is installed ahead of it on ``sys.path``. Either
-    way each installed module is checked to load from its new distribution,
-    and a loud warning says when it does not.
-    """
-    import glob
-    import importlib
-    import importlib.metadata
-    import os
-    import subprocess
-    import sys
-
-    wheels = sorted(glob.glob(os.path.join(bundle_dir, "wheels", "*.whl")))
-    if not wheels:
-        print("no wheels/ in the bundle: nothing to install")
-        return [], []
-    install, skipped, remove = [], [], {}
-    owners = importlib.metadata.packages_distributions()  # module -> distributions: one scan of the image
-    for wheel in wheels:
-        name, version = _wheel_dist(wheel)
-        try:
-            have = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            have = None
-        conflicts = _conflicts(wheel, _wheel_modules(wheel), owners)
-        if have is not None and have.lower() == version.lower() and not conflicts:
-            skipped.append(wheel)
-            print(f"skipped (the image has {name} {have}): {os.path.basename(wheel)}")
-            continue
-        install.append(wheel)
-        for other, module in conflicts.items():
-            remove[other] = (f"{other} {importlib.metadata.version(other)} is the module {module} too: "
-                             f"removed before installing {name} {version}")
-            if have is not None:  # the same files are about to be deleted: reinstall ours afterwards
-                remove[name] = f"{name} {have} shares its files with {other}: reinstalled"
-    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}  # no lookup of pip's own version offline
-    if remove:
-        cmd = [sys.executable, "-m", "pip", "uninstall", "--yes", *remove]
-        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        importlib.invalidate_caches()
-        for other, why in remove.items():
-            try:
-                where = importlib.metadata.distribution(other).locate_file("")
-            except importlib.metadata.PackageNotFoundError:
-                print(why)
-                continue
-            said = " ".join(line.strip() for line in done.stdout.splitlines() if other in line)[:300]
-            print(f"could not remove {other} from {where} ({said or f'pip exit {done.returncode}'}); "
-                  "installing ahead of it on sys.path instead")
-    if install:
-        cmd = [sys.executable, "-m", "pip", "install", "--no-index", "--find-links",
-               os.path.join(bundle_dir, "wheels"), "--no-warn-script-location", *install]
-        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        if done.returncode != 0:
-            print(done.stdout)
-            raise RuntimeError(f"offline install of {len(install)} wheel(s) failed (pip exit {done.returncode}); "
-                               "pip's output is above. The wheelhouse lacks a dependency: rebuild it for Kaggle's Python.")
-        importlib.invalidate_caches()
-        for wheel in install:
-            print(f"installed: {os.path.basename(wheel)}")
-            name, _ = _wheel_dist(wheel)
-            for module in _regular_modules(wheel, _wheel_modules(wheel)):
-                problem = _imported_from(module, name)
-                if problem:
-                    print(f"WARNING: {problem}. The run would use that {module} (for onnxruntime: perhaps the CPU "
-                          "build, many times slower than the GPU one).", file=sys.stderr)
-    return [os.path.basename(w) for w in install], [os.path.basename(w) for w in skipped]
-
-
-def _check_runtime(runtime, bundle_dir: str) -> None:
-    """Fail unless ``runtime`` is the package vendored in the bundle (not another one on ``sys.path``)."""
-    import os
-
-    where = os.path.realpath(os.path.dirname(runtime.__file__))
-    if os.path.commonpath([where, os.path.realpath(bundle_dir)]) != os.path.realpath(bundle_dir):
-        raise ImportError(f"`import runtime` found {where}, not the runtime vendored in {bundle_dir}; "
-                          "restart the kernel so that the bundle's copy is imported")
-    print(f"ninefit runtime {runtime.__version__} from {where}")
 
 
 # -- building the notebook -----------------------------------------------------------------------
-
-
-def _source(*functions: Callable[..., Any]) -> str:
-    return "\n\n\n".join(textwrap.dedent(inspect.getsource(f)).rstrip() for f in functions)
-
-
-def _code(cell_id: str, source: str, tags: tuple[str, ...] = ()) -> NotebookNode:
-    cell = new_code_cell(source=source.strip() + "\n", metadata={"tags": list(tags)} if tags else {})
-    cell.id = cell_id  # stable ids: the same bundle gives the same notebook
-    return cell
-
-
-def _markdown(cell_id: str, source: str) -> NotebookNode:
-    cell = new_markdown_cell(source=source.strip() + "\n")
-    cell.id = cell_id
-    return cell
-
-
-def bundle_slug(bundle_dir: str | os.PathLike) -> str:
-    """The Kaggle dataset slug of a bundle: ``dataset-metadata.json``'s ``id``, else the folder name.
-
-    Raises:
-        PackagingError: ``dataset-metadata.json`` is unreadable or has no ``owner/slug`` id.
-    """
-    root = Path(bundle_dir)
-    meta = root / DATASET_METADATA
-    if not meta.is_file():
-        return root.resolve().name
-    try:
-        ident = json.loads(meta.read_text(encoding="utf-8"))["id"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise PackagingError(f"{meta} is not a Kaggle dataset description with an 'id' ({exc!r}); "
-                             "expected {\"id\": \"owner/slug\", ...}") from exc
-    if not isinstance(ident, str) or not ident.strip("/").split("/")[-1]:
-        raise PackagingError(f"{meta}: id {ident!r} is not 'owner/slug'")
-    return ident.strip("/").split("/")[-1]
 
 
 def parameters(*, slug: str, competition_data: str, time_limit: str, target: str, margin: str = "") -> tuple[Parameter, ...]:
@@ -327,21 +72,6 @@ def parameters(*, slug: str, competition_data: str, time_limit: str, target: str
     )
 
 
-def _packaged_target(manifest: Manifest) -> str:
-    """The notebook target a bundle was packaged for: its manifest's, where it names a Kaggle target."""
-    from packager.estimate.price.hardware import TARGETS
-
-    return manifest.target if manifest.target in TARGETS and manifest.target != "local" else "t4x2"
-
-
-def _check_target(target: str) -> None:
-    from packager.estimate.price.hardware import TARGETS
-
-    known = [t for t in TARGETS if t != "local"]
-    if target not in known:
-        raise PackagingError(f"unknown notebook target {target!r}; expected one of {', '.join(known)}")
-
-
 def build_notebook(
     bundle_dir: str | os.PathLike,
     *,
@@ -352,7 +82,8 @@ def build_notebook(
     target: str | None = None,
     margin: str = "",
 ) -> NotebookNode:
-    """Build the submission notebook for a bundle.
+    """Build the submission notebook for a bundle: the file run's, or, for a bundle with ``serve``, the
+    evaluation API's (:mod:`packager.offline.serve_notebook`).
 
     Args:
         bundle_dir: The bundle folder (``ninefit package`` output).
@@ -375,18 +106,25 @@ def build_notebook(
     root = Path(bundle_dir)
     manifest = Manifest.load(root)  # no folder there: the error says what is (a spec?) and how to make one
     slug = slug or bundle_slug(root)
-    time_limit = _checked_durations(slug, time_limit, margin)
-    target = target or _packaged_target(manifest)
-    _check_target(target)
+    time_limit = checked_durations(slug, time_limit, margin)
+    target = target or packaged_target(manifest)
+    check_target(target)
     data = competition_data or f"{KAGGLE_INPUT}/{competition or COMPETITION_PLACEHOLDER}"
+    if manifest.serve is not None:  # an evaluation-API bundle: its notebook serves the competition's gateway
+        if margin:
+            raise PackagingError(f"notebook margin {margin!r}: a serving bundle keeps the runtime's margin before the "
+                                 "time limit and before each response deadline; leave the margin out")
+        nb = serve_notebook(manifest, slug=slug, data=data, time_limit=time_limit, target=target)
+        nbformat.validate(nb)
+        return nb
     params = parameters(slug=slug, competition_data=data, time_limit=time_limit, target=target, margin=margin)
     nb = new_notebook(
         cells=[
             _intro_cell(manifest, slug),
-            _parameters_cell(params),
-            _markdown("ninefit-install-md", "## Inputs and offline install of the bundle's wheels"),
+            parameters_cell(params),
+            markdown_cell("ninefit-install-md", "## Inputs and offline install of the bundle's wheels"),
             _install_cell(manifest),
-            _markdown("ninefit-run-md", "## Run the ensemble before the deadline"),
+            markdown_cell("ninefit-run-md", "## Run the ensemble before the deadline"),
             _run_cell(),
             _report_cell(),
         ],
@@ -401,25 +139,8 @@ def build_notebook(
     return nb
 
 
-def _checked_durations(slug: str, time_limit: str | float, margin: str) -> str:
-    """The slug, time limit and margin checked; the time limit with its unit (seconds from Python get one)."""
-    from runtime.settings import parse_duration
-
-    if "/" in slug or not slug.strip():
-        raise PackagingError(f"dataset slug {slug!r}: expected the slug alone (the part after 'owner/')")
-    for label, value in (("time limit", time_limit), ("margin", margin)):
-        try:
-            if value or label == "time limit":
-                parse_duration(value)
-        except ValueError as exc:
-            raise PackagingError(f"notebook {label}: {exc}") from None
-    if isinstance(time_limit, (int, float)):  # seconds from Python: the notebook's TIME_LIMIT needs its unit
-        time_limit = f"{time_limit:.3f}".rstrip("0").rstrip(".") + "s"
-    return time_limit
-
-
 def _intro_cell(manifest: Manifest, slug: str) -> NotebookNode:
-    return _markdown("ninefit-intro", "\n".join([
+    return markdown_cell("ninefit-intro", "\n".join([
         f"# ninefit submission: `{manifest.name}`",
         "",
         f"Runs the ensemble packaged by ninefit {manifest.ninefit_version} ({manifest.created or 'date unknown'}) "
@@ -433,35 +154,16 @@ def _intro_cell(manifest: Manifest, slug: str) -> NotebookNode:
     ]))
 
 
-def _parameters_cell(params: tuple[Parameter, ...]) -> NotebookNode:
-    return _code("ninefit-parameters", "\n".join([
-        "import time",
-        "",
-        "NINEFIT_START = time.time()  # the runtime's deadline clock starts here: keep this first",
-        "",
-        "import os",
-        "",
-        *(p.line() for p in params),
-    ]), tags=(PARAMETERS_TAG,))
-
-
 def _install_cell(manifest: Manifest) -> NotebookNode:
-    return _code("ninefit-install", "\n".join([
-        _source(_find_input, _wheel_modules, _wheel_dist, _module_files, _regular_modules, _conflicts, _imported_from, _install_wheels),
-        "",
-        "",
-        'BUNDLE_DIR = _find_input(BUNDLE_DIR, "manifest.json")',
-        f"DATA_DIR = _find_input(DATA_DIR, {manifest.submission.sample!r})",
-        "installed, skipped = _install_wheels(BUNDLE_DIR)",
-    ]))
+    return install_cell(f"DATA_DIR = _find_input(DATA_DIR, {manifest.submission.sample!r})")
 
 
 def _run_cell() -> NotebookNode:
-    return _code("ninefit-run", "\n".join([
+    return code_cell("ninefit-run", "\n".join([
         "import sys",
         "from pathlib import Path",
         "",
-        _source(_check_runtime),
+        check_runtime_source(),
         "",
         "",
         "sys.path.insert(0, BUNDLE_DIR)  # the runtime travels in the bundle: no pip install",
@@ -482,7 +184,7 @@ def _run_cell() -> NotebookNode:
 
 
 def _report_cell() -> NotebookNode:
-    return _code("ninefit-report", "\n".join([
+    return code_cell("ninefit-report", "\n".join([
         "print(report.table())",
         'print(f"run report: {Path(OUT).with_name(\'run_report.json\')}")',
     ]), tags=(REPORT_TAG,))

@@ -14,9 +14,8 @@ import nbformat
 import pytest
 
 from packager.cli import main
-from packager.offline.notebook import (
-    PARAMETERS_TAG, REPORT_TAG, _find_input, _wheel_modules, build_notebook, bundle_slug, write_notebook,
-)
+from packager.offline.notebook import PARAMETERS_TAG, REPORT_TAG, build_notebook, bundle_slug, write_notebook
+from packager.offline.notebook_cells import _find_input, _wheel_modules
 from runtime.errors import BundleError, PackagingError
 from tests.packager.wheels import make_wheel
 
@@ -194,7 +193,7 @@ def test_conflicts_are_other_distributions_of_the_same_regular_module(tmp_path):
     import importlib.metadata
     import zipfile
 
-    from packager.offline.notebook import _conflicts, _wheel_dist
+    from packager.offline.notebook_cells import _conflicts, _wheel_dist
 
     owners = importlib.metadata.packages_distributions()
     gpu = make_wheel(tmp_path, "onnxruntime-gpu", "1.20.1", module="onnxruntime", top_level=True)
