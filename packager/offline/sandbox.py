@@ -15,7 +15,12 @@ tree and judges the outcome; this module is the part in between:
   SPEC`` (inside ``unshare --user --map-root-user --net`` where permitted),
   which brings loopback up, drops its capabilities, runs the notebook with
   nbclient against a deadline and writes its outcome as JSON; the parent
-  kills both process groups if it overruns.
+  kills its process groups if it overruns;
+* a sibling: where the spec names a ``gateway`` (the evaluation API's
+  rehearsal), the executor starts that process beside the kernel, in the same
+  namespace (one loopback for both), and kills the kernel when the gateway
+  exits, as Kaggle tears the notebook's container down once its gateway is
+  done; a notebook that ends first stops the gateway.
 
 Standard library and nbclient only: it runs inside the namespace, before any
 of ninefit's own imports could matter.
@@ -34,6 +39,7 @@ import site
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import venv
 from pathlib import Path
@@ -212,8 +218,9 @@ def execute(root: Path, use_netns: bool, limit_s: float) -> dict[str, Any]:
 
 
 def _kill_groups(root: Path, proc: subprocess.Popen) -> None:
-    """SIGKILL the executor's and the kernel's process groups (each its own session), then reap the executor."""
-    for pgid in (proc.pid, _read_pid(root / "kernel.pid")):
+    """SIGKILL the executor's, the kernel's and the gateway's process groups (each its own session), then reap
+    the executor."""
+    for pgid in (proc.pid, _read_pid(root / "kernel.pid"), _read_pid(root / "gateway.pid")):
         if pgid:
             try:
                 os.killpg(pgid, signal.SIGKILL)
@@ -273,6 +280,48 @@ def _drop_capabilities() -> None:
             raise OSError(ctypes.get_errno(), f"prctl(PR_CAPBSET_DROP, {cap}) failed")
 
 
+class _Sibling:
+    """The rehearsal gateway, a process beside the kernel: when it exits first, the kernel is killed."""
+
+    def __init__(self, spec: Mapping[str, Any], kernel_pid: Any):
+        self.spec, self.kernel_pid = spec, kernel_pid
+        self.finished_first = False
+        self._notebook_done = threading.Event()
+        with open(spec["log"], "wb") as log:
+            self.proc = subprocess.Popen(spec["command"], cwd=spec["cwd"], env=spec["env"], stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        Path(spec["pidfile"]).write_text(str(self.proc.pid))
+        threading.Thread(target=self._watch, name="gateway-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        self.proc.wait()
+        while not self._notebook_done.is_set():
+            pid = self.kernel_pid()
+            if pid:  # the gateway is done: the container goes, the kernel with it (nothing after serve() runs)
+                self.finished_first = True
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                return
+            time.sleep(0.05)  # the kernel is still starting
+
+    def stop(self) -> dict[str, Any]:
+        """The notebook is done: stop the gateway if it still runs; (whether it finished first, its exit code)."""
+        self._notebook_done.set()
+        if self.proc.poll() is None:
+            for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, None)):
+                try:
+                    os.killpg(self.proc.pid, sig)
+                    self.proc.wait(timeout=wait_s)
+                    break
+                except (ProcessLookupError, PermissionError):
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        return {"finished_first": self.finished_first, "returncode": self.proc.returncode}
+
+
 def _executor(spec: Mapping[str, Any]) -> dict[str, Any]:
     from traitlets.config import Config
 
@@ -301,7 +350,7 @@ def _executor(spec: Mapping[str, Any]) -> dict[str, Any]:
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     nb = nbformat.read(spec["notebook"], as_version=4)
-    state: dict[str, Any] = {"deadline": None, "start": None, "cell": None}
+    state: dict[str, Any] = {"deadline": None, "start": None, "cell": None, "kernel": None}
 
     def on_start(**_: Any) -> None:
         state["start"] = time.monotonic()
@@ -309,6 +358,7 @@ def _executor(spec: Mapping[str, Any]) -> dict[str, Any]:
         pid = getattr(getattr(client.km, "provisioner", None), "pid", None)
         if pid:
             Path(spec["pidfile"]).write_text(str(pid))
+            state["kernel"] = pid
 
     def on_cell(cell: Any, cell_index: int, **_: Any) -> None:
         state["cell"] = cell_index
@@ -321,6 +371,7 @@ def _executor(spec: Mapping[str, Any]) -> dict[str, Any]:
         shutdown_kernel="immediate", resources={"metadata": {"path": spec["cwd"]}},
         on_notebook_start=on_start, on_cell_start=on_cell, config=config,
     )
+    sibling = _Sibling(spec["gateway"], lambda: state["kernel"]) if spec.get("gateway") else None
     try:
         client.execute()
         result["status"] = "ok"
@@ -334,6 +385,10 @@ def _executor(spec: Mapping[str, Any]) -> dict[str, Any]:
         result.update(status="dead", ename="DeadKernelError", evalue=str(exc))
     except Exception as exc:  # the simulator's own failure (e.g. the kernel did not start)
         result.update(status="simulator-error", message=f"{type(exc).__name__}: {exc}")
+    if sibling is not None:
+        result["gateway"] = sibling.stop()
+        if result["gateway"]["finished_first"] and result["status"] in ("dead", "ok"):
+            result["status"] = "served"  # the kernel was stopped because the gateway was done
     if state["cell"] is not None:
         result["cell"] = state["cell"]
         result["source"] = "\n".join(("  > " + line) for line in str(nb.cells[state["cell"]].source).splitlines()[:3])
