@@ -135,6 +135,10 @@ class CostModel:
         self.setup: dict[tuple[str, str], float] = {}  # measured in this run
         self.gpu = False  # a runner reported a GPU: fp16 is then assumed faster
         self.rebased: set[str] = set()  # members now on another backend than their priors were measured on
+        # Members whose graph runs on the CPU whatever the machine (Member.device "cpu": tree ensembles): how much
+        # slower this machine's CPU is than the profile's says nothing of its GPU, and the other way round, so
+        # each kind is calibrated by its own members' first batches (see _factor).
+        self.cpu_work = {m.name for m in members if m.device == "cpu"}
 
     def rate(self, member: str, variant: str) -> LiveRate:
         return self.rates.setdefault((member, variant), LiveRate())
@@ -155,10 +159,24 @@ class CostModel:
         """
         self.rebased.add(member)
 
+    def _kind_ratios(self, member: str) -> list[float]:
+        """The best rungs' ratios of the members of ``member``'s kind (CPU work, or the rest)."""
+        mine = member in self.cpu_work
+        return sorted(r for m, r in self._best_by_member() if (m in self.cpu_work) == mine)
+
+    def _best_by_member(self) -> list[tuple[str, float]]:
+        out = []
+        for (m, v), r in self.rates.items():
+            prior = self.prior[m].get(v, {}).get("s_per_row")
+            if r.first is not None and prior and m not in self.rebased and v == self.members[m].variants[0].name:
+                out.append((m, r.first / prior))
+        return out
+
     def calibration(self) -> float:
         """The machine factor: how much slower this machine is than the profile said, the
         median ratio of first live batches to profiled cost over the members' best
-        rungs (1 until one was measured).
+        rungs (1 until one was measured); with members of both kinds (CPU work and the rest), each member's
+        prior is scaled by its own kind's factor instead (:meth:`_factor`).
 
         The profile was measured on the packaging machine; a Kaggle CPU may be
         far slower. Applying the ratio seen on the first members to the priors
@@ -210,7 +228,8 @@ class CostModel:
         """Whether a best rung measured here founds the machine factor (:meth:`calibration`)."""
         return bool(self._ratios(best=True))
 
-    def _ratios(self, best: bool = False, member: str | None = None, variant: str | None = None) -> list[float]:
+    def _ratios(self, best: bool = False, member: str | None = None, variant: str | None = None,
+                like: str | None = None) -> list[float]:
         """First live batch / profiled cost, sorted: over the members' best rungs (``best``), or over
         ``member``'s rungs, or over the rungs named ``variant``. Best rungs only for the machine: a
         lower rung's error (fp16 profiled on a GPU, run on a CPU) is that rung's, for pruning to
@@ -221,7 +240,8 @@ class CostModel:
             if r.first is None or not prior or m in self.rebased:
                 continue
             if best and v != self.members[m].variants[0].name or member is not None and m != member \
-                    or variant is not None and v != variant:
+                    or variant is not None and v != variant \
+                    or like is not None and (m in self.cpu_work) != (like in self.cpu_work):
                 continue
             out.append(r.first / prior)
         return sorted(out)
@@ -235,9 +255,13 @@ class CostModel:
         machine is as fast as the packaging one; a lower rung's ratio still calibrates no best rung
         of another member (its error may be the rung's own)."""
         best = self._ratios(best=True)
+        mixed = bool(self.cpu_work) and len(self.cpu_work) < len(self.members)
+        if mixed:  # both kinds here: each its own factor
+            best = self._kind_ratios(member)
         if best:
             return _median(best)
-        for ratios in (self._ratios(member=member), self._ratios(variant=variant)):
+        same = self._ratios(variant=variant, like=member) if mixed else self._ratios(variant=variant)
+        for ratios in (self._ratios(member=member), same):
             if ratios:
                 return ratios[len(ratios) // 2]
         return 1.0

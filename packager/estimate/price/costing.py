@@ -228,9 +228,12 @@ class Costing:
         precision = self.precision(variant)
         tta = max(len(variant.tta), 1)
         if rec is None or not rec.batches:
+            if member.device == "cpu":
+                return self._unprofiled_cpu(variant, rows), "rate constant"
             points = [(b, self._spec_call(self.cost(variant, b), precision).scaled(tta)) for b in sorted({1, batch})]
             return _stream(points, batch, rows), "spec sheet"
-        points = [(b, self._measured_call(variant, b, point, precision, tta)) for b, point in sorted(rec.batches.items())]
+        cpu = member.device == "cpu"
+        points = [(b, self._measured_call(variant, b, point, precision, tta, cpu)) for b, point in sorted(rec.batches.items())]
         stream = self._inside_the_runtime(_stream(points, batch, rows))
         if rows % batch and rows > batch:  # the last, partial batch is a new shape
             stream = added(stream, self.host(float(rec.reshape_s or 0.0)))
@@ -241,16 +244,22 @@ class Costing:
                 f"padded tokens per row (public mean {text.lengths.tokens_per_row.get('mean', 0.0):.0f} real); "
                 f"{text.assumption or ''}")))
         assert self.machine is not None  # measured
+        if cpu:
+            return stream, self.measured_basis
         return stream, "measured" if self.machine.same else "roofline"
 
-    def _measured_call(self, variant: Variant, b: int, point: BatchPoint, precision: str, tta: int) -> Estimate:
-        """One call at batch ``b`` measured here, on the target: its infer part translated (roofline), the rest host work."""
+    def _measured_call(self, variant: Variant, b: int, point: BatchPoint, precision: str, tta: int,
+                       cpu_work: bool = False) -> Estimate:
+        """One call at batch ``b`` measured here, on the target: its infer part translated (roofline), the rest host
+        work; a member whose graph runs on the CPU whatever the target (``cpu_work``): all of it CPU work."""
         assert self.machine is not None  # measured
         stages = point.stages
         per_batch = float(point.s_per_batch or 0.0)
         infer = float(stages.infer if stages.infer is not None else per_batch)
         host = per_batch - infer
         call = infer / tta
+        if cpu_work:
+            return added(self.cpu_work(infer), self.host(host))
         if call > 0:
             est = translate(call, self.cost(variant, b), self.machine.source, self.target, precision,
                             local_precision=precision, data_parallel=False).scaled(tta)
@@ -264,6 +273,41 @@ class Costing:
         if point.stable is False:
             est = replace(est, notes=(*est.notes, f"batch {b}: windows never agreed within the tolerance"))
         return added(est, self.host(host))
+
+    def cpu_work(self, seconds: float) -> Estimate:
+        """A CPU member's compute measured here (tree ensembles: ONNX Runtime runs their ai.onnx.ml operators on
+        the CPU even in a CUDA session), on the target's host CPU: the clock ratio, and where the target has
+        fewer cores than measured here, the cores' ratio (its sessions use every core); never faster for more."""
+        est = self.host(seconds)
+        m = self.machine
+        here = int(self.profile.fingerprint.cpu_threads or 0)
+        cores = int(self.target.host_cores or 0)
+        if m is not None and not m.same and here and cores and cores < here:
+            est = replace(est.scaled(here / cores), notes=(*est.notes, f"CPU work: x{here / cores:.2f} for {cores} "
+                                                           f"cores on {self.key} against {here} measured"))
+        return replace(est, notes=(*est.notes, "CPU work (ai.onnx.ml operators), priced on the host CPU"))
+
+    def _unprofiled_cpu(self, variant: Variant, rows: int) -> Estimate:
+        """A CPU member without a profile: its trees' nodes at a rate constant (a tree ensemble's cost is not in
+        FLOPs): 2 ns a node visited, depth log2 of its nodes per tree, low confidence."""
+        import math
+
+        import onnx
+
+        try:
+            graph = onnx.load(str(self.root / variant.file)).graph
+        except Exception:  # unreadable: the damage is reported elsewhere
+            graph = None
+        trees = nodes = 0
+        for n in graph.node if graph is not None else ():
+            for a in n.attribute:
+                if a.name == "nodes_treeids":
+                    trees += len(set(a.ints))
+                    nodes += len(a.ints)
+        depth = math.log2(max(nodes / max(trees, 1), 2))
+        seconds = rows * max(trees, 1) * depth * 2e-9
+        return fixed(seconds, SPEC_BAND, "low", self.key,
+                     notes=(f"CPU work, not profiled: {trees} trees at 2 ns a node visited (rate constant)",))
 
     def _inside_the_runtime(self, stream: Estimate) -> Estimate:
         """``predict_rows`` inside the runtime against alone (its threads compete, or prefetch): the factor the
@@ -298,6 +342,8 @@ class Costing:
             est = self.host(float(rec.setup_s or 0.0) + float(rec.warmup_s or 0.0))
             basis = self.measured_basis
         measured_on_gpu = self.machine is not None and self.machine.source.kind == "gpu"
+        if member.device == "cpu":  # a CPU session wherever it runs: no GPU session, no upload, no engine
+            return est, basis
         if self.target.kind == "gpu" and not (self.machine and self.machine.same and measured_on_gpu):
             upload = weights / self.target.host_link
             est = added(est, fixed(GPU_SESSION_S + upload, (0.5, 3.0), "low", self.key,
@@ -373,6 +419,11 @@ class Costing:
         inf, inf_basis = self.inference(member, variant, batch, rows)
         ens = self.ensembling(member, batch, rows)
         lanes, speedup = self.lanes(rows)
+        if self.target.kind == "gpu" and lanes > 1 and member.device == "cpu":
+            # GPU lanes are devices of their own; the host's cores are one: CPU work on one of N lanes gets a
+            # 1/N share of them, so N lanes of it deliver one lane's worth, not N (counted once).
+            note = (f"x{lanes}: CPU work on one of {lanes} GPU lanes, which share the host's cores",)
+            inf = replace(inf.scaled(lanes), notes=(*inf.notes, *note))
         if self.target.kind != "gpu" and lanes > 1:
             note = (f"x{lanes / speedup:.2f} per lane: {lanes} CPU lanes measured {speedup:.2f}x one lane "
                     "(the profile's check runs)",)

@@ -133,3 +133,20 @@ def test_the_machine_factor_says_when_it_rests_on_noisy_measurements():
         drift.rate("a", "fp32").add(10, 1.2)
     assert "a's later batches give x12.00, its first x4.00" in drift.calibration_caveat()
     assert CostModel(MEMBERS, PROFILE).factor_summary() == {}  # nothing measured: no factor yet
+
+
+def test_cpu_work_members_are_calibrated_apart_from_the_others():
+    """A tree member (device "cpu") runs on the host CPU whatever the machine: a GPU member found 4x slower than
+    its profile says nothing of the trees' cost, and the trees' ratio nothing of the GPU members'."""
+    members = (*MEMBERS, Member(name="trees", weight=1.0, inputs=(X,), output="y", device="cpu",
+                                variants=(Variant(name="fp32", file="trees.onnx"),)),
+               Member(name="forest", weight=1.0, inputs=(X,), output="y", device="cpu",
+                      variants=(Variant(name="fp32", file="forest.onnx"),)))
+    profile = {**PROFILE, "trees": {"fp32": {"s_per_row": 0.002}}, "forest": {"fp32": {"s_per_row": 0.003}}}
+    costs = CostModel(members, profile)
+    measure(costs, "a", 0.04)  # the GPU member: 4x its profile
+    assert costs.s_per_row("b", "fp32") == pytest.approx(0.04)
+    assert costs.s_per_row("forest", "fp32") == pytest.approx(0.003)  # not 4x: the CPU is not the GPU
+    measure(costs, "trees", 0.001)  # the CPU here: twice as fast as the profile's
+    assert costs.s_per_row("forest", "fp32") == pytest.approx(0.0015)
+    assert costs.s_per_row("b", "fp32") == pytest.approx(0.04)
