@@ -27,6 +27,8 @@ ESTIMATE = {
     "check_precision", "count_graph", "default_calibration_path", "detect_local", "estimate_bundle", "fingerprint",
     "format_table", "get_target", "parse_cpuinfo", "profile_bundle", "profile_step", "store_profile", "translate",
     "verdict", "write_chart",
+    # a bundle that serves the evaluation API (packager.estimate.serve)
+    "ServeEstimate", "declared_batches", "estimate_serve", "format_serve",
 }
 
 PUSH = {

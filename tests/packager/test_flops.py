@@ -46,6 +46,8 @@ def test_exported_names():
         "FitPlan", "Item", "ProfileOptions", "calibrate", "default_calibration_path",
         "estimate_bundle", "format_table", "profile_bundle", "profile_step", "store_profile",
         "verdict", "write_chart",
+        # a bundle that serves the evaluation API (serve/)
+        "ServeEstimate", "declared_batches", "estimate_serve", "format_serve",
     }
 
 
