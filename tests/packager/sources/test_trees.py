@@ -185,3 +185,24 @@ def test_margins_when_the_spec_asks(lgb_project, tmp_path, capsys):
     raw = model.predict(test, raw_score=True)
     np.testing.assert_allclose(read_submission(out)["target"].to_numpy(), raw, atol=1e-4)
     assert np.abs(raw).max() > 1  # margins, not probabilities
+
+
+@pytest.mark.parametrize("library", ["lightgbm", "xgboost", "catboost"])
+def test_multiclass_margins_match_the_librarys_raw_scores(library, tmp_path, capsys):
+    x, y = make_table(TRAIN + 100, 3, seed=9)
+    model = TRAINERS[library](x[:TRAIN], y[:TRAIN], 3)
+    test = x[TRAIN:].reset_index(drop=True)
+    file = _save(library, model, tmp_path)
+    spec = write_project(tmp_path, test, 3, f'[[model]]\nname = "gbm"\n{library} = "{file}"\nprediction = "margin"\n')
+    assert main(["package", str(spec), "-o", str(tmp_path / "b"), "--no-wheels", "--no-profile"]) == 0
+    out = tmp_path / "s.csv"
+    assert main(["run", str(tmp_path / "b"), "--data", str(tmp_path), "-o", str(out)]) == 0
+    if library == "lightgbm":
+        raw = model.predict(test, raw_score=True)
+    elif library == "xgboost":
+        import xgboost as xgb
+
+        raw = model.predict(xgb.DMatrix(test), output_margin=True)
+    else:
+        raw = model.predict(test, prediction_type="RawFormulaVal")
+    np.testing.assert_allclose(read_submission(out)[["p0", "p1", "p2"]].to_numpy(), raw, atol=1e-4)
