@@ -32,6 +32,13 @@ def prepare(m: ModelSpec) -> ModelSpec:
         # Boosted trees route a missing value down the branch they learned for it: give it to them as it is.
         missing = m.missing or ("model" if m.source in BOOSTED_SOURCES else "")
         return replace(m, inputs=inputs, missing=missing)
+    if m.source == "transformers":  # before its tokenizer is converted: a missing file named first
+        from packager.sources.hf import check_folder, check_tokenizer
+
+        check_folder(m.name, m.path)
+        if m.text is not None:
+            check_tokenizer(m.name, m.path, m.text.tokenizer)
+        return m
     if m.source == "timm" and not m.inputs:
         from packager.sources.timm_models import default_inputs
 

@@ -60,6 +60,20 @@ def check_folder(name: str, folder: Path) -> dict:
         raise ModelLoadError(f"model {name!r}: {config} is not valid JSON ({exc})") from exc
 
 
+#: Files a save_pretrained tokenizer folder holds one of (its fast tokenizer, or the slow one's vocabulary).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
+                   "sentencepiece.bpe.model", "tokenizer.model")
+
+
+def check_tokenizer(name: str, folder: Path, tokenizer: str) -> None:
+    """The folder, as the model's tokenizer, holds one (each expected file named when it holds none)."""
+    path = Path(tokenizer)
+    if path.resolve() != folder.resolve() or any((path / f).is_file() for f in TOKENIZER_FILES):
+        return
+    raise ModelLoadError(f"model {name!r}: {folder} has no tokenizer: expected one of {', '.join(TOKENIZER_FILES)} "
+                         "(tokenizer.save_pretrained(folder) writes them), or name one with [model.text] tokenizer")
+
+
 def _wrapper(model, inputs: tuple[str, ...], task: str):
     import torch
 
@@ -127,4 +141,4 @@ def load_hf(m: ModelSpec):
     return _wrapper(model.eval(), m.text.inputs if m.text else ("input_ids", "attention_mask"), m.task)
 
 
-__all__ = ["WEIGHT_FILES", "check_folder", "load_hf", "offline"]
+__all__ = ["TOKENIZER_FILES", "WEIGHT_FILES", "check_folder", "check_tokenizer", "load_hf", "offline"]

@@ -86,6 +86,13 @@ def test_a_folder_without_weights_or_without_the_head_is_refused(tmp_path, capsy
     spec = _project(tmp_path, 'transformers = "bert"')
     fails_cleanly(capsys, main, ["package", str(spec), "-o", str(tmp_path / "b"), "--no-wheels", "--no-profile"],
                   "has no weights: expected one of model.safetensors", "config.json")
+    _folder(tmp_path / "bare")
+    for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        (tmp_path / "bare" / f).unlink(missing_ok=True)
+    spec.write_text(spec.read_text().replace('transformers = "bert"', 'transformers = "bare"'))
+    fails_cleanly(capsys, main, ["package", str(spec), "-o", str(tmp_path / "b"), "--no-wheels", "--no-profile"],
+                  "has no tokenizer: expected one of tokenizer.json")
+    spec.write_text(spec.read_text().replace('transformers = "bare"', 'transformers = "bert"'))
     _folder(tmp_path / "base", head=False)  # the encoder alone: a classifier head would be random
     spec.write_text(spec.read_text().replace('transformers = "bert"', 'transformers = "base"'))
     fails_cleanly(capsys, main, ["package", str(spec), "-o", str(tmp_path / "b"), "--no-wheels", "--no-profile"],
