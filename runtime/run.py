@@ -131,11 +131,15 @@ def _log_missing(test: TestData, member: Member) -> None:
         return
     policy, fill = member.missing_policy(test.spec)
     rows = int(test.nonfinite(member).sum())
-    what = ("those rows are left to the other members (missing = \"skip\")" if policy == "skip"
-            else "given to the model as they are (missing = \"model\")" if policy == "model"
-            else f"filled with {fill:g} (missing = \"fill\")")
     shown = ", ".join(f"{c} ({n})" for c, n in list(columns.items())[:8])
-    log(f"{member.name}: {rows} row(s) have non-finite inputs, in {shown}{' ...' if len(columns) > 8 else ''}; {what}")
+    more = ' ...' if len(columns) > 8 else ''
+    if policy == "model":  # the model's own handling of missing values (trees): nothing went wrong, said as progress
+        log(f"{member.name}: missing values in {rows} row(s), in {shown}{more}, go to the model as they are "
+            "(missing = \"model\")")
+        return
+    what = ("those rows are left to the other members (missing = \"skip\")" if policy == "skip"
+            else f"filled with {fill:g} (missing = \"fill\")")
+    log(f"{member.name}: {rows} row(s) have non-finite inputs, in {shown}{more}; {what}")
 
 
 def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, options: RunOptions = RunOptions(),

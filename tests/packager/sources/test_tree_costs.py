@@ -43,3 +43,19 @@ def test_a_tree_member_is_priced_as_cpu_work_counted_once_over_the_lanes(tree_bu
     assert not any("GPU session" in n for n in one["load"]["notes"])  # a CPU session: no GPU setup priced
     assert two["inference"]["seconds"] == pytest.approx(2 * inference["seconds"], rel=1e-6)
     assert any("CPU work on one of 2 GPU lanes, which share the host's cores" in n for n in two["inference"]["notes"])
+
+
+def test_a_tree_member_runs_on_a_cpu_session_by_design_without_the_cpu_warning(tree_bundle, tmp_path, capsys,
+                                                                             monkeypatch):
+    """A GPU here and a GPU target: the tree member's CPU session is its design, not a fallback to warn about;
+    its missing values, which go to the trees, are no warning either (--quiet prints nothing on stderr)."""
+    monkeypatch.setenv("NINEFIT_GPU_PRESENT", "1")
+    out = tmp_path / "s.csv"
+    code = main(["run", str(tree_bundle), "--data", str(tree_bundle.parent), "-o", str(out), "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0 and captured.err == "", captured.err
+    assert "RUNNING ON THE CPU" not in captured.err + captured.out and "RAN ON THE CPU" not in captured.out
+    report = json.loads((tmp_path / "s.run_report.json").read_text())
+    assert report["device_warnings"] == []
+    (member,) = report["members"]
+    assert member["status"] == "done" and "CPUExecutionProvider" in member["backend"]
