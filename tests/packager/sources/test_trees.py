@@ -206,3 +206,28 @@ def test_multiclass_margins_match_the_librarys_raw_scores(library, tmp_path, cap
     else:
         raw = model.predict(test, prediction_type="RawFormulaVal")
     np.testing.assert_allclose(read_submission(out)[["p0", "p1", "p2"]].to_numpy(), raw, atol=1e-4)
+
+
+@pytest.mark.parametrize("library", ["xgboost", "catboost"])
+def test_categorical_features_of_xgboost_and_catboost_are_refused(library, tmp_path, capsys):
+    x, y = make_table(TRAIN + 50, 2, seed=12)
+    x["visits"] = (np.nan_to_num(x["visits"]) * 2).round().clip(-3, 3).astype(int) + 3
+    if library == "xgboost":
+        import xgboost as xgb
+
+        cat = x.astype({"visits": "category"})
+        model = xgb.train({"objective": "binary:logistic", "nthread": 1},
+                          xgb.DMatrix(cat[:TRAIN], y[:TRAIN], enable_categorical=True), 10)
+        model.save_model(str(tmp_path / "model.json"))
+        file = "model.json"
+    else:
+        import catboost as cb
+
+        model = cb.CatBoostClassifier(iterations=10, verbose=0, thread_count=1, allow_writing_files=False)
+        model.fit(x[:TRAIN], y[:TRAIN], cat_features=["visits"])
+        model.save_model(str(tmp_path / "model.cbm"))
+        file = "model.cbm"
+    spec = write_project(tmp_path, x[TRAIN:].reset_index(drop=True), 1,
+                         f'[[model]]\nname = "gbm"\n{library} = "{file}"\n')
+    fails_cleanly(capsys, main, ["package", str(spec), "-o", str(tmp_path / "b"), "--no-wheels", "--no-profile"],
+                  f"the {library} model has categorical feature(s) visits")
