@@ -66,11 +66,9 @@ def torch_labels(text_dir: Path, bundle: Path) -> dict[str, str]:
     import torch
     from tokenizers import Tokenizer
 
-    sys.path.insert(0, str(text_dir))
-    try:
-        from models import make_model
-    finally:
-        sys.path.remove(str(text_dir))
+    from tests.fixtures.modules import load_module
+
+    make_model = load_module(text_dir, "models").make_model
     manifest = json.loads((bundle / "manifest.json").read_text())
     text = manifest["members"][0]["text"]
     tok = Tokenizer.from_file(str(bundle / text["tokenizer"]))

@@ -62,18 +62,13 @@ def test_bundle_contents(digits_bundle):
 
 def test_exported_model_matches_torch(digits_dir, digits_bundle):
     """The bundle's ONNX reproduces the checkpoint on real rows (independently of verify.py)."""
-    import sys
-
     import onnxruntime as ort
     import pandas as pd
     import torch
 
-    sys.path.insert(0, str(digits_dir))
-    try:
-        from models import make_mlp
-    finally:
-        sys.path.remove(str(digits_dir))
-    model = make_mlp()
+    from tests.fixtures.modules import load_module
+
+    model = load_module(digits_dir, "models").make_mlp()
     model.load_state_dict(torch.load(digits_dir / "checkpoints" / "mlp.pt"))
     x = pd.read_csv(digits_dir / "data" / "test.csv").filter(like="px").to_numpy(np.float32)[:37]
     sess = ort.InferenceSession(str(digits_bundle / "models" / "mlp" / "fp32.onnx"), providers=["CPUExecutionProvider"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import sys
 import warnings
 from pathlib import Path
 
@@ -27,12 +26,9 @@ def work(digits_dir, tmp_path) -> Path:
 def mlp(work: Path):
     import torch
 
-    sys.path.insert(0, str(work))
-    try:
-        from models import make_mlp
-    finally:
-        sys.path.remove(str(work))
-    model = make_mlp()
+    from tests.fixtures.modules import load_module
+
+    model = load_module(work, "models").make_mlp()
     model.load_state_dict(torch.load(work / "checkpoints" / "mlp.pt"))
     return model.eval()
 

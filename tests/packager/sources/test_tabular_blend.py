@@ -41,14 +41,11 @@ def _native_blend(folder: Path) -> tuple[list[str], np.ndarray]:
     import pandas as pd
     import torch
 
-    sys.path.insert(0, str(folder))
-    try:
-        from models import make_mlp
-        from prepare import CLASSES, FEATURES
-    finally:
-        sys.path.remove(str(folder))
-        for name in ("models", "prepare"):
-            sys.modules.pop(name, None)
+    from tests.fixtures.modules import load_module
+
+    make_mlp = load_module(folder, "models").make_mlp
+    prepare = load_module(folder, "prepare")
+    CLASSES, FEATURES = prepare.CLASSES, prepare.FEATURES
     test = pd.read_csv(folder / "data" / "test.csv", dtype={"id": str})
     x = test[FEATURES]
     folds = [lgb.Booster(model_file=str(folder / "boosters" / f"lgb_fold{k}.txt")).predict(x) for k in range(5)]
