@@ -43,7 +43,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-
 from _digits import REPO, example_bundle, profiled  # noqa: E402
 
 SPEC = """
@@ -160,10 +159,10 @@ def infer_alone(bundle: Path, n: int) -> float:
 def data_alone(bundle: Path, data: Path, workers: int) -> tuple[float, int]:
     """Every member's chunks prepared by the run's pipeline, nothing inferred; (seconds, images decoded)."""
     from runtime.bundle import open_bundle
-    from runtime.execute.checkpoint import chunk_grid
-    from runtime.data.testdata import open_test_data
     from runtime.data.pipeline import FeedPipeline
+    from runtime.data.testdata import open_test_data
     from runtime.data.text import chunk_unit
+    from runtime.execute.checkpoint import chunk_grid
 
     m = open_bundle(bundle).manifest
     t0 = time.perf_counter()
@@ -296,11 +295,11 @@ def _held(folder: Path, rows: int, members: int) -> dict[str, float]:
     and a submission write at its peak (streamed as the run writes it: the combined values, one block of rows)."""
     import tracemalloc
 
+    from runtime.data.tables import open_table
+    from runtime.manifest import Manifest
     from runtime.output.ensemble import Accumulator
     from runtime.output.formats import Formatter, match
-    from runtime.manifest import Manifest
     from runtime.output.submission import read_sample, write_atomic
-    from runtime.data.tables import open_table
 
     m = Manifest.load(parquet_bundle(folder.parent))
     width = len(m.submission.classes)

@@ -45,10 +45,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 # One slow backend and one bundle builder, shared with the deadline tests (not copied).
-from runtime.schedule import planner  # noqa: E402
 from runtime.run import RunOptions, run  # noqa: E402
-from tests.runtime import slow_backend  # noqa: E402
+from runtime.schedule import planner  # noqa: E402
 from tests.fixtures.bundles import build_three  # noqa: E402
+from tests.runtime import slow_backend  # noqa: E402
 
 #: True seconds per row (the slow backend's sleep).
 TRUE = {"cnn": {"fp32": 0.02, "fp16": 0.008}, "mlp": {"fp32": 0.01}, "cnn2": {"fp32": 0.02, "fp16": 0.024}}

@@ -151,7 +151,7 @@ def main() -> int:
             for k, (name, rows, bundle, data, _est, _m) in enumerate(cases):
                 runs[k].append(_run(bundle, data, work / "out" / f"{name}-{rows}-{r}" / "submission.csv",
                                     args.threads))
-        for k, (name, rows, bundle, data, est, measured) in enumerate(cases):
+        for k, (name, rows, _bundle, _data, est, measured) in enumerate(cases):
             # The least disturbed run: other work on the machine only ever slows a run down.
             actual = min(w for w, _ in runs[k])
             report = runs[k][0][1]

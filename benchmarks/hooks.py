@@ -22,9 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtime.output.formats import Formatter, form_id, match  # noqa: E402
 from runtime.hooks import apply_features, call_hook, load_hook  # noqa: E402
 from runtime.manifest import SubmissionSpec  # noqa: E402
+from runtime.output.formats import Formatter, form_id, match  # noqa: E402
 from runtime.output.submission import SampleSubmission, write_atomic  # noqa: E402
 
 CLASSES = tuple(f"c{k}" for k in range(20))

@@ -70,6 +70,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from _digits import digits_bundle, example_bundle, profiled  # noqa: E402
+
 from tests.fixtures.bundles import build_three  # noqa: E402
 
 CONFIGS = (("1 lane x 1 thread", 1, 1), ("2 lanes x 1 thread", 2, 1), ("1 lane x 2 threads", 1, 2))
@@ -210,7 +211,7 @@ def bench(name: str, bundle: Path, data: Path, work: Path, repeats: int, batch: 
           f"(fastest of {repeats}; wall: whole process; span: the lanes' inference, from the run report)")
     print(f"  {'configuration':<20} {'wall s':>7} {'ratio':>6} {'span s':>7} {'rows/s':>10} {'ratio':>6}  lanes busy")
     ratio = 0.0
-    for label, lanes, threads in CONFIGS:
+    for label, lanes, _threads in CONFIGS:
         wall, report = best[label]
         s = span(report)
         busy = ", ".join(f"{lane['name']} {100 * lane['busy_share']:.0f}%" for lane in report.get("lanes") or [])

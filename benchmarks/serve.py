@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
-
 from _digits import digits_bundle  # noqa: E402
-from tests.runtime import slow_backend  # noqa: E402
+
 from tests.fixtures.bundles import WEIGHTS, build_three  # noqa: E402
+from tests.runtime import slow_backend  # noqa: E402
 
 #: (b): seconds per row of each member on the slow backend; their values are the bundle's weights.
 COSTS = {"cnn": 0.0004, "mlp": 0.0002, "cnn2": 0.00015}

@@ -58,9 +58,9 @@ def tiled_data(example: Path, work: Path, repeat: int) -> Path:
 def batches(bundle: Path, data: Path):
     """(sorted dynamic feeds, row-order max-length feeds, TextRows) for the bundle's one member."""
     from runtime.bundle import open_bundle
-    from runtime.execute.checkpoint import chunk_grid
     from runtime.data.testdata import open_test_data
     from runtime.data.text import Chunk, chunk_unit
+    from runtime.execute.checkpoint import chunk_grid
 
     b = open_bundle(bundle)
     member = b.manifest.members[0]

@@ -88,14 +88,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--trees", type=int, default=1000)
     args = ap.parse_args()
+    import logging
+
     import pandas as pd
 
     from packager.build import PackageOptions, package
     from runtime import RunOptions, run
     from runtime.bundle import open_bundle
     from runtime.execute.runners import load_runner
-
-    import logging
 
     logging.getLogger("ninefit").setLevel(logging.ERROR)  # the run's and packaging's progress lines
     work = Path(tempfile.mkdtemp(prefix="ninefit-trees-"))

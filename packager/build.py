@@ -22,11 +22,11 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 import runtime
-from packager.offline.dataset import METADATA_FILENAME
-from packager.export import copy_onnx, export_model
-from packager.hooks_check import check_features, check_imports, check_postprocess, in_user_files, stage_hooks
-from packager.fp16 import Fp16Result, convert_fp16
 from packager.bundle_report import write_report
+from packager.export import copy_onnx, export_model
+from packager.fp16 import Fp16Result, convert_fp16
+from packager.hooks_check import check_features, check_imports, check_postprocess, in_user_files, stage_hooks
+from packager.offline.dataset import METADATA_FILENAME
 from packager.sources import prepare
 from packager.sources.native import check_columns
 from packager.sources.package import package_native

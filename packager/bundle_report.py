@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import Sequence
 
 from packager.fp16 import Fp16Result
-
 from packager.verify import VerifyResult
 from runtime.manifest import Manifest, Member
-
 
 #: How the report names where a member's weights came from, by spec source.
 _ORIGINS = {"factory": "trained (checkpoint)", "torchscript": "trained (TorchScript file)",

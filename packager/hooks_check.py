@@ -32,8 +32,15 @@ from typing import Any
 import numpy as np
 
 from runtime.errors import HookError, SpecError
-from runtime.hooks import (FEATURES_CHUNK_ROWS, HOOKS_DIR, apply_features, call_hook, feature_chunks, features_output,
-                           load_hook)
+from runtime.hooks import (
+    FEATURES_CHUNK_ROWS,
+    HOOKS_DIR,
+    apply_features,
+    call_hook,
+    feature_chunks,
+    features_output,
+    load_hook,
+)
 from runtime.manifest import DataSpec, Member
 from runtime.profile import HookCost
 

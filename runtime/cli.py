@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from runtime.schedule.budget import MARGIN_FLOOR_S, MARGIN_FLOOR_SHARE, RESERVE_FLOOR_S
 from runtime.errors import NinefitError
+from runtime.schedule.budget import MARGIN_FLOOR_S, MARGIN_FLOOR_SHARE, RESERVE_FLOOR_S
 
 
 def add_run_parser(sub) -> None:

@@ -12,8 +12,8 @@ import platform
 import re
 from typing import Any
 
-from runtime.gpu import gpu_count, gpu_info
 from runtime.execute.lanes import usable_cores
+from runtime.gpu import gpu_count, gpu_info
 
 
 def cpu_model() -> str:

@@ -45,7 +45,6 @@ from pathlib import Path
 
 from runtime import backends
 from runtime.backends.base import Runner
-from runtime.output.backends_used import record_backends
 from runtime.bundle import Bundle, open_bundle
 from runtime.data.loaders import resolve_loader
 from runtime.data.pipeline import FeedPipeline, default_workers
@@ -61,6 +60,7 @@ from runtime.execute.predict import predict_rows  # re-exported: part of runtime
 from runtime.execute.runners import load_runner, trt_input_shapes  # re-exported: part of runtime.run's API
 from runtime.gpu import device_mismatch, gpu_count, gpu_present
 from runtime.manifest import Manifest, Member, Variant, is_gpu_target
+from runtime.output.backends_used import record_backends
 from runtime.output.formats import match
 from runtime.output.report import MemberReport, RunReport, kaggle_failure
 from runtime.output.submission import read_sample

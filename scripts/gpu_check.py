@@ -297,6 +297,7 @@ def throughput(work: Path, quick: bool) -> dict:
     device = _device(quick)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     from backends import _batches, bench_member
+
     from runtime.backends.base import BackendOptions
     from runtime.backends.torch import TorchRunner
     from runtime.manifest import Manifest

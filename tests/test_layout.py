@@ -89,3 +89,64 @@ def test_no_import_circles():
 def test_the_circle_finder_finds_a_circle():
     assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _circles({"a": {"b"}, "b": set()}) == []
+
+
+# -- the rules docs/architecture.md states --------------------------------------------------------
+
+MAX_MODULE_LINES = 600
+MAX_FUNCTION_LINES = 80  # of code: the docstring is not counted
+
+
+def _sources():
+    for pkg in PACKAGES:
+        yield from sorted((ROOT / pkg).rglob("*.py"))
+
+
+def test_no_module_is_over_600_lines():
+    big = [f"{p.relative_to(ROOT)} ({n} lines)" for p in _sources()
+           if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES]
+    assert not big, "modules over 600 lines (split them along their concepts): " + ", ".join(big)
+
+
+def test_no_function_is_over_80_lines_of_code():
+    long = []
+    for path in _sources():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                body = node.body
+                doc = body[0].end_lineno - body[0].lineno + 1 if ast.get_docstring(node) is not None else 0
+                n = node.end_lineno - node.lineno + 1 - doc
+                if n > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({n} lines)")
+    assert not long, "functions over 80 lines of code (split them into named steps): " + ", ".join(long)
+
+
+def test_a_backend_knows_no_run():
+    graph = _graph(_modules())
+    stages = ("runtime.execute", "runtime.schedule", "runtime.output", "runtime.data", "runtime.run", "runtime.cli")
+    bad = {m: sorted(d for d in deps if d.startswith(stages)) for m, deps in graph.items()
+           if m.startswith("runtime.backends")}
+    assert not {m: d for m, d in bad.items() if d}, bad
+
+
+def test_the_runtime_never_imports_the_packager():
+    graph = _graph(_modules())
+    bad = {m: sorted(d for d in deps if d.startswith("packager")) for m, deps in graph.items() if m.startswith("runtime")}
+    assert not {m: d for m, d in bad.items() if d}, bad
+
+
+def test_the_packager_uses_only_the_runtimes_public_names():
+    """A name the packager imports from the runtime is in that module's __all__ (the runtime may rename the rest)."""
+    import importlib
+
+    private = []
+    for path in sorted((ROOT / "packager").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("runtime") and not node.level:
+                module = importlib.import_module(node.module)
+                public = set(getattr(module, "__all__", ()))
+                for alias in node.names:
+                    if alias.name.startswith("_") or (alias.name not in public and not hasattr(
+                            importlib.import_module(node.module), "__path__")):
+                        private.append(f"{path.relative_to(ROOT)}: {node.module}.{alias.name}")
+    assert not private, "the packager imports runtime names that are not public: " + ", ".join(private)

@@ -232,8 +232,9 @@ def test_a_tokenizer_that_does_not_load(text_dir, tmp_path, capsys):
 
 def test_a_non_finite_output_costs_only_its_row(text_dir, tmp_path):
     """A window whose output is NaN loses its row alone, for this member; the run goes on."""
-    from packager.build import package
     from tokenizers import Tokenizer
+
+    from packager.build import package
 
     work = tmp_path / "nan"
     shutil.copytree(text_dir, work, ignore=shutil.ignore_patterns("data"))

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from models import make_cnn, make_mlp
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
-
-from models import make_cnn, make_mlp
 
 HERE = Path(__file__).resolve().parent
 

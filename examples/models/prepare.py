@@ -57,7 +57,6 @@ def write_data(out: Path, rows: int, seed: int = 0) -> Path:
 
 def write_checkpoints(folder: Path) -> None:
     import torch
-
     from models import make_convnet, make_encoder
 
     folder.mkdir(exist_ok=True)

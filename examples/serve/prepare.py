@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from models import COLUMNS, make_linear, make_mlp
 
 HERE = Path(__file__).resolve().parent

@@ -43,7 +43,6 @@ def train_folds(x: pd.DataFrame, y: np.ndarray, folds: int, rounds: int, out: Pa
 
 def train_mlp(x: pd.DataFrame, y: np.ndarray, epochs: int, out: Path) -> None:
     import torch
-
     from models import make_mlp
 
     torch.manual_seed(0)

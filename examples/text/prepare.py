@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from models import LANGUAGES, MAX_LENGTH, VOCAB_SIZE, make_model
 
 HERE = Path(__file__).resolve().parent

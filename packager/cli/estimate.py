@@ -180,8 +180,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _margin_rule() -> str:
     """The default margin, worked out by the function the run uses, so help and run cannot disagree."""
-    from runtime.schedule.budget import MARGIN_FLOOR_S, MARGIN_FLOOR_SHARE, default_margin
     from runtime.progress import format_seconds
+    from runtime.schedule.budget import MARGIN_FLOOR_S, MARGIN_FLOOR_SHARE, default_margin
 
     examples = ", ".join(f"{format_seconds(default_margin(limit))} of {format_seconds(limit)}"
                          for limit in (10.0, 60.0, 1800.0, 9 * 3600.0))

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.schedule import planner
 from runtime.manifest import Member
+from runtime.schedule import planner
 
 
 @dataclass(frozen=True)

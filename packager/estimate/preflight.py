@@ -25,12 +25,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from packager.estimate.price.costing import CUDA_CONTEXT_BYTES, PROCESS_BYTES, Costing
-from packager.estimate.price.items import Check, EstimateOptions
 from packager.estimate.price.flops import GraphCost
-from runtime.execute.checkpoint import member_grid
-from runtime.manifest import Member, Variant
+from packager.estimate.price.items import Check, EstimateOptions
 from runtime.data.pipeline import DEFAULT_DEPTH, chunks_ahead, feed_bytes_per_row
 from runtime.data.tables import CSV_BLOCK_ROWS
+from runtime.execute.checkpoint import member_grid
+from runtime.manifest import Member, Variant
 from runtime.progress import format_gib
 from runtime.run import member_width
 

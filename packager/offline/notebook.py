@@ -41,8 +41,20 @@ from nbformat.v4 import new_notebook
 
 from packager.offline.dataset import METADATA_FILENAME
 from packager.offline.notebook_cells import (
-    COMPETITION_PLACEHOLDER, KAGGLE_INPUT, KAGGLE_WORKING, PARAMETERS_TAG, Parameter, bundle_slug, check_runtime_source,
-    check_target, checked_durations, code_cell, install_cell, markdown_cell, packaged_target, parameters_cell,
+    COMPETITION_PLACEHOLDER,
+    KAGGLE_INPUT,
+    KAGGLE_WORKING,
+    PARAMETERS_TAG,
+    Parameter,
+    bundle_slug,
+    check_runtime_source,
+    check_target,
+    checked_durations,
+    code_cell,
+    install_cell,
+    markdown_cell,
+    packaged_target,
+    parameters_cell,
 )
 from packager.offline.serve_notebook import serve_notebook
 from runtime.errors import PackagingError

@@ -33,8 +33,15 @@ from nbformat import NotebookNode
 from nbformat.v4 import new_notebook
 
 from packager.offline.notebook_cells import (
-    KAGGLE_INPUT, KAGGLE_WORKING, Parameter, check_runtime_source, code_cell, install_cell,
-    markdown_cell, parameters_cell, source_of,
+    KAGGLE_INPUT,
+    KAGGLE_WORKING,
+    Parameter,
+    check_runtime_source,
+    code_cell,
+    install_cell,
+    markdown_cell,
+    parameters_cell,
+    source_of,
 )
 from runtime.manifest import Manifest
 

@@ -46,14 +46,26 @@ from packager.offline.gateway.run import LATENCY, RESULT, SUBMISSION
 from packager.offline.notebook import build_notebook
 from packager.offline.notebook_cells import bundle_slug
 from packager.offline.rehearsal import (
-    choose_isolation, guarded_environment, isolation_text, kaggle_paths, layout, load_notebook, parse_time_limit,
-    remove_tree, run_executor,
+    choose_isolation,
+    guarded_environment,
+    isolation_text,
+    kaggle_paths,
+    layout,
+    load_notebook,
+    parse_time_limit,
+    remove_tree,
+    run_executor,
 )
 from packager.offline.sandbox import read_attempts
 from packager.offline.serve_notebook import REPORT_NAME, STANDIN_ENV
 from packager.offline.serve_report import batch_table
 from packager.offline.verdicts import (
-    DAMAGED, DEAD_KERNEL_FAILURE, KAGGLE_FAILURES, PASSED, SimulationResult, judge_notebook,
+    DAMAGED,
+    DEAD_KERNEL_FAILURE,
+    KAGGLE_FAILURES,
+    PASSED,
+    SimulationResult,
+    judge_notebook,
 )
 from runtime.bundle import BundleDamage
 from runtime.errors import DataError, PackagingError

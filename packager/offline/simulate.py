@@ -61,15 +61,57 @@ import nbformat
 
 from packager.offline.notebook import REPORT_TAG, build_notebook, bundle_slug
 from packager.offline.rehearsal import (
-    ISOLATIONS, choose_isolation as _isolation, guarded_environment as _guarded_environment,
-    isolation_text as _isolation_text, kaggle_paths as _kaggle_paths, layout as _layout, load_notebook as _load_notebook,
-    parse_time_limit as _time_limit, printed as _printed, remove_tree as _remove_tree, run_executor as _run,
+    ISOLATIONS,
+)
+from packager.offline.rehearsal import (
+    choose_isolation as _isolation,
+)
+from packager.offline.rehearsal import (
+    guarded_environment as _guarded_environment,
+)
+from packager.offline.rehearsal import (
+    isolation_text as _isolation_text,
+)
+from packager.offline.rehearsal import (
+    kaggle_paths as _kaggle_paths,
+)
+from packager.offline.rehearsal import (
+    layout as _layout,
+)
+from packager.offline.rehearsal import (
+    load_notebook as _load_notebook,
+)
+from packager.offline.rehearsal import (
+    parse_time_limit as _time_limit,
+)
+from packager.offline.rehearsal import (
+    printed as _printed,
+)
+from packager.offline.rehearsal import (
+    remove_tree as _remove_tree,
+)
+from packager.offline.rehearsal import (
+    run_executor as _run,
 )
 from packager.offline.sandbox import netns_unavailable, read_attempts
 from packager.offline.serve_simulate import simulate_serve
 from packager.offline.verdicts import (
-    CPU_FALLBACK, DAMAGED, DEAD_KERNEL_FAILURE, EXCEPTION, HOOKS_FAILED, INVALID, KAGGLE_FAILURES, NETWORK, NOT_FOUND,
-    PASSED, TIMEOUT, SimulationResult, examples as _examples, judge_notebook,
+    CPU_FALLBACK,
+    DAMAGED,
+    DEAD_KERNEL_FAILURE,
+    EXCEPTION,
+    HOOKS_FAILED,
+    INVALID,
+    KAGGLE_FAILURES,
+    NETWORK,
+    NOT_FOUND,
+    PASSED,
+    TIMEOUT,
+    SimulationResult,
+    judge_notebook,
+)
+from packager.offline.verdicts import (
+    examples as _examples,
 )
 from runtime.bundle import check_files
 from runtime.errors import DataError

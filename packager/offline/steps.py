@@ -46,7 +46,6 @@ from packager.offline.dataset import (
     upload_command,
     write_dataset_metadata,
 )
-from packager.spec import Spec
 from packager.offline.wheelhouse import (
     DEFAULT_PLATFORMS,
     DEFAULT_PYTHON_VERSION,
@@ -56,6 +55,7 @@ from packager.offline.wheelhouse import (
     verify_offline_install,
 )
 from packager.offline.wheelmeta import Target, parse_requirements, resolve_provided
+from packager.spec import Spec
 from runtime.errors import PackagingError
 from runtime.manifest import MANIFEST_NAME, Manifest
 

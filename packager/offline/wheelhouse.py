@@ -51,6 +51,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from packager.offline.interpreter import find_interpreter
+from packager.offline.standins import image_stand_ins, pick_version, write_stub_wheel
 from packager.offline.wheelmeta import (
     DEFAULT_PLATFORMS,
     DEFAULT_PYTHON_VERSION,
@@ -66,8 +68,6 @@ from packager.offline.wheelmeta import (
     resolve_provided,
     scan_wheels,
 )
-from packager.offline.interpreter import find_interpreter
-from packager.offline.standins import image_stand_ins, pick_version, write_stub_wheel
 from runtime.errors import PackagingError
 
 logger = logging.getLogger("ninefit.package")

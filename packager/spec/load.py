@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from packager.spec.data import read_header, parse_data, parse_submission
+from packager.spec.data import parse_data, parse_submission, read_header
 from packager.spec.models import HOOKED, parse_model
 from packager.spec.serve import parse_serve
 from packager.spec.tables import _TOP, _check_keys, _err, _get, _path, _positive, _tables

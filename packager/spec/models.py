@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from packager.spec.sources import check_variants, hf_text_table, parse_converted, source_path
 from packager.spec.tables import (
     _bad,
     _check_keys,
@@ -23,9 +24,7 @@ from packager.spec.tables import (
     _strings,
     _tables,
 )
-from packager.spec.types import ARTIFACTS, DTYPES, INITS, PRECISIONS, SOURCES, ModelSpec, VariantSpec
-from packager.spec.sources import check_variants, hf_text_table, parse_converted, source_path
-from packager.spec.types import NATIVE_SOURCES
+from packager.spec.types import ARTIFACTS, DTYPES, INITS, NATIVE_SOURCES, PRECISIONS, SOURCES, ModelSpec, VariantSpec
 from runtime.manifest import (
     ACTIVATIONS,
     TEXT_FEEDS,

@@ -49,8 +49,8 @@ class TensorRTRunner(Runner):
     def activate_impl(self) -> None:
         try:
             with PY_COMPILE_LOCK:  # a first import compiles modules: not beside another lane doing so (runtime.locks)
-                import tensorrt as trt
                 import polygraphy.backend.common  # noqa: F401  (used below: imported here, under the lock)
+                import tensorrt as trt
                 from polygraphy.backend.trt import TrtRunner
         except ImportError as exc:
             raise BackendUnavailableError(f"TensorRT backend needs tensorrt and polygraphy: {exc}") from exc
@@ -87,7 +87,11 @@ class TensorRTRunner(Runner):
     def _build_engine(self, timing_cache: Path):
         """Build the engine from the ONNX file, cache its bytes atomically, and deserialize them."""
         from polygraphy.backend.trt import (
-            CreateConfig, EngineBytesFromNetwork, EngineFromBytes, NetworkFromOnnxPath, Profile,
+            CreateConfig,
+            EngineBytesFromNetwork,
+            EngineFromBytes,
+            NetworkFromOnnxPath,
+            Profile,
         )
 
         profile = Profile()

@@ -23,11 +23,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from runtime.data.tables import FrameSource, TableSource, csv_read_options, open_table, table_pandas, text_ids
+from runtime.data.text import TextRows, load_tokenizer, tokenize
 from runtime.errors import DataError
 from runtime.fileio import SCRATCH_REMEDY, full_write, guarded, scratch_dir, scratch_room
 from runtime.manifest import DataSpec, InputSpec, Member
-from runtime.data.tables import FrameSource, TableSource, csv_read_options, open_table, table_pandas, text_ids
-from runtime.data.text import TextRows, load_tokenizer, tokenize
 
 _NUMERIC_KINDS = "biuf"
 #: Rows read at once for a table input, as one array (at most this many bytes, at least the chunk asked for):

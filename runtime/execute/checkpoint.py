@@ -29,12 +29,12 @@ from typing import Any
 import numpy as np
 
 from runtime.bundle import sha256_file
+from runtime.data.pipeline import feed_bytes_per_row
+from runtime.data.text import chunk_unit
 from runtime.fileio import atomic_write, guarded
 from runtime.locks import PY_COMPILE_LOCK
 from runtime.manifest import Manifest, Member
 from runtime.profile import Profile
-from runtime.data.pipeline import feed_bytes_per_row
-from runtime.data.text import chunk_unit
 
 #: Most chunks per member: bounds the number of files (and the per-file overhead).
 MAX_CHUNKS = 512

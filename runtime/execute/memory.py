@@ -14,7 +14,6 @@ psutil and pynvml are imported lazily; without them the numbers are None.
 from __future__ import annotations
 
 import functools
-
 import sys
 import threading
 import time

@@ -13,10 +13,10 @@ import numpy as np
 
 from runtime.backends.base import Runner
 from runtime.data.testdata import TestData, apply_tta
-from runtime.output.ensemble import activate
+from runtime.data.text import Chunk
 from runtime.errors import BackendError
 from runtime.manifest import Member, Variant
-from runtime.data.text import Chunk
+from runtime.output.ensemble import activate
 
 
 def predict_rows(

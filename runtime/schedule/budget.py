@@ -28,8 +28,8 @@ import time
 from collections.abc import Callable
 
 from runtime.errors import BudgetError
-from runtime.schedule.planner import Budget
 from runtime.progress import format_seconds, log
+from runtime.schedule.planner import Budget
 
 #: Deadline used when there is no time limit (seconds; about 30 years).
 NO_LIMIT = 1e9

@@ -32,9 +32,9 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from runtime.schedule import planner
 from runtime.manifest import Member, Variant
 from runtime.profile import VariantCost
+from runtime.schedule import planner
 
 #: Assumed speed-up of fp16 over fp32 on a GPU, until measured (none on a CPU).
 FP16_GPU_FACTOR = 0.6

@@ -22,7 +22,6 @@ from runtime.manifest import SubmissionSpec
 from runtime.serve.options import ServeOptions
 
 
-
 class ServeInputError(NinefitError):
     """A batch no answer can be made for (its table is not a frame at all): said with the batch."""
 
@@ -108,7 +107,7 @@ def read_batch(index: int, args: Sequence[Any], kwargs: Mapping[str, Any], optio
 def fallback_cells(spec: SubmissionSpec, options: ServeOptions) -> list[Any]:
     """The value of each target column where nothing covers a row and the gateway gave no sample slice."""
     cells = []
-    for k, column in enumerate(spec.columns):
+    for _k, column in enumerate(spec.columns):
         if column in options.fallback:
             cells.append(options.fallback[column])
         elif spec.mode == "values":

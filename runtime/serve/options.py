@@ -11,7 +11,6 @@ from runtime.errors import UsageError
 from runtime.manifest import SERVE_OUTPUTS, ServeSpec
 
 
-
 @dataclass(frozen=True)
 class ServeOptions:
     """How a :class:`~runtime.serve.Predictor` serves; ``None`` means the default.

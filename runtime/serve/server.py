@@ -39,8 +39,9 @@ class InferenceServer:
     """
 
     def __init__(self, *listeners: Callable[..., Any]):
-        import grpc
         from concurrent import futures
+
+        import grpc
 
         for fn in listeners:
             if not isinstance(fn, types.FunctionType) or fn.__name__ == "<lambda>":

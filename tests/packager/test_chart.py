@@ -8,8 +8,8 @@ import itertools
 import pytest
 
 from packager.estimate.chart import AFTER, BEFORE, draw_chart, timeline
-from packager.estimate.price.items import Item
 from packager.estimate.estimator import BudgetEstimate, EstimateOptions, estimate_bundle
+from packager.estimate.price.items import Item
 from packager.estimate.price.roofline import Estimate
 from runtime.settings import parse_duration
 
@@ -64,7 +64,7 @@ def check_timeline(est: BudgetEstimate) -> None:
         assert {b.row for b in steps} <= {f"lane {k}" for k in range(est.lanes)}
         for b in steps:
             assert members.start - 1e-9 <= b.start and b.end <= members.end + 1e-9, b
-        for lane, group in itertools.groupby(sorted(steps, key=lambda b: (b.row, b.start)), key=lambda b: b.row):
+        for _lane, group in itertools.groupby(sorted(steps, key=lambda b: (b.row, b.start)), key=lambda b: b.row):
             group = list(group)
             for a, b in zip(group, group[1:]):
                 assert b.start >= a.end - 1e-9  # one step at a time on a lane

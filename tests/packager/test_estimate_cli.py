@@ -264,8 +264,8 @@ def test_a_blocking_preflight_check_does_not_fit(bundle, cal, capsys):
 
 @pytest.mark.timeout(60)
 def test_help_documents_the_exit_status_and_the_real_default_margin(capsys):
-    from runtime.schedule.budget import default_margin
     from runtime.progress import format_seconds
+    from runtime.schedule.budget import default_margin
 
     with pytest.raises(SystemExit):
         main(["estimate", "--help"])

@@ -12,13 +12,13 @@ from packager.estimate import (
     TARGETS,
     Calibration,
     GraphCost,
+    NodeCost,
     detect_local,
     fingerprint,
     get_target,
     parse_cpuinfo,
     translate,
 )
-from packager.estimate import NodeCost
 from packager.estimate.measure import machine
 from packager.estimate.price import hardware
 from runtime.errors import SpecError

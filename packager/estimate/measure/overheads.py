@@ -39,15 +39,15 @@ import numpy as np
 
 from packager.estimate.measure.sampling import fit_line, tile_data
 from runtime.bundle import Bundle, checksum_tree
-from runtime.execute.checkpoint import MAX_CHUNKS, member_grid
 from runtime.data.testdata import TestData
-from runtime.output.ensemble import Accumulator
-from runtime.manifest import MANIFEST_NAME, Manifest
-from runtime.profile import Checkpoint, CheckRun, DataRead, Ensemble, Startup, VariantCost, Write
+from runtime.execute.checkpoint import MAX_CHUNKS, member_grid
 from runtime.execute.lanes import usable_cores
-from runtime.run import RunOptions, member_width
+from runtime.manifest import MANIFEST_NAME, Manifest
+from runtime.output.ensemble import Accumulator
 from runtime.output.formats import Formatter, match
 from runtime.output.submission import format_rows, write_atomic
+from runtime.profile import Checkpoint, CheckRun, DataRead, Ensemble, Startup, VariantCost, Write
+from runtime.run import RunOptions, member_width
 
 # What `python -m runtime run` imports, plus what pandas imports lazily on first use
 # (string dtypes load pyarrow: 0.2 s).

@@ -48,6 +48,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from packager.estimate.measure.load import BUSY, LoadMeter
 from packager.estimate.measure.machine import fingerprint
 from packager.estimate.measure.overheads import (
     check_run,
@@ -58,14 +59,13 @@ from packager.estimate.measure.overheads import (
     measure_startup,
     measure_write,
 )
-from packager.estimate.measure.load import BUSY, LoadMeter
 from packager.estimate.measure.sampling import SYNTHETIC_ROWS, measure_data, write_synthetic_data
 from runtime.bundle import Bundle, checksum_tree, open_bundle
 from runtime.data.testdata import TestData
 from runtime.errors import BundleError, DataError, NinefitError
+from runtime.execute.predict import predict_rows
 from runtime.fileio import atomic_write
 from runtime.manifest import MANIFEST_NAME, Manifest, Member, Variant
-from runtime.execute.predict import predict_rows
 from runtime.profile import (
     PROFILE_VERSION,
     Checkpoint,

@@ -21,8 +21,8 @@ import numpy as np
 
 from runtime.data.testdata import TestData, open_test_data, read_table
 from runtime.errors import DataError
-from runtime.output.formats import match
 from runtime.manifest import DataSpec, Manifest, SubmissionSpec
+from runtime.output.formats import match
 from runtime.output.submission import read_sample
 from runtime.profile import DataRead
 

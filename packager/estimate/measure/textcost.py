@@ -25,10 +25,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from runtime.execute.checkpoint import member_grid
 from runtime.data.testdata import TestData
-from runtime.manifest import Member, Variant
 from runtime.data.text import Chunk, expected_padding, length_stats, row_cost
+from runtime.execute.checkpoint import member_grid
+from runtime.manifest import Member, Variant
 from runtime.profile import TextCost, VariantCost
 
 #: Quantiles of the public window lengths the cost is measured at.

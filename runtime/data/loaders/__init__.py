@@ -41,8 +41,8 @@ def resolve_loader(gpu_target: bool, environ: Mapping[str, str] | None = None) -
         return choice, f"{LOADER_ENV}={choice}"
     if not gpu_target:
         return "pil", "CPU target"
-    from runtime.gpu import gpu_present
     from runtime.data.loaders.dali import dali_available
+    from runtime.gpu import gpu_present
 
     present, how = gpu_present()
     if not present:

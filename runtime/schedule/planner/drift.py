@@ -4,8 +4,8 @@ and the live cost blended with the profiled one (:func:`estimate_s_per_row`).
 
 from __future__ import annotations
 
-
 from runtime.schedule.planner.model import _EPS, Plan, Step, _check_number
+
 
 def should_replan(
     plan: Plan,

@@ -8,7 +8,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from runtime.status import Status
 from runtime.schedule.planner.model import (
     _EPS,
     _PLANNABLE,
@@ -18,23 +17,25 @@ from runtime.schedule.planner.model import (
     Plan,
     Step,
     Variant,
-    expected_seconds,
     _ratio,
     _secs,
     _value,
+    expected_seconds,
 )
 from runtime.schedule.planner.search import (
     _EXACT_MAX_COMBOS,
-    _Option,
     _best_partial,
     _check_args,
     _ladder,
+    _Option,
     _options,
-    plan,
     _search_exact,
     _search_greedy,
     _split,
+    plan,
 )
+from runtime.status import Status
+
 
 @dataclass
 class _Part:

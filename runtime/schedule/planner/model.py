@@ -9,7 +9,6 @@ import math
 import numbers
 from dataclasses import dataclass
 
-
 from runtime.status import PLANNABLE as _PLANNABLE  # noqa: F401 - the planner modules take it from here
 from runtime.status import Status
 

@@ -8,7 +8,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from runtime.status import Status
 from runtime.schedule.planner.model import (
     _EPS,
     _PLANNABLE,
@@ -18,11 +17,12 @@ from runtime.schedule.planner.model import (
     Step,
     Variant,
     _check_number,
-    expected_seconds,
     _ratio,
     _secs,
     _value,
+    expected_seconds,
 )
+from runtime.status import Status
 
 #: Largest number of combinations per half the exact search will list.
 _EXACT_MAX_COMBOS = 1 << 17

@@ -9,7 +9,6 @@ made slow on purpose (the slow test backend, selected through the notebook's
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path

@@ -17,13 +17,24 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from packager.cli import main
 from packager.offline.simulate import (
-    CPU_FALLBACK, DAMAGED, EXCEPTION, INVALID, NETWORK, NOT_FOUND, PASSED, TIMEOUT, _judge, check_submission,
-    netns_unavailable, simulate,
+    CPU_FALLBACK,
+    DAMAGED,
+    EXCEPTION,
+    INVALID,
+    NETWORK,
+    NOT_FOUND,
+    PASSED,
+    TIMEOUT,
+    _judge,
+    check_submission,
+    netns_unavailable,
+    simulate,
 )
 from runtime.errors import DataError, PackagingError
 from runtime.manifest import SubmissionSpec
 from runtime.run import RunOptions, run
 from tests.runtime.test_run_damage import damage
+
 ARGMAX = SubmissionSpec(id_column="id", columns=("label",), mode="argmax", classes=tuple("0123456789"))
 ISOLATIONS = [
     pytest.param("netns", marks=pytest.mark.skipif(bool(netns_unavailable()), reason=f"no network namespace: {netns_unavailable()}")),

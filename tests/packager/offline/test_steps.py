@@ -24,12 +24,12 @@ from packager.offline import (
     offline_summary,
     wheelhouse_step,
 )
-from packager.offline.wheelhouse import DEFAULT_PLATFORMS
 from packager.offline.interpreter import find_interpreter
+from packager.offline.wheelhouse import DEFAULT_PLATFORMS
 from packager.offline.wheelmeta import Target
 from runtime.bundle import open_bundle
 from runtime.errors import PackagingError
-from tests.packager.wheels import A, B, C, HERE, OTHER, make_wheel
+from tests.packager.wheels import HERE, OTHER, A, B, C, make_wheel
 
 LOCAL_REASON = Target.make(HERE, DEFAULT_PLATFORMS).local_reason()
 needs_local_install = pytest.mark.skipif(

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from packager.offline import wheelhouse, wheelmeta
+from packager.offline.interpreter import find_interpreter
 from packager.offline.wheelhouse import (
     InstallCheck,
     build_wheelhouse,
@@ -21,9 +22,8 @@ from packager.offline.wheelhouse import (
     load_provided,
     verify_offline_install,
 )
-from packager.offline.interpreter import find_interpreter
 from runtime.errors import PackagingError
-from tests.packager.wheels import A, B, C, HERE, OTHER, make_wheel
+from tests.packager.wheels import HERE, OTHER, A, B, C, make_wheel
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -12,10 +12,10 @@ import pytest
 from runtime.backends import chain, default_backend
 from runtime.backends.base import BackendOptions, Runner
 from runtime.backends.chain import Candidate, FallbackRunner
-from runtime.schedule.costs import CostModel
 from runtime.errors import BackendError
 from runtime.manifest import Manifest
 from runtime.run import RunOptions, run
+from runtime.schedule.costs import CostModel
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from runtime.data.tables import CsvSource, ParquetSource, open_table
 from runtime.data.testdata import open_test_data, read_table
 from runtime.errors import DataError
 from runtime.manifest import DataSpec, InputSpec, Member, Variant
-from runtime.data.tables import CsvSource, ParquetSource, open_table
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from runtime.data.text import Chunk, expected_padding, length_stats, load_tokenizer, row_cost, row_costs, tokenize
 from runtime.errors import BundleError, DataError
 from runtime.manifest import TextSpec
-from runtime.data.text import Chunk, expected_padding, length_stats, load_tokenizer, row_cost, row_costs, tokenize
 
 pytest.importorskip("tokenizers")
 
@@ -192,13 +192,13 @@ class _TokenRunner:
 
 
 def test_executor_runs_sorted_padded_batches_and_halves_the_token_budget_on_oom(tokenizer_file, tmp_path):
-    from runtime.execute.checkpoint import ChunkStore
     from runtime.data.testdata import TestData
+    from runtime.execute.checkpoint import ChunkStore
     from runtime.execute.executor import Executor, ExecutorSettings, Work
-    from runtime.manifest import DataSpec, Member, Variant
     from runtime.execute.memory import MemoryMonitor
-    from runtime.schedule.planner import Budget
+    from runtime.manifest import DataSpec, Member, Variant
     from runtime.output.report import MemberReport, RunReport
+    from runtime.schedule.planner import Budget
 
     lengths = [30, 2, 9, 1, 20, 4, 14, 3]
     frame = pd.DataFrame({"id": [f"r{i}" for i in range(8)], "text": [words(n) for n in lengths]})

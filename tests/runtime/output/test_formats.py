@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from runtime.errors import DataError, HookError
-from runtime.output.formats import Formatter, match, rle_decode, rle_encode, width
 from runtime.manifest import SubmissionSpec
+from runtime.output.formats import Formatter, match, rle_decode, rle_encode, width
 from runtime.output.submission import SampleSubmission
 from tests.fixtures.projects import rle_reference
 

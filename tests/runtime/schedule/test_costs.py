@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.schedule.costs import CostModel
 from runtime.manifest import InputSpec, Member, Variant
+from runtime.schedule.costs import CostModel
 
 pytestmark = pytest.mark.timeout(30)
 

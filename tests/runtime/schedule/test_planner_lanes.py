@@ -178,7 +178,7 @@ def test_any_state_gets_a_plan_within_the_limit():
     (A run once stopped here: the search's capacity, cut after each layout that overran, fell below
     what the running members alone cost, and no choice fitted.)"""
     rng = random.Random(11)
-    for trial in range(400):
+    for _trial in range(400):
         n_lanes = rng.choice((2, 3))
         members, lanes = [], []
         for i in range(rng.randint(1, 5)):
