@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 TORCH  ?= torch==2.13.0
 DEMO   := examples/digits
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo lint test test-fast bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,13 @@ demo: install
 	$(VENV)/bin/ninefit run $(DEMO)/work/bundle --data $(DEMO)/data --out $(DEMO)/work/submission.csv
 	$(PY) $(DEMO)/score.py $(DEMO)/work/submission.csv
 
-## test: install, then run the whole test suite
-test: install
+## lint: ruff (pyflakes, isort, bugbear; pyproject.toml) and mypy on runtime/ and packager/ (setup.cfg)
+lint: install
+	$(VENV)/bin/ruff check runtime packager tests benchmarks examples scripts
+	$(VENV)/bin/mypy
+
+## test: install, check, then run the whole test suite
+test: lint
 	$(PY) -m pytest -q
 
 test-fast: install
