@@ -283,13 +283,6 @@ def _damage_error(root: Path, files: tuple[DamagedFile, ...]) -> ChecksumError:
     return ChecksumError(f"bundle {root} failed its checksum check - {'; '.join(parts)}. {_ADVICE}")
 
 
-def verify_files(root: Path, manifest: Manifest) -> None:
-    """Raise :class:`ChecksumError` unless every listed file exists with its sha256."""
-    damage = check_files(root, manifest)
-    if damage:
-        raise _damage_error(Path(root), damage.files)
-
-
 def open_bundle(bundle_dir: str | os.PathLike, *, verify: bool = True, allow_damage: bool = False) -> Bundle:
     """Load the manifest of ``bundle_dir`` and (by default) verify every checksum.
 
@@ -319,5 +312,5 @@ def open_bundle(bundle_dir: str | os.PathLike, *, verify: bool = True, allow_dam
 
 __all__ = [
     "DAMAGED_REASON", "MISSING", "MODIFIED", "RUNTIME_FOLDER", "Bundle", "BundleDamage", "DamagedFile", "check_files",
-    "checksum_tree", "fed_by_features", "member_files", "open_bundle", "sha256_file", "verify_files",
+    "checksum_tree", "fed_by_features", "member_files", "open_bundle", "sha256_file",
 ]
