@@ -200,7 +200,13 @@ def _install_wheels(bundle_dir: str) -> tuple[list[str], list[str]]:
         return [], []
     install, skipped, remove = [], [], {}
     owners = importlib.metadata.packages_distributions()  # module -> distributions: one scan of the image
+    # Set by `ninefit simulate` only: wheels built for Kaggle's Python that the rehearsal's Python cannot install.
+    foreign = set(filter(None, os.environ.get("NINEFIT_REHEARSAL_FOREIGN_WHEELS", "").split(os.pathsep)))
     for wheel in wheels:
+        if os.path.basename(wheel) in foreign:
+            skipped.append(wheel)
+            print(f"rehearsal: not installed on this Python (built for Kaggle's): {os.path.basename(wheel)}")
+            continue
         name, version = _wheel_dist(wheel)
         try:
             have = importlib.metadata.version(name)

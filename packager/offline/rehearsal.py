@@ -37,7 +37,41 @@ AUDIT_GAPS = ("NOT covered: programs that are not Python (curl, wget, compiled t
 
 DEAD_PROXY_PORT = 9  # "discard": nothing listens there
 
+#: The bundle's wheels this interpreter cannot install (built for Kaggle's Python): the notebook skips them.
+FOREIGN_WHEELS_ENV = "NINEFIT_REHEARSAL_FOREIGN_WHEELS"
 
+
+def foreign_wheels(bundle: Path) -> list[str]:
+    """The bundle's wheels whose tags this interpreter does not support (a cp312 wheel here on Python 3.11).
+
+    The rehearsal's kernel is this interpreter, so such a wheel cannot be rehearsed; packaging installed
+    the whole wheelhouse offline into an interpreter of Kaggle's Python (``report.md``'s install check).
+    """
+    from packaging.tags import sys_tags
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    here = set(sys_tags())
+    foreign = []
+    for wheel in sorted((bundle / "wheels").glob("*.whl")):
+        try:
+            tags = parse_wheel_filename(wheel.name)[3]
+        except InvalidWheelFilename:
+            continue  # the notebook's own install says what is wrong with it
+        if not tags & here:
+            foreign.append(wheel.name)
+    return foreign
+
+
+def foreign_note(foreign: Sequence[str]) -> str:
+    """The verdict's note on the wheels the rehearsal could not install ("" when there are none)."""
+    if not foreign:
+        return ""
+    import platform
+
+    return (f"rehearsal note: {len(foreign)} wheel(s) of the bundle are built for Kaggle's Python, not this "
+            f"Python {platform.python_version()}, and were not installed here ({', '.join(foreign)}); the notebook "
+            "ran with this environment's packages instead. Packaging installed them offline into Kaggle's Python "
+            "(report.md, 'offline install check'); to rehearse them too, run ninefit under that Python.")
 
 
 def copy_readonly(src: Path, dest: Path, leave_out: Sequence[str] = ()) -> None:
@@ -159,6 +193,9 @@ def kernel_environment(root: Path, tree: Mapping[str, Path], time_limit: str, ta
     })
     if target is not None:
         env["NINEFIT_TARGET"] = target
+    foreign = foreign_wheels(Path(tree["bundle"]))
+    if foreign:
+        env[FOREIGN_WHEELS_ENV] = os.pathsep.join(foreign)
     if not use_netns:  # subprocesses escape the audit hook: give them a proxy that refuses
         proxy = f"http://127.0.0.1:{DEAD_PROXY_PORT}"
         env.update({k: proxy for k in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")})
@@ -187,6 +224,6 @@ def kaggle_paths(tree: str, text: str) -> str:
     return text.replace(tree, "/kaggle")
 
 
-__all__ = ["AUDIT_GAPS", "DEAD_PROXY_PORT", "ISOLATIONS", "choose_isolation", "copy_readonly", "guarded_environment",
-           "isolation_text", "kaggle_paths", "kernel_environment", "layout", "load_notebook", "parse_time_limit",
+__all__ = ["AUDIT_GAPS", "DEAD_PROXY_PORT", "FOREIGN_WHEELS_ENV", "ISOLATIONS", "choose_isolation", "copy_readonly",
+           "foreign_note", "foreign_wheels", "guarded_environment", "isolation_text", "kaggle_paths", "kernel_environment", "layout", "load_notebook", "parse_time_limit",
            "printed", "remove_tree", "run_executor"]

@@ -47,6 +47,8 @@ from packager.offline.notebook import build_notebook
 from packager.offline.notebook_cells import bundle_slug
 from packager.offline.rehearsal import (
     choose_isolation,
+    foreign_note,
+    foreign_wheels,
     guarded_environment,
     isolation_text,
     kaggle_paths,
@@ -143,6 +145,7 @@ def simulate_serve(bundle: Path, data_dir: Path, manifest: Manifest, damage: Bun
             raise PackagingError(f"the rehearsal gateway ended without writing its result; its log:\n{tail}")
         calls = _calls(_lines(gw_dir / LATENCY), _lines(working / REPORT_NAME))
         verdict, details, failure = _judge(outcome, wall, attempts, result, limit_s)
+        details = "\n".join(filter(None, [details, foreign_note(foreign_wheels(bundle))]))
         if damage:
             verdict, details = DAMAGED, "\n".join(filter(None, [
                 f"{len(damage.files)} of {damage.checked} bundle file(s) fail their checksum:",

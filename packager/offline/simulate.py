@@ -62,35 +62,17 @@ import nbformat
 from packager.offline.notebook import REPORT_TAG, build_notebook, bundle_slug
 from packager.offline.rehearsal import (
     ISOLATIONS,
-)
-from packager.offline.rehearsal import (
     choose_isolation as _isolation,
-)
-from packager.offline.rehearsal import (
+    foreign_note,
+    foreign_wheels,
     guarded_environment as _guarded_environment,
-)
-from packager.offline.rehearsal import (
     isolation_text as _isolation_text,
-)
-from packager.offline.rehearsal import (
     kaggle_paths as _kaggle_paths,
-)
-from packager.offline.rehearsal import (
     layout as _layout,
-)
-from packager.offline.rehearsal import (
     load_notebook as _load_notebook,
-)
-from packager.offline.rehearsal import (
     parse_time_limit as _time_limit,
-)
-from packager.offline.rehearsal import (
     printed as _printed,
-)
-from packager.offline.rehearsal import (
     remove_tree as _remove_tree,
-)
-from packager.offline.rehearsal import (
     run_executor as _run,
 )
 from packager.offline.sandbox import netns_unavailable, read_attempts
@@ -108,10 +90,8 @@ from packager.offline.verdicts import (
     PASSED,
     TIMEOUT,
     SimulationResult,
-    judge_notebook,
-)
-from packager.offline.verdicts import (
     examples as _examples,
+    judge_notebook,
 )
 from runtime.bundle import check_files
 from runtime.errors import DataError
@@ -289,6 +269,7 @@ def simulate(
         verdict, details = _judge(outcome, wall, attempts, working / "submission.csv", sample, manifest.submission, limit_s)
         verdict, details = _judge_device(verdict, details, report)
         verdict, details = _judge_hooks(verdict, details, report)
+        details = "\n".join(filter(None, [details, foreign_note(foreign_wheels(bundle))]))
         failure = None if verdict == PASSED else (
             DEAD_KERNEL_FAILURE if outcome.get("status") == "dead" else KAGGLE_FAILURES[verdict])
         if damage:

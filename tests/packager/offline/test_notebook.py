@@ -6,6 +6,7 @@ Uses the shared session fixtures of tests/conftest.py (the digits example, packa
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -258,6 +259,37 @@ def test_install_cell_decides_by_distribution_and_version(nb_bundle, digits_dir,
     shutil.rmtree(bundle / "wheels")
     done = subprocess.run([str(python), "-c", install_script(bundle, digits_dir)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "no wheels/ in the bundle: nothing to install" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_a_rehearsal_skips_the_wheels_built_for_another_python_and_says_so(nb_bundle, digits_dir, tmp_path):
+    """`ninefit simulate` on Python 3.11 of a bundle whose wheels are cp312 (Kaggle's): pip would refuse them and fail
+    the notebook; the rehearsal names them (FOREIGN_WHEELS_ENV), the install cell skips them, the verdict notes it."""
+    from packager.offline.rehearsal import FOREIGN_WHEELS_ENV, foreign_note, foreign_wheels
+    from packager.offline.sandbox import kernel_python
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    shutil.copy(nb_bundle / "manifest.json", bundle)
+    make_wheel(bundle / "wheels", "ninefit_nbtest_here", "0.1", code="VALUE = 7\n", module="ninefit_nbtest_here",
+               top_level=True)
+    make_wheel(tmp_path / "built", "ninefit_nbtest_there", "0.1", code="VALUE = 8\n", module="ninefit_nbtest_there",
+               top_level=True)
+    there = "ninefit_nbtest_there-0.1-cp399-cp399-manylinux_2_28_x86_64.whl"  # a Python this is not
+    shutil.copy(next((tmp_path / "built").glob("*.whl")), bundle / "wheels" / there)
+    assert foreign_wheels(bundle) == [there]
+    assert there in foreign_note([there]) and "report.md" in foreign_note([there]) and foreign_note([]) == ""
+
+    python = kernel_python(tmp_path / "overlay")
+    script = install_script(bundle, digits_dir, "import ninefit_nbtest_here\nprint('RESULT', installed, skipped)")
+    refused = subprocess.run([str(python), "-c", script], capture_output=True, text=True, timeout=150)
+    assert refused.returncode != 0 and "is not a supported wheel on this platform" in refused.stdout  # without it
+    env = {**os.environ, FOREIGN_WHEELS_ENV: there}
+    done = subprocess.run([str(python), "-c", script], capture_output=True, text=True, timeout=150, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"rehearsal: not installed on this Python (built for Kaggle's): {there}" in done.stdout
+    assert f"RESULT ['ninefit_nbtest_here-0.1-py3-none-any.whl'] ['{there}']" in done.stdout
 
 
 @pytest.mark.slow
