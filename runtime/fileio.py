@@ -114,7 +114,7 @@ def full_write(fd: int, data: bytes, offset: int) -> None:
         done += n
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO], None], *, fsync: bool = True,
+def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO], object], *, fsync: bool = True,
                  what: str = "the file", remedy: str = "Free some space there, or write to another folder.") -> Path:
     """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
 

@@ -59,7 +59,7 @@ def hook_path(ref: str, folder: Path) -> Path:
 
 def user_traceback(exc: BaseException, path: Path) -> str:
     """The traceback of ``exc`` from the first frame in the user's hook file (their code, not ninefit's)."""
-    frames = traceback.extract_tb(exc.__traceback__)
+    frames: list[traceback.FrameSummary] = traceback.extract_tb(exc.__traceback__)
     where = str(Path(path).resolve())
     for n, f in enumerate(frames):
         if str(Path(f.filename).resolve()) == where:
@@ -83,6 +83,8 @@ def load_hook(ref: str, folder: str | Path) -> Callable:
         raise HookError(f"hook {ref!r}: module file {path} not found")
     name = f"_ninefit_hook_{module}"
     spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise HookError(f"hook {ref!r}: {path} cannot be imported as a Python module")
     mod = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(path.parent))  # a hook may import a helper module beside it
     try:
@@ -100,6 +102,9 @@ def load_hook(ref: str, folder: str | Path) -> Callable:
             fn = fn()
         except Exception as exc:
             raise HookError(f"hook {ref!r}: creating {func}() failed:\n{user_traceback(exc, path)}") from exc
+        if not callable(fn):
+            raise HookError(f"hook {ref!r}: class {func} has no __call__ method; the runtime calls its instance "
+                            f"batch by batch")
     _HOOK_FILES[id(fn)] = path
     return fn
 

@@ -378,7 +378,7 @@ _DATACLASSES = {c.__name__: c for c in (ImageSpec, InputSpec, TextSpec, Variant,
                                           ServeSpec)}
 
 
-def _convert(annotation: str, value: Any) -> Any:
+def _convert(annotation: object, value: Any) -> Any:
     ann = str(annotation)
     for name, klass in _DATACLASSES.items():
         if ann.startswith(f"tuple[{name}"):

@@ -130,7 +130,8 @@ def _log_missing(test: TestData, member: Member) -> None:
     if not columns:
         return
     policy, fill = member.missing_policy(test.spec)
-    rows = int(test.nonfinite(member).sum())
+    bad = test.nonfinite(member)  # (a member with missing columns has non-finite rows)
+    rows = int(bad.sum()) if bad is not None else 0
     shown = ", ".join(f"{c} ({n})" for c, n in list(columns.items())[:8])
     more = ' ...' if len(columns) > 8 else ''
     if policy == "model":  # the model's own handling of missing values (trees): nothing went wrong, said as progress
@@ -393,6 +394,7 @@ def _run_features(test: TestData, m: Manifest, report: RunReport, time_left: Cal
     t0 = clock()
     test.run_features(time_left)
     features = test.features
+    assert features is not None, "run_features sets test.features or raises"
     engine, warning = pandas_engine()
     report.features = {"hook": m.data.features, "seconds": features.seconds, "engine": engine,
                        "rows_failed": int(features.failed.sum()) if features.failed is not None else 0}
@@ -454,8 +456,9 @@ def _finish_report(report: RunReport, executor: Executor | None, writer: Submiss
         report, submission_exists=out.is_file(), exception=error if isinstance(error, Exception) else None,
         disk_bytes=report.checkpoint_bytes if in_output else 0,
     )
+    assert options.report_path is not None, "run() sets it: --report, or the default beside --out"
     try:
-        report.write_json(options.report_path)  # set by run(): --report, or the default beside --out
+        report.write_json(options.report_path)
     except (OSError, StorageError) as exc:
         log(f"could not write the run report: {exc}")
 

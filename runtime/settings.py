@@ -105,6 +105,7 @@ def parse_duration(text: str | float | int) -> float:
     total = 0.0
     for p in parts:
         m = _DURATION.match(p)
+        assert m is not None, f"{p!r} was found by a pattern _DURATION accepts"
         total += float(m.group(1)) * _UNITS[m.group(2).lower()]
     return total
 

@@ -20,7 +20,9 @@ class _Word(str, Enum):
     """A ``str`` enum that formats as its value on every Python (what 3.11's ``StrEnum`` does)."""
 
     __str__ = str.__str__
-    __format__ = str.__format__
+
+    def __format__(self, format_spec: str) -> str:
+        return str.__format__(self, format_spec)
 
 
 class Status(_Word):

@@ -123,6 +123,7 @@ class FallbackRunner(Runner):
             self.inner.deactivate()
 
     def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        assert self.inner is not None, "an active chain has a runner: activate_impl sets one or raises"
         out = self.inner.infer(feed)  # the inner runner already translated its errors
         if self.inner.device_kind() == "gpu" and not hasattr(self.inner, "peak_gpu_bytes"):
             # onnxruntime and TensorRT keep no per-model peak: NVML's device-wide reading after each batch.

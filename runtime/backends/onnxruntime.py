@@ -67,7 +67,7 @@ class OnnxRuntimeRunner(Runner):
         super().__init__(name)
         self.path = Path(path)
         self.options = options
-        self.session = None
+        self.session: Any = None  # an onnxruntime.InferenceSession while active (onnxruntime is untyped)
         self.providers: list[str] = []
         self.available: list[str] = []  # what the installed onnxruntime offers
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -41,7 +41,7 @@ class TensorRTRunner(Runner):
         super().__init__(name)
         self.path = Path(path)
         self.options = options
-        self._runner = None
+        self._runner: Any = None  # Polygraphy's TrtRunner while active (Polygraphy is untyped)
         self._engine = None  # owned here: TrtRunner does not free an engine it was given
         self.engine_path: Path | None = None
         self.built = False
@@ -101,6 +101,7 @@ class TensorRTRunner(Runner):
             fp16=self.options.fp16, profiles=[profile],
             load_timing_cache=str(timing_cache) if timing_cache.is_file() else None,
         )
+        assert self.engine_path is not None, "activate_impl names the engine's path before building it"
         for tmp in self.engine_path.parent.glob(f".{self.engine_path.name}.*.tmp"):  # left by a killed build
             tmp.unlink(missing_ok=True)
         serialized = EngineBytesFromNetwork(

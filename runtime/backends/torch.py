@@ -81,15 +81,15 @@ class TorchRunner(Runner):
         super().__init__(name)
         self.program = Path(program) if program is not None else None
         self.options = options
-        self.module = None
+        self.module: Any = None  # the program's torch module (compiled or not) while active
         self.device = ""
         self.compile_seconds = 0.0
         self.compile_cache_hit = False
         self.compile_error = ""
         self.peak_gpu_bytes: int | None = None
-        self._torch = None
+        self._torch: Any = None  # the torch module, imported when first activated
         self._pinned: dict[str, Any] = {}
-        self._autocast = None
+        self._autocast: tuple[str, Any] | None = None  # (device type, dtype) with fp16
         self._pad = False  # compiled: pad smaller batches up to max_batch (one compiled shape)
 
     # -- loading ------------------------------------------------------------------------
@@ -152,6 +152,7 @@ class TorchRunner(Runner):
         cache = self._cache_dir(torch)
         marker = None
         if cache is not None:
+            assert self.program is not None, "_load_module refuses a variant without a torch program"
             cache.mkdir(parents=True, exist_ok=True)
             # One marker per program, precision and batch: each compiles to kernels of its own.
             what = f"{sha256_file(self.program)[:16]}-{'fp16' if self.options.fp16 else 'fp32'}-b{self.options.max_batch}"

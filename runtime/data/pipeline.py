@@ -394,6 +394,7 @@ class FeedPipeline:
                 held -= self._shared.popitem(last=False)[1].nbytes
 
     def _images(self, inp: InputSpec, variant: Variant, a: int, b: int) -> np.ndarray:
+        assert inp.image is not None, "called for image inputs only"
         size = variant.image_size
         if self.loader == "dali":
             from runtime.data.loaders.dali import load_images
@@ -460,6 +461,7 @@ class FeedPipeline:
             pixels = decode(path, forms, where, data=data, times=times)
             t2 = time.perf_counter()
             if spool:
+                assert self._spool is not None, "spool=True only where the pipeline keeps a spool"
                 self._spool.put(row, pixels)
             else:
                 for f in forms:

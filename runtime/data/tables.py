@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from runtime.errors import DataError
 from runtime.settings import env_flag
@@ -191,7 +191,7 @@ class ParquetSource(TableSource):
             self._starts.append(self._starts[-1] + meta.row_group(i).num_rows)
         self.n_rows = self._starts[-1]
         self._lock = threading.Lock()
-        self._cached: tuple[tuple[int, ...], tuple[str, ...] | None, object] | None = None
+        self._cached: tuple[tuple[int, ...], tuple[str, ...] | None, Any] | None = None  # (groups, columns, frame)
 
     def _to_pandas(self, table):
         import pyarrow as pa
@@ -217,6 +217,8 @@ class ParquetSource(TableSource):
         return values
 
     def ids(self) -> list[str]:
+        if self.id_column is None:
+            raise DataError(f"{self.path}: its ids cannot be read: no id column was named")
         return text_ids(self.column(self.id_column), self.path, self.id_column)
 
     def _groups(self, start: int, stop: int) -> tuple[int, ...]:
@@ -271,9 +273,9 @@ class CsvSource(TableSource):
         except Exception as exc:
             raise DataError(f"could not read {path}: {exc}") from exc
         self._lock = threading.Lock()
-        self._reader = None
-        self._block: tuple[int, object] | None = None  # (first row, frame) of the current block
-        self._parked: list[tuple[object, tuple[int, object]]] = []  # the other cursors: (reader, block)
+        self._reader: Any = None  # a pandas (or cuDF) chunked CSV reader
+        self._block: tuple[int, Any] | None = None  # (first row, frame) of the current block
+        self._parked: list[tuple[Any, tuple[int, Any]]] = []  # the other cursors: (reader, block)
 
     def _open(self, columns: Sequence[str] | None = None, block_rows: int | None = None):
         pd = table_pandas(self.gpu)
@@ -293,6 +295,8 @@ class CsvSource(TableSource):
         return out
 
     def ids(self) -> list[str]:
+        if self.id_column is None:
+            raise DataError(f"{self.path}: its ids cannot be read: no id column was named")
         return [str(x) for x in self.column(self.id_column)]
 
     def _next_block(self):
@@ -319,6 +323,7 @@ class CsvSource(TableSource):
                     return self._empty(columns)
             pos = start
             while pos < stop:
+                assert self._block is not None, "a block is current: each read above returned one"
                 first, frame = self._block
                 if pos >= first + len(frame):
                     if self._next_block() is None:

@@ -98,7 +98,8 @@ class _Scan:
         self.kinds = dict.fromkeys(columns, "")  # a column's dtype kinds across blocks, e.g. "if"
         self.dtypes: dict[str, str] = {}
         self.width = len(columns)
-        self.spool, self.spool_dtype, self.spooled = spool, None, False
+        self.spool, self.spooled = spool, False
+        self.spool_dtype: np.dtype | None = None
         with guarded(spool or ".", "the table spool", SCRATCH_REMEDY):
             self._fd = os.open(spool, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600) if spool is not None else None
         self._written = 0
@@ -112,6 +113,7 @@ class _Scan:
             self.drop()
             return
         data = np.ascontiguousarray(matrix).tobytes()
+        assert self.spool is not None, "a spool file is open only where a spool path was given"
         with guarded(self.spool, "the table spool", SCRATCH_REMEDY):
             full_write(self._fd, data, first * self.width * matrix.dtype.itemsize)
         self._written += len(matrix)
@@ -133,6 +135,7 @@ class _Scan:
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Rows ``[start, stop)`` from the spool (read-only)."""
+        assert self._fd is not None and self.spool_dtype is not None, "read only once spooled"
         size = self.width * self.spool_dtype.itemsize
         buf = os.pread(self._fd, (stop - start) * size, start * size)
         if len(buf) != (stop - start) * size:
@@ -366,6 +369,8 @@ class TestData:
     def text_rows(self, member: Member) -> TextRows:
         """The token windows of every row for a text member (tokenised on first use)."""
         spec = member.text
+        if spec is None:
+            raise ValueError(f"{member.name} is not a text member: it has no token windows")
         if spec not in self._text:
             path = (self.assets or Path(".")) / spec.tokenizer
             tokenizer = load_tokenizer(path, spec)
@@ -440,6 +445,7 @@ class TestData:
             return load_images(self, paths, inp, size)
         from runtime.data.loaders.pil import decode, form, normalise
 
+        assert inp.image is not None, "called for image inputs only"
         want = form(inp.image, size)
         pixels = np.empty((stop - start, want[1], want[2], inp.image.channels), dtype=np.uint8)
         for i, path in enumerate(paths):

@@ -156,7 +156,7 @@ class MemoryMonitor:
             self.peak_rss = max(self.peak_rss, s.rss or 0, peak_rss())
             if s.ram_used is not None:
                 self.peak_ram_used = max(self.peak_ram_used or 0, s.ram_used)
-            if s.gpu_used is not None:
+            if s.gpu_used is not None and self.device_id is not None:  # (no device: no GPU reading)
                 self.peak_gpu_used = max(self.peak_gpu_used or 0, s.gpu_used)
                 self.peak_gpu_by_device[self.device_id] = max(self.peak_gpu_by_device.get(self.device_id, 0),
                                                               s.gpu_used)

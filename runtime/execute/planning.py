@@ -50,7 +50,7 @@ def member_state(st: MemberRun, costs: CostModel, workers: Sequence[LaneWorker],
     if running not in {v.name for v in variants}:
         running = None  # its rung was pruned: the plan may reload a better one
     if st.status in (Status.DONE, Status.FAILED):
-        status = st.status
+        status: Status = st.status
     elif st.status == Status.STOPPED:
         status = Status.DROPPED
     else:
@@ -80,7 +80,8 @@ def planner_lanes(workers: Sequence[LaneWorker], states: Mapping[str, planner.Me
     lanes = []
     for w in workers:
         ms = states.get(w.loaded[0]) if w.loaded and w.stepping == w.loaded[0] else None
-        running = ms is not None and ms.status == Status.RUNNING and ms.variant == w.loaded[1]
+        running = (ms is not None and w.loaded is not None and ms.status == Status.RUNNING
+                   and ms.variant == w.loaded[1])
         lanes.append(planner.Lane(w.name, w.loaded if running else None, frozenset(w.retired)))
     return lanes
 

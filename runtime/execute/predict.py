@@ -8,19 +8,32 @@ so what is timed when packaging is what runs.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import numpy as np
 
 from runtime.backends.base import Runner
-from runtime.data.testdata import TestData, apply_tta
-from runtime.data.text import Chunk
+from runtime.data.testdata import apply_tta
+from runtime.data.text import Chunk, TextRows
 from runtime.errors import BackendError
 from runtime.manifest import Member, Variant
 from runtime.output.ensemble import activate
 
 
+class RowSource(Protocol):
+    """What :func:`predict_rows` reads of the test rows: a :class:`~runtime.data.testdata.TestData`, or one
+    batch of a serving run (``runtime.serve.rows.BatchRows``)."""
+
+    def feed(self, member: Member, start: int, stop: int, *,
+             image_size: tuple[int, int] | None = None) -> dict[str, np.ndarray]: ...
+
+    def skipped(self, member: Member, start: int, stop: int) -> np.ndarray | None: ...
+
+    def text_rows(self, member: Member) -> TextRows: ...
+
+
 def predict_rows(
-    runner: Runner, member: Member, variant: Variant, test: TestData, start: int, stop: int, batch_size: int = 0,
+    runner: Runner, member: Member, variant: Variant, test: RowSource, start: int, stop: int, batch_size: int = 0,
     feeds: Sequence[Mapping[str, np.ndarray]] | None = None,
 ) -> np.ndarray:
     """Activated predictions of one member for rows ``[start, stop)``, TTA-averaged.
@@ -40,6 +53,8 @@ def predict_rows(
             out = predict_windows(runner, member, rows.feed(member.text, chunk.windows[idx]))
             values = np.empty((len(chunk.windows), out.shape[1]), out.dtype) if values is None else values
             values[idx] = out
+        if values is None:
+            raise ValueError(f"{member.name}: rows [{start}, {stop}) hold no text window to predict")
         return chunk.reduce(rows, values, member.text.reduce)
     if feeds is None:
         feed = test.feed(member, start, stop, image_size=variant.image_size)
@@ -48,6 +63,8 @@ def predict_rows(
     for f in feeds:
         values = _activated(runner, member, dict(f))
         total = values if total is None else total + values
+    if total is None:
+        raise ValueError(f"{member.name}: no inputs to predict rows [{start}, {stop}) on (no TTA transform)")
     total = total / len(variant.tta)
     skipped = test.skipped(member, start, stop)
     if skipped is not None and total.shape[:1] == skipped.shape:
@@ -74,4 +91,4 @@ def predict_windows(runner: Runner, member: Member, feed: dict[str, np.ndarray])
     return values.reshape(len(values), -1)
 
 
-__all__ = ["nan_rows", "predict_rows", "predict_windows"]
+__all__ = ["RowSource", "nan_rows", "predict_rows", "predict_windows"]

@@ -81,7 +81,7 @@ def fill_reports(states: Mapping[str, MemberRun], workers: Sequence[LaneWorker],
         counts: dict[int, int] = {}
         for (a, b), i in st.covered.items():
             counts[i] = counts.get(i, 0) + b - a
-        mr.variant = st.member.variants[max(counts, key=counts.get)].name if counts else st.member.variants[0].name
+        mr.variant = st.member.variants[max(counts, key=counts.__getitem__)].name if counts else st.member.variants[0].name
         mr.rows_unfed = sum(unfed(test, a, b) for a, b in st.covered)
         mr.rows = sum(written(st, test, a, b) for a, b in st.covered)
         mr.batch_size = min((w.batches[st.name] for w in workers if st.name in w.batches), default=st.start_batch)

@@ -18,14 +18,21 @@ from runtime.manifest import InputSpec, Member, Variant
 
 
 class RunnerOptions(Protocol):
-    """What a runner is built with (``runtime.run.RunOptions`` for one lane)."""
+    """What a runner is built with (``runtime.run.RunOptions`` for one lane); read only, so frozen
+    dataclasses fit."""
 
-    backend: str | None
-    batch_size: int | None
-    threads: int | None
-    device_id: int
-    work_dir: Path | None
-    torch_compile: bool
+    @property
+    def backend(self) -> str | None: ...
+    @property
+    def batch_size(self) -> int | None: ...
+    @property
+    def threads(self) -> int | None: ...
+    @property
+    def device_id(self) -> int: ...
+    @property
+    def work_dir(self) -> Path | None: ...
+    @property
+    def torch_compile(self) -> bool: ...
 
 
 def _input_dims(inp: InputSpec, variant: Variant) -> tuple[int, ...]:
@@ -73,7 +80,7 @@ def load_runner(bundle: Bundle, member: Member, variant: Variant, options: Runne
     batch = options.batch_size or member.batch_size
     # TensorRT needs shapes up front (its optimization profile), and torch.compile warms up on one batch of
     # them in activate(); onnxruntime takes them per batch.
-    shapes = ()
+    shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
     if name == "tensorrt" or options.torch_compile:
         try:
             shapes = trt_input_shapes(member, variant)

@@ -177,7 +177,7 @@ class LaneWorker:
 
     def unload(self) -> None:
         """Close its runner; the member is pending again unless another lane still has it loaded."""
-        if self.runner is None:
+        if self.runner is None or self.loaded is None:  # (set together: both or neither)
             return
         name = self.loaded[0]
         try:
@@ -257,6 +257,8 @@ class LaneWorker:
     def _predict_text(self, st: MemberRun, v: Variant, runner: Runner, a: int, b: int) -> np.ndarray:
         """A text chunk: its windows sorted by length, each batch padded to its own longest."""
         sh = self.shared
+        text = st.member.text
+        assert text is not None, "called for text members only"
         rows = sh.test.text_rows(st.member)
         chunk = TextChunk.of(rows, a, b)
         values = np.empty((len(chunk.windows), self.width))
@@ -270,7 +272,7 @@ class LaneWorker:
             t0 = sh.clock()  # building the batch counts, as reading rows does for other members
             try:
                 with sh.booking.outside("infer"):
-                    out = predict_windows(runner, st.member, rows.feed(st.member.text, chunk.windows[idx]))
+                    out = predict_windows(runner, st.member, rows.feed(text, chunk.windows[idx]))
             except OutOfMemoryError as exc:
                 self._halve(st, exc, text=True, one_window=end - pos <= 1, length=int(chunk.lengths[pos]))
                 continue
@@ -287,7 +289,7 @@ class LaneWorker:
         st.report.text = stats
         # A non-finite window makes its row's mean or max non-finite: that row alone is lost.
         with np.errstate(invalid="ignore"):
-            out = chunk.reduce(rows, values, st.member.text.reduce)
+            out = chunk.reduce(rows, values, text.reduce)
         self._nonfinite(st, v, out, a)
         return out
 

@@ -172,7 +172,7 @@ class Formatter:
         self.failed_rows = 0  # covered test rows the hook failed on, at the last call
         self.hook_s = 0.0  # seconds spent in the hook, all calls
         self.produced: frozenset[str] = frozenset()  # sample ids the hook wrote, at the last call
-        self._cache: dict[int, tuple[bytes, dict[str, list[str]] | None]] = {}
+        self._cache: dict[int, tuple[bytes, tuple[dict[str, list[str]], int] | None]] = {}
         self._sample_ids = set(sample.ids) if spec.mode == "postprocess" else frozenset()  # only its rows are checked
 
     def rows(self, values: np.ndarray, covered: np.ndarray) -> list[list[str]]:
@@ -190,6 +190,7 @@ class Formatter:
 
     def _block(self, values: np.ndarray, covered: np.ndarray, a: int, b: int) -> list[list[str]]:
         spec, lay = self.spec, self.layout
+        assert lay.rows is not None, "only postprocess has no row layout, and it makes its blocks elsewhere"
         order = lay.rows[a:b]
         if spec.mode in ("values", "argmax"):
             return format_rows(values, covered, order, self.test_ids, spec, self.fallback)
@@ -198,6 +199,7 @@ class Formatter:
         with gc_paused():
             ok = covered[order]
             if spec.mode == "long":
+                assert lay.targets is not None, "a long layout names each sample row's target"
                 targets = lay.targets[a:b]
                 vals = np.nan_to_num(values[order[ok], targets[ok]])
                 produced = iter(np.char.mod("%.9g", vals).tolist())
@@ -218,14 +220,14 @@ class Formatter:
             key = hashlib.sha256(idx.tobytes() + vals.tobytes()).digest()
             hit = self._cache.get(a)
             if hit is not None and hit[0] == key:
-                rows = hit[1]
+                answer = hit[1]
             else:
-                rows = self._call(vals, [self.test_ids[i] for i in idx], a, b)
-                self._cache[a] = (key, rows)
-            if rows is None:
+                answer = self._call(vals, [self.test_ids[i] for i in idx], a, b)
+                self._cache[a] = (key, answer)
+            if answer is None:
                 self.failed_rows += len(idx)
                 continue
-            rows, unanswered = rows
+            rows, unanswered = answer
             self.failed_rows += unanswered
             for rid, cells in rows.items():
                 if rid in produced:
@@ -239,6 +241,9 @@ class Formatter:
 
     def _call(self, vals: np.ndarray, ids: list[str], a: int, b: int) -> tuple[dict[str, list[str]], int] | None:
         """The hook's rows for one block and how many of its test ids got none; None when it failed."""
+        if self.hook is None:
+            raise ValueError("a formatter made without the postprocess hook was given covered rows; it formats "
+                             "the fallback alone (every row uncovered)")
         t0 = time.perf_counter()
         try:
             rows = self._check(self.hook(vals, ids), len(ids))

@@ -60,7 +60,7 @@ class MemberReport:
     seconds: float = 0.0  # inference seconds in this run, warm-up batches excluded
     load_seconds: float = 0.0  # runner load + activate, summed over loads
     warmup_seconds: float = 0.0  # first batch after each load
-    warmup_rows: int = 0  # rows in those batches (part of rows_computed)
+    warmup_rows: float = 0  # rows in those batches (part of rows_computed; a text member's are fractions)
     rows_timed: float = 0  # rows of the batches booked in ``seconds`` (every batch after the first after a load)
     status: str = "pending"  # one of MEMBER_STATUSES
     reason: str = ""

@@ -14,7 +14,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, cast
 
 import numpy as np
 
@@ -44,14 +44,14 @@ def read_sample(path: Path, spec: SubmissionSpec) -> SampleSubmission:
     if path.suffix.lower() in (".parquet", ".pq"):
         df = read_table(path, id_column=spec.id_column, text=True)
         header = _checked_header(path, [str(c) for c in df.columns], expected)
-        ids = df[spec.id_column].tolist()
+        ids: list[str] = df[spec.id_column].tolist()
         cells = zip(*(df[c].tolist() for c in spec.columns))
-        rows = dict(zip(ids, cells))
+        rows: dict[str, tuple[str, ...]] = dict(zip(ids, cells))
         if len(rows) != len(ids):
             _refuse_duplicates(path, ids, lambda n: f"row {n}")
         return SampleSubmission(ids=ids, header=header, rows=rows)
-    ids: list[str] = []
-    rows: dict[str, tuple[str, ...]] = {}
+    ids = []
+    rows = {}
     lines: list[int] = []  # each id's line, for a duplicate's message
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -160,7 +160,7 @@ def write_atomic(path: str | os.PathLike, header: Sequence[str],
         text = io.TextIOWrapper(f, encoding="utf-8", newline="", write_through=False)
         text.write(csv_text([header]))
         for part in (rows if blocks else (rows,)):
-            text.write(csv_text(part))
+            text.write(csv_text(cast("Iterable[Sequence[str]]", part)))  # with blocks, a part is a block of rows
         text.flush()
         text.detach()  # leave the binary file to atomic_write, which syncs and closes it
 

@@ -54,7 +54,7 @@ FACTOR_SPREAD = 1.5
 class LiveRate:
     """Throughput of one variant in this run; the first batch after each load is warm-up."""
 
-    rows: int = 0
+    rows: float = 0  # a text member books each batch as its share of the chunk's rows: fractions
     seconds: float = 0.0
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_BATCHES))
     warm: bool = False
@@ -62,9 +62,9 @@ class LiveRate:
     first: float | None = None  # s/row of the first timed batch (calibrates the profile)
     first_s: float | None = None  # seconds of that batch: how much the machine factor rests on
     last: float | None = None  # s/row of the last timed batch (of at least half the largest: a tail's fixed cost is no slowdown)
-    largest: int = 0  # rows of the largest timed batch
+    largest: float = 0  # rows of the largest timed batch
 
-    def add(self, rows: int, seconds: float) -> None:
+    def add(self, rows: float, seconds: float) -> None:
         if not self.warm:
             self.warm, self.warmup = True, seconds / max(rows, 1)
             return
@@ -200,7 +200,8 @@ class CostModel:
         if not founding:
             return ""
         why = []
-        short = [f"{m} {r.first_s * 1e3:.2g} ms" for m, r in founding if (r.first_s or 0.0) < SHORT_BATCH_S]
+        short = [f"{m} {r.first_s * 1e3:.2g} ms" for m, r in founding
+                 if r.first_s is not None and r.first_s < SHORT_BATCH_S]
         if short:
             why.append(f"first batch{'es' if len(short) > 1 else ''} under {SHORT_BATCH_S * 1e3:g} ms "
                        f"({', '.join(short)})")
@@ -210,8 +211,10 @@ class CostModel:
         for m, r in founding:
             prior = self.prior[m][self.members[m].variants[0].name]["s_per_row"]
             steady = r.recent_s_per_row if len(r.recent) == RECENT_BATCHES else None  # its last batches
-            if steady and max(steady, r.first) > FACTOR_SPREAD * min(steady, r.first):
-                why.append(f"{m}'s later batches give x{steady / prior:.2f}, its first x{r.first / prior:.2f}")
+            first = r.first
+            assert first is not None, "founding holds only rates with a first batch"
+            if steady and max(steady, first) > FACTOR_SPREAD * min(steady, first):
+                why.append(f"{m}'s later batches give x{steady / prior:.2f}, its first x{first / prior:.2f}")
         return "noisy: " + "; ".join(why) if why else ""
 
     def factor_summary(self) -> dict[str, object]:

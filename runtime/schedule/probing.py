@@ -65,7 +65,6 @@ class ProbeLane(Protocol):
 class ProbeHost(Protocol):
     """What probing needs of the run it serves (``runtime.execute.executor.Executor``)."""
 
-    states: Mapping[str, Any]  # name -> ProbedMember
     costs: CostModel
     budget: planner.Budget
     clock: Callable[[], float]
@@ -85,6 +84,9 @@ class ProbeHost(Protocol):
 
     @property
     def decisions(self) -> Any: ...  # runtime.execute.planning.DecisionLog
+
+    @property
+    def states(self) -> Mapping[str, Any]: ...  # name -> ProbedMember (read only: a dict of MemberRun fits)
 
 
 @dataclass

@@ -16,15 +16,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
 import numpy as np
 
 from runtime.backends.base import Runner
 from runtime.bundle import Bundle
-from runtime.data.testdata import TestData
 from runtime.errors import NinefitError, OutOfMemoryError
-from runtime.execute.predict import predict_rows
+from runtime.execute.predict import RowSource, predict_rows
 from runtime.execute.runners import load_runner
 from runtime.manifest import Member, Variant
 from runtime.schedule.costs import CostModel
@@ -65,7 +64,7 @@ class _RunnerOptions:
     batch_size: int | None
     threads: int | None
     device_id: int = 0
-    work_dir: object = None
+    work_dir: Path | None = None
     torch_compile: bool = False
 
 
@@ -75,7 +74,7 @@ class _Task:
 
     variant: Variant
     runner: Runner
-    test: Any
+    test: RowSource
     rows: int
     end: float | None
     parts: list = field(default_factory=list)  # the batches' values, as they finish
@@ -128,7 +127,7 @@ class MemberPool:
         slot.busy = None
         return ""
 
-    def run(self, member: Member, variant: Variant, test: TestData, rows: int, end: float | None,
+    def run(self, member: Member, variant: Variant, test: RowSource, rows: int, end: float | None,
             until: float | None = None) -> Outcome:
         """Rows ``[0, rows)`` of ``test`` on ``variant``: no batch is started that would end past ``end``,
         and the work is left behind at ``until`` (default ``end``; None: never); what finished by then."""
@@ -156,9 +155,9 @@ class MemberPool:
             slot.busy = task
             out.status, out.reason = "abandoned", "still running when the call's time was up: left behind"
         elif task.errors:
-            exc = task.errors[0]
-            kind = "" if isinstance(exc, NinefitError) else f"{type(exc).__name__}: "
-            return self._failed(slot, out, f"{kind}{exc}", t0, partial=done)
+            error = task.errors[0]
+            kind = "" if isinstance(error, NinefitError) else f"{type(error).__name__}: "
+            return self._failed(slot, out, f"{kind}{error}", t0, partial=done)
         out.values = np.concatenate(done) if done else None
         out.rows = 0 if out.values is None else len(out.values)
         if out.status != "abandoned":
@@ -168,7 +167,7 @@ class MemberPool:
         slot.failures = 0
         return out
 
-    def measure(self, member: Member, variant: Variant, test: TestData, rows: int) -> None:
+    def measure(self, member: Member, variant: Variant, test: RowSource, rows: int) -> None:
         """Time one more batch where the member's rate has none after its warm-up (the first call's rows may
         be one batch: the warm-up): the later calls' plans need a measured cost. Its values are not used."""
         rate = self.costs.rate(member.name, variant.name)
@@ -190,8 +189,10 @@ class MemberPool:
 
     def _worker(self, slot: _Slot) -> None:
         """The member's thread: its tasks, one after another (each call's work for it)."""
+        inbox = slot.tasks
+        assert inbox is not None, "run() makes the inbox before it starts the worker"
         while True:
-            task = slot.tasks.get()
+            task = inbox.get()
             if task is None:
                 return
             try:

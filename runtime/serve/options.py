@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from runtime.errors import UsageError
 from runtime.manifest import SERVE_OUTPUTS, ServeSpec
@@ -84,10 +85,10 @@ class ServeOptions:
                 raise UsageError(f"{name} {value!r} is not one of predict's arguments {list(names)}")
 
     @classmethod
-    def from_spec(cls, spec: ServeSpec, **overrides: object) -> ServeOptions:
+    def from_spec(cls, spec: ServeSpec, **overrides: Any) -> ServeOptions:  # each option checked in __post_init__
         """The options a bundle's ``[serve]`` spec gives (:class:`runtime.manifest.ServeSpec`), with ``overrides``
         (the notebook's start time and limit, a report path...)."""
-        given = dict(arguments=spec.arguments, table=spec.table, sample=spec.sample,
+        given: dict[str, Any] = dict(arguments=spec.arguments, table=spec.table, sample=spec.sample,
                      response_timeout_s=spec.response_timeout_s, expected_rows=spec.expected_rows or None,
                      expected_batches=spec.expected_batches or None, output=spec.output, include_id=spec.include_id,
                      scalar=spec.scalar, fallback=dict(spec.fallback))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,8 @@ class Predictor:
     def _predict(self, batch: Batch, end: float | None, record: CallRecord, first: bool,
                  shares: dict[str, Share] | None) -> tuple[np.ndarray, np.ndarray, float]:
         """The batch through the features hook and the members the plan gives it; (values, covered, seconds)."""
-        m = self.manifest
+        m, pool = self.manifest, self.pool
+        assert pool is not None, "_load makes the pool on the first call"
         n = batch.rows
         acc = Accumulator(n, width(m.submission), m.combiner)
         if not n:
@@ -155,11 +157,11 @@ class Predictor:
         members = {mem.name: mem for mem in m.members}
         for name, (variant, rows, expected) in steps.items():  # the plan's order: best value per second first
             member = members[name]
-            until = None if expected is None else min(end, self.clock() + (1 + OVERRUN_SHARE) * expected + OVERRUN_FLOOR_S)
-            out = self.pool.run(member, member.variant(variant), test, rows, end, until)
+            until = None if expected is None or end is None else min(end, self.clock() + (1 + OVERRUN_SHARE) * expected + OVERRUN_FLOOR_S)
+            out = pool.run(member, member.variant(variant), test, rows, end, until)
             outcomes[member.name] = out
             if first and out.status == "done":
-                self.pool.measure(member, member.variant(variant), test, rows)
+                pool.measure(member, member.variant(variant), test, rows)
             if out.values is not None and len(out.values):
                 acc.add(member.weight, 0, out.values)
         record.members = [outcomes[mem.name].to_dict() for mem in m.members if mem.name in outcomes]
@@ -168,22 +170,24 @@ class Predictor:
 
     def _test_data(self, batch: Batch, record: CallRecord) -> tuple[BatchRows, np.ndarray | None]:
         """The batch's rows as the members read them, with the features hook's columns (rows it failed on: returned)."""
-        m = self.manifest
+        m, bundle = self.manifest, self.bundle
+        assert bundle is not None, "_load opens the bundle on the first call"
         id_col = m.data.id_column
         ids = ([str(x) for x in batch.column(id_col)] if id_col in batch.table.columns
                else [str(i) for i in range(batch.rows)])
         if self._features is None:
-            return BatchRows(batch.table, ids, m.data, self.bundle.root), None
+            return BatchRows(batch.table, ids, m.data, bundle.root), None
         inputs = _accepted(self._features.fn, batch.inputs)
-        result = apply_features(batch.frame, m.data.features, self.bundle.path(HOOKS_DIR), ids=ids,
+        result = apply_features(batch.frame, m.data.features, bundle.path(HOOKS_DIR), ids=ids,
                                 columns=m.data.features_columns, chunk_rows=max(batch.rows, 1), hook=self._features,
                                 inputs=inputs)
         record.events += result.events
-        return BatchRows(result.frame, ids, m.data, self.bundle.root, pandas=result.frame), result.failed
+        return BatchRows(result.frame, ids, m.data, bundle.root, pandas=result.frame), result.failed
 
     def _runnable(self, test: BatchRows, record: CallRecord) -> dict[str, str]:
         """Each member that may run this batch -> "" , or why not (it is then skipped)."""
         out = {}
+        assert self.pool is not None, "_load makes the pool on the first call"
         for member in self.manifest.members:
             why = self.pool.available(member.name)
             if not why:
@@ -224,12 +228,14 @@ class Predictor:
         the pruned rungs left out: the cautious cost (a call's plan), or the ``mean`` (the run's pace); a rung
         never measured costs :data:`_UNKNOWN_S_PER_ROW`."""
         out, names = [], [v.name for v in member.variants]
+        assert self.costs is not None and self.pool is not None, "_load makes them on the first call"
         cost = self.costs.mean_s_per_row if mean else self.costs.cautious_s_per_row
         for i, v in enumerate(member.variants[names.index(start) if start in names else 0:]):
             if (i or start) and self.costs.pruned_by(member.name, v.name):
                 continue
             known = self.costs.s_per_row(member.name, v.name) is not None
-            spr = cost(member.name, v.name) if known else _UNKNOWN_S_PER_ROW
+            spr = cost(member.name, v.name) if known else None  # (known: either cost is a number)
+            spr = _UNKNOWN_S_PER_ROW if spr is None else spr
             loaded = v.name in self.pool.slots[member.name].runners
             out.append((v, spr, 0.0 if loaded else self.costs.setup_s(member.name, v.name)))
         return out
@@ -250,8 +256,9 @@ class Predictor:
 
     def _member_time_left(self, rows: int) -> float:
         """The notebook's time left for the members: its time left less each call's overhead to come."""
-        now = self.clock()
-        return self.budget.time_left(now) - self._calls_left(rows) * self.budget.mean_overhead_s
+        left = self.budget.time_left(self.clock())
+        assert left is not None, "asked only where the run is paced: the notebook has an end"
+        return left - self._calls_left(rows) * self.budget.mean_overhead_s
 
     def _shares(self, rows: int) -> dict[str, Share] | None:
         """Each member's rung and share of this batch's rows, pacing the notebook's time over the rows to
@@ -259,7 +266,8 @@ class Predictor:
         if not self._paced():
             return None
         rows_left = self.pace.rows_left(rows)
-        ladders = {}
+        ladders: dict[str, Sequence[Rung]] = {}
+        assert self.pool is not None, "_load makes the pool on the first call (no shares are asked for on it)"
         for mem in self.manifest.members:
             if self.pool.available(mem.name):
                 continue
@@ -270,9 +278,9 @@ class Predictor:
     def _share_s(self, rows: int) -> float | None:
         """The call's share of the notebook's time: twice this batch's paced part of the time left (room for
         jitter: the pace evens it out over the later calls), or the time left over the calls left."""
-        if self.budget.notebook_end() is None:
-            return None
         left = self.budget.time_left(self.clock())
+        if left is None:  # the notebook has no end
+            return None
         if self._paced():
             return 2.0 * left * rows / self.pace.rows_left(rows)
         if self.options.expected_batches is not None:

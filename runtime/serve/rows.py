@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from runtime.data.testdata import TestData
+from runtime.data.text import TextRows
 from runtime.errors import DataError
 from runtime.manifest import DataSpec, InputSpec, Member
 
@@ -111,12 +112,13 @@ class BatchRows:
         part = bad[start:stop]
         return part if part.any() else None
 
-    def feed(self, member: Member, start: int, stop: int, *, image_size: tuple[int, int] | None = None) -> dict:
+    def feed(self, member: Member, start: int, stop: int, *,
+             image_size: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
         """Model inputs for rows ``[start, stop)`` (non-finite values filled, or zeroed where skipped)."""
         if member.text is not None or any(inp.image is not None for inp in member.inputs):
             return self.full().feed(member, start, stop, image_size=image_size)
-        policy, fill = member.missing_policy(self.spec)
-        fill = None if policy == "model" else fill if policy == "fill" else 0.0  # "model": passed as they are
+        policy, value = member.missing_policy(self.spec)
+        fill = None if policy == "model" else value if policy == "fill" else 0.0  # "model": passed as they are
         return {inp.name: self._input(inp, start, stop, fill) for inp in member.inputs}
 
     def _input(self, inp: InputSpec, start: int, stop: int, fill: float | None) -> np.ndarray:
@@ -126,7 +128,7 @@ class BatchRows:
         dims = tuple(d if isinstance(d, int) else -1 for d in inp.shape[1:])  # as a file run lays them out
         return np.array(m, dtype=inp.dtype).reshape((stop - start, *dims))
 
-    def text_rows(self, member: Member):
+    def text_rows(self, member: Member) -> TextRows:
         return self.full().text_rows(member)
 
 

@@ -39,8 +39,9 @@ _BYTES_FIELDS = ("pandas_dataframe_value", "polars_dataframe_value", "pandas_ser
 
 
 @functools.lru_cache(maxsize=1)
-def messages() -> tuple[type, type, type]:
-    """The (request, response, payload) message classes, built from a descriptor once per process."""
+def messages() -> tuple[Any, Any, Any]:
+    """The (request, response, payload) message classes, built from a descriptor once per process (classes made
+    at run time, of an untyped library: Any)."""
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     f = descriptor_pb2.FieldDescriptorProto
@@ -88,7 +89,7 @@ def messages() -> tuple[type, type, type]:
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
 
-    def cls(name: str) -> type:
+    def cls(name: str) -> Any:
         return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"kaggle_evaluation_client.{name}"))
 
     return cls("KaggleEvaluationRequest"), cls("KaggleEvaluationResponse"), cls("Payload")

@@ -80,6 +80,14 @@ def test_load_hook_says_what_is_missing(tmp_path):
         load_hook(bad, tmp_path)
 
 
+def test_a_hook_class_without_call_is_refused_when_loaded(tmp_path):
+    ref = _hook(tmp_path, "class make:\n    def predict(self, df):\n        return df\n", "stateful")
+    with pytest.raises(HookError, match="hook 'stateful:make': class make has no __call__ method"):
+        load_hook(ref, tmp_path)
+    ok = _hook(tmp_path, "class make:\n    def __call__(self, df):\n        return df\n", "called")
+    assert load_hook(ok, tmp_path)(5) == 5
+
+
 def test_env_count():
     assert env_count("N", 7, {}) == 7
     assert env_count("N", 7, {"N": " 12 "}) == 12

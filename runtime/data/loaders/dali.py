@@ -202,6 +202,8 @@ def load_images(owner: object, paths: Sequence[Path], inp: InputSpec, size: tupl
     One loader (and its pipelines) is kept per ``owner`` (the test data, a
     prefetch pipeline) and freed with it (:func:`loader_for`).
     """
+    if inp.image is None:
+        raise ValueError(f"input {inp.name!r} is not an image input: DALI has nothing to decode for it")
     return loader_for(owner, device_id).load(paths, inp.image, size, inp.dtype)
 
 

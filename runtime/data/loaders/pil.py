@@ -51,14 +51,14 @@ def decode(path: Path, forms: Iterable[Form], where: str = "", *, data: bytes | 
         with Image.open(io.BytesIO(data) if data is not None else path) as im:
             im.load()
             spent["decode"] += time.perf_counter() - t0
-            converted: dict[str, object] = {}
+            converted: dict[str, Image.Image] = {}
             for mode, h, w in forms:
                 t1 = time.perf_counter()
                 if mode not in converted:  # (PIL's convert to the same mode, and resize to the same size, copy)
                     converted[mode] = im if im.mode == mode else im.convert(mode)
                 t2 = time.perf_counter()
                 pic = converted[mode]
-                arr = np.asarray(pic if pic.size == (w, h) else pic.resize((w, h), Image.BILINEAR), dtype=np.uint8)
+                arr = np.asarray(pic if pic.size == (w, h) else pic.resize((w, h), Image.Resampling.BILINEAR), dtype=np.uint8)
                 out[(mode, h, w)] = arr.reshape(h, w, 1 if mode == "L" else 3)
                 spent["resize"] += time.perf_counter() - t2
                 spent["decode"] += t2 - t1

@@ -63,7 +63,7 @@ def projected_finish(step: Step, now: float, rows_done: int, *, s_per_row: float
 
 
 def estimate_s_per_row(
-    observed_rows: int,
+    observed_rows: float,
     observed_s: float,
     prior: float | None,
     *,

@@ -89,6 +89,7 @@ def _layout(active: Sequence[MemberState], chosen: Sequence[_Option], lanes: Seq
                 t[k] += rows * o.variant.s_per_row
     for i in sorted(todo, key=lambda i: -_ratio(chosen[i].value, chosen[i].cost)):
         m, v = active[i], chosen[i].variant
+        assert v is not None, "todo holds only chosen options that run a variant"
         k = min(eligible[i], key=lambda k: (t[k], len(parts[k]), k))  # free costs: spread by count
         part = _Part(i, v, chosen[i].rows, _lane_setup(lanes[k], m, v))
         parts[k].append(part)
@@ -245,7 +246,7 @@ def _choose_and_place(active: Sequence[MemberState], eligible: Sequence[Sequence
         # Running members that each could finish cannot all: none is pinned, any may be stopped.
         opt_lists = [_options(m, len(e) * left, pin=False) for m, e in zip(active, eligible)]
     exact = method == "exact" or (method == "auto" and _split(opt_lists)[1] <= _EXACT_MAX_COMBOS)
-    capacity, partial = len(lanes) * left, set()  # partial: members whose last part is time-boxed
+    capacity, partial = len(lanes) * left, set[int]()  # partial: members whose last part is time-boxed
     # Each overrunning layout cuts the capacity searched, never below what the cheapest choice
     # costs (a pinned running member's rest, else nothing): then the last layout is clipped.
     floor = sum(min(o.cost for o in opts) for opts in opt_lists)
@@ -275,6 +276,7 @@ def _fill(parts: list[list[_Part]], partial: set[int], active: Sequence[MemberSt
                  if p is not None]
         if fills:
             best, i = max(fills, key=lambda f: (f[0].value, -f[1]))
+            assert best.variant is not None, "a partial run always names its variant"
             parts[k].append(_Part(i, best.variant, best.rows, best.setup))
             given[i] = given.get(i, 0) + best.rows
             partial.add(i)

@@ -63,7 +63,7 @@ def _pinned(member: MemberState, left: float) -> bool:
 def _options(member: MemberState, left: float, pin: bool = True) -> list[_Option]:
     """Full-run options that fit on their own, best first, plus drop where allowed (``pin``: a
     running member that can finish keeps its variant, its only option)."""
-    if pin and _pinned(member, left):
+    if pin and member.loaded is not None and _pinned(member, left):
         return [_full(member, member.loaded)]  # no thrashing across replans either
     opts = [o for o in map(lambda v: _full(member, v), _ladder(member)) if o.cost <= left + _EPS]
     kept: list[_Option] = []  # Pareto front: each kept option costs more and is worth more
@@ -178,6 +178,7 @@ def _drop_reason(member: MemberState, left: float, free: float, partial_of: str 
     else:
         fits = [o for o in _options(member, left) if o.variant is not None]
         best = max(fits, key=lambda o: _ratio(o.value, o.cost))
+        assert best.variant is not None, "fits holds only options that run a variant"
         reason = (
             f"value per second lowest; dropped to fit: {_ratio(best.value, best.cost):.3g} value/s "
             f"on {best.variant.name!r} would need {_secs(best.cost)}, {_secs(free)} free"
@@ -248,6 +249,7 @@ def plan(
     steps, t = [], now
     for i in order:
         o = chosen[i]
+        assert o.variant is not None, "order holds only chosen options that run a variant"
         finish = limit if partial_of is not None else min(t + o.cost, limit)
         steps.append(Step(active[i].name, o.variant.name, o.rows, o.cost, t, finish, o.setup, partial_of is not None))
         t = finish
@@ -256,6 +258,7 @@ def plan(
                  for p in [_best_partial(active[i], limit - t)] if p is not None]
         if fills:
             part, i = max(fills, key=lambda f: (f[0].value, -f[1]))
+            assert part.variant is not None, "a partial run always names its variant"
             chosen[i], value = part, value + part.value
             steps.append(Step(active[i].name, part.variant.name, part.rows, limit - t, t, limit, part.setup, True))
             t = limit
