@@ -13,7 +13,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[cpu,test,tabular]"
+	$(PIP) install -q -e ".[cpu,test,tabular,openvino]"
 	touch $@
 
 install: $(VENV)/.installed

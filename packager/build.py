@@ -23,8 +23,10 @@ import numpy as np
 
 import runtime
 from packager.bundle_report import write_report
+from packager.cpu_rungs import RungWork, package_rung, table_feeds
 from packager.export import copy_onnx, export_model
 from packager.fp16 import Fp16Result, convert_fp16
+from packager.guard import GuardResult
 from packager.hooks_check import check_features, check_imports, check_postprocess, in_user_files, stage_hooks
 from packager.offline.dataset import METADATA_FILENAME
 from packager.sources import prepare
@@ -173,14 +175,14 @@ def _check_width(spec: Spec, m: ModelSpec, width: int) -> None:
 
 
 def _package_model(spec: Spec, m: ModelSpec, test, stage: Path
-                   ) -> tuple[Member, list[VerifyResult], list[tuple[str, Fp16Result]]]:
+                   ) -> tuple[Member, list[VerifyResult], list[tuple[str, Fp16Result]], list[GuardResult]]:
     if m.text is not None and test is None:
         raise SpecError(f"model {m.name!r}: a text model is verified on the public test's texts, and "
                         f"{spec.test_path} is not here")
     if m.source in NATIVE_SOURCES:  # a tree or scikit-learn model: converted, checked against its library
         member, verified = package_native(m, test, stage, spec.verify_rows, spec.test_path.name)
         _check_width(spec, m, member.n_outputs)
-        return member, verified, []
+        return member, verified, [], []
     feed, source = sample_inputs(spec, m, test)
     model = load_torch_model(m, spec.root)
     if m.init == "factory":
@@ -206,7 +208,12 @@ def _package_model(spec: Spec, m: ModelSpec, test, stage: Path
     halves: dict[str, Fp16Result] = {}
     results = []
     variants = []
+    work = _rung_work(spec, m, test, full, stage, feed, source)
     for v in m.variants:
+        if v.guarded:  # int8, bf16, OpenVINO: measured against fp32 on the sample rows, or left out
+            rung = package_rung(work, v)
+            variants += [rung] if rung is not None else []
+            continue
         if v.precision not in files:
             halves[v.precision] = convert_fp16(full, folder / f"{v.precision}.onnx", m.name,
                                                {k: x[:2] for k, x in feed.items()})
@@ -237,7 +244,22 @@ def _package_model(spec: Spec, m: ModelSpec, test, stage: Path
         text=replace(m.text, tokenizer=Path(m.text.tokenizer).relative_to(stage.resolve()).as_posix()) if m.text else None,
         torch_version=torch_art.torch_version if torch_file else "", torch_skipped=torch_art.skipped,
     )
-    return member, results + torch_art.results, [(m.name, h) for h in halves.values()]
+    return member, results + torch_art.results, [(m.name, h) for h in halves.values()], work.guards
+
+
+def _rung_work(spec: Spec, m: ModelSpec, test, full: Path, stage: Path, feed: dict[str, np.ndarray],
+               source: str) -> RungWork:
+    """What the member's guarded rungs are measured on: the sample rows in its batches (a text member's windows
+    of the first public rows, padded as the runtime pads them)."""
+    if m.text is not None and any(v.guarded for v in m.variants):
+        from packager.verify import text_batches
+
+        n = min(test.n_rows, spec.verify_rows)
+        feeds, source = text_batches(m, m.text, test.text_rows(_draft_member(m)), n), \
+            f"windows of the first {n} rows of {spec.test_path.name}"
+    else:
+        feeds = table_feeds(feed, m.batch_size)
+    return RungWork(model=m, fp32=full, stage=stage, feeds=feeds, samples=source, submission=submission_spec(spec))
 
 
 def _vendor_runtime(stage: Path) -> None:
@@ -338,7 +360,7 @@ def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: Pack
     stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-{os.getpid()}-", dir=dest.parent))
     try:
         spec, test, hook_costs = _stage_inputs(spec, stage)
-        members, results, halves, notes = _package_models(spec, test, stage, options.target)
+        members, results, halves, notes, guards = _package_models(spec, test, stage, options.target)
         fallback = _copy_fallback(spec, test, stage)
         _vendor_runtime(stage)
         manifest = _manifest(spec, members, fallback, options.target)
@@ -346,7 +368,7 @@ def package(spec_path: str | os.PathLike, dest: str | os.PathLike, options: Pack
             sample = read_sample(spec.sample_submission, manifest.submission)
             with _user_files(spec, stage):
                 hook_costs["postprocess"] = check_postprocess(manifest, sample, test.ids, stage)
-        write_report(stage, manifest, results, notes, halves)
+        write_report(stage, manifest, results, notes, halves, guards)
         manifest = _run_steps(stage, spec, manifest, options.steps, hook_costs)
         manifest = replace(manifest, files=checksum_tree(stage, exclude=UNCHECKED_FILES))
         (stage / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
@@ -396,24 +418,27 @@ def _stage_inputs(spec: Spec, stage: Path) -> tuple[Spec, Any, dict[str, HookCos
 
 
 def _package_models(spec: Spec, test, stage: Path, target: str
-                    ) -> tuple[list[Member], list[VerifyResult], list[tuple[str, Fp16Result]], list[str]]:
-    """Every model exported and verified: the members, their parity results, their fp16 conversions, and the
-    warnings said on the way (a torch newer than the target image's among them)."""
-    members, results, halves = [], [], []
+                    ) -> tuple[list[Member], list[VerifyResult], list[tuple[str, Fp16Result]], list[str],
+                               list[GuardResult]]:
+    """Every model exported and verified: the members, their parity results, their fp16 conversions, the
+    warnings said on the way (a torch newer than the target image's among them), and the guarded rungs'
+    measurements."""
+    members, results, halves, guards = [], [], [], []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         for m in spec.models:
-            member, verified, converted = _package_model(spec, m, test, stage)
+            member, verified, converted, guarded = _package_model(spec, m, test, stage)
             members.append(member)
             results.extend(verified)
             halves.extend(converted)
+            guards.extend(guarded)
     notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     exported_with = next((mem.torch_version for mem in members if mem.torch_version), "")
     if target and target != "local":
         skew = version_skew(exported_with, image_torch_version(), target)
         if skew:
             notes.append(skew)
-    return members, results, halves, notes
+    return members, results, halves, notes, guards
 
 
 def _copy_fallback(spec: Spec, test, stage: Path) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from packager.fp16 import Fp16Result
+from packager.guard import GuardResult
 from packager.verify import VerifyResult
 from runtime.manifest import Manifest, Member
 
@@ -28,12 +29,12 @@ def weights_origin(member: Member) -> str:
 
 
 def render_report(manifest: Manifest, results: Sequence[VerifyResult], notes: Sequence[str],
-                  halves: Sequence[tuple[str, Fp16Result]] = ()) -> str:
+                  halves: Sequence[tuple[str, Fp16Result]] = (), guards: Sequence[GuardResult] = ()) -> str:
     lines = [f"# ninefit bundle `{manifest.name}`", "", f"Created {manifest.created} by ninefit {manifest.ninefit_version}.", ""]
     lines += ["## Members", "", "| member | weight | exporter | variants | output | batch | weights | torch program |",
               "|---|---|---|---|---|---|---|---|"]
     for m in manifest.members:
-        variants = ", ".join(f"{v.name} ({v.precision}, tta {'+'.join(v.tta)}"
+        variants = ", ".join(f"{v.name} ({v.precision}{', ' + v.backend if v.backend else ''}, tta {'+'.join(v.tta)}"
                              + (f", value {v.value_factor:.3g}" if v.value_factor < 1 else "") + ")" for v in m.variants)
         program = next((v.torch_file for v in m.variants if v.torch_file), "")
         torch_col = f"{program} (torch {m.torch_version})" if program else f"none: {m.torch_skipped or '-'}".replace("|", "/")
@@ -66,6 +67,8 @@ def render_report(manifest: Manifest, results: Sequence[VerifyResult], notes: Se
         lines += ["", "## fp16 conversion", "", "Inputs and outputs stay fp32; these ops stay fp32 inside the fp16 files "
                   "(the converter cannot type them in fp16, or does not convert them by default):", ""]
         lines += [f"- {name} ({h.path.name}): kept in fp32: {h.describe()}" for name, h in halves]
+    if guards:
+        lines += _guard_section(guards)
     sources = sorted({r.samples for r in results})
     lines += ["", f"Samples: {'; '.join(sources) or 'none (ONNX-only members are not compared)'}."]
     if notes:
@@ -89,9 +92,30 @@ def _native_section(results: Sequence[VerifyResult]) -> list[str]:
     return lines
 
 
+def _guard_section(guards: Sequence[GuardResult]) -> list[str]:
+    """The low-precision rungs against fp32 on the sample rows (packager.guard), and how each file was made."""
+    lines = ["", "## CPU rungs: accuracy guard against fp32", "",
+             "Each int8, bf16 or OpenVINO rung predicted the sample rows on the backend it runs on, beside the fp32 "
+             "file on onnxruntime: the share of rows whose answer agrees (by the submission mode) and the mean "
+             "absolute difference of the probabilities. A rung outside either tolerance is left out of the bundle "
+             "(see Warnings); one within has its agreement as its value factor unless the spec gives one.", "",
+             "| member | variant | precision | backend | file | rows | agreement | mean abs diff | allowed "
+             "(min agreement, max diff) | result |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for g in guards:
+        lines.append(f"| {g.model} | {g.variant} | {g.precision} | {g.backend} | {g.file} | {g.rows} "
+                     f"| {g.agreement:.2%} ({g.compared}) | {g.mean_abs_diff:.3g} | {g.min_agreement:.2%}, "
+                     f"{g.max_mean_abs_diff:g} | {'pass' if g.passed else 'LEFT OUT: ' + g.reason()} |")
+    made = {(g.model, g.file): g.how for g in guards if g.how}
+    if made:
+        lines += ["", "int8 files (onnxruntime quantization; which ops compute in int8 and which stay float):", ""]
+        lines += [f"- {model} ({file}): {how}" for (model, file), how in made.items()]
+    lines += ["", "Samples: " + "; ".join(sorted({g.samples for g in guards})) + "."]
+    return lines
+
+
 def write_report(stage: Path, manifest: Manifest, results: Sequence[VerifyResult], notes: Sequence[str],
-                 halves: Sequence[tuple[str, Fp16Result]] = ()) -> None:
-    (stage / "report.md").write_text(render_report(manifest, results, notes, halves), encoding="utf-8")
+                 halves: Sequence[tuple[str, Fp16Result]] = (), guards: Sequence[GuardResult] = ()) -> None:
+    (stage / "report.md").write_text(render_report(manifest, results, notes, halves, guards), encoding="utf-8")
     (stage / "verification.json").write_text(json.dumps([r.to_dict() for r in results], indent=2), encoding="utf-8")
 
 

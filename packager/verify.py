@@ -213,5 +213,12 @@ def _batches(chunk: Chunk, batch_size: int, max_tokens: int) -> list[np.ndarray]
     return [chunk.order[pos:end] for pos, end in chunk.batches(batch_size, max_tokens)]
 
 
+def text_batches(m: ModelSpec, text: TextSpec, rows: TextRows, n_rows: int) -> list[dict[str, np.ndarray]]:
+    """The windows of the first ``n_rows`` rows, in length-sorted batches padded as the runtime pads them (the
+    feeds a text member's guarded rungs are measured and calibrated on)."""
+    chunk = Chunk.of(rows, 0, n_rows)
+    return [rows.feed(text, chunk.windows[idx]) for idx in _batches(chunk, m.batch_size, text.max_tokens)]
+
+
 __all__ = ["SINGLE_WINDOWS", "OutputCheck", "TOLERANCES", "VerifyResult", "compare", "tolerances", "verify_file",
-           "verify_program", "verify_runner", "verify_text"]
+           "text_batches", "verify_program", "verify_runner", "verify_text"]

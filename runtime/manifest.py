@@ -30,7 +30,9 @@ from runtime.profile import Profile
 #: 5: members converted from other libraries (``Member.source`` lightgbm, xgboost, catboost, sklearn, transformers,
 #: timm), ``Member.init`` ("factory": the factory loaded its own weights), ``Member.device`` ("cpu": the graph runs
 #: on the CPU whatever the target, e.g. tree ensembles) and the missing-value policy "model"; older manifests still load.
-SCHEMA_VERSION = 5
+#: 7: CPU rungs: ``Variant.precision`` "int8" (a quantized file) and "bf16", ``Variant.backend`` ("openvino": the
+#: rung runs on OpenVINO only); older manifests still load.
+SCHEMA_VERSION = 7
 MANIFEST_NAME = "manifest.json"
 
 #: Activation applied to a model's output before it enters the ensemble.
@@ -140,6 +142,9 @@ class Member:
     output: str
     variants: tuple[Variant, ...]
     activation: str = "none"
+    # The backend the rung is bound to: "" (the run's), "onnxruntime", or "openvino" (OpenVINO on the CPU at
+    # ``precision``: its fp32, bf16 and int8 rungs; runtime.schedule.rungs leaves it out where it cannot run).
+    backend: str = ""
     score: float | None = None
     batch_size: int = 64
     exporter: str = ""

@@ -67,6 +67,7 @@ from runtime.output.submission import read_sample
 from runtime.output.writer import SubmissionWriter, load_fallback, make_formatter, member_width  # re-exported
 from runtime.progress import format_seconds, log
 from runtime.schedule.budget import Clock, make_budget
+from runtime.schedule.rungs import runnable
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,9 @@ class _Run:
         data_dir = Path(data)
         self.present, how = gpu_present() if is_gpu_target(m.target) else (True, "")
         self.gpu_here = is_gpu_target(m.target) and self.present
+        m, dropped = runnable(m, self.gpu_here)  # CPU rungs that cannot run here leave the ladder, said why
+        self.bundle = bundle = replace(bundle, manifest=m)
+        self.m = m
         self.test = test = open_test_data(data_dir, m.data, assets=bundle.root, gpu=self.gpu_here, defer_features=True)
         sample_dir = data_dir if data_dir.is_dir() else data_dir.parent
         self.sample = read_sample(sample_dir / m.submission.sample, m.submission)
@@ -210,6 +214,9 @@ class _Run:
         self.store = ChunkStore(work, run_key(m, fingerprint, backend))
         self.grids = {mem.name: member_grid(test.n_rows, mem, m.profile) for mem in m.members}
         self.report = self._new_report(how)
+        for line in dropped:
+            self.report.events.append(line)
+            log(line)
         log(f"bundle {m.name!r}: {len(m.members)} member(s), {test.n_rows} rows; backend {backend} "
             f"(here: {', '.join(backends.available())})"
             + (f"; limit {format_seconds(self.budget.deadline)}, margin {format_seconds(self.budget.margin_s)}, "

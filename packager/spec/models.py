@@ -24,7 +24,20 @@ from packager.spec.tables import (
     _strings,
     _tables,
 )
-from packager.spec.types import ARTIFACTS, DTYPES, INITS, NATIVE_SOURCES, PRECISIONS, SOURCES, ModelSpec, VariantSpec
+from packager.spec.types import (
+    ARTIFACTS,
+    DTYPES,
+    INITS,
+    MAX_MEAN_ABS_DIFF,
+    MIN_AGREEMENT,
+    NATIVE_SOURCES,
+    PRECISIONS,
+    QUANTIZE,
+    RUNG_BACKENDS,
+    SOURCES,
+    ModelSpec,
+    VariantSpec,
+)
 from runtime.manifest import (
     ACTIVATIONS,
     TEXT_FEEDS,
@@ -159,13 +172,43 @@ def _parse_variant(t: dict, where: str, default_tta: tuple[str, ...]) -> Variant
               expected="a number in (0, 1]: the share of the model's value this rung delivers")
     rounds = _get(t, "rounds", where, int, 0, valid=lambda x: x >= 1,
                   expected="a whole number of boosting rounds, at least 1 (the rung keeps the first N)")
+    precision = _get(t, "precision", where, str, "fp32", PRECISIONS)
+    low = _low_precision(t, where, precision)
     return VariantSpec(
         name=_get(t, "name", where, str, valid=bool, expected="a non-empty string"),
-        precision=_get(t, "precision", where, str, "fp32", PRECISIONS),
-        tta=tta, image_size=tuple(size) if size else None, value_factor=vf, rounds=rounds,
-        # A rounds rung's value factor is measured when packaging unless the spec gives one.
-        value_factor_given="value_factor" in t or not rounds,
+        precision=precision, tta=tta, image_size=tuple(size) if size else None, value_factor=vf, rounds=rounds,
+        # A rounds rung's value factor is measured when packaging unless the spec gives one; so is a guarded
+        # rung's (its agreement with fp32 on the sample rows).
+        value_factor_given="value_factor" in t or not (rounds or precision in ("int8", "bf16")
+                                                       or low["backend"] == "openvino"),
+        **low,
     )
+
+
+def _low_precision(t: dict, where: str, precision: str) -> dict[str, Any]:
+    """``quantize``, ``backend`` and the guard's tolerances of a rung (docs/spec.md, "CPU rungs")."""
+    quantize = _get(t, "quantize", where, str, "auto", QUANTIZE)
+    if "quantize" in t and precision != "int8":
+        raise _err(where, f'quantize applies to an int8 rung (precision = "int8"); this rung is {precision}')
+    backend = _get(t, "backend", where, str, "openvino" if precision == "bf16" else "", RUNG_BACKENDS)
+    if precision == "bf16" and backend != "openvino":
+        raise _err(where, 'a bf16 rung runs on OpenVINO (backend = "openvino", the default for bf16): onnxruntime '
+                          "has no bf16 CPU kernels for most ops")
+    if precision == "fp16" and backend == "openvino":
+        raise _err(where, 'backend = "openvino" runs fp32, bf16 or int8 rungs on the CPU; an fp16 rung is for a GPU')
+    guarded = precision in ("int8", "bf16") or backend == "openvino"
+    for key in ("min_agreement", "max_mean_abs_diff"):
+        if key in t and not guarded:
+            raise _err(where, f"{key} is the accuracy guard of an int8, bf16 or OpenVINO rung; this rung is "
+                              f"{precision} (its parity with the torch model is checked with atol/rtol)")
+    share = "a share of rows in (0, 1], e.g. 0.995 (99.5 % of the rows keep their fp32 label)"
+    return {
+        "quantize": quantize, "backend": backend,
+        "min_agreement": _get(t, "min_agreement", where, float, MIN_AGREEMENT, valid=lambda x: 0 < x <= 1,
+                              expected=share),
+        "max_mean_abs_diff": _get(t, "max_mean_abs_diff", where, float, MAX_MEAN_ABS_DIFF,
+                                  valid=lambda x: x >= 0, expected="a number >= 0, e.g. 0.005"),
+    }
 
 
 def _label(t: Any, i: int) -> str:
@@ -183,7 +226,7 @@ def parse_model(t: dict, i: int, root: Path, header: list[str] | None, data: Dat
     factory_kwargs = _get(t, "factory_kwargs", where, dict, {})
     converted = parse_converted(t, where, source, data)
     text, inputs = _inputs(t, where, name, root, header, data, source, path)
-    precision = _get(t, "precision", where, str, "fp32", PRECISIONS)
+    precision = _get(t, "precision", where, str, "fp32", PRECISIONS[:2])  # int8 and bf16 are rungs of an fp32 model
     tta = _get(t, "tta", where, list, ["none"], expected=f"a non-empty array of: {', '.join(_show(x) for x in TTA_TRANSFORMS)}")
     full = _parse_variant({"name": precision, "precision": precision, "tta": tta}, where, tuple(tta))
     variants = (full, *(_parse_variant(v, f"[[model.variant]] {_label(v, n)} of model {name!r}", full.tta)

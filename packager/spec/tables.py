@@ -35,7 +35,8 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "model.text": ("columns", "tokenizer", "inputs", "max_length", "truncation", "stride", "max_windows", "reduce",
                    "max_tokens", "pad_id"),
     "model.input.image": ("size", "mean", "std", "scale", "channels", "layout"),
-    "model.variant": ("name", "precision", "tta", "image_size", "value_factor", "rounds"),
+    "model.variant": ("name", "precision", "tta", "image_size", "value_factor", "rounds", "quantize", "backend",
+                      "min_agreement", "max_mean_abs_diff"),
 }
 
 _TOP = "the top level"

@@ -11,7 +11,15 @@ from typing import Any
 from runtime.manifest import DataSpec, InputSpec, ServeSpec, TextSpec
 
 DTYPES = ("float32", "float16", "float64", "int64", "int32", "uint8", "bool")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")
+#: How an int8 rung is quantized (packager.quantize): by the op mix, weights only (activations at run time), or
+#: weights and activations calibrated on the sample rows (QDQ).
+QUANTIZE = ("auto", "dynamic", "static")
+#: The backend a rung is bound to: "" (the run's own), or OpenVINO on the CPU (bf16 rungs always).
+RUNG_BACKENDS = ("", "onnxruntime", "openvino")
+#: The accuracy guard's defaults for a low-precision rung (packager.guard; docs/spec.md says why these).
+MIN_AGREEMENT = 0.99
+MAX_MEAN_ABS_DIFF = 0.01
 #: Where a model comes from: torch (a factory, TorchScript, an exported program), an ONNX file, a boosted-tree
 #: or scikit-learn model (converted to ONNX, checked against the library's own predictions), a Hugging Face
 #: ``save_pretrained`` folder, or a timm architecture with its checkpoint (packager.sources).
@@ -41,6 +49,15 @@ class VariantSpec:
     value_factor: float = 1.0
     rounds: int = 0  # boosted trees: the first ``rounds`` boosting rounds (0: all of them)
     value_factor_given: bool = True  # False: measured when packaging (a rounds rung without value_factor)
+    quantize: str = "auto"  # int8 rungs: one of QUANTIZE
+    backend: str = ""  # one of RUNG_BACKENDS
+    min_agreement: float = MIN_AGREEMENT  # the accuracy guard of int8, bf16 and OpenVINO rungs
+    max_mean_abs_diff: float = MAX_MEAN_ABS_DIFF
+
+    @property
+    def guarded(self) -> bool:
+        """Whether the rung is checked by the accuracy guard against fp32 (not by parity with torch)."""
+        return self.precision in ("int8", "bf16") or self.backend == "openvino"
 
 
 @dataclass(frozen=True)
@@ -116,6 +133,7 @@ class Spec:
     serve: ServeSpec | None = None  # [serve]: the evaluation-API shape (None: a submission file only)
 
 
-__all__ = ["ARTIFACTS", "BOOSTED_SOURCES", "DTYPES", "INITS", "NATIVE_SOURCES", "PRECISIONS", "PREDICTIONS", "SOURCES",
+__all__ = ["ARTIFACTS", "BOOSTED_SOURCES", "DTYPES", "INITS", "MAX_MEAN_ABS_DIFF", "MIN_AGREEMENT", "NATIVE_SOURCES",
+           "PRECISIONS", "PREDICTIONS", "QUANTIZE", "RUNG_BACKENDS", "SOURCES",
            "TASKS", "HooksIn", "ModelSpec", "Spec", "SubmissionSpecIn",
            "VariantSpec"]

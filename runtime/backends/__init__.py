@@ -1,8 +1,6 @@
 """Inference backends. ``available()`` lists those usable here, best first."""
 
-from runtime.backends import chain as _chain
-from runtime.backends import onnxruntime as _ort
-from runtime.backends import tensorrt as _trt
+from runtime.backends import chain as _chain, onnxruntime as _ort, openvino as _ov, tensorrt as _trt
 from runtime.backends.base import BackendOptions, Runner
 from runtime.backends.registry import Backend, available, get, load_plugins, register, unavailable
 
@@ -11,6 +9,9 @@ from runtime.backends.registry import Backend, available, get, load_plugins, reg
 # falls back per node; the native TensorRT backend is opt-in (--backend tensorrt).
 register("onnxruntime", _ort.load, requires=("onnxruntime",), description="onnxruntime with TensorRT/CUDA/CPU providers")
 register("tensorrt", _trt.load, requires=("tensorrt", "polygraphy"), description="TensorRT engines built on this GPU (Polygraphy)")
+# OpenVINO on the CPU: the rungs that name it (Variant.backend "openvino": its fp32 and bf16 rungs), or
+# --backend openvino; registered only where openvino is installed.
+register("openvino", _ov.load, requires=("openvino",), description="OpenVINO on the CPU, fp32 or bf16 (native bf16 only)")
 register("torch", _chain.torch_first, requires=("torch",), description="the bundle's torch.export program on the image's torch (CUDA or CPU), ONNX as fallback")
 # The default: each variant on the first of TensorRT, onnxruntime CUDA, torch CUDA,
 # onnxruntime CPU, torch CPU that runs here, with the reason for every step passed over.

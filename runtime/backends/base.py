@@ -39,6 +39,8 @@ class BackendOptions:
     torch_compile: bool = False
     inputs: tuple[tuple[str, str], ...] = ()
     outputs: tuple[str, ...] = ()
+    # The rung's precision (Variant.precision: fp32, fp16, bf16, int8); the openvino backend compiles at it.
+    precision: str = ""
 
 
 class Runner(abc.ABC):

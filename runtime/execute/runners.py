@@ -75,6 +75,10 @@ def load_runner(bundle: Bundle, member: Member, variant: Variant, options: Runne
             BackendOptions(threads=options.threads, providers=("CPUExecutionProvider",)))
         runner.cpu_by_design = True
         return runner
+    if variant.backend == "openvino":  # the rung is OpenVINO's at its precision (its fp32, bf16 and int8 rungs)
+        return backends.get("openvino").load(
+            bundle.path(variant.file), f"{member.name}/{variant.name}",
+            BackendOptions(threads=options.threads, precision=variant.precision))
     name = options.backend or backends.default_backend()
     backend = backends.get(name)
     batch = options.batch_size or member.batch_size
@@ -91,7 +95,7 @@ def load_runner(bundle: Bundle, member: Member, variant: Variant, options: Runne
         device_id=options.device_id, fp16=variant.precision == "fp16", threads=options.threads,
         cache_dir=(options.work_dir / "engines") if options.work_dir else None, max_batch=batch, input_shapes=shapes,
         torch_file=bundle.path(variant.torch_file) if variant.torch_file else None, torch_compile=options.torch_compile,
-        inputs=tuple((i.name, i.dtype) for i in member.inputs), outputs=(member.output,),
+        inputs=tuple((i.name, i.dtype) for i in member.inputs), outputs=(member.output,), precision=variant.precision,
     )
     return backend.load(bundle.path(variant.file), f"{member.name}/{variant.name}", bopts)
 

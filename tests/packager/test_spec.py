@@ -224,7 +224,7 @@ def test_a_factory_without_weights_must_say_so(spec_dir, capsys, old, new, needl
     ("batch_size = 256", "batch_size = true", "`batch_size` in [[model]] 'cnn' is true (a boolean); expected a whole number"),
     ("batch_size = 256", "batch_size = 25.6", "`batch_size` in [[model]] 'cnn' is 25.6 (a number); expected a whole number"),
     ('dtype = "float32"', 'dtype = "float"', "`dtype` in [[model.input]] 'pixels' of model 'cnn' is \"float\" (a string); expected one of: \"float32\""),
-    ('precision = "fp16"', 'precision = "int8"', "`precision` in [[model.variant]] 'fp16' of model 'cnn' is \"int8\" (a string); expected one of: \"fp32\", \"fp16\""),
+    ('precision = "fp16"', 'precision = "int4"', "`precision` in [[model.variant]] 'fp16' of model 'cnn' is \"int4\" (a string); expected one of: \"fp32\", \"fp16\", \"int8\", \"bf16\""),
     ("weight = 0.6", 'weight = 0.6\nprecision = "half"', "`precision` in [[model]] 'cnn' is \"half\" (a string); expected one of: \"fp32\", \"fp16\""),
     ("weight = 0.6", "weight = 0.6\nscore = inf", "`score` in [[model]] 'cnn' is inf (a number); expected a positive validation score"),
     ("weight = 0.6", "weight = 0.6\natol = -1e-4", "`atol` in [[model]] 'cnn' is -0.0001 (a number); expected a number >= 0"),
