@@ -141,7 +141,7 @@ def sample_inputs(spec: Spec, m: ModelSpec, test) -> tuple[dict[str, np.ndarray]
         dims = [d for d in i.shape[1:]]
         if not all(isinstance(d, int) for d in dims):
             raise SpecError(f"model {m.name!r}: no sample data and input {i.name!r} has symbolic dims {i.shape}; give sample_inputs")
-        feed[i.name] = rng.standard_normal((16, *dims)).astype(i.dtype)
+        feed[i.name] = rng.standard_normal((16, *(int(d) for d in dims))).astype(i.dtype)  # (ints: checked)
     msg = f"model {m.name!r}: no sample inputs and no test data; verifying on RANDOM inputs, which can hide real differences"
     warnings.warn(msg, stacklevel=2)
     return feed, "random normal inputs (16 rows)"
@@ -193,6 +193,7 @@ def _package_model(spec: Spec, m: ModelSpec, test, stage: Path
     folder = stage / "models" / m.name
     full = folder / "fp32.onnx"
     if model is None:
+        assert m.path is not None, "no torch model: an onnx source, whose file the spec requires"
         exported = copy_onnx(m.path, full, m.name)
     else:
         exported = export_model(model, m, {k: v[:2] for k, v in feed.items()}, full)
@@ -206,7 +207,7 @@ def _package_model(spec: Spec, m: ModelSpec, test, stage: Path
     torch_file = torch_art.path.relative_to(stage).as_posix() if torch_art.path is not None else ""
     files = {"fp32": full}
     halves: dict[str, Fp16Result] = {}
-    results = []
+    results: list[VerifyResult] = []
     variants = []
     work = _rung_work(spec, m, test, full, stage, feed, source)
     for v in m.variants:

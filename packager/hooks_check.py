@@ -206,7 +206,7 @@ def _shown(x) -> str:
     return repr(x.item()) if isinstance(x, np.generic) else repr(x)
 
 
-def check_postprocess(manifest, sample, test_ids, stage: Path | None = None) -> HookCost:
+def check_postprocess(manifest, sample, test_ids, stage: Path) -> HookCost:
     """Run the postprocess hook over the public test ids with values of the ensemble's width (uniform in [0, 1)).
 
     Every sample row must be written exactly once, with the sample's columns.
@@ -235,7 +235,7 @@ def check_postprocess(manifest, sample, test_ids, stage: Path | None = None) -> 
 def _imports(path: Path) -> set[str]:
     """Top-level names of the modules a file imports (absolute imports, anywhere in it)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(a.name.split(".")[0] for a in node.names)

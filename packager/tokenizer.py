@@ -71,6 +71,8 @@ def package_tokenizer(m: ModelSpec, folder: Path) -> TextSpec:
         SpecError: The tokenizer does not load, or cannot take the spec's settings.
     """
     spec = m.text
+    if spec is None:
+        raise SpecError(f"model {m.name!r} is not a text model: it has no tokenizer to package")
     tok = _load(Path(spec.tokenizer), m.name)
     pad_id = _pad_id(tok, spec)
     tok.no_padding()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 from pathlib import Path
 
 from runtime.cli import duration_arg
@@ -100,7 +101,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from packager.estimate.calibrate import CalibrationStore, calibrate
-    from packager.estimate.estimator import EstimateOptions, estimate_bundle
+    from packager.estimate.estimator import BudgetEstimate, EstimateOptions, estimate_bundle
     from packager.estimate.price.hardware import get_target
     from packager.estimate.render import format_table
     from packager.offline.image import image_facts
@@ -139,39 +140,41 @@ def run(args: argparse.Namespace) -> int:
                               tensorrt=args.tensorrt)
     store = None if args.no_calibration and not args.calibrate else CalibrationStore.load(args.calibration)
     lines = []
-    for report in args.calibrate:
-        notes: list[str] = []
-        observations = calibrate(store, args.bundle, bundle.manifest, report, options, notes)
-        lines.extend(notes)
-        if not observations:
-            lines.append(f"{report}: already folded into {store.path}; not counted twice")
-        lines.extend(f"calibrated on {report}: {o.line()}" for o in observations)
     if args.calibrate:
+        assert store is not None, "--calibrate loads the store, --no-calibration or not"
+        for report in args.calibrate:
+            notes: list[str] = []
+            observations = calibrate(store, args.bundle, bundle.manifest, report, options, notes)
+            lines.extend(notes)
+            if not observations:
+                lines.append(f"{report}: already folded into {store.path}; not counted twice")
+            lines.extend(f"calibrated on {report}: {o.line()}" for o in observations)
         store.save()
         lines.append(f"calibration for {options.target} saved to {store.path}")
     calibration = None if args.no_calibration else store
     if serve is not None:
-        from packager.estimate.serve import estimate_serve, format_serve
+        from packager.estimate.serve import ServeEstimate, estimate_serve, format_serve
 
-        est = estimate_serve(args.bundle, options, manifest=bundle.manifest, calibration=calibration,
-                             batches=batches, plan=True if args.plan else None)
-        text = format_serve
+        served = estimate_serve(args.bundle, options, manifest=bundle.manifest, calibration=calibration,
+                                batches=batches, plan=True if args.plan else None)
+        est: ServeEstimate | BudgetEstimate = served
+        text = partial(format_serve, served)
     else:
-        est = estimate_bundle(args.bundle, options, manifest=bundle.manifest, calibration=calibration,
-                              plan=True if args.plan else None)
-        text = format_table
-    if args.chart is not None:
-        from packager.estimate.chart import write_chart
+        est = budget = estimate_bundle(args.bundle, options, manifest=bundle.manifest, calibration=calibration,
+                                       plan=True if args.plan else None)
+        text = partial(format_table, budget)
+        if args.chart is not None:  # (a serving bundle's --chart was refused above)
+            from packager.estimate.chart import write_chart
 
-        write_chart(est, args.chart)
-        lines.append(f"chart written to {args.chart}")
+            write_chart(budget, args.chart)
+            lines.append(f"chart written to {args.chart}")
     if args.json:
         data = est.to_dict()
         data["machine_shape"] = image_facts().shapes.get(est.target)  # what Kaggle calls the priced machine
         data["messages"] = lines
         print(json.dumps(data, indent=2))
     else:
-        print(text(est))
+        print(text())
         if lines:
             print()
             print("\n".join(lines))

@@ -137,6 +137,7 @@ def draw_chart(est: BudgetEstimate):
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.artist import Artist
         from matplotlib.patches import Patch
     except ImportError as exc:
         raise PackagingError("--chart needs matplotlib, which is not installed here: pip install matplotlib") from exc
@@ -174,7 +175,7 @@ def draw_chart(est: BudgetEstimate):
                          f"{fmt_s(est.expected_s)} ({fmt_s(est.low_s)} - {fmt_s(est.high_s)}, confidence "
                          f"{est.confidence}), {_share(est.expected_s / est.time_limit_s)} the "
                          f"{fmt_s(est.time_limit_s)} limit", fontsize=10)
-    handles = []
+    handles: list[Artist] = []
     if limit_on_axis:
         handles += [ax.axvline(est.time_limit_s / scale, color="#c62828", linewidth=2,
                                label=f"time limit {fmt_s(est.time_limit_s)}"),
@@ -192,7 +193,7 @@ def draw_chart(est: BudgetEstimate):
     if handles:
         ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(1.02, 0.0), fontsize=8, frameon=False)
     fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # the Agg canvas (matplotlib.use above) has it
     for bar, y in labels:
         _place_label(ax, renderer, bar, y, scale)
     for bar in bars:

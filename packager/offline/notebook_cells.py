@@ -29,6 +29,7 @@ import inspect
 import json
 import os
 import textwrap
+from collections.abc import Mapping  # (named in a cell function's annotation as a string: the cells do not import it)
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -126,7 +127,7 @@ def _regular_modules(wheel: str, modules: list[str]) -> list[str]:
     return [m for m in modules if _module_files(m, names)]
 
 
-def _conflicts(wheel: str, modules: list[str], owners: dict[str, list[str]]) -> dict[str, str]:
+def _conflicts(wheel: str, modules: list[str], owners: "Mapping[str, list[str]]") -> dict[str, str]:
     """Installed distributions of another name that install one of ``modules`` too: {name: module}.
 
     ``onnxruntime`` and ``onnxruntime-gpu`` are the case in point: both are the
@@ -168,7 +169,7 @@ def _imported_from(module: str, dist: str) -> str | None:
     except (ImportError, ValueError, importlib.metadata.PackageNotFoundError) as exc:
         return f"{module} cannot be found after installing {dist} ({exc})"
     origin = getattr(spec, "origin", None)
-    theirs = {os.path.realpath(importlib.metadata.distribution(dist).locate_file(f)) for f in _module_files(module, files)}
+    theirs = {os.path.realpath(str(importlib.metadata.distribution(dist).locate_file(f))) for f in _module_files(module, files)}
     if origin and os.path.realpath(origin) in theirs:
         return None
     return f"`import {module}` loads {origin}, which is not the copy {dist} installed"

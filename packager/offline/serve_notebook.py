@@ -168,6 +168,7 @@ def serve_notebook(manifest: Manifest, *, slug: str, data: str, time_limit: str,
 
 def _intro_cell(manifest: Manifest, slug: str) -> NotebookNode:
     spec = manifest.serve
+    assert spec is not None, "serve_notebook is for a bundle with a [serve] table"
     server = f"`{spec.server}`" if spec.server else "ninefit's stand-in (the bundle names no competition server)"
     to_come = (f"{spec.expected_rows} rows" if spec.expected_rows else
                f"{spec.expected_batches} batches" if spec.expected_batches else "an unknown number of batches")

@@ -158,7 +158,7 @@ def simulate_serve(bundle: Path, data_dir: Path, manifest: Manifest, damage: Bun
             isolation=isolation_text(use_netns, reason, outcome.get("note", "")), submission=kept_sub,
             notebook=kept_nb, network_attempts=attempts, gateway=result, calls=calls,
             serve_summary=_json(working / _SUMMARY_NAME), server=server,
-            seed=seed if manifest.serve.order == "random" else None)
+            seed=seed if manifest.serve is not None and manifest.serve.order == "random" else None)
     finally:
         remove_tree(root)
 
@@ -180,6 +180,7 @@ def _importable(module: str) -> bool:
 def _check_data(data_dir: Path, manifest: Manifest) -> None:
     """The public files the gateway reads are in the data folder."""
     s = manifest.serve
+    assert s is not None, "rehearsing the evaluation API is for a bundle with a [serve] table"
     if not data_dir.is_dir():
         raise DataError(f"data folder {data_dir} does not exist (expected the competition's public data: "
                         f"{manifest.data.test})")
@@ -194,6 +195,7 @@ def _check_data(data_dir: Path, manifest: Manifest) -> None:
 
 def _server(manifest: Manifest, data_dir: Path) -> tuple[str, bool]:
     """(which server the notebook runs, whether the rehearsal asks for ninefit's stand-in)."""
+    assert manifest.serve is not None, "rehearsing the evaluation API is for a bundle with a [serve] table"
     name = manifest.serve.server
     if not name:
         return "ninefit's stand-in (the bundle names no competition server)", False

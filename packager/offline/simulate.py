@@ -138,10 +138,10 @@ def check_submission(path: str | os.PathLike, sample: str | os.PathLike, spec: S
     ids = [r[id_col] if len(r) > id_col else "" for r in body]
     want_ids = [r[0] for r in want_body]
     seen: set[str] = set()
-    dupes = set()
+    repeated: set[str] = set()
     for i in ids:
-        (dupes if i in seen else seen).add(i)
-    dupes = sorted(dupes)
+        (repeated if i in seen else seen).add(i)
+    dupes = sorted(repeated)
     if dupes:
         problems.append(f"{len(dupes)} duplicated id(s) ({_examples(dupes)})")
     missing = [i for i in want_ids if i not in seen]

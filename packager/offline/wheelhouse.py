@@ -367,7 +367,7 @@ class _Fetch:
 
     dest: Path
     target: Target
-    provided: Mapping[str, str]
+    provided: Mapping[str, str | None]  # project -> the image's version (None: unknown)
     find_links: tuple[Path, ...]
     index: bool
     timeout: float | None
@@ -477,7 +477,7 @@ def verify_offline_install(
 
     interp, reason = (None, "install=False was passed") if not install else find_interpreter(target, environ=environ)
     foreign = [w.path.name for w in wheels if interp is not None and not w.tags & interp.tags]
-    if foreign:
+    if foreign and interp is not None:  # (foreign is empty without an interpreter)
         reason = (f"wheels that {interp.line()} cannot install although the target can: "
                   + ", ".join(foreign[:5]))
     if interp is None or foreign:

@@ -188,11 +188,13 @@ class Target:
                 "Expected Linux platform tags such as 'manylinux_2_35_x86_64' (Kaggle runs "
                 "Linux x86_64).")
         major, minor = (int(x) for x in python_version.split("."))
+        arch = arches.pop()
+        assert arch is not None, "a platform of no Linux architecture was refused above"
         supported = set(tags.cpython_tags((major, minor), abis=None, platforms=plats))
         supported |= set(tags.compatible_tags((major, minor), f"cp{major}{minor}", plats))
         env = {
             "implementation_name": "cpython", "implementation_version": f"{python_version}.0",
-            "os_name": "posix", "platform_machine": arches.pop(), "platform_release": "",
+            "os_name": "posix", "platform_machine": arch, "platform_release": "",
             "platform_system": "Linux", "platform_version": "",
             "python_full_version": f"{python_version}.0",
             "platform_python_implementation": "CPython", "python_version": python_version,

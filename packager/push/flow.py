@@ -33,6 +33,7 @@ from packager.push import checks
 from packager.push.kagglecli import (
     PINNED_CLI,
     KaggleCli,
+    Result,
     check_submit,
     check_upload,
     cli_version,
@@ -216,7 +217,7 @@ def push(opts: PushOptions) -> PushResult:
     return result
 
 
-def _step(cli: KaggleCli, args: list[str], result: PushResult) -> object:
+def _step(cli: KaggleCli, args: list[str], result: PushResult) -> Result:
     command = KaggleCli.shown(args)
     LOG.info(f"$ {command}")
     result.commands.append(command)
@@ -232,13 +233,13 @@ def _run(opts: PushOptions, cli: KaggleCli, dataset_id: str, meta: KernelMetadat
     status_args = ["datasets", "status", dataset_id, "--format", "json(status,current_version_number)"]
     before = dataset_state(_step(cli, status_args, result))
     new = before is None
+    old = 0 if before is None else before[1]
     message = opts.message or "ninefit push"
     args = list(upload_command(opts.bundle) if new else upload_command(opts.bundle, new_version=message))[1:]
     LOG.info(f"dataset: {'creating' if new else 'uploading a new version of'} {dataset_id} "
-        f"({'new' if new else f'now at version {before[1]}'})")
+        f"({'new' if new else f'now at version {old}'})")
     url = check_upload(_step(cli, args, result), new=new, ref=dataset_id)
     result.sent.append(f"dataset {dataset_id}: {'created' if new else 'new version uploaded'} ({url})")
-    old = 0 if before is None else before[1]
     start = time.monotonic()
     while True:
         state = dataset_state(_step(cli, status_args, result))

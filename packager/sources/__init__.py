@@ -35,6 +35,7 @@ def prepare(m: ModelSpec) -> ModelSpec:
     if m.source == "transformers":  # before its tokenizer is converted: a missing file named first
         from packager.sources.hf import check_folder, check_tokenizer
 
+        assert m.path is not None, "the spec requires a transformers model's folder (spec.sources.source_path)"
         check_folder(m.name, m.path)
         if m.text is not None:
             check_tokenizer(m.name, m.path, m.text.tokenizer)

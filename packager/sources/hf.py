@@ -112,6 +112,7 @@ def _wrapper(model, inputs: tuple[str, ...], task: str):
 
 def load_hf(m: ModelSpec):
     """The folder's model for ``m.task``, wrapped for the text path (a torch module in eval mode)."""
+    assert m.path is not None, "the spec requires a transformers model's folder (spec.sources.source_path)"
     config = check_folder(m.name, m.path)
     try:
         import transformers

@@ -84,7 +84,7 @@ class NativeModel(abc.ABC):
 
 def has_names(names: list[str] | None) -> bool:
     """Whether a model's feature names are real names (not the library's Column_0, 0...)."""
-    return bool(names) and not all(_DEFAULT_NAMES.fullmatch(n) for n in names)
+    return names is not None and bool(names) and not all(_DEFAULT_NAMES.fullmatch(n) for n in names)
 
 
 def resolve_columns(m: ModelSpec, model: NativeModel) -> tuple[str, ...]:

@@ -98,6 +98,7 @@ def package_native(m: ModelSpec, test, stage: Path, verify_rows: int, test_name:
                                      model.library, model.kind, source))
         factor = v.value_factor
         if not v.value_factor_given:
+            assert full_all is not None, "predicted above wherever there are cheaper rungs"
             factor = value_factor(full_all, model.predict(everything, rounds=v.rounds, margin=margin))
         LOG.info(f"{m.name}/{v.name}: first {v.rounds} of {model.rounds} rounds, value factor {factor:.4f}"
                  + ("" if v.value_factor_given else f" (measured: R^2 against the full model on the {len(everything)} "

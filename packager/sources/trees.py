@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -72,7 +73,9 @@ class LightGBMModel(NativeModel):
 
         for tree in self.dump.get("tree_info", []):
             walk(tree.get("tree_structure", {}))
-        return [self.feature_names[i] for i in sorted(found)]
+        names = self.feature_names
+        assert names is not None, "a LightGBM booster always names its features"
+        return [names[i] for i in sorted(found)]
 
     def predict(self, x: np.ndarray, rounds: int = 0, margin: bool = False) -> np.ndarray:
         p = self.booster.predict(x, num_iteration=rounds or None, raw_score=margin)
@@ -201,7 +204,9 @@ class CatBoostModel(NativeModel):
 
 def load_tree(source: str, name: str, path: Path) -> NativeModel:
     """The boosted-tree model of ``source`` in ``path``."""
-    return {"lightgbm": LightGBMModel, "xgboost": XGBoostModel, "catboost": CatBoostModel}[source](name, path)
+    loaders: dict[str, Callable[[str, Path], NativeModel]] = {
+        "lightgbm": LightGBMModel, "xgboost": XGBoostModel, "catboost": CatBoostModel}
+    return loaders[source](name, path)
 
 
 __all__ = ["CatBoostModel", "LightGBMModel", "XGBoostModel", "load_tree"]

@@ -8,6 +8,7 @@ import difflib
 import json
 import math
 from pathlib import Path
+from types import EllipsisType
 from typing import Any, Callable
 
 from packager.spec.types import SOURCES
@@ -168,10 +169,9 @@ def _numbers(table: dict, key: str, where: str, default: list, positive: bool = 
     return tuple(float(x) for x in values)
 
 
-def _strings(table: dict, key: str, where: str, default: Any, expected: str) -> tuple[str, ...] | None:
+def _strings(table: dict, key: str, where: str, default: list[str] | EllipsisType, expected: str) -> tuple[str, ...]:
+    """A non-empty array of non-empty strings (``default``, a list, where the key is absent; ``...``: required)."""
     values = _get(table, key, where, list, default, expected=expected)
-    if values is None:
-        return None
     if not values or not all(isinstance(x, str) and x for x in values):
         raise _bad(key, where, values, expected)
     return tuple(values)

@@ -295,6 +295,7 @@ def profile_member(bundle: Bundle, member: Member, test: TestData, options: Prof
                 points[b] = _measure_point(runner, member, variant, test, b, share, options)
             except NinefitError as exc:
                 raise type(exc)(f"profiling {member.name}/{variant.name} at batch {b}: {exc}") from exc
+        assert runner is not None, "batch_sizes_for gives at least one batch size: one runner was loaded"
         device, backend = runner.device_kind(), runner.describe()
         runner.deactivate()
         packaged = points.get(member.batch_size) or min(points.values(), key=lambda p: abs(p.batch - member.batch_size))
@@ -497,6 +498,7 @@ def store_profile(bundle_dir: str | os.PathLike, profile: Profile | Mapping[str,
     """
     root = Path(bundle_dir)
     manifest = Manifest.load(root)
+    profile = profile if isinstance(profile, Profile) else Profile.from_dict(profile)  # (as Manifest reads a mapping)
     path = atomic_write(root / MANIFEST_NAME, replace(manifest, profile=profile).to_json())
     json.loads(path.read_text(encoding="utf-8"))  # cheap self-check of what was written
     return path

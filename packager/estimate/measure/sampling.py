@@ -157,7 +157,7 @@ def tile_data(data: Path, spec: DataSpec, sample_name: str, id_column: str, rows
     new_ids = [f"{i}~{k}" for k in range(reps) for i in frame[spec.id_column]][:rows]
     tiled[spec.id_column] = new_ids
     mode = submission.mode if submission is not None else "values"
-    if mode in ("long", "postprocess"):
+    if mode in ("long", "postprocess") and submission is not None:  # (mode is "values" without one)
         _tile_sample(sample, frame[spec.id_column].tolist(), new_ids, reps, submission, dest / sample_name)
         return _write_tiled(tiled, dest, spec)
     # The sample's row of each test id, in the test's order, so the tiled ids match the tiled table's.

@@ -46,6 +46,7 @@ def _feed(runner, member: Member, test: TestData, length: int, batch: int) -> di
     idx = chunk.order[at:at + batch]
     if len(idx) < batch:
         idx = np.resize(idx, batch)
+    assert member.text is not None, "text members only (text_rows refuses others)"
     feed = rows.feed(member.text, chunk.windows[idx])
     out = {}
     for name, x in feed.items():
@@ -85,6 +86,7 @@ def lengths_to_measure(member: Member, test: TestData) -> list[int]:
     """Sequence lengths at the quantiles of the public window lengths (distinct, at least 2)."""
     lengths = test.text_rows(member).lengths
     points = sorted({max(2, int(np.quantile(lengths, q))) for q in QUANTILES})
+    assert member.text is not None, "text members only (text_rows refuses others)"
     return points if len(points) > 1 else sorted({points[0], min(member.text.max_length, 2 * points[0])})
 
 
@@ -107,6 +109,7 @@ def profile_text_variant(runner, member: Member, variant: Variant, test: TestDat
     if intercept < 0:  # attention's quadratic term bends the line: keep it through the origin
         slope, intercept = float((x @ y) / (x @ x)), 0.0
     rows = test.text_rows(member)
+    assert member.text is not None, "text members only (text_rows refuses others)"
     grid = member_grid(rows.n_rows, member)
     text = {"s_per_token": float(slope), "s_per_window": float(intercept), "s_per_batch": 0.0, "points": points,
             "lengths": length_stats(rows), "assumption": ASSUMPTION}

@@ -97,7 +97,8 @@ def declared_batches(serve: ServeSpec, manifest: Manifest, rows: int | None = No
     if serve.batch_by and data is not None:
         groups = _group_sizes(_table(data, manifest), serve.batch_by)
         public_mean = sum(groups) / len(groups)
-        mean = declared_rows / declared_batches_ if both else public_mean
+        mean = (declared_rows / declared_batches_ if declared_rows is not None and declared_batches_ is not None
+                else public_mean)  # (both)
         count = declared_batches_ or max(1, round(_need_rows(declared_rows, serve) / public_mean))
         scale = mean / public_mean
         source = (f"the public test's {len(groups):,} groups of {serve.batch_by} ({public_mean:,.1f} rows on average)"
@@ -107,12 +108,12 @@ def declared_batches(serve: ServeSpec, manifest: Manifest, rows: int | None = No
         raise UsageError(f"[serve] batch_by = {serve.batch_by!r}: the estimate needs the public test to count its "
                          "rows per group (ninefit estimate --data DATA: the data folder or the test table), or "
                          "both expected_rows and expected_batches in [serve]")
-    if both:
+    if declared_rows is not None and declared_batches_ is not None:  # (both)
         if declared_rows < declared_batches_:
             raise UsageError(f"{declared_rows:,} rows in expected_batches = {declared_batches_:,} batches: expected "
                              "at least one row per batch")
         q, r = divmod(declared_rows, declared_batches_)
-        notes = ()
+        notes: tuple[str, ...] = ()
         if serve.batch_by:
             notes = (f"batch_by = {serve.batch_by!r}: the public test's groups were not read (no --data): every "
                      "batch is priced at expected_rows / expected_batches rows",)

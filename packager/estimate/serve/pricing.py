@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -137,8 +137,7 @@ def estimate_serve(
     budget.measured(max(price.overhead(r).high for r, _ in batches.shapes))
     margin, timeout = budget.margin_s, serve.response_timeout_s
     fits = tuple(_fit(price, members, rows, count, timeout - margin) for rows, count in batches.shapes)
-    largest = tuple((m.name, v.name, _largest(lambda n, m=m, k=k: price.overhead(n).high + price.rung(m, k, n).high,
-                                              timeout - margin))
+    largest = tuple((m.name, v.name, _largest(_call_cost(price, m, k), timeout - margin))
                     for m in members for k, v in enumerate(m.variants))
     later = _later(price, members, fits, batches.typical)
     noisy = noise_check(costing.profile, [*startup, *first, *later], 1)
@@ -251,6 +250,11 @@ def _fit(price: _Pricer, members: list[Member], rows: int, count: int, deadline_
     return BatchFit(rows, count, overhead, room, tuple(runs), tuple(left_out))
 
 
+def _call_cost(price: _Pricer, member: Member, k: int) -> Callable[[int], float]:
+    """A call's high seconds for ``n`` rows on the member's rung ``k`` alone: its overhead and the rung's run."""
+    return lambda n: price.overhead(n).high + price.rung(member, k, n).high
+
+
 def _largest(cost: Callable[[int], float], deadline_s: float) -> int:
     """The most rows whose ``cost`` fits ``deadline_s`` (0: not one; :data:`MAX_ROWS`: at least that many)."""
     if cost(1) > deadline_s:
@@ -303,7 +307,7 @@ def _paced(price: _Pricer, members: list[Member], fits: tuple[BatchFit, ...], ba
     rows_left = max(batches.rows - n0, 1)
     counts = [(f, f.count - (1 if f.rows == n0 else 0)) for f in fits]
     admitted = {m: r for m, r, _ in typical.runs}
-    ladders = {}
+    ladders: dict[str, Sequence[Rung]] = {}
     for m in members:
         if m.name not in admitted:
             continue

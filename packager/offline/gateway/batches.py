@@ -73,6 +73,7 @@ class PublicData:
 
     def _sample_rows(self) -> dict[str, int]:
         spec = self.spec
+        assert self.sample is not None, "read before its rows are matched"
         if self.ids is None or spec.id_column not in self.sample.columns:
             raise GatewayError(ErrorType.GATEWAY_RAISED_EXCEPTION,
                                f"the sample slice is matched by id, but {spec.test if self.ids is None else spec.sample} "
@@ -127,7 +128,9 @@ class PublicData:
             if name == spec.table:
                 out.append(self.test[rows])
             elif name == spec.sample_argument:
-                out.append(self.sample[[self.sample_rows[str(i)] for i in self.expected_ids(batch)]])
+                ids = self.expected_ids(batch)
+                assert self.sample is not None and ids is not None, "_sample_rows read the sample, by the test's ids"
+                out.append(self.sample[[self.sample_rows[str(i)] for i in ids]])
             else:
                 out.append(self._file_part(name, batch))
         return tuple(out)
@@ -138,7 +141,12 @@ class PublicData:
             return frame.clear()
         if self.spec.batch_by:
             return frame[index.get(batch.value, [])]
-        return frame[[k for i in self.expected_ids(batch) for k in index.get(str(i), [])]]
+        ids = self.expected_ids(batch)
+        if ids is None:
+            raise GatewayError(ErrorType.GATEWAY_RAISED_EXCEPTION,
+                               f"the {name} slice is matched by id, but {self.spec.test} has no column "
+                               f"{self.spec.id_column!r}")
+        return frame[[k for i in ids for k in index.get(str(i), [])]]
 
 
 __all__ = ["Batch", "PublicData"]

@@ -40,7 +40,7 @@ class _Latency:
                "late": error == ErrorType.GRPC_DEADLINE_EXCEEDED.name, "error": error or None}
         if deadline is not None:
             self.slowest_s = max(self.slowest_s, latency)
-            slack = rec["slack_s"]
+            slack = round(deadline - latency, 4)  # (rec's slack_s)
             self.least_slack_s = slack if self.least_slack_s is None else min(self.least_slack_s, slack)
         self.file.write(json.dumps(rec) + "\n")
         self.file.flush()
@@ -107,6 +107,7 @@ def _serve(spec: GatewaySpec, start: float, client: Client, latency: _Latency, i
         try:
             if batch.index == 0:
                 answer, sent, received = client.first_call(request, spec.startup_limit_s, start)
+                assert client.connected_at is not None, "a first call answered was taken by a connected server"
                 info["startup_s"], info["port"] = round(client.connected_at - start, 4), client.port
                 log(f"gateway: the server took the first call {info['startup_s']:.2f} s after the gateway started "
                     f"(port {client.port})")
@@ -114,6 +115,7 @@ def _serve(spec: GatewaySpec, start: float, client: Client, latency: _Latency, i
                 answer, sent, received = client.call(request, deadline)
         except GatewayError as exc:
             if exc.kind != ErrorType.SERVER_NEVER_STARTED:  # the call was sent: its line, and the batch named
+                assert client.last_sent is not None, "a call that failed after the startup was sent"
                 latency.add(batch, client.last_sent, time.monotonic(), start, deadline, error=exc.kind.name)
                 exc.details = f"batch {batch.index} ({batch.key}, {len(batch.rows)} rows): {exc.details}"
             raise

@@ -89,8 +89,9 @@ class GatewaySpec:
     def from_json(cls, text: str) -> GatewaySpec:
         raw: dict[str, Any] = json.loads(text)
         tuples = {f.name for f in fields(cls) if str(f.type).startswith("tuple")}
-        return cls(**{k: (tuple(tuple(x) if isinstance(x, list) else x for x in v) if k in tuples else v)
-                      for k, v in raw.items()})
+        values: dict[str, Any] = {k: (tuple(tuple(x) if isinstance(x, list) else x for x in v) if k in tuples else v)
+                                  for k, v in raw.items()}  # JSON's values, as to_json wrote them
+        return cls(**values)
 
     def path(self, name: str) -> Path:
         """A public file, by its name relative to the data folder."""
