@@ -103,6 +103,11 @@ _CONTRIB = frozenset({
     "SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization",
 })
 _STRIP_ABOVE = 1 << 16  # initializer payloads shape inference never needs
+#: Kinds of compute work a node can be (:attr:`NodeCost.work`): matrix products (MatMul, Gemm, attention),
+#: dense or grouped 2D convolutions, depthwise ones (one input channel per group), 3D convolutions.
+WORK_KINDS = ("gemm", "conv", "dwconv", "conv3d")
+_GEMM_OPS = frozenset({"MatMul", "Gemm", "FusedMatMul", "MatMulInteger", "QLinearMatMul", "Attention", "Einsum"})
+_CONV_OPS = frozenset({"Conv", "ConvInteger", "QLinearConv", "ConvTranspose"})
 
 _ITEMSIZE: dict[int, float] = {
     TensorProto.FLOAT: 4, TensorProto.DOUBLE: 8, TensorProto.FLOAT16: 2,
@@ -126,6 +131,7 @@ class NodeCost:
     flops: float
     bytes: float
     kernel: bool  # False for views/metadata ops that launch nothing
+    work: str = ""  # the kind of compute work (WORK_KINDS): "gemm", "conv", "dwconv", "conv3d"; "" for the rest
 
 
 @dataclass(frozen=True)
@@ -460,6 +466,21 @@ def _node_bytes(node: onnx.NodeProto, tensors: _Tensors, weights_read: set[str])
     return moved, weight_bytes
 
 
+def _work(node: onnx.NodeProto, tensors: _Tensors) -> str:
+    """The kind of compute work of a node (:data:`WORK_KINDS`), "" for one that is not a product or convolution."""
+    if node.op_type in _GEMM_OPS:
+        return "gemm"
+    if node.op_type not in _CONV_OPS:
+        return ""
+    weight = tensors.shapes.get(node.input[3 if node.op_type == "QLinearConv" else 1]) if len(node.input) > 1 else None
+    if weight is not None and len(weight) >= 5:
+        return "conv3d"
+    group = next((a.i for a in node.attribute if a.name == "group"), 1)
+    in_channels = weight[0] if weight is not None and node.op_type == "ConvTranspose" else None
+    depthwise = weight is not None and group > 1 and (weight[1] == 1 if in_channels is None else in_channels == group)
+    return "dwconv" if depthwise else "conv"
+
+
 def _walk(graph: onnx.GraphProto, batch_size: int) -> GraphCost:
     tensors = _Tensors(graph)
     weights_read: set[str] = set()
@@ -472,7 +493,7 @@ def _walk(graph: onnx.GraphProto, batch_size: int) -> GraphCost:
         flops = _node_flops(node, key, tensors, unknown)
         moved, weights = _node_bytes(node, tensors, weights_read)
         weight_bytes += weights
-        nodes.append(NodeCost(node.name, key, flops, moved, node.op_type not in _VIEWS))
+        nodes.append(NodeCost(node.name, key, flops, moved, node.op_type not in _VIEWS, _work(node, tensors)))
         old = per_op.get(key, (0.0, 0.0))
         per_op[key] = (old[0] + flops, old[1] + moved)
     return GraphCost(
@@ -496,4 +517,4 @@ _FLOAT_NAMES = {
 }
 
 
-__all__ = ["GraphCost", "NodeCost", "count_graph"]
+__all__ = ["WORK_KINDS", "GraphCost", "NodeCost", "count_graph"]
