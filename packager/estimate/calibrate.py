@@ -24,6 +24,17 @@ and the ratio is added to a :class:`~packager.estimate.price.roofline.Calibratio
 * ``"setup"``: the load ratio (when either side is at least ``MIN_LOAD_S``),
   applied to every member's load.
 
+On a GPU target priced by the GPU model fitted to published figures
+(:mod:`packager.estimate.price.gpuprice`), each member's run is also an *observation* of that model:
+its graph's work per call, the GPU, precision and backend it ran with (``backend_used``) and the
+seconds per call on the device (the run's seconds less the host work the estimate holds). The
+observations are kept with the store (``gpu_observations``, every target's) and the model is refitted
+on them with the table (:func:`packager.estimate.price.gpufit.current_fit`): the same fitted
+efficiencies the table gave, updated, for every member and bundle. A member's own ratio still
+applies to its own graph (on the fit without the runs, so nothing counts twice); the target-wide
+``all`` ratio does not apply to GPU-fitted members (the refit is what generalises a run). The
+report lists, per member, the estimate against the actual, and what the refit makes of it.
+
 Only a run on the target's device calibrates it (:func:`check_device`): the
 report's ``machine`` (its CPU and GPUs) and each member's ``device`` must be
 the target's. A CPU run folded into a T4 target would scale every GPU figure by
@@ -49,8 +60,10 @@ from pathlib import Path
 from typing import Any
 
 from packager.estimate.price.costing import Costing
-from packager.estimate.price.items import EstimateOptions
+from packager.estimate.price.gpufit import Observation as GpuObservation
+from packager.estimate.price.gpuprice import RUN_BACKENDS, backend_for, observation
 from packager.estimate.price.hardware import TARGETS, Hardware, get_target, known_gpu
+from packager.estimate.price.items import EstimateOptions
 from packager.estimate.price.roofline import Calibration
 from runtime.errors import DataError
 from runtime.fileio import atomic_write
@@ -120,6 +133,23 @@ class CalibrationStore:
         """The member's own calibration on ``target``, else the target-wide one."""
         own = self._get(target, "members", member_key(manifest, name), "calibration")
         return own if own is not None and own.count else self._get(target, "all")
+
+    def own(self, target: str, manifest: Manifest, name: str) -> Calibration | None:
+        """The member's own calibration on ``target`` (None without one: no target-wide fallback)."""
+        own = self._get(target, "members", member_key(manifest, name), "calibration")
+        return own if own is not None and own.count else None
+
+    def gpu_observations(self) -> tuple[GpuObservation, ...]:
+        """Every GPU run folded in (all targets), as observations for the GPU model's fit.
+
+        Raises:
+            DataError: An observation in the file is damaged.
+        """
+        try:
+            return tuple(GpuObservation.from_json(o["observation"]) for o in self.data.get("gpu_observations", []))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"calibration file {self.path}: a GPU observation is damaged ({exc!r}); expected what "
+                            "`ninefit estimate --calibrate` writes (delete the file to start over)") from exc
 
     def for_setup(self, target: str) -> Calibration | None:
         """The calibration of load times on ``target``."""
@@ -237,6 +267,40 @@ def check_device(report: dict[str, Any], options: EstimateOptions, path: str | o
     return f"{path} ran on {where}: the device of {target} ({hw.name})"
 
 
+def gpu_calibration(store: CalibrationStore | None, target: str, manifest: Manifest
+                    ) -> tuple[tuple[GpuObservation, ...], frozenset[str]]:
+    """(the GPU runs the GPU model refits on, the members with a calibration of their own on ``target``)."""
+    if store is None:
+        return (), frozenset()
+    own = frozenset(m.name for m in manifest.members if store.own(target, manifest, m.name) is not None)
+    return store.gpu_observations(), own
+
+
+def _gpu_observation(costing: Costing, member, variant, batch: int, rows: int, seconds: float, estimated: float,
+                     backend_used: str) -> GpuObservation | None:
+    """A member's GPU run as an observation of the fitted model: per call, the device's seconds (the run's less the
+    host work the estimate holds, at least a tenth of the run), with the backend the run used."""
+    gpu = costing.gpu_call(variant, batch).estimate.seconds * rows / batch
+    device_s = max(seconds - max(estimated - gpu, 0.0), 0.1 * seconds)
+    backend = RUN_BACKENDS.get(backend_used, backend_for(costing.options.tensorrt))
+    return observation(costing.cost(variant, batch), costing.target, costing.precision(variant), backend,
+                       device_s * batch / rows, member.name)
+
+
+def _refit_lines(store: CalibrationStore, bundle: str | os.PathLike, manifest: Manifest, options: EstimateOptions,
+                 folded: list[tuple[str, str, int, int, float, float]]) -> list[str]:
+    """What the refit GPU model makes of each member just folded, as if it had no record of its own."""
+    costing = Costing(Path(bundle), manifest, options, store.gpu_observations())
+    runs = len(costing.observations)
+    lines = []
+    for name, variant_name, batch, rows, estimated, actual in folded:
+        member = manifest.member(name)
+        refit = costing.inference(member, member.variant(variant_name), batch, rows)[0].seconds
+        lines.append(f"GPU model refitted on {runs} run(s): {name}/{variant_name} inference {refit:.3g} s against "
+                     f"{actual:.3g} s measured (x{actual / refit:.3f}; the table alone gave {estimated:.3g} s)")
+    return lines
+
+
 def calibrate(store: CalibrationStore, bundle: str | os.PathLike, manifest: Manifest, report_path: str | os.PathLike,
               options: EstimateOptions, notes: list[str] | None = None) -> list[Observation]:
     """Fold one run report on ``options.target`` into ``store`` (not saved).
@@ -264,6 +328,7 @@ def calibrate(store: CalibrationStore, bundle: str | os.PathLike, manifest: Mani
     names = {m.name for m in manifest.members}
     observations: list[Observation] = []
     skipped: list[str] = []
+    folded: list[tuple[str, str, int, int, float, float]] = []  # GPU runs: member, variant, batch, rows, est., actual
     for entry in report["members"]:
         name = str(entry.get("name"))
         try:
@@ -298,6 +363,12 @@ def calibrate(store: CalibrationStore, bundle: str | os.PathLike, manifest: Mani
             store._update(slot, "calibration", target, name, estimated, seconds)
             store._update(node, "all", target, None, estimated, seconds)
             observations.append(Observation(name, variant.name, "inference", rows, estimated, seconds))
+            gpu = _gpu_observation(costing, member, variant, batch, rows, seconds, estimated,
+                                   str(entry.get("backend_used") or "")) if costing.gpu_priced else None
+            if gpu is not None:
+                store.data.setdefault("gpu_observations", []).append(
+                    {"target": target, "report": digest, "observation": gpu.to_json()})
+                folded.append((name, variant.name, batch, rows, estimated, seconds))
         if load_s > 0:
             load = costing.load(member, variant, batch)[0].seconds
             if warm_rows:  # the warm-up batch is booked with the load: its steady cost too
@@ -312,8 +383,11 @@ def calibrate(store: CalibrationStore, bundle: str | os.PathLike, manifest: Mani
                         f"{'; '.join(skipped) or 'no members'}; expected members of this bundle with status "
                         f"{' / '.join(_USABLE)} and rows > 0")
     node["reports"].append(digest)
+    if folded:
+        notes.extend(_refit_lines(store, bundle, manifest, replace(options, rows=max(f[3] for f in folded)),
+                                  folded))
     return observations
 
 
 __all__ = ["CALIBRATION_VERSION", "CalibrationStore", "Observation", "calibrate", "check_device",
-           "default_calibration_path", "member_key", "read_report"]
+           "default_calibration_path", "gpu_calibration", "member_key", "read_report"]

@@ -35,17 +35,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from packager.estimate.calibrate import CalibrationStore
+from packager.estimate.calibrate import CalibrationStore, gpu_calibration
+from packager.estimate.fitplan import Candidate, FitPlan, best_plan, lanes_span
+from packager.estimate.preflight import preflight
 from packager.estimate.price.bundle import bundle_items
 from packager.estimate.price.costing import Costing
+from packager.estimate.price.gpuprice import gpu_fitted
 from packager.estimate.price.items import STAGES, Check, EstimateOptions, Item
-from packager.estimate.price.scaling import hardware_of, same_machine
-from packager.estimate.fitplan import Candidate, FitPlan, best_plan, lanes_span
 from packager.estimate.price.noise import noise_check, widen
-from packager.estimate.preflight import preflight
 from packager.estimate.price.roofline import lowest_confidence
-from runtime.execute.checkpoint import member_grid
+from packager.estimate.price.scaling import hardware_of, same_machine
 from runtime.errors import BundleError
+from runtime.execute.checkpoint import member_grid
 from runtime.manifest import Manifest
 from runtime.profile import Profile
 
@@ -189,7 +190,10 @@ def calibrate_items(items: list[Item], store: CalibrationStore | None, target: s
     out = []
     for item in items:
         cal = None
-        if item.stage == "inference" and item.member:
+        if item.stage == "inference" and item.member and gpu_fitted(item.basis):
+            # The GPU model refits on the target-wide runs itself: only the member's own record applies.
+            cal = store.own(target, manifest, item.member)
+        elif item.stage == "inference" and item.member:
             cal = store.for_member(target, manifest, item.member)
         elif item.stage == "load":
             cal = store.for_setup(target)
@@ -269,7 +273,7 @@ def estimate_bundle(
     manifest = manifest or Manifest.load(root)
     if not manifest.members:
         raise BundleError(f"bundle {root} has no members to estimate")
-    costing = Costing(root, manifest, options)
+    costing = Costing(root, manifest, options, *gpu_calibration(calibration, options.target, manifest))
     used: list[str] = []
     lanes = lane_count(costing)
     fixed = bundle_items(costing, options.rows)

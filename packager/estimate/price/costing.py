@@ -12,7 +12,10 @@ by :mod:`packager.estimate.price.bundle`:
 * ``inference`` per member: the measured per-batch path at its batch size.
   The infer part is translated to the target with the roofline model
   (:func:`~packager.estimate.price.roofline.translate`, efficiency calibrated on the
-  local measurement), per measured batch size, then interpolated; the
+  local measurement), per measured batch size, then interpolated; on a GPU target
+  from a profile measured on a CPU (or none), it is priced instead by the GPU
+  model fitted to published figures (:mod:`packager.estimate.price.gpuprice`,
+  whose basis names the table rows it rests on); the
   preprocess and postprocess parts are host work, scaled by the ratio of
   CPU clocks (:mod:`packager.estimate.price.scaling`). On a GPU target the data stages
   (read, decode, preprocess, as in the run report) overlap inference (the runtime
@@ -35,7 +38,7 @@ x0.67..x1.5 (low confidence) for host work moved to another machine; the
 total's band is the sum of the edges (errors assumed to go the same way,
 which is the cautious choice). A member without a profile is priced from
 spec sheets alone: the roofline at ``SPEC_EFFICIENCY`` of peak, band x0.25..x4,
-low confidence.
+low confidence (on a GPU target: the fitted GPU model, as above).
 
 :mod:`packager.estimate.preflight` and :mod:`packager.estimate.calibrate` use
 :class:`Costing` too; :mod:`packager.estimate.estimator` adds it up, judges it and
@@ -48,6 +51,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from packager.estimate.price.flops import GraphCost, count_graph
+from packager.estimate.price.gpufit import Observation
+from packager.estimate.price.gpuprice import GpuCall, graph_signature, price_call
 from packager.estimate.price.hardware import GB, detect_local, get_target
 from packager.estimate.price.items import HOST_BAND, SAME_BAND, SPEC_BAND, EstimateOptions, Item, added, fixed
 from packager.estimate.price.roofline import Estimate, lowest_confidence, translate
@@ -121,7 +126,8 @@ class Costing:
         options: Target, rows, limit.
     """
 
-    def __init__(self, root: str | Path, manifest: Manifest, options: EstimateOptions):
+    def __init__(self, root: str | Path, manifest: Manifest, options: EstimateOptions,
+                 observations: tuple[Observation, ...] = (), anchored: frozenset[str] = frozenset()):
         self.root = Path(root)
         self.manifest = manifest
         self.options = options
@@ -138,6 +144,11 @@ class Costing:
         self._costs: dict[tuple[str, int], GraphCost] = {}
         self._lanes: dict[int, tuple[int, float]] = {}
         self._writes: dict[int, tuple[int, dict[str, int]]] = {}
+        # A user's own GPU runs (``--calibrate``), folded into the GPU model's fit; the members in ``anchored``
+        # have a calibration of their own, applied to the fit without them (:func:`...estimator.calibrate_items`).
+        self.observations, self.anchored = observations, anchored
+        self._gpu: dict[tuple[str, int, str, bool], GpuCall] = {}
+        self._signatures: dict[str, dict[str, float]] = {}
 
     # -- helpers ---------------------------------------------------------------------
     def lanes(self, rows: int) -> tuple[int, float]:
@@ -185,6 +196,26 @@ class Costing:
             self._costs[key] = count_graph(self.root / variant.file, batch, self._sequence(variant))
         return self._costs[key]
 
+    @property
+    def gpu_priced(self) -> bool:
+        """Whether the target's inference is priced by the GPU model fitted to published figures
+        (:mod:`packager.estimate.price.gpuprice`): a GPU target and a profile not measured on a GPU (a CPU's
+        efficiency says nothing of a GPU's). A profile measured on a GPU is translated from that measurement."""
+        return self.target.kind == "gpu" and not (self.machine is not None and self.machine.source.kind == "gpu")
+
+    def gpu_call(self, variant: Variant, batch: int, member: str = "") -> GpuCall:
+        """One call of a variant's graph at ``batch`` on one of the target's GPUs, by the fitted GPU model (cached):
+        refitted on the user's runs, unless ``member`` has a calibration of its own (applied on top instead)."""
+        precision = self.precision(variant)
+        refit = member not in self.anchored
+        key = (variant.file, batch, precision, refit)
+        if key not in self._gpu:
+            if variant.file not in self._signatures:
+                self._signatures[variant.file] = graph_signature(self.root / variant.file)
+            self._gpu[key] = price_call(self.cost(variant, batch), self._signatures[variant.file], self.target,
+                                        precision, self.options.tensorrt, self.observations if refit else ())
+        return self._gpu[key]
+
     def _sequence(self, variant: Variant) -> dict[str, int]:
         """A text member's symbolic sequence length: its mean padded window over the public test."""
         for member in self.manifest.members:
@@ -230,10 +261,14 @@ class Costing:
         if rec is None or not rec.batches:
             if member.device == "cpu":
                 return self._unprofiled_cpu(variant, rows), "rate constant"
+            if self.gpu_priced:
+                points = [(b, self.gpu_call(variant, b, member.name).estimate.scaled(tta)) for b in sorted({1, batch})]
+                return _stream(points, batch, rows), self.gpu_call(variant, batch, member.name).basis
             points = [(b, self._spec_call(self.cost(variant, b), precision).scaled(tta)) for b in sorted({1, batch})]
             return _stream(points, batch, rows), "spec sheet"
         cpu = member.device == "cpu"
-        points = [(b, self._measured_call(variant, b, point, precision, tta, cpu)) for b, point in sorted(rec.batches.items())]
+        points = [(b, self._measured_call(variant, b, point, precision, tta, cpu, member.name))
+                  for b, point in sorted(rec.batches.items())]
         stream = self._inside_the_runtime(_stream(points, batch, rows))
         if rows % batch and rows > batch:  # the last, partial batch is a new shape
             stream = added(stream, self.host(float(rec.reshape_s or 0.0)))
@@ -246,10 +281,12 @@ class Costing:
         assert self.machine is not None  # measured
         if cpu:
             return stream, self.measured_basis
+        if self.gpu_priced:
+            return stream, self.gpu_call(variant, batch, member.name).basis
         return stream, "measured" if self.machine.same else "roofline"
 
     def _measured_call(self, variant: Variant, b: int, point: BatchPoint, precision: str, tta: int,
-                       cpu_work: bool = False) -> Estimate:
+                       cpu_work: bool = False, member: str = "") -> Estimate:
         """One call at batch ``b`` measured here, on the target: its infer part translated (roofline), the rest host
         work; a member whose graph runs on the CPU whatever the target (``cpu_work``): all of it CPU work."""
         assert self.machine is not None  # measured
@@ -260,7 +297,9 @@ class Costing:
         call = infer / tta
         if cpu_work:
             return added(self.cpu_work(infer), self.host(host))
-        if call > 0:
+        if call > 0 and self.gpu_priced:  # the GPU's time from the published figures, not from this CPU's
+            est = self.gpu_call(variant, b, member).estimate.scaled(tta)
+        elif call > 0:
             est = translate(call, self.cost(variant, b), self.machine.source, self.target, precision,
                             local_precision=precision, data_parallel=False).scaled(tta)
         else:
