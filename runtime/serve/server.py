@@ -9,7 +9,7 @@ gateway cannot tell them apart:
 * each listener is a plain function, registered under its ``__name__`` (the
   gateway calls ``predict``);
 * one worker thread: calls are answered one at a time;
-* it binds the first free port of :data:`runtime.serve.wire.PORTS` on loopback;
+* it binds the first free port of :data:`runtime.serve.wire.PORTS` on loopback (never one served already);
 * :meth:`InferenceServer.serve` starts it, and blocks only on Kaggle's rerun
   (``KAGGLE_IS_COMPETITION_RERUN`` set): nothing after it runs there.
 
@@ -52,8 +52,11 @@ class InferenceServer:
         handler = grpc.method_handlers_generic_handler("kaggle_evaluation_client.KaggleEvaluationService", {
             "Send": grpc.unary_unary_rpc_method_handler(self._send, request_deserializer=request.FromString,
                                                         response_serializer=response.SerializeToString)})
+        # gRPC binds with SO_REUSEPORT by default: a second server on a port already served would share it, and
+        # the kernel would hand each connection to either (another notebook's or test's server answering). Off, a
+        # port in use is taken, and the next one is tried.
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=1), handlers=(handler,),
-                                  options=wire.CHANNEL_OPTIONS)
+                                  options=(*wire.CHANNEL_OPTIONS, ("grpc.so_reuseport", 0)))
         self.port = 0
         for port in wire.PORTS:
             try:

@@ -70,3 +70,20 @@ def test_a_listener_must_be_a_plain_named_function():
 
     with pytest.raises(UsageError, match="plain function"):
         InferenceServer(lambda test: test)
+
+
+def test_a_second_server_takes_the_next_free_port_never_one_already_served():
+    """gRPC's default SO_REUSEPORT would let two servers share a port, each connection answered by either."""
+    def predict(test):
+        return 1
+
+    first = InferenceServer(predict)
+    first.serve()
+    try:
+        second = InferenceServer(predict)
+        try:
+            assert second.port != first.port and {first.port, second.port} <= set(wire.PORTS)
+        finally:
+            second.stop()
+    finally:
+        first.stop()
