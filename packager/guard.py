@@ -64,7 +64,7 @@ class GuardResult:
             return ""
         low = self.agreement < self.min_agreement
         high = self.mean_abs_diff > self.max_mean_abs_diff
-        return (f"{self.compared} agreement {self.agreement:.2%} {'<' if low else '>='} min_agreement "
+        return (f"measured {self.compared} agreement {self.agreement:.2%} {'<' if low else '>='} min_agreement "
                 f"{self.min_agreement:.2%}, mean abs diff {self.mean_abs_diff:.3g} {'>' if high else '<='} "
                 f"max_mean_abs_diff {self.max_mean_abs_diff:g}")
 

@@ -56,15 +56,18 @@ def add_run_parser(sub) -> None:
                    help="submission to write (default: %(default)s)")
     p.add_argument("--backend", default=None,
                    help="inference backend: auto (default: per model the first of TensorRT, onnxruntime CUDA, torch CUDA, "
-                   "onnxruntime CPU, torch CPU that runs here, each step passed over logged with its reason), "
-                   "onnxruntime, torch (the bundle's torch.export program, ONNX if it does not load), or tensorrt")
+                   "onnxruntime CPU, OpenVINO CPU (fp32; where openvino is installed), torch CPU that runs here, each "
+                   "step passed over logged with its reason), onnxruntime, torch (the bundle's torch.export program, "
+                   "ONNX if it does not load), openvino, or tensorrt. A rung packaged with backend = \"openvino\" "
+                   "runs on OpenVINO whatever this says")
     p.add_argument("--torch-compile", action="store_true",
                    help="torch backend: torch.compile each program when it loads (counted as load time; inductor's "
                    "cache is kept in --work-dir keyed by GPU, compute capability, torch and CUDA versions)")
     p.add_argument("--batch-size", type=int, default=None, help="override every member's batch size")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads of each model session, so of each lane (default: the cores shared out among "
-                   "the CPU lanes; with one lane, onnxruntime's choice)")
+                   help="CPU threads of each model session (onnxruntime and OpenVINO), so of each lane (default: "
+                   "the cores shared out among the CPU lanes; with one lane, onnxruntime's choice, except for a "
+                   "bundle packaged for --target cpu, whose lane gets every core; said in the run report)")
     p.add_argument("--lanes", type=int, default=None, metavar="N",
                    help="run on N lanes at once (default: one per visible GPU; on a CPU, one per core, at most "
                    "8, fewer when RAM holds fewer copies of the largest model). A lane runs one member at a time "

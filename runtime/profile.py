@@ -333,6 +333,9 @@ class Fingerprint(Part):
     cpu_mhz: float | None = None
     cpu_simd: str | None = None
     cpu_fma: bool | None = None
+    # The CPU's int8 and bf16 instruction sets (avx512_vnni, avx_vnni, amx_int8, avx512_bf16, amx_bf16, comma-
+    # separated; "" none): what a profile's int8 and bf16 rungs were measured with.
+    cpu_isa: str | None = None
     cpu_cores_physical: int | None = None
     cpu_threads: int | None = None
     host_ram_bytes: float | None = None

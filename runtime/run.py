@@ -59,7 +59,7 @@ from runtime.execute.memory import MemoryMonitor
 from runtime.execute.predict import predict_rows  # re-exported: part of runtime.run's API
 from runtime.execute.runners import load_runner, trt_input_shapes  # re-exported: part of runtime.run's API
 from runtime.gpu import device_mismatch, gpu_count, gpu_present
-from runtime.manifest import Manifest, Member, Variant, is_gpu_target
+from runtime.manifest import CPU_TARGETS, Manifest, Member, Variant, is_gpu_target
 from runtime.output.backends_used import record_backends
 from runtime.output.formats import match
 from runtime.output.report import MemberReport, RunReport, kaggle_failure
@@ -280,8 +280,8 @@ class _Run:
         if loader:
             feeds.times.decoder = f"{loader} ({why})"
             log(f"images decoded with {loader} ({why}); {feeds.workers} decode worker(s), {feeds.depth} chunk(s) ahead")
-        if len(self.specs) > 1:
-            log(f"{len(self.specs)} lanes ({self.report.lane_rule}): {', '.join(s.describe() for s in self.specs)}")
+        if len(self.specs) > 1 or "intra-op thread" in self.report.lane_rule:
+            log(f"{len(self.specs)} lane(s) ({self.report.lane_rule}): {', '.join(s.describe() for s in self.specs)}")
         gpu_lanes = tuple(s.device_id for s in self.specs if s.kind == "gpu")
         self.monitor = MemoryMonitor(
             device_id=(gpu_lanes[0] if gpu_lanes else options.device_id) if gpu_count() else None, devices=gpu_lanes)
@@ -417,7 +417,8 @@ def run_lanes(bundle: Bundle, options: RunOptions, max_chunks: int | None = None
     """The lanes a run of ``bundle`` uses here (:func:`runtime.execute.lanes.choose_lanes`) and why."""
     return choose_lanes(gpus=gpu_count(), cores=usable_cores(), lanes=options.lanes, devices=options.devices,
                         threads=options.threads, model_bytes=largest_model_bytes(bundle.root, bundle.manifest),
-                        ram_free=free_ram(), max_chunks=max_chunks)
+                        ram_free=free_ram(), max_chunks=max_chunks,
+                        cpu_target=bundle.manifest.target.strip().lower() in CPU_TARGETS)
 
 
 def _resume_text(report: RunReport, grids: Mapping[str, list[tuple[int, int]]], store: ChunkStore, work: Path) -> str:

@@ -40,6 +40,7 @@ from packager.estimate.fitplan import Candidate, FitPlan, best_plan, lanes_span
 from packager.estimate.preflight import preflight
 from packager.estimate.price.bundle import bundle_items
 from packager.estimate.price.costing import Costing
+from packager.estimate.price.cpurungs import left_out, rung_notes
 from packager.estimate.price.gpuprice import gpu_fitted
 from packager.estimate.price.items import STAGES, Check, EstimateOptions, Item
 from packager.estimate.price.noise import noise_check, widen
@@ -226,6 +227,8 @@ def _fit_plan(costing: Costing, store: CalibrationStore | None, fixed: list[Item
             continue
         candidates = []
         for variant in member.variants:
+            if variant is not member.variants[0] and left_out(variant, costing.target):
+                continue  # a CPU rung the runtime leaves out there (said in the plan's notes: rung_notes)
             batches = [costing.batch_for(member)]
             best = costing.best_batch(member, variant)
             if best and best not in batches and options.batch_size is None and fits_memory(member, variant, best):
@@ -242,7 +245,8 @@ def _fit_plan(costing: Costing, store: CalibrationStore | None, fixed: list[Item
     plan = best_plan(members, options.rows, options.time_limit_s, options.margin,
                      sum(i.estimate.high for i in fixed), f"the fixed stages ({stages})", lanes=lane_count(costing),
                      quantum=chunk_quantum(costing))
-    return replace(plan, dropped=(*tuple(ruled_out.items()), *plan.dropped), full_value=full_value)
+    return replace(plan, dropped=(*tuple(ruled_out.items()), *plan.dropped), full_value=full_value,
+                   notes=(*plan.notes, *rung_notes(costing.manifest.members, costing.target, costing.profile)))
 
 
 def estimate_bundle(

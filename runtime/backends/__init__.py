@@ -14,8 +14,8 @@ register("tensorrt", _trt.load, requires=("tensorrt", "polygraphy"), description
 register("openvino", _ov.load, requires=("openvino",), description="OpenVINO on the CPU, fp32 or bf16 (native bf16 only)")
 register("torch", _chain.torch_first, requires=("torch",), description="the bundle's torch.export program on the image's torch (CUDA or CPU), ONNX as fallback")
 # The default: each variant on the first of TensorRT, onnxruntime CUDA, torch CUDA,
-# onnxruntime CPU, torch CPU that runs here, with the reason for every step passed over.
-register("auto", _chain.load, requires=(), description="fallback chain: tensorrt > onnxruntime-cuda > torch-cuda > onnxruntime-cpu > torch-cpu")
+# onnxruntime CPU, OpenVINO CPU, torch CPU that runs here, with the reason for every step passed over.
+register("auto", _chain.load, requires=(), description="fallback chain: tensorrt > onnxruntime-cuda > torch-cuda > onnxruntime-cpu > openvino-cpu > torch-cpu")
 
 
 def default_backend() -> str:

@@ -11,7 +11,19 @@ backend tries, per variant, in order:
 3. ``torch-cuda``: the bundle's ``torch.export`` program on the image's torch
    (needs nothing from the bundle's wheels);
 4. ``onnxruntime-cpu``;
-5. ``torch-cpu``: where onnxruntime itself is missing or broken.
+5. ``openvino-cpu``: the ONNX file on OpenVINO at fp32 (an explicit f32 inference
+   precision, never its bf16 default), where openvino is installed and
+   onnxruntime's CPU session failed;
+6. ``torch-cpu``: where onnxruntime and OpenVINO are missing or broken.
+
+OpenVINO comes after onnxruntime's CPU step, not before it: which of the two is
+faster depends on the model (measured here: OpenVINO fp32 0.8x to 2.2x of
+onnxruntime fp32), so it is not the chain's to guess per load. Where OpenVINO is
+the faster, the bundle says so with an OpenVINO rung (``backend = "openvino"`` in
+a ``[[model.variant]]``, guarded at packaging): the probes at run start measure it
+beside the onnxruntime rung, and the planner uses it only where it is measured
+cheaper (:mod:`runtime.schedule.rungs`). Probing both in the chain would load
+every model twice on every lane for what the rung ladder already measures.
 
 A step that does not apply here (no GPU, provider not in this onnxruntime, no
 torch program in the bundle) is skipped; a step that is tried and fails, or
@@ -36,7 +48,7 @@ from runtime.gpu import gpu_memory_used, gpu_present
 from runtime.progress import log
 
 #: Step labels, in the order they are tried.
-STEPS = ("tensorrt", "onnxruntime-cuda", "torch-cuda", "onnxruntime-cpu", "torch-cpu")
+STEPS = ("tensorrt", "onnxruntime-cuda", "torch-cuda", "onnxruntime-cpu", "openvino-cpu", "torch-cpu")
 
 _SKIPS_LOGGED: set[str] = set()  # a skip (no GPU here) is said once per process, not once per member
 
@@ -213,6 +225,18 @@ def candidates(path: Path, name: str, options: BackendOptions) -> list[Candidate
             return "the bundle carries no torch program for this variant"
         return ""
 
+    def openvino_skip() -> str:
+        if importlib.util.find_spec("openvino") is None:
+            return "openvino is not installed"
+        if (options.precision or "fp32") not in ("fp32", "int8"):
+            return f"OpenVINO runs this chain's fp32 and int8 files, not {options.precision}"
+        return ""
+
+    def openvino_runner() -> Runner:
+        from runtime.backends.openvino import OpenVinoRunner
+
+        return OpenVinoRunner(path, name, replace(options, precision=options.precision or "fp32"))
+
     def ort_runner(*chosen: str) -> Callable[[], Runner]:
         return lambda: ort.OnnxRuntimeRunner(path, name, replace(options, providers=chosen))
 
@@ -224,6 +248,7 @@ def candidates(path: Path, name: str, options: BackendOptions) -> list[Candidate
         Candidate("onnxruntime-cuda", ort_runner(ort.CUDA_EP), _first_provider(ort.CUDA_EP), ort_skip(ort.CUDA_EP, True)),
         Candidate("torch-cuda", torch_runner("cuda"), _on_gpu, torch_skip(True)),
         Candidate("onnxruntime-cpu", ort_runner(ort.CPU_EP), None, ort_skip(ort.CPU_EP, False)),
+        Candidate("openvino-cpu", openvino_runner, None, openvino_skip()),
         Candidate("torch-cpu", torch_runner("cpu"), None, torch_skip(False)),
     ]
 

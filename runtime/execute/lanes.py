@@ -24,6 +24,12 @@ How many lanes (:func:`choose_lanes`):
   lane's sessions get ``cores // lanes`` threads (one lane: onnxruntime's own
   choice, as before lanes). The torch backend's CPU thread count is
   process-wide (``torch.set_num_threads``): its lanes share that setting.
+* On a CPU target (``cpu_target``: the bundle was packaged for a CPU notebook,
+  e.g. Kaggle's, which has 4 cores), the lanes are chosen as above from the
+  cores the notebook has, and every lane, one lane too, gets an explicit
+  intra-op thread count, ``--threads`` or ``cores // lanes``: onnxruntime and
+  OpenVINO (``INFERENCE_NUM_THREADS``) then use exactly the notebook's cores,
+  never each its own guess, and the rule (said in the run report) names them.
 
 One reader: every lane takes its chunks' inputs from the run's one
 :class:`runtime.data.pipeline.FeedPipeline` (the test table read once, image files
@@ -82,7 +88,7 @@ def usable_cores() -> int:
 
 def choose_lanes(*, gpus: int, cores: int, lanes: int | None = None, devices: Sequence[int] | None = None,
                  threads: int | None = None, model_bytes: int = 0, ram_free: int | None = None,
-                 max_chunks: int | None = None) -> tuple[list[LaneSpec], str]:
+                 max_chunks: int | None = None, cpu_target: bool = False) -> tuple[list[LaneSpec], str]:
     """The lanes of a run and why (see the module's rule).
 
     Args:
@@ -94,6 +100,7 @@ def choose_lanes(*, gpus: int, cores: int, lanes: int | None = None, devices: Se
         model_bytes: Largest model file of the bundle.
         ram_free: Free RAM in bytes (None: unknown).
         max_chunks: Chunks in the largest member's grid (None: unknown).
+        cpu_target: The bundle's target is a CPU notebook: every lane gets an explicit thread count.
 
     Raises:
         NinefitError: --devices names a GPU that is not here, or --lanes < 1.
@@ -129,8 +136,12 @@ def choose_lanes(*, gpus: int, cores: int, lanes: int | None = None, devices: Se
                 n, why = fit, f"{why}; RAM for {fit} lane(s) of the largest model"
         if max_chunks is not None and 0 < max_chunks < n:
             n, why = max_chunks, f"{why}; {max_chunks} chunk(s) to share"
-    # --threads is each lane's; without it a lane gets its share of the cores (one lane: onnxruntime's choice).
-    share = threads or (max(1, cores // n) if n > 1 else None)
+    # --threads is each lane's; without it a lane gets its share of the cores (one lane: onnxruntime's choice,
+    # except on a CPU target, where the one lane gets every core explicitly).
+    share = threads or (max(1, cores // n) if n > 1 or cpu_target else None)
+    if cpu_target:
+        why += (f"; {share} intra-op thread(s) per lane ({'--threads' if threads else f'{cores} core(s) here / {n} lane(s)'}"
+                "; onnxruntime and OpenVINO sessions)")
     return [LaneSpec(f"cpu{i}", "cpu", 0, share) for i in range(n)], why
 
 

@@ -230,8 +230,8 @@ class RunReport:
         if self.chunks_resumed:
             mem += f"; {self.chunks_resumed} chunk(s) resumed from {self.work_dir}"
         lines.append(mem)
-        if len(self.lanes) > 1:
-            lines.append(f"{len(self.lanes)} lanes ({self.lane_rule}):")
+        if len(self.lanes) > 1 or "intra-op thread" in self.lane_rule:  # a CPU target's threads are said
+            lines.append(f"{len(self.lanes)} lane{'s' if len(self.lanes) > 1 else ''} ({self.lane_rule}):")
             lines += [lane_line(lane) for lane in self.lanes]
         if self.stages:
             lines.append(stage_line(self.stages))

@@ -38,6 +38,10 @@ from runtime.schedule import planner
 
 #: Assumed speed-up of fp16 over fp32 on a GPU, until measured (none on a CPU).
 FP16_GPU_FACTOR = 0.6
+#: Assumed cost of an int8 / bf16 rung against fp32 on a CPU, until measured: without a profile an unmeasured
+#: CPU rung costed as fp32 would never be worth its value factor, so never run, so never measured. With this it is
+#: tried (at UNMEASURED_CAUTION), measured on its first batches, and pruned at once where it is not cheaper here.
+CPU_RUNG_FACTOR = {"int8": 0.5, "bf16": 0.7}
 #: Batches the "recent" throughput is taken over.
 RECENT_BATCHES = 3
 #: A lower rung must be measured at least this share cheaper per row than every rung above it.
@@ -105,7 +109,7 @@ def profile_entries(profile: Mapping | None, member: str) -> dict[str, dict[str,
 
 
 def cost_factor(member: Member, ref: Variant, target: Variant, gpu: bool) -> float:
-    """Rough cost of ``target`` relative to ``ref``: TTA passes, pixels, and fp16 on a GPU."""
+    """Rough cost of ``target`` relative to ``ref``: TTA passes, pixels, fp16 on a GPU, int8/bf16 on a CPU."""
     f = len(target.tta) / len(ref.tta)
     base = next((i.image.size for i in member.inputs if i.image is not None), None)
     a, b = ref.image_size or base, target.image_size or base
@@ -113,6 +117,8 @@ def cost_factor(member: Member, ref: Variant, target: Variant, gpu: bool) -> flo
         f *= (b[0] * b[1]) / (a[0] * a[1])
     if gpu and ref.precision != target.precision:
         f *= FP16_GPU_FACTOR if target.precision == "fp16" else 1 / FP16_GPU_FACTOR
+    elif not gpu and ref.precision != target.precision:
+        f *= CPU_RUNG_FACTOR.get(target.precision, 1.0) / CPU_RUNG_FACTOR.get(ref.precision, 1.0)
     return f
 
 
@@ -375,5 +381,5 @@ def _median(ratios: list[float]) -> float:
     return ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
 
 
-__all__ = ["FACTOR_SPREAD", "FP16_GPU_FACTOR", "RUNG_GAIN", "SHORT_BATCH_S", "UNMEASURED_CAUTION", "CostModel",
+__all__ = ["CPU_RUNG_FACTOR", "FACTOR_SPREAD", "FP16_GPU_FACTOR", "RUNG_GAIN", "SHORT_BATCH_S", "UNMEASURED_CAUTION", "CostModel",
            "LiveRate", "cost_factor", "profile_entries"]

@@ -81,6 +81,10 @@ def cuda_devices() -> list[dict[str, object]]:
     return out
 
 
+#: /proc/cpuinfo flags that decide how fast int8 and bf16 rungs run (Fingerprint.cpu_isa).
+LOW_PRECISION_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "avx512_bf16", "amx_bf16")
+
+
 def fingerprint() -> Fingerprint:
     """Describe this machine and its inference stack, to store with a measured profile."""
     model, mhz, flags = parse_cpuinfo(read_cpuinfo())
@@ -92,7 +96,7 @@ def fingerprint() -> Fingerprint:
     except ImportError:
         physical = None
     versions = {}
-    for dist in ("numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "torch", "tensorrt"):
+    for dist in ("numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "torch", "tensorrt", "openvino"):
         try:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -105,6 +109,7 @@ def fingerprint() -> Fingerprint:
         "cpu_mhz": cpu_mhz(mhz),
         "cpu_simd": simd,
         "cpu_fma": "fma" in flags,
+        "cpu_isa": ",".join(sorted(f for f in flags if f in LOW_PRECISION_FLAGS)),
         "cpu_cores_physical": physical,
         "cpu_threads": local_cores(),
         "host_ram_bytes": host_ram(),
@@ -113,5 +118,5 @@ def fingerprint() -> Fingerprint:
     })
 
 
-__all__ = ["DEFAULT_MHZ", "cpu_mhz", "cuda_devices", "fingerprint", "host_ram", "local_cores", "parse_cpuinfo",
+__all__ = ["DEFAULT_MHZ", "LOW_PRECISION_FLAGS", "cpu_mhz", "cuda_devices", "fingerprint", "host_ram", "local_cores", "parse_cpuinfo",
            "read_cpuinfo"]

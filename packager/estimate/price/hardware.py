@@ -188,7 +188,9 @@ def _cpu(key: str, name: str, cores: int, mhz: float, flags: set[str], ram: floa
 
 
 # Kaggle CPU sessions report "Intel(R) Xeon(R) CPU @ 2.20GHz" with AVX2 (users' reports).
-_KAGGLE_CPU = _cpu("cpu", "Kaggle CPU notebook", _KAGGLE_CORES, KAGGLE_HOST_MHZ, {"avx2", "fma"},
+#: The Kaggle CPU notebook's instruction sets as users report them: AVX2 and FMA; no AVX-512, VNNI or bf16 known.
+KAGGLE_CPU_FLAGS = frozenset({"avx2", "fma"})
+_KAGGLE_CPU = _cpu("cpu", "Kaggle CPU notebook", _KAGGLE_CORES, KAGGLE_HOST_MHZ, set(KAGGLE_CPU_FLAGS),
                    _KAGGLE_RAM, "Kaggle notebook docs / KAGGLE.md and users' reports; uncertain")
 TARGETS: tuple[str, ...] = (*_GPUS, "cpu", "local")
 
@@ -276,6 +278,7 @@ def get_target(name: str) -> Hardware:
 __all__ = [
     "GB",
     "KAGGLE_HOST_MHZ",
+    "KAGGLE_CPU_FLAGS",
     "TARGETS",
     "Hardware",
     "check_precision",

@@ -87,7 +87,8 @@ def test_chain_order_and_skips_on_this_cpu_machine(digits_bundle, monkeypatch):
     steps = chain.candidates(path, "mlp/fp32", BackendOptions(torch_file=None))
     assert [c.label for c in steps] == list(chain.STEPS)
     assert [c.skip for c in steps[:3]] == ["no GPU here"] * 3
-    assert steps[3].skip == "" and steps[4].skip == "the bundle carries no torch program for this variant"
+    assert steps[3].skip == "" and steps[5].skip == "the bundle carries no torch program for this variant"
+    assert steps[4].label == "openvino-cpu"  # after onnxruntime's CPU step (tests/runtime/backends/test_openvino_chain.py)
     assert default_backend() == "auto"
 
 
