@@ -104,8 +104,12 @@ def add_run_parser(sub) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from runtime.generate import is_generative
     from runtime.progress import quiet_log
     from runtime.run import RunOptions, default_work_dir, run
+
+    if is_generative(args.bundle):  # a causal LM's bundle: runtime.generate's file run
+        return _cmd_generate(args)
 
     with quiet_log(args.quiet):  # --quiet: the log's warnings and errors only
         report = run(args.bundle, args.data, args.out, RunOptions(
@@ -118,6 +122,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"run report: {report.report_path}\nwork folder: {args.work_dir or default_work_dir(args.out)} "
           "(checkpoints: a rerun resumes from them; --fresh discards them)")
     return 1 if report.failure or report.damage or (report.members and not report.covered_rows) else 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from runtime.generate import GenerateOptions, run_generation
+    from runtime.progress import quiet_log
+
+    with quiet_log(args.quiet):
+        report = run_generation(args.bundle, args.data, args.out, GenerateOptions(
+            time_limit_s=args.time_limit, start_time=args.start_time, margin_s=args.margin, reserve_s=args.reserve,
+            work_dir=args.work_dir, report_path=args.report, fresh=args.fresh, threads=args.threads,
+            engine=None if args.backend in (None, "auto") else args.backend, progress=not args.quiet))
+    print(report.brief() if args.quiet else report.table())
+    print(f"run report: {report.report_path}\njournal: {report.work_dir} (a rerun resumes from the items answered; "
+          "--fresh discards them)")
+    return 1 if report.failure or report.damage else 0
 
 
 def duration_arg(text: str) -> float:

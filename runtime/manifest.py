@@ -30,6 +30,8 @@ from runtime.profile import Profile
 #: 5: members converted from other libraries (``Member.source`` lightgbm, xgboost, catboost, sklearn, transformers,
 #: timm), ``Member.init`` ("factory": the factory loaded its own weights), ``Member.device`` ("cpu": the graph runs
 #: on the CPU whatever the target, e.g. tree ensembles) and the missing-value policy "model"; older manifests still load.
+#: 6: ``Manifest.generate`` (:class:`GenerateSpec`, a causal language model answering prompts: runtime.generate);
+#: older manifests still load.
 #: 7: CPU rungs: ``Variant.precision`` "int8" (a quantized file) and "bf16", ``Variant.backend`` ("openvino": the
 #: rung runs on OpenVINO only); older manifests still load.
 SCHEMA_VERSION = 7
@@ -60,6 +62,14 @@ MISSING_POLICIES = ("skip", "error", "fill", "model")
 #: Where a member's graph runs: "" (the run's device: the GPU on a GPU target), or "cpu" whatever the target
 #: (ONNX Runtime has no GPU kernels for the ai.onnx.ml operators tree ensembles and scikit-learn models use).
 MEMBER_DEVICES = ("", "cpu")
+#: How a generative member combines its samples' answers: the most frequent (ties by GENERATE_TIES), or the first found.
+GENERATE_AGGREGATIONS = ("majority", "first_valid")
+#: Which of the answers tied for the lead wins: the one reached first, the smallest or the largest number.
+GENERATE_TIES = ("first", "smallest", "largest")
+#: A prompt longer than the context allows (context_length - max_new_tokens): the fallback answer, or its end kept.
+GENERATE_TOO_LONG = ("refuse", "truncate")
+#: The generation engines (runtime.generate.engines): the preferred one installed, or one named.
+GENERATE_ENGINES = ("auto", "transformers", "vllm")
 #: What a text member's tokenizer can feed, one model input each.
 TEXT_FEEDS = ("input_ids", "attention_mask", "token_type_ids")
 #: How a text longer than ``max_length`` is handled.
@@ -251,6 +261,38 @@ class ServeSpec:
 
 
 @dataclass(frozen=True)
+class GenerateSpec:
+    """A generative member: a causal LM's Hugging Face folder answering one prompt per test row (runtime.generate;
+    docs/spec.md, "Generative models"). Every key is documented there; the budget keys shape the time banking."""
+
+    name: str
+    folder: str  # the save_pretrained folder (config, safetensors, tokenizer), relative to the bundle root
+    prompt_column: str = "prompt"
+    answer_column: str = "answer"
+    template: str = "{prompt}"  # the prompt given to the model; {prompt} (and any other test column) filled in
+    prompt_hook: str = ""  # "module:function" in hooks/: row dict -> prompt text (instead of the template)
+    max_new_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    samples: int = 8  # at most this many samples per item
+    round_samples: int = 0  # samples per engine call (0: as many as fit the item's time, up to samples)
+    agree: int = 0  # stop sampling once this many samples agree (0: a majority of samples)
+    extractor: str = ""  # a regex: the last match's first group (or the whole match) is the answer
+    extractor_hook: str = ""  # "module:function" in hooks/: generated text -> answer text or None
+    aggregation: str = "majority"  # one of GENERATE_AGGREGATIONS
+    tie: str = "first"  # one of GENERATE_TIES: which of the answers tied for the lead wins
+    fallback_answer: str = "0"  # the answer of an item nothing was extracted for
+    context_length: int = 0  # tokens (prompt + new); 0: the model config's
+    too_long: str = "refuse"  # one of GENERATE_TOO_LONG
+    cap: float = 2.0  # an item may use up to this many times its share of the time left
+    floor: float = 0.5  # every item not yet answered keeps this share of the first fair share
+    probe_items: int = 2  # items whose first round draws one sample, to measure the costs
+    engine: str = "auto"  # one of GENERATE_ENGINES
+    dtype: str = "auto"  # the weights' dtype at load: auto (the folder's), float32, float16, bfloat16
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class Manifest:
     """Everything the runtime needs to know about a bundle."""
 
@@ -270,6 +312,7 @@ class Manifest:
     # a GPU target really runs on the GPU. Empty: not recorded (bundles from before it was).
     target: str = ""
     serve: ServeSpec | None = None  # the evaluation-API shape; None: the bundle writes a submission file
+    generate: GenerateSpec | None = None  # a generative bundle (its members are empty); None: an ensemble
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -380,7 +423,7 @@ def _build(cls: type, value: Any) -> Any:
 
 
 _DATACLASSES = {c.__name__: c for c in (ImageSpec, InputSpec, TextSpec, Variant, Member, DataSpec, SubmissionSpec,
-                                          ServeSpec)}
+                                          ServeSpec, GenerateSpec)}
 
 
 def _convert(annotation: object, value: Any) -> Any:
@@ -414,7 +457,12 @@ __all__ = [
     "TEXT_REDUCTIONS",
     "TEXT_TRUNCATIONS",
     "TTA_TRANSFORMS",
+    "GENERATE_AGGREGATIONS",
+    "GENERATE_ENGINES",
+    "GENERATE_TIES",
+    "GENERATE_TOO_LONG",
     "DataSpec",
+    "GenerateSpec",
     "ImageSpec",
     "InputSpec",
     "Manifest",

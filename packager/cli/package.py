@@ -53,7 +53,11 @@ def _image_python() -> str:
 
 def run(args: argparse.Namespace) -> int:
     from packager.build import PackageOptions, package
+    from packager.generate import is_generative_spec
     from packager.offline.image import image_facts
+
+    if is_generative_spec(args.spec):  # [[model]] causal_lm: the generative bundle (packager.generate)
+        return _generative(args)
 
     steps = []
     if not args.no_profile:
@@ -92,4 +96,21 @@ def run(args: argparse.Namespace) -> int:
           f"report: {result.bundle / 'report.md'}")
     for line in offline_summary(result.bundle):
         print(line)
+    return 0
+
+
+def _generative(args: argparse.Namespace) -> int:
+    """A causal LM's bundle: its folder carried and verified; no ONNX export, profile or wheelhouse (said)."""
+    from packager.generate import package_generative
+
+    result = package_generative(args.spec, args.out, force=args.force, target=args.target)
+    for w in result.warnings:
+        print(f"warning: {w}")
+    rates = result.profile["costs"]["decode_tokens_per_s"]
+    print(f"bundle written to {result.bundle} (generative: {result.manifest.generate.name if result.manifest.generate else ''}, "
+          f"{len(result.manifest.files)} files; decode {', '.join(f'{r:,.0f} tokens/s at batch {b}' for b, r in rates.items())} "
+          f"here); report: {result.bundle / 'report.md'}")
+    if not args.no_wheels:
+        print("note: no wheelhouse for a generative bundle: it runs on the image's transformers and torch (vLLM, "
+              "which Kaggle's image lacks, is not collected: add its wheels as a dataset of your own)")
     return 0

@@ -1,0 +1,148 @@
+"""A generative bundle's file run on the tiny adding model (examples/generate): every row answered before a tight
+limit, a kill -9 resumed without answering a finished item again, an extractor that finds nothing giving the
+fallback, a prompt too long for the context refused or truncated as the spec says, and the evaluation-API shape
+answering one item per call within its deadline."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from packager.generate import package_generative
+from runtime.bundle import open_bundle
+from runtime.generate import GenerateOptions, run_generation
+from runtime.generate.serve import GenerationPredictor
+from tests.fixtures.adder import adder_model, answers, submission, write_project
+from tests.fixtures.clock import FakeClock
+from tests.fixtures.fake_engine import FakeEngine
+
+pytestmark = pytest.mark.timeout(900)  # the session's first test trains the model (a minute idle, more when loaded)
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    return adder_model(tmp_path_factory.getbasetemp())
+
+
+def _package(tmp: Path, model: Path, **keys) -> tuple[Path, Path]:
+    project = tmp / "project"
+    spec = write_project(project, model, **keys)
+    bundle = tmp / "bundle"
+    package_generative(spec, bundle)
+    return bundle, project
+
+
+def test_the_bundle_packages_verifies_and_answers_every_row_before_a_tight_limit(tmp_path, model):
+    bundle, project = _package(tmp_path, model, items=15)
+    opened = open_bundle(bundle)  # every file checksummed, the model's folder included
+    assert any(f.startswith("models/adder/") and f.endswith(".safetensors") for f in opened.manifest.files)
+    assert "Verification" in (bundle / "report.md").read_text()
+    out = tmp_path / "submission.csv"
+    limit = 45.0
+    report = run_generation(bundle, project / "data", out, GenerateOptions(time_limit_s=limit, progress=False))
+    got, truth = submission(out), answers(project)
+    assert list(got) == list(truth)  # every test id, in order
+    assert report.finished_at_s < limit and report.slack_s is not None and report.slack_s > 0
+    assert all(it["stop"] in ("agreed", "samples", "cut") for it in report.items)
+    assert sum(got[i] == truth[i] for i in truth) >= 3  # the model adds: right often (not always)
+    saved = json.loads((tmp_path / "submission.run_report.json").read_text())
+    assert saved["totals"]["items"] == 15 and saved["costs"]["measured"]
+    assert {"samples", "new_tokens", "seconds", "banked_s", "vote", "stop", "answer"} <= set(saved["items"][0])
+
+
+def test_a_tight_limit_on_a_fake_clock_answers_every_item_and_ends_by_it(tmp_path, model):
+    bundle, project = _package(tmp_path, model, items=20, extractor=r"\\boxed\{(\d+)\}")
+    clock = FakeClock()
+    engine = FakeEngine(clock, step_s=0.05, tokens=8, context_length=64)
+    limit = 12.0  # 20 items, a round of 3 samples ~0.6 s: about two rounds per item
+    report = run_generation(bundle, project / "data", tmp_path / "s.csv",
+                            GenerateOptions(time_limit_s=limit, margin_s=0.5, reserve_s=0.2, progress=False),
+                            clock=clock, engine=engine)
+    assert clock() <= limit - 0.5
+    assert len(report.items) == 20 and all(it["samples"] >= 1 for it in report.items)
+    assert all(not it["fallback"] for it in report.items)  # the fake answers "\boxed{1}": extractor below
+    assert sum(it["seconds"] for it in report.items) <= limit
+
+
+def test_kill_9_resumes_without_answering_a_finished_item_again(tmp_path, model):
+    bundle, project = _package(tmp_path, model, items=40, samples=9, round_samples=1, agree=9)
+    out = tmp_path / "submission.csv"
+    journal_glob = "submission.ninefit-work/generate/*/answers.jsonl"
+    cmd = [sys.executable, "-m", "runtime", "run", str(bundle), "--data", str(project / "data"), "--out", str(out),
+           "--time-limit", "10m"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            found = list(tmp_path.glob(journal_glob))
+            if found and len(found[0].read_text().splitlines()) >= 3:
+                break
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    journal = next(tmp_path.glob(journal_glob))
+    before = [json.loads(line)["id"] for line in journal.read_text().splitlines() if line.strip().endswith("}")]
+    assert 3 <= len(before) < 40
+    first = submission(out)  # whole, from the run's last write: every row, answered or fallback
+    assert list(first) == list(answers(project))
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ids = [json.loads(line)["id"] for line in journal.read_text().splitlines()]
+    assert sorted(ids) == sorted(answers(project)) and len(ids) == len(set(ids))  # each item answered exactly once
+    report = json.loads((tmp_path / "submission.run_report.json").read_text())
+    assert report["resumed"] >= len(before)
+    assert "item(s) resumed from" in done.stdout
+
+
+def test_an_extractor_that_finds_nothing_gives_the_fallback(tmp_path, model):
+    bundle, project = _package(tmp_path, model, items=4, extractor=r"NEVER(\d+)", fallback_answer="42")
+    out = tmp_path / "s.csv"
+    report = run_generation(bundle, project / "data", out, GenerateOptions(progress=False))
+    assert set(submission(out).values()) == {"42"}
+    assert all(it["fallback"] and it["samples"] == 7 and it["vote"] == {} for it in report.items)
+    assert report.covered_rows == 0
+
+
+@pytest.mark.parametrize("too_long", ["refuse", "truncate"])
+def test_a_prompt_longer_than_the_context_is_refused_or_truncated(tmp_path, model, too_long):
+    long = "1" * 70 + "+" + "2" * 70 + "="  # 142 tokens: the model's context is 64
+    bundle, project = _package(tmp_path, model, items=3, prompts={"q001": long}, too_long=too_long,
+                               fallback_answer="-1")
+    out = tmp_path / "s.csv"
+    report = run_generation(bundle, project / "data", out, GenerateOptions(progress=False))
+    item = next(it for it in report.items if it["id"] == "q001")
+    if too_long == "refuse":
+        assert item["stop"] == "refused" and "over the 56 the context allows" in item["reason"]
+        assert submission(out)["q001"] == "-1" and item["samples"] == 0
+    else:
+        assert item["truncated"] == 142 - 56 and item["prompt_tokens"] == 56 and item["samples"] >= 1
+    assert "truncated" in (bundle / "report.md").read_text()
+
+
+def test_the_evaluation_api_shape_answers_one_item_per_call_within_its_deadline(tmp_path, model):
+    import pandas as pd
+
+    bundle, project = _package(tmp_path, model, items=6)
+    predictor = GenerationPredictor(bundle, response_timeout_s=5.0, time_limit_s=300.0, expected_items=6)
+    test = pd.read_csv(project / "data" / "test.csv", dtype=str)
+    for n in range(len(test)):
+        start = time.perf_counter()
+        answer = predictor.predict(test.iloc[[n]][["id"]], test.iloc[[n]][["prompt"]])
+        took = time.perf_counter() - start
+        assert list(answer.columns) == ["id", "answer"] and len(answer) == 1 and answer["id"][0] == test["id"][n]
+        if n:  # the first call loads the engine, without a deadline (as Kaggle's first call)
+            assert predictor.reports[n]["allowed_s"] <= 5.0 * 0.95 - 0.25
+            assert took < 5.0 or predictor.reports[n]["stop"] == "cut"
+    assert len(predictor.reports) == 6
