@@ -165,6 +165,12 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
             budget, unknown backend); then nothing is written. Failures of one
             member are not raised: it is skipped and reported.
     """
+    from runtime.generate.filerun import is_generative
+
+    if is_generative(bundle_dir):  # a causal LM's bundle (the notebook calls this function for every bundle)
+        from runtime.generate.runreport import run_generative
+
+        return run_generative(bundle_dir, data, out, options, clock)
     r = _Run(bundle_dir, data, out, options, clock)
     r.write_fallback_and_run_hooks()
     r.choose_lanes()

@@ -12,6 +12,7 @@ as often as its write time allows; finally the submission and the report.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ def is_generative(bundle_dir: str | Path) -> bool:
         return False
 
 
-def run_generation(bundle_dir: str | Path, data: str | Path, out: str | Path,
+def run_generation(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike,
                    options: GenerateOptions = GenerateOptions(), *, clock: Callable[[], float] | None = None,
                    engine: Engine | None = None) -> GenerationReport:
     """Answer every test row of a generative bundle before the deadline (see the module's docstring).

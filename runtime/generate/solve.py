@@ -95,6 +95,8 @@ def solve_item(item_id: str, prompt_ids: list[int], engine: Engine, sampling: Sa
         left = allowance.cut_s - clock()
         want = 1 if probe and report.rounds == 0 else min(sampling.round_samples, remaining, _needed(vote, sampling))
         batch, tokens = round_size(costs, want, len(prompt_ids), sampling.max_new_tokens, left)
+        if not costs.measured and left > 0:  # priors only: a short round measures them (the hard stop bounds it)
+            batch, tokens = 1, max(tokens, min(MIN_ROUND_TOKENS, sampling.max_new_tokens))
         if tokens < min(MIN_ROUND_TOKENS, sampling.max_new_tokens):
             report.stop = "cut"
             report.reason = f"{max(left, 0.0):.2f}s left of its {allowance.allowed_s:.2f}s: no round fits"

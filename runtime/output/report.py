@@ -151,6 +151,9 @@ class RunReport:
     features: dict[str, Any] = field(default_factory=dict)
     # The postprocess hook at the final write: {"hook", "seconds" (in the hook, every write), "rows_failed"}.
     postprocess: dict[str, Any] = field(default_factory=dict)
+    # A generative bundle's run (runtime.generate.GenerationReport.to_dict(), its printed table under "table"); empty
+    # for an ensemble.
+    generation: dict[str, Any] = field(default_factory=dict)
 
     def member(self, name: str) -> MemberReport:
         for m in self.members:

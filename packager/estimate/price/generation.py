@@ -32,6 +32,8 @@ from runtime.errors import SpecError
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
 #: Share of the GPU memory a plan may fill (the rest: activations, the engine's own buffers, fragmentation).
 MEMORY_USE = 0.9
+#: The most samples per item a plan tries.
+MAX_SAMPLES = 4096
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,8 @@ class GenerationPlan:
                f"({p.decode_tokens_per_s(self.samples_asked, 0):,.0f} at batch {self.samples_asked}); one item of "
                f"{self.samples_asked} samples takes {self.item_s_asked:.2f}s at least",
                f"time: {self.items} items in {self.limit_s:,.0f}s -> {self.limit_s / max(1, self.items):.1f}s per item; "
-               + (f"up to {self.samples_fit} samples per item fit at the bound" if self.samples_fit
+               + (f"{self.samples_fit:,} or more samples per item fit at the bound" if self.samples_fit >= MAX_SAMPLES
+                  else f"up to {self.samples_fit} samples per item fit at the bound" if self.samples_fit
                   else "not one sample per item fits at the bound"),
                f"memory: {self.memory_needed / gib:.2f} GiB per device needed at {self.samples_asked} samples of the "
                f"full context, {self.memory_per_device * MEMORY_USE / gib:.1f} GiB usable: "
@@ -163,7 +166,7 @@ def plan_generation(shape: ModelShape, hw: Hardware, *, items: int, limit_s: flo
     price = price_generation(shape, hw, devices=devices, precision=precision)
     per_item = limit_s / max(1, items)
     fit = 0
-    for b in range(1, 4097):
+    for b in range(1, MAX_SAMPLES + 1):
         if price.item_s(b, prompt_tokens, new_tokens) / efficiency > per_item:
             break
         fit = b
@@ -180,5 +183,5 @@ def plan_generation(shape: ModelShape, hw: Hardware, *, items: int, limit_s: flo
                           bf16_note=note)
 
 
-__all__ = ["DTYPE_BYTES", "MEMORY_USE", "GenerationPlan", "GenerationPrice", "ModelShape", "plan_generation",
+__all__ = ["DTYPE_BYTES", "MAX_SAMPLES", "MEMORY_USE", "GenerationPlan", "GenerationPrice", "ModelShape", "plan_generation",
            "price_generation"]

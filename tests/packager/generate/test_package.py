@@ -39,6 +39,9 @@ def test_ninefit_package_and_verify_a_generative_bundle(tmp_path, model, capsys)
     profile = json.loads((tmp_path / "b" / "generate_profile.json").read_text())
     assert profile["costs"]["measured"] and len(profile["verified"]) == 2 and profile["context_length"] == 64
     assert ninefit(["verify", str(tmp_path / "b")]) == 0
+    assert ninefit(["estimate", str(tmp_path / "b"), "--target", "t4x2", "--rows", "50", "--time-limit", "9h"]) == 0
+    out = capsys.readouterr().out
+    assert "samples per item fit at the bound" in out and "over 2 device(s)" in out and "% of it" in out
     weights = tmp_path / "b" / "models" / "adder" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-8] + b"damaged!")
     assert ninefit(["verify", str(tmp_path / "b")]) == 1

@@ -146,3 +146,14 @@ def test_the_evaluation_api_shape_answers_one_item_per_call_within_its_deadline(
             assert predictor.reports[n]["allowed_s"] <= 5.0 * 0.95 - 0.25
             assert took < 5.0 or predictor.reports[n]["stop"] == "cut"
     assert len(predictor.reports) == 6
+
+
+def test_runtime_run_the_notebooks_call_runs_a_generative_bundle(tmp_path, model):
+    import runtime
+
+    bundle, project = _package(tmp_path, model, items=4)
+    report = runtime.run(bundle, project / "data", tmp_path / "s.csv", runtime.RunOptions(time_limit_s=120.0,
+                                                                                          progress=False))
+    assert isinstance(report, runtime.RunReport) and report.rows == 4
+    assert len(report.generation["items"]) == 4 and "rows answered by adder" in report.table()
+    assert list(submission(tmp_path / "s.csv")) == list(answers(project))
