@@ -33,11 +33,9 @@ def test_digits_package_run_accuracy(digits_dir, tmp_path):
     r = ninefit("run", str(bundle), "--data", str(digits_dir / "data"), "--out", str(sub))
     assert r.returncode == 0, r.stderr
     assert "[cnn]" in r.stderr and "onnxruntime (CPUExecutionProvider)" in r.stderr  # progress + backend log
-    sys.path.insert(0, str(digits_dir))
-    try:
-        from score import accuracy
-    finally:
-        sys.path.remove(str(digits_dir))
+    from tests.fixtures.modules import load_module
+
+    accuracy = load_module(digits_dir, "score").accuracy
     assert accuracy(sub, digits_dir / "data" / "test_labels.csv") >= 0.95
     rows = sub.read_text().splitlines()
     sample = (digits_dir / "data" / "sample_submission.csv").read_text().splitlines()

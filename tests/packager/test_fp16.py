@@ -131,17 +131,12 @@ def work(digits_dir, tmp_path) -> Path:
 
 def arch_spec(work: Path, kinds=KINDS) -> Path:
     """A spec of the digits data with one member per architecture, each with an fp16 variant."""
-    import sys
-
     import torch
 
+    from tests.fixtures.modules import load_module
+
     (work / "archs.py").write_text(ARCHS)
-    sys.path.insert(0, str(work))
-    try:
-        import archs
-    finally:
-        sys.path.remove(str(work))
-        sys.modules.pop("archs", None)
+    archs = load_module(work, "archs")  # by its path: another test's archs.py may be cached under the name
     torch.manual_seed(0)
     for kind in kinds:
         model = archs.make(kind)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +25,9 @@ torch = pytest.importorskip("torch")
 
 
 def accuracy(digits_dir: Path, submission: Path) -> float:
-    sys.path.insert(0, str(digits_dir))
-    try:
-        from score import accuracy as score
-    finally:
-        sys.path.remove(str(digits_dir))
-    return score(submission, digits_dir / "data" / "test_labels.csv")
+    from tests.fixtures.modules import load_module
+
+    return load_module(digits_dir, "score").accuracy(submission, digits_dir / "data" / "test_labels.csv")
 
 
 def options(**kw) -> BackendOptions:
