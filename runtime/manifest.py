@@ -140,6 +140,9 @@ class Variant:
     # The torch.export program (``.pt2``) of this rung, relative to the bundle root; "" when the
     # member carries ONNX only. fp16 rungs share the fp32 program and run it under autocast.
     torch_file: str = ""
+    # The backend the rung is bound to: "" (the run's), "onnxruntime", or "openvino" (OpenVINO on the CPU at
+    # ``precision``: its fp32, bf16 and int8 rungs; runtime.schedule.rungs leaves it out where it cannot run).
+    backend: str = ""
 
 
 @dataclass(frozen=True)
@@ -152,9 +155,6 @@ class Member:
     output: str
     variants: tuple[Variant, ...]
     activation: str = "none"
-    # The backend the rung is bound to: "" (the run's), "onnxruntime", or "openvino" (OpenVINO on the CPU at
-    # ``precision``: its fp32, bf16 and int8 rungs; runtime.schedule.rungs leaves it out where it cannot run).
-    backend: str = ""
     score: float | None = None
     batch_size: int = 64
     exporter: str = ""
