@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.fixtures.images import image_member
-from tests.fixtures.images import image_project as image_project_at
+from tests.fixtures.images import image_member, image_project as image_project_at
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 

@@ -35,8 +35,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from runtime.backends import onnxruntime as ort_backend
-from runtime.backends import register
+from runtime.backends import onnxruntime as ort_backend, register
 from runtime.backends.base import BackendOptions, Runner
 from runtime.backends.registry import available
 

@@ -9,8 +9,10 @@ import math
 import numbers
 from dataclasses import dataclass
 
-from runtime.status import PLANNABLE as _PLANNABLE  # noqa: F401 - the planner modules take it from here
-from runtime.status import Status
+from runtime.status import (
+    PLANNABLE as _PLANNABLE,  # noqa: F401 - the planner modules take it from here
+    Status,
+)
 
 #: Member states the planner takes (:class:`runtime.status.Status`); "pending", "running" and "dropped" are planned.
 STATUSES = (Status.PENDING, Status.RUNNING, Status.DONE, Status.FAILED, Status.DROPPED)

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from runtime import backends
-from runtime.backends import onnxruntime as ort_backend
-from runtime.backends import tensorrt as trt_backend
+from runtime.backends import onnxruntime as ort_backend, tensorrt as trt_backend
 from runtime.backends.base import BackendOptions, translate_error
 from runtime.backends.registry import register
 from runtime.backends.tensorrt import engine_cache_key
