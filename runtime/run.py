@@ -167,7 +167,7 @@ def run(bundle_dir: str | os.PathLike, data: str | os.PathLike, out: str | os.Pa
     """
     from runtime.generate.filerun import is_generative
 
-    if is_generative(bundle_dir):  # a causal LM's bundle (the notebook calls this function for every bundle)
+    if is_generative(Path(bundle_dir)):  # a causal LM's bundle (the notebook calls this function for every bundle)
         from runtime.generate.runreport import run_generative
 
         return run_generative(bundle_dir, data, out, options, clock)

@@ -233,7 +233,8 @@ def check_device(report: dict[str, Any], options: EstimateOptions, path: str | o
     """
     target = options.target.strip().lower()
     hw = _target_hardware(target)
-    machine = report.get("machine") if isinstance(report.get("machine"), dict) else {}
+    raw = report.get("machine")
+    machine: dict[str, Any] = raw if isinstance(raw, dict) else {}
     devices = {str(m.get("device")) for m in report["members"] if isinstance(m, dict) and m.get("device")}
     gpus = [str(g) for g in machine.get("gpus") or []]
     kind = "gpu" if "gpu" in devices else "cpu" if devices else ("gpu" if gpus else "cpu" if machine else "")
@@ -354,7 +355,7 @@ def calibrate(store: CalibrationStore, bundle: str | os.PathLike, manifest: Mani
         if entry.get("status") not in _USABLE or computed < 1:
             skipped.append(f"{name} (status {entry.get('status')!r}, {computed} rows)")
             continue
-        costing = Costing(bundle, manifest, replace(options, rows=computed))
+        costing = Costing(Path(bundle), manifest, replace(options, rows=computed))
         batch = batch or costing.batch_for(member)
         estimated = costing.inference(member, variant, batch, rows)[0].seconds if rows > 0 else 0.0
         if estimated > 0 and seconds > 0:

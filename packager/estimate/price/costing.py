@@ -176,8 +176,9 @@ class Costing:
             return n, float(n)
         rec = self.profile.checkpoint.run.lanes
         measured, speedup = int(rec.lanes or 1), float(rec.speedup or 1.0)
-        n = self.options.lanes
-        if n is None:
+        if self.options.lanes is not None:
+            n = self.options.lanes
+        else:
             if not (self.machine and self.machine.same) or measured <= 1:
                 return 1, 1.0
             chunks = max(len(member_grid(rows, m, self.profile)) for m in self.manifest.members)
