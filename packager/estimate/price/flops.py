@@ -511,7 +511,8 @@ def _walk(graph: onnx.GraphProto, batch_size: int) -> GraphCost:
     )
 
 
-_FLOAT_NAMES = {
+#: Keyed by the plain int a TensorProto's data_type holds (how the counter records them).
+_FLOAT_NAMES: dict[int, str] = {
     TensorProto.FLOAT: "float32", TensorProto.FLOAT16: "float16",
     TensorProto.BFLOAT16: "bfloat16", TensorProto.DOUBLE: "float64",
 }

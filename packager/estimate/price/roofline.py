@@ -203,6 +203,14 @@ def _confidence(relation: str, cost: GraphCost, local: Hardware, target: Hardwar
     return confidence
 
 
+def _number(data: dict[str, object], key: str, default: float) -> float:
+    """``data[key]`` as a float (a stored calibration's count or sum); TypeError naming the key if it is not a number."""
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(f"calibration field {key!r} = {value!r}; expected a number")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class Calibration:
     """Correction of one target's estimates (for one member, or all when None).
@@ -272,9 +280,9 @@ class Calibration:
         """Inverse of :meth:`to_dict`."""
         return cls(target=str(data["target"]),
                    member=None if data.get("member") is None else str(data["member"]),
-                   count=int(data.get("count", 0)),  # type: ignore[arg-type]
-                   log_sum=float(data.get("log_sum", 0.0)),  # type: ignore[arg-type]
-                   log_sq_sum=float(data.get("log_sq_sum", 0.0)))  # type: ignore[arg-type]
+                   count=int(_number(data, "count", 0)),
+                   log_sum=_number(data, "log_sum", 0.0),
+                   log_sq_sum=_number(data, "log_sq_sum", 0.0))
 
 
 __all__ = ["CONFIDENCES", "Calibration", "Estimate", "lowest_confidence", "translate"]
