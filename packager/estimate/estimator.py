@@ -317,9 +317,10 @@ def chunk_quantum(costing: Costing) -> dict[str, int]:
 
 
 def describe_profile(profile: Profile) -> str:
-    """Where and how the profile was measured, in one line (none: a spec-sheet estimate)."""
+    """Where and how the profile was measured, in one line (none: priced without a measurement)."""
     if not profile.measured:
-        return "none: spec-sheet estimate (run `ninefit profile BUNDLE` for a measured one)"
+        return ("none: not measured (a GPU target's inference from published figures, the rest from spec sheets; "
+                "run `ninefit profile BUNDLE` for a measured one)")
     fp = profile.fingerprint
     gpus = ", ".join(str(g.name) for g in fp.gpus)
     ort = fp.versions.get("onnxruntime") or fp.versions.get("onnxruntime-gpu") or "?"

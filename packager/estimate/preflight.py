@@ -153,13 +153,15 @@ def _largest_batch(costing: Costing, variant: Variant, batch: int, memory: float
 
 def _profile_checks(costing: Costing) -> list[Check]:
     profile = costing.profile
+    source = ("the GPU model fitted to published figures (GPU work) and rate constants (the host's)"
+              if costing.gpu_priced else "spec sheets")
     if not profile.measured:
-        return [Check("profile", "warning", "the bundle has no measured profile: the estimate comes from spec "
-                      "sheets alone (low confidence, wide band); run `ninefit profile BUNDLE --data DATA`")]
+        return [Check("profile", "warning", f"the bundle has no measured profile: the estimate comes from {source} "
+                      "alone (low confidence, wide band); run `ninefit profile BUNDLE --data DATA`")]
     out = []
     missing = [f"{m.name}/{v.name}" for m in costing.manifest.members for v in m.variants if costing.record(m, v) is None]
     if missing:
-        out.append(Check("profile", "warning", f"no measurement for {', '.join(missing)}: priced from spec sheets"))
+        out.append(Check("profile", "warning", f"no measurement for {', '.join(missing)}: priced from {source}"))
     if costing.options.target.strip().lower() == "local" and costing.machine is not None and not costing.machine.same:
         out.append(Check("profile", "warning", "the profile was measured on another machine "
                          f"({costing.machine.source.name}); re-run `ninefit profile` here for a same-machine estimate"))

@@ -240,7 +240,7 @@ def test_user_mistakes_are_one_line_errors(bundle, cal, capsys, tmp_path):
 def test_bundle_without_profile_gets_a_spec_sheet_estimate(digits_bundle, cal, capsys):
     code, out, _ = estimate(capsys, str(digits_bundle), "--rows", "25000", *cal)
     assert code == 0
-    assert "spec-sheet estimate" in out and "[profile]" in out and "spec sheet" in out
+    assert "none: not measured" in out and "[profile]" in out and "published figures" in out
 
 
 @pytest.mark.timeout(180)
