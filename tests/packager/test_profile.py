@@ -334,8 +334,10 @@ def test_a_new_profile_is_written_as_the_older_version_wrote_it(bundle, digits_d
     new = json.loads((bundle / "manifest.json").read_text())
     assert set(old) <= set(new)  # a later schema may add keys of its own (at their defaults)
     assert json.loads(capsys.readouterr().out) == new["profile"]  # --json: the profile alone on stdout, no progress
+    # Keys a later version added, and versions of the libraries installed here (openvino: an optional backend).
     optional = ("..checkpoint.run.lanes", "..checkpoint.run.process", "..startup.cold_s", "..fingerprint.gpus[]",
-                "..checkpoint.run.points[].threads", "..checkpoint.run.lanes.threads")
+                "..checkpoint.run.points[].threads", "..checkpoint.run.lanes.threads", "..fingerprint.cpu_isa",
+                "..fingerprint.versions.openvino")
     if usable_cores() > 1:  # the lanes' check runs: on a machine of one core, none
         optional = optional[1:]
 
