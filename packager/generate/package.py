@@ -78,7 +78,7 @@ def package_generative(spec_path: str | os.PathLike, dest: str | os.PathLike, *,
                             submission=SubmissionSpec(id_column=spec.data.id_column,
                                                       columns=(spec.generate.answer_column,), mode="values",
                                                       sample=spec.sample_submission.name),
-                            generate=spec.generate, target=target,
+                            generate=spec.generate, serve=spec.serve, target=target,
                             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         (stage / "report.md").write_text(_report(spec, profile, warnings, len(ids)), encoding="utf-8")
         manifest = replace(manifest, files=checksum_tree(stage, exclude=UNCHECKED_FILES))

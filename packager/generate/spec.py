@@ -9,7 +9,8 @@ import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from packager.spec.data import parse_data
+from packager.spec.data import parse_data, read_header
+from packager.spec.serve import parse_serve
 from packager.spec.tables import _err, _get, _path
 from runtime.errors import SpecError
 from runtime.manifest import (
@@ -19,6 +20,7 @@ from runtime.manifest import (
     GENERATE_TOO_LONG,
     DataSpec,
     GenerateSpec,
+    ServeSpec,
 )
 
 if sys.version_info >= (3, 11):
@@ -27,7 +29,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 #: The top-level keys of a generative spec.
-TOP_KEYS = ("name", "data", "model", "verify_prompts")
+TOP_KEYS = ("name", "data", "model", "verify_prompts", "serve")
 _HOOK = re.compile(r"[A-Za-z_][A-Za-z0-9_]*:[A-Za-z_][A-Za-z0-9_]*")
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
@@ -43,6 +45,7 @@ class GenerativeSpecIn:
     generate: GenerateSpec  # folder relative to the bundle: models/<name>
     hooks: tuple[Path, ...]  # the hook modules to carry (prompt_hook, extractor_hook)
     verify_prompts: int = 2
+    serve: ServeSpec | None = None  # [serve]: one item (or a batch of rows) per predict call; None: a file run
 
 
 def _read(path: Path) -> dict:
@@ -111,8 +114,13 @@ def parse_generative(path: str | os.PathLike) -> GenerativeSpecIn:
             hooks.append(module)
     verify = _get(raw, "verify_prompts", "the top level", int, 2, valid=lambda n: n >= 1,
                   expected="a whole number of prompts, at least 1")
+    # [serve]: the evaluation-API shape, its answer the sample submission's answer column (one value per row)
+    serve = parse_serve(raw, root, data, test_path, read_header(test_path), "values", (spec.answer_column,))
+    if serve is not None and serve.fallback:
+        raise _err("[serve.fallback]", f"a generative model answers {where}'s fallback_answer "
+                                       f"({spec.fallback_answer!r}) where it finds nothing: leave [serve.fallback] out")
     return GenerativeSpecIn(name=name, root=root, data=data, test_path=test_path, sample_submission=sample_path,
-                            folder=folder, generate=spec, hooks=tuple(hooks), verify_prompts=verify)
+                            folder=folder, generate=spec, hooks=tuple(hooks), verify_prompts=verify, serve=serve)
 
 
 def _generate_spec(t: dict, where: str) -> GenerateSpec:

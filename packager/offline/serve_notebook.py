@@ -19,7 +19,10 @@ notebook, built by :func:`packager.offline.notebook.build_notebook` through
    folder on ``sys.path``, as its demo notebook does) and starts it:
    ``server.serve()`` on the rerun (``KAGGLE_IS_COMPETITION_RERUN`` set: it
    blocks, and nothing after it runs), else ``server.run_local_gateway(...)``
-   on ``[serve] gateway_paths``.
+   on ``[serve] gateway_paths``. A generative bundle (``manifest.generate``)
+   builds :class:`runtime.generate.serve.GenerationPredictor` instead: each
+   row of a call (one item per call, AIMO's shape) answered by the causal LM
+   within the call's deadline and its share of the time bank.
 
 ninefit's stand-in server (:class:`runtime.serve.server.InferenceServer`) is
 used only where the bundle names no server, or where ``ninefit simulate``
@@ -154,7 +157,7 @@ def serve_notebook(manifest: Manifest, *, slug: str, data: str, time_limit: str,
             install_cell("\n\n\n".join([source_of(_competition_folder),
                                         f"DATA_DIR = _competition_folder(DATA_DIR, {marker})"])),
             markdown_cell("ninefit-serve-md", "## Serve the gateway: `predict` for each batch, to the deadline"),
-            _serve_cell(),
+            _serve_cell(generative=manifest.generate is not None),
         ],
         metadata={
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
@@ -181,6 +184,10 @@ def _intro_cell(manifest: Manifest, slug: str) -> NotebookNode:
         f"the members load there), pacing the time limit over {to_come}.",
         "",
         *(f"- `{m.name}`: weight {m.weight:g}, variants {', '.join(v.name for v in m.variants)}" for m in manifest.members),
+        *([f"- `{manifest.generate.name}`: a causal language model ({manifest.generate.engine} engine), each row of a "
+           f"call one item: up to {manifest.generate.samples} sample(s) voted, its share of the time banked or "
+           f"borrowed, the answer in `{manifest.generate.answer_column}` ({manifest.generate.fallback_answer!r} "
+           "where nothing is extracted)"] if manifest.generate is not None else []),
         "",
         f"Inference server: {server}. On Kaggle's rerun (`KAGGLE_IS_COMPETITION_RERUN` set) `server.serve()` "
         "blocks until the gateway is done and nothing after it runs; otherwise the competition's local gateway "
@@ -192,7 +199,30 @@ def _intro_cell(manifest: Manifest, slug: str) -> NotebookNode:
     ]))
 
 
-def _serve_cell() -> NotebookNode:
+def _predictor_lines(generative: bool) -> list[str]:
+    """The cell's lines that build the predictor: the ensemble's, or a causal LM's (one item per row)."""
+    if generative:
+        return [
+            "import runtime.generate.serve",
+            "predictor = runtime.generate.serve.GenerationPredictor(",
+            "    BUNDLE_DIR,",
+            "    time_limit_s=runtime.settings.parse_duration(TIME_LIMIT),",
+            "    start_time=NINEFIT_START,",
+            "    report_path=Path(REPORT),",
+            ")  # cheap: the model loads on the gateway's first call, which has no deadline",
+        ]
+    return [
+        "predictor = runtime.serve.Predictor(BUNDLE_DIR, runtime.serve.ServeOptions.from_spec(",
+        "    SERVE,",
+        "    time_limit_s=runtime.settings.parse_duration(TIME_LIMIT),",
+        "    start_time=NINEFIT_START,",
+        "    report_path=Path(REPORT),",
+        "    backend=BACKEND or None,",
+        "))  # cheap: the bundle opens and the members load on the gateway's first call, which has no deadline",
+    ]
+
+
+def _serve_cell(generative: bool = False) -> NotebookNode:
     return code_cell("ninefit-serve", "\n".join([
         "import sys",
         "from pathlib import Path",
@@ -213,13 +243,7 @@ def _serve_cell() -> NotebookNode:
         "if SERVE is None:",
         '    raise RuntimeError(f"the bundle in {BUNDLE_DIR} has no [serve] table: it writes submission.csv; "',
         '                       "write its notebook again with `ninefit notebook`")',
-        "predictor = runtime.serve.Predictor(BUNDLE_DIR, runtime.serve.ServeOptions.from_spec(",
-        "    SERVE,",
-        "    time_limit_s=runtime.settings.parse_duration(TIME_LIMIT),",
-        "    start_time=NINEFIT_START,",
-        "    report_path=Path(REPORT),",
-        "    backend=BACKEND or None,",
-        "))  # cheap: the bundle opens and the members load on the gateway's first call, which has no deadline",
+        *_predictor_lines(generative),
         "",
         "",
         "def predict(*args, **kwargs):",

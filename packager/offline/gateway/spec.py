@@ -77,7 +77,8 @@ class GatewaySpec:
         return cls(
             data_dir=str(data_dir), test=manifest.data.test, sample=sub.sample if s.sample else "", files=s.files,
             arguments=s.arguments, table=s.table or s.arguments[0], sample_argument=s.sample,
-            id_column=manifest.data.id_column, targets=sub.columns, numeric=sub.mode == "values",
+            id_column=manifest.data.id_column, targets=sub.columns,
+            numeric=sub.mode == "values" and manifest.generate is None,  # a causal LM's answers may be text
             include_id=s.include_id, scalar=s.scalar, batch_by=s.batch_by, batch_rows=s.batch_rows, order=s.order,
             seed=seed, response_timeout_s=s.response_timeout_s,
             startup_limit_s=s.startup_limit_s if startup_limit_s is None else startup_limit_s, out_dir=str(out_dir))
