@@ -26,7 +26,7 @@ def register(sub) -> None:
                      "than that image's (packager/data/kaggle_image.txt) is warned about")
     off.add_argument("--requirement", action="append", default=None, metavar="REQ",
                      help="wheel requirement to collect instead of the default (repeatable; default: onnxruntime-gpu, "
-                     "or onnxruntime for --target cpu)")
+                     "or onnxruntime for --target cpu; a language model's bundle collects only these, e.g. vllm==VERSION)")
     off.add_argument("--kaggle-python", default=None, metavar="X.Y",
                      help=f"Python version of Kaggle's image (default: {_image_python()}, the 'python' fact of "
                      "packager/data/kaggle_image.txt; never this machine's)")
@@ -103,14 +103,28 @@ def _generative(args: argparse.Namespace) -> int:
     """A causal LM's bundle: its folder carried and verified; no ONNX export, profile or wheelhouse (said)."""
     from packager.generate import package_generative
 
-    result = package_generative(args.spec, args.out, force=args.force, target=args.target)
+    steps = []
+    if args.requirement and not args.no_wheels:  # asked for (vLLM's wheels, say): collected and checked as usual
+        from packager.offline import wheelhouse_step
+        from packager.offline.image import image_facts
+
+        steps.append(wheelhouse_step(
+            args.requirement, target=args.target, python_version=args.kaggle_python or image_facts().python_version,
+            find_links=args.find_links, index=not args.no_index, verify=not args.no_install_check))
+    result = package_generative(args.spec, args.out, force=args.force, target=args.target, steps=steps)
     for w in result.warnings:
         print(f"warning: {w}")
     rates = result.profile["costs"]["decode_tokens_per_s"]
     print(f"bundle written to {result.bundle} (generative: {result.manifest.generate.name if result.manifest.generate else ''}, "
           f"{len(result.manifest.files)} files; decode {', '.join(f'{r:,.0f} tokens/s at batch {b}' for b, r in rates.items())} "
           f"here); report: {result.bundle / 'report.md'}")
-    if not args.no_wheels:
-        print("note: no wheelhouse for a generative bundle: it runs on the image's transformers and torch (vLLM, "
-              "which Kaggle's image lacks, is not collected: add its wheels as a dataset of your own)")
+    if steps:
+        from packager.offline import offline_summary
+
+        for line in offline_summary(result.bundle):
+            print(line)
+    elif not args.no_wheels:
+        print("note: no wheelhouse for a generative bundle unless asked: it runs on the image's transformers and "
+              "torch; for vLLM, which Kaggle's image lacks, pass --requirement vllm==VERSION (its wheels are "
+              "collected for Kaggle's Python and installed offline by the notebook)")
     return 0

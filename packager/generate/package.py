@@ -17,6 +17,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,13 @@ class GenerativePackageResult:
 
 
 def package_generative(spec_path: str | os.PathLike, dest: str | os.PathLike, *, force: bool = False,
-                       target: str = "") -> GenerativePackageResult:
+                       target: str = "", steps: Sequence[Callable[[Path, Any, Manifest], Manifest]] = ()
+                       ) -> GenerativePackageResult:
     """Package a generative spec into ``dest`` (see the module's docstring).
+
+    ``steps``: further packaging steps on the staged bundle, after its report is written and before its files
+    are checksummed (:func:`packager.offline.wheelhouse_step`: the wheels an engine the image lacks needs, such
+    as vLLM's, when the user asks for them).
 
     Raises:
         SpecError, DataError, ModelLoadError, PackagingError: what is wrong, named; nothing is written.
@@ -81,6 +87,8 @@ def package_generative(spec_path: str | os.PathLike, dest: str | os.PathLike, *,
                             generate=spec.generate, serve=spec.serve, target=target,
                             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         (stage / "report.md").write_text(_report(spec, profile, warnings, len(ids)), encoding="utf-8")
+        for step in steps:
+            manifest = step(stage, spec, manifest)
         manifest = replace(manifest, files=checksum_tree(stage, exclude=UNCHECKED_FILES))
         (stage / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
         _set_modes(stage)

@@ -48,6 +48,28 @@ def test_ninefit_package_and_verify_a_generative_bundle(tmp_path, model, capsys)
     assert "models/adder/model.safetensors" in capsys.readouterr().out
 
 
+def test_wheels_asked_for_are_collected_for_kaggles_python_and_checksummed(tmp_path, model, capsys):
+    """A language model's bundle collects only what --requirement asks (vLLM's wheels, on Kaggle), checked offline."""
+    import platform
+
+    from tests.packager.wheels import make_wheel
+
+    spec = write_project(tmp_path / "p", model, items=5)
+    make_wheel(tmp_path / "index", "ninefit-gen-engine", "1.0", code="VALUE = 3\n")
+    here = ".".join(platform.python_version_tuple()[:2])  # an interpreter that runs: a real offline install check
+    assert ninefit(["package", str(spec), "-o", str(tmp_path / "b"), "--target", "cpu", "--requirement",
+                    "ninefit-gen-engine", "--find-links", str(tmp_path / "index"), "--no-index",
+                    "--kaggle-python", here]) == 0
+    out = capsys.readouterr().out
+    assert "no wheelhouse" not in out
+    m = Manifest.load(tmp_path / "b")
+    assert "wheels/ninefit_gen_engine-1.0-py3-none-any.whl" in m.files
+    record = json.loads((tmp_path / "b" / "wheelhouse.json").read_text())
+    assert record["install_check"]["ok"] and record["install_check"]["mode"] == "installed"
+    assert "Offline install" in (tmp_path / "b" / "report.md").read_text()
+    assert ninefit(["verify", str(tmp_path / "b")]) == 0
+
+
 def test_an_older_manifest_still_loads(tmp_path, model):
     spec = write_project(tmp_path / "p", model, items=3)
     package_generative(spec, tmp_path / "b")
