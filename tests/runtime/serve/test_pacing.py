@@ -61,8 +61,9 @@ def test_the_rows_to_come_and_a_share_rounded_with_a_carry():
 
 def test_a_paced_run_spends_the_notebooks_time_on_the_best_value_per_second(digits_dir, tmp_path_factory, tmp_path,
                                                                              monkeypatch):
-    # value per second: mlp 0.4 / 0.0002 = 2000, cnn 0.6 / 0.0004 = 1500, cnn2 0.2 / 0.0004 = 500
-    costs = {"cnn": 0.0004, "mlp": 0.0002, "cnn2": 0.0004}
+    # value per second: mlp 0.4 / 0.0004 = 1000, cnn 0.6 / 0.0008 = 750, cnn2 0.2 / 0.0008 = 250 (costs large
+    # enough that a call's own overhead, and other work on this machine, are small beside them)
+    costs = {"cnn": 0.0008, "mlp": 0.0004, "cnn2": 0.0008}
     for k, v in slow_backend.write_config(tmp_path / "slow.json", s_per_row=costs).items():
         monkeypatch.setenv(k, v)
     bundle = build_three(digits_dir, tmp_path_factory.mktemp("three-serve"))
@@ -80,7 +81,12 @@ def test_a_paced_run_spends_the_notebooks_time_on_the_best_value_per_second(digi
     wall = time.perf_counter() - t0
     records = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()][1:]
     use = {n: sum(m["rows"] for r in records for m in r["members"] if m["member"] == n) for n in costs}
-    assert use["mlp"] == (batches - 1) * rows  # the best value per second covers every row
+    # The best value per second covers (nearly) every row: the pace is set from costs measured on this machine's
+    # clock, and a call slowed by other work here may leave a few of its rows to the fallback's members.
+    assert use["mlp"] >= 0.98 * (batches - 1) * rows
     assert use["cnn2"] == 0  # the worst gives its time to the others
     assert 0.3 * (batches - 1) * rows < use["cnn"] < (batches - 1) * rows  # the marginal member: a share
-    assert wall < limit and all(r["fallback_rows"] == 0 for r in records)
+    # Under the limit, and nearly every row from the models: a 6 s limit is tight enough that a call slowed by other
+    # work on this machine can leave the last one short of time (its rows answered by the fallback, as designed).
+    fallback = sum(r["fallback_rows"] for r in records)
+    assert wall < limit and fallback <= 0.02 * batches * rows, [r for r in records if r["fallback_rows"]][:2]
