@@ -236,6 +236,9 @@ class Executor:
         ended = self._ended = queue.Queue()
         busy: dict[int, threading.Thread] = {}
         parked: dict[int, tuple] = {}  # lane -> progress marker when its step found nothing to do
+        # lane -> progress marker when its step was handed out: a step that found nothing parks its lane only
+        # until anything moves after that (another lane's progress during the step may have left work for it)
+        handed: dict[int, tuple] = {}
         error: BaseException | None = None
         try:
             if probe:
@@ -250,6 +253,7 @@ class Executor:
                         if error is not None or lane.index in busy or not steps or parked.get(lane.index) == marker:
                             continue
                         parked.pop(lane.index, None)
+                        handed[lane.index] = marker
                         busy[lane.index] = self._start("lane", lane, self._lane_step, lane, p, steps[0], ended)
                     self._want_tick = error is None and len(busy) < len(self.workers)
                 if not busy:
@@ -264,8 +268,7 @@ class Executor:
                 if error is not None and not busy:
                     break
                 if not worked:
-                    with self.booking:
-                        parked[index] = self._progress_marker()
+                    parked[index] = handed.pop(index)
         finally:
             self._want_tick = False
             self._ended = None
