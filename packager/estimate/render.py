@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from packager.estimate.estimator import BudgetEstimate
 from packager.estimate.price.items import Item
 from runtime.progress import format_seconds
+
+if TYPE_CHECKING:  # the serving estimate renders its own table, and closes with verdict_lines
+    from packager.estimate.serve.result import ServeEstimate
 
 
 def fmt_s(seconds: float) -> str:
@@ -13,8 +18,27 @@ def fmt_s(seconds: float) -> str:
     return "-" + format_seconds(-seconds) if seconds < 0 else format_seconds(seconds)
 
 
-def _spare(seconds: float) -> str:
+def spare(seconds: float) -> str:
     return f"{fmt_s(seconds)} to spare" if seconds >= 0 else f"{fmt_s(-seconds)} over"
+
+
+def verdict_lines(est: BudgetEstimate | ServeEstimate) -> list[str]:
+    """An estimate's closing lines, a file run's or a serving one's: the limit against the expected time and the
+    high edge, the verdict, its calibration, caveats and pre-flight checks."""
+    # "spare", not "margin left": the margin is the one figure of the header, kept apart from this.
+    out = [f"limit {fmt_s(est.time_limit_s)} - margin {fmt_s(est.margin_s)} = {fmt_s(est.available_s)} "
+           f"available; expected {fmt_s(est.expected_s)} ({est.expected_s / est.available_s:.0%}): "
+           f"{spare(est.available_s - est.expected_s)} (expected) / {spare(est.available_s - est.high_s)} "
+           "(high edge)",
+           f"verdict: {est.verdict.upper()} ({est.reason})"]
+    if est.calibrated:
+        out.append("calibration: " + "; ".join(est.calibrated))
+    out.extend(f"caveat: {c}" for c in est.caveats)
+    if est.checks:
+        out.append("")
+        out.append("pre-flight checks:")
+        out.extend(f"  {c.level.upper() if c.blocking else c.level} [{c.code}] {c.message}" for c in est.checks)
+    return out
 
 
 def shape_note(target: str) -> str:
@@ -63,19 +87,7 @@ def format_table(est: BudgetEstimate) -> str:
             ran = ", ".join(f"{m} {fmt_s(a)}-{fmt_s(b)}" for lane, m, a, b in layout if lane == k) or "idle"
             out.append(f"  lane {k}: {ran}")
     out.append("")
-    # "spare", not "margin left": the margin is the one figure of the header, kept apart from this.
-    out.append(f"limit {fmt_s(est.time_limit_s)} - margin {fmt_s(est.margin_s)} = {fmt_s(est.available_s)} "
-               f"available; expected {fmt_s(est.expected_s)} ({est.expected_s / est.available_s:.0%}): "
-               f"{_spare(est.available_s - est.expected_s)} (expected) / {_spare(est.available_s - est.high_s)} "
-               "(high edge)")
-    out.append(f"verdict: {est.verdict.upper()} ({est.reason})")
-    if est.calibrated:
-        out.append("calibration: " + "; ".join(est.calibrated))
-    out.extend(f"caveat: {c}" for c in est.caveats)
-    if est.checks:
-        out.append("")
-        out.append("pre-flight checks:")
-        out.extend(f"  {c.level.upper() if c.blocking else c.level} [{c.code}] {c.message}" for c in est.checks)
+    out.extend(verdict_lines(est))
     run_wide = [c for c in est.blocking if not c.member]
     if est.plan is not None and run_wide:
         out.append("")
@@ -104,4 +116,4 @@ def format_table(est: BudgetEstimate) -> str:
     return "\n".join(out)
 
 
-__all__ = ["ITEMS_HEADER", "fmt_s", "format_table", "item_line", "shape_note"]
+__all__ = ["ITEMS_HEADER", "fmt_s", "format_table", "item_line", "shape_note", "spare", "verdict_lines"]

@@ -4,12 +4,8 @@ batch size against its response deadline, the whole, the verdict and the paced p
 from __future__ import annotations
 
 from packager.estimate.price.items import Item
-from packager.estimate.render import ITEMS_HEADER, fmt_s, item_line, shape_note
+from packager.estimate.render import ITEMS_HEADER, fmt_s, item_line, shape_note, spare, verdict_lines
 from packager.estimate.serve.result import MAX_ROWS, ServeEstimate
-
-
-def _spare(seconds: float) -> str:
-    return f"{fmt_s(seconds)} to spare" if seconds >= 0 else f"{fmt_s(-seconds)} over"
 
 
 def _total(label: str, items: tuple[Item, ...]) -> str:
@@ -32,7 +28,7 @@ def format_serve(est: ServeEstimate) -> str:
         ITEMS_HEADER,
         f"-- startup: from the notebook's start to the server taking calls (limit {fmt_s(est.startup_limit_s)})",
         *(item_line(i) for i in est.startup),
-        _total("server up", est.startup) + f"  {_spare(est.startup_limit_s - est.startup_s('high'))} (high edge)",
+        _total("server up", est.startup) + f"  {spare(est.startup_limit_s - est.startup_s('high'))} (high edge)",
         f"-- the first call (no response deadline): the bundle verified, every member loaded and run on "
         f"a {b.typical:,}-row batch",
         *(item_line(i) for i in est.first_call),
@@ -59,18 +55,7 @@ def format_serve(est: ServeEstimate) -> str:
         out.append("largest batch a call fits, each rung alone (high edge): "
                    + "; ".join(f"{m} {', '.join(v)}" for m, v in most.items()))
     out.append("")
-    out.append(f"limit {fmt_s(est.time_limit_s)} - margin {fmt_s(est.margin_s)} = {fmt_s(est.available_s)} available; "
-               f"expected {fmt_s(est.expected_s)} ({est.expected_s / est.available_s:.0%}): "
-               f"{_spare(est.available_s - est.expected_s)} (expected) / {_spare(est.available_s - est.high_s)} "
-               "(high edge)")
-    out.append(f"verdict: {est.verdict.upper()} ({est.reason})")
-    if est.calibrated:
-        out.append("calibration: " + "; ".join(est.calibrated))
-    out.extend(f"caveat: {c}" for c in est.caveats)
-    if est.checks:
-        out.append("")
-        out.append("pre-flight checks:")
-        out.extend(f"  {c.level.upper() if c.blocking else c.level} [{c.code}] {c.message}" for c in est.checks)
+    out.extend(verdict_lines(est))
     if est.shares is not None:
         out.append("")
         out.append(f"paced plan (planned on the high edges; the run re-plans each call from what it measures): value "
