@@ -287,6 +287,7 @@ class GenerateSpec:
     cap: float = 2.0  # an item may use up to this many times its share of the time left
     floor: float = 0.5  # every item not yet answered keeps this share of the first fair share
     probe_items: int = 2  # items whose first round draws one sample, to measure the costs
+    batch_items: int = 1  # items answered together, their samples in the same engine calls (1: one at a time)
     engine: str = "auto"  # one of GENERATE_ENGINES
     dtype: str = "auto"  # the weights' dtype at load: auto (the folder's), float32, float16, bfloat16
     seed: int = 0

@@ -30,9 +30,12 @@ def estimate_generation(bundle: str | Path, *, target: str, items: int, limit_s:
     prompt = float(profile.get("prompt_tokens", {}).get("mean", 0.0)) or 256.0
     hw = get_target(target)
     plans = [plan_generation(shape, hw, items=items, limit_s=limit_s, samples=g.samples, prompt_tokens=prompt,
-                             new_tokens=g.max_new_tokens, devices=n) for n in sorted({1, hw.devices})]
+                             new_tokens=g.max_new_tokens, devices=n, together=g.batch_items)
+             for n in sorted({1, hw.devices})]
     lines = [f"{g.name}: {items} items, {g.samples} samples of up to {g.max_new_tokens} new tokens each after a "
-             f"{prompt:.0f}-token prompt (mean of the public prompts), limit {limit_s:,.0f}s on {hw.name}"]
+             f"{prompt:.0f}-token prompt (mean of the public prompts)"
+             + (f", {g.batch_items} items decoded together" if g.batch_items > 1 else "")
+             + f", limit {limit_s:,.0f}s on {hw.name}"]
     for plan in plans:
         lines += [f"  {line}" for line in plan.lines()]
     lines.append("  (physical bounds: a real engine reaches a share of them; vLLM on a GPU is unverified here)")

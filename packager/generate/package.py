@@ -142,7 +142,7 @@ def verify_generation(spec: GenerativeSpecIn, stage: Path) -> tuple[dict[str, An
     for row in rows[:spec.verify_prompts]:
         ids = engine.encode(prompt_text(g, row, prompt_hook))[-max(1, context - g.max_new_tokens):] if context else []
         n = min(g.samples, 2)
-        gen = engine.generate(ids, n, min(g.max_new_tokens, VERIFY_TOKENS), temperature=g.temperature,
+        gen = engine.generate([ids], [n], min(g.max_new_tokens, VERIFY_TOKENS), temperature=g.temperature,
                               top_p=g.top_p, max_time_s=None, seed=g.seed)
         costs.observe(n, gen.prompt_tokens, gen.prefill_s, gen.steps, gen.decode_s)
         if not any(gen.new_tokens):

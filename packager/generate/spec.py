@@ -162,6 +162,8 @@ def _generate_spec(t: dict, where: str) -> GenerateSpec:
         cap=_number(t, "cap", where, float, d.cap, 1.0, "a number >= 1 (times an item's share)"),
         floor=_get(t, "floor", where, float, d.floor, valid=lambda x: 0 <= x <= 1, expected="a number in [0, 1]"),
         probe_items=_number(t, "probe_items", where, int, d.probe_items, 0, "a whole number >= 0"),
+        batch_items=_number(t, "batch_items", where, int, d.batch_items, 1,
+                            "a whole number of items answered together, at least 1"),
         engine=_get(t, "engine", where, str, d.engine, GENERATE_ENGINES),
         dtype=_get(t, "dtype", where, str, d.dtype, ("auto", "float32", "float16", "bfloat16")),
         seed=_number(t, "seed", where, int, 0, 0, "a whole number >= 0"),

@@ -7,8 +7,8 @@ from runtime.generate.budget import Allowance, GenCosts, TimeBank
 from runtime.generate.engines import Engine, Generation, available_engines, choose_engine, load_engine
 from runtime.generate.filerun import GenerateOptions, is_generative, run_generation
 from runtime.generate.report import GenerationReport
-from runtime.generate.solve import ItemReport, Sampling, solve_item
+from runtime.generate.solve import ItemReport, Sampling, solve_item, solve_items
 
 __all__ = ["DEFAULT_EXTRACTOR", "Allowance", "Engine", "Extractor", "GenCosts", "GenerateOptions", "Generation",
            "GenerationReport", "ItemReport", "Sampling", "TimeBank", "Vote", "available_engines", "choose_engine",
-           "is_generative", "load_engine", "run_generation", "solve_item"]
+           "is_generative", "load_engine", "run_generation", "solve_item", "solve_items"]

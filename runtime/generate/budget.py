@@ -10,7 +10,8 @@ costs are measured before a larger round is sized from them.
 items left. An item may use up to ``cap`` times its share (it borrows from the
 items after it) while every item after it keeps ``floor`` times the first fair
 share; what an item does not use (its vote decided early) stays in the pool,
-so the shares of the items after it grow (it banked). ``fixed=True`` is the
+so the shares of the items after it grow (it banked). Items answered together
+(``batch_items``) take their shares together. ``fixed=True`` is the
 plain alternative, each item exactly the first fair share and unused time lost,
 which ``benchmarks/generate.py`` compares against.
 """
@@ -106,21 +107,24 @@ class TimeBank:
     def left_s(self) -> float:
         return max(0.0, self.end_s - self.clock())
 
-    def allowance(self) -> Allowance:
-        """The next item's time (call :meth:`settle` once it is answered)."""
+    def allowance(self, items: int = 1) -> Allowance:
+        """The time of the next ``items`` items, answered together (call :meth:`settle` once they are): ``items``
+        shares of the time left, up to ``cap`` times that while the items after them keep their floor."""
         now, left = self.clock(), self.left_s()
         n = max(1, self.items_left)
+        k = max(1, min(items, n))
         if self.fixed:
-            share = min(self.fair_s, left)
+            share = min(self.fair_s * k, left)
             return Allowance(now, share, share)
-        share = left / n
-        keep = self.floor * self.fair_s * (n - 1)  # the items after this one keep their floor
+        share = left * k / n
+        keep = self.floor * self.fair_s * (n - k)  # the items after these keep their floor
         allowed = max(min(self.cap * share, left - keep), min(share, left))
         return Allowance(now, share, allowed)
 
-    def settle(self, allowance: Allowance, used_s: float) -> float:
-        """An item was answered in ``used_s``: returns what it banked (> 0) or borrowed (< 0) against its share."""
-        self.items_left = max(0, self.items_left - 1)
+    def settle(self, allowance: Allowance, used_s: float, items: int = 1) -> float:
+        """``items`` items were answered in ``used_s``: returns what they banked (> 0) or borrowed (< 0) against
+        their share."""
+        self.items_left = max(0, self.items_left - items)
         delta = allowance.share_s - used_s
         if delta >= 0:
             self.banked_s += delta

@@ -1,8 +1,9 @@
 """Generation engines behind one interface: ``transformers`` (everywhere, the CPU included) and vLLM (a GPU where
 it is installed: :mod:`runtime.generate.vllm_engine`, written to vLLM's documented offline API and not run here).
 
-An engine samples ``n`` continuations of one tokenised prompt in one call (the
-samples of an item are batched) and says what the call cost: seconds to the
+An engine samples continuations of one or more tokenised prompts in one call
+(the samples of an item, and of the items answered together, are decoded as
+one batch: :mod:`runtime.generate.base`) and says what the call cost: seconds to the
 first token (the prefill) and for the decode steps after it, which
 :class:`runtime.generate.budget.GenCosts` learns from. ``max_time_s`` is the
 hard stop: the transformers engine ends the round when it is reached, with
@@ -53,8 +54,8 @@ class TransformersEngine:
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def generate(self, prompt_ids: list[int], n: int, max_new_tokens: int, *, temperature: float, top_p: float,
-                 max_time_s: float | None, seed: int) -> Generation:
+    def generate(self, prompts: list[list[int]], counts: list[int], max_new_tokens: int, *, temperature: float,
+                 top_p: float, max_time_s: float | None, seed: int) -> Generation:
         torch = self.torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -71,27 +72,42 @@ class TransformersEngine:
                 return torch.full((input_ids.shape[0],), over, dtype=torch.bool, device=input_ids.device)
 
         torch.manual_seed(seed)
-        ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.device)
+        ids, mask = self._batch(prompts, counts)
         sampling = temperature > 0
         with torch.inference_mode():
             out = self.model.generate(
-                ids, attention_mask=torch.ones_like(ids), do_sample=sampling, num_return_sequences=n,
-                max_new_tokens=max_new_tokens, pad_token_id=self.pad_id, eos_token_id=self.eos_id,
-                stopping_criteria=StoppingCriteriaList([Timer()]),
+                ids, attention_mask=mask, do_sample=sampling, max_new_tokens=max_new_tokens, pad_token_id=self.pad_id,
+                eos_token_id=self.eos_id, stopping_criteria=StoppingCriteriaList([Timer()]),
                 **({"temperature": temperature, "top_p": top_p, "top_k": 0} if sampling else {}))
         end = time.perf_counter()
         texts: list[str] = []
-        counts: list[int] = []
-        for row in out[:, len(prompt_ids):].tolist():
+        tokens_made: list[int] = []
+        for row in out[:, ids.shape[1]:].tolist():
             tokens = row[:row.index(self.eos_id) + 1] if self.eos_id is not None and self.eos_id in row else row
             if self.eos_id is not None and self.eos_id == self.pad_id and self.eos_id not in tokens:
                 tokens = [t for t in tokens if t != self.pad_id]
-            counts.append(len(tokens))
+            tokens_made.append(len(tokens))
             texts.append(str(self.tokenizer.decode(tokens, skip_special_tokens=True)))
         first = marks.get("first", end)
-        longest = max(counts, default=0)
-        return Generation(texts=texts, new_tokens=counts, prompt_tokens=len(prompt_ids), prefill_s=first - t0,
-                          decode_s=end - first, steps=max(0, longest - 1), stopped="stopped" in marks)
+        return Generation(texts=texts, new_tokens=tokens_made, prompt_tokens=int(ids.shape[1]), prefill_s=first - t0,
+                          decode_s=end - first, steps=max(0, max(tokens_made, default=0) - 1),
+                          stopped="stopped" in marks)
+
+    def _batch(self, prompts: list[list[int]], counts: list[int]):  # noqa: ANN202 - torch tensors
+        """Every prompt repeated for each of its samples, padded on the left to the longest (the new tokens of all
+        rows then start at the same column), and the attention mask that hides the padding."""
+        torch = self.torch
+        if len(prompts) != len(counts) or not prompts or min(counts) < 1:
+            raise ValueError(f"{len(prompts)} prompt(s) and samples {counts}: expected one count >= 1 per prompt")
+        width = max(len(p) for p in prompts)
+        rows = [p for p, n in zip(prompts, counts) for _ in range(n)]
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, p in enumerate(rows):
+            if p:
+                ids[r, width - len(p):] = torch.tensor(p, dtype=torch.long)
+                mask[r, width - len(p):] = 1
+        return ids.to(self.device), mask.to(self.device)
 
     def close(self) -> None:
         del self.model

@@ -4,9 +4,10 @@ Order of work: verify the bundle; read the test table and the journal of items
 an earlier (killed) run answered; write the submission at once (those answers,
 the fallback answer for every other row); load the engine (its time counts);
 tokenise every prompt (a prompt too long for the context is refused or
-truncated, as the spec says); then answer the items in order, each within its
-allowance from the time bank (:mod:`runtime.generate.budget`), appending each
-answer to the journal before the next item starts and rewriting the submission
+truncated, as the spec says); then answer the items in order, each (or each
+group of ``batch_items``, sampled together) within its allowance from the time
+bank (:mod:`runtime.generate.budget`), appending each answer to the journal
+before the next item starts and rewriting the submission
 as often as its write time allows; finally the submission and the report.
 """
 
@@ -25,7 +26,7 @@ from runtime.generate.budget import GenCosts, TimeBank
 from runtime.generate.engines import Engine, load_engine
 from runtime.generate.items import Item, Journal, data_key, make_item, prompt_text, read_rows, write_submission
 from runtime.generate.report import GenerationReport
-from runtime.generate.solve import ItemReport, Sampling, solve_item
+from runtime.generate.solve import ItemReport, Sampling, solve_items
 from runtime.hooks import HOOKS_DIR, load_hook
 from runtime.manifest import GenerateSpec, Manifest
 from runtime.progress import format_seconds, log
@@ -50,6 +51,7 @@ class GenerateOptions:
     engine: str | None = None  # None: the spec's
     fixed_share: bool = False  # an equal fixed share per item, unused time lost (the baseline benchmarks compare)
     early_stop: bool = True  # stop an item's sampling once its vote is decided
+    batch_items: int | None = None  # items answered together; None: the spec's
     progress: bool = True
 
 
@@ -185,34 +187,49 @@ def _answer(root: Path, spec: GenerateSpec, rows: list[dict[str, str]], id_colum
     log(f"{spec.name}: {len(items)} item(s) to answer on {engine.name} (loaded in {report.load_s:.2f}s); "
         f"{format_seconds(bank.left_s())} left, {bank.fair_s:.2f}s per item at first"
         + (f"; {len(items) - len(pending)} refused (too long)" if len(pending) < len(items) else ""))
-    probes = 0
-    for item in items:
+    probes, size = 0, max(1, options.batch_items or spec.batch_items)
+    group: list[Item] = []
+    for n, item in enumerate(items):
         if item.refused:
-            result = ItemReport(id=item.id, answer=spec.fallback_answer, prompt_tokens=len(item.prompt_ids),
-                                stop="refused", reason=item.refused, fallback=True)
-        elif clock() >= end_s:
-            bank.skip()
-            result = ItemReport(id=item.id, answer=spec.fallback_answer, stop="no time", fallback=True,
-                                reason="the run's time was spent before this item")
-            report.items.append(result.to_dict())
-            continue  # not journaled: a rerun with more time answers it
-        else:
-            allowance = bank.allowance()
-            result = solve_item(item.id, item.prompt_ids, engine, sampling, allowance, costs, extract, clock,
-                                probe=probes < spec.probe_items, seed=spec.seed + item.index)
-            probes += 1
-            result.banked_s = bank.settle(allowance, result.seconds)
-            result.truncated = item.truncated
-        journal.add({"id": item.id, "answer": result.answer, "report": result.to_dict()})
-        if not result.fallback:
-            sub.answers[item.id] = result.answer
-        report.items.append(result.to_dict())
-        if options.progress:
-            log(f"{item.id}: {result.answer}{' (fallback)' if result.fallback else ''} - {result.samples} sample(s), "
-                f"{result.seconds:.2f}s of {result.allowed_s:.2f}s, {result.stop}")
-        sub.maybe_write()
+            _record(item, ItemReport(id=item.id, answer=spec.fallback_answer, prompt_tokens=len(item.prompt_ids),
+                                     stop="refused", reason=item.refused, fallback=True), journal, sub, report, options)
+            continue
+        group.append(item)
+        if len(group) < size and any(not it.refused for it in items[n + 1:]):
+            continue
+        if clock() >= end_s:
+            for it in group:
+                bank.skip()
+                report.items.append(ItemReport(id=it.id, answer=spec.fallback_answer, stop="no time", fallback=True,
+                                               reason="the run's time was spent before this item").to_dict())
+            group = []  # not journaled: a rerun with more time answers them
+            continue
+        allowance = bank.allowance(len(group))
+        results = solve_items([(it.id, it.prompt_ids) for it in group], engine, sampling, allowance, costs, extract,
+                              clock, probe=probes < spec.probe_items, seed=spec.seed + group[0].index)
+        probes += len(group)
+        bank.settle(allowance, sum(r.seconds for r in results), len(group))
+        for it, result in zip(group, results):
+            result.banked_s = result.share_s - result.seconds
+            result.truncated = it.truncated
+            _record(it, result, journal, sub, report, options)
+        group = []
     report.costs = costs.to_dict()
     report.events += extract.errors
+
+
+def _record(item: Item, result: ItemReport, journal: Journal, sub: _Submission, report: GenerationReport,
+            options: GenerateOptions) -> None:
+    """An item answered: journaled (flushed) before anything else, then into the submission and the report."""
+    journal.add({"id": item.id, "answer": result.answer, "report": result.to_dict()})
+    if not result.fallback:
+        sub.answers[item.id] = result.answer
+    report.items.append(result.to_dict())
+    if options.progress:
+        log(f"{item.id}: {result.answer}{' (fallback)' if result.fallback else ''} - {result.samples} sample(s), "
+            f"{result.seconds:.2f}s of {result.allowed_s:.2f}s, {result.stop}"
+            + (f", {result.together} together" if result.together > 1 else ""))
+    sub.maybe_write()
 
 
 __all__ = ["WRITE_SPACING", "GenerateOptions", "is_generative", "run_generation"]

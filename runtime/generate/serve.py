@@ -9,10 +9,11 @@ item the model could not answer.
 
 The gateway's own call is :meth:`GenerationPredictor.__call__`: ``predict``'s arguments named as the manifest's
 ``[serve]`` table says (:func:`runtime.serve.batch.read_batch`: a frame, or one Series per column as AIMO sends),
-each row of the table answered in turn within the call's deadline (each row gets its bank allowance, capped by the
-call's time left over its rows left), the answer a frame of the id column and the answer column (typed as the
-sample slice's column where the gateway sends one, else a whole number where every answer is one), one record per
-call in the serving report (:class:`runtime.serve.report.ServeReport`) with every item's report.
+the rows of the table answered in turn, ``batch_items`` at a time sampled together, within the call's deadline
+(each group gets its bank allowance, capped by its rows' part of the call's time left), the answer a frame of the id
+column and the answer column (typed as the sample slice's column where the gateway sends one, else a whole number
+where every answer is one), one record per call in the serving report (:class:`runtime.serve.report.ServeReport`)
+with every item's report.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from runtime.errors import UsageError
 from runtime.generate.answers import Extractor
 from runtime.generate.budget import Allowance, GenCosts, TimeBank
 from runtime.generate.engines import Engine, load_engine
-from runtime.generate.items import make_item, prompt_text
-from runtime.generate.solve import ItemReport, Sampling, solve_item
+from runtime.generate.items import Item, make_item, prompt_text
+from runtime.generate.solve import ItemReport, Sampling, solve_items
 from runtime.hooks import HOOKS_DIR, load_hook
 from runtime.schedule.budget import NO_LIMIT, Clock, default_margin
 from runtime.serve.batch import Batch, read_batch
@@ -85,37 +86,53 @@ class GenerationPredictor:
         return start + self.response_timeout_s * (1 - CALL_MARGIN_SHARE) - CALL_MARGIN_S
 
     def predict_row(self, row: dict[str, Any], *, call_end: float | None = None, rows_left: int = 1) -> str:
-        """The answer of one item (a row of the test table: its id and prompt columns). ``call_end``: the answer
-        is due by then (on the notebook's clock), shared with the ``rows_left`` rows of the call still to answer
-        (this one included); None: a call of this one row, due within the response deadline."""
+        """The answer of one item (a row of the test table: its id and prompt columns): :meth:`predict_rows` of one."""
+        return self.predict_rows([row], call_end=call_end, rows_left=rows_left)[0]
+
+    def predict_rows(self, rows: list[dict[str, Any]], *, call_end: float | None = None,
+                     rows_left: int | None = None) -> list[str]:
+        """The answers of items answered together (rows of the test table: their ids and prompt columns).
+        ``call_end``: the answers are due by then (on the notebook's clock), shared with the ``rows_left`` rows of the
+        call still to answer (these included; None: these alone); None: a call of these rows, due within the
+        response deadline."""
         start = self.clock()
         first = self.engine is None
         engine = self._engine()
-        row = {str(k): "" if v is None else str(v) for k, v in row.items()}
-        item_id = row.get(self.id_column, str(len(self.reports)))
         if call_end is None:  # the first call has no deadline: its load is free
             call_end = self._call_end(start, first)
-        share = self.bank.allowance()
-        allowed = share.allowed_s
-        if call_end is not None:
-            allowed = min(allowed, (call_end - self.clock()) / max(1, rows_left))
-        allowance = Allowance(self.clock(), share.share_s, max(0.0, allowed))
-        n = len(self.reports)
-        item = make_item(n, item_id, engine.encode(prompt_text(self.spec, row, self.prompt_hook)), self.spec,
-                         self.spec.context_length or engine.context_length)
-        if item.refused:
-            self.bank.skip()
-            report = ItemReport(id=item_id, answer=self.spec.fallback_answer, stop="refused", reason=item.refused,
-                                fallback=True)
-        else:
-            report = solve_item(item_id, item.prompt_ids, engine, self.sampling, allowance, self.costs, self.extract,
-                                self.clock, probe=n < self.spec.probe_items, seed=self.spec.seed + n)
-            report.banked_s = self.bank.settle(allowance, report.seconds)
-            report.truncated = item.truncated
-        out = report.to_dict()
-        out["call_s"] = self.clock() - start
-        self.reports.append(out)
-        return report.answer
+        context = self.spec.context_length or engine.context_length
+        items: list[Item] = []
+        for row in rows:
+            row = {str(k): "" if v is None else str(v) for k, v in row.items()}
+            n = len(self.reports) + len(items)
+            items.append(make_item(n, row.get(self.id_column, str(n)),
+                                   engine.encode(prompt_text(self.spec, row, self.prompt_hook)), self.spec, context))
+        todo = [it for it in items if not it.refused]
+        for _ in range(len(items) - len(todo)):
+            self.bank.skip()  # a refused item takes no share
+        solved: dict[int, ItemReport] = {}
+        if todo:
+            share = self.bank.allowance(len(todo))
+            allowed = share.allowed_s
+            if call_end is not None:
+                allowed = min(allowed, (call_end - self.clock()) * len(todo) / max(len(todo), rows_left or len(rows)))
+            allowance = Allowance(self.clock(), share.share_s, max(0.0, allowed))
+            results = solve_items([(it.id, it.prompt_ids) for it in todo], engine, self.sampling, allowance,
+                                  self.costs, self.extract, self.clock, probe=len(self.reports) < self.spec.probe_items,
+                                  seed=self.spec.seed + todo[0].index)
+            self.bank.settle(allowance, sum(r.seconds for r in results), len(todo))
+            for it, r in zip(todo, results):
+                r.banked_s, r.truncated = r.share_s - r.seconds, it.truncated
+                solved[it.index] = r
+        answers = []
+        for it in items:
+            report = solved.get(it.index) or ItemReport(id=it.id, answer=self.spec.fallback_answer, stop="refused",
+                                                        reason=it.refused, fallback=True)
+            out = report.to_dict()
+            out["call_s"] = self.clock() - start
+            self.reports.append(out)
+            answers.append(report.answer)
+        return answers
 
     def predict(self, *frames: Any) -> Any:
         """Kaggle's shape: one-row frames (pandas or polars; their columns together make the row) -> a one-row frame
@@ -162,8 +179,9 @@ class GenerationPredictor:
         record.end_s, record.share_s = end, None if end is None else round(end - t0, 4)
         rows = batch.frame.to_dict("records") if batch.rows else []
         done, answers = len(self.reports), []
-        for k, row in enumerate(rows):
-            answers.append(self._answer_row(row, record, NO_LIMIT if end is None else end, len(rows) - k))
+        size = max(1, self.spec.batch_items)
+        for k in range(0, len(rows), size):
+            answers += self._answer_rows(rows[k:k + size], record, NO_LIMIT if end is None else end, len(rows) - k)
         items = self.reports[done:]
         record.fallback_rows = len(rows) - len(items) + sum(1 for r in items if r.get("fallback"))
         stops = {r.get("stop") for r in items}
@@ -179,16 +197,17 @@ class GenerationPredictor:
         self.calls += 1
         return result
 
-    def _answer_row(self, row: dict[str, Any], record: CallRecord, call_end: float, rows_left: int) -> str:
-        """One row of a call answered (the fallback answer where the engine is missing or the item failed)."""
+    def _answer_rows(self, rows: list[dict[str, Any]], record: CallRecord, call_end: float,
+                     rows_left: int) -> list[str]:
+        """Rows of a call answered together (the fallback answer where the engine is missing or the items failed)."""
         if self._load_error is not None:
-            return self.spec.fallback_answer
+            return [self.spec.fallback_answer] * len(rows)
         try:
-            return self.predict_row(row, call_end=call_end, rows_left=rows_left)
-        except Exception as exc:  # noqa: BLE001 - one item's failure never fails the call: the fallback answers it
-            record.events.append(f"item {row.get(self.id_column, '?')}: {type(exc).__name__}: {exc}; "
-                                 "it takes the fallback answer")
-            return self.spec.fallback_answer
+            return self.predict_rows(rows, call_end=call_end, rows_left=rows_left)
+        except Exception as exc:  # noqa: BLE001 - the items' failure never fails the call: the fallback answers them
+            ids = ", ".join(str(row.get(self.id_column, "?")) for row in rows)
+            record.events.append(f"item(s) {ids}: {type(exc).__name__}: {exc}; the fallback answers them")
+            return [self.spec.fallback_answer] * len(rows)
 
     def _answer(self, batch: Batch, answers: list[str]) -> Any:
         """The call's answer: the id column (where the table has it) and the answer column, in the table's library

@@ -1,5 +1,6 @@
-"""One item, answered within its allowance: rounds of samples sized to the time left, stopped once the vote is
-decided, cut at the item's allowance with the best answer so far (else the declared fallback)."""
+"""Items answered within their allowance, alone or several together (``batch_items``: their samples share each
+engine call): rounds of samples sized to the time left, each item stopped once its vote is decided, all cut at the
+allowance with the best answer so far (else the declared fallback)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ class ItemReport:
     reason: str = ""
     fallback: bool = False
     truncated: int = 0  # prompt tokens dropped (too_long = "truncate")
+    together: int = 1  # items answered together, in the same engine calls (batch_items)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,60 +69,124 @@ class Sampling:
 
 
 def round_size(costs: GenCosts, want: int, prompt_tokens: int, max_new: int, seconds: float) -> tuple[int, int]:
-    """(samples, new tokens) of the next round: the most samples up to ``want`` whose round of ``max_new`` tokens is
-    predicted to end in ``seconds``; else one sample of as many tokens as fit (0: none fit)."""
-    for batch in range(want, 0, -1):
-        if costs.predict(batch, prompt_tokens, max_new) <= seconds:
-            return batch, max_new
-    return 1, min(max_new, costs.steps_fitting(1, prompt_tokens, seconds))
+    """(samples, new tokens) of the next round of one item: see :func:`round_sizes`."""
+    counts, tokens = round_sizes(costs, [want], prompt_tokens, max_new, seconds)
+    return counts[0], tokens
+
+
+def round_sizes(costs: GenCosts, wants: list[int], prompt_tokens: int, max_new: int,
+                seconds: float) -> tuple[list[int], int]:
+    """(samples of each item, new tokens) of the next round: up to ``wants`` samples of each item, fewer (the
+    largest want first) until the round of ``max_new`` tokens is predicted to end in ``seconds``; else one sample of
+    each of as many tokens as fit (0: none fit). ``prompt_tokens``: the longest prompt of the round."""
+    counts = [max(1, w) for w in wants]
+    while True:
+        if costs.predict(sum(counts), prompt_tokens, max_new) <= seconds:
+            return counts, max_new
+        big = max(range(len(counts)), key=lambda i: (counts[i], -i))
+        if counts[big] == 1:
+            break
+        counts[big] -= 1
+    return counts, min(max_new, costs.steps_fitting(len(counts), prompt_tokens, seconds))
+
+
+@dataclass
+class _Task:
+    """One item of a group while it is sampled."""
+
+    prompt_ids: list[int]
+    vote: Vote
+    report: ItemReport
+
+    def want(self, sampling: Sampling, probe: bool) -> int:
+        remaining = sampling.samples - self.report.samples
+        return 1 if probe and self.report.rounds == 0 else min(sampling.round_samples, remaining,
+                                                               _needed(self.vote, sampling))
+
+    def settled(self, sampling: Sampling) -> bool:
+        """Whether the item is done before the next round (all its samples drawn, or its vote decided, or cut)."""
+        if self.report.stop:
+            return True
+        remaining = sampling.samples - self.report.samples
+        why = "" if remaining <= 0 or not sampling.early else self.vote.decided(remaining, sampling.agree)
+        if remaining <= 0:
+            self.report.stop, self.report.reason = "samples", f"all {sampling.samples} samples drawn"
+        elif why:
+            self.report.stop, self.report.reason = "agreed", why
+        return bool(self.report.stop)
 
 
 def solve_item(item_id: str, prompt_ids: list[int], engine: Engine, sampling: Sampling, allowance: Allowance,
                costs: GenCosts, extract: Extractor, clock: Callable[[], float], *, probe: bool = False,
                seed: int = 0) -> ItemReport:
-    """Sample ``item_id`` until its vote is decided, its samples are drawn, or its cut (``allowance.cut_s``).
+    """One item answered alone: :func:`solve_items` of one."""
+    return solve_items([(item_id, prompt_ids)], engine, sampling, allowance, costs, extract, clock, probe=probe,
+                       seed=seed)[0]
 
-    ``probe``: the first round draws one sample, so the costs are measured before a larger round is sized.
+
+def solve_items(items: list[tuple[str, list[int]]], engine: Engine, sampling: Sampling, allowance: Allowance,
+                costs: GenCosts, extract: Extractor, clock: Callable[[], float], *, probe: bool = False,
+                seed: int = 0) -> list[ItemReport]:
+    """Sample the ``items`` (id, prompt tokens) together, each until its vote is decided or its samples are drawn,
+    all until the group's cut (``allowance.cut_s``): every round is one engine call holding the samples of each item
+    still open, sized to end before the cut. An item's seconds are its part of each round it was in (by its samples
+    in the round), so the items' seconds add up to the group's.
+
+    ``probe``: the first round draws one sample of each item, so the costs are measured before a larger round is
+    sized.
     """
-    vote = Vote(sampling.aggregation, sampling.tie)
-    report = ItemReport(id=item_id, answer=sampling.fallback, prompt_tokens=len(prompt_ids),
-                        share_s=allowance.share_s, allowed_s=allowance.allowed_s)
-    start = clock()
-    while report.samples < sampling.samples:
-        remaining = sampling.samples - report.samples
-        why = vote.decided(remaining, sampling.agree) if sampling.early else ""
-        if why:
-            report.stop, report.reason = "agreed", why
+    k = len(items)
+    tasks = [_Task(ids, Vote(sampling.aggregation, sampling.tie),
+                   ItemReport(id=i, answer=sampling.fallback, prompt_tokens=len(ids), share_s=allowance.share_s / k,
+                              allowed_s=allowance.allowed_s / k, together=k)) for i, ids in items]
+    last = clock()
+    rounds = 0
+    while True:
+        open_ = [t for t in tasks if not t.settled(sampling)]
+        if not open_:
             break
         left = allowance.cut_s - clock()
-        want = 1 if probe and report.rounds == 0 else min(sampling.round_samples, remaining, _needed(vote, sampling))
-        batch, tokens = round_size(costs, want, len(prompt_ids), sampling.max_new_tokens, left)
+        width = max(len(t.prompt_ids) for t in open_)
+        counts, tokens = round_sizes(costs, [t.want(sampling, probe) for t in open_], width, sampling.max_new_tokens,
+                                     left)
         if not costs.measured and left > 0:  # priors only: a short round measures them (the hard stop bounds it)
-            batch, tokens = 1, max(tokens, min(MIN_ROUND_TOKENS, sampling.max_new_tokens))
+            counts, tokens = [1] * len(open_), max(tokens, min(MIN_ROUND_TOKENS, sampling.max_new_tokens))
         if tokens < min(MIN_ROUND_TOKENS, sampling.max_new_tokens):
-            report.stop = "cut"
-            report.reason = f"{max(left, 0.0):.2f}s left of its {allowance.allowed_s:.2f}s: no round fits"
+            _cut(open_, f"{max(left, 0.0):.2f}s left of its {allowance.allowed_s:.2f}s: no round fits")
             break
-        gen = engine.generate(prompt_ids, batch, tokens, temperature=sampling.temperature, top_p=sampling.top_p,
-                              max_time_s=max(left, 0.0), seed=seed * 1009 + report.rounds)
-        costs.observe(batch, gen.prompt_tokens, gen.prefill_s, gen.steps, gen.decode_s)
-        for text in gen.texts:
-            vote.add(extract(text))
-        report.rounds += 1
-        report.samples += len(gen.texts)
-        report.new_tokens += sum(gen.new_tokens)
-        if gen.stopped or clock() >= allowance.cut_s:
-            report.stop, report.reason = "cut", "the item's time ran out during a round (the hard stop)"
+        gen = engine.generate([t.prompt_ids for t in open_], counts, tokens, temperature=sampling.temperature,
+                              top_p=sampling.top_p, max_time_s=max(left, 0.0), seed=seed * 1009 + rounds)
+        costs.observe(sum(counts), gen.prompt_tokens, gen.prefill_s, gen.steps, gen.decode_s)
+        rounds += 1
+        now = clock()
+        for t, n, (texts, made) in zip(open_, counts, gen.split(counts)):
+            for text in texts:
+                t.vote.add(extract(text))
+            t.report.rounds += 1
+            t.report.samples += len(texts)
+            t.report.new_tokens += sum(made)
+            t.report.seconds += (now - last) * n / sum(counts)
+        last = now
+        if gen.stopped or now >= allowance.cut_s:
+            _cut([t for t in open_ if not t.settled(sampling)],
+                 "the item's time ran out during a round (the hard stop)")
             break
-    else:
-        report.stop = report.stop or "samples"
-        report.reason = report.reason or f"all {sampling.samples} samples drawn"
-    report.seconds = clock() - start
-    report.vote = vote.summary()
-    found = vote.answer()
-    report.fallback = found is None
-    report.answer = sampling.fallback if found is None else found
-    return report
+    tail = (clock() - last) / k
+    reports = []
+    for t in tasks:
+        r = t.report
+        r.seconds += tail
+        r.vote = t.vote.summary()
+        found = t.vote.answer()
+        r.fallback = found is None
+        r.answer = sampling.fallback if found is None else found
+        reports.append(r)
+    return reports
+
+
+def _cut(tasks: list[_Task], reason: str) -> None:
+    for t in tasks:
+        t.report.stop, t.report.reason = "cut", reason
 
 
 def _needed(vote: Vote, sampling: Sampling) -> int:
@@ -133,4 +199,4 @@ def _needed(vote: Vote, sampling: Sampling) -> int:
     return max(1, sampling.agree - (ranked[0][1] if ranked else 0))
 
 
-__all__ = ["MIN_ROUND_TOKENS", "ItemReport", "Sampling", "round_size", "solve_item"]
+__all__ = ["MIN_ROUND_TOKENS", "ItemReport", "Sampling", "round_size", "round_sizes", "solve_item", "solve_items"]

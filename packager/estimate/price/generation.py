@@ -108,10 +108,12 @@ class GenerationPrice:
         """The bound on decode tokens/s: ``batch`` tokens per step."""
         return batch / self.step_s(batch, context_tokens)
 
-    def item_s(self, samples: int, prompt_tokens: float, new_tokens: int) -> float:
-        """The least seconds for one item: ``samples`` sequences prefilled and decoded together."""
+    def item_s(self, samples: int, prompt_tokens: float, new_tokens: int, together: int = 1) -> float:
+        """The least seconds for one item: ``samples`` sequences of each of ``together`` items (``batch_items``)
+        prefilled and decoded together, the batch's time over its items."""
         mean_context = prompt_tokens + new_tokens / 2
-        return self.prefill_s(samples * prompt_tokens) + new_tokens * self.step_s(samples, mean_context)
+        batch = samples * together
+        return (self.prefill_s(batch * prompt_tokens) + new_tokens * self.step_s(batch, mean_context)) / together
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ class GenerationPlan:
     samples_asked: int
     item_s_asked: float  # least seconds per item at the samples asked
     bf16_note: str
+    together: int = 1  # items decoded together (batch_items)
 
     def lines(self) -> list[str]:
         p = self.price
@@ -133,14 +136,15 @@ class GenerationPlan:
         out = [f"{p.target}: weights {p.weights_bytes / gib:.2f} GiB, KV cache {p.kv_bytes_per_token / 1024:.1f} KiB/token; "
                f"over {p.devices} device(s): {p.bandwidth / 1e9:,.0f} GB/s, {p.flops / 1e12:,.1f} TFLOP/s",
                f"bound: decode at most {p.decode_tokens_per_s(1, 0):,.0f} tokens/s for one sequence "
-               f"({p.decode_tokens_per_s(self.samples_asked, 0):,.0f} at batch {self.samples_asked}); one item of "
-               f"{self.samples_asked} samples takes {self.item_s_asked:.2f}s at least",
+               f"({p.decode_tokens_per_s(self.samples_asked * self.together, 0):,.0f} at batch "
+               f"{self.samples_asked * self.together}); one item of {self.samples_asked} samples takes "
+               f"{self.item_s_asked:.2f}s at least" + (f" ({self.together} items together)" if self.together > 1 else ""),
                f"time: {self.items} items in {self.limit_s:,.0f}s -> {self.limit_s / max(1, self.items):.1f}s per item; "
                + (f"{self.samples_fit:,} or more samples per item fit at the bound" if self.samples_fit >= MAX_SAMPLES
                   else f"up to {self.samples_fit} samples per item fit at the bound" if self.samples_fit
                   else "not one sample per item fits at the bound"),
-               f"memory: {self.memory_needed / gib:.2f} GiB per device needed at {self.samples_asked} samples of the "
-               f"full context, {self.memory_per_device * MEMORY_USE / gib:.1f} GiB usable: "
+               f"memory: {self.memory_needed / gib:.2f} GiB per device needed at {self.samples_asked * self.together} "
+               f"sequences of the full context, {self.memory_per_device * MEMORY_USE / gib:.1f} GiB usable: "
                + ("fits" if self.fits_memory else "DOES NOT FIT")]
         return out + ([self.bf16_note] if self.bf16_note else [])
 
@@ -160,18 +164,19 @@ def price_generation(shape: ModelShape, hw: Hardware, *, devices: int = 0, preci
 
 def plan_generation(shape: ModelShape, hw: Hardware, *, items: int, limit_s: float, samples: int,
                     prompt_tokens: float, new_tokens: int, devices: int = 0, precision: str = "",
-                    efficiency: float = 1.0) -> GenerationPlan:
-    """How many samples per item fit ``limit_s`` for ``items`` items (at ``efficiency`` x the bound), and whether the
-    weights and the KV cache of ``samples`` full-context sequences fit the devices' memory."""
+                    efficiency: float = 1.0, together: int = 1) -> GenerationPlan:
+    """How many samples per item fit ``limit_s`` for ``items`` items (at ``efficiency`` x the bound, ``together``
+    items decoded in one batch), and whether the weights and the KV cache of ``samples`` full-context sequences of
+    each of them fit the devices' memory."""
     price = price_generation(shape, hw, devices=devices, precision=precision)
     per_item = limit_s / max(1, items)
     fit = 0
     for b in range(1, MAX_SAMPLES + 1):
-        if price.item_s(b, prompt_tokens, new_tokens) / efficiency > per_item:
+        if price.item_s(b, prompt_tokens, new_tokens, together) / efficiency > per_item:
             break
         fit = b
     context = min(shape.context or prompt_tokens + new_tokens, prompt_tokens + new_tokens)
-    need = (price.weights_bytes + samples * context * price.kv_bytes_per_token) / price.devices
+    need = (price.weights_bytes + samples * together * context * price.kv_bytes_per_token) / price.devices
     note = ""
     prec = precision or {"float16": "fp16", "bfloat16": "bf16"}.get(shape.dtype, "fp32")
     if prec == "bf16" and not hw.bf16:
@@ -179,8 +184,9 @@ def plan_generation(shape: ModelShape, hw: Hardware, *, items: int, limit_s: flo
                 "fp32 rate; priced at the fp32 rate")
     return GenerationPlan(price=price, items=items, limit_s=limit_s, samples_fit=fit, memory_needed=need,
                           memory_per_device=hw.memory_bytes, fits_memory=need <= hw.memory_bytes * MEMORY_USE,
-                          samples_asked=samples, item_s_asked=price.item_s(samples, prompt_tokens, new_tokens) / efficiency,
-                          bf16_note=note)
+                          samples_asked=samples,
+                          item_s_asked=price.item_s(samples, prompt_tokens, new_tokens, together) / efficiency,
+                          bf16_note=note, together=together)
 
 
 __all__ = ["DTYPE_BYTES", "MAX_SAMPLES", "MEMORY_USE", "GenerationPlan", "GenerationPrice", "ModelShape", "plan_generation",

@@ -126,3 +126,19 @@ def test_the_estimate_bounds_decode_by_bandwidth_and_checks_memory(model):
     h100 = plan_generation(big, get_target("h100"), items=50, limit_s=5 * 3600, samples=16, prompt_tokens=500,
                            new_tokens=8000)
     assert h100.fits_memory and not h100.bf16_note and any("tokens/s" in line for line in h100.lines())
+
+
+def test_items_decoded_together_are_priced_at_the_batchs_bound_and_memory():
+    """Decode is bandwidth-bound at small batches: 4 items of 2 samples together read the weights once per step for
+    8 sequences, so each item costs less than alone, while the memory holds all 8 sequences' caches."""
+    big = ModelShape(weights_bytes=14_000_000_000, params=7_000_000_000, layers=32, kv_heads=8, head_dim=128,
+                     context=4096, dtype="float16")
+    h100 = get_target("h100")
+    alone = plan_generation(big, h100, items=100_000, limit_s=9 * 3600, samples=2, prompt_tokens=300,
+                            new_tokens=200)
+    together = plan_generation(big, h100, items=100_000, limit_s=9 * 3600, samples=2, prompt_tokens=300,
+                               new_tokens=200, together=4)
+    assert together.item_s_asked < alone.item_s_asked / 2  # the weights' reads shared by 4 items
+    assert together.samples_fit > alone.samples_fit
+    assert together.memory_needed - big.weights_bytes == pytest.approx(4 * (alone.memory_needed - big.weights_bytes))
+    assert any("4 items together" in line for line in together.lines())

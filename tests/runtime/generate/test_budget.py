@@ -9,7 +9,7 @@ import pytest
 from runtime.errors import BundleError
 from runtime.generate import Extractor, GenCosts, Sampling, TimeBank, Vote, solve_item
 from runtime.generate.budget import Allowance
-from runtime.generate.solve import round_size
+from runtime.generate.solve import round_size, round_sizes, solve_items
 from runtime.manifest import GenerateSpec
 from tests.fixtures.clock import FakeClock
 from tests.fixtures.fake_engine import FakeEngine
@@ -148,18 +148,21 @@ def test_no_time_at_all_is_a_cut_without_a_round():
     assert r.stop == "cut" and r.samples == 0 and r.fallback and engine.calls == []
 
 
-def _run_items(fixed: bool, limit: float, prompts: list[str], odds: dict, seed: int) -> tuple[int, float]:
+def _run_items(fixed: bool, limit: float, prompts: list[str], odds: dict, seed: int,
+               together: int = 1) -> tuple[int, float]:
     clock = FakeClock()
     engine = FakeEngine(clock, odds=odds, seed=seed)
     bank = TimeBank(clock, end_s=limit, items=len(prompts), fixed=fixed)
     costs = GenCosts()
     sampling = Sampling.of(_spec(samples=9, round_samples=3, agree=4), early=not fixed)
     right = 0
-    for n, p in enumerate(prompts):
-        a = bank.allowance()
-        r = solve_item(p, engine.encode(p), engine, sampling, a, costs, Extractor(), clock, probe=n < 2, seed=n)
-        bank.settle(a, r.seconds)
-        right += r.answer == odds[p][0][0]
+    for n in range(0, len(prompts), together):
+        group = prompts[n:n + together]
+        a = bank.allowance(len(group))
+        results = solve_items([(p, engine.encode(p)) for p in group], engine, sampling, a, costs, Extractor(), clock,
+                              probe=n < 2, seed=n)
+        bank.settle(a, sum(r.seconds for r in results), len(group))
+        right += sum(r.answer == odds[p][0][0] for p, r in zip(group, results))
     return right, clock()
 
 
@@ -179,3 +182,59 @@ def test_banking_with_early_agreement_against_a_fixed_share_on_mixed_items():
             assert b_end <= limit and f_end <= limit
             bank, fixed = bank + b, fixed + f
         assert bank >= fixed, (limit, bank, fixed)
+
+
+def test_items_together_share_each_engine_call_and_their_time():
+    clock = FakeClock()
+    odds = {"easy": [("4", 1.0)], "hard": [("7", 0.4), ("1", 0.3), ("2", 0.3)], "hard2": [("5", 0.4), ("6", 0.6)]}
+    engine = FakeEngine(clock, odds=odds)
+    a = Allowance(0.0, 30.0, 60.0)
+    prompts = list(odds)
+    reports = solve_items([(p, engine.encode(p)) for p in prompts], engine, Sampling.of(_spec()), a, GenCosts(),
+                          Extractor(), clock, probe=True)
+    assert engine.rounds[0] == prompts and [n for _, n, _ in engine.calls[:3]] == [1, 1, 1]  # the probe: one each
+    easy = reports[0]
+    assert easy.stop == "agreed" and easy.answer == "4" and easy.rounds == 2  # 1 + 2 samples agree: it leaves
+    assert all("easy" not in r for r in engine.rounds[2:]) and len(engine.rounds) > 2
+    assert sum(r.seconds for r in reports) == pytest.approx(clock())  # the items' seconds add up to the group's
+    assert easy.seconds < reports[1].seconds
+    assert all(r.together == 3 and r.share_s == pytest.approx(10.0) and r.allowed_s == pytest.approx(20.0)
+               for r in reports)
+    assert clock() <= a.cut_s
+
+
+def test_a_round_of_several_items_shrinks_the_largest_wants_first_to_fit():
+    costs = GenCosts()
+    costs.observe(1, prompt_tokens=10, prefill_s=0.01, steps=10, decode_s=0.1)  # 1 ms/token prefill, 10 ms/step
+    for b in (2, 3, 4, 5, 6):
+        costs.observe(b, prompt_tokens=10, prefill_s=0.01 * b, steps=10, decode_s=0.1 * b)
+    assert round_sizes(costs, [3, 3], 10, 10, 10.0) == ([3, 3], 10)
+    assert round_sizes(costs, [3, 1, 2], 10, 10, 0.40) == ([1, 1, 1], 10)  # 0.11 s per sample: 3 fit, 4 do not
+    assert round_sizes(costs, [3, 3], 10, 10, 0.5) == ([2, 2], 10)
+    assert round_sizes(costs, [2, 2], 10, 10, 0.1) == ([1, 1], 4)  # one sample each, as many tokens as fit
+
+
+def test_the_bank_gives_items_together_their_shares_together():
+    clock = FakeClock()
+    bank = TimeBank(clock, end_s=100.0, items=10, cap=2.0, floor=0.5)
+    a = bank.allowance(4)
+    assert a.share_s == pytest.approx(40.0) and a.allowed_s == pytest.approx(min(80.0, 100.0 - 0.5 * 10.0 * 6))
+    clock.advance(30.0)
+    assert bank.settle(a, 30.0, 4) == pytest.approx(10.0) and bank.items_left == 6
+    assert bank.allowance().share_s == pytest.approx(70.0 / 6)  # the banked time went to the items after
+
+
+def test_items_together_draw_more_samples_in_the_same_time():
+    """On an engine whose batch of b costs 1 + 0.25 (b - 1) steps of one sample, 4 items together are right as often
+    or more than one at a time at a tight limit, and every run ends by it."""
+    prompts, odds = [], {}
+    for i in range(12):
+        prompts.append(f"p{i}")
+        odds[f"p{i}"] = [("1", 0.45), ("2", 0.3), ("3", 0.25)]
+    alone = together = 0
+    for seed in range(10):
+        a, a_end = _run_items(False, 4.0, prompts, odds, seed)
+        t, t_end = _run_items(False, 4.0, prompts, odds, seed, together=4)
+        assert a_end <= 4.0 and t_end <= 4.0
+        alone, together = alone + a, together + t
+    assert together > alone, (together, alone)

@@ -157,3 +157,30 @@ def test_runtime_run_the_notebooks_call_runs_a_generative_bundle(tmp_path, model
     assert isinstance(report, runtime.RunReport) and report.rows == 4
     assert len(report.generation["items"]) == 4 and "rows answered by adder" in report.table()
     assert list(submission(tmp_path / "s.csv")) == list(answers(project))
+
+
+def test_transformers_decodes_prompts_of_different_lengths_together_as_one_at_a_time(model):
+    from runtime.generate.engines import TransformersEngine
+
+    engine = TransformersEngine(model, threads=1)
+    prompts = [engine.encode(p) for p in ("3+4=", "123+456=", "12+7=")]
+    assert len({len(p) for p in prompts}) == 3  # the left padding differs per row
+    together = engine.generate(prompts, [1, 2, 1], 8, temperature=0.0, top_p=1.0, max_time_s=None, seed=0)
+    alone = [engine.generate([p], [1], 8, temperature=0.0, top_p=1.0, max_time_s=None, seed=0).texts[0]
+             for p in prompts]
+    assert together.texts == [alone[0], alone[1], alone[1], alone[2]]
+    assert together.prompt_tokens == max(len(p) for p in prompts)
+    assert [texts for texts, _ in together.split([1, 2, 1])] == [[alone[0]], [alone[1]] * 2, [alone[2]]]
+
+
+def test_items_answered_together_answer_every_row_before_the_limit(tmp_path, model):
+    bundle, project = _package(tmp_path, model, items=12, batch_items=4)
+    out = tmp_path / "submission.csv"
+    report = run_generation(bundle, project / "data", out, GenerateOptions(time_limit_s=40.0, progress=False))
+    got, truth = submission(out), answers(project)
+    assert list(got) == list(truth) and report.slack_s is not None and report.slack_s > 0
+    assert [it["together"] for it in report.items] == [4] * 12
+    assert sum(got[i] == truth[i] for i in truth) >= 3
+    groups = [report.items[k:k + 4] for k in range(0, 12, 4)]
+    for g in groups:  # an item's seconds are its part of the group's rounds: no item is charged the whole group
+        assert all(it["seconds"] < sum(x["seconds"] for x in g) for it in g)

@@ -66,3 +66,18 @@ def test_a_broken_engine_answers_every_row_with_the_fallback(bundle, tmp_path):
     assert answer["answer"].tolist() == [0, 0]  # the adder's fallback_answer "0", a whole number
     call = json.loads((tmp_path / "r.jsonl").read_text())
     assert call["fallback_rows"] == 2 and "did not load" in call["events"][0]
+
+
+def test_the_rows_of_a_call_are_answered_together_with_batch_items(bundle, tmp_path):
+    path, project = bundle
+    test = pd.read_csv(project / "data" / "test.csv")
+    predictor = GenerationPredictor(path, time_limit_s=600.0, report_path=tmp_path / "r.jsonl")
+    predictor.spec = replace(predictor.spec, batch_items=3)
+    predictor(test.iloc[:1])
+    answer = predictor(test.iloc[1:5])  # 4 rows: a group of 3, then 1
+    assert answer["id"].tolist() == test["id"][1:5].tolist()
+    call = json.loads((tmp_path / "r.jsonl").read_text().splitlines()[1])
+    items = call["members"][0]["items"]
+    assert [i["together"] for i in items] == [3, 3, 3, 1]
+    share = call["share_s"]
+    assert sum(i["allowed_s"] for i in items[:3]) <= share * 3 / 4 + 1e-6  # 3 of the call's 4 rows' time
