@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from packager.build import PackageOptions, package
+from packager.estimate.measure.profile import ProfileOptions, profile_bundle, store_profile
 from packager.offline import dataset_step, wheelhouse_step
 from packager.offline.image import image_facts
+from tests.fixtures.estimates import copy_bundle
 from tests.packager.wheels import A, B, C, make_wheel
 
 
@@ -47,3 +49,12 @@ def wheel_bundle(digits_dir: Path, tmp_path_factory) -> Path:
     out = root / "digits"
     package(digits_dir / "ninefit.toml", out, PackageOptions(steps=steps, target="t4x2"))
     return out
+
+
+@pytest.fixture(scope="session")
+def profiled(digits_bundle, digits_dir, tmp_path_factory) -> Path:
+    """The digits bundle, profiled here (quickly). Read-only: copy before editing."""
+    bundle = copy_bundle(digits_bundle, tmp_path_factory.mktemp("profiled") / "digits")
+    options = ProfileOptions(seconds_per_member=0.3, batch_sizes=(64, 256))
+    store_profile(bundle, profile_bundle(bundle, digits_dir / "data", options))
+    return bundle

@@ -1,16 +1,15 @@
-"""The estimate: stages, verdicts, the best plan that fits, calibration and pre-flight checks."""
+"""The estimate: stages, verdicts, the best plan that fits, scaling to targets, confidence and bands (calibration:
+test_estimate_calibrate.py; pre-flight checks: test_estimate_checks.py)."""
 
 from __future__ import annotations
 
 import json
 import math
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from packager.estimate.calibrate import CalibrationStore, calibrate, member_key
 from packager.estimate.chart import write_chart
 from packager.estimate.estimator import (
     STAGES,
@@ -19,64 +18,23 @@ from packager.estimate.estimator import (
     estimate_bundle,
     verdict,
 )
-from packager.estimate.measure.machine import fingerprint
-from packager.estimate.measure.profile import ProfileOptions, profile_bundle, store_profile
+from packager.estimate.measure.profile import store_profile
 from packager.estimate.price.figures import load_figures
 from packager.estimate.price.gpufit import shipped_fit
 from packager.estimate.price.gpuprice import gpu_fitted
 from packager.estimate.render import format_table
-from runtime.errors import DataError, SpecError
+from runtime.errors import SpecError
 from runtime.manifest import MANIFEST_NAME, Manifest
+from tests.fixtures.estimates import check_codes, copy_bundle, edit_manifest, fake_profile
 
 HOUR = 3600.0
-
-
-def _copy(src: Path, dest: Path) -> Path:
-    shutil.copytree(src, dest)
-    return dest
-
-
-@pytest.fixture(scope="module")
-def profiled(digits_bundle, digits_dir, tmp_path_factory) -> Path:
-    """The digits bundle, profiled here (quickly). Read-only: copy before editing."""
-    bundle = _copy(digits_bundle, tmp_path_factory.mktemp("profiled") / "digits")
-    options = ProfileOptions(seconds_per_member=0.3, batch_sizes=(64, 256))
-    store_profile(bundle, profile_bundle(bundle, digits_dir / "data", options))
-    return bundle
-
-
-def _edit_manifest(bundle: Path, edit) -> None:
-    data = json.loads((bundle / MANIFEST_NAME).read_text())
-    edit(data)
-    (bundle / MANIFEST_NAME).write_text(json.dumps(data))
-
-
-def _fake_profile(costs: dict[tuple[str, str], dict[int, float]], setup_s: float = 0.01) -> dict:
-    """A profile measured "here" with given seconds per row, per (member, variant) and batch size."""
-    fp = fingerprint().to_dict()
-    fp["device"] = "cpu"
-    members: dict = {}
-    for (member, variant), by_batch in costs.items():
-        batches = {str(b): {"s_per_row": c, "s_per_batch": c * b, "stable": True, "windows": [c] * 3,
-                            "stages": {"preprocess": 0.0, "infer": 0.9 * c * b, "postprocess": 0.1 * c * b}}
-                   for b, c in by_batch.items()}
-        packaged = min(by_batch, key=lambda b: abs(b - 256))
-        members.setdefault(member, {})[variant] = {
-            "s_per_row": by_batch[packaged], "setup_s": setup_s, "batch_size": packaged,
-            "best_batch_size": min(by_batch, key=by_batch.get), "batches": batches, "stable": True,
-        }
-    return {"version": 1, "fingerprint": fp, "members": members,
-            "data": {"read_fixed_s": 0.01, "read_s_per_row": 1e-7, "memory_bytes_per_row": 500.0},
-            "startup": {"import_s": 0.5, "first_session_s": 0.0, "hash_bytes_per_s": 1e9},
-            "write": {"fixed_s": 0.001, "s_per_row": 1e-7}, "ensemble": {"s_per_row": 1e-9},
-            "checkpoint": {"rows": 256, "save_s": 1e-5, "load_s": 1e-5}}
 
 
 @pytest.fixture
 def priced(digits_bundle, tmp_path) -> Path:
     """The digits bundle with known costs: cnn fp32 1 ms/row, fp16 0.2 ms/row, mlp 0.1 ms/row (0.05 at 1024)."""
-    bundle = _copy(digits_bundle, tmp_path / "priced")
-    store_profile(bundle, _fake_profile({
+    bundle = copy_bundle(digits_bundle, tmp_path / "priced")
+    store_profile(bundle, fake_profile({
         ("cnn", "fp32"): {256: 1e-3}, ("cnn", "fp16"): {256: 2e-4}, ("mlp", "fp32"): {256: 1e-4, 1024: 5e-5},
     }))
     return bundle
@@ -132,8 +90,8 @@ def _agreeing(profile: dict) -> None:
 @pytest.fixture
 def quiet(profiled, tmp_path) -> Path:
     """``profiled`` as if measured on a quiet machine, its repeats agreeing."""
-    bundle = _copy(profiled, tmp_path / "quiet")
-    _edit_manifest(bundle, lambda data: _agreeing(data["profile"]))
+    bundle = copy_bundle(profiled, tmp_path / "quiet")
+    edit_manifest(bundle, lambda data: _agreeing(data["profile"]))
     return bundle
 
 
@@ -213,8 +171,8 @@ def test_cpu_lanes_are_priced_from_their_measured_speedup(profiled, tmp_path, mo
     rows = 25_000
 
     def with_speedup(name, record):
-        bundle = _copy(profiled, tmp_path / name)
-        _edit_manifest(bundle, lambda d: d["profile"]["checkpoint"]["run"].update(lanes=record))
+        bundle = copy_bundle(profiled, tmp_path / name)
+        edit_manifest(bundle, lambda d: d["profile"]["checkpoint"]["run"].update(lanes=record))
         return bundle
 
     def members_span(est):
@@ -263,7 +221,7 @@ def test_spec_sheet_estimate_without_profile(digits_bundle):
 
 @pytest.mark.timeout(180)
 def test_wheels_folder_prices_the_install(profiled, tmp_path):
-    bundle = _copy(profiled, tmp_path / "b")
+    bundle = copy_bundle(profiled, tmp_path / "b")
     (bundle / "wheels").mkdir()
     (bundle / "wheels" / "x-1.0-py3-none-any.whl").write_bytes(b"\0" * 50_000_000)
     item = estimate_bundle(bundle, EstimateOptions(target="t4x2", rows=100)).items[0]
@@ -274,21 +232,21 @@ def test_wheels_folder_prices_the_install(profiled, tmp_path):
 @pytest.mark.timeout(180)
 def test_the_process_around_the_run_is_priced_stage_by_stage(priced, tmp_path):
     """Interpreter start, imports, verification and exit: what a user timing the command waits for."""
-    bundle = _copy(priced, tmp_path / "process")
+    bundle = copy_bundle(priced, tmp_path / "process")
 
     def split(d):
         d["profile"]["startup"].update(python_s=0.05, imports_s=0.6, exit_s=0.3, import_s=0.95)
 
-    _edit_manifest(bundle, split)
+    edit_manifest(bundle, split)
     est = estimate_bundle(bundle, EstimateOptions(target="local", rows=1000, time_limit_s=60))
     stages = {i.stage: i.estimate.seconds for i in est.items if not i.member}
     # A fresh process's first touches (the whole-process check run less its parts) are startup's.
-    _edit_manifest(bundle, lambda d: d["profile"]["startup"].update(cold_s=0.25))
+    edit_manifest(bundle, lambda d: d["profile"]["startup"].update(cold_s=0.25))
     colder = {i.stage: i for i in estimate_bundle(bundle, EstimateOptions(target="local", rows=1000)).items}
     assert colder["startup"].estimate.seconds == pytest.approx(stages["startup"] + 0.25)
     assert any("first touches of a fresh process" in n for n in colder["startup"].estimate.notes)
     # Where the whole process took less than its parts measured apart, the difference comes off the imports.
-    _edit_manifest(bundle, lambda d: d["profile"]["startup"].update(cold_s=-0.1))
+    edit_manifest(bundle, lambda d: d["profile"]["startup"].update(cold_s=-0.1))
     warmer = {i.stage: i for i in estimate_bundle(bundle, EstimateOptions(target="local", rows=1000)).items}
     assert warmer["imports"].estimate.seconds == pytest.approx(0.5)
     assert warmer["startup"].estimate.seconds == pytest.approx(stages["startup"])
@@ -327,7 +285,7 @@ def test_the_in_runtime_factor_below_one_holds_only_where_it_was_measured(priced
 
     before = {t: inf(t) for t in ("local", "cpu")}
     for factor in (0.7, 1.3):
-        _edit_manifest(priced, lambda d: d["profile"]["checkpoint"].update(run={"inference_factor": factor}))
+        edit_manifest(priced, lambda d: d["profile"]["checkpoint"].update(run={"inference_factor": factor}))
         after = {t: inf(t) for t in ("local", "cpu")}
         assert after["local"]["cnn"] == pytest.approx(factor * before["local"]["cnn"])
         assert after["cpu"]["cnn"] == pytest.approx(max(factor, 1.0) * before["cpu"]["cnn"])
@@ -366,13 +324,13 @@ def test_plan_drops_the_least_valuable_member_when_degrading_is_not_enough(price
 @pytest.mark.timeout(180)
 def test_plan_prefers_value_over_count(priced, tmp_path):
     # With scores, mlp is worth more than cnn: under a budget fitting one, mlp stays.
-    bundle = _copy(priced, tmp_path / "scored")
+    bundle = copy_bundle(priced, tmp_path / "scored")
 
     def scores(d):
         d["members"][0]["score"] = 0.1
         d["members"][1]["score"] = 0.9
 
-    _edit_manifest(bundle, scores)
+    edit_manifest(bundle, scores)
     est = estimate_bundle(bundle, EstimateOptions(target="local", rows=100_000, time_limit_s=12, margin_s=0))
     assert [s[0] for s in est.plan.steps] == ["mlp"]
 
@@ -382,169 +340,6 @@ def test_plan_is_shown_when_tight_and_on_request(priced):
     fits = estimate_bundle(priced, EstimateOptions(target="local", rows=1_000, time_limit_s=HOUR), plan=True)
     assert fits.verdict == "fits" and fits.plan is not None
     assert {s[1] for s in fits.plan.steps} == {"fp32"}
-
-
-# -- calibration ---------------------------------------------------------------------------
-
-
-def _report(path: Path, members: list[dict]) -> Path:
-    path.write_text(json.dumps({"bundle": "digits", "rows": members[0]["rows"], "members": members}))
-    return path
-
-
-@pytest.mark.timeout(180)
-def test_calibration_moves_the_estimate_toward_the_measured_run(profiled, tmp_path):
-    options = EstimateOptions(target="t4x2", rows=25_000)
-    manifest = Manifest.load(profiled)
-    before = estimate_bundle(profiled, options)
-    inf = {i.member: i.estimate for i in before.items if i.stage == "inference"}
-    load = {i.member: i.estimate for i in before.items if i.stage == "load"}
-    # The real run on the target was 3x slower than estimated, and loading 2x.
-    report = _report(tmp_path / "run_report.json", [
-        {"name": m, "variant": "fp32", "rows": 25_000, "seconds": 3 * inf[m].seconds,
-         "load_seconds": 2 * load[m].seconds, "status": "done"} for m in ("cnn", "mlp")])
-    store = CalibrationStore.load(tmp_path / "cal.json")
-    observations = calibrate(store, profiled, manifest, report, options)
-    assert {(o.member, o.what) for o in observations} == {("cnn", "inference"), ("mlp", "inference"),
-                                                         ("cnn", "load"), ("mlp", "load")}
-    assert all(o.ratio == pytest.approx(3 if o.what == "inference" else 2, rel=1e-6) for o in observations)
-    store.save()
-    after = estimate_bundle(profiled, options, calibration=CalibrationStore.load(tmp_path / "cal.json"))
-    for m in ("cnn", "mlp"):
-        new = next(i for i in after.items if i.stage == "inference" and i.member == m)
-        actual = 3 * inf[m].seconds
-        assert abs(new.estimate.seconds - actual) < abs(inf[m].seconds - actual)
-        assert new.estimate.seconds == pytest.approx(actual, rel=1e-6)
-        assert "calibrated" in new.basis
-        # the band narrows around the new figure
-        assert new.estimate.high / new.estimate.low < inf[m].high / inf[m].low
-    assert after.expected_s > before.expected_s and after.calibrated
-    # Other targets are untouched.
-    l4 = estimate_bundle(profiled, EstimateOptions(target="l4", rows=25_000),
-                         calibration=CalibrationStore.load(tmp_path / "cal.json"))
-    assert not l4.calibrated
-
-
-@pytest.mark.timeout(180)
-def test_calibration_compares_like_with_like_around_the_warm_up_batch(profiled, tmp_path):
-    """The runtime books the first batch after a load as warmup_seconds, apart from seconds:
-    it goes with the load (whose estimate holds the first call's extra cost), not the inference."""
-    options = EstimateOptions(target="t4x2", rows=25_000)
-    manifest = Manifest.load(profiled)
-    costing = Costing(profiled, manifest, options)
-    members, expected = [], {}
-    for name in ("cnn", "mlp"):
-        member = manifest.member(name)
-        variant, batch = member.variants[0], costing.batch_for(member)
-        steady = costing.inference(member, variant, batch, 25_000 - batch)[0].seconds
-        first = costing.inference(member, variant, batch, batch)[0].seconds
-        load = costing.load(member, variant, batch)[0].seconds
-        members.append({"name": name, "variant": variant.name, "rows": 25_000, "rows_computed": 25_000,
-                        "warmup_rows": batch, "batch_size": batch, "status": "done",
-                        "seconds": 3 * steady, "warmup_seconds": 2 * first, "load_seconds": 2 * load})
-        expected[name] = (25_000 - batch, 2 * (load + first))
-    store = CalibrationStore(tmp_path / "cal.json")
-    observations = calibrate(store, profiled, manifest, _report(tmp_path / "run_report.json", members), options)
-    ratios = {(o.member, o.what): o.ratio for o in observations}
-    assert ratios == {("cnn", "inference"): pytest.approx(3), ("mlp", "inference"): pytest.approx(3),
-                      ("cnn", "load"): pytest.approx(2), ("mlp", "load"): pytest.approx(2)}
-    for o in observations:
-        if o.what == "inference":
-            assert o.rows == expected[o.member][0]  # the rows `seconds` is for: warm-up rows left out
-        else:
-            assert o.actual_s == pytest.approx(expected[o.member][1])  # load_seconds + warmup_seconds
-
-
-@pytest.mark.timeout(180)
-def test_calibration_is_keyed_by_member_graph_and_not_counted_twice(profiled, tmp_path):
-    options = EstimateOptions(target="cpu", rows=1000)
-    manifest = Manifest.load(profiled)
-    report = _report(tmp_path / "r.json", [{"name": "cnn", "variant": "fp16", "rows": 1000, "seconds": 1.0,
-                                            "load_seconds": 0.0, "status": "done"},
-                                           {"name": "mlp", "rows": 0, "seconds": 0.0, "status": "dropped"}])
-    store = CalibrationStore(tmp_path / "cal.json")
-    assert len(calibrate(store, profiled, manifest, report, options)) == 1
-    assert calibrate(store, profiled, manifest, report, options) == []  # the same report again
-    node = store.data["targets"]["cpu"]
-    assert list(node["members"]) == [member_key(manifest, "cnn")]
-    assert node["all"]["count"] == 1
-    # mlp has no record of its own: the target-wide one applies to it.
-    assert store.for_member("cpu", manifest, "mlp").count == 1
-
-
-@pytest.mark.timeout(180)
-def test_bad_reports_are_user_errors(profiled, tmp_path):
-    manifest = Manifest.load(profiled)
-    options = EstimateOptions(target="t4x2", rows=10)
-    store = CalibrationStore(tmp_path / "cal.json")
-    (tmp_path / "bad.json").write_text("{nope")
-    with pytest.raises(DataError, match="not JSON"):
-        calibrate(store, profiled, manifest, tmp_path / "bad.json", options)
-    with pytest.raises(DataError, match="not found"):
-        calibrate(store, profiled, manifest, tmp_path / "missing.json", options)
-    other = _report(tmp_path / "other.json", [{"name": "xgb", "rows": 5, "seconds": 1, "status": "done"}])
-    with pytest.raises(DataError, match="nothing to calibrate"):
-        calibrate(store, profiled, manifest, other, options)
-    (tmp_path / "cal.json").write_text("[]")
-    with pytest.raises(DataError, match="calibration file"):
-        CalibrationStore.load(tmp_path / "cal.json")
-
-
-# -- pre-flight checks ----------------------------------------------------------------------
-
-
-def _codes(est) -> set[str]:
-    return {c.code for c in est.checks if c.level in ("warning", "blocking")}
-
-
-@pytest.mark.timeout(180)
-def test_bf16_on_t4_warns(profiled, tmp_path):
-    bundle = _copy(profiled, tmp_path / "bf16")
-
-    def to_bf16(d):
-        d["members"][0]["variants"][1]["precision"] = "bf16"
-
-    _edit_manifest(bundle, to_bf16)
-    assert "bf16" in _codes(estimate_bundle(bundle, EstimateOptions(target="t4x2", rows=100)))
-    assert "bf16" not in _codes(estimate_bundle(bundle, EstimateOptions(target="l4", rows=100)))
-    assert "bf16" not in _codes(estimate_bundle(profiled, EstimateOptions(target="t4x2", rows=100)))
-
-
-@pytest.mark.timeout(180)
-def test_p100_warns(profiled):
-    assert "sm60" in _codes(estimate_bundle(profiled, EstimateOptions(target="p100", rows=100)))
-    assert "sm60" not in _codes(estimate_bundle(profiled, EstimateOptions(target="t4x2", rows=100)))
-
-
-@pytest.mark.timeout(180)
-def test_gpu_memory_too_small_for_the_batch_warns(profiled):
-    huge = estimate_bundle(profiled, EstimateOptions(target="t4x2", rows=100, batch_size=4_000_000))
-    check = next(c for c in huge.checks if c.code == "gpu-memory")
-    assert "batch 4000000" in check.message and "batch_size" in check.message
-    assert "gpu-memory" not in _codes(estimate_bundle(profiled, EstimateOptions(target="t4x2", rows=100)))
-    assert "gpu-memory" not in _codes(estimate_bundle(profiled, EstimateOptions(target="cpu", rows=100,
-                                                                                batch_size=4_000_000)))
-
-
-@pytest.mark.timeout(180)
-def test_ram_too_small_for_the_table_warns(profiled):
-    assert "ram" in _codes(estimate_bundle(profiled, EstimateOptions(target="cpu", rows=200_000_000)))
-    assert "ram" not in _codes(estimate_bundle(profiled, EstimateOptions(target="cpu", rows=25_000)))
-
-
-@pytest.mark.timeout(180)
-def test_ram_beyond_the_machine_blocks_and_near_it_warns(profiled):
-    def ram(rows):
-        est = estimate_bundle(profiled, EstimateOptions(target="t4x2", rows=rows, time_limit_s=1000 * HOUR))
-        return est, next((c for c in est.checks if c.code == "ram"), None)
-
-    est, check = ram(200_000_000)
-    assert check.level == "blocking" and est.verdict == "does not fit" and est.blocking == (check,)
-    assert "[ram]" in est.reason and est.plan is not None and not est.plan.steps
-    assert est.expected_s + 0 < est.available_s  # by time alone it would fit
-    need = 200_000_000 / float(check.message.split("about ")[1].split(" GiB")[0])  # rows per GiB
-    est, check = ram(int(need * 0.9 * 27.9))  # about 90 % of the notebook's RAM
-    assert check.level == "warning" and est.verdict == "fits"
 
 
 @pytest.mark.timeout(180)
@@ -565,14 +360,14 @@ def test_a_member_that_fits_no_gpu_memory_is_blocking_and_dropped_from_the_plan(
 
 @pytest.mark.timeout(180)
 def test_profile_from_another_machine_warns_for_local(profiled, tmp_path):
-    bundle = _copy(profiled, tmp_path / "elsewhere")
+    bundle = copy_bundle(profiled, tmp_path / "elsewhere")
 
     def move(d):
         d["profile"]["fingerprint"]["cpu_model"] = "Some Other CPU"
 
-    _edit_manifest(bundle, move)
+    edit_manifest(bundle, move)
     est = estimate_bundle(bundle, EstimateOptions(target="local", rows=1000))
-    assert "profile" in _codes(est) and est.confidence != "high"
+    assert "profile" in check_codes(est) and est.confidence != "high"
     assert not Costing(bundle, Manifest.load(bundle), EstimateOptions(target="local", rows=1)).machine.same
 
 
@@ -641,8 +436,8 @@ def test_the_profile_splits_the_data_stages_as_the_run_report_does(profiled):
 @pytest.mark.timeout(180)
 def test_on_a_gpu_target_the_data_stages_hide_behind_inference(digits_bundle, tmp_path):
     def inference_s(data: float, post: float) -> float:
-        bundle = _copy(digits_bundle, tmp_path / f"b{data}")
-        profile = _fake_profile({("cnn", "fp32"): {256: 1e-3}, ("cnn", "fp16"): {256: 2e-4}, ("mlp", "fp32"): {256: 1e-4}})
+        bundle = copy_bundle(digits_bundle, tmp_path / f"b{data}")
+        profile = fake_profile({("cnn", "fp32"): {256: 1e-3}, ("cnn", "fp16"): {256: 2e-4}, ("mlp", "fp32"): {256: 1e-4}})
         for member in profile["members"].values():
             for v in member.values():
                 for point in v["batches"].values():
@@ -678,7 +473,7 @@ def test_a_busy_profile_is_low_confidence_with_a_band_as_wide_as_its_disagreemen
     options = EstimateOptions(target="local", rows=25_000, time_limit_s=9 * HOUR, lanes=1)
     calm = estimate_bundle(quiet, options)
     assert calm.confidence == "high" and not [c for c in calm.checks if "busy machine" in c.message]
-    busy = _copy(quiet, tmp_path / "busy")
+    busy = copy_bundle(quiet, tmp_path / "busy")
 
     def disturb(data: dict) -> None:
         profile = data["profile"]
@@ -692,7 +487,7 @@ def test_a_busy_profile_is_low_confidence_with_a_band_as_wide_as_its_disagreemen
             runs = profile["startup"]["import_runs"]
             profile["startup"]["import_runs"] = [runs[0], 2 * runs[0], *runs[2:]]
 
-    _edit_manifest(busy, disturb)
+    edit_manifest(busy, disturb)
     est = estimate_bundle(busy, options)
     factor = {"windows": 3.0, "load": 1 / 0.4, "process": 2.0}[noise]
     stage = {"windows": ("inference", "cnn"), "load": ("inference", "mlp"), "process": ("imports", "")}[noise]
