@@ -75,6 +75,10 @@ class GenerationReport:
                      f"{self.mode}); {t['samples']} samples, {t['new_tokens']} new tokens, {t['fallback_answers']} "
                      f"fallback answer(s); banked {t['banked_s']:.1f}s, borrowed {t['borrowed_s']:.1f}s; "
                      f"{self.seconds:.2f}s in all -> {self.submission}")
+        together = max((it.get("together", 1) for it in self.items), default=1)
+        if together > 1:
+            lines.append(f"items answered up to {together} together (batch_items): their samples shared each engine "
+                         "call; an item's seconds are its part of each round")
         if self.resumed:
             lines.append(f"{self.resumed} item(s) resumed from {self.work_dir} (answered by an earlier run)")
         if self.costs.get("measured"):

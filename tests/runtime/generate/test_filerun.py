@@ -180,6 +180,7 @@ def test_items_answered_together_answer_every_row_before_the_limit(tmp_path, mod
     got, truth = submission(out), answers(project)
     assert list(got) == list(truth) and report.slack_s is not None and report.slack_s > 0
     assert [it["together"] for it in report.items] == [4] * 12
+    assert "items answered up to 4 together" in report.table()
     assert sum(got[i] == truth[i] for i in truth) >= 3
     groups = [report.items[k:k + 4] for k in range(0, 12, 4)]
     for g in groups:  # an item's seconds are its part of the group's rounds: no item is charged the whole group
