@@ -65,13 +65,14 @@ class Parameter:
 
 
 def _find_input(path: str, marker: str, root: str = "/kaggle/input") -> str:
-    """``path`` if ``path/marker`` exists, else the one folder under ``root`` holding ``marker``."""
+    """``path`` if ``path/marker`` exists (a file or a folder, e.g. the bundle's manifest.json, the competition's
+    test file or its ``kaggle_evaluation`` package), else the one folder under ``root`` holding ``marker``."""
     import glob
     import os
 
-    if os.path.isfile(os.path.join(path, marker)):
+    if os.path.exists(os.path.join(path, marker)):
         return path
-    found = sorted({os.path.dirname(p) for depth in ("*", "*/*", "*/*/*")
+    found = sorted({p[:-len(marker) - 1] for depth in ("*", "*/*", "*/*/*")
                     for p in glob.glob(os.path.join(root, depth, marker))})
     if len(found) == 1:
         print(f"{path} has no {marker}; using {found[0]}")
@@ -79,7 +80,8 @@ def _find_input(path: str, marker: str, root: str = "/kaggle/input") -> str:
     listing = ", ".join(sorted(os.listdir(root))) if os.path.isdir(root) else f"{root} does not exist"
     raise FileNotFoundError(
         f"{path} has no {marker}, and {len(found)} folders under {root} have one ({', '.join(found) or 'none'}). "
-        f"Attach the dataset and set the parameter (or its NINEFIT_* variable). {root} holds: {listing}")
+        f"Attach the dataset (or the competition's data) and set the parameter (or its NINEFIT_* variable). "
+        f"{root} holds: {listing}")
 
 
 def _wheel_modules(wheel: str) -> list[str]:

@@ -58,24 +58,6 @@ REPORT_NAME = "serve_report.jsonl"
 # -- code that runs inside the notebook -----------------------------------------------------------
 
 
-def _competition_folder(path: str, marker: str, root: str = "/kaggle/input") -> str:
-    """``path`` if ``path/marker`` exists (a file or a folder), else the one folder under ``root`` holding it."""
-    import glob
-    import os
-
-    if os.path.exists(os.path.join(path, marker)):
-        return path
-    found = sorted({p[:-len(marker) - 1] for depth in ("*", "*/*", "*/*/*")
-                    for p in glob.glob(os.path.join(root, depth, marker))})
-    if len(found) == 1:
-        print(f"{path} has no {marker}; using {found[0]}")
-        return found[0]
-    listing = ", ".join(sorted(os.listdir(root))) if os.path.isdir(root) else f"{root} does not exist"
-    raise FileNotFoundError(
-        f"{path} has no {marker}, and {len(found)} folders under {root} have one ({', '.join(found) or 'none'}). "
-        f"Attach the competition's data and set DATA_DIR (or NINEFIT_DATA_DIR). {root} holds: {listing}")
-
-
 def _server_class(server: str, data_dir: str):
     """The competition's inference server class (``"module:Class"``, imported from its data folder), or
     ninefit's stand-in where the bundle names none or ``ninefit simulate`` asks for it."""
@@ -154,8 +136,7 @@ def serve_notebook(manifest: Manifest, *, slug: str, data: str, time_limit: str,
             _intro_cell(manifest, slug),
             parameters_cell(params),
             markdown_cell("ninefit-install-md", "## Inputs and offline install of the bundle's wheels"),
-            install_cell("\n\n\n".join([source_of(_competition_folder),
-                                        f"DATA_DIR = _competition_folder(DATA_DIR, {marker})"])),
+            install_cell(f"DATA_DIR = _find_input(DATA_DIR, {marker})"),
             markdown_cell("ninefit-serve-md", "## Serve the gateway: `predict` for each batch, to the deadline"),
             _serve_cell(generative=manifest.generate is not None),
         ],

@@ -18,7 +18,7 @@ from packager.estimate.serve import declared_batches, estimate_serve, format_ser
 from runtime.errors import UsageError
 from runtime.manifest import MANIFEST_NAME, Manifest, ServeSpec
 from runtime.serve.budget import MARGIN_FLOOR_S, MARGIN_SHARE
-from tests.packager.test_estimator import _fake_profile
+from tests.fixtures.estimates import fake_profile
 
 pytestmark = pytest.mark.timeout(300)  # the digits fixture trains two models on first use
 
@@ -48,7 +48,7 @@ def _bundle(served: Path, tmp_path: Path, costs=COSTS, **serve) -> Path:
     """A copy of the served bundle with set costs and ``serve``'s keys changed in its manifest."""
     bundle = tmp_path / "served"
     shutil.copytree(served, bundle)
-    store_profile(bundle, _fake_profile(costs))
+    store_profile(bundle, fake_profile(costs))
     data = json.loads((bundle / MANIFEST_NAME).read_text())
     data["serve"].update(serve)
     (bundle / MANIFEST_NAME).write_text(json.dumps(data))

@@ -180,6 +180,11 @@ def test_find_input_falls_back_to_the_one_folder_holding_the_marker(tmp_path, ca
     (tmp_path / "other" / "manifest.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match="2 folders"):
         _find_input("/kaggle/input/wrong", "manifest.json", str(tmp_path))
+    (tmp_path / "comp" / "kaggle_evaluation").mkdir(parents=True)  # a folder marks the competition's data
+    assert _find_input("/kaggle/input/wrong", "kaggle_evaluation", str(tmp_path)) == str(tmp_path / "comp")
+    (tmp_path / "comp" / "data").mkdir()
+    (tmp_path / "comp" / "data" / "test.csv").write_text("id\n")  # a marker of two parts
+    assert _find_input("/kaggle/input/wrong", "data/test.csv", str(tmp_path)) == str(tmp_path / "comp")
 
 
 @pytest.mark.timeout(60)

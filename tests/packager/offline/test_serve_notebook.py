@@ -99,7 +99,7 @@ def test_the_serving_notebook_has_its_cells_and_a_plain_predict(bundle):
     assert cells[0].source.startswith("import time\n\nNINEFIT_START = time.time()")
     for name in ("BUNDLE_DIR", "DATA_DIR", "TIME_LIMIT", "TARGET", "BACKEND", "REPORT"):
         assert f"\n{name} = os.environ.get(" in cells[0].source
-    assert ("DATA_DIR = _competition_folder(DATA_DIR, 'test.csv' if os.environ.get('NINEFIT_SERVE_STANDIN') == '1' "
+    assert ("DATA_DIR = _find_input(DATA_DIR, 'test.csv' if os.environ.get('NINEFIT_SERVE_STANDIN') == '1' "
             "else 'kaggle_evaluation')") in cells[1].source
     assert "_install_wheels(BUNDLE_DIR)" in cells[1].source
     tree = ast.parse(cells[2].source)
