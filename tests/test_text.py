@@ -271,3 +271,42 @@ def test_a_non_finite_output_costs_only_its_row(text_dir, tmp_path):
     labels = read_column(out, "language")
     assert labels["b"] == labels["d"] == "x"  # the fallback stands for the lost rows
     assert {labels["a"], labels["c"]} <= set(LANGUAGES)
+
+
+def test_an_int8_rung_of_the_text_member_is_guarded_and_agrees_with_fp32(text_dir, tmp_path, capsys):
+    """The text member's int8 CPU rung: made by dynamic quantisation (a BERT is MatMul, not Conv), kept by the
+    accuracy guard with its agreement as its value, and on the test texts its labels agree with the fp32 graph's."""
+    import onnx
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    from packager.cli import main
+    from runtime.manifest import Manifest
+
+    spec = text_dir / "int8.toml"
+    spec.write_text((text_dir / "ninefit.toml").read_text() + '\n  [[model.variant]]\n  name = "int8"\n'
+                    '  precision = "int8"\n')
+    out = tmp_path / "bundle"
+    assert main(["package", str(spec), "-o", str(out), "--no-wheels", "--no-profile", "--force"]) == 0, \
+        capsys.readouterr().err
+    variants = {v.name: v for v in Manifest.load(out).members[0].variants}
+    int8 = variants["int8"]
+    assert int8.precision == "int8" and int8.file.endswith("int8-dynamic.onnx") and 0.99 <= int8.value_factor <= 1.0
+    assert "| bert | int8 | int8 | onnxruntime | int8-dynamic.onnx |" in (out / "report.md").read_text()
+    ops = {n.op_type for n in onnx.load(str(out / int8.file)).graph.node}
+    assert "DynamicQuantizeLinear" in ops or "MatMulInteger" in ops, ops
+    text = json.loads((out / "manifest.json").read_text())["members"][0]["text"]
+    tok = Tokenizer.from_file(str(out / text["tokenizer"]))
+    tok.enable_truncation(64)  # each text's first 64 tokens: its start says its language
+    tok.enable_padding(length=64)
+    rows = list(read_column(text_dir / "data" / "test.csv", "text").values())
+    encoded = tok.encode_batch(rows)
+    feed = {"input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64)}
+    labels = {}
+    for name in ("fp32", "int8"):
+        session = ort.InferenceSession(str(out / variants[name].file), providers=["CPUExecutionProvider"])
+        names = [i.name for i in session.get_inputs()]
+        labels[name] = session.run(None, {k: feed[k] for k in names})[0].argmax(1)
+    assert len(set(labels["fp32"].tolist())) >= 3  # not a constant model
+    assert np.mean(labels["int8"] == labels["fp32"]) >= 0.97
