@@ -58,10 +58,12 @@ class GenerationReport:
         return {"items": len(items), "samples": sum(it.get("samples", 0) for it in items),
                 "new_tokens": sum(it.get("new_tokens", 0) for it in items),
                 "fallback_answers": sum(1 for it in items if it.get("fallback")),
-                "banked_s": sum(max(0.0, it.get("banked_s", 0.0)) for it in items),
+                "seconds": sum(it.get("seconds", 0.0) for it in items),
                 "borrowed_s": sum(max(0.0, -it.get("banked_s", 0.0)) for it in items), "stops": stops}
 
     def table(self) -> str:
+        # bank: the item's share less its seconds (> 0: banked for the items after it; < 0: borrowed). Shares grow
+        # with what earlier items banked, so the banked column does not add up to time saved (the slack says that).
         lines = [f"{'item':<12} {'samples':>7} {'tokens':>7} {'seconds':>8} {'share':>7} {'bank':>7}  "
                  f"{'stop':<8} {'answer':<10} vote"]
         for it in self.items:
@@ -73,8 +75,8 @@ class GenerationReport:
         t = self.totals()
         lines.append(f"{self.covered_rows}/{self.rows} rows answered by {self.model or 'the model'} ({self.engine}, "
                      f"{self.mode}); {t['samples']} samples, {t['new_tokens']} new tokens, {t['fallback_answers']} "
-                     f"fallback answer(s); banked {t['banked_s']:.1f}s, borrowed {t['borrowed_s']:.1f}s; "
-                     f"{self.seconds:.2f}s in all -> {self.submission}")
+                     f"fallback answer(s); the items used {t['seconds']:.1f}s ({t['borrowed_s']:.1f}s borrowed beyond "
+                     f"their shares); {self.seconds:.2f}s in all -> {self.submission}")
         together = max((it.get("together", 1) for it in self.items), default=1)
         if together > 1:
             lines.append(f"items answered up to {together} together (batch_items): their samples shared each engine "

@@ -55,6 +55,9 @@ def test_the_bundle_packages_verifies_and_answers_every_row_before_a_tight_limit
     assert sum(got[i] == truth[i] for i in truth) >= 3  # the model adds: right often (not always)
     saved = json.loads((tmp_path / "submission.run_report.json").read_text())
     assert saved["totals"]["items"] == 15 and saved["costs"]["measured"]
+    # the totals add what was spent (never the banked column, whose shares already hold earlier items' savings)
+    assert saved["totals"]["seconds"] == pytest.approx(sum(it["seconds"] for it in saved["items"]))
+    assert saved["totals"]["seconds"] < limit and "banked_s" not in saved["totals"]
     assert {"samples", "new_tokens", "seconds", "banked_s", "vote", "stop", "answer"} <= set(saved["items"][0])
 
 
