@@ -5,6 +5,7 @@ answering one item per call within its deadline."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -188,3 +189,30 @@ def test_items_answered_together_answer_every_row_before_the_limit(tmp_path, mod
     groups = [report.items[k:k + 4] for k in range(0, 12, 4)]
     for g in groups:  # an item's seconds are its part of the group's rounds: no item is charged the whole group
         assert all(it["seconds"] < sum(x["seconds"] for x in g) for it in g)
+
+
+def test_a_crash_inside_a_group_resumes_from_the_groups_answered_before_it(tmp_path, model):
+    bundle, project = _package(tmp_path, model, items=12, batch_items=4, extractor=r"\\boxed\{(\d+)\}")
+    out = tmp_path / "s.csv"
+    options = GenerateOptions(time_limit_s=600.0, progress=False, work_dir=tmp_path / "work")
+
+    with open(project / "data" / "test.csv", newline="") as f:
+        third = {r["prompt"] for r in list(csv.DictReader(f))[8:]}  # the third group's prompts
+
+    class Crashing(FakeEngine):  # dies on the third group's first round
+        def generate(self, prompts, counts, max_new_tokens, **kw):
+            if {"".join(chr(i) for i in p) for p in prompts} & third:
+                raise RuntimeError("the kernel died")
+            return super().generate(prompts, counts, max_new_tokens, **kw)
+
+    clock = FakeClock()
+    with pytest.raises(RuntimeError, match="kernel died"):
+        run_generation(bundle, project / "data", out, options, clock=clock, engine=Crashing(clock, context_length=64))
+    first = submission(out)  # whole: the two groups' answers, the fallback for the rest
+    assert list(first) == list(answers(project)) and sum(a == "1" for a in first.values()) == 8
+    clock = FakeClock()
+    engine = FakeEngine(clock, context_length=64)
+    report = run_generation(bundle, project / "data", out, options, clock=clock, engine=engine)
+    assert report.resumed == 8 and len(report.items) == 12
+    assert {p for r in engine.rounds for p in r} == third  # only the third group was sampled again
+    assert set(submission(out).values()) == {"1"}
