@@ -216,3 +216,28 @@ def test_a_crash_inside_a_group_resumes_from_the_groups_answered_before_it(tmp_p
     assert report.resumed == 8 and len(report.items) == 12
     assert {p for r in engine.rounds for p in r} == third  # only the third group was sampled again
     assert set(submission(out).values()) == {"1"}
+
+
+def test_groups_skip_a_refused_item_and_leave_items_without_time_to_a_rerun(tmp_path, model):
+    long = "1" * 70 + "+" + "2" * 70 + "="  # refused: over the context
+    bundle, project = _package(tmp_path, model, items=10, batch_items=3, prompts={"q001": long},
+                               extractor=r"\\boxed\{(\d+)\}", fallback_answer="-1")
+
+    class NoHardStop(FakeEngine):  # as vLLM: a round runs to its end, whatever the time left
+        def generate(self, prompts, counts, max_new_tokens, **kw):
+            return super().generate(prompts, counts, max_new_tokens, **{**kw, "max_time_s": None})
+
+    clock = FakeClock()
+    engine = NoHardStop(clock, step_s=0.3, tokens=8, context_length=64)  # the first round alone takes ~3 s
+    report = run_generation(bundle, project / "data", tmp_path / "s.csv",
+                            GenerateOptions(time_limit_s=4.0, margin_s=0.5, reserve_s=0.2, progress=False,
+                                            work_dir=tmp_path / "w"), clock=clock, engine=engine)
+    by_id = {it["id"]: it for it in report.items}
+    assert by_id["q001"]["stop"] == "refused" and by_id["q001"]["answer"] == "-1"
+    assert all(long not in r for r in engine.rounds)  # never sent to the engine
+    assert len(engine.rounds[0]) == 3  # q000, q002 and q003: the refused q001 takes no place in the group
+    late = [it["id"] for it in report.items if it["stop"] == "no time"]
+    assert late == [f"q{i:03d}" for i in range(4, 10)]  # the groups after the overrun: the fallback, not journaled
+    journal = next((tmp_path / "w").glob("generate/*/answers.jsonl")).read_text()
+    assert all(f'"{i}"' not in journal for i in late) and '"q000"' in journal and '"q001"' in journal
+    assert set(submission(tmp_path / "s.csv")[i] for i in late) == {"-1"}
