@@ -189,13 +189,14 @@ def _answer(root: Path, spec: GenerateSpec, rows: list[dict[str, str]], id_colum
         + (f"; {len(items) - len(pending)} refused (too long)" if len(pending) < len(items) else ""))
     probes, size = 0, max(1, options.batch_items or spec.batch_items)
     group: list[Item] = []
+    last = max((n for n, it in enumerate(items) if not it.refused), default=-1)  # the last item to sample
     for n, item in enumerate(items):
         if item.refused:
             _record(item, ItemReport(id=item.id, answer=spec.fallback_answer, prompt_tokens=len(item.prompt_ids),
                                      stop="refused", reason=item.refused, fallback=True), journal, sub, report, options)
             continue
         group.append(item)
-        if len(group) < size and any(not it.refused for it in items[n + 1:]):
+        if len(group) < size and n < last:
             continue
         if clock() >= end_s:
             for it in group:
