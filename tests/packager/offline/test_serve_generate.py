@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from packager.cli import main as ninefit
-from packager.generate import package_generative, parse_generative
+from packager.generate import parse_generative
 from packager.offline.notebook import build_notebook
 from runtime.errors import SpecError
 from runtime.manifest import Manifest
-from tests.fixtures.adder import adder_model, answers, write_project
+from tests.fixtures.adder import adder_model, answers, package_project
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -32,10 +32,8 @@ order = "random"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> tuple[Path, Path]:
     """(the bundle, the project) of the adder packaged with SERVE, 5 items."""
-    base = tmp_path_factory.mktemp("gen-served")
-    spec = write_project(base / "p", adder_model(tmp_path_factory.getbasetemp()), items=5, tables=SERVE)
-    package_generative(spec, base / "b")
-    return base / "b", base / "p"
+    return package_project(tmp_path_factory.mktemp("gen-served"), adder_model(tmp_path_factory.getbasetemp()),
+                           items=5, tables=SERVE)
 
 
 def test_the_spec_takes_a_serve_table_beside_a_causal_lm(served, tmp_path):

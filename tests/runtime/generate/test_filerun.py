@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from packager.generate import package_generative
 from runtime.bundle import open_bundle
 from runtime.generate import GenerateOptions, run_generation
 from runtime.generate.serve import GenerationPredictor
-from tests.fixtures.adder import adder_model, answers, submission, write_project
+from tests.fixtures.adder import adder_model, answers, package_project, submission
 from tests.fixtures.clock import FakeClock
 from tests.fixtures.fake_engine import FakeEngine
 
@@ -33,16 +32,8 @@ def model(tmp_path_factory) -> Path:
     return adder_model(tmp_path_factory.getbasetemp())
 
 
-def _package(tmp: Path, model: Path, **keys) -> tuple[Path, Path]:
-    project = tmp / "project"
-    spec = write_project(project, model, **keys)
-    bundle = tmp / "bundle"
-    package_generative(spec, bundle)
-    return bundle, project
-
-
 def test_the_bundle_packages_verifies_and_answers_every_row_before_a_tight_limit(tmp_path, model):
-    bundle, project = _package(tmp_path, model, items=15)
+    bundle, project = package_project(tmp_path, model, items=15)
     opened = open_bundle(bundle)  # every file checksummed, the model's folder included
     assert any(f.startswith("models/adder/") and f.endswith(".safetensors") for f in opened.manifest.files)
     assert "Verification" in (bundle / "report.md").read_text()
@@ -63,7 +54,7 @@ def test_the_bundle_packages_verifies_and_answers_every_row_before_a_tight_limit
 
 
 def test_a_tight_limit_on_a_fake_clock_answers_every_item_and_ends_by_it(tmp_path, model):
-    bundle, project = _package(tmp_path, model, items=20, extractor=r"\\boxed\{(\d+)\}")
+    bundle, project = package_project(tmp_path, model, items=20, extractor=r"\\boxed\{(\d+)\}")
     clock = FakeClock()
     engine = FakeEngine(clock, step_s=0.05, tokens=8, context_length=64)
     limit = 12.0  # 20 items, a round of 3 samples ~0.6 s: about two rounds per item
@@ -77,7 +68,7 @@ def test_a_tight_limit_on_a_fake_clock_answers_every_item_and_ends_by_it(tmp_pat
 
 
 def test_kill_9_resumes_without_answering_a_finished_item_again(tmp_path, model):
-    bundle, project = _package(tmp_path, model, items=40, samples=9, round_samples=1, agree=9)
+    bundle, project = package_project(tmp_path, model, items=40, samples=9, round_samples=1, agree=9)
     out = tmp_path / "submission.csv"
     journal_glob = "submission.ninefit-work/generate/*/answers.jsonl"
     cmd = [sys.executable, "-m", "runtime", "run", str(bundle), "--data", str(project / "data"), "--out", str(out),
@@ -111,7 +102,7 @@ def test_kill_9_resumes_without_answering_a_finished_item_again(tmp_path, model)
 
 
 def test_an_extractor_that_finds_nothing_gives_the_fallback(tmp_path, model):
-    bundle, project = _package(tmp_path, model, items=4, extractor=r"NEVER(\d+)", fallback_answer="42")
+    bundle, project = package_project(tmp_path, model, items=4, extractor=r"NEVER(\d+)", fallback_answer="42")
     out = tmp_path / "s.csv"
     report = run_generation(bundle, project / "data", out, GenerateOptions(progress=False))
     assert set(submission(out).values()) == {"42"}
@@ -122,7 +113,7 @@ def test_an_extractor_that_finds_nothing_gives_the_fallback(tmp_path, model):
 @pytest.mark.parametrize("too_long", ["refuse", "truncate"])
 def test_a_prompt_longer_than_the_context_is_refused_or_truncated(tmp_path, model, too_long):
     long = "1" * 70 + "+" + "2" * 70 + "="  # 142 tokens: the model's context is 64
-    bundle, project = _package(tmp_path, model, items=3, prompts={"q001": long}, too_long=too_long,
+    bundle, project = package_project(tmp_path, model, items=3, prompts={"q001": long}, too_long=too_long,
                                fallback_answer="-1")
     out = tmp_path / "s.csv"
     report = run_generation(bundle, project / "data", out, GenerateOptions(progress=False))
@@ -138,7 +129,7 @@ def test_a_prompt_longer_than_the_context_is_refused_or_truncated(tmp_path, mode
 def test_the_evaluation_api_shape_answers_one_item_per_call_within_its_deadline(tmp_path, model):
     import pandas as pd
 
-    bundle, project = _package(tmp_path, model, items=6)
+    bundle, project = package_project(tmp_path, model, items=6)
     predictor = GenerationPredictor(bundle, response_timeout_s=5.0, time_limit_s=300.0, expected_items=6)
     test = pd.read_csv(project / "data" / "test.csv", dtype=str)
     for n in range(len(test)):
@@ -155,7 +146,7 @@ def test_the_evaluation_api_shape_answers_one_item_per_call_within_its_deadline(
 def test_runtime_run_the_notebooks_call_runs_a_generative_bundle(tmp_path, model):
     import runtime
 
-    bundle, project = _package(tmp_path, model, items=4)
+    bundle, project = package_project(tmp_path, model, items=4)
     report = runtime.run(bundle, project / "data", tmp_path / "s.csv", runtime.RunOptions(time_limit_s=120.0,
                                                                                           progress=False))
     assert isinstance(report, runtime.RunReport) and report.rows == 4
@@ -178,7 +169,7 @@ def test_transformers_decodes_prompts_of_different_lengths_together_as_one_at_a_
 
 
 def test_items_answered_together_answer_every_row_before_the_limit(tmp_path, model):
-    bundle, project = _package(tmp_path, model, items=12, batch_items=4)
+    bundle, project = package_project(tmp_path, model, items=12, batch_items=4)
     out = tmp_path / "submission.csv"
     report = run_generation(bundle, project / "data", out, GenerateOptions(time_limit_s=40.0, progress=False))
     got, truth = submission(out), answers(project)
@@ -192,7 +183,7 @@ def test_items_answered_together_answer_every_row_before_the_limit(tmp_path, mod
 
 
 def test_a_crash_inside_a_group_resumes_from_the_groups_answered_before_it(tmp_path, model):
-    bundle, project = _package(tmp_path, model, items=12, batch_items=4, extractor=r"\\boxed\{(\d+)\}")
+    bundle, project = package_project(tmp_path, model, items=12, batch_items=4, extractor=r"\\boxed\{(\d+)\}")
     out = tmp_path / "s.csv"
     options = GenerateOptions(time_limit_s=600.0, progress=False, work_dir=tmp_path / "work")
 
@@ -220,7 +211,7 @@ def test_a_crash_inside_a_group_resumes_from_the_groups_answered_before_it(tmp_p
 
 def test_groups_skip_a_refused_item_and_leave_items_without_time_to_a_rerun(tmp_path, model):
     long = "1" * 70 + "+" + "2" * 70 + "="  # refused: over the context
-    bundle, project = _package(tmp_path, model, items=10, batch_items=3, prompts={"q001": long},
+    bundle, project = package_project(tmp_path, model, items=10, batch_items=3, prompts={"q001": long},
                                extractor=r"\\boxed\{(\d+)\}", fallback_answer="-1")
 
     class NoHardStop(FakeEngine):  # as vLLM: a round runs to its end, whatever the time left

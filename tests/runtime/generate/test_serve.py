@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from packager.generate import package_generative
 from runtime.generate.serve import CALL_MARGIN_S, CALL_MARGIN_SHARE, GenerationPredictor
-from tests.fixtures.adder import adder_model, write_project
+from tests.fixtures.adder import adder_model, package_project
 
 pd = pytest.importorskip("pandas")
 pytestmark = pytest.mark.timeout(900)
@@ -28,10 +27,8 @@ expected_rows = 6
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> tuple[Path, Path]:
-    base = tmp_path_factory.mktemp("gen-serve")
-    spec = write_project(base / "p", adder_model(tmp_path_factory.getbasetemp()), items=6, tables=SERVE)
-    package_generative(spec, base / "b")
-    return base / "b", base / "p"
+    return package_project(tmp_path_factory.mktemp("gen-serve"), adder_model(tmp_path_factory.getbasetemp()),
+                           items=6, tables=SERVE)
 
 
 def test_a_call_of_several_rows_answers_each_in_the_sample_slices_shape(bundle, tmp_path):
