@@ -38,6 +38,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.fixtures.models import train_classifier  # noqa: E402
+
 GOALS = {"cnn": 1.3, "encoder": 1.8, "mlp": 1.8}
 
 
@@ -49,20 +51,6 @@ def _digits():
     rng = np.random.default_rng(0)
     order = rng.permutation(len(x))
     return x[order], d.target[order]
-
-
-def _train(model, x, y, epochs: int, lr: float = 2e-3):
-    import torch
-
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
-    model.train()
-    for _ in range(epochs):
-        for i in range(0, len(xt), 64):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(xt[i:i + 64]), yt[i:i + 64]).backward()
-            opt.step()
-    return model.eval()
 
 
 def make_cnn(rows: int):
@@ -91,7 +79,7 @@ def make_cnn(rows: int):
     img = torch.nn.functional.interpolate(torch.from_numpy(x.reshape(-1, 1, 8, 8)), size=32, mode="bilinear")
     img = img.repeat(1, 3, 1, 1).numpy()
     n_train = len(x) - rows
-    _train(net, img[:n_train], y[:n_train], epochs=2)
+    train_classifier(net, img[:n_train], y[:n_train], epochs=2, lr=2e-3)
     return net, {"x": img[:1]}, {"x": img[n_train:]}, {"x": img[:128]}
 
 
@@ -101,7 +89,7 @@ def make_mlp(rows: int):
     net = nn.Sequential(nn.Linear(64, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10))
     x, y = _digits()
     n_train = len(x) - rows
-    _train(net, x[:n_train], y[:n_train], epochs=8)
+    train_classifier(net, x[:n_train], y[:n_train], epochs=8, lr=2e-3)
     return net, {"x": x[:1]}, {"x": x[n_train:]}, {"x": x[:128]}
 
 

@@ -19,6 +19,7 @@ from packager.cli import main
 from runtime.backends import available
 from runtime.manifest import Manifest
 from tests.cli_checks import fails_cleanly
+from tests.fixtures.models import train_classifier
 from tests.fixtures.modules import load_module
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
@@ -79,34 +80,21 @@ def variant(name: str, **keys) -> str:
     return f'\n  [[model.variant]]\n  name = "{name}"\n{body}'
 
 
-def _train(model, epochs: int = 6):
-    import numpy as np
-    import torch
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x, y = torch.from_numpy(d.data.astype(np.float32)), torch.from_numpy(d.target.astype(np.int64))
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(epochs):
-        for i in range(0, len(x), 64):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x[i:i + 64]), y[i:i + 64]).backward()
-            opt.step()
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def work(digits_dir, tmp_path_factory) -> Path:
     """The digits example with an encoder and an outlier model trained beside its CNN and MLP."""
+    import numpy as np
     import torch
+    from sklearn.datasets import load_digits
 
     d = tmp_path_factory.mktemp("cpu_rungs") / "digits"
     shutil.copytree(digits_dir, d)
     (d / "archs.py").write_text(ARCHS)
     archs = load_module(d, "archs")  # by its path: test_fp16's archs.py may be cached under the same name
+    digits = load_digits()
     torch.manual_seed(0)
     for kind in ("encoder", "outlier"):
-        model = _train(archs.make(kind))
+        model = train_classifier(archs.make(kind), digits.data.astype(np.float32), digits.target, epochs=6, lr=3e-3)
         if kind == "outlier":  # the huge unit: 1e4 at inference, read by no output (its weights zero)
             model.outlier.fill_(1e4)
             with torch.no_grad():
